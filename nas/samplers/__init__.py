@@ -1,0 +1,16 @@
+"""Optuna samplers for architecture search.
+
+Public API:
+
+- :class:`RegularizedEvolutionSampler`: aging evolution (Real et al. 2019) over categorical,
+  int and float parameters.
+- :class:`DeduplicatingSampler`: wraps any sampler so that it does not propose a parameter set
+  equivalent (by a user key, e.g. :func:`nas.tabular.cell_key`) to one already tried.
+"""
+
+from __future__ import annotations
+
+from nas.samplers._dedup import DeduplicatingSampler
+from nas.samplers._evolution import RegularizedEvolutionSampler
+
+__all__ = ["DeduplicatingSampler", "RegularizedEvolutionSampler"]

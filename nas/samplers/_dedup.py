@@ -1,0 +1,139 @@
+"""A sampler wrapper that avoids parameter sets equivalent to ones already tried.
+
+Many parameter sets describe the same network (a NAS-Bench-201 cell with a dangling edge, two
+ops that commute, ...). A search that proposes them again learns nothing; a dedup cache makes
+them free but the sampler still wastes a proposal. :class:`DeduplicatingSampler` asks its base
+sampler for a full parameter set, computes its key with a user function, and asks again (up to
+``max_retries`` times) while the key belongs to a trial that is complete, running or waiting.
+
+Contract: the base sampler's own relative sampling is kept; parameters it leaves out are filled
+by its ``sample_independent`` before the key is computed, so every base sampler works (random,
+TPE with or without ``multivariate``, regularized evolution, ...). Only parameters in the
+intersection search space of completed trials (plus the base sampler's relative space) are
+deduplicated; others are sampled by the base sampler as usual. All bookkeeping is read from the
+study, so several processes sharing one storage see each other's keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from optuna.samplers import BaseSampler
+from optuna.search_space import IntersectionSearchSpace
+from optuna.trial import TrialState
+
+from nas.errors import ConfigError
+from nas.samplers._evolution import fixed_params
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from optuna.distributions import BaseDistribution
+    from optuna.study import Study
+    from optuna.trial import FrozenTrial
+
+__all__ = ["DeduplicatingSampler"]
+
+#: ``key(params)`` returns the equivalence key of a parameter set, or ``None`` when the
+#: parameters are not enough to tell (such sets are never treated as duplicates).
+KeyFunction = Callable[[Mapping[str, Any]], Hashable | None]
+
+_SEEN_STATES = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING, TrialState.PRUNED)
+
+
+class DeduplicatingSampler(BaseSampler):
+    """Wrap ``base`` so that it skips parameter sets whose key was already tried.
+
+    Args:
+        base: the sampler that proposes parameters.
+        key: maps a full parameter set to its equivalence key (or ``None``, see ``KeyFunction``).
+        max_retries: how many extra proposals to ask for before accepting a duplicate (which a
+            dedup cache then answers at no cost).
+
+    Raises:
+        ConfigError: if ``max_retries`` is negative.
+    """
+
+    def __init__(self, base: BaseSampler, key: KeyFunction, *, max_retries: int = 50):
+        if max_retries < 0:
+            raise ConfigError(f"max_retries must be at least 0, got {max_retries}")
+        self.base = base
+        self.key = key
+        self.max_retries = max_retries
+        self._search_space = IntersectionSearchSpace()
+
+    def __str__(self) -> str:
+        return f"Deduplicating({self.base})"
+
+    def seen_keys(self, study: Study, exclude: int | None = None) -> set[Hashable]:
+        """Keys of trials that are complete, pruned, running or waiting (except ``exclude``)."""
+        keys: set[Hashable] = set()
+        for t in study._get_trials(deepcopy=False, states=_SEEN_STATES, use_cache=False):
+            if t.number == exclude:
+                continue
+            params = {**t.params, **fixed_params(t)}
+            k = self.key(params)
+            if k is not None:
+                keys.add(k)
+        return keys
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        base_space = self.base.infer_relative_search_space(study, trial)
+        return {**self._search_space.calculate(study), **base_space}
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        # The base sampler's own relative space (a subset of ``search_space``), recomputed here
+        # rather than kept from infer_relative_search_space so that threads may share self.
+        base_space = self.base.infer_relative_search_space(study, trial)
+        fixed = fixed_params(trial)
+        if not search_space or set(fixed).issuperset(search_space):
+            return self.base.sample_relative(study, trial, base_space)
+        seen = self.seen_keys(study, exclude=trial.number)
+        params: dict[str, Any] = {}
+        for _ in range(self.max_retries + 1):
+            params = self._propose(study, trial, search_space, base_space)
+            if self.key({**params, **fixed}) not in seen:
+                break
+        return {name: value for name, value in params.items() if name not in fixed}
+
+    def _propose(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        search_space: dict[str, BaseDistribution],
+        base_space: dict[str, BaseDistribution],
+    ) -> dict[str, Any]:
+        params = dict(self.base.sample_relative(study, trial, base_space))
+        for name, dist in search_space.items():
+            if name not in params:
+                params[name] = self.base.sample_independent(study, trial, name, dist)
+        return params
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self.base.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self.base.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self.base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.base.reseed_rng()
