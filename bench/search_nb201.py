@@ -36,7 +36,7 @@ import optuna
 if __package__ in (None, ""):  # run as a script from a checkout: make `nas` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nas.samplers import DeduplicatingSampler, RegularizedEvolutionSampler
+from nas.samplers import DeduplicatingSampler, LocalSearchSampler, RegularizedEvolutionSampler
 from nas.tabular import DATASETS, Cell, NB201Objective, NB201Table, cell_key, suggest_cell
 
 TOP_K = 16  # the top 0.1% of 15,625 cells
@@ -91,6 +91,13 @@ def configs(args: argparse.Namespace) -> dict[str, Config]:
             Config("tpe+dedup", lambda seed: _dedup(s.TPESampler(seed=seed))),
             Config("rea+dedup", lambda seed: _dedup(_rea(seed))),
             Config("rea+dedup+seeds", lambda seed: _dedup(_rea(seed)), seeds=True),
+            Config("ls+key", lambda seed: LocalSearchSampler(key=cell_key, seed=seed)),
+            Config("ls+key+seeds", lambda seed: LocalSearchSampler(
+                key=cell_key, n_startup_trials=len(SEED_CELLS), seed=seed), seeds=True),
+            Config("gls+key", lambda seed: LocalSearchSampler(key=cell_key, guided=True, seed=seed)),
+            Config("gls+key+seeds", lambda seed: LocalSearchSampler(
+                key=cell_key, guided=True, n_startup_trials=len(SEED_CELLS), seed=seed), seeds=True),
+            Config("tpe-mv+dedup", lambda seed: _dedup(s.TPESampler(seed=seed, multivariate=True))),
         ]
     }
 

@@ -4,6 +4,7 @@ Public API:
 
 - :class:`RegularizedEvolutionSampler`: aging evolution (Real et al. 2019) over categorical,
   int and float parameters.
+- :class:`LocalSearchSampler`: best-first local search over one-parameter changes.
 - :class:`DeduplicatingSampler`: wraps any sampler so that it does not propose a parameter set
   equivalent (by a user key, e.g. :func:`nas.tabular.cell_key`) to one already tried.
 """
@@ -12,5 +13,6 @@ from __future__ import annotations
 
 from nas.samplers._dedup import DeduplicatingSampler
 from nas.samplers._evolution import RegularizedEvolutionSampler
+from nas.samplers._local import LocalSearchSampler
 
-__all__ = ["DeduplicatingSampler", "RegularizedEvolutionSampler"]
+__all__ = ["DeduplicatingSampler", "LocalSearchSampler", "RegularizedEvolutionSampler"]
