@@ -1,0 +1,49 @@
+"""nas: neural architecture search over a YAML genotype language.
+
+The public API::
+
+    g = nas.load_genotype("genotypes/resnet18.yaml", width=32)   # or YAML text, or a zoo name
+    g.dump(), g.hash, g.with_params(depths=[1, 1, 1, 1])
+    stats = nas.analyze(g)            # params, MACs, shapes, memory: no torch needed
+    model = nas.build_model(g)        # a torch.nn.Module (a torch.fx.GraphModule)
+
+Torch is imported only when a model is built.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from nas.errors import ConfigError, GenotypeError, NasError
+from nas.genotype import Genotype, load_genotype, zoo_dir
+
+if TYPE_CHECKING:
+    from nas.analysis import Stats, analyze
+    from nas.build import build_model
+
+__all__ = [
+    "ConfigError",
+    "Genotype",
+    "GenotypeError",
+    "NasError",
+    "Stats",
+    "analyze",
+    "build_model",
+    "load_genotype",
+    "zoo_dir",
+]
+
+_LAZY = {
+    "analyze": "nas.analysis",
+    "Stats": "nas.analysis",
+    "build_model": "nas.build",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nas' has no attribute '{name}'")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,168 @@
+"""Static analysis of a genotype: shapes, parameters, MACs and activation memory, without torch.
+
+Figures come from each primitive's static rule (:meth:`nas.ops.Op.infer`) on the expanded
+graph, so they equal what the built module has: the parameter count is exact, MACs count
+convolutions and linear layers (torchvision's convention), and memory figures are for one
+sample in float32 (multiply by the batch size).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from nas.genotype import Genotype
+
+if TYPE_CHECKING:
+    import networkx as nx
+    import pandas as pd
+
+__all__ = ["Stats", "NodeStats", "analyze"]
+
+BYTES_PER_ELEMENT = 4
+
+
+@dataclass(frozen=True)
+class NodeStats:
+    """Figures for one primitive."""
+
+    path: str
+    op: str
+    args: dict[str, Any]
+    input_shapes: tuple[tuple[int, ...], ...]
+    output_shape: tuple[int, ...]
+    params: int
+    macs: int
+
+    @property
+    def activations(self) -> int:
+        """Elements of the output (one sample)."""
+        return math.prod(self.output_shape)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What :func:`analyze` reports. ``nodes`` lists primitives in execution order."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    output_shapes: tuple[tuple[int, ...], ...]
+    params: int
+    macs: int
+    activation_bytes: int
+    peak_activation_bytes: int
+    nodes: tuple[NodeStats, ...] = field(repr=False)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of the (first) output, without the batch dimension."""
+        return self.output_shapes[0]
+
+    @cached_property
+    def per_node(self) -> pd.DataFrame:
+        """One row per primitive: path, op, args, input/output shapes, params, MACs,
+        activations (elements)."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [
+                {
+                    "path": n.path,
+                    "op": n.op,
+                    "args": _format_args(n.args),
+                    "input_shapes": n.input_shapes,
+                    "output_shape": n.output_shape,
+                    "params": n.params,
+                    "macs": n.macs,
+                    "activations": n.activations,
+                }
+                for n in self.nodes
+            ]
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Totals as plain JSON-ready data."""
+        return {
+            "name": self.name,
+            "input_shape": list(self.input_shape),
+            "output_shape": list(self.output_shape),
+            "output_shapes": [list(s) for s in self.output_shapes],
+            "params": self.params,
+            "macs": self.macs,
+            "activation_bytes": self.activation_bytes,
+            "peak_activation_bytes": self.peak_activation_bytes,
+            "primitives": len(self.nodes),
+        }
+
+
+def _format_args(args: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in args.items() if v is not None)
+
+
+def analyze(genotype: Genotype) -> Stats:
+    """Static figures for ``genotype`` (expanding it if not yet done).
+
+    Raises :class:`nas.GenotypeError` when the genotype does not expand.
+    """
+    graph = genotype.graph
+    nodes = []
+    for path, data in graph.nodes(data=True):
+        if data["op"] == "input":
+            continue
+        nodes.append(
+            NodeStats(
+                path=path,
+                op=data["op"],
+                args=data["args"],
+                input_shapes=tuple(graph.nodes[s]["shape"] for s in data["inputs"]),
+                output_shape=data["shape"],
+                params=data["params"],
+                macs=data["macs"],
+            )
+        )
+    stored = sum(n.activations for n in nodes if n.op != "identity")
+    return Stats(
+        name=genotype.name,
+        input_shape=graph.nodes["input"]["shape"],
+        output_shapes=tuple(graph.nodes[o]["shape"] for o in graph.graph["outputs"]),
+        params=sum(n.params for n in nodes),
+        macs=sum(n.macs for n in nodes),
+        activation_bytes=stored * BYTES_PER_ELEMENT,
+        peak_activation_bytes=_peak_elements(graph) * BYTES_PER_ELEMENT,
+        nodes=tuple(nodes),
+    )
+
+
+def _peak_elements(graph: nx.DiGraph) -> int:
+    """Peak of live activations in inference, running nodes in insertion (topological) order
+    and freeing each output after its last reader. Identity nodes share their input's memory."""
+    order = list(graph.nodes)
+    position = {node: index for index, node in enumerate(order)}
+    outputs = set(graph.graph["outputs"])
+
+    def owner(node: str) -> str:
+        while graph.nodes[node]["op"] == "identity":
+            node = graph.nodes[node]["inputs"][0]
+        return node
+
+    last_read: dict[str, int] = {}
+    for node in order:
+        for source in graph.nodes[node]["inputs"]:
+            root = owner(source)
+            last_read[root] = max(last_read.get(root, 0), position[node])
+    for node in outputs:
+        last_read[owner(node)] = len(order)
+    live = peak = 0
+    frees: dict[int, int] = {}
+    for index, node in enumerate(order):
+        data = graph.nodes[node]
+        if data["op"] != "identity":
+            size = math.prod(data["shape"])
+            live += size
+            peak = max(peak, live)
+            free_at = last_read.get(node, index)
+            frees[free_at] = frees.get(free_at, 0) + size
+        live -= frees.pop(index, 0)
+    return peak

@@ -1,0 +1,49 @@
+"""The ``nas`` command: argument parsing and printing only.
+
+Each command lives in a module of this package that defines ``register(subparsers)``; the
+parser it adds sets ``run`` to a function taking the parsed arguments and returning an exit
+status. User errors (:class:`nas.errors.NasError`) are printed as one line on stderr with exit
+status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from nas.errors import NasError
+
+# Modules are imported when the parser is built; keep their top level free of heavy imports
+# (torch, pandas, optuna): `nas summary` must start quickly.
+_COMMAND_MODULES = (
+    "nas.cli._genotype",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nas", description="Neural architecture search over YAML genotypes."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.run(args)
+    except NasError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""The genotype language: parse, validate, dump, hash and expand to a primitive DAG.
+
+Does not import torch.
+"""
+
+from nas.genotype._expand import LIMITS, Limits, expand, graph_hash
+from nas.genotype._expr import MATH_FUNCTIONS, parse_expression
+from nas.genotype._model import BlockDef, Genotype, Statement, load_genotype, zoo_dir
+
+__all__ = [
+    "LIMITS",
+    "MATH_FUNCTIONS",
+    "BlockDef",
+    "Genotype",
+    "Limits",
+    "Statement",
+    "expand",
+    "graph_hash",
+    "load_genotype",
+    "parse_expression",
+    "zoo_dir",
+]

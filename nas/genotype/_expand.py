@@ -1,0 +1,402 @@
+"""Expansion: a :class:`Genotype` becomes a ``networkx.DiGraph`` of primitives.
+
+Nodes are keyed by their hierarchical path (``layer1.0.conv0``); the network input is the node
+``input``. Every node carries ``op`` (registered name), ``args`` (all arguments, resolved),
+``shape`` (output shape without the batch dimension), ``params``, ``macs`` and ``inputs`` (the
+ordered source nodes; edges carry the same information for graph algorithms). The graph
+attribute ``outputs`` lists the output nodes.
+
+Expansion checks everything the parser could not: names, argument types, shapes, recursion,
+and the size limits (:class:`Limits`), counting as it goes so a hostile file fails fast
+instead of exhausting memory. The graph is acyclic by construction.
+"""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from nas import ops
+from nas.errors import GenotypeError
+from nas.genotype._expr import MATH_FUNCTIONS, Scope, call_math, parse_expression
+from nas.genotype._model import FORMS, BlockDef, Genotype, Statement
+
+__all__ = ["Limits", "LIMITS", "Layer", "expand", "graph_hash", "evaluate_input"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that keep expansion of any file fast and small."""
+
+    max_nodes: int = 50_000
+    max_depth: int = 32
+    max_repeat: int = 1_000
+    max_params: int = 4_000_000_000
+    max_activation: int = 1 << 31  # elements of one node's output (one sample)
+
+
+LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Layer:
+    """An op, block or form applied to arguments, not yet to inputs."""
+
+    name: str
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    applied: bool = False
+
+
+class _Scope(Scope):
+    def __init__(self, expander: _Expander, local: Mapping[str, Any], shapes: Sequence[tuple] | None):
+        self.expander = expander
+        self.local = local
+        self.shapes = shapes
+
+    def lookup(self, name: str) -> Any:
+        if name in self.local:
+            return self.local[name]
+        if name in ("cin", "hin", "win"):
+            if not self.shapes:
+                raise GenotypeError(f"'{name}' is only defined where there is an input")
+            shape = self.shapes[0]
+            index = ("cin", "hin", "win").index(name)
+            if index >= len(shape):
+                raise GenotypeError(f"'{name}': the input {shape} has no such dimension")
+            return shape[index]
+        params = self.expander.genotype.params
+        if name in params:
+            value = params[name]
+            return list(value) if isinstance(value, tuple) else value
+        if self.expander.callable_name(name):
+            return Layer(self.expander.callable_name(name))
+        if name in MATH_FUNCTIONS:
+            raise GenotypeError(f"'{name}' is a function; call it")
+        raise GenotypeError(f"unknown name '{name}'")
+
+    def call(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        if name in MATH_FUNCTIONS and name not in self.local:
+            return call_math(name, args, kwargs)
+        try:
+            target = self.lookup(name)
+        except GenotypeError:
+            raise GenotypeError(
+                f"'{name}' is not an op or block (ops: {', '.join(ops.names())}; "
+                f"blocks: {', '.join(sorted(self.expander.genotype.blocks)) or 'none'})"
+            ) from None
+        layer = self.expander.as_layer(target, strict=False)
+        if layer is None:
+            raise GenotypeError(f"'{name}' is {target!r}, not an op or block, and cannot be called")
+        if layer.applied:
+            raise GenotypeError(f"'{name}' already has its arguments")
+        return Layer(layer.name, tuple(args), tuple(kwargs.items()), applied=True)
+
+
+def _callee(expr: str) -> str:
+    node = ast.parse(expr, mode="eval").body
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        return node.func.id
+    if isinstance(node, ast.Name):
+        return node.id
+    return "node"
+
+
+class _Expander:
+    def __init__(self, genotype: Genotype, limits: Limits):
+        self.genotype = genotype
+        self.limits = limits
+        self.graph = nx.DiGraph()
+        self.stack: list[str] = []
+        self.total_params = 0
+
+    # -------------------------------------------------------------- names
+
+    def callable_name(self, name: str) -> str | None:
+        if name in self.genotype.blocks or name in FORMS:
+            return name
+        return ops.canonical_name(name)
+
+    def as_layer(self, value: Any, *, strict: bool = True) -> Layer | None:
+        if isinstance(value, Layer):
+            return value
+        if isinstance(value, str):
+            name = self.callable_name(value)
+            if name is not None:
+                return Layer(name)
+            if strict:
+                raise GenotypeError(
+                    f"unknown op or block '{value}' (ops: {', '.join(ops.names())}; "
+                    f"blocks: {', '.join(sorted(self.genotype.blocks)) or 'none'})"
+                )
+        if strict:
+            raise GenotypeError(f"expected an op or block, got {value!r}")
+        return None
+
+    # -------------------------------------------------------------- bodies
+
+    def body(
+        self,
+        statements: Sequence[Statement],
+        inputs: Mapping[str, str],
+        prefix: str,
+        local: Mapping[str, Any],
+    ) -> tuple[str, dict[str, str | None]]:
+        names = self._name_statements(statements, set(inputs))
+        first_input = next(iter(inputs))
+        deps: dict[str, tuple[str, ...]] = {}
+        for index, (name, statement) in enumerate(zip(names, statements)):
+            if statement.inputs is not None:
+                deps[name] = statement.inputs
+            else:
+                deps[name] = (names[index - 1],) if index else (first_input,)
+            for dep in deps[name]:
+                if dep not in inputs and dep not in deps and dep not in names:
+                    known = ", ".join([*inputs, *names[:index]])
+                    raise GenotypeError(
+                        f"input '{dep}' does not exist (known: {known})", path=prefix + name
+                    )
+        order = self._order(names, deps, prefix)
+        env: dict[str, str | None] = dict(inputs)
+        by_name = dict(zip(names, statements))
+        for name in order:
+            path = prefix + name
+            sources = []
+            for dep in deps[name]:
+                if env[dep] is None:
+                    raise GenotypeError(f"input '{dep}' is absent (its expression gave None)", path=path)
+                sources.append(env[dep])
+            shapes = [self.graph.nodes[s]["shape"] for s in sources]
+            try:
+                value = parse_expression(by_name[name].expr).evaluate(_Scope(self, local, shapes))
+            except GenotypeError as error:
+                raise error.located(path=path)
+            env[name] = None if value is None else self.apply(value, sources, path, local)
+        output = "out" if "out" in by_name else names[-1]
+        if env[output] is None:
+            raise GenotypeError(f"the output node '{output}' is absent", path=prefix + output)
+        return env[output], env  # type: ignore[return-value]
+
+    @staticmethod
+    def _name_statements(statements: Sequence[Statement], taken: set[str]) -> list[str]:
+        explicit = {s.name for s in statements if s.name is not None}
+        used = taken | explicit
+        counters: dict[str, int] = {}
+        names = []
+        for statement in statements:
+            if statement.name is not None:
+                names.append(statement.name)
+                continue
+            callee = _callee(statement.expr)
+            while True:
+                count = counters.get(callee, 0)
+                counters[callee] = count + 1
+                candidate = f"{callee}{count}"
+                if candidate not in used:
+                    break
+            used.add(candidate)
+            names.append(candidate)
+        return names
+
+    @staticmethod
+    def _order(names: list[str], deps: Mapping[str, tuple[str, ...]], prefix: str) -> list[str]:
+        graph = nx.DiGraph()
+        graph.add_nodes_from(names)
+        graph.add_edges_from((dep, name) for name in names for dep in deps[name] if dep in deps)
+        try:
+            return list(nx.lexicographical_topological_sort(graph, key=names.index))
+        except nx.NetworkXUnfeasible:
+            cycle = [edge[0] for edge in nx.find_cycle(graph)]
+            chain = " -> ".join([*cycle, cycle[0]])
+            raise GenotypeError(f"cycle: {chain}", path=prefix + cycle[0]) from None
+
+    # -------------------------------------------------------------- layers
+
+    def apply(self, value: Any, sources: list[str], path: str, local: Mapping[str, Any]) -> str:
+        layer = self.as_layer(value)
+        try:
+            if layer.name in FORMS:
+                return self.form(layer, sources, path, local)
+            if layer.name in self.genotype.blocks:
+                return self.block(self.genotype.blocks[layer.name], layer, sources, path)
+            return self.op(layer, sources, path)
+        except GenotypeError as error:
+            raise error.located(path=path)
+
+    def op(self, layer: Layer, sources: list[str], path: str) -> str:
+        op = ops.get(layer.name)
+        op.check_inputs(len(sources))
+        plain = lambda v: v.name if isinstance(v, Layer) and not v.applied else v  # noqa: E731
+        args = op.bind([plain(a) for a in layer.args], {k: plain(v) for k, v in layer.kwargs})
+        shapes = [self.graph.nodes[s]["shape"] for s in sources]
+        info = op.infer(args, shapes)
+        self._count(info.params, info.shape)
+        self.graph.add_node(
+            path, op=op.name, args=args, shape=tuple(info.shape), params=info.params,
+            macs=info.macs, inputs=tuple(sources),
+        )
+        for port, source in enumerate(sources):
+            self.graph.add_edge(source, path, port=port)
+        return path
+
+    def _count(self, params: int, shape: tuple) -> None:
+        limits = self.limits
+        if self.graph.number_of_nodes() >= limits.max_nodes:
+            raise GenotypeError(f"network has more than {limits.max_nodes} primitives (the size limit)")
+        self.total_params += params
+        if self.total_params > limits.max_params:
+            raise GenotypeError(f"network has more than {limits.max_params:,} parameters (the size limit)")
+        elements = 1
+        for dim in shape:
+            elements *= dim
+        if elements > limits.max_activation:
+            raise GenotypeError(f"output {shape} has more than {limits.max_activation:,} elements (the size limit)")
+
+    def block(self, block: BlockDef, layer: Layer, sources: list[str], path: str) -> str:
+        if block.name in self.stack:
+            chain = " -> ".join([*self.stack[self.stack.index(block.name):], block.name])
+            raise GenotypeError(f"block references itself: {chain}")
+        if len(self.stack) >= self.limits.max_depth:
+            raise GenotypeError(f"blocks nested deeper than {self.limits.max_depth}")
+        if len(sources) != len(block.inputs):
+            raise GenotypeError(f"block '{block.name}' takes {len(block.inputs)} input(s), got {len(sources)}")
+        arg_names = [name for name, _ in block.args]
+        if len(layer.args) > len(arg_names):
+            raise GenotypeError(
+                f"block '{block.name}' takes at most {len(arg_names)} positional arguments, got {len(layer.args)}"
+            )
+        given = dict(zip(arg_names, layer.args))
+        for key, value in layer.kwargs:
+            if key not in arg_names:
+                raise GenotypeError(
+                    f"{block.name}: unknown argument '{key}' (valid: {', '.join(arg_names) or 'none'})"
+                )
+            if key in given:
+                raise GenotypeError(f"{block.name}: argument '{key}' given twice")
+            given[key] = value
+        shapes = [self.graph.nodes[s]["shape"] for s in sources]
+        local: dict[str, Any] = {}
+        for name, default in block.args:
+            if name in given:
+                local[name] = given[name]
+            elif default is ops.REQUIRED:
+                raise GenotypeError(f"{block.name}: missing argument '{name}'")
+            elif isinstance(default, str):
+                local[name] = parse_expression(default).evaluate(_Scope(self, local, shapes))
+            else:
+                local[name] = list(default) if isinstance(default, tuple) else default
+        self.stack.append(block.name)
+        try:
+            output, _ = self.body(block.nodes, dict(zip(block.inputs, sources)), path + ".", local)
+        finally:
+            self.stack.pop()
+        return output
+
+    def form(self, layer: Layer, sources: list[str], path: str, local: Mapping[str, Any]) -> str:
+        if layer.kwargs and layer.name == "seq":
+            raise GenotypeError("seq takes no keyword arguments")
+        if layer.name == "repeat":
+            names = ("n", "first", "rest")
+            given = dict(zip(names, layer.args))
+            for key, value in layer.kwargs:
+                if key not in names or key in given:
+                    raise GenotypeError(f"repeat: unexpected argument '{key}' (valid: n, first, rest)")
+                given[key] = value
+            if "n" not in given or "first" not in given:
+                raise GenotypeError("repeat needs a count and a layer: repeat(n, first, rest=first)")
+            count = given["n"]
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise GenotypeError(f"repeat count must be a non-negative integer, got {count!r}")
+            if count > self.limits.max_repeat:
+                raise GenotypeError(f"repeat count {count} exceeds the limit of {self.limits.max_repeat}")
+            first = given["first"]
+            rest = given.get("rest", first)
+            layers = [first] + [rest] * (count - 1) if count else []
+        else:
+            layers = list(layer.args)
+        if not layers:
+            if len(sources) != 1:
+                raise GenotypeError(f"an empty {layer.name} takes 1 input, got {len(sources)}")
+            return sources[0]
+        current = sources
+        for index, item in enumerate(layers):
+            current = [self.apply(item, current, f"{path}.{index}", local)]
+        return current[0]
+
+
+def evaluate_input(genotype: Genotype) -> tuple[int, ...]:
+    """The genotype's input shape with expressions evaluated against its parameters."""
+    expander = _Expander(genotype, LIMITS)
+    shape = []
+    for index, item in enumerate(genotype.input):
+        if isinstance(item, str):
+            try:
+                item = parse_expression(item).evaluate(_Scope(expander, {}, None))
+            except GenotypeError as error:
+                raise error.located(file=genotype.source, path=f"input[{index}]")
+        if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= 1 << 16:
+            raise GenotypeError(f"expected a positive integer, got {item!r}", file=genotype.source, path=f"input[{index}]")
+        shape.append(item)
+    return tuple(shape)
+
+
+def expand(genotype: Genotype, limits: Limits = LIMITS) -> nx.DiGraph:
+    """Expand ``genotype`` into its primitive DAG. Raises :class:`GenotypeError` located at
+    the node path where expansion failed."""
+    expander = _Expander(genotype, limits)
+    graph = expander.graph
+    graph.add_node("input", op="input", args={}, shape=genotype.input_shape, params=0, macs=0, inputs=())
+    try:
+        output, env = expander.body(genotype.network, {"in": "input"}, "", {})
+    except GenotypeError as error:
+        raise error.located(file=genotype.source)
+    outputs = [output]
+    if genotype.outputs is not None:
+        outputs = []
+        for name in genotype.outputs:
+            if name not in env:
+                raise GenotypeError(f"'{name}' is not a node of the network", file=genotype.source, path="outputs")
+            if env[name] is not None:
+                outputs.append(env[name])
+        if not outputs:
+            raise GenotypeError("every output is absent", file=genotype.source, path="outputs")
+    graph.graph["outputs"] = outputs
+    graph.graph["name"] = genotype.name
+    _derive_bias(graph)
+    return graph
+
+
+def _derive_bias(graph: nx.DiGraph) -> None:
+    """Resolve ``bias`` left unset on convolutions: off when every reader is a batch norm."""
+    outputs = set(graph.graph["outputs"])
+    for node, data in graph.nodes(data=True):
+        if data["op"] != "conv" or data["args"]["bias"] is not None:
+            continue
+        readers = list(graph.successors(node))
+        bias = node in outputs or not readers or any(graph.nodes[r]["op"] != "bn" for r in readers)
+        data["args"] = {**data["args"], "bias": bias}
+        shapes = [graph.nodes[s]["shape"] for s in data["inputs"]]
+        data["params"] = ops.get("conv").infer(data["args"], shapes).params
+
+
+def graph_hash(graph: nx.DiGraph, iterations: int = 4) -> str:
+    """Weisfeiler-Lehman hash of the primitive graph, invariant to node names."""
+    labelled = nx.DiGraph()
+    outputs = graph.graph.get("outputs", [])
+    for node, data in graph.nodes(data=True):
+        args = ",".join(f"{k}={data['args'][k]!r}" for k in sorted(data["args"]))
+        marker = f"out{outputs.index(node)}" if node in outputs else ""
+        labelled.add_node(node, label=f"{data['op']}({args}){data['shape']}{marker}")
+    for source, target, data in graph.edges(data=True):
+        commutative = graph.nodes[target]["op"] == "input" or ops.get(graph.nodes[target]["op"]).commutative
+        labelled.add_edge(source, target, port="" if commutative else str(data["port"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # networkx notes a 3.5 change for DiGraphs
+        return nx.weisfeiler_lehman_graph_hash(
+            labelled, node_attr="label", edge_attr="port", iterations=iterations, digest_size=16
+        )

@@ -1,0 +1,617 @@
+"""The genotype: typed, immutable data parsed from YAML, and its canonical dump.
+
+A genotype file has these keys (only ``network`` is required)::
+
+    name: resnet18                    # defaults to the file name
+    meta: {paper: ..., year: 2015}    # free-form facts, kept as they are
+    input: [3, 224, 224]              # C, H, W; items may be expressions over params
+    imports: [lib/resnet.yaml]        # files whose blocks this genotype uses
+    params: {width: 64, block: basic} # the knobs: names with default values
+    scaling: {depth: [depths], width: [widths]}   # params that compound scaling multiplies
+    outputs: [out, aux]               # extra outputs (default: the network's output only)
+    blocks:                           # parameterised sub-graphs
+      basic:
+        args: {c: required, s: 1}     # defaults may be expressions
+        inputs: [in]                  # the default; DARTS-like cells take two
+        nodes:                        # a mapping (a DAG) or a list (a chain)
+          a: conv(c, s=s) <- in
+          b: bn
+          ...
+    network: [...]                    # a body, like a block's nodes, reading 'in'
+
+A *body* is a sequence of statements ``NAME: EXPR <- INPUT, INPUT`` (in a mapping) or ``EXPR``
+/ ``{NAME: EXPR}`` items (in a list). A statement without ``<-`` reads the statement written
+before it (the body's first input for the first one). The body's output is the statement
+named ``out`` or else the last one. A statement whose expression gives ``None`` is left out.
+
+Parsing checks structure, names and expression syntax; shapes, argument types and recursion
+through op-valued parameters are checked when the genotype is expanded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import keyword
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from nas import ops
+from nas._yaml import dump_yaml, load_yaml, load_yaml_file
+from nas.errors import GenotypeError
+from nas.genotype._expr import MATH_FUNCTIONS, parse_expression
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+__all__ = ["Statement", "BlockDef", "Genotype", "load_genotype", "FORMS", "RESERVED_NAMES"]
+
+FORMS = ("repeat", "seq")
+"""Structural forms callable in expressions: ``repeat(n, first, rest)`` and ``seq(a, b, ...)``."""
+
+RESERVED_NAMES = frozenset({"in", "input", "cin", "hin", "win", "required", "None", "True", "False"})
+_TOP_KEYS = ("name", "meta", "input", "imports", "params", "scaling", "outputs", "blocks", "network")
+_BLOCK_KEYS = ("args", "inputs", "nodes", "doc")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_INPUTS = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*(\s*,\s*[A-Za-z_][A-Za-z0-9_]*)*\s*\Z")
+MAX_IMPORT_DEPTH = 16
+
+
+def _identifier(name: Any, what: str) -> str:
+    if not isinstance(name, str) or not _IDENTIFIER.match(name) or keyword.iskeyword(name):
+        raise GenotypeError(f"{what} {name!r} is not a valid name (letters, digits, _)")
+    return name
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One node of a body: ``name: expr <- inputs``. ``inputs`` is ``None`` for "the
+    previous statement"; ``name`` is ``None`` for an unnamed chain item."""
+
+    name: str | None
+    expr: str
+    inputs: tuple[str, ...] | None = None
+
+    @classmethod
+    def parse(cls, name: str | None, text: Any) -> Statement:
+        if isinstance(text, bool) or not isinstance(text, (str, int, float)) and text is not None:
+            raise GenotypeError(f"expected an expression, got {type(text).__name__}")
+        text = "None" if text is None else str(text)
+        inputs = None
+        if "<-" in text:
+            head, tail = text.rsplit("<-", 1)
+            if not _INPUTS.match(tail):
+                raise GenotypeError(f"'{text}': after '<-' list input names separated by commas")
+            text = head
+            inputs = tuple(part.strip() for part in tail.split(","))
+        expression = parse_expression(text)
+        return cls(name, _canonical_expr(expression.text), inputs)
+
+    def dump(self) -> str:
+        return self.expr if self.inputs is None else f"{self.expr} <- {', '.join(self.inputs)}"
+
+
+def _canonical_expr(text: str) -> str:
+    import ast
+
+    return ast.unparse(ast.parse(text.strip(), mode="eval"))
+
+
+def _parse_body(data: Any, where: str) -> tuple[Statement, ...]:
+    statements: list[Statement] = []
+    if isinstance(data, Mapping):
+        items: Iterable[tuple[str | None, Any, str]] = (
+            (name, value, f"{where}.{name}") for name, value in data.items()
+        )
+    elif isinstance(data, list):
+        def list_items():
+            for index, item in enumerate(data):
+                if isinstance(item, Mapping):
+                    if len(item) != 1:
+                        raise GenotypeError(
+                            "a named chain item is a mapping with one key", path=f"{where}[{index}]"
+                        )
+                    ((name, value),) = item.items()
+                    yield name, value, f"{where}[{index}]"
+                else:
+                    yield None, item, f"{where}[{index}]"
+
+        items = list_items()
+    else:
+        raise GenotypeError("expected a list (a chain) or a mapping (a DAG) of nodes", path=where)
+    names: set[str] = set()
+    for name, value, path in items:
+        try:
+            if name is not None:
+                _identifier(name, "node name")
+                if name in RESERVED_NAMES:
+                    raise GenotypeError(f"'{name}' is reserved and cannot name a node")
+                if name in names:
+                    raise GenotypeError(f"duplicate node name '{name}'")
+                names.add(name)
+            statements.append(Statement.parse(name, value))
+        except GenotypeError as error:
+            raise error.located(path=path)
+    if not statements:
+        raise GenotypeError("a body needs at least one node", path=where)
+    return tuple(statements)
+
+
+def _dump_body(statements: tuple[Statement, ...]) -> Any:
+    if all(s.name is not None for s in statements):
+        return {s.name: s.dump() for s in statements}
+    return [s.dump() if s.name is None else {s.name: s.dump()} for s in statements]
+
+
+@dataclass(frozen=True)
+class BlockDef:
+    """A parameterised sub-graph. ``args`` maps names to defaults (``ops.REQUIRED`` for none;
+    strings are expressions evaluated when the block is applied)."""
+
+    name: str
+    args: tuple[tuple[str, Any], ...]
+    inputs: tuple[str, ...]
+    nodes: tuple[Statement, ...]
+    doc: str = ""
+
+    @classmethod
+    def parse(cls, name: str, data: Any, where: str) -> BlockDef:
+        if isinstance(data, list):
+            data = {"nodes": data}
+        if not isinstance(data, Mapping):
+            raise GenotypeError("a block is a mapping with 'nodes' (and 'args', 'inputs')", path=where)
+        _check_keys(data, _BLOCK_KEYS, where)
+        if "nodes" not in data:
+            raise GenotypeError("missing key 'nodes'", path=where)
+        raw_args = data.get("args") or {}
+        if not isinstance(raw_args, Mapping):
+            raise GenotypeError("'args' must be a mapping of names to defaults", path=f"{where}.args")
+        args = []
+        for arg, default in raw_args.items():
+            try:
+                _identifier(arg, "argument")
+                if arg in RESERVED_NAMES:
+                    raise GenotypeError(f"'{arg}' is reserved and cannot name an argument")
+                if isinstance(default, str) and default != "required":
+                    parse_expression(default)
+                _check_value(default)
+            except GenotypeError as error:
+                raise error.located(path=f"{where}.args.{arg}")
+            args.append((arg, ops.REQUIRED if default == "required" else default))
+        inputs = data.get("inputs", ["in"])
+        if not isinstance(inputs, list) or not inputs:
+            raise GenotypeError("'inputs' must be a non-empty list of names", path=f"{where}.inputs")
+        for item in inputs:
+            if item != "in":
+                _identifier(item, "input")
+        if len(set(inputs)) != len(inputs):
+            raise GenotypeError("duplicate input name", path=f"{where}.inputs")
+        nodes = _parse_body(data["nodes"], f"{where}.nodes")
+        clash = {s.name for s in nodes} & set(inputs)
+        if clash:
+            raise GenotypeError(f"node '{clash.pop()}' has the name of an input", path=f"{where}.nodes")
+        doc = data.get("doc", "")
+        if not isinstance(doc, str):
+            raise GenotypeError("'doc' must be a string", path=f"{where}.doc")
+        return cls(name, tuple(args), tuple(inputs), nodes, doc)
+
+    def dump(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.doc:
+            out["doc"] = self.doc
+        if self.args:
+            out["args"] = {k: "required" if v is ops.REQUIRED else _plain(v) for k, v in self.args}
+        if self.inputs != ("in",):
+            out["inputs"] = list(self.inputs)
+        out["nodes"] = _dump_body(self.nodes)
+        return out
+
+    def callees(self) -> set[str]:
+        names: set[str] = set()
+        for statement in self.nodes:
+            names |= parse_expression(statement.expr).names()
+        for _, default in self.args:
+            if isinstance(default, str):
+                names |= parse_expression(default).names()
+        return names
+
+
+def _check_keys(data: Mapping, allowed: tuple[str, ...], where: str | None) -> None:
+    for key in data:
+        if key not in allowed:
+            raise GenotypeError(
+                f"unknown key '{key}' (valid: {', '.join(allowed)})", path=where if where else None
+            )
+
+
+def _check_value(value: Any, depth: int = 0) -> None:
+    """Parameter values are plain data: numbers, strings, booleans, null and lists of them."""
+    if depth > 8:
+        raise GenotypeError("value nested too deeply")
+    if isinstance(value, list):
+        if len(value) > 4096:
+            raise GenotypeError("list longer than 4096 items")
+        for item in value:
+            _check_value(item, depth + 1)
+    elif not isinstance(value, (int, float, str, bool, type(None))):
+        raise GenotypeError(f"expected a number, string, boolean or list, got {type(value).__name__}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _same_kind(old: Any, new: Any) -> bool:
+    if old is None or new is None:
+        return True
+    if isinstance(old, bool) or isinstance(new, bool):
+        return isinstance(old, bool) and isinstance(new, bool)
+    if isinstance(old, (int, float)):
+        return isinstance(new, (int, float)) and (isinstance(old, float) or isinstance(new, int) or float(new).is_integer())
+    if isinstance(old, (list, tuple)):
+        return isinstance(new, (list, tuple))
+    return type(old) is type(new)
+
+
+@dataclass(frozen=True, eq=False)
+class Genotype:
+    """A network description: parameters with defaults, blocks and the network body.
+
+    Immutable. Equality and :attr:`hash` are about the network: two genotypes are equal when
+    their canonical dumps are equal (``source`` is ignored); :attr:`hash` is equal for
+    networks whose expanded graphs are isomorphic.
+    """
+
+    name: str
+    network: tuple[Statement, ...]
+    input: tuple[Any, ...] = (3, 224, 224)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    blocks: Mapping[str, BlockDef] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    scaling: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    outputs: tuple[str, ...] | None = None
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        object.__setattr__(self, "blocks", MappingProxyType(dict(self.blocks)))
+        object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
+        object.__setattr__(self, "scaling", MappingProxyType(dict(self.scaling)))
+
+    # ------------------------------------------------------------------ identity
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Genotype) and self.dump() == other.dump()
+
+    def __hash__(self) -> int:
+        return hash(self.dump())
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"Genotype({self.name!r}, {params})"
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The expanded primitive DAG (see :mod:`nas.genotype._expand`). Computed once."""
+        from nas.genotype._expand import expand
+
+        return expand(self)
+
+    @cached_property
+    def hash(self) -> str:
+        """A hex digest equal for genotypes whose primitive graphs are isomorphic
+        (Weisfeiler-Lehman over op, arguments and shapes; edges labelled by input port where
+        input order matters)."""
+        from nas.genotype._expand import graph_hash
+
+        return graph_hash(self.graph)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The input's ``(C, H, W)`` with expressions evaluated."""
+        from nas.genotype._expand import evaluate_input
+
+        return evaluate_input(self)
+
+    # ------------------------------------------------------------------ variation
+
+    def with_params(self, **params: Any) -> Genotype:
+        """A copy with parameter defaults replaced. Raises :class:`GenotypeError` for an
+        unknown parameter or a value of another kind than the default."""
+        merged = dict(self.params)
+        for key, value in params.items():
+            if key not in self.params:
+                known = ", ".join(self.params) or "none"
+                raise GenotypeError(f"unknown parameter '{key}' (parameters: {known})", file=self.source)
+            try:
+                _check_value(_plain(value))
+            except GenotypeError as error:
+                raise error.located(file=self.source, path=f"params.{key}")
+            if not _same_kind(self.params[key], value):
+                raise GenotypeError(
+                    f"parameter '{key}' expects a value like {_plain(self.params[key])!r}, got {value!r}",
+                    file=self.source,
+                )
+            merged[key] = _freeze(_plain(value))
+        return replace(self, params=merged)
+
+    def with_input(self, shape: Iterable[int]) -> Genotype:
+        """A copy whose input has shape ``(C, H, W)``."""
+        return replace(self, input=tuple(shape))
+
+    # ------------------------------------------------------------------ text
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data in canonical order; blocks not reachable from the network are left out."""
+        data: dict[str, Any] = {"name": self.name}
+        if self.meta:
+            data["meta"] = {k: _plain(self.meta[k]) for k in sorted(self.meta)}
+        data["input"] = [_plain(v) for v in self.input]
+        if self.params:
+            data["params"] = {k: _plain(v) for k, v in self.params.items()}
+        if self.scaling:
+            data["scaling"] = {k: list(v) for k, v in self.scaling.items()}
+        if self.outputs is not None:
+            data["outputs"] = list(self.outputs)
+        used = self.reachable_blocks()
+        if used:
+            data["blocks"] = {name: self.blocks[name].dump() for name in sorted(used)}
+        data["network"] = _dump_body(self.network)
+        return data
+
+    def dump(self) -> str:
+        """Canonical YAML: self-contained (imported blocks inlined), stable, and loading it
+        gives an equal genotype."""
+        return self.__dict__.get("_dump") or self._cache("_dump", dump_yaml(self.to_dict()))
+
+    def _cache(self, key: str, value: Any) -> Any:
+        self.__dict__[key] = value
+        return value
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the canonical dump (text identity, unlike the isomorphism :attr:`hash`)."""
+        return hashlib.sha256(self.dump().encode()).hexdigest()
+
+    def reachable_blocks(self) -> set[str]:
+        """Blocks the network can reach through names in expressions or parameter values."""
+        pending = _names_in(self.network) | _strings_in(self.params.values())
+        seen: set[str] = set()
+        while pending:
+            name = pending.pop()
+            if name in self.blocks and name not in seen:
+                seen.add(name)
+                pending |= self.blocks[name].callees()
+                pending |= _strings_in(v for _, v in self.blocks[name].args)
+        return seen
+
+
+def _names_in(statements: Iterable[Statement]) -> set[str]:
+    names: set[str] = set()
+    for statement in statements:
+        names |= parse_expression(statement.expr).names()
+    return names
+
+
+def _strings_in(values: Iterable[Any]) -> set[str]:
+    found: set[str] = set()
+    for value in values:
+        if isinstance(value, str):
+            found.add(value)
+            if not _IDENTIFIER.match(value):
+                try:
+                    found |= parse_expression(value).names()
+                except GenotypeError:
+                    pass
+        elif isinstance(value, (list, tuple)):
+            found |= _strings_in(value)
+    return found
+
+
+# ---------------------------------------------------------------------- loading
+
+
+def zoo_dir() -> Path:
+    """The folder of hand-designed genotypes shipped with the project (``genotypes/``)."""
+    import os
+
+    override = os.environ.get("NAS_GENOTYPES")
+    return Path(override) if override else Path(__file__).resolve().parents[2] / "genotypes"
+
+
+def load_genotype(source: str | Path | Mapping[str, Any], /, **params: Any) -> Genotype:
+    """Load a genotype from a file path, YAML text, a zoo name or a mapping.
+
+    A ``str`` is YAML text when it has a newline or a colon, a zoo name (``"resnet18"``, found in
+    :func:`zoo_dir`) when it is a bare identifier, and a path otherwise. Keyword arguments
+    replace parameter defaults (:meth:`Genotype.with_params`).
+
+    Raises :class:`GenotypeError` (one line: file, key path, problem) for anything wrong.
+    """
+    file: str | None = None
+    base = Path.cwd()
+    if isinstance(source, Mapping):
+        data = source
+    else:
+        text_like = isinstance(source, str) and ("\n" in source or ":" in source)
+        if text_like:
+            data = load_yaml(source, error=GenotypeError)
+        else:
+            path = Path(source)
+            if isinstance(source, str) and _IDENTIFIER.match(source) and not path.exists():
+                path = zoo_dir() / f"{source}.yaml"
+                if not path.exists():
+                    raise GenotypeError(f"no genotype '{source}' in {zoo_dir()}")
+            file = str(path)
+            base = path.resolve().parent
+            data = load_yaml_file(path, error=GenotypeError)
+    genotype = _from_data(data, file=file, base=base, default_name=Path(file).stem if file else "genotype")
+    try:
+        genotype.graph  # noqa: B018 - validate now, so errors surface at load time
+    except GenotypeError as error:
+        raise error.located(file=file)
+    return genotype.with_params(**params) if params else genotype
+
+
+def _from_data(data: Any, *, file: str | None, base: Path, default_name: str) -> Genotype:
+    try:
+        if not isinstance(data, Mapping):
+            raise GenotypeError("a genotype is a mapping with at least 'network'")
+        _check_keys(data, _TOP_KEYS, None)
+        if "network" not in data:
+            raise GenotypeError("missing key 'network'")
+        name = data.get("name", default_name)
+        if not isinstance(name, str) or not name:
+            raise GenotypeError("'name' must be a non-empty string", path="name")
+        meta = data.get("meta") or {}
+        if not isinstance(meta, Mapping):
+            raise GenotypeError("'meta' must be a mapping", path="meta")
+        shape = data.get("input", [3, 224, 224])
+        if not isinstance(shape, list) or not 1 <= len(shape) <= 3:
+            raise GenotypeError("'input' must be a list [C, H, W]", path="input")
+        for index, item in enumerate(shape):
+            if isinstance(item, str):
+                parse_expression(item)
+            elif isinstance(item, bool) or not isinstance(item, int) or item < 1:
+                raise GenotypeError(f"expected a positive integer, got {item!r}", path=f"input[{index}]")
+        params = _parse_params(data.get("params") or {})
+        blocks: dict[str, BlockDef] = {}
+        _import_blocks(data.get("imports") or [], base, blocks, stack=[file or "<text>"], done=set())
+        raw_blocks = data.get("blocks") or {}
+        if not isinstance(raw_blocks, Mapping):
+            raise GenotypeError("'blocks' must be a mapping of names to blocks", path="blocks")
+        for block_name, block in raw_blocks.items():
+            _add_block(blocks, BlockDef.parse(_block_name(block_name), block, f"blocks.{block_name}"), "blocks")
+        scaling = _parse_scaling(data.get("scaling") or {}, params)
+        outputs = data.get("outputs")
+        if outputs is not None:
+            if not isinstance(outputs, list) or not outputs:
+                raise GenotypeError("'outputs' must be a non-empty list of node names", path="outputs")
+            outputs = tuple(_identifier(o, "output") for o in outputs)
+        network = _parse_body(data["network"], "network")
+        for param in params:
+            if param in blocks:
+                raise GenotypeError(f"parameter '{param}' has the name of a block", path=f"params.{param}")
+        _check_block_recursion(blocks)
+        return Genotype(
+            name=name,
+            network=network,
+            input=tuple(shape),
+            params=params,
+            blocks=blocks,
+            meta=dict(meta),
+            scaling=scaling,
+            outputs=outputs,
+            source=file,
+        )
+    except GenotypeError as error:
+        raise error.located(file=file)
+
+
+def _block_name(name: Any) -> str:
+    _identifier(name, "block name")
+    if name in RESERVED_NAMES or ops.canonical_name(name) or name in FORMS or name in MATH_FUNCTIONS:
+        raise GenotypeError(f"block name '{name}' is taken by a built-in", path=f"blocks.{name}")
+    return name
+
+
+def _add_block(blocks: dict[str, BlockDef], block: BlockDef, where: str) -> None:
+    if block.name in blocks:
+        raise GenotypeError(f"block '{block.name}' is defined twice", path=f"{where}.{block.name}")
+    blocks[block.name] = block
+
+
+def _parse_params(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise GenotypeError("'params' must be a mapping of names to defaults", path="params")
+    params = {}
+    for key, value in raw.items():
+        try:
+            _identifier(key, "parameter")
+            if key in RESERVED_NAMES or ops.canonical_name(key) or key in FORMS or key in MATH_FUNCTIONS:
+                raise GenotypeError(f"parameter name '{key}' is taken by a built-in")
+            _check_value(value)
+        except GenotypeError as error:
+            raise error.located(path=f"params.{key}")
+        params[key] = _freeze(value)
+    return params
+
+
+def _parse_scaling(raw: Any, params: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, Mapping):
+        raise GenotypeError("'scaling' must be a mapping", path="scaling")
+    scaling = {}
+    for key, names in raw.items():
+        if key not in ("depth", "width", "resolution"):
+            raise GenotypeError(f"unknown key '{key}' (valid: depth, width, resolution)", path="scaling")
+        names = [names] if isinstance(names, str) else names
+        if not isinstance(names, list):
+            raise GenotypeError("expected a list of parameter names", path=f"scaling.{key}")
+        for name in names:
+            if name not in params:
+                raise GenotypeError(f"'{name}' is not a parameter", path=f"scaling.{key}")
+        scaling[key] = tuple(names)
+    return scaling
+
+
+def _import_blocks(
+    imports: Any, base: Path, blocks: dict[str, BlockDef], stack: list[str], done: set[str]
+) -> None:
+    """Add the blocks of each imported file (once, however often it is imported)."""
+    if not isinstance(imports, list):
+        raise GenotypeError("'imports' must be a list of files", path="imports")
+    if len(stack) > MAX_IMPORT_DEPTH:
+        raise GenotypeError("imports nested too deeply", path="imports")
+    for item in imports:
+        if not isinstance(item, str):
+            raise GenotypeError(f"expected a file name, got {item!r}", path="imports")
+        path = base / item
+        if not path.exists() and (zoo_dir() / item).exists():
+            path = zoo_dir() / item
+        resolved = str(path.resolve())
+        if resolved in stack:
+            raise GenotypeError(f"import cycle: {' -> '.join([*stack, item])}", path="imports")
+        if resolved in done:
+            continue
+        done.add(resolved)
+        data = load_yaml_file(path, error=GenotypeError)
+        try:
+            if not isinstance(data, Mapping):
+                raise GenotypeError("a library is a mapping with 'blocks' (and 'imports')")
+            _check_keys(data, ("imports", "blocks", "meta"), None)
+            _import_blocks(data.get("imports") or [], path.parent, blocks, [*stack, resolved], done)
+            for name, block in (data.get("blocks") or {}).items():
+                _add_block(blocks, BlockDef.parse(_block_name(name), block, f"blocks.{name}"), "blocks")
+        except GenotypeError as error:
+            raise error.located(file=str(path))
+
+
+def _check_block_recursion(blocks: Mapping[str, BlockDef]) -> None:
+    """Reject blocks that call themselves, directly or through other blocks."""
+    import networkx as nx
+
+    calls = nx.DiGraph()
+    for name, block in blocks.items():
+        calls.add_node(name)
+        for callee in block.callees() & blocks.keys():
+            calls.add_edge(name, callee)
+    try:
+        cycle = nx.find_cycle(calls)
+    except nx.NetworkXNoCycle:
+        return
+    chain = " -> ".join([edge[0] for edge in cycle] + [cycle[0][0]])
+    raise GenotypeError(f"block references itself: {chain}", path=f"blocks.{cycle[0][0]}")

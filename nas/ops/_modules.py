@@ -1,0 +1,148 @@
+"""Torch modules and functions for primitives that ``torch.nn`` does not have.
+
+Every module here is scriptable, traceable by ``torch.fx`` and exportable to ONNX.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torchvision.ops import stochastic_depth
+
+
+def add(*inputs: Tensor) -> Tensor:
+    out = inputs[0] + inputs[1]
+    for other in inputs[2:]:
+        out = out + other
+    return out
+
+
+def add_(*inputs: Tensor) -> Tensor:
+    """Sum into the first input, which the caller no longer needs."""
+    out = inputs[0]
+    for other in inputs[1:]:
+        out += other
+    return out
+
+
+def mean(*inputs: Tensor) -> Tensor:
+    return add(*inputs) / len(inputs)
+
+
+def multiply(*inputs: Tensor) -> Tensor:
+    out = inputs[0] * inputs[1]
+    for other in inputs[2:]:
+        out = out * other
+    return out
+
+
+def concat(*inputs: Tensor) -> Tensor:
+    return torch.cat(inputs, 1)
+
+
+torch.fx.wrap("add")
+torch.fx.wrap("add_")
+torch.fx.wrap("mean")
+torch.fx.wrap("multiply")
+torch.fx.wrap("concat")
+
+
+class SeparableConv2d(nn.Module):
+    """Depthwise convolution followed by a pointwise one."""
+
+    def __init__(self, cin: int, cout: int, kernel, stride, padding, dilation, bias: bool):
+        super().__init__()
+        self.depthwise = nn.Conv2d(cin, cin, kernel, stride, padding, dilation, groups=cin, bias=bias)
+        self.pointwise = nn.Conv2d(cin, cout, 1, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
+class GlobalAvgPool2d(nn.Module):
+    """``(N, C, H, W) -> (N, C)``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+class DropPath(nn.Module):
+    """Drop whole samples with probability ``p`` while training, rescaling the survivors."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return stochastic_depth(x, self.p, "row", self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Zero(nn.Module):
+    """Zeros shaped like the input, sub-sampled by ``stride``."""
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.stride == 1:
+            return x.mul(0.0)
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class Chunk(nn.Module):
+    """The ``index``-th of ``chunks`` equal channel groups."""
+
+    def __init__(self, chunks: int, index: int):
+        super().__init__()
+        self.chunks = chunks
+        self.index = index
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.chunk(self.chunks, 1)[self.index]
+
+
+class Scale(nn.Module):
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}"
+
+
+class ChannelShuffle(nn.Module):
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.size(0), x.size(1), x.size(2), x.size(3)
+        x = x.view(n, self.groups, c // self.groups, h, w)
+        return torch.transpose(x, 1, 2).contiguous().view(n, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
+
+
+class SqueezeExcite(nn.Module):
+    """Channel gating from globally pooled features (Hu et al., 2018)."""
+
+    def __init__(self, channels: int, squeeze: int, activation: nn.Module, gate: nn.Module):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.act = activation
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+        self.gate = gate
+
+    def forward(self, x: Tensor) -> Tensor:
+        scale = F.adaptive_avg_pool2d(x, 1)
+        scale = self.gate(self.fc2(self.act(self.fc1(scale))))
+        return x * scale

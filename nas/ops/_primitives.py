@@ -1,0 +1,610 @@
+"""The built-in primitives. Each class holds an op's schema, static rule and torch builder.
+
+Torch is imported inside ``build`` methods only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from nas.errors import GenotypeError
+from nas.ops._registry import (
+    REQUIRED,
+    Arg,
+    BuildContext,
+    Functional,
+    Op,
+    OpInfo,
+    Shape,
+    register,
+)
+
+
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _same_padding(kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+    """Padding that keeps the size at stride 1: ``(k - 1) // 2 * d`` per dimension."""
+    return tuple((k - 1) // 2 * d for k, d in zip(kernel, dilation))  # type: ignore[return-value]
+
+
+def _feature_map(op: str, shape: Shape) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise GenotypeError(f"{op} needs a (C, H, W) input, got {_fmt(shape)}")
+    return shape  # type: ignore[return-value]
+
+
+def _fmt(shape: Shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + ")"
+
+
+def _window_out(
+    op: str, size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool
+) -> int:
+    """Output length of a convolution or pooling window, with torch's ceil_mode rule."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    if span < 0:
+        raise GenotypeError(
+            f"{op}: kernel {kernel} (dilation {dilation}) does not fit an input of size "
+            f"{size} with padding {padding}"
+        )
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1  # the last window must start inside the input or its left padding
+    return out
+
+
+def _spatial(
+    op: str, shape: Shape, kernel, stride, padding, dilation=1, ceil_mode=False
+) -> tuple[int, int]:
+    _, height, width = _feature_map(op, shape)
+    k, s, p, d = _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
+    if any(pi * 2 > ki * di for pi, ki, di in zip(p, k, d)) and op.endswith("pool"):
+        raise GenotypeError(f"{op}: padding {padding} is more than half the kernel {kernel}")
+    return (
+        _window_out(op, height, k[0], s[0], p[0], d[0], ceil_mode),
+        _window_out(op, width, k[1], s[1], p[1], d[1], ceil_mode),
+    )
+
+
+# --------------------------------------------------------------------------- convolutions
+
+
+@register
+class Conv(Op):
+    """2-D convolution. Padding defaults to ``"same"`` (``(k - 1) // 2 * d``); ``g`` groups
+    (``g=cin`` is depthwise). ``bias`` left unset is derived: off when every reader of the
+    output is a batch norm, on otherwise."""
+
+    name = "conv"
+    args = (
+        Arg("c", "int", doc="output channels"),
+        Arg("k", "size", 3, doc="kernel size"),
+        Arg("s", "size", 1, doc="stride"),
+        Arg("p", "padding", "same", doc="padding"),
+        Arg("d", "size", 1, doc="dilation"),
+        Arg("g", "int", 1, doc="groups"),
+        Arg("bias", "bool", None, doc="learned bias; derived when unset"),
+    )
+
+    @staticmethod
+    def padding(args: dict[str, Any]) -> tuple[int, int]:
+        if args["p"] == "same":
+            return _same_padding(_pair(args["k"]), _pair(args["d"]))
+        return _pair(args["p"])
+
+    def infer(self, args, shapes):
+        cin = _feature_map(self.name, shapes[0])[0]
+        cout, groups = args["c"], args["g"]
+        if cin % groups or cout % groups:
+            raise GenotypeError(
+                f"conv: {groups} groups do not divide {cin} input and {cout} output channels"
+            )
+        height, width = _spatial(self.name, shapes[0], args["k"], args["s"], self.padding(args), args["d"])
+        kh, kw = _pair(args["k"])
+        weights = cout * (cin // groups) * kh * kw
+        bias = cout if args["bias"] else 0
+        return OpInfo((cout, height, width), weights + bias, weights * height * width)
+
+    def build(self, args, shapes, context):
+        from torch import nn
+
+        return nn.Conv2d(
+            shapes[0][0], args["c"], _pair(args["k"]), _pair(args["s"]), self.padding(args),
+            _pair(args["d"]), args["g"], bias=bool(args["bias"]),
+        )
+
+
+@register
+class SeparableConv(Op):
+    """Depthwise ``k x k`` convolution followed by a pointwise ``1 x 1`` one (Xception)."""
+
+    name = "sepconv"
+    args = (
+        Arg("c", "int", doc="output channels"),
+        Arg("k", "size", 3),
+        Arg("s", "size", 1),
+        Arg("p", "padding", "same"),
+        Arg("d", "size", 1),
+        Arg("bias", "bool", False),
+    )
+
+    def infer(self, args, shapes):
+        cin = _feature_map(self.name, shapes[0])[0]
+        padding = Conv.padding(args)
+        height, width = _spatial(self.name, shapes[0], args["k"], args["s"], padding, args["d"])
+        kh, kw = _pair(args["k"])
+        cout, bias = args["c"], args["bias"]
+        depthwise = cin * kh * kw
+        pointwise = cin * cout
+        params = depthwise + pointwise + (cin + cout if bias else 0)
+        return OpInfo((cout, height, width), params, (depthwise + pointwise) * height * width)
+
+    def build(self, args, shapes, context):
+        from nas.ops._modules import SeparableConv2d
+
+        return SeparableConv2d(
+            shapes[0][0], args["c"], _pair(args["k"]), _pair(args["s"]), Conv.padding(args),
+            _pair(args["d"]), args["bias"],
+        )
+
+
+@register
+class Linear(Op):
+    """Fully connected layer on a vector."""
+
+    name = "linear"
+    args = (Arg("c", "int", doc="output features"), Arg("bias", "bool", True))
+
+    def infer(self, args, shapes):
+        if len(shapes[0]) != 1:
+            raise GenotypeError(f"linear needs a vector input, got {_fmt(shapes[0])}: add flatten or gap")
+        cin, cout = shapes[0][0], args["c"]
+        return OpInfo((cout,), cin * cout + (cout if args["bias"] else 0), cin * cout)
+
+    def build(self, args, shapes, context):
+        from torch import nn
+
+        return nn.Linear(shapes[0][0], args["c"], bias=args["bias"])
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+@register
+class BatchNorm(Op):
+    """Batch normalisation (2-D on feature maps, 1-D on vectors)."""
+
+    name = "bn"
+    args = (Arg("eps", "float", 1e-5), Arg("momentum", "float", 0.1), Arg("affine", "bool", True))
+
+    def infer(self, args, shapes):
+        return OpInfo(shapes[0], 2 * shapes[0][0] if args["affine"] else 0)
+
+    def build(self, args, shapes, context):
+        from torch import nn
+
+        norm = nn.BatchNorm2d if len(shapes[0]) == 3 else nn.BatchNorm1d
+        return norm(shapes[0][0], eps=args["eps"], momentum=args["momentum"], affine=args["affine"])
+
+
+@register
+class LocalResponseNorm(Op):
+    """Local response normalisation across channels (AlexNet)."""
+
+    name = "lrn"
+    args = (
+        Arg("size", "int", 5),
+        Arg("alpha", "float", 1e-4),
+        Arg("beta", "float", 0.75),
+        Arg("k", "float", 2.0),
+    )
+
+    def infer(self, args, shapes):
+        return OpInfo(_feature_map(self.name, shapes[0]))
+
+    def build(self, args, shapes, context):
+        from torch import nn
+
+        return nn.LocalResponseNorm(args["size"], args["alpha"], args["beta"], args["k"])
+
+
+# --------------------------------------------------------------------------- activations
+
+
+class _Activation(Op):
+    elementwise = True
+    module: str = ""
+    inplace_capable = False
+
+    def infer(self, args, shapes):
+        return OpInfo(shapes[0])
+
+    def build(self, args, shapes, context):
+        from torch import nn
+
+        cls = getattr(nn, self.module)
+        kwargs = {k: v for k, v in args.items()}
+        if self.inplace_capable:
+            kwargs["inplace"] = context.inplace
+        return cls(**kwargs)
+
+
+def _activation(name: str, module: str, inplace: bool, doc: str, args: tuple[Arg, ...] = ()) -> None:
+    cls = type(
+        f"{module}Op",
+        (_Activation,),
+        {"name": name, "module": module, "inplace_capable": inplace, "args": args, "__doc__": doc},
+    )
+    register(cls)
+
+
+_activation("relu", "ReLU", True, "max(x, 0).")
+_activation("relu6", "ReLU6", True, "min(max(x, 0), 6) (MobileNetV2).")
+_activation("silu", "SiLU", True, "x * sigmoid(x), also called swish (EfficientNet).")
+_activation("hardswish", "Hardswish", True, "x * relu6(x + 3) / 6 (MobileNetV3).")
+_activation("hardsigmoid", "Hardsigmoid", True, "relu6(x + 3) / 6 (MobileNetV3 gates).")
+_activation("sigmoid", "Sigmoid", False, "1 / (1 + exp(-x)).")
+_activation("tanh", "Tanh", False, "Hyperbolic tangent (LeNet-5).")
+_activation("gelu", "GELU", False, "Gaussian error linear unit.")
+_activation(
+    "leaky_relu", "LeakyReLU", True, "max(x, slope * x).",
+    (Arg("negative_slope", "float", 0.01),),
+)
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+@register
+class MaxPool(Op):
+    """Max pooling; stride defaults to the kernel size, as in torch."""
+
+    name = "maxpool"
+    args = (
+        Arg("k", "size"),
+        Arg("s", "size", None),
+        Arg("p", "padding", 0),
+        Arg("d", "size", 1),
+        Arg("ceil_mode", "bool", False),
+    )
+
+    def _padding(self, args):
+        return Conv.padding(args) if args["p"] == "same" else _pair(args["p"])
+
+    def infer(self, args, shapes):
+        stride = args["s"] or args["k"]
+        height, width = _spatial(self.name, shapes[0], args["k"], stride, self._padding(args), args["d"], args["ceil_mode"])
+        return OpInfo((shapes[0][0], height, width))
+
+    def build(self, args, shapes, context):
+        from torch import nn
+
+        return nn.MaxPool2d(
+            _pair(args["k"]), _pair(args["s"] or args["k"]), self._padding(args),
+            _pair(args["d"]), ceil_mode=args["ceil_mode"],
+        )
+
+
+@register
+class AvgPool(Op):
+    """Average pooling; stride defaults to the kernel size, as in torch."""
+
+    name = "avgpool"
+    args = (
+        Arg("k", "size"),
+        Arg("s", "size", None),
+        Arg("p", "padding", 0),
+        Arg("ceil_mode", "bool", False),
+        Arg("count_include_pad", "bool", True),
+    )
+
+    def _padding(self, args):
+        return _same_padding(_pair(args["k"]), (1, 1)) if args["p"] == "same" else _pair(args["p"])
+
+    def infer(self, args, shapes):
+        stride = args["s"] or args["k"]
+        height, width = _spatial(self.name, shapes[0], args["k"], stride, self._padding(args), 1, args["ceil_mode"])
+        return OpInfo((shapes[0][0], height, width))
+
+    def build(self, args, shapes, context):
+        from torch import nn
+
+        return nn.AvgPool2d(
+            _pair(args["k"]), _pair(args["s"] or args["k"]), self._padding(args),
+            ceil_mode=args["ceil_mode"], count_include_pad=args["count_include_pad"],
+        )
+
+
+@register
+class GlobalAvgPool(Op):
+    """Global average pooling to a vector: ``(C, H, W) -> (C,)``."""
+
+    name = "gap"
+
+    def infer(self, args, shapes):
+        return OpInfo((_feature_map(self.name, shapes[0])[0],))
+
+    def build(self, args, shapes, context):
+        from nas.ops._modules import GlobalAvgPool2d
+
+        return GlobalAvgPool2d()
+
+
+@register
+class AdaptiveAvgPool(Op):
+    """Adaptive average pooling to a fixed ``size`` (AlexNet's and VGG's 6x6 / 7x7)."""
+
+    name = "adaptive_avgpool"
+    args = (Arg("size", "size"),)
+
+    def infer(self, args, shapes):
+        channels = _feature_map(self.name, shapes[0])[0]
+        return OpInfo((channels, *_pair(args["size"])))
+
+    def build(self, args, shapes, context):
+        from torch import nn
+
+        return nn.AdaptiveAvgPool2d(_pair(args["size"]))
+
+
+@register
+class Flatten(Op):
+    """``(C, H, W) -> (C * H * W,)``."""
+
+    name = "flatten"
+
+    def infer(self, args, shapes):
+        return OpInfo((math.prod(shapes[0]),))
+
+    def build(self, args, shapes, context):
+        from torch import nn
+
+        return nn.Flatten(1)
+
+
+# --------------------------------------------------------------------------- regularisation
+
+
+@register
+class Dropout(Op):
+    """Dropout with probability ``p`` (identity in eval mode)."""
+
+    name = "dropout"
+    args = (Arg("p", "prob", 0.5),)
+
+    def infer(self, args, shapes):
+        return OpInfo(shapes[0])
+
+    def build(self, args, shapes, context):
+        from torch import nn
+
+        return nn.Dropout(args["p"])
+
+
+@register
+class DropPath(Op):
+    """Stochastic depth: zero the whole sample with probability ``p`` while training and scale
+    survivors by ``1 / (1 - p)`` (torchvision's ``StochasticDepth`` in ``row`` mode)."""
+
+    name = "drop_path"
+    args = (Arg("p", "prob", 0.0),)
+
+    def infer(self, args, shapes):
+        return OpInfo(shapes[0])
+
+    def build(self, args, shapes, context):
+        from nas.ops._modules import DropPath as Module
+
+        return Module(args["p"])
+
+
+# --------------------------------------------------------------------------- wiring
+
+
+@register
+class Identity(Op):
+    """Pass the input through."""
+
+    name = "identity"
+    aliases = ("skip",)
+
+    def infer(self, args, shapes):
+        return OpInfo(shapes[0])
+
+    def build(self, args, shapes, context):
+        return None
+
+
+@register
+class Zero(Op):
+    """Zeros shaped like the input, sub-sampled by stride ``s`` (the "none" edge of cells)."""
+
+    name = "zero"
+    args = (Arg("s", "int", 1),)
+
+    def infer(self, args, shapes):
+        channels, height, width = _feature_map(self.name, shapes[0])
+        s = args["s"]
+        return OpInfo((channels, -(-height // s), -(-width // s)))
+
+    def build(self, args, shapes, context):
+        from nas.ops._modules import Zero as Module
+
+        return Module(args["s"])
+
+
+def _same_shapes(op: str, shapes: list[Shape]) -> Shape:
+    first = shapes[0]
+    for other in shapes[1:]:
+        if other != first:
+            raise GenotypeError(f"{op}: inputs have shapes {_fmt(first)} and {_fmt(other)}")
+    return first
+
+
+@register
+class Add(Op):
+    """Element-wise sum of inputs of equal shape."""
+
+    name = "add"
+    min_inputs, max_inputs = 2, None
+
+    def infer(self, args, shapes):
+        return OpInfo(_same_shapes(self.name, shapes))
+
+    def build(self, args, shapes, context):
+        from nas.ops._modules import add
+
+        return Functional(add)
+
+
+@register
+class Mean(Op):
+    """Element-wise mean of inputs of equal shape (FractalNet's join)."""
+
+    name = "mean"
+    min_inputs, max_inputs = 2, None
+
+    def infer(self, args, shapes):
+        return OpInfo(_same_shapes(self.name, shapes))
+
+    def build(self, args, shapes, context):
+        from nas.ops._modules import mean
+
+        return Functional(mean)
+
+
+@register
+class Multiply(Op):
+    """Element-wise product; a ``(C, 1, 1)`` input gates every position of a ``(C, H, W)`` one."""
+
+    name = "mul"
+    aliases = ("multiply",)
+    min_inputs, max_inputs = 2, None
+
+    def infer(self, args, shapes):
+        result = shapes[0]
+        for shape in shapes[1:]:
+            if shape == result:
+                continue
+            big, small = (result, shape) if len(result) == 3 and shape[1:] == (1, 1) else (shape, result)
+            if not (len(big) == 3 and small == (big[0], 1, 1)):
+                raise GenotypeError(f"mul: inputs have shapes {_fmt(result)} and {_fmt(shape)}")
+            result = big
+        return OpInfo(result)
+
+    def build(self, args, shapes, context):
+        from nas.ops._modules import multiply
+
+        return Functional(multiply)
+
+
+@register
+class Concat(Op):
+    """Concatenation along channels; spatial sizes must agree."""
+
+    name = "concat"
+    min_inputs, max_inputs = 1, None
+    commutative = False
+
+    def infer(self, args, shapes):
+        first = shapes[0]
+        for other in shapes[1:]:
+            if len(other) != len(first) or other[1:] != first[1:]:
+                raise GenotypeError(
+                    f"concat: inputs have shapes {_fmt(first)} and {_fmt(other)}; "
+                    "all but the channels must agree"
+                )
+        return OpInfo((sum(s[0] for s in shapes), *first[1:]))
+
+    def build(self, args, shapes, context):
+        from nas.ops._modules import concat
+
+        return Functional(concat)
+
+
+@register
+class Chunk(Op):
+    """Channel ``i`` of ``n`` equal channel groups (ShuffleNetV2's channel split)."""
+
+    name = "chunk"
+    args = (Arg("i", "int", REQUIRED, minimum=0), Arg("n", "int", 2))
+
+    def infer(self, args, shapes):
+        channels = shapes[0][0]
+        n, i = args["n"], args["i"]
+        if channels % n:
+            raise GenotypeError(f"chunk: {channels} channels do not split into {n} groups")
+        if i >= n:
+            raise GenotypeError(f"chunk: index {i} out of range for {n} groups")
+        return OpInfo((channels // n, *shapes[0][1:]))
+
+    def build(self, args, shapes, context):
+        from nas.ops._modules import Chunk as Module
+
+        return Module(args["n"], args["i"])
+
+
+@register
+class Scale(Op):
+    """Multiply by a constant (residual scaling in Inception-ResNet)."""
+
+    name = "scale"
+    args = (Arg("f", "float"),)
+
+    def infer(self, args, shapes):
+        return OpInfo(shapes[0])
+
+    def build(self, args, shapes, context):
+        from nas.ops._modules import Scale as Module
+
+        return Module(args["f"])
+
+
+@register
+class ChannelShuffle(Op):
+    """Interleave ``g`` channel groups (ShuffleNet)."""
+
+    name = "shuffle"
+    args = (Arg("g", "int", 2),)
+
+    def infer(self, args, shapes):
+        channels = _feature_map(self.name, shapes[0])[0]
+        if channels % args["g"]:
+            raise GenotypeError(f"shuffle: {args['g']} groups do not divide {channels} channels")
+        return OpInfo(shapes[0])
+
+    def build(self, args, shapes, context):
+        from nas.ops._modules import ChannelShuffle as Module
+
+        return Module(args["g"])
+
+
+@register
+class SqueezeExcite(Op):
+    """Squeeze-and-excitation: average-pool, ``1x1`` conv to ``sq`` channels, ``act``, ``1x1``
+    conv back, ``gate``, and scale the input channel-wise. Both convs have a bias."""
+
+    name = "se"
+    args = (
+        Arg("sq", "int", doc="squeeze channels"),
+        Arg("act", "activation", "relu"),
+        Arg("gate", "activation", "sigmoid"),
+    )
+
+    def infer(self, args, shapes):
+        channels = _feature_map(self.name, shapes[0])[0]
+        squeeze = args["sq"]
+        weights = 2 * channels * squeeze
+        return OpInfo(shapes[0], weights + squeeze + channels, weights)
+
+    def build(self, args, shapes, context):
+        from nas.ops._modules import SqueezeExcite as Module
+        from nas.ops._registry import get
+
+        def make(name: str):
+            return get(name).build(get(name).bind([], {}), shapes, BuildContext(inplace=True))
+
+        return Module(shapes[0][0], args["sq"], make(args["act"]), make(args["gate"]))

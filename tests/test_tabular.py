@@ -1,0 +1,263 @@
+"""Tests of nas.tabular: the NAS-Bench-201 cell, its key, the table and the objective."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from nas.errors import ConfigError
+from nas.tabular import (
+    DATASETS,
+    DUPLICATE_ATTR,
+    EDGES,
+    KEY_ATTR,
+    OPS,
+    Cell,
+    CellError,
+    NB201Objective,
+    NB201Table,
+    TableError,
+    cell_key,
+    make_nb201_objective,
+)
+
+CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench201" / "nb201_cifar.csv"
+needs_csv = pytest.mark.skipif(not CSV.is_file(), reason=f"NAS-Bench-201 table absent: {CSV}")
+
+EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+
+
+def cell(*ops: str) -> Cell:
+    return Cell(ops)
+
+
+# --- the cell -------------------------------------------------------------------------------
+
+
+def test_parse_gives_ops_in_edge_order_and_round_trips():
+    c = Cell.parse(EXAMPLE)
+    assert c.ops == ("nor_conv_3x3", "nor_conv_3x3", "avg_pool_3x3",
+                     "skip_connect", "nor_conv_3x3", "skip_connect")
+    assert c.to_str() == EXAMPLE
+    assert str(c) == EXAMPLE
+    assert c.params() == dict(zip(EDGES, c.ops))
+    assert Cell.from_params(c.params(prefix="cell."), prefix="cell.") == c
+
+
+def test_edge_labels_are_stable():
+    assert EDGES == ("node1.in0", "node2.in0", "node2.in1", "node3.in0", "node3.in1", "node3.in2")
+    assert OPS == ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (EXAMPLE.replace("avg_pool_3x3", "max_pool_3x3"), "valid ops are none, skip_connect"),
+        (EXAMPLE.replace("avg_pool_3x3~1", "avg_pool_3x3~0"), "must read 'op~1'"),
+        (EXAMPLE.replace("skip_connect~2", "skip_connect"), "must read 'op~2'"),
+        ("|nor_conv_3x3~0|+|none~0|none~1|", "3 node groups"),
+        ("|nor_conv_3x3~0|+|none~0|+|none~0|none~1|none~2|", "node 2 needs 2 inputs"),
+        ("nor_conv_3x3~0+|none~0|none~1|+|none~0|none~1|none~2|", "start and end with '|'"),
+    ],
+)
+def test_parse_rejects_bad_strings_with_a_clear_message(text, fragment):
+    with pytest.raises(CellError) as info:
+        Cell.parse(text)
+    assert fragment in str(info.value)
+    assert isinstance(info.value, ConfigError)
+
+
+def test_unknown_op_error_names_the_edge_and_lists_the_valid_ops():
+    with pytest.raises(CellError) as info:
+        Cell(("none", "conv", "none", "none", "none", "none"))
+    assert str(info.value) == (
+        "node2.in0: unknown op 'conv'; valid ops are none, skip_connect, nor_conv_1x1, "
+        "nor_conv_3x3, avg_pool_3x3"
+    )
+
+
+def test_cell_needs_six_ops_and_from_params_names_missing_edges():
+    with pytest.raises(CellError, match="6 edges, got 5"):
+        Cell(("none",) * 5)
+    params = Cell.parse(EXAMPLE).params()
+    del params["node3.in1"]
+    with pytest.raises(CellError, match="missing edge parameter.*node3.in1"):
+        Cell.from_params(params)
+    assert cell_key(params) is None
+
+
+# --- the isomorphism key --------------------------------------------------------------------
+
+CONV = "nor_conv_3x3"
+
+
+def test_edges_that_cannot_reach_the_output_do_not_change_the_key():
+    # node 2 feeds nothing (node3.in2 is none), so what enters node 2 does not matter.
+    a = cell(CONV, "none", "none", "skip_connect", CONV, "none")
+    b = cell(CONV, "avg_pool_3x3", CONV, "skip_connect", CONV, "none")
+    assert a.key() == b.key()
+    # ... but once node 2 feeds the output it does.
+    c = cell(CONV, "avg_pool_3x3", CONV, "skip_connect", CONV, CONV)
+    d = cell(CONV, "none", CONV, "skip_connect", CONV, CONV)
+    assert c.key() != d.key()
+
+
+def test_every_disconnected_cell_has_the_zero_key():
+    assert cell(*["none"] * 6).key() == "0"
+    dead = cell(CONV, CONV, CONV, "none", "none", "none")
+    assert dead.key() == "0"
+    assert not dead.is_connected()
+    assert Cell.parse(EXAMPLE).is_connected()
+
+
+def test_node_numbering_and_summation_order_do_not_change_the_key():
+    # out = conv3(x) + conv1(x) through node 1 or through node 2, or directly.
+    via_node1 = cell(CONV, "nor_conv_1x1", "none", "none", "skip_connect", "skip_connect")
+    via_node2 = cell("nor_conv_1x1", CONV, "none", "none", "skip_connect", "skip_connect")
+    direct = cell("none", "none", "none", CONV, "none", "none")
+    assert via_node1.key() == via_node2.key() == "nor_conv_1x1(x)+nor_conv_3x3(x)"
+    assert direct.key() == "nor_conv_3x3(x)"
+    # sums flatten through skip edges: (a + b) + c == (a + c) + b
+    left = cell(CONV, "avg_pool_3x3", "skip_connect", "nor_conv_1x1", "none", "skip_connect")
+    right = cell(CONV, "nor_conv_1x1", "skip_connect", "avg_pool_3x3", "none", "skip_connect")
+    assert left.key() == right.key()
+
+
+def test_different_functions_get_different_keys():
+    direct = [cell("none", "none", "none", op, "none", "none").key() for op in OPS[1:]]
+    via_node1 = [cell(op, "none", "none", "none", "skip_connect", "none").key() for op in OPS[1:]]
+    assert direct == via_node1  # op(x) through node 1 and a skip edge is op(x)
+    assert len(set(direct)) == 4
+    chain = cell(CONV, "none", CONV, "none", "none", "skip_connect")  # conv(conv(x))
+    parallel = cell(CONV, CONV, "none", "none", "skip_connect", "skip_connect")  # conv + conv
+    assert chain.key() != parallel.key()
+
+
+# --- the table from a small frame (no file needed) ------------------------------------------
+
+
+def small_table() -> NB201Table:
+    rows = [
+        (0, EXAMPLE, 93.5, 70.25),
+        (1, cell(*["none"] * 6).to_str(), 10.0, 1.0),
+        (2, cell(CONV, "none", "none", "skip_connect", CONV, "none").to_str(), 91.0, 66.0),
+        (3, cell(CONV, CONV, CONV, "skip_connect", CONV, "none").to_str(), 92.0, 67.0),
+    ]
+    frame = pd.DataFrame(rows, columns=["index", "arch", "cifar10_test", "cifar100_test"])
+    return NB201Table(frame, source="small.csv")
+
+
+def test_table_lookup_by_cell_string_or_params():
+    table = small_table()
+    assert len(table) == 4
+    assert table.accuracy(EXAMPLE, "cifar10") == 93.5
+    assert table.accuracy(Cell.parse(EXAMPLE), "cifar100") == 70.25
+    assert table.accuracy(Cell.parse(EXAMPLE).params(), "cifar10") == 93.5
+    assert table.top_k_threshold("cifar10", 2) == 92.0
+    assert table.keys()[2] == table.keys()[3]
+
+
+def test_table_errors_name_what_is_wrong(tmp_path):
+    table = small_table()
+    with pytest.raises(TableError, match="unknown dataset 'imagenet'; valid datasets are "
+                                         "cifar10, cifar100"):
+        table.accuracy(EXAMPLE, "imagenet")
+    with pytest.raises(TableError, match="is not in the table"):
+        table.accuracy(cell(*[CONV] * 6), "cifar10")
+    with pytest.raises(TableError, match="k must be between 1 and 4"):
+        table.top_k_threshold("cifar10", 5)
+    with pytest.raises(TableError, match="missing column.*cifar100_test"):
+        NB201Table(pd.DataFrame({"index": [], "arch": [], "cifar10_test": []}))
+    missing = tmp_path / "absent.csv"
+    with pytest.raises(TableError) as info:
+        NB201Table.load(missing)
+    assert str(info.value) == f"{missing}: NAS-Bench-201 table not found"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("index,arch\n0,|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n")
+    with pytest.raises(TableError, match="missing column"):
+        NB201Table.load(bad)
+
+
+def test_table_loads_from_a_csv_file(tmp_path):
+    path = tmp_path / "t.csv"
+    small_table().frame.to_csv(path, index=False)
+    table = NB201Table.load(path)
+    assert table.accuracy(EXAMPLE, "cifar100") == pytest.approx(70.25)
+
+
+# --- the objective --------------------------------------------------------------------------
+
+
+def test_objective_caches_equivalent_cells_and_counts_trained_ones():
+    objective = NB201Objective(small_table(), "cifar10")
+    first = objective.evaluate(cell(CONV, CONV, CONV, "skip_connect", CONV, "none"))
+    assert (first.accuracy, first.duplicate) == (92.0, False)
+    again = objective.evaluate(cell(CONV, "none", "none", "skip_connect", CONV, "none"))
+    # equivalent cell: the cached result of the first one, not its own table entry (91.0)
+    assert (again.accuracy, again.duplicate, again.key) == (92.0, True, first.key)
+    assert objective.trained == 1
+    assert objective.is_duplicate(EXAMPLE) is False
+    objective.remember(Cell.parse(EXAMPLE).key(), 50.0)
+    assert objective.evaluate(EXAMPLE).accuracy == 50.0
+    assert objective.trained == 2
+
+
+def test_objective_as_an_optuna_objective_records_key_and_duplicate_flag():
+    objective = NB201Objective(small_table(), "cifar100", prefix="cell.")
+    study = optuna.create_study(direction="maximize")
+    for text in (EXAMPLE, EXAMPLE):
+        study.enqueue_trial(Cell.parse(text).params(prefix="cell."))
+    study.optimize(objective, n_trials=2)
+    first, second = study.trials
+    assert first.value == second.value == 70.25
+    assert first.user_attrs[KEY_ATTR] == Cell.parse(EXAMPLE).key()
+    assert (first.user_attrs[DUPLICATE_ATTR], second.user_attrs[DUPLICATE_ATTR]) == (False, True)
+
+
+def test_make_objective_checks_the_dataset_before_reading():
+    with pytest.raises(TableError, match="unknown dataset"):
+        make_nb201_objective("does-not-matter.csv", "svhn")
+    assert make_nb201_objective(small_table(), "cifar100").dataset == "cifar100"
+
+
+# --- the real table (skipped when ../shared/data is absent) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def nb201() -> NB201Table:
+    return NB201Table.load(CSV)
+
+
+@needs_csv
+def test_known_facts_of_the_table(nb201):
+    assert len(nb201) == 15625
+    c10, c100 = nb201.accuracies("cifar10"), nb201.accuracies("cifar100")
+    assert int(c10.argmax()) == 6111 and round(float(c10.max()), 2) == 94.37
+    assert int(c100.argmax()) == 9930 and round(float(c100.max()), 2) == 73.51
+    assert round(nb201.top_k_threshold("cifar10", 16), 2) == 94.18
+    assert round(nb201.top_k_threshold("cifar100", 16), 2) == 72.72
+    assert nb201.frame["index"].tolist() == list(range(15625))
+
+
+@needs_csv
+def test_disconnected_cells_score_chance(nb201):
+    disconnected = [row for row, key in enumerate(nb201.keys()) if key == "0"]
+    assert len(disconnected) > 0
+    for dataset, chance in zip(DATASETS, (10.0, 1.0)):
+        accuracies = nb201.accuracies(dataset)[disconnected]
+        assert accuracies == pytest.approx([chance] * len(disconnected))
+    connected = [row for row, key in enumerate(nb201.keys()) if key != "0"]
+    assert nb201.accuracies("cifar10")[connected].min() > 10.0
+
+
+@needs_csv
+def test_every_row_round_trips_and_keys_merge_equivalent_cells(nb201):
+    frame = nb201.frame
+    assert [c.to_str() for c in nb201.cells()] == frame["arch"].tolist()
+    assert len(set(frame["arch"])) == 15625
+    assert len(set(nb201.keys())) < 15625
+    objective = make_nb201_objective(CSV, "cifar10")
+    assert objective.evaluate(nb201.cell(6111)).accuracy == pytest.approx(94.3733, abs=1e-3)
