@@ -24,7 +24,7 @@ from optuna.search_space import IntersectionSearchSpace
 from optuna.trial import TrialState
 
 from nas.errors import ConfigError
-from nas.samplers._evolution import fixed_params
+from nas.samplers._base import fixed_params
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

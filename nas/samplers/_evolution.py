@@ -16,13 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from optuna.samplers import BaseSampler, RandomSampler
-from optuna.search_space import IntersectionSearchSpace
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from nas.errors import ConfigError
+from nas.samplers._base import StudyStateSampler, fixed_params
 from nas.samplers._mutation import mutable, mutate_value, random_value
 
 if TYPE_CHECKING:
@@ -30,12 +28,7 @@ if TYPE_CHECKING:
     from optuna.study import Study
     from optuna.trial import FrozenTrial
 
-__all__ = ["RegularizedEvolutionSampler", "completed_by_age", "fixed_params"]
-
-
-def fixed_params(trial: FrozenTrial) -> dict[str, Any]:
-    """The parameters fixed for ``trial`` by ``study.enqueue_trial`` (empty when none)."""
-    return dict(trial.system_attrs.get("fixed_params", {}))
+__all__ = ["RegularizedEvolutionSampler", "completed_by_age"]
 
 
 def completed_by_age(study: Study) -> list[FrozenTrial]:
@@ -45,7 +38,7 @@ def completed_by_age(study: Study) -> list[FrozenTrial]:
                                          t.number))
 
 
-class RegularizedEvolutionSampler(BaseSampler):
+class RegularizedEvolutionSampler(StudyStateSampler):
     """Regularized evolution: tournament selection, one-parameter mutation and ageing.
 
     Works with categorical, int and float distributions (int and float take a Gaussian step,
@@ -86,19 +79,7 @@ class RegularizedEvolutionSampler(BaseSampler):
         self.population_size = population_size
         self.sample_size = sample_size
         self.mutation_scale = mutation_scale
-        self._rng = np.random.RandomState(seed)
-        self._random = RandomSampler(seed=None if seed is None else seed + 1)
-        self._search_space = IntersectionSearchSpace()
-
-    def reseed_rng(self) -> None:
-        self._rng.seed()
-        self._random.reseed_rng()
-
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        self._raise_error_if_multi_objective(study)
-        return dict(self._search_space.calculate(study))
+        super().__init__(seed=seed)
 
     def population(self, study: Study) -> list[FrozenTrial]:
         """The current population: the ``population_size`` most recently completed trials."""
@@ -140,12 +121,3 @@ class RegularizedEvolutionSampler(BaseSampler):
         parent = self.select_parent(population, study)
         child = self.mutate(parent.params, search_space, frozen)
         return {name: value for name, value in child.items() if name not in frozen}
-
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        return self._random.sample_independent(study, trial, param_name, param_distribution)

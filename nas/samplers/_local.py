@@ -21,13 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.samplers import BaseSampler, RandomSampler
-from optuna.search_space import IntersectionSearchSpace
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from nas.errors import ConfigError
-from nas.samplers._evolution import fixed_params
+from nas.samplers._base import StudyStateSampler, fixed_params
 from nas.samplers._mutation import mutable, mutate_value
 from nas.samplers._surrogate import RidgeSurrogate
 
@@ -42,7 +40,7 @@ _TRIED_STATES = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING, Tr
                  TrialState.FAIL)
 
 
-class LocalSearchSampler(BaseSampler):
+class LocalSearchSampler(StudyStateSampler):
     """Best-first local search over one-parameter changes (see the module docstring).
 
     Args:
@@ -85,19 +83,7 @@ class LocalSearchSampler(BaseSampler):
         self.guided = guided
         self.float_neighbours = float_neighbours
         self.mutation_scale = mutation_scale
-        self._rng = np.random.RandomState(seed)
-        self._random = RandomSampler(seed=None if seed is None else seed + 1)
-        self._search_space = IntersectionSearchSpace()
-
-    def reseed_rng(self) -> None:
-        self._rng.seed()
-        self._random.reseed_rng()
-
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        self._raise_error_if_multi_objective(study)
-        return dict(self._search_space.calculate(study))
+        super().__init__(seed=seed)
 
     def _identity(self, params: Mapping[str, Any], names: tuple[str, ...]) -> Hashable | None:
         if self.key is not None:
@@ -173,12 +159,3 @@ class LocalSearchSampler(BaseSampler):
         predicted = surrogate.predict(fresh)
         best = np.flatnonzero(predicted >= predicted.max() - 1e-12)
         return int(best[self._rng.randint(len(best))])
-
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        return self._random.sample_independent(study, trial, param_name, param_distribution)
