@@ -20,6 +20,7 @@ from nas.genotype import Genotype, load_genotype, zoo_dir
 if TYPE_CHECKING:
     from nas.analysis import Stats, analyze
     from nas.build import build_model
+    from nas.weights import load_torchvision_weights
 
 __all__ = [
     "ConfigError",
@@ -30,6 +31,7 @@ __all__ = [
     "analyze",
     "build_model",
     "load_genotype",
+    "load_torchvision_weights",
     "zoo_dir",
 ]
 
@@ -37,6 +39,7 @@ _LAZY = {
     "analyze": "nas.analysis",
     "Stats": "nas.analysis",
     "build_model": "nas.build",
+    "load_torchvision_weights": "nas.weights",
 }
 
 
