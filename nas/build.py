@@ -17,8 +17,7 @@ import torch.fx as fx
 
 from nas import ops
 from nas.genotype import Genotype
-from nas.ops import BuildContext, Functional
-from nas.ops._modules import add_
+from nas.ops import BuildContext
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -55,17 +54,13 @@ def build_model(genotype: Genotype, *, inplace: bool = True) -> torch.nn.Module:
         context = BuildContext(inplace=may_overwrite and _overwritable(graph, readers, sources[0]))
         shapes = [graph.nodes[s]["shape"] for s in sources]
         built = op.build(data["args"], shapes, context)
-        arguments = tuple(values[s] for s in sources)
+        arguments = [values[s] for s in sources]
         if built is None:
             values[node] = arguments[0]
-        elif isinstance(built, Functional):
-            function = built.function
-            if op.name == "add" and context.inplace:
-                function = add_
-            values[node] = fx_graph.call_function(function, arguments, built.kwargs)
         else:
             modules[node] = built
-            values[node] = fx_graph.call_module(node, arguments)
+            single = op.max_inputs == 1
+            values[node] = fx_graph.call_module(node, (arguments[0],) if single else (arguments,))
     outputs = [values[o] for o in graph.graph["outputs"]]
     fx_graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
     return GenotypeModule(modules, fx_graph, genotype)

@@ -5,47 +5,57 @@ Every module here is scriptable, traceable by ``torch.fx`` and exportable to ONN
 
 from __future__ import annotations
 
+from typing import List
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torchvision.ops import stochastic_depth
 
 
-def add(*inputs: Tensor) -> Tensor:
-    out = inputs[0] + inputs[1]
-    for other in inputs[2:]:
-        out = out + other
-    return out
+class Add(nn.Module):
+    """Sum of the inputs; with ``inplace`` the first input is overwritten."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, inputs: List[Tensor]) -> Tensor:
+        out = inputs[0]
+        if self.inplace:
+            for other in inputs[1:]:
+                out += other
+        else:
+            for other in inputs[1:]:
+                out = out + other
+        return out
 
 
-def add_(*inputs: Tensor) -> Tensor:
-    """Sum into the first input, which the caller no longer needs."""
-    out = inputs[0]
-    for other in inputs[1:]:
-        out += other
-    return out
+class Mean(nn.Module):
+    """Element-wise mean of the inputs."""
+
+    def forward(self, inputs: List[Tensor]) -> Tensor:
+        out = inputs[0]
+        for other in inputs[1:]:
+            out = out + other
+        return out / len(inputs)
 
 
-def mean(*inputs: Tensor) -> Tensor:
-    return add(*inputs) / len(inputs)
+class Multiply(nn.Module):
+    """Element-wise product of the inputs (broadcasting gates)."""
+
+    def forward(self, inputs: List[Tensor]) -> Tensor:
+        out = inputs[0]
+        for other in inputs[1:]:
+            out = out * other
+        return out
 
 
-def multiply(*inputs: Tensor) -> Tensor:
-    out = inputs[0] * inputs[1]
-    for other in inputs[2:]:
-        out = out * other
-    return out
+class Concat(nn.Module):
+    """Concatenation along channels."""
 
-
-def concat(*inputs: Tensor) -> Tensor:
-    return torch.cat(inputs, 1)
-
-
-torch.fx.wrap("add")
-torch.fx.wrap("add_")
-torch.fx.wrap("mean")
-torch.fx.wrap("multiply")
-torch.fx.wrap("concat")
+    def forward(self, inputs: List[Tensor]) -> Tensor:
+        return torch.cat(inputs, 1)
 
 
 class SeparableConv2d(nn.Module):

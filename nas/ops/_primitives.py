@@ -13,7 +13,6 @@ from nas.ops._registry import (
     REQUIRED,
     Arg,
     BuildContext,
-    Functional,
     Op,
     OpInfo,
     Shape,
@@ -455,9 +454,9 @@ class Add(Op):
         return OpInfo(_same_shapes(self.name, shapes))
 
     def build(self, args, shapes, context):
-        from nas.ops._modules import add
+        from nas.ops._modules import Add as Module
 
-        return Functional(add)
+        return Module(context.inplace)
 
 
 @register
@@ -471,9 +470,9 @@ class Mean(Op):
         return OpInfo(_same_shapes(self.name, shapes))
 
     def build(self, args, shapes, context):
-        from nas.ops._modules import mean
+        from nas.ops._modules import Mean as Module
 
-        return Functional(mean)
+        return Module()
 
 
 @register
@@ -496,9 +495,9 @@ class Multiply(Op):
         return OpInfo(result)
 
     def build(self, args, shapes, context):
-        from nas.ops._modules import multiply
+        from nas.ops._modules import Multiply as Module
 
-        return Functional(multiply)
+        return Module()
 
 
 @register
@@ -520,9 +519,9 @@ class Concat(Op):
         return OpInfo((sum(s[0] for s in shapes), *first[1:]))
 
     def build(self, args, shapes, context):
-        from nas.ops._modules import concat
+        from nas.ops._modules import Concat as Module
 
-        return Functional(concat)
+        return Module()
 
 
 @register

@@ -13,8 +13,8 @@ normalisation, activations, pooling and element-wise ops.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from nas.errors import GenotypeError
@@ -178,7 +178,8 @@ class Op:
         raise NotImplementedError
 
     def build(self, args: dict[str, Any], shapes: list[Shape], context: BuildContext) -> Any:
-        """Return an ``nn.Module`` taking the inputs in order, or ``None`` for identity."""
+        """Return an ``nn.Module``, or ``None`` for identity. Single-input ops' modules take a
+        tensor; ops with several inputs take one list of tensors, in input order."""
         raise NotImplementedError  # pragma: no cover
 
     def __repr__(self) -> str:
@@ -228,14 +229,3 @@ def names() -> list[str]:
 def ops() -> Iterator[Op]:
     """Registered ops in name order."""
     return (_REGISTRY[name] for name in names())
-
-
-@dataclass(frozen=True)
-class Functional:
-    """A builder's result for ops best emitted as a function call rather than a module.
-
-    ``function(*inputs, **kwargs)`` must be traceable by ``torch.fx``.
-    """
-
-    function: Callable[..., Any]
-    kwargs: dict[str, Any] = field(default_factory=dict)
