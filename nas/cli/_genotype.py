@@ -1,0 +1,172 @@
+"""Commands on one genotype: ``summary``, ``validate``, ``graph`` and ``decode``.
+
+``summary``, ``validate`` and ``graph`` never import torch: analysis is static.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from nas.errors import ConfigError, NasError
+
+_PARAM_HELP = "replace a parameter default, e.g. --set width=32 --set 'depths=[1, 1, 1, 1]'"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    summary = subparsers.add_parser("summary", help="per-node shapes, params and MACs of a genotype")
+    summary.add_argument("file", help="genotype YAML file (or a zoo name)")
+    summary.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE", help=_PARAM_HELP)
+    summary.add_argument("--input", metavar="C,H,W", help="input shape, e.g. 3,32,32")
+    summary.add_argument("--json", action="store_true", help="print one JSON object with the totals")
+    summary.set_defaults(run=run_summary)
+
+    validate = subparsers.add_parser("validate", help="check genotype files; one line per file")
+    validate.add_argument("files", nargs="+", help="genotype YAML files")
+    validate.set_defaults(run=run_validate)
+
+    graph = subparsers.add_parser("graph", help="draw the primitive graph as DOT or Mermaid text")
+    graph.add_argument("file")
+    graph.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE", help=_PARAM_HELP)
+    graph.add_argument("--input", metavar="C,H,W")
+    graph.add_argument("--format", choices=("dot", "mermaid"), default="dot")
+    graph.add_argument("--out", help="write to this file instead of standard output")
+    graph.set_defaults(run=run_graph)
+
+    decode = subparsers.add_parser("decode", help="build the PyTorch model and save it")
+    decode.add_argument("file")
+    decode.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE", help=_PARAM_HELP)
+    decode.add_argument("--input", metavar="C,H,W")
+    decode.add_argument(
+        "--out", required=True,
+        help="model.onnx (ONNX), model.pt (TorchScript), model.pt2 (torch.export) "
+        "or weights.pth (state_dict)",
+    )
+    decode.set_defaults(run=run_decode)
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """``["a=1", "b=[1, 2]"]`` → ``{"a": 1, "b": [1, 2]}``; values are read as YAML."""
+    from nas._yaml import load_yaml
+
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
+        params[key.strip()] = load_yaml(value, error=ConfigError, file=f"--set {key.strip()}")
+    return params
+
+
+def _input_shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ConfigError(f"--input expects C,H,W with positive integers, got '{text}'")
+    return shape
+
+
+def load(args: argparse.Namespace):
+    """The genotype named by ``args.file`` with ``--set`` and ``--input`` applied."""
+    from nas.genotype import load_genotype
+
+    genotype = load_genotype(args.file)
+    params = parse_assignments(args.params)
+    if params:
+        genotype = genotype.with_params(**params)
+    shape = _input_shape(getattr(args, "input", None))
+    if shape is not None:
+        genotype = genotype.with_input(shape)
+    genotype.graph  # noqa: B018 - expand now so errors name the file
+    return genotype
+
+
+def _count(value: int) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= size:
+            return f"{value / size:.2f}{unit}"
+    return str(value)
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    from nas.analysis import analyze
+
+    genotype = load(args)
+    stats = analyze(genotype)
+    if args.json:
+        print(json.dumps({**stats.to_dict(), "hash": genotype.hash}))
+        return 0
+    rows = [("node", "op", "output", "params", "MACs")]
+    for node in stats.nodes:
+        shape = "x".join(map(str, node.output_shape))
+        rows.append((node.path, node.op, shape, f"{node.params:,}", _count(node.macs)))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for index, row in enumerate(rows):
+        print("  ".join(
+            cell.ljust(width) if i < 3 else cell.rjust(width) for i, (cell, width) in enumerate(zip(row, widths))
+        ))
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+    print()
+    print(f"{genotype.name}: input {'x'.join(map(str, stats.input_shape))}, "
+          f"output {'x'.join(map(str, stats.output_shape))}, {len(stats.nodes)} primitives")
+    print(f"params {stats.params:,} | MACs {stats.macs:,} ({stats.macs / 1e9:.3f} G) | "
+          f"activations {stats.activation_bytes / 2**20:.1f} MiB (training, per sample), "
+          f"peak {stats.peak_activation_bytes / 2**20:.1f} MiB (inference)")
+    print(f"hash {genotype.hash}")
+    return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from nas.analysis import analyze
+
+    failed = 0
+    for file in args.files:
+        try:
+            from nas.genotype import load_genotype
+
+            stats = analyze(load_genotype(file))
+        except NasError as error:
+            failed += 1
+            print(error, file=sys.stderr)
+            continue
+        print(f"{file}: ok ({stats.params:,} params, {stats.macs / 1e9:.3f} GMACs)")
+    return 2 if failed else 0
+
+
+def run_graph(args: argparse.Namespace) -> int:
+    from nas.genotype._draw import to_dot, to_mermaid
+
+    genotype = load(args)
+    text = (to_dot if args.format == "dot" else to_mermaid)(genotype.graph)
+    if args.out:
+        _write_text(Path(args.out), text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _write_text(path: Path, text: str) -> None:
+    from nas.io import atomic_write_text
+
+    atomic_write_text(path, text)
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    genotype = load(args)
+    out = Path(args.out)
+    if out.suffix not in (".onnx", ".pt", ".pt2", ".pth"):
+        raise ConfigError(f"--out must end in .onnx, .pt, .pt2 or .pth, got '{out.name}'")
+    from nas.export import export_model
+
+    export_model(genotype, out)
+    print(f"wrote {out}")
+    return 0
