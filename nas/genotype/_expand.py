@@ -78,7 +78,7 @@ class _Scope(Scope):
             return Layer(self.expander.callable_name(name))
         if name in MATH_FUNCTIONS:
             raise GenotypeError(f"'{name}' is a function; call it")
-        raise GenotypeError(f"unknown name '{name}'")
+        raise GenotypeError(f"unknown name '{name}': not an argument, parameter, op or block")
 
     def call(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         if name in MATH_FUNCTIONS and name not in self.local:

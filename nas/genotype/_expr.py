@@ -169,17 +169,16 @@ def parse_expression(text: str) -> Expression:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as error:
         raise GenotypeError(f"invalid expression '{text}': {error.msg}") from None
-    for node in ast.walk(tree):
-        if isinstance(node, _ALLOWED):
-            if isinstance(node, ast.Call) and not isinstance(node.func, ast.Name):
-                raise GenotypeError(f"'{text}': only names can be called")
-            if isinstance(node, ast.Constant) and not isinstance(
-                node.value, (int, float, str, bool, type(None))
-            ):
-                raise GenotypeError(f"'{text}': constant {node.value!r} is not allowed")
-            continue
-        what = _FORBIDDEN_NAMES.get(type(node), type(node).__name__)
-        raise GenotypeError(f"'{text}': {what} are not allowed in expressions")
+    nodes = list(ast.walk(tree))
+    for node in nodes:
+        if not isinstance(node, _ALLOWED):
+            what = _FORBIDDEN_NAMES.get(type(node), type(node).__name__)
+            raise GenotypeError(f"'{text}': {what} are not allowed in expressions")
+    for node in nodes:
+        if isinstance(node, ast.Call) and not isinstance(node.func, ast.Name):
+            raise GenotypeError(f"'{text}': only names can be called")
+        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str, bool, type(None))):
+            raise GenotypeError(f"'{text}': constant {node.value!r} is not allowed")
     return Expression(text, tree)
 
 

@@ -116,7 +116,7 @@ def _parse_body(data: Any, where: str) -> tuple[Statement, ...]:
                             "a named chain item is a mapping with one key", path=f"{where}[{index}]"
                         )
                     ((name, value),) = item.items()
-                    yield name, value, f"{where}[{index}]"
+                    yield name, value, f"{where}.{name}"
                 else:
                     yield None, item, f"{where}[{index}]"
 

@@ -1,0 +1,233 @@
+"""Malformed genotypes: exit status 2 and one line `FILE: node.path: problem`, one test per case."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from nas.cli import main
+
+HEADER = "input: [3, 32, 32]\n"
+
+
+def run_summary(tmp_path, capsys, text: str) -> str:
+    path = tmp_path / "bad.yaml"
+    path.write_text(textwrap.dedent(text))
+    status = main(["summary", str(path)])
+    captured = capsys.readouterr()
+    assert status == 2
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"{path}: ")
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
+def check(tmp_path, capsys, text, *fragments):
+    line = run_summary(tmp_path, capsys, text)
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+def test_yaml_syntax_error(tmp_path, capsys):
+    check(tmp_path, capsys, "network: [conv(8\nfoo: : bar\n", "invalid YAML", "line ")
+
+
+def test_python_tag(tmp_path, capsys):
+    check(tmp_path, capsys, "network: !!python/object/apply:os.system ['true']\n", "tag", "not allowed")
+
+
+def test_duplicate_key(tmp_path, capsys):
+    check(tmp_path, capsys, HEADER + "params: {a: 1, a: 2}\nnetwork: [relu]\n", "duplicate key 'a'")
+
+
+def test_yaml_alias(tmp_path, capsys):
+    check(tmp_path, capsys, HEADER + "params: {a: &x [1, 2], b: *x}\nnetwork: [relu]\n", "aliases are not allowed")
+
+
+def test_unknown_top_level_key(tmp_path, capsys):
+    check(tmp_path, capsys, HEADER + "netwrok: [relu]\nnetwork: [relu]\n", "unknown key 'netwrok'", "valid:")
+
+
+def test_unknown_op_lists_valid_names(tmp_path, capsys):
+    check(tmp_path, capsys, HEADER + "network:\n  - convv(8)\n", ": convv0: 'convv' is not an op or block", "(ops: adaptive_avgpool, add,")
+
+
+def test_unknown_op_as_bare_name(tmp_path, capsys):
+    check(tmp_path, capsys, HEADER + "network:\n  - stem: relux\n", "stem: unknown name 'relux': not an argument, parameter, op or block")
+
+
+def test_unknown_block_from_param(tmp_path, capsys):
+    check(
+        tmp_path, capsys,
+        HEADER + "params: {block: basicc}\nnetwork:\n  - body: block(8)\n",
+        "body:", "'block' is 'basicc', not an op or block",
+    )
+
+
+def test_missing_argument(tmp_path, capsys):
+    check(tmp_path, capsys, HEADER + "network:\n  - stem: conv(k=3)\n", "stem: conv: missing argument 'c'")
+
+
+def test_unknown_argument(tmp_path, capsys):
+    check(tmp_path, capsys, HEADER + "network:\n  - stem: conv(8, kernel=3)\n", "unknown argument 'kernel'", "valid: c, k, s")
+
+
+def test_ill_typed_argument(tmp_path, capsys):
+    check(tmp_path, capsys, HEADER + "network:\n  - stem: conv(8, k='big')\n", "argument 'k' must be a positive integer")
+
+
+def test_block_argument_missing(tmp_path, capsys):
+    text = HEADER + """
+blocks:
+  unit: {args: {c: required}, nodes: [relu]}
+network:
+  - u: unit()
+"""
+    check(tmp_path, capsys, text, "u: unit: missing argument 'c'")
+
+
+def test_add_shape_mismatch_names_both_shapes(tmp_path, capsys):
+    text = HEADER + """
+network:
+  a: conv(8) <- in
+  b: conv(16) <- in
+  sum: add <- a, b
+"""
+    check(tmp_path, capsys, text, "sum: add: inputs have shapes (8, 32, 32) and (16, 32, 32)")
+
+
+def test_concat_shape_mismatch(tmp_path, capsys):
+    text = HEADER + """
+network:
+  a: conv(8) <- in
+  b: conv(8, s=2) <- in
+  cat: concat <- a, b
+"""
+    check(tmp_path, capsys, text, "cat: concat: inputs have shapes (8, 32, 32) and (8, 16, 16)")
+
+
+def test_multiply_shape_mismatch(tmp_path, capsys):
+    text = HEADER + """
+network:
+  a: conv(8) <- in
+  b: conv(4) <- in
+  gate: mul <- a, b
+"""
+    check(tmp_path, capsys, text, "gate: mul: inputs have shapes (8, 32, 32) and (4, 32, 32)")
+
+
+def test_nested_error_path(tmp_path, capsys):
+    text = HEADER + """
+blocks:
+  unit:
+    args: {c: required}
+    nodes:
+      a: conv(c) <- in
+      sum: add <- a, in
+network:
+  - stage: repeat(2, unit(8))
+"""
+    check(tmp_path, capsys, text, "stage.0.sum: add: inputs have shapes (8, 32, 32) and (3, 32, 32)")
+
+
+def test_cycle(tmp_path, capsys):
+    text = HEADER + """
+network:
+  a: relu <- c
+  b: relu <- a
+  c: relu <- b
+"""
+    check(tmp_path, capsys, text, "cycle: a -> b -> c -> a")
+
+
+def test_input_naming_missing_node(tmp_path, capsys):
+    check(tmp_path, capsys, HEADER + "network:\n  a: relu <- in\n  b: add <- a, ghost\n", "b: input 'ghost' does not exist")
+
+
+def test_block_referencing_itself(tmp_path, capsys):
+    text = HEADER + """
+blocks:
+  loop: {nodes: [relu, loop]}
+network: [loop]
+"""
+    check(tmp_path, capsys, text, "blocks.loop: block references itself: loop -> loop")
+
+
+def test_blocks_referencing_each_other(tmp_path, capsys):
+    text = HEADER + """
+blocks:
+  ping: {nodes: [pong]}
+  pong: {nodes: [ping]}
+network: [ping]
+"""
+    check(tmp_path, capsys, text, "block references itself")
+
+
+def test_self_reference_through_parameter(tmp_path, capsys):
+    text = HEADER + """
+params: {inner: wrap}
+blocks:
+  wrap:
+    args: {f: required}
+    nodes: [f(f)]
+network:
+  - w: wrap(inner)
+"""
+    check(tmp_path, capsys, text, "block references itself: wrap -> wrap")
+
+
+def test_huge_repeat_fails_fast(tmp_path, capsys):
+    start = time.perf_counter()
+    check(tmp_path, capsys, HEADER + "network:\n  - r: repeat(10 ** 9, relu)\n", "repeat count 1000000000 exceeds the limit of 1000")
+    assert time.perf_counter() - start < 5  # a guard against a hang, not a benchmark
+
+
+def test_nested_repeats_hit_the_size_limit(tmp_path, capsys):
+    text = HEADER + """
+blocks:
+  a: {nodes: ['repeat(1000, relu)']}
+  b: {nodes: ['repeat(1000, a)']}
+network:
+  - r: repeat(1000, b)
+"""
+    check(tmp_path, capsys, text, "more than 50000 primitives")
+
+
+def test_too_many_parameters(tmp_path, capsys):
+    check(tmp_path, capsys, HEADER + "network:\n  - big: conv(2 ** 20, k=64)\n", "parameters (the size limit)")
+
+
+@pytest.mark.parametrize(
+    "expr, message",
+    [
+        ("conv(width.real)", "attributes are not allowed"),
+        ("(lambda: relu)()", "lambdas are not allowed"),
+        ("conv([c for c in [1]][0])", "comprehensions are not allowed"),
+        ("open('x')", "'open' is not an op or block"),
+    ],
+)
+def test_forbidden_expressions(tmp_path, capsys, expr, message):
+    check(tmp_path, capsys, HEADER + f"params: {{width: 8}}\nnetwork:\n  - stem: \"{expr}\"\n", "stem:", message)
+
+
+def test_with_params_unknown_parameter(tmp_path, capsys):
+    path = tmp_path / "ok.yaml"
+    path.write_text(HEADER + "params: {width: 8}\nnetwork: ['conv(width)']\n")
+    assert main(["summary", str(path), "--set", "depth=3"]) == 2
+    assert "unknown parameter 'depth' (parameters: width)" in capsys.readouterr().err
+
+
+def test_subprocess_prints_one_line_and_exits_2(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(HEADER + "network:\n  - stem: conv(8, k=0)\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "nas", "summary", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"{path}: stem: conv: argument 'k' must be a positive integer or a pair [h, w], got 0"
