@@ -6,18 +6,38 @@ torchvision has are compared output for output after copying torchvision's (rand
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 import nas
+from nas.genotype._expr import MATH_FUNCTIONS
+
+divisible = MATH_FUNCTIONS["divisible"]
 
 # name: (reference params, reference GFLOPS or None)
 REFERENCES = {
     "mobilenet_v2": (3_504_872, 0.301),
+    "mobilenet_v3_large": (5_483_032, 0.217),
+    "efficientnet_b0": (5_288_548, 0.386),
 }
 
 # genotype -> torchvision builder, for the weight-copy check
 TORCHVISION = {
     "mobilenet_v2": "mobilenet_v2",
+    "mobilenet_v3_large": "mobilenet_v3_large",
+    "efficientnet_b0": "efficientnet_b0",
+}
+
+# torchvision's EfficientNet-B1..B7: (width, depth) multipliers and parameter counts
+EFFICIENTNETS = {
+    "b1": (1.0, 1.1, 7_794_184),
+    "b2": (1.1, 1.2, 9_109_994),
+    "b3": (1.2, 1.4, 12_233_232),
+    "b4": (1.4, 1.8, 19_341_616),
+    "b5": (1.6, 2.2, 30_389_784),
+    "b6": (1.8, 2.6, 43_040_704),
+    "b7": (2.0, 3.1, 66_347_960),
 }
 
 
@@ -56,3 +76,15 @@ def test_torchvision_weights_give_the_same_outputs(name):
         ours, theirs = model(x), reference(x)
     assert ours.shape == theirs.shape
     assert (ours - theirs).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("variant", sorted(EFFICIENTNETS))
+def test_efficientnet_b0_scales_to_torchvision_b1_to_b7(variant):
+    width, depth, params = EFFICIENTNETS[variant]
+    base = nas.load_genotype("efficientnet_b0")
+    assert dict(base.scaling) == {"depth": ("depths",), "width": ("widths",)}
+    scaled = base.with_params(
+        widths=[divisible(c * width, 8) for c in base.params["widths"]],
+        depths=[math.ceil(n * depth) for n in base.params["depths"]],
+    )
+    assert nas.analyze(scaled).params == params
