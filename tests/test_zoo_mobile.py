@@ -7,16 +7,20 @@ torchvision has are compared output for output after copying torchvision's (rand
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
 import nas
 from nas.genotype._expr import MATH_FUNCTIONS
+from nas.tabular import CellError
+from nas.zoo import NB201_EDGE_PARAMS, nb201_arch, nb201_params
 
 divisible = MATH_FUNCTIONS["divisible"]
 
 # name: (reference params, reference GFLOPS as published or None)
 REFERENCES = {
+    "nb201": (1_531_546, None),  # every edge nor_conv_3x3; other cells below
     "mobilenet_v1": (4_231_976, 0.569),  # the paper's 569M mult-adds
     "mobilenet_v2": (3_504_872, 0.301),
     "mobilenet_v3_large": (5_483_032, 0.217),
@@ -109,3 +113,69 @@ def test_efficientnet_b0_scales_to_torchvision_b1_to_b7(variant):
         depths=[math.ceil(n * depth) for n in base.params["depths"]],
     )
     assert nas.analyze(scaled).params == params
+
+
+# ---------------------------------------------------------------------------- NAS-Bench-201
+
+NB201_EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+NB201_ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+NB201_ALL_OPS = "|nor_conv_1x1~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
+NB201_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench201" / "nb201_cifar.csv"
+
+
+@pytest.mark.parametrize(("arch", "params"), [(NB201_EXAMPLE, 802_426), (NB201_ALL_CONV, 1_531_546)])
+def test_nb201_parameter_counts(arch, params):
+    genotype = nas.load_genotype("nb201", **nb201_params(arch))
+    assert nas.analyze(genotype).params == params
+    assert genotype.params["classes"] == 10
+
+
+def test_nb201_defaults_are_the_all_conv_cell():
+    genotype = nas.load_genotype("nb201")
+    assert nb201_arch(genotype.params) == NB201_ALL_CONV
+    assert genotype.meta["reference_params"] == nas.analyze(genotype).params == 1_531_546
+
+
+def test_nb201_converter_round_trip():
+    params = nb201_params(NB201_EXAMPLE)
+    assert tuple(params) == NB201_EDGE_PARAMS
+    assert params["node2_in1"] == "avg_pool_3x3" and params["node3_in2"] == "skip_connect"
+    assert nb201_arch(params) == NB201_EXAMPLE
+    assert nb201_arch({**params, "width": 16, "classes": 10}) == NB201_EXAMPLE
+    genotype = nas.load_genotype("nb201", **params)
+    assert nb201_arch(genotype.params) == NB201_EXAMPLE
+
+
+@pytest.mark.parametrize(
+    "bad", ["|nor_conv_3x3~0|", "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "|none~1|+|none~0|none~1|+|none~0|none~1|none~2|"]
+)
+def test_nb201_converter_rejects_bad_strings(bad):
+    with pytest.raises(CellError):
+        nb201_params(bad)
+    with pytest.raises(CellError, match="node3_in2"):
+        nb201_arch({"node1_in0": "none"})
+
+
+@pytest.mark.skipif(not NB201_CSV.is_file(), reason=f"NAS-Bench-201 table absent: {NB201_CSV}")
+def test_nb201_converter_round_trips_benchmark_cells():
+    import csv
+
+    with NB201_CSV.open() as handle:
+        archs = [row["arch"] for index, row in enumerate(csv.DictReader(handle)) if index % 499 == 0]
+    assert len(archs) > 30
+    base = nas.load_genotype("nb201")
+    for arch in archs:
+        assert nb201_arch(nb201_params(arch)) == arch
+        nas.analyze(base.with_params(**nb201_params(arch)))  # every cell expands
+
+
+def test_nb201_builds_with_every_edge_op():
+    torch = pytest.importorskip("torch")
+    genotype = nas.load_genotype("nb201", **nb201_params(NB201_ALL_OPS)).with_input((3, 16, 16))
+    ops = {data["op"] for _, data in genotype.graph.nodes(data=True)}
+    assert {"zero", "avgpool", "identity", "conv"} <= ops
+    model = nas.build_model(genotype)
+    assert sum(p.numel() for p in model.parameters()) == nas.analyze(genotype).params
+    out = model(torch.randn(2, 3, 16, 16))
+    assert out.shape == (2, 10)
+    out.sum().backward()
