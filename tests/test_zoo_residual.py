@@ -34,15 +34,38 @@ REFERENCES = {
     "resnet50": Ref(25_557_032, 4.089),
     "resnet101": Ref(44_549_160, 7.801),
     "resnet152": Ref(60_192_808, 11.514),
+    "wide_resnet50_2": Ref(68_883_240, 11.398),
+    "resnext50_32x4d": Ref(25_028_904, 4.23),
+    "se_resnet50": Ref(28_088_024),
     "densenet121": Ref(7_978_856, 2.834),
+    "resnet20": Ref(269_722, paper="0.27"),
+    "resnet56": Ref(853_018, paper="0.85"),
+    "resnet110": Ref(1_727_962, paper="1.7"),
+    "resnet_sd": Ref(1_727_962, paper="1.7"),
+    "preact_resnet": Ref(1_703_258, paper="1.7"),
+    "wrn_28_10": Ref(36_479_194, paper="36.5"),
     "densenet_bc_100_k12": Ref(769_162, paper="0.8"),
+    "fractalnet": Ref(33_714_314),
 }
 
 # genotypes whose torchvision weights we copy and whose outputs we compare
-TORCHVISION = ["resnet34", "resnet50", "densenet121"]
+TORCHVISION = ["resnet34", "resnet50", "wide_resnet50_2", "resnext50_32x4d", "densenet121"]
 
-# genotypes built at a small input to check the built parameter count and one forward pass
-BUILD_ONLY = ["resnet101", "resnet152", "densenet_bc_100_k12"]
+# the rest: built at a small input (side length given) for the parameter count, forward and
+# backward
+BUILD_ONLY = {
+    "resnet101": 32,
+    "resnet152": 32,
+    "se_resnet50": 32,
+    "resnet20": 8,
+    "resnet56": 8,
+    "resnet110": 8,
+    "resnet_sd": 8,
+    "preact_resnet": 8,
+    "wrn_28_10": 8,
+    "densenet_bc_100_k12": 8,
+    "fractalnet": 32,  # five 2x2 poolings
+}
 
 SMALL = (3, 32, 32)
 
@@ -99,15 +122,62 @@ def test_outputs_match_torchvision_with_copied_weights(name):
         assert (model(x) - reference(x)).abs().max().item() < 1e-5
 
 
-@pytest.mark.parametrize("name", BUILD_ONLY)
-def test_built_model_has_the_static_parameter_count(name):
+def test_every_genotype_is_checked():
+    assert set(TORCHVISION) | set(BUILD_ONLY) == set(REFERENCES)
+
+
+@pytest.mark.parametrize("name", sorted(BUILD_ONLY))
+def test_built_model_has_the_static_parameter_count_and_trains(name):
     torch = pytest.importorskip("torch")
-    genotype = nas.load_genotype(name)
-    if genotype.input_shape[1] > SMALL[1]:
-        genotype = genotype.with_input(SMALL)
+    torch.manual_seed(0)
+    side = BUILD_ONLY[name]
+    genotype = nas.load_genotype(name).with_input((3, side, side))
     stats = nas.analyze(genotype)
-    model = nas.build_model(genotype).eval()
+    model = nas.build_model(genotype)
     assert _count(model) == stats.params
-    with torch.no_grad():
-        out = model(torch.randn(1, *genotype.input_shape))
+    out = model(torch.randn(2, 3, side, side))
     assert tuple(out.shape[1:]) == stats.output_shape
+    out.square().mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_se_resnet50_matches_timm_with_copied_weights():
+    torch = pytest.importorskip("torch")
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    genotype = nas.load_genotype("se_resnet50").with_input(SMALL)
+    model = nas.build_model(genotype)
+    reference = timm.create_model("seresnet50")
+    nas.load_torchvision_weights(model, reference)
+    model.eval()
+    reference.eval()
+    x = torch.randn(2, *SMALL)
+    with torch.no_grad():
+        assert (model(x) - reference(x)).abs().max().item() < 1e-5
+
+
+def test_option_a_shortcut_subsamples_and_pads_with_zeros():
+    torch = pytest.importorskip("torch")
+    genotype = nas.load_genotype(
+        "input: [4, 6, 6]\n"
+        "imports: [lib/cifar_resnet.yaml]\n"
+        "network:\n"
+        "  - pad_shortcut(8, 2)\n"
+    )
+    assert nas.analyze(genotype).params == 0
+    x = torch.randn(2, 4, 6, 6)
+    expected = torch.cat([x[:, :, ::2, ::2], torch.zeros(2, 4, 3, 3)], 1)
+    assert torch.equal(nas.build_model(genotype)(x), expected)
+
+
+def test_stochastic_depth_decays_linearly_to_the_last_block():
+    stats = nas.analyze(nas.load_genotype("resnet_sd"))
+    drops = [node.args["p"] for node in stats.nodes if node.op == "drop_path"]
+    assert len(drops) == 54
+    assert drops == pytest.approx([0.5 * l / 54 for l in range(1, 55)])
+
+
+@pytest.mark.parametrize("block, params", [("fractal2", 13_320_906), ("fractal4", 76_084_554)])
+def test_fractal_columns_are_a_parameter(block, params):
+    genotype = nas.load_genotype("fractalnet", block=block)
+    assert nas.analyze(genotype).params == params
