@@ -175,7 +175,7 @@ def test_two_processes_share_one_evolution(tmp_path):
 
 
 def test_local_search_proposes_untried_neighbours_of_the_best():
-    sampler = LocalSearchSampler(n_startup_trials=3, seed=0)
+    sampler = LocalSearchSampler(n_startup_trials=3, n_parents=1, seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(categorical, n_trials=30)
     trials = study.trials
@@ -197,6 +197,8 @@ def test_local_search_handles_int_and_float_parameters():
     assert study.best_params["n"] == 10 and study.best_params["c"] == "d"
     with pytest.raises(ConfigError, match="float_neighbours"):
         LocalSearchSampler(float_neighbours=0)
+    with pytest.raises(ConfigError, match="n_parents"):
+        LocalSearchSampler(n_parents=0)
 
 
 def test_local_search_with_a_key_skips_equivalent_neighbours():
@@ -210,8 +212,18 @@ def test_local_search_with_a_key_skips_equivalent_neighbours():
     assert len(set(keys)) == len(keys)
 
 
+def test_local_search_pools_the_neighbours_of_several_parents():
+    sampler = LocalSearchSampler(n_startup_trials=5, n_parents=3, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(categorical, n_trials=25)
+    trials = study.trials
+    for i in range(5, len(trials)):
+        top3 = sorted(trials[:i], key=lambda t: (-t.value, t.number))[:3]
+        assert any(n_differences(t.params, trials[i].params) == 1 for t in top3), i
+
+
 def test_guided_local_search_follows_the_surrogate():
-    sampler = LocalSearchSampler(n_startup_trials=8, guided=True, seed=0)
+    sampler = LocalSearchSampler(n_startup_trials=8, guided=True, n_parents=1, seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(categorical, n_trials=8)
     before = study.best_value

@@ -3,7 +3,8 @@
 White, Nolen and Savani, "Exploring the Loss Landscape in Neural Architecture Search", UAI 2021,
 found that plain local search over one-change neighbourhoods is hard to beat on cell-based
 benchmarks. This sampler runs its best-first form: each new trial is an untried neighbour of the
-best completed trial that still has untried neighbours, chosen at random. A neighbour differs in
+best completed trials that still have untried neighbours (the best ``n_parents`` of them), chosen
+at random or, with ``guided=True``, by a ridge-regression surrogate. A neighbour differs in
 exactly one parameter: another choice of a categorical, one step up or down of an int (or of a
 float with a step), or a Gaussian step of a continuous float (:func:`mutate_value`). So when a
 neighbour improves on the best, the search moves there at once; when the best's neighbourhood is
@@ -52,14 +53,19 @@ class LocalSearchSampler(StudyStateSampler):
         guided: choose among the untried neighbours the one a ridge-regression surrogate
             (:class:`RidgeSurrogate`, fitted to the ranks of completed trials' values) rates
             best, instead of one at random.
+        n_parents: how many of the best trials with untried neighbours pool their untried
+            neighbours; the choice (surrogate's best, or random) is made over the pool. 1 is
+            strict best-first search; 2 let the surrogate look a little wider, which helped on
+            NAS-Bench-201.
+        alpha: the surrogate's L2 penalty (see :class:`RidgeSurrogate`).
         float_neighbours: how many Gaussian steps stand for the neighbourhood of a continuous
             float parameter.
         mutation_scale: standard deviation of such a step as a fraction of the range.
         seed: seed of the random generator.
 
     Raises:
-        ConfigError: for a negative ``n_startup_trials``, ``float_neighbours`` below 1 or a
-            non-positive ``mutation_scale``.
+        ConfigError: for a negative ``n_startup_trials``, ``n_parents`` or ``float_neighbours``
+            below 1, or a non-positive ``mutation_scale`` or ``alpha``.
     """
 
     def __init__(
@@ -68,19 +74,27 @@ class LocalSearchSampler(StudyStateSampler):
         n_startup_trials: int = 10,
         key: Callable[[Mapping[str, Any]], Hashable | None] | None = None,
         guided: bool = False,
+        n_parents: int = 2,
+        alpha: float = 1.0,
         float_neighbours: int = 4,
         mutation_scale: float = 0.1,
         seed: int | None = None,
     ):
         if n_startup_trials < 0:
             raise ConfigError(f"n_startup_trials must be at least 0, got {n_startup_trials}")
+        if n_parents < 1:
+            raise ConfigError(f"n_parents must be at least 1, got {n_parents}")
         if float_neighbours < 1:
             raise ConfigError(f"float_neighbours must be at least 1, got {float_neighbours}")
         if not mutation_scale > 0:
             raise ConfigError(f"mutation_scale must be positive, got {mutation_scale}")
+        if not alpha > 0:
+            raise ConfigError(f"alpha must be positive, got {alpha}")
         self.n_startup_trials = n_startup_trials
         self.key = key
         self.guided = guided
+        self.n_parents = n_parents
+        self.alpha = alpha
         self.float_neighbours = float_neighbours
         self.mutation_scale = mutation_scale
         super().__init__(seed=seed)
@@ -133,15 +147,22 @@ class LocalSearchSampler(StudyStateSampler):
         fixed = fixed_params(trial)
         ranked = sorted(completed, key=lambda t: (sign * float(t.value), t.number))
         surrogate = self._fit(ranked, search_space) if self.guided else None
+        pool: list[dict[str, Any]] = []
+        parents = 0
         for parent in ranked:
             start = {**{n: parent.params[n] for n in names}, **{n: fixed[n] for n in frozen
                                                               if n in search_space}}
             fresh = [p for p in self.neighbours(start, search_space, frozen)
                      if self._identity(p, names) not in tried]
             if fresh:
-                child = fresh[self._choose(fresh, surrogate)]
-                return {n: v for n, v in child.items() if n not in frozen}
-        return {}  # every neighbourhood is exhausted: sample at random
+                pool.extend(fresh)
+                parents += 1
+                if parents == self.n_parents:
+                    break
+        if not pool:
+            return {}  # every neighbourhood is exhausted: sample at random
+        child = pool[self._choose(pool, surrogate)]
+        return {n: v for n, v in child.items() if n not in frozen}
 
     def _fit(
         self, ranked: list[FrozenTrial], search_space: dict[str, BaseDistribution]
@@ -150,7 +171,7 @@ class LocalSearchSampler(StudyStateSampler):
         if len(ranked) < 2:
             return None
         scores = 1.0 - np.arange(len(ranked)) / len(ranked)
-        return RidgeSurrogate(search_space).fit([t.params for t in ranked], scores)
+        return RidgeSurrogate(search_space, alpha=self.alpha).fit([t.params for t in ranked], scores)
 
     def _choose(self, fresh: list[dict[str, Any]], surrogate: RidgeSurrogate | None) -> int:
         """Index of the candidate to try: the surrogate's best (ties at random), or random."""
