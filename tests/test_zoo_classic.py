@@ -215,3 +215,45 @@ def test_built_model_runs_forward_and_backward(name):
     assert tuple(tuple(o.shape[1:]) for o in outputs) == stats.output_shapes
     sum(o.square().mean() for o in outputs).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+# ------------------------------------------------------------------- nas zoo
+
+
+def test_nas_zoo_lists_every_genotype_and_writes_csv(tmp_path, capsys):
+    import csv
+
+    from nas.cli import main
+
+    out = tmp_path / "zoo.csv"
+    assert main(["zoo", "--csv", str(out)]) == 0
+    with out.open() as handle:
+        rows = {row["name"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {path.stem for path in nas.zoo_dir().glob("*.yaml")}
+    assert set(ZOO) <= set(rows)
+    googlenet = rows["googlenet"]
+    assert (googlenet["family"], googlenet["year"], googlenet["input"]) == ("inception", "2014", "3x224x224")
+    assert int(googlenet["params"]) == 6_624_904
+    assert int(googlenet["macs"]) == nas.analyze(nas.load_genotype("googlenet")).macs
+    printed = capsys.readouterr().out
+    assert "6,624,904" in printed and "1.498G" in printed
+
+
+def test_nas_zoo_reports_a_broken_file_and_lists_the_rest_without_torch(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(nas.zoo_dir() / "lenet5.yaml", tmp_path)
+    (tmp_path / "broken.yaml").write_text("name: broken\ninput: [1, 8, 8]\nnetwork:\n  - linear(3)\n")
+    script = (
+        "import sys\nfrom nas.cli import main\nstatus = main(['zoo'])\n"
+        "print('torch imported' if 'torch' in sys.modules else 'no torch')\nsys.exit(status)\n"
+    )
+    env = {**os.environ, "NAS_GENOTYPES": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "broken.yaml" in done.stderr and "linear" in done.stderr
+    assert "lenet5" in done.stdout and "61,706" in done.stdout
+    assert "no torch" in done.stdout

@@ -1,0 +1,125 @@
+"""``nas zoo``: a table of every hand-designed genotype in :func:`nas.zoo_dir`.
+
+Static analysis only: never imports torch. A file that does not load is reported on stderr
+(one line) and makes the exit status 1; the others are still listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+
+_SORT_KEYS = ("name", "family", "year", "params", "macs")
+
+
+@dataclass(frozen=True)
+class ZooRow:
+    """One genotype's line of the table."""
+
+    name: str
+    family: str
+    year: int | str
+    input: str
+    params: int
+    macs: int
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("zoo", help="list the hand-designed genotypes with params and MACs")
+    parser.add_argument("--csv", metavar="FILE", help="also write the table as CSV (raw numbers)")
+    parser.add_argument("--sort", choices=_SORT_KEYS, default="name", help="row order (default: name)")
+    parser.set_defaults(run=run_zoo)
+
+
+def zoo_rows(folder: Path) -> tuple[list[ZooRow], list[str]]:
+    """A row for every ``*.yaml`` directly in ``folder`` (not ``lib/``), sorted by name, and
+    the one-line errors of the files that do not load."""
+    from nas.analysis import analyze
+    from nas.errors import NasError
+    from nas.genotype import load_genotype
+
+    rows, errors = [], []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            genotype = load_genotype(path)
+            stats = analyze(genotype)
+        except NasError as error:
+            errors.append(str(error))
+            continue
+        meta = genotype.meta
+        rows.append(
+            ZooRow(
+                name=genotype.name,
+                family=str(meta.get("family", "")),
+                year=meta.get("year", ""),
+                input="x".join(map(str, stats.input_shape)),
+                params=stats.params,
+                macs=stats.macs,
+            )
+        )
+    return rows, errors
+
+
+def _sort_key(key: str):
+    def by(row: ZooRow):
+        value = getattr(row, key)
+        # rows without a year sort last; ties fall back to the name
+        return (value == "", value if value != "" else 0, row.name)
+
+    return by
+
+
+def _human(value: int) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= size:
+            return f"{value / size:.3f}{unit}"
+    return str(value)
+
+
+def format_table(rows: list[ZooRow]) -> str:
+    """Aligned text: text columns left, numbers right; params in full, MACs in K/M/G."""
+    header = ("name", "family", "year", "input", "params", "MACs")
+    cells = [header] + [
+        (r.name, r.family, str(r.year), r.input, f"{r.params:,}", _human(r.macs)) for r in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    numeric = {2, 4, 5}
+
+    def line(values) -> str:
+        return "  ".join(
+            v.rjust(w) if i in numeric else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))
+        ).rstrip()
+
+    lines = [line(cells[0]), "  ".join("-" * w for w in widths)]
+    lines += [line(values) for values in cells[1:]]
+    return "\n".join(lines)
+
+
+def format_csv(rows: list[ZooRow]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([f.name for f in fields(ZooRow)])
+    writer.writerows(astuple(row) for row in rows)
+    return buffer.getvalue()
+
+
+def run_zoo(args: argparse.Namespace) -> int:
+    from nas.genotype import zoo_dir
+
+    folder = zoo_dir()
+    rows, errors = zoo_rows(folder)
+    rows.sort(key=_sort_key(args.sort))
+    for error in errors:
+        print(error, file=sys.stderr)
+    print(format_table(rows))
+    print(f"\n{len(rows)} genotypes in {folder}" + (f", {len(errors)} failed to load" if errors else ""))
+    if args.csv:
+        from nas.io import atomic_write_text
+
+        atomic_write_text(args.csv, format_csv(rows))
+        print(f"wrote {args.csv}")
+    return 1 if errors else 0
