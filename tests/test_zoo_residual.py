@@ -105,21 +105,28 @@ def test_macs_match_torchvision_gflops(name):
     assert abs(macs / 1e9 - gflops) <= 0.01 * gflops, macs
 
 
-@pytest.mark.parametrize("name", TORCHVISION)
-def test_outputs_match_torchvision_with_copied_weights(name):
-    torch = pytest.importorskip("torch")
-    torchvision = pytest.importorskip("torchvision")
-    torch.manual_seed(0)
+def _max_difference_with_copied_weights(name: str, reference) -> float:
+    """Copy ``reference``'s (random) weights into the genotype ``name`` built at ``SMALL`` and
+    return the largest difference of their eval-mode outputs."""
+    import torch
+
     genotype = nas.load_genotype(name).with_input(SMALL)
     model = nas.build_model(genotype)
-    reference = getattr(torchvision.models, name)()
     assert _count(model) == _count(reference) == nas.analyze(genotype).params
     nas.load_torchvision_weights(model, reference)
     model.eval()
     reference.eval()
     x = torch.randn(2, *SMALL)
     with torch.no_grad():
-        assert (model(x) - reference(x)).abs().max().item() < 1e-5
+        return (model(x) - reference(x)).abs().max().item()
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_outputs_match_torchvision_with_copied_weights(name):
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    assert _max_difference_with_copied_weights(name, getattr(torchvision.models, name)()) < 1e-5
 
 
 def test_every_genotype_is_checked():
@@ -145,15 +152,7 @@ def test_se_resnet50_matches_timm_with_copied_weights():
     torch = pytest.importorskip("torch")
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
-    genotype = nas.load_genotype("se_resnet50").with_input(SMALL)
-    model = nas.build_model(genotype)
-    reference = timm.create_model("seresnet50")
-    nas.load_torchvision_weights(model, reference)
-    model.eval()
-    reference.eval()
-    x = torch.randn(2, *SMALL)
-    with torch.no_grad():
-        assert (model(x) - reference(x)).abs().max().item() < 1e-5
+    assert _max_difference_with_copied_weights("se_resnet50", timm.create_model("seresnet50")) < 1e-5
 
 
 def test_option_a_shortcut_subsamples_and_pads_with_zeros():
