@@ -73,18 +73,12 @@ def _sort_key(key: str):
     return by
 
 
-def _human(value: int) -> str:
-    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if value >= size:
-            return f"{value / size:.3f}{unit}"
-    return str(value)
-
-
 def format_table(rows: list[ZooRow]) -> str:
-    """Aligned text: text columns left, numbers right; params in full, MACs in K/M/G."""
-    header = ("name", "family", "year", "input", "params", "MACs")
+    """Aligned text: text columns left, numbers right; params in full, MACs in billions to
+    four significant digits (torchvision's "GFLOPS" column)."""
+    header = ("name", "family", "year", "input", "params", "GMACs")
     cells = [header] + [
-        (r.name, r.family, str(r.year), r.input, f"{r.params:,}", _human(r.macs)) for r in rows
+        (r.name, r.family, str(r.year), r.input, f"{r.params:,}", f"{r.macs / 1e9:.4g}") for r in rows
     ]
     widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
     numeric = {2, 4, 5}
