@@ -1,0 +1,244 @@
+"""Sources read from files: raw IDX (MNIST's format), NumPy ``.npz`` and image folders.
+
+:func:`read_idx` is the IDX reader; the registered loaders ``idx``, ``npz`` and ``folder``
+turn files into :class:`~nas.data._dataset.RawData`. Every problem with a file is a
+:class:`~nas.errors.ConfigError` naming that file.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nas.data._dataset import RawData
+from nas.data._registry import register_dataset
+from nas.errors import ConfigError
+
+__all__ = ["read_idx"]
+
+# IDX type codes (third byte of the magic number) and their big-endian NumPy types.
+_IDX_TYPES = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_IMAGE_SUFFIXES = {
+    ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"
+}
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (gzip-compressed or not) into an array of its stored shape.
+
+    The format: two zero bytes, a type code, the number of dimensions, one big-endian
+    uint32 per dimension, then the data in C order.
+
+    Raises:
+        ConfigError: the file is missing, truncated or not IDX.
+    """
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        raw = bytearray(raw)  # a writable buffer, so tensors made from it may be written
+    except (OSError, EOFError) as error:
+        raise ConfigError(f"cannot read IDX file: {error}", file=str(file)) from None
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in _IDX_TYPES:
+        raise ConfigError("not an IDX file (bad magic number)", file=str(file))
+    dtype, ndim = _IDX_TYPES[raw[2]], raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ConfigError("truncated IDX header", file=str(file))
+    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    count = int(np.prod(shape)) if shape else 1
+    if len(raw) - header != count * dtype.itemsize:
+        raise ConfigError(
+            f"IDX header says {shape} of {dtype} but the file holds {len(raw) - header} data bytes",
+            file=str(file),
+        )
+    return np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(shape)
+
+
+def _images_to_uint8(array: np.ndarray, *, layout: str | None, file: str) -> torch.Tensor:
+    """``[N, H, W]``, ``[N, H, W, C]`` or ``[N, C, H, W]`` array → uint8 ``[N, C, H, W]``."""
+    if array.dtype != np.uint8:
+        floating = np.issubdtype(array.dtype, np.floating)
+        if floating and array.size and 0 <= array.min() and array.max() <= 1:
+            array = np.rint(array * 255.0).astype(np.uint8)
+        else:
+            raise ConfigError(
+                f"images must be uint8 or floats in [0, 1], got {array.dtype}", file=file
+            )
+    images = torch.from_numpy(np.ascontiguousarray(array))
+    if images.dim() == 3:
+        return images.unsqueeze(1)
+    if images.dim() != 4:
+        raise ConfigError(
+            f"images must have 3 or 4 dimensions, got shape {tuple(images.shape)}", file=file
+        )
+    if layout is None:
+        channels_at_end = images.shape[-1] in (1, 3, 4) and images.shape[1] not in (1, 3, 4)
+        layout = "NHWC" if channels_at_end else "NCHW"
+    if layout == "NHWC":
+        images = images.permute(0, 3, 1, 2)
+    elif layout != "NCHW":
+        raise ConfigError(f"must be 'NCHW' or 'NHWC', got {layout!r}", path="layout")
+    return images.contiguous()
+
+
+def _labels(array: np.ndarray, count: int, file: str) -> torch.Tensor:
+    if not np.issubdtype(array.dtype, np.integer) or array.shape != (count,):
+        raise ConfigError(
+            f"labels must be {count} integers, got {array.dtype} with shape {array.shape}",
+            file=file,
+        )
+    return torch.from_numpy(array.astype(np.int64))
+
+
+def _num_classes(given: int | None, *labels: torch.Tensor) -> int:
+    found = max(int(t.max()) for t in labels if t.numel()) + 1
+    if given is None:
+        return found
+    if given < found:
+        raise ConfigError(
+            f"labels go up to {found - 1}, so {given} classes are too few", path="num_classes"
+        )
+    return given
+
+
+@register_dataset("idx")
+def load_idx(
+    *,
+    images: str | Path,
+    labels: str | Path,
+    test_images: str | Path | None = None,
+    test_labels: str | Path | None = None,
+    num_classes: int | None = None,
+    flip: bool = False,
+) -> RawData:
+    """Images and labels from IDX files (MNIST's format), optionally with a test split.
+
+    ``num_classes`` defaults to the largest label plus one.
+    """
+    x = _images_to_uint8(read_idx(images), layout=None, file=str(images))
+    y = _labels(read_idx(labels), x.shape[0], str(labels))
+    tx = ty = None
+    if (test_images is None) != (test_labels is None):
+        raise ConfigError("give both test_images and test_labels, or neither", path="test_images")
+    if test_images is not None and test_labels is not None:
+        tx = _images_to_uint8(read_idx(test_images), layout=None, file=str(test_images))
+        ty = _labels(read_idx(test_labels), tx.shape[0], str(test_labels))
+    classes = _num_classes(num_classes, y, *([ty] if ty is not None else []))
+    return RawData(x, y, classes, flip=flip, test_images=tx, test_labels=ty)
+
+
+# Accepted key pairs in an .npz file: Keras' names, then plain ones.
+_NPZ_KEYS = (("x_train", "y_train"), ("images", "labels"))
+
+
+@register_dataset("npz")
+def load_npz(
+    *,
+    path: str | Path,
+    layout: str | None = None,
+    num_classes: int | None = None,
+    flip: bool = False,
+) -> RawData:
+    """Arrays from a NumPy ``.npz`` file.
+
+    The file holds ``x_train``/``y_train`` (and optionally ``x_test``/``y_test``), or
+    ``images``/``labels``. Images are uint8 (or floats in [0, 1]) shaped ``[N, H, W]``,
+    ``[N, H, W, C]`` or ``[N, C, H, W]``; ``layout`` ("NHWC" or "NCHW") settles a 4-d
+    array whose layout cannot be told from its shape.
+    """
+    file = str(path)
+    try:
+        with np.load(file, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"cannot read .npz file: {error}", file=file) from None
+    for image_key, label_key in _NPZ_KEYS:
+        if image_key in arrays and label_key in arrays:
+            break
+    else:
+        raise ConfigError(
+            "expected arrays x_train/y_train or images/labels, found "
+            f"{', '.join(sorted(arrays)) or 'none'}",
+            file=file,
+        )
+    x = _images_to_uint8(arrays[image_key], layout=layout, file=file)
+    y = _labels(arrays[label_key], x.shape[0], file)
+    tx = ty = None
+    if "x_test" in arrays and "y_test" in arrays:
+        tx = _images_to_uint8(arrays["x_test"], layout=layout, file=file)
+        ty = _labels(arrays["y_test"], tx.shape[0], file)
+    classes = _num_classes(num_classes, y, *([ty] if ty is not None else []))
+    return RawData(x, y, classes, flip=flip, test_images=tx, test_labels=ty)
+
+
+def _read_folder(
+    root: Path, classes: list[str] | None, *, grayscale: bool, resolution: int | None
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    from PIL import Image, UnidentifiedImageError
+
+    if not root.is_dir():
+        raise ConfigError("image folder not found", file=str(root))
+    found = sorted(p.name for p in root.iterdir() if p.is_dir())
+    names = classes if classes is not None else found
+    if not names:
+        raise ConfigError("no class subfolders", file=str(root))
+    arrays: list[np.ndarray] = []
+    labels: list[int] = []
+    for label, name in enumerate(names):
+        folder = root / name
+        files = sorted(p for p in folder.glob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
+        for file in files:
+            try:
+                with Image.open(file) as image:
+                    image = image.convert("L" if grayscale else "RGB")
+                    if resolution is not None:
+                        image = image.resize((resolution, resolution), Image.BILINEAR)
+                    arrays.append(np.asarray(image, dtype=np.uint8))
+            except (OSError, UnidentifiedImageError) as error:
+                raise ConfigError(f"cannot read image: {error}", file=str(file)) from None
+            labels.append(label)
+    if not arrays:
+        raise ConfigError("no images found in the class subfolders", file=str(root))
+    sizes = {a.shape for a in arrays}
+    if len(sizes) > 1:
+        raise ConfigError(
+            f"images have {len(sizes)} different sizes; set resolution to resize them",
+            file=str(root),
+        )
+    stacked = np.stack(arrays)
+    images = _images_to_uint8(stacked, layout="NHWC" if stacked.ndim == 4 else None, file=str(root))
+    return images, torch.tensor(labels, dtype=torch.int64), names
+
+
+@register_dataset("folder")
+def load_folder(
+    *,
+    root: str | Path,
+    val_root: str | Path | None = None,
+    grayscale: bool = False,
+    flip: bool = True,
+    resolution: int | None = None,
+) -> RawData:
+    """Images in one subfolder per class (``root/cat/1.png``), read with Pillow.
+
+    Classes are the sorted subfolder names. ``val_root``, laid out the same way, becomes
+    the test split (use ``val_split="test"`` to validate on it). Images are converted to RGB
+    (or gray) and, when ``resolution`` is set, resized while reading.
+    """
+    x, y, names = _read_folder(Path(root), None, grayscale=grayscale, resolution=resolution)
+    tx = ty = None
+    if val_root is not None:
+        tx, ty, _ = _read_folder(Path(val_root), names, grayscale=grayscale, resolution=resolution)
+    return RawData(x, y, len(names), flip=flip, test_images=tx, test_labels=ty)

@@ -1,0 +1,113 @@
+"""Datasets by name: one registry of source loaders, and :func:`load_dataset`.
+
+A source loader is a function taking keyword-only options and returning
+:class:`~nas.data._dataset.RawData`. :func:`load_dataset` checks the options against the
+loader's signature, so an unknown option is an error that lists the valid ones, then applies
+the shared steps (split, subset, resolution) of :func:`~nas.data._dataset.prepare`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from nas.data._dataset import Dataset, RawData, ValSplit, prepare
+from nas.errors import ConfigError
+
+__all__ = ["register_dataset", "load_dataset", "dataset_names"]
+
+SourceLoader = Callable[..., RawData]
+
+_LOADERS: dict[str, SourceLoader] = {}
+
+# Options handled by `prepare` for every source; a loader may also accept `resolution`
+# (an image folder resizes while reading, since its images may differ in size).
+_SHARED_OPTIONS = ("val_split", "val_fraction", "subset", "val_subset", "resolution", "seed")
+
+
+def register_dataset(name: str) -> Callable[[SourceLoader], SourceLoader]:
+    """Decorator adding a source loader under ``name``.
+
+    Raises:
+        ValueError: ``name`` is already registered (a programming error, not user input).
+    """
+
+    def add(loader: SourceLoader) -> SourceLoader:
+        if name in _LOADERS:
+            raise ValueError(f"dataset {name!r} is already registered")
+        _LOADERS[name] = loader
+        return loader
+
+    return add
+
+
+def dataset_names() -> list[str]:
+    """The registered dataset names, sorted."""
+    return sorted(_LOADERS)
+
+
+def _loader_options(loader: SourceLoader) -> list[str]:
+    return [
+        p.name
+        for p in inspect.signature(loader).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+
+
+def load_dataset(
+    name: str,
+    *,
+    val_split: ValSplit = "holdout",
+    val_fraction: float = 0.2,
+    subset: int | None = None,
+    val_subset: int | None = None,
+    resolution: int | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> Dataset:
+    """Load the dataset ``name`` on the CPU, split and ready to move to a device.
+
+    Args:
+        name: A registered name (see :func:`dataset_names`): ``digits``, ``mnist``,
+            ``fashion_mnist``, ``cifar10``, ``cifar100``, ``idx``, ``npz``, ``folder``,
+            ``synthetic``.
+        val_split: ``"holdout"`` (default) holds out a stratified ``val_fraction`` of the
+            training images; ``"test"`` validates on the source's official test split.
+        val_fraction: Fraction held out for validation with ``val_split="holdout"``.
+            Default: 0.2.
+        subset: Keep this many training images (stratified). Default: all.
+        val_subset: Keep this many validation images (stratified). Default: all.
+        resolution: Resize images once, on load, to ``resolution x resolution``.
+        seed: Seed of the split and subsets. Default: 0.
+        **options: Options of the source, e.g. ``root`` for the torchvision datasets.
+
+    Raises:
+        ConfigError: unknown name or option, missing files, or a bad option value.
+    """
+    loader = _LOADERS.get(name)
+    if loader is None:
+        raise ConfigError(
+            f"unknown dataset {name!r}; valid: {', '.join(dataset_names())}", path="dataset"
+        )
+    valid = _loader_options(loader)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        shown = ", ".join(sorted({*valid, *_SHARED_OPTIONS}))
+        raise ConfigError(
+            f"unknown option {unknown[0]!r} for dataset {name!r}; valid: {shown}",
+            path=f"dataset.{unknown[0]}",
+        )
+    if "resolution" in valid:
+        options["resolution"] = resolution
+    raw = loader(**options)
+    return prepare(
+        raw,
+        name=name,
+        val_split=val_split,
+        val_fraction=val_fraction,
+        subset=subset,
+        val_subset=val_subset,
+        resolution=resolution,
+        seed=seed,
+    )

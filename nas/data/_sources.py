@@ -1,0 +1,182 @@
+"""Built-in sources: scikit-learn digits, torchvision datasets and a synthetic generator.
+
+Each loader returns :class:`~nas.data._dataset.RawData` on the CPU. torchvision and
+scikit-learn are imported inside the loaders, so importing :mod:`nas.data` stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nas.data._dataset import RawData
+from nas.data._registry import register_dataset
+from nas.errors import ConfigError
+
+__all__ = ["default_root"]
+
+
+def default_root() -> Path:
+    """Where torchvision datasets live unless ``root`` is given: ``$NAS_DATA`` or
+    ``~/.cache/nas/datasets``."""
+    env = os.environ.get("NAS_DATA")
+    return Path(env) if env else Path.home() / ".cache" / "nas" / "datasets"
+
+
+@register_dataset("digits")
+def load_digits() -> RawData:
+    """scikit-learn's 1,797 handwritten digits, 1x8x8, scaled from 0..16 to 0..255.
+
+    Bundled with scikit-learn, so it loads offline. No official test split.
+    """
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    pixels = np.rint(bunch.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
+    images = torch.from_numpy(pixels).unsqueeze(1)
+    labels = torch.from_numpy(bunch.target.astype(np.int64))
+    return RawData(images=images, labels=labels, num_classes=10, flip=False)
+
+
+@dataclass(frozen=True)
+class _TorchvisionSource:
+    cls: str
+    num_classes: int
+    flip: bool
+    files: str  # where the files go, relative to root, for the error message
+
+
+_TORCHVISION = {
+    "mnist": _TorchvisionSource(
+        "MNIST", 10, False, "MNIST/raw/ (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+        "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)"
+    ),
+    "fashion_mnist": _TorchvisionSource(
+        "FashionMNIST", 10, False, "FashionMNIST/raw/ (train-images-idx3-ubyte.gz, "
+        "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)"
+    ),
+    "cifar10": _TorchvisionSource(
+        "CIFAR10", 10, True, "cifar-10-python.tar.gz or its extracted cifar-10-batches-py/"
+    ),
+    "cifar100": _TorchvisionSource(
+        "CIFAR100", 100, True, "cifar-100-python.tar.gz or its extracted cifar-100-python/"
+    ),
+}
+
+
+def _as_tensors(dataset: object) -> tuple[torch.Tensor, torch.Tensor]:
+    data = dataset.data  # type: ignore[attr-defined]
+    images = torch.as_tensor(np.asarray(data))
+    images = images.unsqueeze(1) if images.dim() == 3 else images.permute(0, 3, 1, 2)
+    targets = dataset.targets  # type: ignore[attr-defined]
+    labels = torch.as_tensor(np.asarray(targets), dtype=torch.int64)
+    return images.contiguous(), labels
+
+
+def _torchvision_split(
+    source: _TorchvisionSource, name: str, root: Path, train: bool, download: bool
+) -> object:
+    import torchvision.datasets
+
+    cls = getattr(torchvision.datasets, source.cls)
+    try:
+        return cls(str(root), train=train, download=False)
+    except RuntimeError:
+        if not download:
+            raise ConfigError(
+                f"{name}: files not found under {root}; put {source.files} there "
+                f"(or allow download when online)",
+                path="dataset.root",
+            ) from None
+    try:
+        return cls(str(root), train=train, download=True)
+    except (OSError, RuntimeError) as error:  # URLError is an OSError
+        raise ConfigError(
+            f"{name}: files not found under {root} and could not be downloaded "
+            f"({type(error).__name__}; offline?); put {source.files} there",
+            path="dataset.root",
+        ) from None
+
+
+def _load_torchvision(name: str, root: str | Path | None, download: bool) -> RawData:
+    source = _TORCHVISION[name]
+    folder = Path(root).expanduser() if root is not None else default_root()
+    train = _torchvision_split(source, name, folder, True, download)
+    test = _torchvision_split(source, name, folder, False, download)
+    images, labels = _as_tensors(train)
+    test_images, test_labels = _as_tensors(test)
+    return RawData(
+        images=images,
+        labels=labels,
+        num_classes=source.num_classes,
+        flip=source.flip,
+        test_images=test_images,
+        test_labels=test_labels,
+    )
+
+
+def _register_torchvision(name: str) -> None:
+    def loader(*, root: str | Path | None = None, download: bool = True) -> RawData:
+        return _load_torchvision(name, root, download)
+
+    loader.__name__ = f"load_{name}"
+    loader.__doc__ = (
+        f"torchvision's {_TORCHVISION[name].cls} read from ``root`` (default "
+        f":func:`default_root`), downloaded there when missing and ``download`` is true."
+    )
+    register_dataset(name)(loader)
+
+
+for _name in _TORCHVISION:
+    _register_torchvision(_name)
+
+
+@register_dataset("synthetic")
+def load_synthetic(
+    *,
+    num_images: int = 4096,
+    num_classes: int = 10,
+    shape: tuple[int, int, int] | list[int] = (3, 32, 32),
+    test_images: int = 0,
+    noise: float = 48.0,
+    data_seed: int = 0,
+) -> RawData:
+    """Seeded, learnable random images for benchmarks and tests.
+
+    Every class has a smooth random template; an image is its class template shifted by up
+    to an eighth of the image and plus Gaussian pixel noise of standard deviation ``noise``
+    (0..255 scale). ``test_images`` more images form an official test split.
+    """
+    if len(shape) != 3 or any(not isinstance(s, int) or s < 1 for s in shape):
+        raise ConfigError(f"must be three positive integers (C, H, W), got {shape!r}", path="shape")
+    for key, value in (("num_images", num_images), ("num_classes", num_classes)):
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"must be a positive integer, got {value!r}", path=key)
+    c, h, w = shape
+    generator = torch.Generator().manual_seed(data_seed)
+    coarse = torch.rand(num_classes, c, max(2, h // 8), max(2, w // 8), generator=generator)
+    templates = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False) * 255
+    total = num_images + test_images
+    labels = torch.randint(0, num_classes, (total,), generator=generator)
+    images = templates[labels]
+    shifts = torch.randint(-(h // 8), h // 8 + 1, (total, 2), generator=generator)
+    rows = (torch.arange(h) + shifts[:, :1]).clamp(0, h - 1)
+    cols = (torch.arange(w) + shifts[:, 1:]).clamp(0, w - 1)
+    index = torch.arange(total)[:, None, None]
+    shifted = images.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]]
+    images = shifted.permute(0, 3, 1, 2)
+    images = images + noise * torch.randn(images.shape, generator=generator)
+    pixels = images.round().clamp(0, 255).to(torch.uint8).contiguous()
+    return RawData(
+        images=pixels[:num_images],
+        labels=labels[:num_images],
+        num_classes=num_classes,
+        flip=True,
+        test_images=pixels[num_images:] if test_images else None,
+        test_labels=labels[num_images:] if test_images else None,
+    )

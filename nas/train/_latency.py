@@ -1,0 +1,62 @@
+"""Measured latency: the median wall-clock time of one forward pass."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from nas.errors import ConfigError
+from nas.train._config import resolve_device
+
+__all__ = ["measure_latency"]
+
+
+@torch.no_grad()
+def measure_latency(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    *,
+    batch_size: int = 1,
+    device: str = "auto",
+    warmup: int = 10,
+    repeats: int = 30,
+    channels_last: bool = False,
+) -> float:
+    """Median seconds per forward pass of ``model`` on a random ``[batch_size, *input_shape]``
+    batch, in eval mode without gradients, after ``warmup`` untimed passes.
+
+    On CUDA each pass is bracketed by ``torch.cuda.synchronize`` so the time is the
+    device's, not the launch's. The model is moved to ``device``; its train/eval mode is
+    restored afterwards.
+
+    Raises:
+        ConfigError: a non-positive ``batch_size`` or ``repeats``, a negative ``warmup``,
+            or an unusable device.
+    """
+    checks = (("batch_size", batch_size, 1), ("repeats", repeats, 1), ("warmup", warmup, 0))
+    for key, value, low in checks:
+        if not isinstance(value, int) or value < low:
+            raise ConfigError(f"must be an integer >= {low}, got {value!r}", path=key)
+    target = resolve_device(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(device=target, memory_format=memory_format)
+    x = torch.randn(batch_size, *input_shape, device=target).contiguous(memory_format=memory_format)
+    sync = torch.cuda.synchronize if target.type == "cuda" else (lambda: None)
+    was_training = model.training
+    model.eval()
+    try:
+        for _ in range(warmup):
+            model(x)
+        times = []
+        for _ in range(repeats):
+            sync()
+            start = time.perf_counter()
+            model(x)
+            sync()
+            times.append(time.perf_counter() - start)
+    finally:
+        model.train(was_training)
+    return statistics.median(times)

@@ -1,0 +1,232 @@
+"""nas.data: sources, split, subset, resize, and the device-resident batch pipeline."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nas.data import DeviceLoader, Dataset, dataset_names, load_dataset, read_idx
+from nas.errors import ConfigError
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+@pytest.fixture(scope="module")
+def digits() -> Dataset:
+    return load_dataset("digits")
+
+
+def test_digits_loads_offline_with_the_right_counts(digits: Dataset) -> None:
+    assert len(digits.train_labels) + len(digits.val_labels) == 1797
+    assert digits.num_classes == 10
+    assert digits.input_shape == (1, 8, 8)
+    assert digits.train_images.dtype == torch.uint8
+    assert int(digits.train_images.max()) == 255  # 16 scaled to 255
+    assert not digits.flip
+    assert len(digits.val_labels) == round(0.2 * 1797)
+    # Stratified: every class holds 35-37 of the 359 validation images.
+    counts = torch.bincount(digits.val_labels, minlength=10).tolist()
+    assert counts == pytest.approx([36] * 10, abs=1)
+
+
+def test_split_is_seeded_and_disjoint() -> None:
+    a, b = load_dataset("digits", seed=3), load_dataset("digits", seed=3)
+    c = load_dataset("digits", seed=4)
+    assert torch.equal(a.val_images, b.val_images)
+    assert not torch.equal(a.val_images, c.val_images)
+    train = {bytes(x.numpy()) for x in a.train_images}
+    assert not any(bytes(x.numpy()) in train for x in a.val_images[:50])
+
+
+def test_subset_is_stratified_and_resolution_resizes() -> None:
+    data = load_dataset("digits", subset=200, val_subset=50, resolution=16)
+    assert len(data.train_labels) == 200 and len(data.val_labels) == 50
+    assert data.input_shape == (1, 16, 16)
+    counts = torch.bincount(data.train_labels, minlength=10).tolist()
+    assert counts == pytest.approx([20] * 10, abs=1)
+
+
+def test_statistics_are_those_of_the_training_images(digits: Dataset) -> None:
+    pixels = digits.train_images.double() / 255
+    assert digits.mean[0] == pytest.approx(pixels.mean().item(), rel=1e-9)
+    assert digits.std[0] == pytest.approx(pixels.std(unbiased=False).item(), rel=1e-9)
+
+
+def test_unknown_names_and_options_list_the_valid_ones() -> None:
+    with pytest.raises(ConfigError, match="unknown dataset 'cifar'.*cifar10, cifar100, digits"):
+        load_dataset("cifar")
+    with pytest.raises(ConfigError, match="unknown option 'root'.*valid: resolution"):
+        load_dataset("digits", root="x")
+    with pytest.raises(ConfigError, match="no test split"):
+        load_dataset("digits", val_split="test")
+    with pytest.raises(ConfigError) as error:
+        load_dataset("digits", subset=0)
+    assert error.value.path == "subset"
+    assert {"digits", "mnist", "fashion_mnist", "cifar10", "cifar100"} <= set(dataset_names())
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10", "cifar100"])
+def test_torchvision_dataset_without_files_offline_says_where_to_put_them(
+    name: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_dataset(name, root=tmp_path, download=False)
+    message = str(error.value)
+    assert "\n" not in message
+    assert str(tmp_path) in message and "put" in message
+
+
+@pytest.mark.skipif(not MNIST.is_dir(), reason=f"reference data absent: {MNIST}")
+def test_idx_reads_the_mnist_test_set() -> None:
+    images = read_idx(MNIST / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx(MNIST / "t10k-labels-idx1-ubyte.gz")
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == MNIST_TEST_COUNTS
+    data = load_dataset(
+        "idx",
+        images=MNIST / "t10k-images-idx3-ubyte.gz",
+        labels=MNIST / "t10k-labels-idx1-ubyte.gz",
+    )
+    assert data.input_shape == (1, 28, 28) and data.num_classes == 10
+    counts = torch.bincount(data.train_labels) + torch.bincount(data.val_labels)
+    assert counts.tolist() == MNIST_TEST_COUNTS
+
+
+def test_idx_uncompressed_and_malformed(tmp_path: Path) -> None:
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    header = bytes([0, 0, 0x08, 3]) + np.array(array.shape, dtype=">u4").tobytes()
+    (tmp_path / "a.idx").write_bytes(header + array.tobytes())
+    (tmp_path / "a.idx.gz").write_bytes(gzip.compress(header + array.tobytes()))
+    assert np.array_equal(read_idx(tmp_path / "a.idx"), array)
+    assert np.array_equal(read_idx(tmp_path / "a.idx.gz"), array)
+    (tmp_path / "short.idx").write_bytes(header + array.tobytes()[:-1])
+    with pytest.raises(ConfigError, match="data bytes"):
+        read_idx(tmp_path / "short.idx")
+    (tmp_path / "bad.idx").write_bytes(b"PK\x03\x04")
+    with pytest.raises(ConfigError, match="not an IDX file") as error:
+        read_idx(tmp_path / "bad.idx")
+    assert error.value.file == str(tmp_path / "bad.idx")
+
+
+def test_npz_with_nhwc_images_and_a_test_split(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 6, 6, 3), dtype=np.uint8)
+    y = np.arange(40) % 4
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x[:8], y_test=y[:8])
+    data = load_dataset("npz", path=tmp_path / "d.npz", val_split="test")
+    assert data.input_shape == (3, 6, 6) and data.num_classes == 4
+    assert len(data.train_labels) == 40 and len(data.val_labels) == 8
+    assert torch.equal(data.val_images[0], torch.from_numpy(x[0]).permute(2, 0, 1))
+    np.savez(tmp_path / "wrong.npz", pictures=x)
+    with pytest.raises(ConfigError, match="x_train/y_train or images/labels"):
+        load_dataset("npz", path=tmp_path / "wrong.npz")
+
+
+def test_image_folder(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for label, name in enumerate(["cat", "dog"]):
+        (tmp_path / name).mkdir()
+        for i in range(5):
+            size = (10 + i, 10) if label else (10, 10)
+            Image.new("RGB", size, (label * 200, i * 40, 0)).save(tmp_path / name / f"{i}.png")
+    with pytest.raises(ConfigError, match="different sizes; set resolution"):
+        load_dataset("folder", root=tmp_path)
+    data = load_dataset("folder", root=tmp_path, resolution=8, val_fraction=0.4)
+    assert data.input_shape == (3, 8, 8) and data.num_classes == 2 and data.flip
+    assert sorted(torch.cat([data.train_labels, data.val_labels]).tolist()) == [0] * 5 + [1] * 5
+
+
+def test_synthetic_is_seeded() -> None:
+    a = load_dataset("synthetic", num_images=64, shape=(3, 16, 16), data_seed=1)
+    b = load_dataset("synthetic", num_images=64, shape=(3, 16, 16), data_seed=1)
+    c = load_dataset("synthetic", num_images=64, shape=(3, 16, 16), data_seed=2)
+    assert torch.equal(a.train_images, b.train_images)
+    assert not torch.equal(a.train_images, c.train_images)
+    assert a.input_shape == (3, 16, 16)
+
+
+# --- the device pipeline ---------------------------------------------------------------
+
+
+def _images(n: int = 12, c: int = 3, h: int = 6, w: int = 5) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (n, c, h, w), dtype=torch.uint8, generator=generator)
+
+
+def _loader(images: torch.Tensor, **options: object) -> DeviceLoader:
+    c = images.shape[1]
+    labels = torch.arange(len(images))  # label = index, to find each image's source
+    options = {"batch_size": 5, "mean": (0.5,) * c, "std": (0.25,) * c, **options}
+    return DeviceLoader(images, labels, **options)  # type: ignore[arg-type]
+
+
+def test_loader_without_augmentation_normalises_in_order() -> None:
+    images = _images()
+    loader = _loader(images, mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 2.0))
+    batches = list(loader)
+    assert len(loader) == len(batches) == 3 and [len(y) for _, y in batches] == [5, 5, 2]
+    x = torch.cat([b for b, _ in batches])
+    mean = torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)
+    std = torch.tensor([0.5, 0.25, 2.0]).view(1, 3, 1, 1)
+    assert x.dtype == torch.float32 and x.is_contiguous()
+    torch.testing.assert_close(x, (images.float() / 255 - mean) / std)
+    assert torch.cat([y for _, y in batches]).tolist() == list(range(12))
+
+
+def test_shuffle_visits_every_image_once_per_epoch_and_drop_last() -> None:
+    loader = _loader(_images(), shuffle=True, drop_last=True)
+    assert len(loader) == 2
+    full = _loader(_images(), shuffle=True)
+    for _ in range(2):
+        assert sorted(torch.cat([y for _, y in full]).tolist()) == list(range(12))
+
+
+def test_crop_and_flip_take_a_window_of_the_padded_image() -> None:
+    images = _images(n=64, h=6, w=5)
+    p = 2
+    identity = {"mean": (0.0,) * 3, "std": (1 / 255,) * 3}
+    loader = _loader(images, batch_size=64, crop_padding=p, flip=True, **identity)
+    x, y = next(iter(loader))
+    assert x.shape == (64, 3, 6, 5)
+    padded = torch.nn.functional.pad(images.float(), (p, p, p, p))
+    seen_flip = seen_plain = 0
+    for out, label in zip(x, y):
+        source = padded[label]
+        windows = [
+            (flip, source[:, i : i + 6, j : j + 5])
+            for i in range(2 * p + 1)
+            for j in range(2 * p + 1)
+            for flip in (False, True)
+        ]
+        matches = [flip for flip, w in windows if torch.equal(out, w.flip(-1) if flip else w)]
+        assert matches, "every output is a (possibly flipped) window of its padded source"
+        seen_flip += all(matches)
+        seen_plain += not any(matches)
+    assert seen_flip > 10 and seen_plain > 10  # both flipped and unflipped images occur
+
+
+def test_augmentation_is_seeded_and_varies_across_epochs() -> None:
+    def epochs(seed: int) -> list[torch.Tensor]:
+        loader = _loader(_images(), shuffle=True, crop_padding=2, flip=True, seed=seed)
+        return [torch.cat([x for x, _ in loader]) for _ in range(2)]
+
+    first, again, other = epochs(0), epochs(0), epochs(1)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not torch.equal(first[0], first[1])
+    assert not torch.equal(first[0], other[0])
+
+
+def test_channels_last_batches_and_bad_arguments() -> None:
+    x, _ = next(iter(_loader(_images(), channels_last=True, crop_padding=1)))
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(ConfigError, match="batch_size"):
+        _loader(_images(), batch_size=0)
+    with pytest.raises(ConfigError, match="uint8"):
+        labels = torch.zeros(2, dtype=torch.int64)
+        DeviceLoader(torch.zeros(2, 1, 4, 4), labels, batch_size=1, mean=(0.0,), std=(1.0,))

@@ -1,0 +1,225 @@
+"""nas.train: the loop's results, failure statuses, resume, config validation, latency."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import nas.train._loop as loop
+from nas.data import Dataset, load_dataset
+from nas.errors import ConfigError
+from nas.train import (
+    TrainConfig,
+    load_checkpoint,
+    measure_latency,
+    schedule_factor,
+    train_model,
+    write_history_csv,
+)
+
+FAST = dict(batch_size=64, lr=0.05, device="cpu", augment=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> object:
+    """Tiny models train fastest, and least disturbed by other processes, on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def digits() -> Dataset:
+    return load_dataset("digits")
+
+
+def small_cnn(seed: int = 0, classes: int = 10) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1, bias=False),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(64 * 4 * 4, classes),
+    )
+
+
+class OutOfMemoryAbove(nn.Module):
+    """A small CNN that raises like CUDA does when a batch exceeds ``limit`` images."""
+
+    def __init__(self, limit: int, error: type[Exception] = torch.cuda.OutOfMemoryError):
+        super().__init__()
+        self.limit, self.error, self.net = limit, error, small_cnn()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] > self.limit:
+            raise self.error("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.net(x)
+
+
+def test_small_cnn_learns_digits(digits: Dataset) -> None:
+    result = train_model(small_cnn(), digits, TrainConfig(epochs=4, **FAST))
+    assert result.status == "completed" and result.epochs == 4
+    assert result.best_val_accuracy is not None and result.best_val_accuracy >= 0.95
+    assert result.final_val_accuracy == result.history[-1].val_accuracy
+    assert [r.epoch for r in result.history] == list(range(1, 5))
+    assert result.history[-1].train_loss < result.history[0].train_loss
+    assert result.batch_size == 64
+
+
+def test_same_seed_gives_the_same_accuracy(digits: Dataset) -> None:
+    config = TrainConfig(epochs=2, **{**FAST, "augment": True})
+    first = train_model(small_cnn(), digits, config)
+    second = train_model(small_cnn(), digits, config)
+    other = train_model(small_cnn(), digits, config.replace(seed=1))
+    assert [r.val_accuracy for r in first.history] == [r.val_accuracy for r in second.history]
+    assert [r.train_loss for r in first.history] == [r.train_loss for r in second.history]
+    assert [r.train_loss for r in first.history] != [r.train_loss for r in other.history]
+
+
+def test_huge_learning_rate_ends_with_nan_loss(digits: Dataset) -> None:
+    config = TrainConfig(epochs=3, schedule="constant", **{**FAST, "lr": 1e12})
+    result = train_model(small_cnn(), digits, config)
+    assert result.status == "nan_loss" and "NaN" in result.reason
+    assert result.epochs == 0 and result.best_val_accuracy is None
+
+
+def test_time_limit_ends_with_timeout_and_what_it_reached(
+    digits: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: clock[0])
+
+    def two_epochs_take_an_hour(history: object) -> None:
+        if len(history) == 2:  # type: ignore[arg-type]
+            clock[0] += 3600.0
+
+    config = TrainConfig(epochs=5, time_limit=60.0, **FAST)
+    result = train_model(small_cnn(), digits, config, on_epoch=two_epochs_take_an_hour)
+    assert result.status == "timeout" and "after 2 of 5 epochs" in result.reason
+    assert result.epochs == 2 and result.best_val_accuracy == max(
+        r.val_accuracy for r in result.history
+    )
+
+
+def test_time_limit_inside_the_first_epoch_reaches_nothing(digits: Dataset) -> None:
+    result = train_model(small_cnn(), digits, TrainConfig(epochs=2, time_limit=1e-9, **FAST))
+    assert result.status == "timeout" and result.epochs == 0
+    assert result.best_val_accuracy is None and result.final_val_accuracy is None
+
+
+def test_out_of_memory_retries_once_at_half_the_batch(digits: Dataset) -> None:
+    config = TrainConfig(epochs=1, **{**FAST, "batch_size": 64})
+    result = train_model(OutOfMemoryAbove(32), digits, config)
+    assert result.status == "completed" and result.batch_size == 32
+
+
+@pytest.mark.parametrize("error", [torch.cuda.OutOfMemoryError, RuntimeError])
+def test_out_of_memory_twice_ends_with_oom(digits: Dataset, error: type[Exception]) -> None:
+    model = OutOfMemoryAbove(16, error)
+    result = train_model(model, digits, TrainConfig(epochs=1, **{**FAST, "batch_size": 64}))
+    assert result.status == "oom" and result.batch_size == 32
+    assert "batch size 32" in result.reason and result.epochs == 0
+
+
+def test_other_errors_propagate(digits: Dataset) -> None:
+    with pytest.raises(ValueError, match="Tried to allocate"):
+        model = OutOfMemoryAbove(16, ValueError)
+        train_model(model, digits, TrainConfig(epochs=1, **FAST))
+
+
+def test_report_can_prune(digits: Dataset) -> None:
+    calls: list[tuple[int, float]] = []
+
+    def report(epoch: int, accuracy: float) -> bool:
+        calls.append((epoch, accuracy))
+        return epoch == 2
+
+    result = train_model(small_cnn(), digits, TrainConfig(epochs=4, **FAST), report=report)
+    assert result.status == "pruned" and result.epochs == 2
+    assert calls == [(r.epoch, r.val_accuracy) for r in result.history]
+
+
+def test_resume_continues_exactly_where_the_checkpoint_left_off(
+    digits: Dataset, tmp_path: Path
+) -> None:
+    config = TrainConfig(epochs=3, **FAST)
+    straight = train_model(small_cnn(), digits, config)
+    ckpt = tmp_path / "last.pt"
+    stopped = train_model(small_cnn(), digits, config, checkpoint=ckpt, report=lambda e, a: e == 1)
+    assert stopped.status == "pruned" and ckpt.exists()
+    assert set(load_checkpoint(ckpt)) >= {"model", "optimizer", "schedule", "history"}
+    resumed = train_model(small_cnn(), digits, config, checkpoint=ckpt, resume=True)
+    assert resumed.status == "completed" and resumed.epochs == 3
+    assert [r.val_accuracy for r in resumed.history] == [r.val_accuracy for r in straight.history]
+    with pytest.raises(ConfigError, match="lr=0.05, not 0.1") as error:
+        train_model(small_cnn(), digits, config.replace(lr=0.1), checkpoint=ckpt, resume=True)
+    assert error.value.file == str(ckpt)
+
+
+def test_history_csv(digits: Dataset, tmp_path: Path) -> None:
+    result = train_model(small_cnn(), digits, TrainConfig(epochs=1, **FAST))
+    write_history_csv(tmp_path / "m.csv", result.history)
+    rows = list(csv.DictReader((tmp_path / "m.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1]
+    assert float(rows[0]["val_accuracy"]) == result.history[0].val_accuracy
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"optimizer": "adam"}, "optimizer"),
+        ({"schedule": "step"}, "schedule"),
+        ({"lr": 0}, "lr"),
+        ({"lr": float("nan")}, "lr"),
+        ({"momentum": 1.0}, "momentum"),
+        ({"label_smoothing": -0.1}, "label_smoothing"),
+        ({"grad_clip": 0}, "grad_clip"),
+        ({"time_limit": -1}, "time_limit"),
+        ({"device": "tpu"}, "device"),
+        ({"amp": "yes"}, "amp"),
+        ({"crop_padding": -1}, "crop_padding"),
+    ],
+)
+def test_config_errors_name_the_key(changes: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        TrainConfig(**changes)  # type: ignore[arg-type]
+    assert error.value.path == key
+
+
+def test_config_from_dict() -> None:
+    assert TrainConfig.from_dict({"epochs": 3, "optimizer": "adamw"}).optimizer == "adamw"
+    with pytest.raises(ConfigError, match="unknown key 'epoch'; valid: epochs") as error:
+        TrainConfig.from_dict({"epoch": 3})
+    assert error.value.path == "train.epoch"
+    with pytest.raises(ConfigError) as error:
+        TrainConfig.from_dict({"epochs": -3}, path="proxy")
+    assert error.value.path == "proxy.epochs"
+
+
+def test_onecycle_schedule_shape() -> None:
+    config = TrainConfig(schedule="onecycle", warmup=0.25)
+    factors = [schedule_factor(config, step, 100) for step in range(100)]
+    assert factors[0] == pytest.approx(1 / 25) and factors[25] == pytest.approx(1.0)
+    assert max(factors) == pytest.approx(1.0) and factors[-1] < 0.01
+    assert all(a >= b for a, b in zip(factors[25:], factors[26:]))
+    assert schedule_factor(TrainConfig(schedule="constant"), 50, 100) == 1.0
+
+
+def test_measure_latency() -> None:
+    model = small_cnn().train()
+    seconds = measure_latency(model, (1, 8, 8), batch_size=4, device="cpu", warmup=1, repeats=3)
+    assert seconds > 0 and model.training
+    with pytest.raises(ConfigError) as error:
+        measure_latency(model, (1, 8, 8), repeats=0, device="cpu")
+    assert error.value.path == "repeats"
