@@ -18,9 +18,26 @@ from nas.zoo import NB201_EDGE_PARAMS, nb201_arch, nb201_params
 
 divisible = MATH_FUNCTIONS["divisible"]
 
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread is much faster than several fighting for 2 cores."""
+    try:
+        import torch
+    except ImportError:  # static tests still run
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # name: (reference params, reference GFLOPS as published or None)
 REFERENCES = {
     "nb201": (1_531_546, None),  # every edge nor_conv_3x3; other cells below
+    "darts_v2": (3_349_342, None),  # the DARTS repository's count (paper: 3.3M)
     "mobilenet_v1": (4_231_976, 0.569),  # the paper's 569M mult-adds
     "mobilenet_v2": (3_504_872, 0.301),
     "mobilenet_v3_large": (5_483_032, 0.217),
@@ -30,7 +47,7 @@ REFERENCES = {
 
 # a small input each network accepts, for the build tests of networks that torchvision lacks
 # (the others are built, run and compared with torchvision below)
-SMALL_INPUT = {"mobilenet_v1": (3, 32, 32)}
+SMALL_INPUT = {"mobilenet_v1": (3, 32, 32), "darts_v2": (3, 16, 16)}
 
 # genotype -> torchvision builder, for the weight-copy check
 TORCHVISION = {
@@ -179,3 +196,30 @@ def test_nb201_builds_with_every_edge_op():
     out = model(torch.randn(2, 3, 16, 16))
     assert out.shape == (2, 10)
     out.sum().backward()
+
+
+# ---------------------------------------------------------------------------- DARTS
+
+
+def test_darts_v2_auxiliary_head_is_an_optional_second_output():
+    genotype = nas.load_genotype("darts_v2")
+    assert nas.analyze(genotype).output_shapes == ((10,),)
+    with_aux = genotype.with_params(auxiliary=True)
+    stats = nas.analyze(with_aux)
+    assert stats.output_shapes == ((10,), (10,))
+    # AuxiliaryHeadCIFAR(576, 10): 1x1 conv to 128 + BN, 2x2 conv to 768 + BN, linear
+    head = 576 * 128 + 2 * 128 + 128 * 768 * 4 + 2 * 768 + 768 * 10 + 10
+    assert stats.params == 3_349_342 + head
+
+
+def test_darts_v2_cells_follow_the_repository_layout():
+    graph = nas.load_genotype("darts_v2").graph
+    shapes = {n: d["shape"] for n, d in graph.nodes(data=True)}
+    assert shapes["stem.1"] == (108, 32, 32)
+    assert shapes["cell5.out"] == (144, 32, 32)
+    assert shapes["cell6.out"] == (288, 16, 16)  # reductions at 20 // 3 and 2 * 20 // 3
+    assert shapes["cell13.out"] == (576, 8, 8)
+    assert shapes["cell19.out"] == (576, 8, 8)
+    # after a reduction, s0 is twice the size of s1: factorized_reduce preprocesses it
+    assert graph.nodes["cell7.preprocess0.conv_1"]["args"]["s"] == 2
+    assert graph.nodes["cell8.preprocess0.conv0"]["args"]["s"] == 1
