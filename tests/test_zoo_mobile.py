@@ -132,6 +132,21 @@ def test_efficientnet_b0_scales_to_torchvision_b1_to_b7(variant):
     assert nas.analyze(scaled).params == params
 
 
+@pytest.mark.parametrize(
+    ("name", "width", "params"),
+    [
+        ("mobilenet_v2", 1.4, 6_108_776),  # torchvision mobilenet_v2(width_mult=1.4)
+        ("mobilenet_v3_large", 0.75, 3_377_576),  # torchvision mobilenet_v3_large(width_mult=0.75)
+    ],
+)
+def test_width_scaling_matches_torchvision_width_mult(name, width, params):
+    genotype = nas.load_genotype(name)
+    scaled = genotype.with_params(
+        **{p: [divisible(c * width, 8) for c in genotype.params[p]] for p in genotype.scaling["width"]}
+    )
+    assert nas.analyze(scaled).params == params
+
+
 # ---------------------------------------------------------------------------- NAS-Bench-201
 
 NB201_EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
