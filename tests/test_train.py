@@ -223,3 +223,24 @@ def test_measure_latency() -> None:
     with pytest.raises(ConfigError) as error:
         measure_latency(model, (1, 8, 8), repeats=0, device="cpu")
     assert error.value.path == "repeats"
+
+
+def test_nas_train_command_writes_outputs_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nas.cli import main
+
+    out = tmp_path / "run"
+    argv = ["train", "resnet20", "--dataset", "digits", "--resolution", "8", "--subset", "200",
+            "--epochs", "1", "--batch-size", "50", "--device", "cpu", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    assert "completed" in capsys.readouterr().out
+    for name in ("checkpoint.pt", "metrics.csv", "model.pth", "result.json", "genotype.yaml"):
+        assert (out / name).is_file(), name
+    weights = torch.load(out / "model.pth", weights_only=True)
+    assert weights["fc.weight"].shape[0] == 10
+    assert main(argv) == 2  # the checkpoint exists and --resume was not given
+    assert "exists; resume it" in capsys.readouterr().err
+    assert main([*argv, "--resume"]) == 0
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1"]

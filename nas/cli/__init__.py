@@ -18,6 +18,7 @@ from nas.errors import NasError
 # (torch, pandas, optuna): `nas summary` must start quickly.
 _COMMAND_MODULES = (
     "nas.cli._genotype",
+    "nas.cli._train",
     "nas.cli._zoo",
 )
 

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 from nas.train._config import TrainConfig, resolve_device
+from nas.train._full import train_to_folder
 from nas.train._io import load_checkpoint, save_checkpoint, write_history_csv
 from nas.train._latency import measure_latency
 from nas.train._loop import ReportFn, evaluate, is_out_of_memory, train_model
@@ -38,5 +39,6 @@ __all__ = [
     "save_checkpoint",
     "schedule_factor",
     "train_model",
+    "train_to_folder",
     "write_history_csv",
 ]
