@@ -19,6 +19,7 @@ from nas.errors import NasError
 _COMMAND_MODULES = (
     "nas.cli._genotype",
     "nas.cli._train",
+    "nas.cli._search",
     "nas.cli._zoo",
 )
 

@@ -1,0 +1,93 @@
+"""Commands of the search engine: ``search`` and ``best``.
+
+Thin: parsing and printing only; the work is in :mod:`nas.search`, imported when a command
+runs (it loads Optuna, and ``search`` loads torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    search = subparsers.add_parser("search", help="run an architecture search from a run config")
+    search.add_argument("config", help="run config YAML (e.g. search_spaces/quickstart.yaml)")
+    search.add_argument("--resume", action="store_true", help="continue the run in runs/NAME")
+    search.add_argument("--workers", type=int, metavar="N", help="worker processes on this machine")
+    search.add_argument("--storage", metavar="URL",
+                        help="Optuna RDB URL (postgresql://..., sqlite:///...) or journal file; "
+                             "default: runs/NAME/journal.log")
+    search.add_argument("--name", help="run name (folder under --runs); default: the config's")
+    search.add_argument("--trials", type=int, metavar="N", help="trial budget (overrides the config)")
+    search.add_argument("--runs", default="runs", metavar="DIR", help="folder of run folders (default: runs)")
+    search.add_argument("--no-progress", action="store_true", help="no progress bar")
+    search.set_defaults(run=run_search)
+
+    best = subparsers.add_parser("best", help="best genotype (or Pareto set) of a run folder")
+    best.add_argument("run_dir", help="a run folder, e.g. runs/quickstart")
+    best.add_argument("--yaml", action="store_true", help="print the best genotype's YAML")
+    best.set_defaults(run=run_best)
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _line(record: dict[str, Any], objectives: list[str]) -> str:
+    parts = [f"{o} {_format(record['objectives'].get(o))}" for o in objectives]
+    static = record.get("static") or {}
+    for key in ("params", "macs"):
+        if key not in objectives and static.get(key) is not None:
+            parts.append(f"{key} {_format(static[key])}")
+    seed = f" (seed {record['seed']})" if record.get("seed") else ""
+    return f"trial {record['trial']}{seed}: " + ", ".join(parts)
+
+
+def _genotype_text(record: dict[str, Any]) -> str:
+    g = record.get("genotype") or {}
+    params = ", ".join(f"{k}={v}" for k, v in (g.get("params") or {}).items())
+    return f"{g.get('name')}({params})"
+
+
+def _print_best(run_dir: Path, *, yaml: bool = False) -> int:
+    from nas.search import best_trials
+
+    run, best = best_trials(run_dir)
+    objectives = run["objectives"]
+    if not best:
+        print(f"no complete trial in {run_dir}")
+        return 1
+    if len(objectives) > 1:
+        print(f"Pareto set ({len(best)} trials) over {', '.join(objectives)}:")
+    for record in best:
+        folder = run_dir / "trials" / f"{record['trial']:04d}"
+        print(_line(record, objectives))
+        print(f"  genotype: {_genotype_text(record)}")
+        print(f"  file: {folder / 'genotype.yaml'}")
+    if yaml and len(best) == 1:
+        print((run_dir / "trials" / f"{best[0]['trial']:04d}" / "genotype.yaml").read_text(), end="")
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from nas.search import run_search as search
+
+    summary = search(args.config, resume=args.resume, workers=args.workers, storage=args.storage,
+                     name=args.name, trials=args.trials, runs_dir=args.runs,
+                     progress=not args.no_progress and sys.stderr.isatty())
+    counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items())
+    print(f"{sum(summary.counts.values())} trials ({counts}) in {summary.elapsed:.0f} s")
+    status = _print_best(summary.run_dir)
+    print(f"run folder: {summary.run_dir}")
+    return 0 if status == 0 else 1
+
+
+def run_best(args: argparse.Namespace) -> int:
+    return _print_best(Path(args.run_dir), yaml=args.yaml)

@@ -1,0 +1,92 @@
+"""The search engine: ``nas search CONFIG.yaml`` from a YAML run config to ``runs/NAME/``.
+
+Public API::
+
+    from nas.search import load_config, run_search, best_trials
+    config = load_config("search_spaces/quickstart.yaml")      # validated; ConfigError if not
+    summary = run_search(config, workers=2)                     # or resume=True, trials=..., ...
+    run, best = best_trials(summary.run_dir)                    # best trial or Pareto set
+
+The space language is documented in :mod:`nas.search._space`, the run config's keys in
+:mod:`nas.search._config`, the workers, budget and failure handling in
+:mod:`nas.search._run`, storage, samplers and successive halving in :mod:`nas.search._study`.
+
+Layout of ``runs/NAME/`` (every file is written atomically: a temporary file, then
+``os.replace``)::
+
+    config.yaml            the frozen run config (space inlined; its genotype points at
+                           space_genotype.yaml; no storage URL)
+    space_genotype.yaml    the space's base genotype, canonical and self-contained
+    run.json               {name, objectives, directions, study_name, storage (password
+                           masked; "journal.log" for the default), sampler, pruner, trials,
+                           timeout, tabular, updated}
+    journal.log            the Optuna journal storage (default storage; study name = NAME)
+    .ask.lock              the lock workers take to count the budget and ask for a trial
+    trials/NNNN/           one folder per Optuna trial number (zero-padded to 4 digits)
+        genotype.yaml      the trained genotype (``nas summary`` / ``nas decode`` accept it)
+        log.txt            timestamped lines: params, static stats, epochs, end reason
+        metrics.json       the record below, written when the trial ends
+
+``metrics.json`` (schema 1; a missing value is ``null``)::
+
+    schema               1
+    run                  run name
+    trial                Optuna trial number (int)
+    state                "complete" | "pruned" | "fail"   (Optuna's state, lower case)
+    status               why, as a token: "completed", "duplicate", "constraint", "pruned"
+                         (early stopping), "timeout", "nan_loss", "oom", "build_error",
+                         "invalid_genotype", "not_in_table", "error", "interrupted"
+    end_reason           the same as one human-readable line
+    counted              false only for "interrupted" trials (killed; re-run as a later trial)
+    seed                 seed name ("resnet20") for an enqueued seed trial, else null
+    retry_of             the interrupted trial this one re-runs, else null
+    worker               "HOST:PID" of the process that ran it
+    params               Optuna parameters: stable label -> value (categorical lists as index)
+    genotype             {name, hash (isomorphism-invariant), path ("genotype.yaml"),
+                          params (full genotype params), input [C, H, W]}
+                         (+ cell, cell_key for NAS-Bench-201)
+    static               {params, macs, activation_bytes, peak_activation_bytes} of the
+                         trained genotype (dataset input, proxy width), or null
+    objectives           objective name -> value ("val_accuracy" in [0, 1], "params",
+                         "macs", "latency" in seconds, "table_accuracy" in percent)
+    values               the Optuna values in the order of run.json's objectives, or null
+    duplicate_of         trial whose result was reused (equal genotype hash), else null
+    epochs               epochs finished
+    best_val_accuracy    best validation accuracy over epochs (the val_accuracy objective)
+    final_val_accuracy   validation accuracy after the last finished epoch
+    history              [{epoch, train_loss, val_accuracy, seconds, lr}, ...]
+    latency_s            measured seconds per forward pass (when latency is an objective)
+    batch_size, train_time   as trained (batch size halves after an out-of-memory retry)
+    started, finished    ISO local times; wall_time: seconds for the whole trial
+
+The Optuna storage holds the same trials with user attributes ``nas.hash``, ``nas.seed``,
+``nas.end_reason``, ``nas.duplicate_of``, ``nas.retry_of``, ``nas.uncounted`` and
+``nas.rung.EPOCH`` (successive halving).
+"""
+
+from __future__ import annotations
+
+from nas.search._config import DIRECTIONS, PRUNERS, SAMPLERS, RunConfig, load_config, parse_config
+from nas.search._records import best_trials, pareto_front, read_run, read_trials
+from nas.search._run import SearchSummary, load_run_config, run_search
+from nas.search._space import CONSTRAINT_METRICS, Choice, Space, parse_space
+
+__all__ = [
+    "CONSTRAINT_METRICS",
+    "DIRECTIONS",
+    "PRUNERS",
+    "SAMPLERS",
+    "Choice",
+    "RunConfig",
+    "SearchSummary",
+    "Space",
+    "best_trials",
+    "load_config",
+    "load_run_config",
+    "pareto_front",
+    "parse_config",
+    "parse_space",
+    "read_run",
+    "read_trials",
+    "run_search",
+]

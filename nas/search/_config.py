@@ -1,0 +1,360 @@
+"""Run configurations: one YAML file, validated strictly when loaded.
+
+Top-level keys (only ``space`` is required)::
+
+    name: quickstart             # runs/NAME; default: the file's stem
+    doc: free text
+    space: {...} | FILE          # the search space (see nas.search._space), inline or a file
+    dataset: {name: digits, subset: 600, resolution: 16, ...}   # nas.data.load_dataset options
+    train: {epochs: 4, lr: 0.05, ...}                           # nas.train.TrainConfig fields
+    width_multiplier: 1.0        # proxy scale: multiplies the genotype's scaling.width params
+    objectives: [val_accuracy]   # and/or params, macs, latency (minimised); several = Pareto
+    sampler: tpe | {name: tpe, options: {...}}   # tpe random nsga2 cmaes gp evolution
+    pruner: none | {name: halving, rungs: [1, 2], reduction: 3}  # none median hyperband halving
+    trials: 20                   # trial budget (counts every trial started, seeds included)
+    timeout: 240                 # wall-clock budget in seconds; no new trial starts after it
+    seed: 0                      # seeds the sampler (worker i uses seed + i) and training
+    storage: null                # default: the journal file runs/NAME/journal.log; or an RDB URL
+    workers: 1                   # processes on this machine
+    threads: null                # torch threads per worker; default: CPU cores // workers
+    dedup: true                  # reuse the result of an isomorphic genotype (equal hash)
+    latency: {batch_size: 1, repeats: 20, warmup: 5}   # when latency is an objective
+    tabular: {table: FILE, dataset: cifar10}           # NAS-Bench-201 lookup instead of training
+
+Errors are :class:`~nas.errors.ConfigError` with the file and the key path. Imports neither
+torch nor Optuna: an unknown sampler name is found without loading them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas._yaml import load_yaml_file
+from nas.errors import ConfigError, NasError
+from nas.genotype import Genotype
+from nas.search._space import Space, parse_space
+
+__all__ = [
+    "DIRECTIONS",
+    "PRUNERS",
+    "SAMPLERS",
+    "RunConfig",
+    "load_config",
+    "parse_config",
+]
+
+SAMPLERS = ("tpe", "random", "nsga2", "cmaes", "gp", "evolution")
+PRUNERS = ("none", "median", "hyperband", "halving")
+#: Objective -> Optuna direction. ``table_accuracy`` is the tabular benchmark's accuracy.
+DIRECTIONS = {
+    "val_accuracy": "maximize",
+    "table_accuracy": "maximize",
+    "params": "minimize",
+    "macs": "minimize",
+    "latency": "minimize",
+}
+_KEYS = ("name", "doc", "space", "dataset", "train", "width_multiplier", "objectives", "sampler",
+         "pruner", "trials", "timeout", "seed", "storage", "workers", "threads", "dedup", "latency", "tabular")
+_LATENCY_KEYS = {"batch_size": 1, "repeats": 20, "warmup": 5}
+_TABULAR_KEYS = ("table", "dataset")
+DEFAULT_TABLE = "../shared/data/nasbench201/nb201_cifar.csv"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A validated run configuration (see the module docstring for the keys).
+
+    ``data`` is the plain mapping as validated, with ``space`` inlined and paths made absolute:
+    what ``runs/NAME/config.yaml`` freezes.
+    """
+
+    file: str
+    name: str
+    space: Space
+    dataset: Mapping[str, Any]
+    train: Mapping[str, Any]
+    width_multiplier: float
+    objectives: tuple[str, ...]
+    sampler: str
+    sampler_options: Mapping[str, Any]
+    pruner: str
+    pruner_options: Mapping[str, Any]
+    trials: int | None
+    timeout: float | None
+    seed: int
+    storage: str | None
+    workers: int
+    threads: int | None
+    dedup: bool
+    latency: Mapping[str, int]
+    tabular: Mapping[str, Any] | None
+    data: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def directions(self) -> list[str]:
+        return [DIRECTIONS[o] for o in self.objectives]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def torch_threads(self) -> int:
+        """Torch threads per worker: ``threads``, else the CPU cores shared among workers
+        (one thread per worker on 2 cores: tiny proxy models gain nothing from more)."""
+        import os
+
+        return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+
+    def train_config(self) -> Any:
+        """The :class:`nas.train.TrainConfig` (imports torch)."""
+        from nas.train import TrainConfig
+
+        values = dict(self.train)
+        values.setdefault("seed", self.seed)
+        return TrainConfig.from_dict(values)
+
+
+def _error(message: str, file: str, path: str) -> ConfigError:
+    return ConfigError(message, file=file, path=path)
+
+
+def load_config(path: str | Path, *, genotype: Genotype | None = None) -> RunConfig:
+    """Read and validate a run configuration file.
+
+    Args:
+        path: The YAML file.
+        genotype: Use this genotype for the space (how a frozen run folder is reloaded).
+
+    Raises:
+        ConfigError: the first problem, naming the file and the key path.
+    """
+    path = Path(path)
+    data = load_yaml_file(path, error=ConfigError)
+    return parse_config(data, file=str(path), base=path.resolve().parent, genotype=genotype)
+
+
+def _int(data: Mapping, key: str, file: str, *, low: int, default: Any) -> Any:
+    value = data.get(key, default)
+    if value is None and default is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise _error(f"must be an integer >= {low}, got {value!r}", file, key)
+    return value
+
+
+def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None = None) -> RunConfig:
+    """Validate a run configuration mapping (see :func:`load_config`)."""
+    if not isinstance(data, Mapping):
+        raise _error("a run configuration must be a mapping", file, "")
+    for key in data:
+        if key not in _KEYS:
+            raise _error(f"unknown key {key!r}; valid: {', '.join(_KEYS)}", file, str(key))
+    frozen: dict[str, Any] = copy.deepcopy(dict(data))
+    name = data.get("name", Path(file).stem)
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise _error(f"must be a folder name, got {name!r}", file, "name")
+    frozen["name"] = name
+
+    if "space" not in data:
+        raise _error("missing key 'space'", file, "space")
+    space_data, space_file, space_base = data["space"], file, base
+    if isinstance(space_data, str):
+        space_path = base / space_data
+        if not space_path.is_file():
+            raise _error(f"no space file {space_data!r} (relative to {base})", file, "space")
+        loaded = load_yaml_file(space_path, error=ConfigError)
+        space_data = loaded.get("space", loaded) if isinstance(loaded, Mapping) else loaded
+        space_file, space_base = str(space_path), space_path.resolve().parent
+    space = parse_space(space_data, file=space_file, base=space_base, genotype=genotype)
+    frozen["space"] = copy.deepcopy(dict(space_data))
+
+    tabular = data.get("tabular")
+    if tabular is not None:
+        tabular = _parse_tabular(tabular, file, base)
+        frozen["tabular"] = dict(tabular)
+        for key in ("dataset", "train", "width_multiplier", "latency"):
+            if key in data:
+                raise _error("a tabular run does not train: remove this key", file, key)
+        objectives_default: list[str] = ["table_accuracy"]
+        from nas.tabular import EDGES
+
+        missing = [edge for edge in EDGES if edge not in space.labels]
+        if missing:
+            raise _error(f"a tabular space needs the NAS-Bench-201 edge labels "
+                         f"{', '.join(EDGES)}; missing {', '.join(missing)}", file, "space.choices")
+    else:
+        objectives_default = ["val_accuracy"]
+
+    dataset = data.get("dataset", {"name": "digits"})
+    if isinstance(dataset, str):
+        dataset = {"name": dataset}
+    if not isinstance(dataset, Mapping) or not isinstance(dataset.get("name"), str):
+        raise _error("must be a dataset name or a mapping with 'name' and options", file, "dataset")
+    dataset = dict(dataset)
+    if "root" in dataset and isinstance(dataset["root"], str):
+        dataset["root"] = str((base / dataset["root"]).resolve())
+
+    train = data.get("train", {}) or {}
+    if not isinstance(train, Mapping):
+        raise _error("must be a mapping of training options", file, "train")
+    if tabular is None:
+        _check_train(train, file)
+        _check_dataset(dataset, file)
+
+    width = data.get("width_multiplier", 1.0)
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 16:
+        raise _error(f"must be a number in (0, 16], got {width!r}", file, "width_multiplier")
+
+    objectives = data.get("objectives", objectives_default)
+    if isinstance(objectives, str):
+        objectives = [objectives]
+    if not isinstance(objectives, list) or not objectives:
+        raise _error("must be a list of objectives", file, "objectives")
+    allowed = ["table_accuracy"] if tabular is not None else [o for o in DIRECTIONS if o != "table_accuracy"]
+    for i, objective in enumerate(objectives):
+        if objective not in allowed:
+            raise _error(f"unknown objective {objective!r}; valid here: {', '.join(allowed)}",
+                         file, f"objectives[{i}]")
+    if len(set(objectives)) != len(objectives):
+        raise _error("an objective is listed twice", file, "objectives")
+    if objectives[0] not in ("val_accuracy", "table_accuracy"):
+        raise _error("the first objective must be the accuracy", file, "objectives[0]")
+
+    sampler, sampler_options = _named(data.get("sampler", "tpe"), SAMPLERS, file, "sampler")
+    pruner, pruner_options = _named(data.get("pruner", "none"), PRUNERS, file, "pruner")
+    multi = len(objectives) > 1
+    if multi and sampler in ("cmaes", "evolution"):
+        raise _error(f"sampler {sampler!r} is single-objective; with several objectives use "
+                     "tpe, nsga2, random or gp", file, "sampler")
+    if multi and pruner in ("median", "hyperband"):
+        raise _error(f"Optuna's {pruner} pruner refuses multi-objective studies; use "
+                     "pruner: halving", file, "pruner")
+    if tabular is not None and pruner != "none":
+        raise _error("a tabular run has no epochs to prune", file, "pruner")
+    if sampler == "cmaes":
+        for choice in space.choices:
+            if choice.kind == "categorical" or choice.when:
+                raise _error(f"cmaes needs a space of unconditional int and float choices; "
+                             f"{choice.label!r} is {'conditional' if choice.when else 'categorical'}",
+                             file, "sampler")
+    _check_pruner_options(pruner, pruner_options, file)
+
+    trials = _int(data, "trials", file, low=1, default=None)
+    timeout = data.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or timeout <= 0):
+        raise _error(f"must be a positive number of seconds, got {timeout!r}", file, "timeout")
+    if trials is None and timeout is None:
+        raise _error("give a budget: trials, timeout or both", file, "trials")
+    seed = _int(data, "seed", file, low=0, default=0)
+    workers = _int(data, "workers", file, low=1, default=1)
+    threads = _int(data, "threads", file, low=1, default=None)
+    storage = data.get("storage")
+    if storage is not None and (not isinstance(storage, str) or not storage):
+        raise _error("must be a storage URL or a journal file path", file, "storage")
+    dedup = data.get("dedup", True)
+    if not isinstance(dedup, bool):
+        raise _error("must be true or false", file, "dedup")
+    latency = data.get("latency", {}) or {}
+    if not isinstance(latency, Mapping):
+        raise _error("must be a mapping", file, "latency")
+    for key, value in latency.items():
+        if key not in _LATENCY_KEYS:
+            raise _error(f"unknown key {key!r}; valid: {', '.join(_LATENCY_KEYS)}", file, f"latency.{key}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "warmup" else 1):
+            raise _error(f"must be a positive integer, got {value!r}", file, f"latency.{key}")
+    latency = {**_LATENCY_KEYS, **latency}
+
+    return RunConfig(
+        file=file, name=name, space=space, dataset=dataset, train=dict(train),
+        width_multiplier=float(width), objectives=tuple(objectives), sampler=sampler,
+        sampler_options=sampler_options, pruner=pruner, pruner_options=pruner_options,
+        trials=trials, timeout=None if timeout is None else float(timeout), seed=seed,
+        storage=storage, workers=workers, threads=threads, dedup=dedup, latency=latency, tabular=tabular,
+        data=frozen,
+    )
+
+
+def _named(value: Any, valid: tuple[str, ...], file: str, key: str) -> tuple[str, dict[str, Any]]:
+    if isinstance(value, str):
+        name, options = value, {}
+    elif isinstance(value, Mapping) and isinstance(value.get("name"), str):
+        options = {k: v for k, v in value.items() if k != "name"}
+        name = value["name"]
+        extra = dict(options.pop("options", {}) or {})
+        if not isinstance(extra, dict):
+            raise _error("must be a mapping", file, f"{key}.options")
+        options.update(extra)
+    else:
+        raise _error(f"must be a name ({', '.join(valid)}) or a mapping with 'name'", file, key)
+    if name not in valid:
+        raise _error(f"unknown {key} {name!r}; valid: {', '.join(valid)}", file, f"{key}.name"
+                     if isinstance(value, Mapping) else key)
+    return name, options
+
+
+def _check_pruner_options(pruner: str, options: Mapping[str, Any], file: str) -> None:
+    if pruner != "halving":
+        return
+    for key, value in options.items():
+        where = f"pruner.{key}"
+        if key == "rungs":
+            if (not isinstance(value, list) or not value
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+                    or sorted(set(value)) != value):
+                raise _error(f"must be increasing epoch numbers, got {value!r}", file, where)
+        elif key == "reduction":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 1:
+                raise _error(f"must be a number > 1, got {value!r}", file, where)
+        elif key == "min_trials":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise _error(f"must be a positive integer, got {value!r}", file, where)
+        else:
+            raise _error(f"unknown key {key!r}; valid: rungs, reduction, min_trials", file, where)
+
+
+def _check_train(train: Mapping[str, Any], file: str) -> None:
+    try:
+        from nas.train import TrainConfig
+    except ImportError:  # pragma: no cover - torch missing
+        return
+    try:
+        TrainConfig.from_dict(train)
+    except NasError as error:
+        error.file = file
+        raise
+
+
+def _check_dataset(dataset: Mapping[str, Any], file: str) -> None:
+    from nas.data import dataset_names
+
+    if dataset["name"] not in dataset_names():
+        raise _error(f"unknown dataset {dataset['name']!r}; valid: {', '.join(dataset_names())}",
+                     file, "dataset.name")
+
+
+def _parse_tabular(value: Any, file: str, base: Path) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _error("must be a mapping with table and dataset", file, "tabular")
+    for key in value:
+        if key not in _TABULAR_KEYS:
+            raise _error(f"unknown key {key!r}; valid: {', '.join(_TABULAR_KEYS)}", file, f"tabular.{key}")
+    table = value.get("table", DEFAULT_TABLE)
+    if not isinstance(table, str):
+        raise _error("must be a file path", file, "tabular.table")
+    candidates = [base / table, Path.cwd() / table]
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        raise _error(f"no table file {table!r} (relative to {base} or the working folder)",
+                     file, "tabular.table")
+    dataset = value.get("dataset", "cifar10")
+    from nas.tabular import DATASETS
+
+    if dataset not in DATASETS:
+        raise _error(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}", file, "tabular.dataset")
+    return {"table": str(found.resolve()), "dataset": dataset}
+

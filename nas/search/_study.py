@@ -1,0 +1,173 @@
+"""The Optuna side of a run: storage, study, sampler, pruner, and successive halving.
+
+Storage: a path (the default is ``runs/NAME/journal.log``) is an Optuna journal file, safe for
+several processes on one machine (``JournalFileOpenLock``); a URL with ``://`` is an Optuna
+RDB storage (``sqlite:///...``, ``postgresql://...``) for workers on many machines.
+
+Successive halving (``pruner: halving``) is ours, because Optuna's pruners refuse
+multi-objective studies. At each rung (an epoch number) a trial records its validation
+accuracy as the user attribute ``nas.rung.EPOCH``; it goes on only if that accuracy is in the
+top ``1 / reduction`` of the accuracies every trial of the study recorded at that rung
+(asynchronous successive halving: no trial waits for others). Until ``min_trials`` trials have
+reached a rung, everyone goes on.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from nas.errors import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from nas.search._config import RunConfig
+
+__all__ = ["HalvingRule", "make_pruner", "make_sampler", "open_storage"]
+
+RUNG_ATTR = "nas.rung.{epoch}"
+
+
+def open_storage(url: str, *, file: str | None = None, path: str = "storage") -> Any:
+    """Open an Optuna storage from a journal file path or an RDB URL.
+
+    Raises:
+        ConfigError: the storage cannot be opened (bad URL, missing driver, no server,
+            unwritable folder), naming ``file`` and ``path``.
+    """
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    try:
+        if "://" in url:
+            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        lock = JournalFileOpenLock(url)
+        return JournalStorage(JournalFileBackend(url, lock_obj=lock))
+    except Exception as error:  # noqa: BLE001 - any failure to open is the user's URL
+        message = " ".join(str(error).split())[:300]
+        shown = _mask(url)
+        raise ConfigError(f"cannot open storage {shown!r}: {type(error).__name__}: {message}",
+                          file=file, path=path) from None
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 60}}
+    return {"pool_pre_ping": True}
+
+
+def _mask(url: str) -> str:
+    """The URL with any password replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, at, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
+def make_sampler(config: RunConfig, *, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """The configured sampler; worker ``i`` is seeded with ``seed + i``.
+
+    Raises:
+        ConfigError: an option the sampler does not take, or a sampler this install lacks.
+    """
+    import optuna
+
+    seed = config.seed + worker
+    options = dict(config.sampler_options)
+    avoid = options.pop("avoid_duplicates", False)
+    name = config.sampler
+    try:
+        if name == "tpe":
+            options.setdefault("multivariate", True)
+            options.setdefault("group", config.space.conditional)
+            options.setdefault("constant_liar", True)
+            options.setdefault("n_startup_trials", max(1, min(10, (config.trials or 30) // 3)))
+            sampler = optuna.samplers.TPESampler(seed=seed, **options)
+        elif name == "random":
+            sampler = optuna.samplers.RandomSampler(seed=seed, **options)
+        elif name == "nsga2":
+            sampler = optuna.samplers.NSGAIISampler(seed=seed, **options)
+        elif name == "gp":
+            sampler = optuna.samplers.GPSampler(seed=seed, **options)
+        elif name == "cmaes":
+            try:
+                import cmaes  # noqa: F401
+            except ImportError:
+                raise ConfigError("cmaes needs the 'cmaes' package (pip install cmaes)",
+                                  file=config.file, path="sampler") from None
+            sampler = optuna.samplers.CmaEsSampler(seed=seed, **options)
+        elif name == "evolution":
+            from nas.samplers import RegularizedEvolutionSampler
+
+            sampler = RegularizedEvolutionSampler(seed=seed, **options)
+        else:  # pragma: no cover - validated in the config
+            raise ConfigError(f"unknown sampler {name!r}", file=config.file, path="sampler")
+    except TypeError as error:
+        raise ConfigError(f"{name}: {error}", file=config.file, path="sampler") from None
+    except ConfigError as error:
+        raise error.located(file=config.file, path="sampler")
+    if avoid:
+        from nas.samplers import DeduplicatingSampler
+
+        space = config.space
+
+        def key(params: Any) -> str | None:
+            try:
+                return space.make_genotype(space.decode(params)).hash
+            except Exception:  # noqa: BLE001 - an invalid genotype is never a duplicate
+                return None
+
+        sampler = DeduplicatingSampler(sampler, key)
+    return sampler
+
+
+def make_pruner(config: RunConfig) -> optuna.pruners.BasePruner:
+    """Optuna's pruner for ``median`` and ``hyperband``, else a no-op (halving is ours)."""
+    import optuna
+
+    options = dict(config.pruner_options)
+    try:
+        if config.pruner == "median":
+            return optuna.pruners.MedianPruner(**options)
+        if config.pruner == "hyperband":
+            epochs = int(config.train.get("epochs", 10))
+            options.setdefault("min_resource", 1)
+            options.setdefault("max_resource", epochs)
+            return optuna.pruners.HyperbandPruner(**options)
+    except TypeError as error:
+        raise ConfigError(f"{config.pruner}: {error}", file=config.file, path="pruner") from None
+    return optuna.pruners.NopPruner()
+
+
+class HalvingRule:
+    """Asynchronous successive halving on validation accuracy at fixed epoch rungs.
+
+    Args:
+        rungs: Epoch numbers at which trials are compared. Default: every epoch but the last.
+        reduction: Keep the top ``1 / reduction`` at each rung. Default: 3.
+        min_trials: Trials that must have reached a rung before it prunes. Default: reduction.
+    """
+
+    def __init__(self, *, rungs: list[int], reduction: float = 3, min_trials: int | None = None):
+        self.rungs = tuple(rungs)
+        self.reduction = float(reduction)
+        self.min_trials = min_trials if min_trials is not None else math.ceil(reduction)
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> HalvingRule:
+        options = dict(config.pruner_options)
+        epochs = int(config.train.get("epochs", 10))
+        options.setdefault("rungs", list(range(1, epochs)) or [1])
+        return cls(**options)
+
+    def keep(self, accuracy: float, others: list[float]) -> bool:
+        """Whether a trial with ``accuracy`` at a rung goes on, given the others' there."""
+        values = sorted([*others, accuracy], reverse=True)
+        if len(values) < self.min_trials:
+            return True
+        keep = max(1, math.floor(len(values) / self.reduction))
+        return accuracy >= values[keep - 1]
