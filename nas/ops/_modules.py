@@ -10,7 +10,20 @@ from typing import List
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torchvision.ops import stochastic_depth
+
+
+def drop_path(x: Tensor, p: float, training: bool) -> Tensor:
+    """Zero whole samples with probability ``p`` and rescale the rest by ``1 / (1 - p)``
+    (torchvision's ``stochastic_depth`` in ``row`` mode)."""
+    if not training or p == 0.0:
+        return x
+    keep = 1.0 - p
+    size = [x.shape[0]] + [1] * (x.dim() - 1)
+    noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(keep)
+    return x * noise.div_(keep)
+
+
+torch.fx.wrap("drop_path")  # its size arithmetic is not symbolically traceable
 
 
 class Add(nn.Module):
@@ -85,7 +98,7 @@ class DropPath(nn.Module):
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:
-        return stochastic_depth(x, self.p, "row", self.training)
+        return drop_path(x, self.p, self.training)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
