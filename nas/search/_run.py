@@ -298,7 +298,9 @@ class _Evaluator:
             genotype = space.make_genotype(values)
             if self.config.tabular is None:
                 genotype = self.proxy(genotype)
-            ghash = genotype.hash
+                ghash = genotype.hash
+            else:  # the cell's isomorphism key (set below) is the dedup key
+                ghash = None
         except NasError as error:
             return finish("fail", "invalid_genotype", f"invalid genotype: {error}")
         atomic_write_text(folder / "genotype.yaml", genotype.dump())
@@ -348,6 +350,7 @@ class _Evaluator:
         key = cell.key()
         record["genotype"]["cell"] = cell.to_str()
         record["genotype"]["cell_key"] = key
+        record["genotype"]["hash"] = key
         trial.set_user_attr(HASH_ATTR, key)
         if self.config.dedup:
             earlier = _find_duplicate(study, key, trial.number)
