@@ -174,3 +174,41 @@ def test_memory_estimates():
     frame = stats.per_node
     assert list(frame.columns[:3]) == ["path", "op", "args"]
     assert frame["params"].sum() == stats.params
+
+
+def test_joins_skip_absent_inputs():
+    text = """
+input: [3, 8, 8]
+params: {c: 3}
+blocks:
+  unit:
+    args: {c: required}
+    nodes:
+      body: conv(c) <- in
+      skip: "identity if c == cin else None <- in"
+      out: add <- body, skip
+network:
+  - u: unit(c)
+"""
+    residual = nas.load_genotype(text)
+    assert residual.graph.nodes["u.out"]["op"] == "add"
+    plain = nas.load_genotype(text, c=5)
+    assert "u.out" not in plain.graph and plain.graph.graph["outputs"] == ["u.body"]
+
+
+def test_repeat_binds_the_copy_index():
+    text = """
+input: [3, 8, 8]
+params: {depths: [2, 3]}
+network:
+  - a: repeat(depths[0], drop_path(0.5 * i / sum(depths)))
+  - b: repeat(depths[1], drop_path(0.5 * (depths[0] + i) / sum(depths)))
+"""
+    graph = nas.load_genotype(text).graph
+    rates = [graph.nodes[n]["args"]["p"] for n in ("a.0", "a.1", "b.0", "b.1", "b.2")]
+    assert rates == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+
+
+def test_block_argument_may_not_hide_an_op():
+    with pytest.raises(GenotypeError, match="argument 'se' would hide the op 'se'"):
+        nas.load_genotype("input: [3, 8, 8]\nblocks:\n  b: {args: {se: 0}, nodes: [relu]}\nnetwork: [b]\n")

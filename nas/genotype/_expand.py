@@ -23,7 +23,7 @@ import networkx as nx
 
 from nas import ops
 from nas.errors import GenotypeError
-from nas.genotype._expr import MATH_FUNCTIONS, Scope, call_math, parse_expression
+from nas.genotype._expr import MATH_FUNCTIONS, Deferred, Scope, call_math, parse_expression
 from nas.genotype._model import FORMS, BlockDef, Genotype, Statement
 
 __all__ = ["Limits", "LIMITS", "Layer", "expand", "graph_hash", "evaluate_input"]
@@ -53,6 +53,9 @@ class Layer:
     applied: bool = False
 
 
+_PASS_THROUGH = object()  # a join left with a single input forwards it
+
+
 class _Scope(Scope):
     def __init__(self, expander: _Expander, local: Mapping[str, Any], shapes: Sequence[tuple] | None):
         self.expander = expander
@@ -79,6 +82,10 @@ class _Scope(Scope):
         if name in MATH_FUNCTIONS:
             raise GenotypeError(f"'{name}' is a function; call it")
         raise GenotypeError(f"unknown name '{name}': not an argument, parameter, op or block")
+
+    def defers(self, name: str) -> bool:
+        # repeat's layers are evaluated once per copy, with `i` bound to the copy's index
+        return name == "repeat" and name not in self.local
 
     def call(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         if name in MATH_FUNCTIONS and name not in self.local:
@@ -166,21 +173,37 @@ class _Expander:
         by_name = dict(zip(names, statements))
         for name in order:
             path = prefix + name
-            sources = []
-            for dep in deps[name]:
-                if env[dep] is None:
-                    raise GenotypeError(f"input '{dep}' is absent (its expression gave None)", path=path)
-                sources.append(env[dep])
-            shapes = [self.graph.nodes[s]["shape"] for s in sources]
+            sources = [env[dep] for dep in deps[name]]
+            present = [s for s in sources if s is not None]
+            shapes = [self.graph.nodes[s]["shape"] for s in present]
             try:
                 value = parse_expression(by_name[name].expr).evaluate(_Scope(self, local, shapes))
+                if value is not None and len(present) < len(sources):
+                    value = self._drop_absent(value, deps[name], sources)
             except GenotypeError as error:
                 raise error.located(path=path)
-            env[name] = None if value is None else self.apply(value, sources, path, local)
+            if value is None:
+                env[name] = None
+            elif value is _PASS_THROUGH:
+                env[name] = present[0]
+            else:
+                env[name] = self.apply(value, present, path, local)
         output = "out" if "out" in by_name else names[-1]
         if env[output] is None:
             raise GenotypeError(f"the output node '{output}' is absent", path=prefix + output)
         return env[output], env  # type: ignore[return-value]
+
+    def _drop_absent(self, value: Any, names: Sequence[str], sources: list[str | None]) -> Any:
+        """Ops that join several inputs skip absent ones; with one left they pass it through."""
+        layer = self.as_layer(value)
+        op = ops.get(layer.name) if layer.name not in FORMS and layer.name not in self.genotype.blocks else None
+        if op is None or op.max_inputs == 1:
+            missing = next(n for n, s in zip(names, sources) if s is None)
+            raise GenotypeError(f"input '{missing}' is absent (its expression gave None)")
+        present = sum(s is not None for s in sources)
+        if present == 0:
+            return None
+        return _PASS_THROUGH if present == 1 else value
 
     @staticmethod
     def _name_statements(statements: Sequence[Statement], taken: set[str]) -> list[str]:
@@ -309,14 +332,13 @@ class _Expander:
                 given[key] = value
             if "n" not in given or "first" not in given:
                 raise GenotypeError("repeat needs a count and a layer: repeat(n, first, rest=first)")
-            count = given["n"]
+            count = _value(given["n"])
             if not isinstance(count, int) or isinstance(count, bool) or count < 0:
                 raise GenotypeError(f"repeat count must be a non-negative integer, got {count!r}")
             if count > self.limits.max_repeat:
                 raise GenotypeError(f"repeat count {count} exceeds the limit of {self.limits.max_repeat}")
-            first = given["first"]
-            rest = given.get("rest", first)
-            layers = [first] + [rest] * (count - 1) if count else []
+            rest = given.get("rest", given["first"])
+            layers = [_value(given["first"] if i == 0 else rest, i=i) for i in range(count)]
         else:
             layers = list(layer.args)
         if not layers:
@@ -327,6 +349,10 @@ class _Expander:
         for index, item in enumerate(layers):
             current = [self.apply(item, current, f"{path}.{index}", local)]
         return current[0]
+
+
+def _value(argument: Any, **bindings: Any) -> Any:
+    return argument.value(**bindings) if isinstance(argument, Deferred) else argument
 
 
 def evaluate_input(genotype: Genotype) -> tuple[int, ...]:

@@ -29,7 +29,7 @@ from typing import Any
 
 from nas.errors import GenotypeError
 
-__all__ = ["Expression", "parse_expression", "MATH_FUNCTIONS", "Scope"]
+__all__ = ["Expression", "parse_expression", "MATH_FUNCTIONS", "Scope", "Deferred"]
 
 # Results beyond this magnitude are refused: channel counts and sizes never come near it.
 _MAX_MAGNITUDE = 2**53
@@ -119,6 +119,39 @@ class Scope:
 
     def call(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:  # pragma: no cover
         raise NotImplementedError
+
+    def defers(self, name: str) -> bool:
+        """True when calls of ``name`` receive :class:`Deferred` arguments, evaluated later
+        (and possibly several times, with extra names bound)."""
+        return False
+
+
+class Deferred:
+    """An argument expression not yet evaluated; :meth:`value` evaluates it in its scope with
+    ``bindings`` layered on top."""
+
+    __slots__ = ("_node", "_scope", "_text")
+
+    def __init__(self, node: ast.AST, scope: Scope, text: str):
+        self._node, self._scope, self._text = node, scope, text
+
+    def value(self, **bindings: Any) -> Any:
+        scope = _Layered(self._scope, bindings) if bindings else self._scope
+        return _Evaluator(scope, self._text).visit(self._node)
+
+
+class _Layered(Scope):
+    def __init__(self, base: Scope, bindings: Mapping[str, Any]):
+        self.base, self.bindings = base, bindings
+
+    def lookup(self, name: str) -> Any:
+        return self.bindings[name] if name in self.bindings else self.base.lookup(name)
+
+    def call(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        return self.base.call(name, args, kwargs)
+
+    def defers(self, name: str) -> bool:
+        return self.base.defers(name)
 
 
 class Expression:
@@ -233,12 +266,16 @@ class _Evaluator:
             case ast.Subscript(value=value, slice=index):
                 return self.subscript(self.visit(value), index)
             case ast.Call(func=ast.Name(id=name), args=args, keywords=keywords):
-                positional = [self.visit(a) for a in args]
+                if self.scope.defers(name):
+                    argument = lambda a: Deferred(a, self.scope, self.text)  # noqa: E731
+                else:
+                    argument = self.visit
+                positional = [argument(a) for a in args]
                 named: dict[str, Any] = {}
                 for keyword in keywords:
                     if keyword.arg in named:
                         raise self.fail(f"argument '{keyword.arg}' given twice")
-                    named[keyword.arg] = self.visit(keyword.value)
+                    named[keyword.arg] = argument(keyword.value)
                 return self.scope.call(name, positional, named)
         raise self.fail(f"unsupported syntax {type(node).__name__}")  # pragma: no cover
 

@@ -176,6 +176,8 @@ class BlockDef:
                 _identifier(arg, "argument")
                 if arg in RESERVED_NAMES:
                     raise GenotypeError(f"'{arg}' is reserved and cannot name an argument")
+                if ops.canonical_name(arg) or arg in FORMS:
+                    raise GenotypeError(f"argument '{arg}' would hide the op '{arg}'; rename it")
                 if isinstance(default, str) and default != "required":
                     parse_expression(default)
                 _check_value(default)

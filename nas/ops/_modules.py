@@ -105,16 +105,19 @@ class DropPath(nn.Module):
 
 
 class Zero(nn.Module):
-    """Zeros shaped like the input, sub-sampled by ``stride``."""
+    """Zeros shaped like the input, sub-sampled by ``stride``, with ``channels`` channels."""
 
-    def __init__(self, stride: int):
+    def __init__(self, stride: int, channels: int):
         super().__init__()
         self.stride = stride
+        self.channels = channels
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.stride == 1:
-            return x.mul(0.0)
-        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+        x = x[:, :1, :: self.stride, :: self.stride]
+        return x.mul(0.0).expand(-1, self.channels, -1, -1).contiguous()
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}, channels={self.channels}"
 
 
 class Chunk(nn.Module):
@@ -127,6 +130,20 @@ class Chunk(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x.chunk(self.chunks, 1)[self.index]
+
+
+class Crop(nn.Module):
+    """Rows ``top:bottom`` and columns ``left:right`` of the input."""
+
+    def __init__(self, top: int, bottom: int, left: int, right: int):
+        super().__init__()
+        self.top, self.bottom, self.left, self.right = top, bottom, left, right
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x[:, :, self.top : self.bottom, self.left : self.right]
+
+    def extra_repr(self) -> str:
+        return f"rows={self.top}:{self.bottom}, columns={self.left}:{self.right}"
 
 
 class Scale(nn.Module):

@@ -419,20 +419,21 @@ class Identity(Op):
 
 @register
 class Zero(Op):
-    """Zeros shaped like the input, sub-sampled by stride ``s`` (the "none" edge of cells)."""
+    """Zeros shaped like the input, sub-sampled by stride ``s``, with ``c`` channels (default:
+    the input's): the "none" edge of cells, and the zero padding of parameter-free shortcuts."""
 
     name = "zero"
-    args = (Arg("s", "int", 1),)
+    args = (Arg("s", "int", 1), Arg("c", "int", None))
 
     def infer(self, args, shapes):
         channels, height, width = _feature_map(self.name, shapes[0])
         s = args["s"]
-        return OpInfo((channels, -(-height // s), -(-width // s)))
+        return OpInfo((args["c"] or channels, -(-height // s), -(-width // s)))
 
     def build(self, args, shapes, context):
         from nas.ops._modules import Zero as Module
 
-        return Module(args["s"])
+        return Module(args["s"], args["c"] or shapes[0][0])
 
 
 def _same_shapes(op: str, shapes: list[Shape]) -> Shape:
@@ -544,6 +545,34 @@ class Chunk(Op):
         from nas.ops._modules import Chunk as Module
 
         return Module(args["n"], args["i"])
+
+
+@register
+class Crop(Op):
+    """Drop ``t``, ``b``, ``l``, ``r`` rows and columns from the top, bottom, left and right
+    (DARTS's FactorizedReduce reads the input shifted by one pixel: ``crop(t=1, l=1)``)."""
+
+    name = "crop"
+    args = (
+        Arg("t", "int", 0, minimum=0),
+        Arg("b", "int", 0, minimum=0),
+        Arg("l", "int", 0, minimum=0),
+        Arg("r", "int", 0, minimum=0),
+    )
+
+    def infer(self, args, shapes):
+        channels, height, width = _feature_map(self.name, shapes[0])
+        height -= args["t"] + args["b"]
+        width -= args["l"] + args["r"]
+        if height < 1 or width < 1:
+            raise GenotypeError(f"crop: nothing is left of the {_fmt(shapes[0])} input")
+        return OpInfo((channels, height, width))
+
+    def build(self, args, shapes, context):
+        from nas.ops._modules import Crop as Module
+
+        _, height, width = shapes[0]
+        return Module(args["t"], height - args["b"], args["l"], width - args["r"])
 
 
 @register
