@@ -1,0 +1,209 @@
+"""The search engine end to end: budget, seeds, constraints, dedup, workers, kill and resume.
+
+Trials train tiny CIFAR ResNets on 200 digits for one epoch on one thread, so each takes about
+a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nas.search import best_trials, load_config, read_trials, run_search
+
+ROOT = Path(__file__).resolve().parents[1]
+GENOTYPE = ROOT / "genotypes" / "search" / "resnet_cifar.yaml"
+NB201_TABLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench201" / "nb201_cifar.csv"
+
+
+def tiny_config(tmp_path: Path, name: str = "tiny", **overrides) -> Path:
+    """A run config of tiny ResNets on a digits subset; returns its path."""
+    data = {
+        "name": name,
+        "space": {
+            "genotype": str(GENOTYPE),
+            "params": {"widths": [4, 8, 8], "depths": [1, 1, 1]},
+            "choices": {
+                "block": {"choices": ["cifar_basic", "basic_se"]},
+                "depth": {"param": "depths", "per_stage": True, "int": [1, 2]},
+                "stage3.width": {"param": "widths[2]", "choices": [8, 16]},
+            },
+            "seeds": {"small": {}, "deeper": {"depths": [2, 1, 1]}},
+        },
+        "dataset": {"name": "digits", "subset": 200, "val_subset": 100},
+        "train": {"epochs": 1, "batch_size": 50, "lr": 0.05, "device": "cpu"},
+        "sampler": "random",
+        "trials": 4,
+        "threads": 1,
+        "seed": 0,
+    }
+    for key, value in overrides.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def nas_cli(*args: str, cwd: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "nas", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def states(run_dir: Path) -> list[tuple[int, str, str]]:
+    return [(r["trial"], r["state"], r["status"]) for r in read_trials(run_dir)]
+
+
+def test_seeds_first_then_budget(tmp_path):
+    summary = run_search(tiny_config(tmp_path), runs_dir=tmp_path / "runs", progress=False)
+    records = read_trials(summary.run_dir)
+    assert [r["trial"] for r in records] == [0, 1, 2, 3]
+    assert [r["seed"] for r in records[:2]] == ["small", "deeper"]
+    assert records[0]["genotype"]["params"]["depths"] == [1, 1, 1]
+    assert records[1]["genotype"]["params"]["depths"] == [2, 1, 1]
+    assert records[1]["params"]["stage1.depth"] == 2
+    assert sum(summary.counts.values()) == 4
+    for r in records:
+        folder = summary.run_dir / "trials" / f"{r['trial']:04d}"
+        assert (folder / "genotype.yaml").is_file() and (folder / "log.txt").is_file()
+        if r["state"] == "complete":
+            assert 0 <= r["objectives"]["val_accuracy"] <= 1
+    assert (summary.run_dir / "config.yaml").is_file() and (summary.run_dir / "journal.log").is_file()
+    run, best = best_trials(summary.run_dir)
+    assert run["objectives"] == ["val_accuracy"] and len(best) == 1
+    # The frozen config reloads on its own.
+    frozen = yaml.safe_load((summary.run_dir / "config.yaml").read_text())
+    assert frozen["space"]["genotype"] == "space_genotype.yaml"
+
+
+def test_constraints_prune_in_milliseconds(tmp_path):
+    config = tiny_config(tmp_path, trials=3)
+    data = yaml.safe_load(config.read_text())
+    data["space"]["constraints"] = {"params": {"max": 100}}
+    config.write_text(yaml.safe_dump(data))
+    summary = run_search(config, runs_dir=tmp_path / "runs", progress=False)
+    records = read_trials(summary.run_dir)
+    assert [r["status"] for r in records] == ["constraint"] * 3
+    assert all(r["state"] == "pruned" and "params" in r["end_reason"] for r in records)
+    assert all(r["wall_time"] < 2.0 and r["epochs"] == 0 for r in records)
+
+
+def test_isomorphic_genotypes_are_not_trained_twice(tmp_path):
+    # `classes` is replaced by the dataset's class count, so both seeds build the same network.
+    config = tiny_config(tmp_path, trials=2)
+    data = yaml.safe_load(config.read_text())
+    data["space"]["choices"] = {"classes": {"choices": [10, 12]}}
+    data["space"]["seeds"] = {"a": {"classes": 10}, "b": {"classes": 12}}
+    config.write_text(yaml.safe_dump(data))
+    summary = run_search(config, runs_dir=tmp_path / "runs", progress=False)
+    first, second = read_trials(summary.run_dir)
+    assert first["status"] == "completed" and first["epochs"] == 1
+    assert second["status"] == "duplicate" and second["duplicate_of"] == 0
+    assert second["epochs"] == 0 and second["values"] == first["values"]
+    assert second["genotype"]["hash"] == first["genotype"]["hash"]
+
+
+def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path):
+    # A NaN loss (a huge learning rate) fails the trial; the budget is still spent.
+    config = tiny_config(tmp_path, trials=2, train={"epochs": 1, "batch_size": 50, "lr": 1.0e30,
+                                                      "device": "cpu", "schedule": "constant"})
+    summary = run_search(config, runs_dir=tmp_path / "runs", progress=False)
+    records = read_trials(summary.run_dir)
+    assert len(records) == 2
+    assert {r["status"] for r in records} == {"nan_loss"}
+    assert all(r["state"] == "fail" and "NaN" in r["end_reason"] for r in records)
+
+
+def test_two_workers_share_one_journal(tmp_path):
+    config = tiny_config(tmp_path, trials=6, workers=2)
+    summary = run_search(config, runs_dir=tmp_path / "runs", progress=False)
+    records = read_trials(summary.run_dir)
+    numbers = [r["trial"] for r in records]
+    assert numbers == sorted(set(numbers)) and len(numbers) == 6
+    assert sum(summary.counts.values()) == 6
+    assert len({r["worker"] for r in records}) == 2
+
+
+def test_sigkill_and_resume(tmp_path):
+    config = tiny_config(tmp_path, name="killed", trials=8)
+    runs = tmp_path / "runs"
+    run_dir = runs / "killed"
+    process = nas_cli("search", str(config), "--runs", str(runs), cwd=tmp_path)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(run_dir.glob("trials/*/metrics.json"))) < 2:
+        time.sleep(0.2)
+        assert process.poll() is None, process.stderr.read()
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = {p.parent.name: p.read_text() for p in run_dir.glob("trials/*/metrics.json")}
+    done_before = {json.loads(t)["trial"] for t in before.values() if json.loads(t)["state"] == "complete"}
+    assert len(before) >= 2
+
+    process = nas_cli("search", str(config), "--runs", str(runs), "--resume", cwd=tmp_path)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert "run folder:" in out
+    records = read_trials(run_dir)
+    counted = [r for r in records if r["counted"]]
+    assert len(counted) == 8
+    # No finished trial was lost or rewritten.
+    for folder, text in before.items():
+        assert (run_dir / "trials" / folder / "metrics.json").read_text() == text
+    # Each trial that was interrupted was run again, once.
+    interrupted = [r for r in records if not r["counted"]]
+    retried = [r["retry_of"] for r in counted if r["retry_of"] is not None]
+    assert sorted(retried) == sorted(r["trial"] for r in interrupted)
+    assert not done_before & set(retried)
+
+
+def test_resume_needs_the_same_config(tmp_path):
+    config = tiny_config(tmp_path, trials=1)
+    run_search(config, runs_dir=tmp_path / "runs", progress=False)
+    from nas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="exists"):
+        run_search(config, runs_dir=tmp_path / "runs", progress=False)
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(config.read_text().replace("sampler: random", "sampler: tpe"))
+    with pytest.raises(ConfigError) as error:
+        run_search(changed, runs_dir=tmp_path / "runs", resume=True, progress=False)
+    assert error.value.path == "sampler"
+    # A larger budget is a valid resume.
+    summary = run_search(config, runs_dir=tmp_path / "runs", resume=True, trials=2, progress=False)
+    assert sum(summary.counts.values()) == 2
+
+
+def test_multi_objective_halving_and_pareto(tmp_path):
+    config = tiny_config(tmp_path, trials=4, objectives=["val_accuracy", "params"],
+                         sampler="nsga2", pruner={"name": "halving", "rungs": [1], "reduction": 2,
+                                                  "min_trials": 2},
+                         train={"epochs": 2, "batch_size": 50, "lr": 0.05, "device": "cpu"})
+    summary = run_search(config, runs_dir=tmp_path / "runs", progress=False)
+    records = read_trials(summary.run_dir)
+    assert len(records) == 4
+    assert any(r["status"] == "pruned" for r in records)  # halving stops someone at epoch 1
+    assert summary.best and all(set(b["objectives"]) == {"val_accuracy", "params"} for b in summary.best)
+
+
+@pytest.mark.skipif(not NB201_TABLE.is_file(), reason="NAS-Bench-201 table not present")
+def test_nb201_space_runs_against_the_table(tmp_path):
+    config = load_config(ROOT / "search_spaces" / "nb201.yaml")
+    summary = run_search(config, runs_dir=tmp_path / "runs", trials=30, progress=False)
+    records = read_trials(summary.run_dir)
+    assert len(records) == 30 and records[0]["seed"] == "all_conv3x3"
+    assert all(r["state"] == "complete" for r in records)
+    assert all(50 < r["objectives"]["table_accuracy"] < 95 for r in records
+               if r["genotype"]["cell_key"] != "0")
+    assert summary.best[0]["objectives"]["table_accuracy"] >= 90

@@ -1,0 +1,127 @@
+"""Bad run configs: exit status 2 and one line naming the file and the key, before any trial."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nas.cli import main
+from nas.search import load_config, parse_space
+
+ROOT = Path(__file__).resolve().parents[1]
+GENOTYPE = str(ROOT / "genotypes" / "search" / "resnet_cifar.yaml")
+
+
+def base() -> dict:
+    return {
+        "name": "bad",
+        "space": {
+            "genotype": GENOTYPE,
+            "choices": {"depth": {"param": "depths", "per_stage": True, "int": [1, 3]},
+                        "block": {"choices": ["cifar_basic", "bottleneck"]}},
+            "seeds": {"resnet20": {}},
+        },
+        "dataset": "digits",
+        "train": {"epochs": 1},
+        "trials": 1,
+    }
+
+
+def set_key(data: dict, dotted: str, value) -> dict:
+    *parents, last = dotted.split("/")
+    node = data
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return data
+
+
+CASES = {
+    "unknown_key": ("epochz", 3, "epochz"),
+    "unknown_train_key": ("train/epochz", 3, "train.epochz"),
+    "wrong_type": ("trials", "many", "trials"),
+    "wrong_type_train": ("train/epochs", "ten", "train.epochs"),
+    "missing_param": ("space/choices/width", {"param": "width", "int": [8, 64]}, "space.choices.width.param"),
+    "seed_outside_space": ("space/seeds/resnet110", {"depths": [18, 18, 18]}, "space.seeds.resnet110.depths"),
+    "seed_unknown_param": ("space/seeds/x", {"depth": 3}, "space.seeds.x.depth"),
+    "unknown_sampler": ("sampler", "annealing", "sampler"),
+    "cmaes_categorical": ("sampler", "cmaes", "sampler"),
+    "multi_objective_median": ("pruner", "median", "pruner"),
+    "bad_constraint": ("space/constraints", {"flops": {"max": 1}}, "space.constraints.flops"),
+    "bad_storage": ("storage", "nosuchdb://nowhere/x", "storage"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_config_is_one_line_and_exit_2(case, tmp_path, capsys):
+    key, value, path = CASES[case]
+    data = set_key(base(), key, value)
+    if case == "multi_objective_median":
+        data["objectives"] = ["val_accuracy", "params"]
+    file = tmp_path / "bad.yaml"
+    file.write_text(yaml.safe_dump(data))
+    status = main(["search", str(file), "--runs", str(tmp_path / "runs"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"{file}: {path}:"), err
+    assert not (tmp_path / "runs" / "bad" / "trials").exists()
+
+
+def test_storage_flag_that_cannot_be_opened(tmp_path, capsys):
+    file = tmp_path / "ok.yaml"
+    file.write_text(yaml.safe_dump(base()))
+    status = main(["search", str(file), "--runs", str(tmp_path / "runs"),
+                   "--storage", "postgresql://u:secret@127.0.0.1:1/none", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1
+    assert "--storage" in err and "secret" not in err
+
+
+def test_cli_subprocess_prints_one_line(tmp_path):
+    file = tmp_path / "bad.yaml"
+    file.write_text(yaml.safe_dump(set_key(base(), "space/seeds/r", {"depths": [9, 9, 9]})))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-m", "nas", "search", str(file), "--runs",
+                             str(tmp_path / "runs")], capture_output=True, text=True, env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"{file}: space.seeds.r.depths: 9 is outside the space: choice 'stage1.depth' is int in [1, 3]"
+    ]
+
+
+def test_space_language_per_stage_and_conditions():
+    space = parse_space({
+        "genotype": str(ROOT / "genotypes" / "search" / "mobile_macro.yaml"),
+        "choices": {
+            "kind": {"param": "kinds", "per_stage": True, "choices": ["mb", "ds"]},
+            "expansion": {"param": "expansions", "per_stage": True, "choices": [1, 3, 6],
+                          "when": {"kind": "mb"}},
+        },
+        "seeds": {"mobilenet_v2": {}},
+    })
+    assert space.labels[:2] == ["stage1.kind", "stage2.kind"]
+    assert space.choice("stage3.expansion").when == (("stage3.kind", ("mb",)),)
+    seed = space.seeds["mobilenet_v2"]
+    assert seed["stage1.kind"] == "ds" and "stage1.expansion" not in seed
+    assert seed["stage2.expansion"] == 6
+
+    class Trial:  # always the first option / the low end
+        def suggest_categorical(self, name, options):
+            return options[-1] if name == "stage1.kind" else options[0]
+
+    values = space.suggest(Trial())
+    assert "stage1.expansion" not in values and values["stage2.expansion"] == 1
+    params = space.genotype_params(values)
+    assert params["kinds"][0] == "ds" and params["expansions"][1] == 1
+
+
+def test_shipped_configs_load():
+    for name in ("quickstart", "resnet", "mobile", "zoo"):
+        config = load_config(ROOT / "search_spaces" / f"{name}.yaml")
+        assert config.space.seeds
