@@ -1,0 +1,16 @@
+"""Test-wide settings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session", autouse=True)
+def single_thread():
+    """Tests use tiny tensors, for which torch's intra-op threads cost more than they give
+    (and contend with each other on shared 2-core machines)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
