@@ -640,6 +640,7 @@ def run_search(
         storage_url = str(Path(config.storage).resolve())
 
     _quiet_optuna()
+    make_sampler(config)  # a sampler this install lacks, or a bad option: fail before the folder
     if "://" in storage_url:
         open_storage(storage_url, file=config.file, path=storage_path)  # fail before the folder
     _prepare_run_dir(config, run_dir, resume=resume)
