@@ -207,3 +207,26 @@ def test_nb201_space_runs_against_the_table(tmp_path):
     assert all(50 < r["objectives"]["table_accuracy"] < 95 for r in records
                if r["genotype"]["cell_key"] != "0")
     assert summary.best[0]["objectives"]["table_accuracy"] >= 90
+
+
+def test_invalid_genotype_fails_its_trial_only(tmp_path):
+    config = tiny_config(tmp_path, trials=2)
+    data = yaml.safe_load(config.read_text())
+    data["space"]["choices"] = {"stage3.width": {"param": "widths[2]", "choices": [0, 8]}}
+    data["space"]["seeds"] = {"zero": {"widths": [4, 8, 0]}, "ok": {}}
+    config.write_text(yaml.safe_dump(data))
+    from nas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="space.seeds.zero"):  # a seed must expand
+        run_search(config, runs_dir=tmp_path / "runs", progress=False)
+    del data["space"]["seeds"]["zero"]
+    data["space"]["seeds"] = {"ok": {}}
+    data["sampler"] = "random"
+    data["trials"] = 6
+    config.write_text(yaml.safe_dump(data))
+    summary = run_search(config, runs_dir=tmp_path / "runs", name="again", progress=False)
+    records = read_trials(summary.run_dir)
+    assert len(records) == 6
+    bad = [r for r in records if r["params"].get("stage3.width") == 0]
+    assert bad and all(r["state"] == "fail" and r["status"] == "invalid_genotype" for r in bad)
+    assert "must be an integer >= 1" in bad[0]["end_reason"]
