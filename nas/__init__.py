@@ -6,6 +6,7 @@ The public API::
     g.dump(), g.hash, g.with_params(depths=[1, 1, 1, 1])
     stats = nas.analyze(g)            # params, MACs, shapes, memory: no torch needed
     model = nas.build_model(g)        # a torch.nn.Module (a torch.fx.GraphModule)
+    b3 = nas.scale(g, phi=3)          # compound scaling of depth, width and resolution
 
 Torch is imported only when a model is built.
 """
@@ -20,6 +21,7 @@ from nas.genotype import Genotype, load_genotype, zoo_dir
 if TYPE_CHECKING:
     from nas.analysis import Stats, analyze
     from nas.build import build_model
+    from nas.scaling import scale
     from nas.weights import load_torchvision_weights
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "build_model",
     "load_genotype",
     "load_torchvision_weights",
+    "scale",
     "zoo_dir",
 ]
 
@@ -40,6 +43,7 @@ _LAZY = {
     "Stats": "nas.analysis",
     "build_model": "nas.build",
     "load_torchvision_weights": "nas.weights",
+    "scale": "nas.scaling",
 }
 
 
