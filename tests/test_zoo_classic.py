@@ -68,16 +68,6 @@ TORCHVISION = sorted(name for name, ref in ZOO.items() if ref.torchvision)
 OWN = sorted(name for name, ref in ZOO.items() if not ref.torchvision)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small inputs: a second thread costs more than it gives, above all on a busy machine."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _small(name: str) -> nas.Genotype:
     genotype = nas.load_genotype(name, **ZOO[name].small)
     side = ZOO[name].side
