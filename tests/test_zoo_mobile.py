@@ -120,16 +120,33 @@ def test_torchvision_weights_give_the_same_outputs(name):
     assert (ours - theirs).abs().max().item() < 1e-5
 
 
-@pytest.mark.parametrize("variant", sorted(EFFICIENTNETS))
-def test_efficientnet_b0_scales_to_torchvision_b1_to_b7(variant):
-    width, depth, params = EFFICIENTNETS[variant]
+def _efficientnet(variant: str):
+    """efficientnet_b0 compound-scaled to ``variant`` as torchvision scales it."""
     base = nas.load_genotype("efficientnet_b0")
+    if variant == "b0":
+        return base
+    width, depth, _ = EFFICIENTNETS[variant]
     assert dict(base.scaling) == {"depth": ("depths",), "width": ("widths",)}
-    scaled = base.with_params(
+    return base.with_params(
         widths=[divisible(c * width, 8) for c in base.params["widths"]],
         depths=[math.ceil(n * depth) for n in base.params["depths"]],
     )
-    assert nas.analyze(scaled).params == params
+
+
+@pytest.mark.parametrize("variant", sorted(EFFICIENTNETS))
+def test_efficientnet_b0_scales_to_torchvision_b1_to_b7(variant):
+    assert nas.analyze(_efficientnet(variant)).params == EFFICIENTNETS[variant][2]
+
+
+@pytest.mark.parametrize("variant", ["b0", "b3"])
+def test_efficientnet_stochastic_depth_rates_are_torchvision_s(variant):
+    torchvision = pytest.importorskip("torchvision")
+    reference = getattr(torchvision.models, f"efficientnet_{variant}")()
+    # torchvision gives every block a rate; only the blocks with a shortcut use it
+    theirs = [m.stochastic_depth.p for m in reference.modules() if getattr(m, "use_res_connect", False)]
+    graph = _efficientnet(variant).graph
+    ours = [data["args"]["p"] for _, data in graph.nodes(data=True) if data["op"] == "drop_path"]
+    assert ours == pytest.approx(theirs)
 
 
 @pytest.mark.parametrize(
