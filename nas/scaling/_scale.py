@@ -216,7 +216,7 @@ def scale(
     explicit = {"depth": depth, "width": width, "resolution": resolution}
     record: dict[str, Any] = {"from": genotype.name}
     if phi is not None:
-        record.update(phi=phi, **coefficients)
+        record.update(phi=int(phi) if float(phi).is_integer() else phi, **coefficients)
     record.update(depth=round(d, 6), width=round(w, 6), resolution=round(r, 6))
     meta = {k: v for k, v in genotype.meta.items() if not str(k).startswith("reference_")}
     meta["scaled"] = record
