@@ -155,25 +155,27 @@ def test_se_resnet50_matches_timm_with_copied_weights():
     assert _max_difference_with_copied_weights("se_resnet50", timm.create_model("seresnet50")) < 1e-5
 
 
-def test_option_a_shortcut_subsamples_and_pads_with_zeros():
+@pytest.mark.parametrize("c", [8, 6])  # doubling, and any other growth
+def test_option_a_shortcut_subsamples_and_pads_with_zeros(c):
     torch = pytest.importorskip("torch")
     genotype = nas.load_genotype(
         "input: [4, 6, 6]\n"
         "imports: [lib/cifar_resnet.yaml]\n"
         "network:\n"
-        "  - pad_shortcut(8, 2)\n"
+        f"  - pad_shortcut({c}, 2)\n"
     )
     assert nas.analyze(genotype).params == 0
     x = torch.randn(2, 4, 6, 6)
-    expected = torch.cat([x[:, :, ::2, ::2], torch.zeros(2, 4, 3, 3)], 1)
+    expected = torch.cat([x[:, :, ::2, ::2], torch.zeros(2, c - 4, 3, 3)], 1)
     assert torch.equal(nas.build_model(genotype)(x), expected)
 
 
-def test_stochastic_depth_decays_linearly_to_the_last_block():
-    stats = nas.analyze(nas.load_genotype("resnet_sd"))
+@pytest.mark.parametrize("depths", [[18, 18, 18], [3, 4, 5]])
+def test_stochastic_depth_decays_linearly_to_the_last_block(depths):
+    stats = nas.analyze(nas.load_genotype("resnet_sd", depths=depths))
     drops = [node.args["p"] for node in stats.nodes if node.op == "drop_path"]
-    assert len(drops) == 54
-    assert drops == pytest.approx([0.5 * l / 54 for l in range(1, 55)])
+    blocks = sum(depths)
+    assert drops == pytest.approx([0.5 * l / blocks for l in range(1, blocks + 1)])
 
 
 @pytest.mark.parametrize("block, params", [("fractal2", 13_320_906), ("fractal4", 76_084_554)])
