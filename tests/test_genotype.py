@@ -212,3 +212,22 @@ network:
 def test_block_argument_may_not_hide_an_op():
     with pytest.raises(GenotypeError, match="argument 'se' would hide the op 'se'"):
         nas.load_genotype("input: [3, 8, 8]\nblocks:\n  b: {args: {se: 0}, nodes: [relu]}\nnetwork: [b]\n")
+
+
+def test_copy_index_is_reserved():
+    with pytest.raises(GenotypeError, match="'i' is reserved"):
+        nas.load_genotype("input: [3, 8, 8]\nblocks:\n  b: {args: {i: 0}, nodes: [relu]}\nnetwork: [b]\n")
+
+
+def test_mobile_macro_seeds_are_the_zoo_networks():
+    path = nas.zoo_dir() / "search" / "mobile_macro.yaml"
+    assert nas.analyze(nas.load_genotype(path)).params == 3_504_872  # MobileNetV2
+    efficientnet_b0 = nas.load_genotype(
+        path,
+        widths=[32, 16, 24, 40, 80, 112, 192, 320, 1280],
+        depths=[1, 2, 2, 3, 3, 4, 1],
+        kernels=[3, 3, 5, 3, 5, 5, 3],
+        se_ratios=[0.25] * 7,
+        act="silu",
+    )
+    assert nas.analyze(efficientnet_b0).params == 5_288_548

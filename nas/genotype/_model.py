@@ -53,7 +53,7 @@ __all__ = ["Statement", "BlockDef", "Genotype", "load_genotype", "FORMS", "RESER
 FORMS = ("repeat", "seq")
 """Structural forms callable in expressions: ``repeat(n, first, rest)`` and ``seq(a, b, ...)``."""
 
-RESERVED_NAMES = frozenset({"in", "input", "cin", "hin", "win", "required", "None", "True", "False"})
+RESERVED_NAMES = frozenset({"in", "input", "i", "cin", "hin", "win", "required", "None", "True", "False"})
 _TOP_KEYS = ("name", "meta", "input", "imports", "params", "scaling", "outputs", "blocks", "network")
 _BLOCK_KEYS = ("args", "inputs", "nodes", "doc")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
