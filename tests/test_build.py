@@ -130,3 +130,12 @@ def test_registry_rejects_duplicates():
 
         register(type(get("relu")))
     assert isinstance(BuildContext().inplace, bool)
+
+
+@pytest.mark.parametrize("fmt, start", [("dot", 'digraph "resnet18" {'), ("mermaid", "flowchart TD")])
+def test_graph_drawings(capsys, fmt, start):
+    assert main(["graph", "resnet18", "--format", fmt]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(start)
+    assert "layer1.0" in text and "fc: linear" in text
+    assert text.count("->" if fmt == "dot" else "-->") == nas.load_genotype("resnet18").graph.number_of_edges()
