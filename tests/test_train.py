@@ -189,6 +189,7 @@ def test_history_csv(digits: Dataset, tmp_path: Path) -> None:
         ({"device": "tpu"}, "device"),
         ({"amp": "yes"}, "amp"),
         ({"crop_padding": -1}, "crop_padding"),
+        ({"threads": 0}, "threads"),
     ],
 )
 def test_config_errors_name_the_key(changes: dict[str, object], key: str) -> None:

@@ -16,7 +16,7 @@ _PARAM_HELP = "replace a genotype parameter default, e.g. --set width=32"
 # Options passed straight to nas.train.TrainConfig (argparse dest = field name).
 _CONFIG_KEYS = (
     "epochs", "batch_size", "optimizer", "lr", "weight_decay", "label_smoothing", "schedule",
-    "grad_clip", "time_limit", "augment", "compile", "device", "seed",
+    "grad_clip", "time_limit", "augment", "compile", "device", "threads", "seed",
 )
 
 
@@ -57,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="no random crop or flip")
     train.add_argument("--compile", action="store_true", help="train through torch.compile")
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    train.add_argument("--threads", type=int,
+                       help="CPU threads (default: torch's); 1 is fastest on a busy machine")
     train.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--resume", action="store_true",

@@ -39,7 +39,7 @@ ReportFn = Callable[[int, float], bool]
 # Steps between checks that the running loss is finite; each check synchronises the device.
 _NAN_CHECK_EVERY = 16
 # Config fields that may change when resuming from a checkpoint.
-_RESUMABLE_CHANGES = ("time_limit", "device", "compile")
+_RESUMABLE_CHANGES = ("time_limit", "device", "compile", "threads")
 
 
 class _Stop(Exception):
@@ -108,6 +108,25 @@ def train_model(
         ConfigError: an unusable device, or a checkpoint written with a different config.
     """
     config = config or TrainConfig()
+    threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        return _train(model, data, config, report, checkpoint, resume, on_epoch, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(
+    model: nn.Module,
+    data: Dataset,
+    config: TrainConfig,
+    report: ReportFn | None,
+    checkpoint: str | Path | None,
+    resume: bool,
+    on_epoch: Callable[[Sequence[EpochRecord]], None] | None,
+    progress: bool,
+) -> TrainResult:
     device = resolve_device(config.device)
     started = time.perf_counter()
     deadline = None if config.time_limit is None else started + config.time_limit
