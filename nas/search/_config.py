@@ -47,7 +47,7 @@ __all__ = [
     "parse_config",
 ]
 
-SAMPLERS = ("tpe", "random", "nsga2", "cmaes", "gp", "evolution")
+SAMPLERS = ("tpe", "random", "nsga2", "cmaes", "gp", "evolution", "local")
 PRUNERS = ("none", "median", "hyperband", "halving")
 #: Objective -> Optuna direction. ``table_accuracy`` is the tabular benchmark's accuracy.
 DIRECTIONS = {

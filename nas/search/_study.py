@@ -15,6 +15,7 @@ reached a rung, everyone goes on.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import ConfigError
@@ -104,6 +105,10 @@ def make_sampler(config: RunConfig, *, worker: int = 0) -> optuna.samplers.BaseS
             from nas.samplers import RegularizedEvolutionSampler
 
             sampler = RegularizedEvolutionSampler(seed=seed, **options)
+        elif name == "local":
+            from nas.samplers import LocalSearchSampler
+
+            sampler = LocalSearchSampler(seed=seed, key=equivalence_key(config), **options)
         else:  # pragma: no cover - validated in the config
             raise ConfigError(f"unknown sampler {name!r}", file=config.file, path="sampler")
     except TypeError as error:
@@ -113,16 +118,28 @@ def make_sampler(config: RunConfig, *, worker: int = 0) -> optuna.samplers.BaseS
     if avoid:
         from nas.samplers import DeduplicatingSampler
 
-        space = config.space
-
-        def key(params: Any) -> str | None:
-            try:
-                return space.make_genotype(space.decode(params)).hash
-            except Exception:  # noqa: BLE001 - an invalid genotype is never a duplicate
-                return None
-
-        sampler = DeduplicatingSampler(sampler, key)
+        sampler = DeduplicatingSampler(sampler, equivalence_key(config))
     return sampler
+
+
+def equivalence_key(config: RunConfig) -> Callable[[Mapping[str, Any]], str | None]:
+    """A function of a trial's parameters that is equal for equivalent candidates: the
+    NAS-Bench-201 cell key for tabular runs (it also merges cells that differ only in edges
+    that cannot reach the output), else the genotype's isomorphism hash; ``None`` when the
+    parameters do not make a valid candidate."""
+    if config.tabular is not None:
+        from nas.tabular import cell_key
+
+        return cell_key
+    space = config.space
+
+    def key(params: Mapping[str, Any]) -> str | None:
+        try:
+            return space.make_genotype(space.decode(params)).hash
+        except Exception:  # noqa: BLE001 - an invalid genotype is never a duplicate
+            return None
+
+    return key
 
 
 def make_pruner(config: RunConfig) -> optuna.pruners.BasePruner:
