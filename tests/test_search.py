@@ -202,11 +202,12 @@ def test_nb201_space_runs_against_the_table(tmp_path):
     config = load_config(ROOT / "search_spaces" / "nb201.yaml")
     summary = run_search(config, runs_dir=tmp_path / "runs", trials=30, progress=False)
     records = read_trials(summary.run_dir)
-    assert len(records) == 30 and records[0]["seed"] == "all_conv3x3"
+    assert len(records) == 30
+    assert [r["seed"] for r in records[:3]] == ["resnet_basic", "resnet_bottleneck", "all_conv3x3"]
     assert all(r["state"] == "complete" for r in records)
     assert all(50 < r["objectives"]["table_accuracy"] < 95 for r in records
                if r["genotype"]["cell_key"] != "0")
-    assert summary.best[0]["objectives"]["table_accuracy"] >= 90
+    assert summary.best[0]["objectives"]["table_accuracy"] >= 94.18  # top 0.1% of the benchmark
 
 
 def test_invalid_genotype_fails_its_trial_only(tmp_path):
