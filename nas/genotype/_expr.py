@@ -166,6 +166,11 @@ class Expression:
     def __repr__(self) -> str:
         return f"Expression({self.text!r})"
 
+    @property
+    def canonical(self) -> str:
+        """The text in normal form (``ast.unparse``): equal expressions, equal text."""
+        return ast.unparse(self._tree)
+
     def names(self) -> set[str]:
         """Every name read or called in the expression."""
         return {node.id for node in ast.walk(self._tree) if isinstance(node, ast.Name)}

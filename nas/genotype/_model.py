@@ -78,9 +78,12 @@ class Statement:
 
     @classmethod
     def parse(cls, name: str | None, text: Any) -> Statement:
-        if isinstance(text, bool) or not isinstance(text, (str, int, float)) and text is not None:
+        """Parse ``EXPR`` or ``EXPR <- A, B``; a YAML null is the expression ``None``."""
+        if text is None:
+            text = "None"
+        elif isinstance(text, bool) or not isinstance(text, (str, int, float)):
             raise GenotypeError(f"expected an expression, got {type(text).__name__}")
-        text = "None" if text is None else str(text)
+        text = str(text)
         inputs = None
         if "<-" in text:
             head, tail = text.rsplit("<-", 1)
@@ -88,17 +91,10 @@ class Statement:
                 raise GenotypeError(f"'{text}': after '<-' list input names separated by commas")
             text = head
             inputs = tuple(part.strip() for part in tail.split(","))
-        expression = parse_expression(text)
-        return cls(name, _canonical_expr(expression.text), inputs)
+        return cls(name, parse_expression(text).canonical, inputs)
 
     def dump(self) -> str:
         return self.expr if self.inputs is None else f"{self.expr} <- {', '.join(self.inputs)}"
-
-
-def _canonical_expr(text: str) -> str:
-    import ast
-
-    return ast.unparse(ast.parse(text.strip(), mode="eval"))
 
 
 def _parse_body(data: Any, where: str) -> tuple[Statement, ...]:
@@ -378,11 +374,11 @@ class Genotype:
     def dump(self) -> str:
         """Canonical YAML: self-contained (imported blocks inlined), stable, and loading it
         gives an equal genotype."""
-        return self.__dict__.get("_dump") or self._cache("_dump", dump_yaml(self.to_dict()))
+        return self._text
 
-    def _cache(self, key: str, value: Any) -> Any:
-        self.__dict__[key] = value
-        return value
+    @cached_property
+    def _text(self) -> str:
+        return dump_yaml(self.to_dict())
 
     @property
     def digest(self) -> str:
