@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "nas.cli._search",
     "nas.cli._zoo",
     "nas.cli._scaling",
+    "nas.cli._results",
 )
 
 

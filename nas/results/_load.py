@@ -1,0 +1,337 @@
+"""Reading run folders into pandas: one row per trial, plus a long table of epoch histories.
+
+Sources (layout in :mod:`nas.search`): the Optuna storage is the source of truth for which
+trials exist and their state (``complete``, ``pruned``, ``fail``, ``running``, ``waiting``);
+``trials/NNNN/metrics.json`` carries everything else (end reason, genotype, params, MACs,
+history, worker). A trial whose metrics file is missing, truncated or not JSON still has a
+row: its ``status`` is ``"unreadable"`` (or ``"running"`` / ``"waiting"`` / ``"no_metrics"``
+when there is no file) and its ``reason`` says why; what the storage knows (parameters, values,
+seed, hash) is filled in. When the storage cannot be opened (an RDB URL whose password
+``run.json`` masks, a missing driver), the metrics files alone are read and
+``frame.attrs["notes"]`` says so; pass ``storage=`` to read it anyway.
+
+Does not write anything into the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["COLUMNS", "PARAM_PREFIX", "load", "load_history"]
+
+#: Prefix of the columns that hold search parameters (``param.stage2.depth``).
+PARAM_PREFIX = "param."
+
+#: The fixed columns of :func:`load`, in order; objective columns (``val_accuracy``,
+#: ``table_accuracy``; ``params``, ``macs`` and ``latency`` are fixed ones) and one column per
+#: search parameter follow.
+COLUMNS = (
+    "run", "number", "state", "status", "reason", "counted", "is_seed", "seed", "retry_of",
+    "duplicate_of", "worker", "hash", "genotype", "genotype_path", "cell", "params", "macs",
+    "activation_bytes", "peak_activation_bytes", "latency", "epochs", "best_val_accuracy",
+    "final_val_accuracy", "batch_size", "train_time", "wall_time", "started", "finished",
+)
+
+_SEED_ATTR = "nas.seed"
+_HASH_ATTR = "nas.hash"
+_REASON_ATTR = "nas.end_reason"
+_DUPLICATE_ATTR = "nas.duplicate_of"
+_RETRY_ATTR = "nas.retry_of"
+_UNCOUNTED_ATTR = "nas.uncounted"
+
+
+def _read_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``(data, None)``, or ``(None, why)`` for a file that is missing or not a JSON object."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None, None
+    except OSError as error:
+        return None, f"{type(error).__name__}: {error}"
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        return None, f"{type(error).__name__}: {error}"
+    if not isinstance(data, dict):
+        return None, f"not a JSON object ({type(data).__name__})"
+    return data, None
+
+
+def _run_info(run_dir: Path) -> dict[str, Any]:
+    info, why = _read_json(run_dir / "run.json")
+    if info is None:
+        raise ConfigError(f"not a run folder ({'no run.json' if why is None else 'run.json: ' + why})",
+                          file=str(run_dir))
+    return info
+
+
+def _storage_trials(run_dir: Path, info: Mapping[str, Any], storage: str | None,
+                    notes: list[str]) -> dict[int, Any] | None:
+    """The study's trials by number (``FrozenTrial``), or ``None`` if the storage can't be read."""
+    url = storage or info.get("storage") or "journal.log"
+    if "://" not in url:
+        url = str(run_dir / url) if not Path(url).is_absolute() else url
+        if not Path(url).is_file():
+            notes.append(f"{run_dir.name}: no Optuna storage at {url}; read the metrics files only")
+            return None
+    elif "***" in url and storage is None:
+        notes.append(f"{run_dir.name}: storage {url} has a masked password (pass storage=...); "
+                     "read the metrics files only")
+        return None
+    try:
+        study = _load_study(url, info.get("study_name") or info.get("name") or run_dir.name)
+        return {t.number: t for t in study.get_trials(deepcopy=False)}
+    except Exception as error:  # noqa: BLE001 - any storage failure: fall back to the files
+        message = " ".join(str(error).split())[:200]
+        notes.append(f"{run_dir.name}: cannot read storage ({type(error).__name__}: {message}); "
+                     "read the metrics files only")
+        return None
+
+
+def _load_study(url: str, name: str) -> Any:
+    """The study, opened read-only in spirit: no lock is taken for a journal file."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if "://" in url:
+        storage: Any = optuna.storages.RDBStorage(url, skip_compatibility_check=True)
+    else:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+        storage = JournalStorage(JournalFileBackend(url, lock_obj=JournalFileOpenLock(url)))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def open_study(run_dir: str | Path, *, storage: str | None = None) -> Any:
+    """The Optuna study of a run folder (for importances, ``optuna.visualization``...).
+
+    Raises:
+        ConfigError: not a run folder, or its storage cannot be opened.
+    """
+    run_dir = Path(run_dir)
+    info = _run_info(run_dir)
+    url = storage or info.get("storage") or "journal.log"
+    if "://" not in url and not Path(url).is_absolute():
+        url = str(run_dir / url)
+    try:
+        return _load_study(url, info.get("study_name") or info.get("name") or run_dir.name)
+    except Exception as error:  # noqa: BLE001
+        raise ConfigError(f"cannot open the study's storage {url!r}: {type(error).__name__}: "
+                          f"{' '.join(str(error).split())[:200]}", file=str(run_dir)) from None
+
+
+def _number(path: Path) -> int | None:
+    try:
+        return int(path.name)
+    except ValueError:
+        return None
+
+
+def _metrics_files(run_dir: Path) -> dict[int, Path]:
+    folder = run_dir / "trials"
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for child in folder.iterdir():
+        number = _number(child)
+        if number is not None:
+            out[number] = child / "metrics.json"
+    return out
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _trial_row(run: str, number: int, record: dict[str, Any] | None, why: str | None,
+               trial: Any, objectives: Sequence[str], run_dir: Path) -> dict[str, Any]:
+    r = record or {}
+    genotype = r.get("genotype") or {}
+    static = r.get("static") or {}
+    attrs = dict(trial.user_attrs) if trial is not None else {}
+    state = trial.state.name.lower() if trial is not None else r.get("state")
+    status, reason = r.get("status"), r.get("end_reason")
+    if record is None:
+        folder = f"trials/{number:04d}/metrics.json"
+        if why is not None:
+            status, reason = "unreadable", f"{folder} is unreadable ({why})"
+        elif state in ("running", "waiting"):
+            status, reason = state, attrs.get(_REASON_ATTR)
+        else:
+            status, reason = "no_metrics", attrs.get(_REASON_ATTR) or f"{folder} is missing"
+    seed = r.get("seed") or attrs.get(_SEED_ATTR)
+    path = genotype.get("path")
+    row: dict[str, Any] = {
+        "run": run, "number": number, "state": state, "status": status, "reason": reason,
+        "counted": r.get("counted", not attrs.get(_UNCOUNTED_ATTR, False)),
+        "is_seed": bool(seed), "seed": seed,
+        "retry_of": r.get("retry_of", attrs.get(_RETRY_ATTR)),
+        "duplicate_of": r.get("duplicate_of", attrs.get(_DUPLICATE_ATTR)),
+        "worker": r.get("worker"), "hash": genotype.get("hash") or attrs.get(_HASH_ATTR),
+        "genotype": genotype.get("name"),
+        "genotype_path": str(run_dir / "trials" / f"{number:04d}" / path) if path else None,
+        "cell": genotype.get("cell"),
+        "params": static.get("params"), "macs": static.get("macs"),
+        "activation_bytes": static.get("activation_bytes"),
+        "peak_activation_bytes": static.get("peak_activation_bytes"),
+        "latency": r.get("latency_s"), "epochs": r.get("epochs"),
+        "best_val_accuracy": r.get("best_val_accuracy"),
+        "final_val_accuracy": r.get("final_val_accuracy"), "batch_size": r.get("batch_size"),
+        "train_time": r.get("train_time"), "wall_time": r.get("wall_time"),
+        "started": r.get("started"), "finished": r.get("finished"),
+    }
+    for name, value in (r.get("objectives") or {}).items():
+        row.setdefault(name, None)
+        if row[name] is None:
+            row[name] = _finite(value)
+    if trial is not None:
+        values = trial.values if trial.values is not None else [None] * len(objectives)
+        for name, value in zip(objectives, values):
+            if value is not None:
+                row[name] = _finite(value)
+        if row["started"] is None and trial.datetime_start is not None:
+            row["started"] = trial.datetime_start.isoformat(timespec="seconds")
+        if row["finished"] is None and trial.datetime_complete is not None:
+            row["finished"] = trial.datetime_complete.isoformat(timespec="seconds")
+        if row["wall_time"] is None and trial.duration is not None:
+            row["wall_time"] = trial.duration.total_seconds()
+    for name in objectives:
+        row.setdefault(name, None)
+    params = trial.params if trial is not None and trial.params else (r.get("params") or {})
+    for label, value in params.items():
+        row[PARAM_PREFIX + label] = value
+    return row
+
+
+def _read_run(run_dir: Path, *, storage: str | None,
+              notes: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    info = _run_info(run_dir)
+    run = info.get("name") or run_dir.name
+    objectives = list(info.get("objectives") or [])
+    trials = _storage_trials(run_dir, info, storage, notes)
+    files = _metrics_files(run_dir)
+    numbers = sorted(set(files) | set(trials or ()))
+    rows = []
+    for number in numbers:
+        path = files.get(number)
+        record, why = _read_json(path) if path is not None else (None, None)
+        rows.append(_trial_row(run, number, record, why, (trials or {}).get(number), objectives,
+                               run_dir))
+    meta = {"dir": str(run_dir), "objectives": objectives,
+            "directions": list(info.get("directions") or []), "tabular": bool(info.get("tabular")),
+            "storage_read": trials is not None, "info": info}
+    return rows, meta
+
+
+def _as_dirs(run_dirs: str | Path | Iterable[str | Path]) -> list[Path]:
+    if isinstance(run_dirs, (str, Path)):
+        return [Path(run_dirs)]
+    dirs = [Path(d) for d in run_dirs]
+    if not dirs:
+        raise ConfigError("no run folder given")
+    return dirs
+
+
+def _frame(rows: list[dict[str, Any]], metas: dict[str, dict[str, Any]],
+           notes: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    objective_cols: list[str] = []
+    param_cols: list[str] = []
+    for meta in metas.values():
+        objective_cols += [o for o in meta["objectives"] if o not in COLUMNS and o not in objective_cols]
+    for row in rows:
+        for key in row:
+            if key.startswith(PARAM_PREFIX) and key not in param_cols:
+                param_cols.append(key)
+            elif key not in COLUMNS and not key.startswith(PARAM_PREFIX) and key not in objective_cols:
+                objective_cols.append(key)
+    columns = [*COLUMNS, *objective_cols, *param_cols]
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    for col in ("started", "finished"):
+        frame[col] = pd.to_datetime(frame[col], errors="coerce")
+    for col in ("params", "macs", "activation_bytes", "peak_activation_bytes", "epochs",
+                "retry_of", "duplicate_of", "batch_size"):
+        frame[col] = frame[col].astype("Int64")
+    for col in ("latency", "best_val_accuracy", "final_val_accuracy", "train_time", "wall_time",
+                *objective_cols):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+    frame["counted"] = frame["counted"].astype("boolean")
+    frame["is_seed"] = frame["is_seed"].astype(bool)
+    directions = {tuple(m["directions"]) for m in metas.values()}
+    objectives = {tuple(m["objectives"]) for m in metas.values()}
+    frame.attrs = {
+        "runs": {name: {k: v for k, v in m.items() if k != "info"} for name, m in metas.items()},
+        "objectives": list(next(iter(objectives))) if len(objectives) == 1 else [],
+        "directions": list(next(iter(directions))) if len(directions) == 1 else [],
+        "notes": list(notes),
+    }
+    return frame
+
+
+def load(run_dirs: str | Path | Iterable[str | Path], *, storage: str | None = None) -> pd.DataFrame:
+    """One row per trial of one or several run folders.
+
+    Columns: :data:`COLUMNS` (``run`` is the run's name; ``state`` is Optuna's, lower case;
+    ``status`` the end reason as a token: ``completed``, ``duplicate``, ``constraint``,
+    ``pruned``, ``timeout``, ``nan_loss``, ``oom``, ``error``, ``interrupted``, ...,
+    ``unreadable`` for a corrupt metrics file; ``reason`` the same as a sentence; ``params``,
+    ``macs`` the static counts of the trained genotype; ``latency`` seconds per forward pass),
+    then one column per objective named after it (``val_accuracy``, ``table_accuracy``), then
+    one column per search parameter (``param.<label>``). ``frame.attrs`` holds ``runs`` (name
+    -> folder, objectives, directions), the common ``objectives`` and ``directions``, and
+    ``notes`` (sources that could not be read).
+
+    Args:
+        run_dirs: A run folder or several (their trials are stacked; names must differ).
+        storage: Read the Optuna storage from this URL or file instead of the one in
+            ``run.json`` (one run folder only).
+
+    Raises:
+        ConfigError: a folder is not a run folder, or two runs have the same name.
+    """
+    dirs = _as_dirs(run_dirs)
+    if storage is not None and len(dirs) > 1:
+        raise ConfigError("storage= needs exactly one run folder")
+    notes: list[str] = []
+    rows: list[dict[str, Any]] = []
+    metas: dict[str, dict[str, Any]] = {}
+    for run_dir in dirs:
+        run_rows, meta = _read_run(run_dir, storage=storage, notes=notes)
+        name = meta["info"].get("name") or run_dir.name
+        if name in metas:
+            raise ConfigError(f"two run folders are named {name!r}", file=str(run_dir))
+        metas[name] = meta
+        rows += run_rows
+    return _frame(rows, metas, notes)
+
+
+def load_history(run_dirs: str | Path | Iterable[str | Path]) -> pd.DataFrame:
+    """Per-epoch history of every trained trial, from the metrics files: columns ``run``,
+    ``number``, ``epoch``, ``train_loss``, ``val_accuracy``, ``seconds``, ``lr``."""
+    import pandas as pd
+
+    history: list[dict[str, Any]] = []
+    for run_dir in _as_dirs(run_dirs):
+        info = _run_info(Path(run_dir))
+        run = info.get("name") or Path(run_dir).name
+        for number, path in sorted(_metrics_files(Path(run_dir)).items()):
+            record, _ = _read_json(path)
+            for h in (record or {}).get("history") or ():
+                history.append({"run": run, "number": number, **h})
+    columns = ["run", "number", "epoch", "train_loss", "val_accuracy", "seconds", "lr"]
+    frame = pd.DataFrame.from_records(history)
+    for col in columns:
+        if col not in frame:
+            frame[col] = pd.Series(dtype="float64")
+    return frame[columns + [c for c in frame.columns if c not in columns]]
