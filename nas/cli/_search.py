@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     best = subparsers.add_parser("best", help="best genotype (or Pareto set) of a run folder")
     best.add_argument("run_dir", help="a run folder, e.g. runs/quickstart")
     best.add_argument("--yaml", action="store_true", help="print the best genotype's YAML")
+    best.add_argument("--export", metavar="DIR",
+                      help="write the best genotype(s) to DIR as YAML and ONNX (nas.results.export_best)")
     best.set_defaults(run=run_best)
 
 
@@ -90,4 +92,10 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def run_best(args: argparse.Namespace) -> int:
-    return _print_best(Path(args.run_dir), yaml=args.yaml)
+    status = _print_best(Path(args.run_dir), yaml=args.yaml)
+    if status == 0 and args.export:
+        from nas.results import export_best
+
+        for item in export_best(args.run_dir, args.export):
+            print(f"exported trial {item.trial}: {item.yaml}" + (f", {item.onnx}" if item.onnx else ""))
+    return status
