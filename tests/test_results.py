@@ -1,0 +1,216 @@
+"""nas.results end to end: real (small) searches, then load, nas analyze and nas best --export.
+
+Two runs are made once per module: NAS-Bench-201 with the tabular objective (skipped when the
+benchmark's CSV is absent) and four tiny ResNets trained one epoch on 200 digits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nas.cli import main as nas
+from nas.results import COLUMNS, PARAM_PREFIX, analyze, best, export_best, load, pareto_front
+from nas.search import best_trials, load_config, run_search
+
+ROOT = Path(__file__).resolve().parents[1]
+NB201_TABLE = ROOT.parent / "shared" / "data" / "nasbench201" / "nb201_cifar.csv"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def trained_run(runs: Path) -> Path:
+    """Four tiny CIFAR ResNets (two seeds) trained one epoch on 200 digits, one thread."""
+    config = {
+        "name": "digits",
+        "space": {
+            "genotype": str(ROOT / "genotypes" / "search" / "resnet_cifar.yaml"),
+            "params": {"widths": [4, 8, 8], "depths": [1, 1, 1]},
+            "choices": {"block": {"choices": ["cifar_basic", "basic_se"]},
+                        "depth": {"param": "depths", "per_stage": True, "int": [1, 2]}},
+            "seeds": {"tiny": {}, "tiny_se": {"block": "basic_se"}},
+        },
+        "dataset": {"name": "digits", "subset": 200, "val_subset": 100},
+        "train": {"epochs": 2, "batch_size": 50, "lr": 0.05, "device": "cpu"},
+        "sampler": "random", "trials": 4, "threads": 1, "seed": 0,
+    }
+    path = runs / "digits.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return run_search(path, runs_dir=runs, progress=False).run_dir
+
+
+def _nb201_run(runs: Path, name: str, trials: int) -> Path:
+    if not NB201_TABLE.is_file():
+        pytest.skip(f"NAS-Bench-201 table not found at {NB201_TABLE}")
+    config = load_config(ROOT / "search_spaces" / "nb201.yaml")
+    config = dataclasses.replace(config, tabular=dict(config.tabular, table=str(NB201_TABLE)))
+    return run_search(config, name=name, trials=trials, runs_dir=runs, workers=1,
+                      progress=False).run_dir
+
+
+@pytest.fixture(scope="module")
+def tabular_run(runs: Path) -> Path:
+    return _nb201_run(runs, "nb201", 40)
+
+
+def _check_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE) and len(data) > 1000, path
+    import matplotlib.image
+
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100, path
+
+
+def test_load_trained_run(trained_run: Path) -> None:
+    frame = load(trained_run)
+    assert list(frame.columns[: len(COLUMNS)]) == list(COLUMNS)
+    assert len(frame) == 4 and frame["number"].tolist() == [0, 1, 2, 3]
+    assert set(frame["run"]) == {"digits"}
+    assert {"val_accuracy", f"{PARAM_PREFIX}block", f"{PARAM_PREFIX}stage1.depth"} <= set(frame.columns)
+    seeds = frame[frame["is_seed"]]
+    assert seeds["seed"].tolist() == ["tiny", "tiny_se"]
+    trained = frame[frame["status"] == "completed"]
+    assert (trained["params"] > 0).all() and (trained["macs"] > 0).all()
+    assert (trained["epochs"] == 2).all() and trained["wall_time"].gt(0).all()
+    assert trained["worker"].str.contains(":").all()
+    # The same best trial as the search engine's own answer.
+    _, expected = best_trials(trained_run)
+    assert best(frame)["number"].tolist() == [r["trial"] for r in expected]
+
+
+def test_analyze_trained_run(trained_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "analysis"
+    assert nas(["analyze", str(trained_run), "--out", str(out)]) == 0
+    import pandas as pd
+
+    csv = pd.read_csv(out / "results.csv")
+    assert {"run", "number", "state", "status", "reason", "is_seed", "seed", "hash",
+            "genotype_path", "params", "macs", "latency", "val_accuracy", "epochs", "wall_time",
+            "worker", f"{PARAM_PREFIX}block"} <= set(csv.columns)
+    assert len(csv) == 4
+    assert (out / "results.parquet").is_file()
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert {"history.png", "accuracy_vs_macs.png", "accuracy_vs_params.png", "curves.png"} <= set(pngs)
+    for name in pngs:
+        _check_png(out / name)
+    report = (out / "report.md").read_text()
+    top = int(best(load(trained_run))["number"].iloc[0])
+    assert f"**trial {top}**" in report
+    assert "tiny" in report and "tiny_se" in report
+    for section in ("## Best architecture", "## Pareto set", "## Where the budget went",
+                    "## Parameter importances"):
+        assert section in report
+    for name in pngs:
+        assert f"({name})" in report
+
+
+def test_analyze_tabular_run(tabular_run: Path) -> None:
+    result = analyze(tabular_run)  # default: into the run folder
+    assert result.out == tabular_run
+    report = (tabular_run / "report.md").read_text()
+    top = best(result.frame)
+    assert f"**trial {int(top['number'].iloc[0])}**" in report
+    assert "all_conv3x3" in report  # a seed of the space
+    assert "deduplicated" in report or (result.frame["status"] != "duplicate").all()
+    assert (tabular_run / "history.png").is_file() and (tabular_run / "importance.png").is_file()
+    _check_png(tabular_run / "history.png")
+    _check_png(tabular_run / "importance.png")
+    # No training, so no curves and no costs: notes, not crashes.
+    assert any("curves.png" in n for n in result.notes)
+
+
+def test_too_few_trials_for_importances(runs: Path, tmp_path: Path) -> None:
+    run_dir = _nb201_run(runs, "nb201_one", 1)
+    result = analyze(run_dir, tmp_path)
+    assert any("importances" in n for n in result.notes)
+    assert "Note: parameter importances" in (tmp_path / "report.md").read_text()
+
+
+def test_corrupt_trial_file_is_reported(trained_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "digits"
+    shutil.copytree(trained_run, copy)
+    metrics = copy / "trials" / "0002" / "metrics.json"
+    metrics.write_text(metrics.read_text()[:57])  # truncated mid-file
+    (copy / "trials" / "0003" / "metrics.json").write_text("[1, 2]")  # JSON, but not a record
+    frame = load(copy)
+    assert len(frame) == 4
+    bad = frame.set_index("number").loc[[2, 3]]
+    assert (bad["status"] == "unreadable").all()
+    assert bad["reason"].str.contains("metrics.json is unreadable").all()
+    assert (bad["state"] == "complete").all()  # the journal still knows the state
+    assert bad["val_accuracy"].notna().all()  # and the value
+    good = frame.set_index("number").loc[[0, 1]]
+    assert (good["status"] == "completed").all() and good["macs"].notna().all()
+    result = analyze(copy, tmp_path / "out")
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "unreadable metrics file" in report
+    assert 2 not in best(result.frame)["number"].tolist()
+
+
+def test_metrics_only_when_storage_is_gone(trained_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "digits"
+    shutil.copytree(trained_run, copy)
+    (copy / "journal.log").unlink()
+    frame = load(copy)
+    assert len(frame) == 4 and (frame["state"] == "complete").all()
+    assert any("no Optuna storage" in n for n in frame.attrs["notes"])
+
+
+def test_several_runs(trained_run: Path, tabular_run: Path, tmp_path: Path) -> None:
+    frame = load([trained_run, tabular_run])
+    assert set(frame["run"]) == {"digits", "nb201"}
+    assert len(frame) == 4 + len(load(tabular_run))
+    assert frame.loc[frame["run"] == "nb201", "val_accuracy"].isna().all()
+    assert frame.attrs["objectives"] == []  # different objectives
+    assert nas(["analyze", str(trained_run), str(tabular_run), "--out", str(tmp_path)]) == 0
+    import pandas as pd
+
+    assert set(pd.read_csv(tmp_path / "results.csv")["run"]) == {"digits", "nb201"}
+    report = (tmp_path / "report.md").read_text()
+    assert "of run digits" in report and "of run nb201" in report
+
+
+def test_pareto_front_two_objectives(trained_run: Path) -> None:
+    frame = load(trained_run)
+    front = pareto_front(frame, ["val_accuracy", "macs"], ["maximize", "minimize"])
+    assert 1 <= len(front) <= 4
+    done = frame[frame["status"] == "completed"]
+    for _, row in done.iterrows():  # every trained trial is on the front or dominated by it
+        dominated = ((front["val_accuracy"] >= row["val_accuracy"]) & (front["macs"] <= row["macs"])).any()
+        assert dominated
+
+
+def test_best_export(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    onnx = pytest.importorskip("onnx")
+    assert nas(["best", str(trained_run), "--export", str(tmp_path)]) == 0
+    top = int(best(load(trained_run))["number"].iloc[0])
+    yaml_path, onnx_path = tmp_path / f"trial_{top:04d}.yaml", tmp_path / f"trial_{top:04d}.onnx"
+    assert f"exported trial {top}" in capsys.readouterr().out
+    from nas.genotype import load_genotype
+
+    genotype = load_genotype(yaml_path)
+    assert genotype.hash == load(trained_run).set_index("number").loc[top, "hash"]
+    onnx.checker.check_model(onnx.load(str(onnx_path)))
+    assert [e.trial for e in export_best(trained_run, tmp_path / "again", onnx=False)] == [top]
+
+
+def test_not_a_run_folder(tmp_path: Path) -> None:
+    from nas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not a run folder"):
+        load(tmp_path)
+    assert nas(["analyze", str(tmp_path)]) == 2
+    (tmp_path / "run.json").write_text(json.dumps({"name": "x", "objectives": ["val_accuracy"],
+                                                   "directions": ["maximize"]}))
+    assert len(load(tmp_path)) == 0
