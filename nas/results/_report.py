@@ -97,8 +97,9 @@ def _who(row: pd.Series, *, several: bool) -> str:
     return f"trial {int(row['number'])}{run}{seed}"
 
 
-def _costs(row: pd.Series) -> str:
-    parts = [f"{_num(row[c])} {c}" for c in ("params", "macs") if c in row and not _missing(row[c])]
+def _costs(row: pd.Series, skip: Sequence[str] = ()) -> str:
+    parts = [f"{_num(row[c])} {c}" for c in ("params", "macs")
+             if c in row and c not in skip and not _missing(row[c])]
     return ", ".join(parts)
 
 
@@ -132,12 +133,12 @@ def _best_section(frame: pd.DataFrame, several: bool) -> list[str]:
             top.sort_values(accuracy or part.attrs["objectives"][0], ascending=False).iloc[0]
         objectives = part.attrs["objectives"]
         values = ", ".join(f"{o} {_num(row[o])}" for o in objectives)
-        costs = _costs(row)
+        costs = _costs(row, objectives)
         which = "The best architecture" if len(objectives) == 1 else \
             "The most accurate member of the Pareto set"
         lines.append(f"{which}{' of run ' + run if several else ''} is **trial {int(row['number'])}**"
                      f"{' (seed ' + str(row['seed']) + ')' if row['is_seed'] else ''}: {values}"
-                     f"{'; ' + costs if costs and not set(objectives) >= {'params', 'macs'} else ''}. "
+                     f"{'; ' + costs if costs else ''}. "
                      f"Its choices: {_choices(row) or 'the defaults'}; genotype file "
                      f"`{row['genotype_path']}` (hash `{_short(row['hash'])}`).")
         if accuracy is not None and not _missing(row[accuracy]):
@@ -159,7 +160,7 @@ def _margin_sentence(frame: pd.DataFrame, row: pd.Series, accuracy: str, cost: s
     if cheap:
         ratio = ""
         if cost and not _missing(seed[cost]) and float(seed[cost]) > 0:
-            ratio = f" at {float(row[cost]) / float(seed[cost]):.2f}x its {cost}"
+            ratio = f" at {float(row[cost]) / float(seed[cost]):.2f}x the seed's {cost}"
         return (f"Its margin over the best seed at equal or lower cost, {seed_desc}, is "
                 f"**{_points(accuracy, delta)}**{ratio}.")
     if cost is None:
