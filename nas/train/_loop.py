@@ -97,7 +97,9 @@ def train_model(
             returning True stops the run with status ``"pruned"``.
         checkpoint: Save the model, optimizer, schedule and RNG states here after every
             epoch (atomically; ``state_dict`` data only).
-        resume: Continue from ``checkpoint`` if the file exists.
+        resume: Continue from ``checkpoint`` if the file exists. The checkpoint's config
+            must match ``config`` except for ``time_limit``, ``device``, ``compile`` and
+            ``threads``. An out-of-memory retry starts from the initial weights instead.
         on_epoch: Called with the history so far after each epoch (and its checkpoint).
         progress: Show a tqdm progress bar over all steps.
 
@@ -150,7 +152,7 @@ def _train(
             if not is_out_of_memory(error):
                 raise
             oom_error = " ".join(str(error).split())[:200]
-        run = None
+        del run  # drop the attempt's tensors before retrying
         _free_memory(device)
         model.load_state_dict(initial)
         if attempt == 0 and batch_size > 1:
