@@ -47,8 +47,8 @@ class TrainConfig:
         flip: Random horizontal flips. Default: None, the dataset's ``flip``.
         amp: bf16 autocast. Default: None, on for CUDA and off for the CPU.
         channels_last: Model and batches in channels-last memory format. Default: None, on
-            for CUDA and the CPU alike (1.6x faster for a CIFAR ResNet-20 on a
-            Sapphire Rapids CPU with oneDNN, see ``bench/train_throughput.py``).
+            for CUDA and the CPU alike (on a 2-core Sapphire Rapids CPU with oneDNN, a CIFAR
+            ResNet-20 trained 1.1-1.4x faster than in NCHW; see bench/train_throughput.py).
         compile: Train through ``torch.compile``. Default: False.
         eval_batch_size: Validation batch size. Default: None, twice ``batch_size``.
         threads: CPU threads for the run (``torch.set_num_threads``, restored afterwards).
