@@ -19,7 +19,7 @@ from nas.train._config import TrainConfig, resolve_device
 from nas.train._full import train_to_folder
 from nas.train._io import load_checkpoint, save_checkpoint, write_history_csv
 from nas.train._latency import measure_latency
-from nas.train._loop import ReportFn, evaluate, is_out_of_memory, train_model
+from nas.train._loop import ReportFn, evaluate, is_out_of_memory, native_bf16, train_model
 from nas.train._optim import make_optimizer, make_schedule, schedule_factor
 from nas.train._result import EpochRecord, Status, TrainResult
 
@@ -34,6 +34,7 @@ __all__ = [
     "load_checkpoint",
     "make_optimizer",
     "make_schedule",
+    "native_bf16",
     "measure_latency",
     "resolve_device",
     "save_checkpoint",

@@ -59,6 +59,14 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 
 @torch.no_grad()
+def native_bf16(device: torch.device) -> bool:
+    """True where bf16 matrix arithmetic runs natively: CUDA, or a CPU with AMX tiles."""
+    if device.type == "cuda":
+        return True
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, so probed with care
+    return device.type == "cpu" and callable(amx) and bool(amx())
+
+
 def evaluate(model: nn.Module, loader: DeviceLoader, *, amp: bool = False) -> float:
     """Top-1 accuracy of ``model`` (switched to eval mode) over ``loader``, in [0, 1]."""
     model.eval()
@@ -200,7 +208,7 @@ class _Attempt:
     ):
         self.model, self.config, self.device = model, config, device
         self.batch_size, self.deadline = batch_size, deadline
-        self.amp = config.amp if config.amp is not None else device.type == "cuda"
+        self.amp = config.amp if config.amp is not None else native_bf16(device)
         self.channels_last = True if config.channels_last is None else config.channels_last
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         model.to(device=device, memory_format=memory_format)
