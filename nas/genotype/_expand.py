@@ -13,7 +13,6 @@ instead of exhausting memory. The graph is acyclic by construction.
 
 from __future__ import annotations
 
-import ast
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -103,15 +102,6 @@ class _Scope(Scope):
         if layer.applied:
             raise GenotypeError(f"'{name}' already has its arguments")
         return Layer(layer.name, tuple(args), tuple(kwargs.items()), applied=True)
-
-
-def _callee(expr: str) -> str:
-    node = ast.parse(expr, mode="eval").body
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        return node.func.id
-    if isinstance(node, ast.Name):
-        return node.id
-    return "node"
 
 
 class _Expander:
@@ -215,7 +205,7 @@ class _Expander:
             if statement.name is not None:
                 names.append(statement.name)
                 continue
-            callee = _callee(statement.expr)
+            callee = parse_expression(statement.expr).head or "node"
             while True:
                 count = counters.get(callee, 0)
                 counters[callee] = count + 1

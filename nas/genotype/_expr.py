@@ -171,6 +171,14 @@ class Expression:
         """The text in normal form (``ast.unparse``): equal expressions, equal text."""
         return ast.unparse(self._tree)
 
+    @property
+    def head(self) -> str | None:
+        """The callee of a call (``conv`` in ``conv(64)``), the name of a bare name, else None."""
+        node = self._tree.body
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            return node.func.id
+        return node.id if isinstance(node, ast.Name) else None
+
     def names(self) -> set[str]:
         """Every name read or called in the expression."""
         return {node.id for node in ast.walk(self._tree) if isinstance(node, ast.Name)}
