@@ -125,3 +125,12 @@ def test_shipped_configs_load():
     for name in ("quickstart", "resnet", "mobile", "zoo"):
         config = load_config(ROOT / "search_spaces" / f"{name}.yaml")
         assert config.space.seeds
+
+
+def test_best_on_a_corrupt_run_json_is_one_line(tmp_path, capsys):
+    from nas.cli import main
+
+    (tmp_path / "run.json").write_text("{oops")
+    assert main(["best", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"{tmp_path / 'run.json'}: unreadable:") and "\n" not in err

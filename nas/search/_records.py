@@ -52,12 +52,15 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     """``run.json`` of a run folder.
 
     Raises:
-        ConfigError: ``run_dir`` is not a run folder.
+        ConfigError: ``run_dir`` is not a run folder, or its run.json is unreadable.
     """
     path = Path(run_dir) / "run.json"
     if not path.is_file():
         raise ConfigError("not a run folder (no run.json)", file=str(run_dir))
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"unreadable: {error}", file=str(path)) from None
 
 
 def read_trials(run_dir: str | Path) -> list[dict[str, Any]]:
