@@ -247,3 +247,23 @@ def test_nas_zoo_reports_a_broken_file_and_lists_the_rest_without_torch(tmp_path
     assert "broken.yaml" in done.stderr and "linear" in done.stderr
     assert "lenet5" in done.stdout and "61,706" in done.stdout
     assert "no torch" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "name, timm_name", [("inception_v4", "inception_v4"), ("inception_resnet_v2", "inception_resnet_v2"),
+                        ("xception", "legacy_xception")],
+)
+def test_outputs_match_timm_with_copied_weights(name, timm_name):
+    torch = pytest.importorskip("torch")
+    timm = pytest.importorskip("timm")
+    genotype = nas.load_genotype(name).with_input((3, 75, 75))  # the smallest input they take
+    theirs = timm.create_model(timm_name, pretrained=False)
+    ours = nas.build_model(genotype)
+    _randomise(theirs)
+    nas.load_torchvision_weights(ours, theirs)
+    x = torch.randn(2, *genotype.input_shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = theirs.eval()(x)
+        got = ours.eval()(x)
+    assert expected.abs().max().item() > 1e-3
+    assert (got - expected).abs().max().item() < 1e-5
