@@ -139,3 +139,14 @@ def test_graph_drawings(capsys, fmt, start):
     assert text.startswith(start)
     assert "layer1.0" in text and "fc: linear" in text
     assert text.count("->" if fmt == "dot" else "-->") == nas.load_genotype("resnet18").graph.number_of_edges()
+
+
+def test_join_keeps_at_least_one_input_and_means_in_eval():
+    genotype = nas.load_genotype("input: [2, 4, 4]\nnetwork:\n  a: scale(2.0) <- in\n  out: join(0.9) <- a, in\n")
+    model = nas.build_model(genotype)
+    x = torch.rand(1, 2, 4, 4) + 1
+    torch.testing.assert_close(model.eval()(x), 1.5 * x)
+    model.train()
+    torch.manual_seed(0)
+    seen = {round((model(x) / x).mean().item(), 4) for _ in range(60)}
+    assert seen <= {1.0, 2.0, 1.5} and {1.0, 2.0} <= seen  # single survivors happen; never zero

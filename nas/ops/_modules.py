@@ -54,6 +54,34 @@ class Mean(nn.Module):
         return out / len(inputs)
 
 
+class Join(nn.Module):
+    """Mean of the inputs; while training each is dropped with probability ``p`` and the mean
+    is taken over the survivors (one input, drawn at random, survives when none would)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, inputs: List[Tensor]) -> Tensor:
+        first = inputs[0]
+        count = len(inputs)
+        if self.training and self.p > 0.0:
+            keep = (torch.rand(count, device=first.device) >= self.p).to(first.dtype)
+            pick = torch.randint(count, (1,), device=first.device)
+            fallback = (torch.arange(count, device=first.device) == pick).to(first.dtype)
+            keep = torch.where(keep.sum() > 0, keep, fallback)
+            weights = keep / keep.sum()
+        else:
+            weights = torch.full((count,), 1.0 / count, dtype=first.dtype, device=first.device)
+        out = first * weights[0]
+        for index in range(1, count):
+            out = out + inputs[index] * weights[index]
+        return out
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class Multiply(nn.Module):
     """Element-wise product of the inputs (broadcasting gates)."""
 

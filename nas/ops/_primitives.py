@@ -477,6 +477,24 @@ class Mean(Op):
 
 
 @register
+class Join(Op):
+    """FractalNet's join: the mean of the inputs, where while training each input is dropped
+    with probability ``p`` (local drop-path), at least one always kept."""
+
+    name = "join"
+    args = (Arg("p", "prob", 0.0),)
+    min_inputs, max_inputs = 2, None
+
+    def infer(self, args, shapes):
+        return OpInfo(_same_shapes(self.name, shapes))
+
+    def build(self, args, shapes, context):
+        from nas.ops._modules import Join as Module
+
+        return Module(args["p"])
+
+
+@register
 class Multiply(Op):
     """Element-wise product; a ``(C, 1, 1)`` input gates every position of a ``(C, H, W)`` one."""
 
