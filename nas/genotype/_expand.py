@@ -35,7 +35,7 @@ class Limits:
     max_nodes: int = 50_000
     max_depth: int = 32
     max_repeat: int = 1_000
-    max_params: int = 4_000_000_000
+    max_params: int = 2_000_000_000  # 8 GB of float32 weights: still buildable on a workstation
     max_activation: int = 1 << 31  # elements of one node's output (one sample)
 
 
