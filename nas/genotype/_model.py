@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import keyword
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -424,9 +425,8 @@ def _strings_in(values: Iterable[Any]) -> set[str]:
 
 
 def zoo_dir() -> Path:
-    """The folder of hand-designed genotypes shipped with the project (``genotypes/``)."""
-    import os
-
+    """The folder of hand-designed genotypes shipped with the project (``genotypes/``), or
+    ``$NAS_GENOTYPES`` when set."""
     override = os.environ.get("NAS_GENOTYPES")
     return Path(override) if override else Path(__file__).resolve().parents[2] / "genotypes"
 
@@ -458,11 +458,13 @@ def load_genotype(source: str | Path | Mapping[str, Any], /, **params: Any) -> G
             base = path.resolve().parent
             data = load_yaml_file(path, error=GenotypeError)
     genotype = _from_data(data, file=file, base=base, default_name=Path(file).stem if file else "genotype")
+    if params:
+        genotype = genotype.with_params(**params)
     try:
-        genotype.graph  # noqa: B018 - validate now, so errors surface at load time
+        genotype.graph  # noqa: B018 - expand now, so errors surface at load time
     except GenotypeError as error:
         raise error.located(file=file)
-    return genotype.with_params(**params) if params else genotype
+    return genotype
 
 
 def _from_data(data: Any, *, file: str | None, base: Path, default_name: str) -> Genotype:
