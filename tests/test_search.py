@@ -56,10 +56,13 @@ def tiny_config(tmp_path: Path, name: str = "tiny", **overrides) -> Path:
 
 
 def nas_cli(*args: str, cwd: Path) -> subprocess.Popen:
+    """``nas ARGS`` in its own session, with SIGINT handled as in a terminal even when this
+    process was started with it ignored (as background jobs of a script are)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.Popen([sys.executable, "-m", "nas", *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def states(run_dir: Path) -> list[tuple[int, str, str]]:
@@ -166,6 +169,30 @@ def test_sigkill_and_resume(tmp_path):
     retried = [r["retry_of"] for r in counted if r["retry_of"] is not None]
     assert sorted(retried) == sorted(r["trial"] for r in interrupted)
     assert not done_before & set(retried)
+
+
+def test_ctrl_c_keeps_finished_trials_and_says_how_to_resume(tmp_path):
+    config = tiny_config(tmp_path, name="stopped", trials=8, workers=2)
+    runs = tmp_path / "runs"
+    run_dir = runs / "stopped"
+    process = nas_cli("search", str(config), "--runs", str(runs), cwd=tmp_path)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(run_dir.glob("trials/*/metrics.json"))) < 2:
+        time.sleep(0.2)
+        assert process.poll() is None, process.stderr.read()
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert err.strip().splitlines()[-1] == (
+        f"interrupted: finished trials are kept; continue with `nas search {config} --resume`"
+    )
+    finished = {p.parent.name: p.read_text() for p in run_dir.glob("trials/*/metrics.json")}
+    process = nas_cli("search", str(config), "--runs", str(runs), "--resume", cwd=tmp_path)
+    process.communicate(timeout=300)
+    assert process.returncode == 0
+    assert len([r for r in read_trials(run_dir) if r["counted"]]) == 8
+    for folder, text in finished.items():
+        assert (run_dir / "trials" / folder / "metrics.json").read_text() == text
 
 
 def test_resume_needs_the_same_config(tmp_path):

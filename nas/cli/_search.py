@@ -81,9 +81,14 @@ def _print_best(run_dir: Path, *, yaml: bool = False) -> int:
 def run_search(args: argparse.Namespace) -> int:
     from nas.search import run_search as search
 
-    summary = search(args.config, resume=args.resume, workers=args.workers, storage=args.storage,
-                     name=args.name, trials=args.trials, runs_dir=args.runs,
-                     progress=not args.no_progress and sys.stderr.isatty())
+    try:
+        summary = search(args.config, resume=args.resume, workers=args.workers, storage=args.storage,
+                         name=args.name, trials=args.trials, runs_dir=args.runs,
+                         progress=not args.no_progress and sys.stderr.isatty())
+    except KeyboardInterrupt:
+        again = " ".join(["nas search", args.config, *([f"--name {args.name}"] if args.name else []), "--resume"])
+        print(f"interrupted: finished trials are kept; continue with `{again}`", file=sys.stderr)
+        return 130
     counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items())
     print(f"{sum(summary.counts.values())} trials ({counts}) in {summary.elapsed:.0f} s")
     status = _print_best(summary.run_dir)
