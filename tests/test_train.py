@@ -245,3 +245,17 @@ def test_nas_train_command_writes_outputs_and_resumes(
     assert main([*argv, "--resume"]) == 0
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [r["epoch"] for r in rows] == ["1"]
+
+
+def test_quickstart_budget_trains_resnet20_to_95_percent(digits: Dataset) -> None:
+    """The quickstart's own training settings, on its ResNet-20 seed (the zoo's resnet20)."""
+    import nas
+    from nas._yaml import load_yaml_file
+
+    root = Path(__file__).resolve().parents[1]
+    settings = dict(load_yaml_file(root / "search_spaces" / "quickstart.yaml")["train"])
+    genotype = nas.load_genotype("resnet20", classes=digits.num_classes).with_input(digits.input_shape)
+    torch.manual_seed(0)
+    result = train_model(nas.build_model(genotype), digits, TrainConfig(**settings))
+    assert result.status == "completed"
+    assert result.best_val_accuracy >= 0.95
