@@ -214,3 +214,22 @@ def test_not_a_run_folder(tmp_path: Path) -> None:
     (tmp_path / "run.json").write_text(json.dumps({"name": "x", "objectives": ["val_accuracy"],
                                                    "directions": ["maximize"]}))
     assert len(load(tmp_path)) == 0
+
+
+def test_analyze_multi_objective_run(runs: Path, trained_run: Path, tmp_path: Path) -> None:
+    """A real two-objective search (accuracy and MACs, NSGA-II): the report's Pareto set and
+    `nas best` agree with the search's own Pareto front."""
+    config = yaml.safe_load((runs / "digits.yaml").read_text())  # trained_run's config
+    config.update(name="pareto", objectives=["val_accuracy", "macs"], sampler="nsga2", trials=4)
+    path = tmp_path / "pareto.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    run_dir = run_search(path, runs_dir=tmp_path / "runs", progress=False).run_dir
+    _, pareto = best_trials(run_dir)
+    out = tmp_path / "analysis"
+    assert nas(["analyze", str(run_dir), "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert "## Pareto set" in report and "over val_accuracy (max) and macs (min)" in report
+    for record in pareto:
+        assert f"| {record['trial']} |" in report
+    front = pareto_front(load(run_dir))
+    assert sorted(int(n) for n in front["number"]) == sorted(r["trial"] for r in pareto)
