@@ -65,6 +65,14 @@ def nas_cli(*args: str, cwd: Path) -> subprocess.Popen:
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
+def wait_for_finished_trials(process: subprocess.Popen, run_dir: Path, count: int) -> None:
+    """Wait (at most 240 s) until ``count`` trials of the running search have finished."""
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(run_dir.glob("trials/*/metrics.json"))) < count:
+        time.sleep(0.2)
+        assert process.poll() is None, process.stderr.read()
+
+
 def states(run_dir: Path) -> list[tuple[int, str, str]]:
     return [(r["trial"], r["state"], r["status"]) for r in read_trials(run_dir)]
 
@@ -144,10 +152,7 @@ def test_sigkill_and_resume(tmp_path):
     runs = tmp_path / "runs"
     run_dir = runs / "killed"
     process = nas_cli("search", str(config), "--runs", str(runs), cwd=tmp_path)
-    deadline = time.time() + 240
-    while time.time() < deadline and len(list(run_dir.glob("trials/*/metrics.json"))) < 2:
-        time.sleep(0.2)
-        assert process.poll() is None, process.stderr.read()
+    wait_for_finished_trials(process, run_dir, 2)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     before = {p.parent.name: p.read_text() for p in run_dir.glob("trials/*/metrics.json")}
@@ -176,10 +181,7 @@ def test_ctrl_c_keeps_finished_trials_and_says_how_to_resume(tmp_path):
     runs = tmp_path / "runs"
     run_dir = runs / "stopped"
     process = nas_cli("search", str(config), "--runs", str(runs), cwd=tmp_path)
-    deadline = time.time() + 240
-    while time.time() < deadline and len(list(run_dir.glob("trials/*/metrics.json"))) < 2:
-        time.sleep(0.2)
-        assert process.poll() is None, process.stderr.read()
+    wait_for_finished_trials(process, run_dir, 2)
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130
