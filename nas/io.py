@@ -1,15 +1,18 @@
 """Atomic file writes: a temporary file in the same folder, flushed, then ``os.replace``.
 
-A killed process leaves either the previous file or the new one, never half of one.
+A killed process leaves either the previous file or the new one, never half of one. A full
+disk (``ENOSPC``, or a full quota) is an ``OSError`` whose ``filename`` is the file being
+written (:func:`disk_full`), so the command line can say which file in one line.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "disk_full", "is_disk_full"]
 
 
 def _umask() -> int:
@@ -19,8 +22,21 @@ def _umask() -> int:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, creating parent folders."""
+    """Write ``data`` to ``path`` atomically, creating parent folders.
+
+    Raises:
+        OSError: as the system raised it; for a full disk, :func:`disk_full` of ``path``.
+    """
     path = Path(path)
+    try:
+        _write(path, data)
+    except OSError as error:
+        if is_disk_full(error):
+            raise disk_full(path) from None
+        raise
+
+
+def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -38,3 +54,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` says the disk (or the user's quota) is full."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(path: str | Path) -> OSError:
+    """The error to raise when writing ``path`` found the disk full: an ``OSError`` with
+    ``errno.ENOSPC`` whose ``filename`` is ``path`` (the command line prints it as one line)."""
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))

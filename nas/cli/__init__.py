@@ -3,7 +3,7 @@
 Each command lives in a module of this package that defines ``register(subparsers)``; the
 parser it adds sets ``run`` to a function taking the parsed arguments and returning an exit
 status. User errors (:class:`nas.errors.NasError`) are printed as one line on stderr with exit
-status 2, never as a traceback.
+status 2, never as a traceback; so is a full disk (:func:`disk_full_message`).
 """
 
 from __future__ import annotations
@@ -36,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def disk_full_message(error: OSError) -> str:
+    """One line for a full disk, naming the file that could not be written."""
+    where = f"{error.filename}: " if error.filename else ""
+    return (f"{where}no space left on device; nothing finished is lost: free some space, then "
+            "run the command again (nas search and nas train: add --resume)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -47,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as error:
+        from nas.io import is_disk_full
+
+        if not is_disk_full(error):
+            raise
+        print(disk_full_message(error), file=sys.stderr)
+        return 2
     return int(status or 0)
 
 

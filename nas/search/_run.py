@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from nas._yaml import dump_yaml, load_yaml_file
 from nas.errors import ConfigError, NasError
 from nas.genotype import Genotype, load_genotype
-from nas.io import atomic_write_text
+from nas.io import atomic_write_text, is_disk_full
 from nas.search._config import RunConfig, load_config
 from nas.search._records import METRICS_SCHEMA, best_trials, trial_dir, write_json
 from nas.search._study import RUNG_ATTR, HalvingRule, make_pruner, make_sampler, open_storage
@@ -501,6 +501,8 @@ def _worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: i
             _interrupt(study, trial.number, trial._trial_id, trial.params, trial.user_attrs, run_dir)
             raise
         except Exception as error:  # noqa: BLE001 - an engine bug in one trial: record, go on
+            if is_disk_full(error):  # stops the run; the trial is re-run on --resume
+                raise
             reason = f"internal error: {_one_line(error)}"
             trial.set_user_attr(REASON_ATTR, reason)
             write_json(trial_dir(run_dir, trial.number) / "metrics.json",
@@ -534,6 +536,13 @@ def _worker_main(run_dir: str, storage_url: str, index: int, deadline: float | N
         _worker_loop(config, Path(run_dir), storage_url, index=index, deadline=deadline)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        from nas.cli import disk_full_message
+
+        print(disk_full_message(error), file=sys.stderr)
+        sys.exit(2)
 
 
 # --------------------------------------------------------------------------- progress

@@ -33,20 +33,27 @@ RUNG_ATTR = "nas.rung.{epoch}"
 def open_storage(url: str, *, file: str | None = None, path: str = "storage") -> Any:
     """Open an Optuna storage from a journal file path or an RDB URL.
 
+    A journal file is repaired first when its last record is torn (:mod:`nas.search._journal`),
+    and its appends never follow a torn record.
+
     Raises:
+        OSError: the disk is full (``filename`` is the journal).
         ConfigError: the storage cannot be opened (bad URL, missing driver, no server,
             unwritable folder), naming ``file`` and ``path``.
     """
     import optuna
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    from nas.io import is_disk_full
+    from nas.search._journal import open_journal
 
     try:
         if "://" in url:
             return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
-        lock = JournalFileOpenLock(url)
-        return JournalStorage(JournalFileBackend(url, lock_obj=lock))
+        return JournalStorage(open_journal(url))
     except Exception as error:  # noqa: BLE001 - any failure to open is the user's URL
+        if is_disk_full(error):
+            raise
         message = " ".join(str(error).split())[:300]
         shown = _mask(url)
         raise ConfigError(f"cannot open storage {shown!r}: {type(error).__name__}: {message}",

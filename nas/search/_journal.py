@@ -1,0 +1,162 @@
+"""The journal file (``runs/NAME/journal.log``) kept whole: repaired on open, never appended
+to after a torn record, and a full disk reported by path.
+
+A crash or a full disk in the middle of Optuna's append can leave a last record that is cut
+short (no final newline) or padded with NUL bytes (a file system that extended the file before
+the data reached it). Optuna's reader skips such a tail, but its next append would glue a new
+record onto it, and from then on the journal no longer parses: every finished result in it is
+lost. So:
+
+- :func:`repair_journal` (called when the storage is opened) cuts the file back to the end of
+  its last complete record (a line ending in a newline that parses as a JSON object) and says
+  how many bytes it dropped, in one line on stderr;
+- :class:`SafeJournalBackend` checks, under the journal's lock, that the file ends with a
+  newline before every append (and repairs it if not), and when an append fails (``ENOSPC``)
+  it cuts off what it half wrote and raises :func:`nas.io.disk_full` naming the file.
+
+Damage before the last complete record (a record in the middle that does not parse) is not
+touched here: Optuna refuses such a journal when it replays it, and the storage opener turns
+that into a one-line error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+from optuna.storages.journal._file import get_lock_file
+
+from nas.io import disk_full, is_disk_full
+
+__all__ = ["SafeJournalBackend", "complete_length", "open_journal", "repair_journal"]
+
+# How much of the file's end is read at a time while looking for the last complete record.
+_CHUNK = 1 << 16
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        return False
+
+
+def _last_newline(handle, end: int) -> int:
+    """The offset of the last newline before ``end``, or -1; reads backwards in chunks."""
+    position = end
+    while position > 0:
+        step = min(_CHUNK, position)
+        position -= step
+        handle.seek(position)
+        found = handle.read(step).rfind(b"\n")
+        if found >= 0:
+            return position + found
+    return -1
+
+
+def complete_length(path: str | Path) -> int:
+    """The length in bytes of the longest prefix of ``path`` that ends with a complete record
+    (0 for an empty file, or one with no complete record). Reads only the damaged tail and the
+    last good record, not the whole file."""
+    with open(path, "rb") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        while end > 0:
+            newline = _last_newline(handle, end)
+            if newline < 0:
+                return 0
+            start = _last_newline(handle, newline) + 1
+            handle.seek(start)
+            if _is_record(handle.read(newline + 1 - start)):
+                return newline + 1
+            end = start  # this line is damaged too: look before it
+        return 0
+
+
+def repair_journal(path: str | Path, *, announce: bool = True) -> int:
+    """Cut ``path`` back to its last complete record; returns how many bytes were dropped.
+
+    The caller must hold the journal's lock (or know no other process writes). When bytes are
+    dropped and ``announce`` is true, one line on stderr says how many and where.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    size = path.stat().st_size
+    keep = complete_length(path)
+    if keep == size:
+        return 0
+    with open(path, "r+b") as handle:
+        handle.truncate(keep)
+        handle.flush()
+        os.fsync(handle.fileno())
+    dropped = size - keep
+    if announce:
+        print(f"{path}: repaired a torn last record: dropped {dropped} byte(s) after the last "
+              "complete record", file=sys.stderr)
+    return dropped
+
+
+class SafeJournalBackend(JournalFileBackend):
+    """Optuna's journal file backend that never appends after a torn record and reports a
+    full disk by path (see the module docstring)."""
+
+    def append_logs(self, logs: list[dict]) -> None:
+        data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode()
+        path = self._file_path
+        with get_lock_file(self._lock):
+            try:
+                if not _ends_with_newline(path):
+                    repair_journal(path)
+                _append(path, data)
+            except OSError as error:
+                if is_disk_full(error):
+                    raise disk_full(path) from None
+                raise
+
+
+def _append(path: str, data: bytes) -> None:
+    """Append ``data`` and fsync; on failure cut the file back to where it was, so no half
+    record is left behind (unbuffered, so nothing is flushed later)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
+def _ends_with_newline(path: str) -> bool:
+    """Whether ``path`` is empty or ends with a newline."""
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return True
+        handle.seek(size - 1)
+        return handle.read(1) == b"\n"
+
+
+def open_journal(path: str) -> JournalFileBackend:
+    """The journal backend for ``path``, repaired first under its lock (see the module
+    docstring). Creates an empty journal when there is none."""
+    lock = JournalFileOpenLock(path)
+    try:
+        backend = SafeJournalBackend(path, lock_obj=lock)
+    except OSError as error:
+        if is_disk_full(error):
+            raise disk_full(path) from None
+        raise
+    with get_lock_file(lock):
+        repair_journal(path)
+    return backend

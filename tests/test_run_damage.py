@@ -1,0 +1,214 @@
+"""Damaged run folders: a torn journal is repaired on open and never written after, a full disk
+is one line naming the file (and the run resumes), damaged trial files are unreadable rows.
+
+The searches are NAS-Bench-201 tabular runs (milliseconds a trial; skipped without the table).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nas.cli import main as nas
+from nas.search._journal import complete_length, repair_journal
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE = ROOT.parent / "shared" / "data" / "nasbench201" / "nb201_cifar.csv"
+needs_table = pytest.mark.skipif(not TABLE.is_file(), reason=f"NAS-Bench-201 table absent: {TABLE}")
+
+
+def nb201_config(tmp_path: Path) -> Path:
+    data = yaml.safe_load((ROOT / "search_spaces" / "nb201.yaml").read_text())
+    data["space"]["genotype"] = str(ROOT / "genotypes" / "nb201.yaml")
+    data["tabular"]["table"] = str(TABLE)
+    data["sampler"] = "random"
+    path = tmp_path / "nb201.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def search(config: Path, runs: Path, *extra: str) -> int:
+    return nas(["search", str(config), "--runs", str(runs), "--no-progress", *extra])
+
+
+def journal_trials(run_dir: Path) -> list:
+    import optuna
+
+    from nas.search._study import open_storage
+
+    storage = open_storage(str(run_dir / "journal.log"))
+    return optuna.load_study(study_name="nb201", storage=storage).get_trials(deepcopy=False)
+
+
+def counted(trials: list) -> list:
+    return [t for t in trials if t.state.is_finished() and not t.user_attrs.get("nas.uncounted")]
+
+
+# --- the repair itself -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("tail", "dropped"), [
+    (b"", 0),
+    (b'{"op_code": 6, "tri', 19),                       # cut mid-record
+    (b'{"op_code": 6}\x00\x00\x00\x00', 18),            # NUL-padded record
+    (b"\x00" * 5000, 5000),                              # NUL padding after a whole record
+    (b'{"op_code": 6, "x": [\n\x00\x00\n', 25),          # torn lines that end with newlines
+    (b"\xff\xfe garbage\n", 11),                         # not UTF-8
+    (b"[1, 2]\n", 7),                                    # JSON, but not a record
+])
+def test_repair_keeps_every_complete_record(tmp_path, capsys, tail, dropped):
+    journal = tmp_path / "journal.log"
+    good = b"".join(json.dumps({"op_code": i, "pad": "x" * 70_000 * (i == 1)}).encode() + b"\n"
+                    for i in range(3))  # a record longer than the repair's read chunk
+    journal.write_bytes(good + tail)
+    assert complete_length(journal) == len(good)
+    assert repair_journal(journal) == dropped
+    assert journal.read_bytes() == good
+    err = capsys.readouterr().err
+    assert err.count("\n") == (1 if dropped else 0)
+    if dropped:
+        assert f"{journal}: repaired a torn last record: dropped {dropped} byte(s)" in err
+
+
+def test_repair_of_a_journal_without_a_complete_record(tmp_path):
+    journal = tmp_path / "journal.log"
+    journal.write_bytes(b'{"op_code": 0, "stu')
+    assert repair_journal(journal, announce=False) == 19
+    assert journal.read_bytes() == b""
+
+
+@needs_table
+@pytest.mark.parametrize("damage", ["cut", "nul_padded"])
+def test_torn_journal_resume_completes_the_exact_budget(tmp_path, capsys, damage):
+    config, runs = nb201_config(tmp_path), tmp_path / "runs"
+    assert search(config, runs, "--trials", "6") == 0
+    run_dir = runs / "nb201"
+    journal = run_dir / "journal.log"
+    data = journal.read_bytes()
+    last = data.rstrip(b"\n").rfind(b"\n") + 1  # start of the last record: trial 5's end
+    torn = data[:last + (len(data) - last) // 2]
+    journal.write_bytes(torn if damage == "cut" else torn + b"\x00" * 4096)
+    capsys.readouterr()
+
+    assert search(config, runs, "--trials", "10", "--resume") == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    dropped = len(torn) - last + (4096 if damage == "nul_padded" else 0)
+    assert err == [f"{journal}: repaired a torn last record: dropped {dropped} byte(s) after the "
+                   "last complete record"]
+    trials = journal_trials(run_dir)
+    assert len(counted(trials)) == 10  # exactly the budget
+    done = {t.number: t for t in trials if t.state.name == "COMPLETE"}
+    assert set(range(5)) <= set(done)  # every trial finished before the tear is still there
+    (retry,) = [t for t in trials if t.user_attrs.get("nas.retry_of") == 5]
+    assert retry.state.name == "COMPLETE"  # the torn trial ran again
+    assert journal.read_bytes().endswith(b"\n") and complete_length(journal) == journal.stat().st_size
+
+
+@needs_table
+def test_append_never_follows_a_torn_record(tmp_path, capsys):
+    """A journal torn after it was opened (another process died mid-append) is repaired before
+    the next append, not glued onto."""
+    from nas.search._journal import SafeJournalBackend
+    from optuna.storages.journal import JournalFileOpenLock
+
+    journal = tmp_path / "journal.log"
+    journal.write_bytes(b'{"op_code": 0}\n')
+    backend = SafeJournalBackend(str(journal), lock_obj=JournalFileOpenLock(str(journal)))
+    with open(journal, "ab") as handle:
+        handle.write(b'{"op_code": 1, "to')
+    backend.append_logs([{"op_code": 2}])
+    assert journal.read_bytes() == b'{"op_code": 0}\n{"op_code":2}\n'
+    assert "dropped 18 byte(s)" in capsys.readouterr().err
+
+
+# --- a full disk -------------------------------------------------------------------------------
+
+
+class _FullDisk:
+    """``os`` for the journal module, whose ``write`` writes half and fails once armed."""
+
+    def __init__(self, after: int):
+        self.calls, self.after = 0, after
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def write(self, fd, data):
+        self.calls += 1
+        if self.calls > self.after:
+            os.write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return os.write(fd, data)
+
+
+@needs_table
+def test_full_disk_in_the_journal_is_one_line_and_the_run_resumes(tmp_path, capsys, monkeypatch):
+    import nas.search._journal as journal_module
+
+    config, runs = nb201_config(tmp_path), tmp_path / "runs"
+    journal = runs / "nb201" / "journal.log"
+    monkeypatch.setattr(journal_module, "os", _FullDisk(after=40))
+    assert search(config, runs, "--trials", "8") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{journal}: no space left on device"), err
+    assert complete_length(journal) == journal.stat().st_size  # the half record was cut off
+    monkeypatch.undo()
+
+    assert search(config, runs, "--trials", "8", "--resume") == 0
+    assert capsys.readouterr().err == ""
+    assert len(counted(journal_trials(runs / "nb201"))) == 8
+
+
+@needs_table
+def test_full_disk_in_the_run_folder_is_one_line_and_the_run_resumes(tmp_path, capsys, monkeypatch):
+    import nas.io
+
+    config, runs = nb201_config(tmp_path), tmp_path / "runs"
+    write = nas.io._write
+
+    def full(path, data):
+        if path.name == "metrics.json" and path.parent.name == "0003":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        write(path, data)
+
+    monkeypatch.setattr(nas.io, "_write", full)
+    assert search(config, runs, "--trials", "8") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    metrics = runs / "nb201" / "trials" / "0003" / "metrics.json"
+    assert len(err) == 1 and err[0].startswith(f"{metrics}: no space left on device"), err
+    monkeypatch.undo()
+
+    assert search(config, runs, "--trials", "8", "--resume") == 0
+    trials = journal_trials(runs / "nb201")
+    assert len(counted(trials)) == 8
+    assert any(t.user_attrs.get("nas.retry_of") == 3 for t in trials)
+
+
+@needs_table
+def test_full_disk_in_a_subprocess_is_one_line(tmp_path):
+    """The real command, no traceback: the disk is "full" for the run folder from the start
+    (sitecustomize makes mkstemp fail with ENOSPC)."""
+    config = nb201_config(tmp_path)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import errno, os, tempfile\n"
+        "_real = tempfile.mkstemp\n"
+        "def mkstemp(*a, **k):\n"
+        "    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n"
+        "tempfile.mkstemp = mkstemp\n")
+    env = dict(os.environ, PYTHONPATH=f"{hook}{os.pathsep}{ROOT}")
+    result = subprocess.run([sys.executable, "-m", "nas", "search", str(config), "--runs",
+                             str(tmp_path / "runs"), "--no-progress"], capture_output=True,
+                            text=True, env=env, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no space left on device" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
