@@ -1,44 +1,104 @@
 """YAML in and out, safely.
 
-Loading uses PyYAML's safe loader, tightened: duplicate keys and anchors/aliases are errors
-(aliases let a small file expand into a huge document), as are files over 1 MiB and any tag
-outside the YAML core schema (``!!python/...``). Dumping writes block style with short lists of
-scalars in flow style (``[3, 224, 224]``), keys in the order given.
+Loading uses PyYAML's safe constructor, tightened: duplicate keys and anchors/aliases are
+errors (aliases let a small file expand into a huge document), as are files over 1 MiB,
+documents nested deeper than :data:`MAX_DEPTH` levels (checked while composing, so a file of
+``[[[[...`` fails after a few events instead of exhausting the stack) and any tag outside the
+YAML core schema (``!!python/...``). Files are read only when they are regular files, and never
+more than ``MAX_FILE_BYTES + 1`` bytes whatever the file system reports (``/dev/zero`` and
+``/dev/stdin`` are refused, a growing file is cut at the cap and rejected).
+
+Scanning and parsing run in libyaml when PyYAML has it (events only: composition and
+construction stay in Python, where the depth and alias checks live), so a 1 MiB file loads in
+about a second. Dumping writes block style with short lists of scalars in flow style
+(``[3, 224, 224]``), keys in the order given.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
 
 from nas.errors import NasError
 
-__all__ = ["load_yaml", "load_yaml_file", "dump_yaml", "MAX_FILE_BYTES"]
+__all__ = ["load_yaml", "load_yaml_file", "read_bounded", "dump_yaml", "MAX_FILE_BYTES", "MAX_DEPTH"]
 
 MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 64
+"""Deepest nesting of collections in a document (genotypes and configs use fewer than 10)."""
 
 
-class _StrictLoader(yaml.SafeLoader):
-    def compose_node(self, parent, index):  # type: ignore[override]
+class _StrictComposer:
+    """Composition with the depth and alias checks; mixed into both loaders below."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(
                 None, None, "anchors and aliases are not allowed", event.start_mark
             )
-        return super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH:
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark
+            )
+        self._depth += 1
+        try:
+            return Composer.compose_node(self, parent, index)
+        finally:
+            self._depth -= 1
 
-    def construct_mapping(self, node, deep=False):  # type: ignore[override]
+    def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
-            if key in seen:
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: SafeConstructor reports it
+                break
+            if duplicate:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key '{key}'", key_node.start_mark
                 )
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        return SafeConstructor.construct_mapping(self, node, deep=deep)
+
+
+class _StrictLoader(_StrictComposer, yaml.SafeLoader):
+    """Pure-Python scanning and parsing (used when PyYAML lacks libyaml)."""
+
+
+_CParser = getattr(yaml, "CParser", None)
+
+if _CParser is not None:
+
+    class _FastLoader(_StrictComposer, _CParser, SafeConstructor, Resolver):  # type: ignore[misc, valid-type]
+        """libyaml's scanner and parser (events), Python composition and construction."""
+
+        def __init__(self, stream: str) -> None:
+            _CParser.__init__(self, stream)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            self.anchors: dict[str, Any] = {}
+
+        get_single_node = Composer.get_single_node
+        compose_document = Composer.compose_document
+        compose_scalar_node = Composer.compose_scalar_node
+        compose_sequence_node = Composer.compose_sequence_node
+        compose_mapping_node = Composer.compose_mapping_node
+
+    _LOADER: type = _FastLoader
+else:  # pragma: no cover - PyYAML built without libyaml
+    _LOADER = _StrictLoader
 
 
 def load_yaml(text: str, *, file: str | None = None, error: type[NasError] = NasError) -> Any:
@@ -46,7 +106,11 @@ def load_yaml(text: str, *, file: str | None = None, error: type[NasError] = Nas
     if len(text) > MAX_FILE_BYTES:
         raise error(f"larger than {MAX_FILE_BYTES} bytes", file=file)
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        loader = _LOADER(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as problem:
         mark = getattr(problem, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else None
@@ -54,19 +118,52 @@ def load_yaml(text: str, *, file: str | None = None, error: type[NasError] = Nas
         if "could not determine a constructor for the tag" in message:
             message = f"tag {message.split('tag', 1)[1].strip()} is not allowed (plain YAML only)"
         raise error(f"invalid YAML: {message}", file=file, path=where) from None
+    except RecursionError:  # pragma: no cover - the depth cap keeps well below the stack limit
+        raise error(f"invalid YAML: nested deeper than {MAX_DEPTH} levels", file=file) from None
+
+
+def read_bounded(path: str | Path, *, limit: int = MAX_FILE_BYTES, error: type[NasError] = NasError) -> bytes:
+    """The bytes of ``path``, which must be a regular file of at most ``limit`` bytes.
+
+    The file is opened without blocking (a FIFO or a device never stalls the call), checked to
+    be a regular file on the opened descriptor, and read up to ``limit + 1`` bytes whatever
+    ``stat`` says, so a file that grows while read is still refused. Raises ``error`` naming
+    the file.
+    """
+    name = str(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except FileNotFoundError:
+        raise error("file not found", file=name) from None
+    except OSError as problem:
+        raise error(f"cannot read: {problem.strerror or problem}", file=name) from None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise error("not a regular file", file=name)
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(descriptor, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as problem:
+        raise error(f"cannot read: {problem.strerror or problem}", file=name) from None
+    finally:
+        os.close(descriptor)
+    if size > limit:
+        raise error(f"larger than {limit} bytes", file=name)
+    return b"".join(chunks)
 
 
 def load_yaml_file(path: str | Path, *, error: type[NasError] = NasError) -> Any:
-    """Read and parse a YAML file, with errors naming it."""
-    path = Path(path)
+    """Read (:func:`read_bounded`) and parse a YAML file, with errors naming it."""
+    raw = read_bounded(path, error=error)
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise error(f"larger than {MAX_FILE_BYTES} bytes", file=str(path))
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error("file not found", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as problem:
-        raise error(f"cannot read: {problem}", file=str(path)) from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as problem:
+        raise error(f"cannot read: not UTF-8 text ({problem.reason} at byte {problem.start})", file=str(path)) from None
     return load_yaml(text, file=str(path), error=error)
 
 
