@@ -77,7 +77,10 @@ class _StrictLoader(_StrictComposer, yaml.SafeLoader):
     """Pure-Python scanning and parsing (used when PyYAML lacks libyaml)."""
 
 
-_CParser = getattr(yaml, "CParser", None)
+try:
+    from yaml._yaml import CParser as _CParser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _CParser = None
 
 if _CParser is not None:
 
