@@ -8,7 +8,8 @@ The public API::
     model = nas.build_model(g)        # a torch.nn.Module (a torch.fx.GraphModule)
     b3 = nas.scale(g, phi=3)          # compound scaling of depth, width and resolution
 
-Torch is imported only when a model is built.
+Torch is imported only when a model is built. ``nas.__version__`` is the installed
+distribution's version (the checkout's ``pyproject.toml`` when run from source).
 """
 
 from __future__ import annotations
@@ -48,9 +49,18 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from nas._version import version
+
+        return version()
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'nas' has no attribute '{name}'")
     import importlib
 
     return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    """The module's names, including those imported on first use (``build_model``, ...)."""
+    return sorted(set(globals()) | set(__all__) | {"__version__"})

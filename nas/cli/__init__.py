@@ -23,13 +23,21 @@ _COMMAND_MODULES = (
     "nas.cli._zoo",
     "nas.cli._scaling",
     "nas.cli._results",
+    "nas.cli._configs",
 )
+
+
+def _version() -> str:
+    from nas._version import version
+
+    return version()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nas", description="Neural architecture search over YAML genotypes."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
