@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     search = subparsers.add_parser(
         "scale-search", help="grid-search compound-scaling coefficients at phi = 1, then write the family")
-    search.add_argument("config", help="scale-search config YAML (e.g. search_spaces/scale_digits.yaml)")
+    search.add_argument("config", help="scale-search config YAML, or the name of a shipped one "
+                                             "(`nas configs` lists them), e.g. scale_digits")
     search.add_argument("--resume", action="store_true", help="continue runs/NAME, reusing finished candidates")
     search.add_argument("--name", help="run name (folder under --runs); default: the config's")
     search.add_argument("--runs", default="runs", metavar="DIR", help="folder of run folders (default: runs)")
@@ -93,6 +94,7 @@ def run_scale(args: argparse.Namespace) -> int:
 
 
 def run_scale_search(args: argparse.Namespace) -> int:
+    from nas._shipped import find_config
     from nas.scaling import family_table, run_scale_search as search
 
     def show(row: dict) -> None:
@@ -101,7 +103,7 @@ def run_scale_search(args: argparse.Namespace) -> int:
               f"(product {row['product']:.3f}, {row['resolution']} px): val_accuracy {accuracy} "
               f"[{row['status']}]", flush=True)
 
-    result = search(args.config, runs_dir=args.runs, name=args.name, resume=args.resume,
+    result = search(find_config(args.config), runs_dir=args.runs, name=args.name, resume=args.resume,
                     on_candidate=show)
     print(f"{len(result.rows)} candidates in {result.elapsed:.0f} s")
     if result.best is None:

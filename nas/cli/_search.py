@@ -14,7 +14,8 @@ from typing import Any
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     search = subparsers.add_parser("search", help="run an architecture search from a run config")
-    search.add_argument("config", help="run config YAML (e.g. search_spaces/quickstart.yaml)")
+    search.add_argument("config", help="run config YAML, or the name of a shipped one (`nas configs` "
+                                       "lists them), e.g. quickstart")
     search.add_argument("--resume", action="store_true", help="continue the run in runs/NAME")
     search.add_argument("--workers", type=int, metavar="N", help="worker processes on this machine")
     search.add_argument("--storage", metavar="URL",
@@ -79,10 +80,12 @@ def _print_best(run_dir: Path, *, yaml: bool = False) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
+    from nas._shipped import find_config
     from nas.search import run_search as search
 
+    config = find_config(args.config)
     try:
-        summary = search(args.config, resume=args.resume, workers=args.workers, storage=args.storage,
+        summary = search(config, resume=args.resume, workers=args.workers, storage=args.storage,
                          name=args.name, trials=args.trials, runs_dir=args.runs,
                          progress=not args.no_progress and sys.stderr.isatty())
     except KeyboardInterrupt:

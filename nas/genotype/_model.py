@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import keyword
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -42,6 +41,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from nas import ops
+from nas._shipped import zoo_dir
 from nas._yaml import dump_yaml, load_yaml, load_yaml_file
 from nas.errors import GenotypeError
 from nas.genotype._expr import MATH_FUNCTIONS, parse_expression
@@ -424,13 +424,6 @@ def _strings_in(values: Iterable[Any]) -> set[str]:
 # ---------------------------------------------------------------------- loading
 
 
-def zoo_dir() -> Path:
-    """The folder of hand-designed genotypes shipped with the project (``genotypes/``), or
-    ``$NAS_GENOTYPES`` when set."""
-    override = os.environ.get("NAS_GENOTYPES")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "genotypes"
-
-
 def load_genotype(source: str | Path | Mapping[str, Any], /, **params: Any) -> Genotype:
     """Load a genotype from a file path, YAML text, a zoo name or a mapping.
 
@@ -571,7 +564,13 @@ def _parse_scaling(raw: Any, params: Mapping[str, Any]) -> dict[str, tuple[str, 
 def _import_blocks(
     imports: Any, base: Path, blocks: dict[str, BlockDef], stack: list[str], done: set[str]
 ) -> None:
-    """Add the blocks of each imported file (once, however often it is imported)."""
+    """Add the blocks of each imported file, once however often it is imported.
+
+    ``ITEM`` is relative to the importing file's folder (``base``); only when no file is there
+    is it looked up in :func:`zoo_dir`. A file is known by its resolved path and by its parsed
+    content (``done`` holds both), so a copy of a library met again through the zoo, or under
+    another path, is the same library and is not loaded twice.
+    """
     if not isinstance(imports, list):
         raise GenotypeError("'imports' must be a list of files", path="imports")
     if len(stack) > MAX_IMPORT_DEPTH:
@@ -589,6 +588,10 @@ def _import_blocks(
             continue
         done.add(resolved)
         data = load_yaml_file(path, error=GenotypeError)
+        content = "sha256:" + hashlib.sha256(repr(data).encode()).hexdigest()
+        if content in done:
+            continue
+        done.add(content)
         try:
             if not isinstance(data, Mapping):
                 raise GenotypeError("a library is a mapping with 'blocks' (and 'imports')")
