@@ -1,0 +1,27 @@
+"""An exported ONNX file computes what the torch model computes: onnxruntime runs it (the dev
+extra declares onnxruntime for this), at the exported batch size and another (dynamic batch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import nas
+from nas.export import export_model
+
+
+def test_onnx_export_runs_in_onnxruntime_with_the_models_outputs(tmp_path):
+    import onnxruntime
+
+    genotype = nas.load_genotype("resnet20", width=8).with_input((3, 16, 16))
+    torch.manual_seed(0)
+    model = nas.build_model(genotype).eval()
+    path = export_model(genotype, tmp_path / "model.onnx", model=model)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch in (1, 3):
+        x = torch.randn(batch, 3, 16, 16)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        (got,) = session.run(None, {"input": x.numpy()})
+        assert got.shape == expected.shape == (batch, 10)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
