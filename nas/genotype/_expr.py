@@ -157,11 +157,12 @@ class _Layered(Scope):
 class Expression:
     """A parsed, validated expression. Equal texts give equal (cached) objects."""
 
-    __slots__ = ("text", "_tree")
+    __slots__ = ("text", "_tree", "_canonical")
 
     def __init__(self, text: str, tree: ast.Expression):
         self.text = text
         self._tree = tree
+        self._canonical: str | None = None
 
     def __repr__(self) -> str:
         return f"Expression({self.text!r})"
@@ -169,7 +170,9 @@ class Expression:
     @property
     def canonical(self) -> str:
         """The text in normal form (``ast.unparse``): equal expressions, equal text."""
-        return ast.unparse(self._tree)
+        if self._canonical is None:
+            self._canonical = ast.unparse(self._tree)
+        return self._canonical
 
     @property
     def head(self) -> str | None:

@@ -13,6 +13,7 @@ normalisation, activations, pooling and element-wise ops.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -69,37 +70,46 @@ class Arg:
     doc: str = ""
 
     def check(self, op: str, value: Any) -> Any:
-        """Return ``value`` normalised (pairs as tuples), or raise :class:`GenotypeError`."""
-        kind = self.kind
-        ok = {
-            "int": lambda v: _is_int(v) and v >= self.minimum,
-            "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-            "prob": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
-            "bool": lambda v: isinstance(v, bool),
-            "size": lambda v: (_is_int(v) and v >= 1) or (_is_pair(v) and min(v) >= 1),
-            "padding": lambda v: v == "same" or (_is_int(v) and v >= 0) or (_is_pair(v) and min(v) >= 0),
-            "activation": lambda v: isinstance(v, str) and v in _ACTIVATIONS,
-            "any": lambda v: True,
-        }[kind]
+        """Return ``value`` normalised (pairs as tuples), or raise :class:`GenotypeError`.
+        Floats must be finite (NaN and infinities are refused)."""
         if value is None and self.default is None:
             return None
-        if not ok(value):
-            expected = {
-                "int": f"an integer >= {self.minimum}",
-                "float": "a number",
-                "prob": "a probability in [0, 1)",
-                "bool": "true or false",
-                "size": "a positive integer or a pair [h, w]",
-                "padding": "'same', a non-negative integer or a pair [h, w]",
-                "activation": "one of " + ", ".join(sorted(_ACTIVATIONS)),
-                "any": "a value",
-            }[kind]
-            raise GenotypeError(f"{op}: argument '{self.name}' must be {expected}, got {value!r}")
+        if not _KIND_CHECKS[self.kind](self, value):
+            raise GenotypeError(f"{op}: argument '{self.name}' must be {self.expected()}, got {value!r}")
         if isinstance(value, list):
             return tuple(value)
-        if kind == "float" and isinstance(value, int):
+        if self.kind == "float" and isinstance(value, int):
             return float(value)
         return value
+
+    def expected(self) -> str:
+        """What a valid value looks like, in words."""
+        return {
+            "int": f"an integer >= {self.minimum}",
+            "float": "a finite number",
+            "prob": "a probability in [0, 1)",
+            "bool": "true or false",
+            "size": "a positive integer or a pair [h, w]",
+            "padding": "'same', a non-negative integer or a pair [h, w]",
+            "activation": "one of " + ", ".join(sorted(_ACTIVATIONS)),
+            "any": "a value",
+        }[self.kind]
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_KIND_CHECKS: dict[str, Any] = {
+    "int": lambda arg, v: _is_int(v) and v >= arg.minimum,
+    "float": lambda arg, v: _is_finite_number(v),
+    "prob": lambda arg, v: _is_finite_number(v) and 0 <= v < 1,
+    "bool": lambda arg, v: isinstance(v, bool),
+    "size": lambda arg, v: (_is_int(v) and v >= 1) or (_is_pair(v) and min(v) >= 1),
+    "padding": lambda arg, v: v == "same" or (_is_int(v) and v >= 0) or (_is_pair(v) and min(v) >= 0),
+    "activation": lambda arg, v: isinstance(v, str) and v in _ACTIVATIONS,
+    "any": lambda arg, v: True,
+}
 
 
 @dataclass(frozen=True)
