@@ -230,3 +230,47 @@ def test_channels_last_batches_and_bad_arguments() -> None:
     with pytest.raises(ConfigError, match="uint8"):
         labels = torch.zeros(2, dtype=torch.int64)
         DeviceLoader(torch.zeros(2, 1, 4, 4), labels, batch_size=1, mean=(0.0,), std=(1.0,))
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    code = {np.dtype(np.uint8): 0x08}[array.dtype]
+    header = bytes([0, 0, code, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.tobytes())
+
+
+def test_root_is_where_idx_and_npz_read_relative_names(tmp_path: Path) -> None:
+    generator = np.random.default_rng(0)
+    images = generator.integers(0, 256, (40, 8, 8), dtype=np.uint8)
+    labels = (np.arange(40) % 4).astype(np.uint8)
+    _write_idx(tmp_path / "x.idx", images)
+    _write_idx(tmp_path / "y.idx", labels)
+    np.savez(tmp_path / "d.npz", images=images, labels=labels)
+    from_idx = load_dataset("idx", root=tmp_path, images="x.idx", labels="y.idx")
+    from_npz = load_dataset("npz", root=str(tmp_path), path="d.npz")
+    absolute = load_dataset("idx", root="/nonexistent", images=tmp_path / "x.idx",
+                            labels=tmp_path / "y.idx")
+    for data in (from_idx, from_npz, absolute):
+        assert data.num_classes == 4 and len(data.train_labels) + len(data.val_labels) == 40
+    assert torch.equal(from_idx.train_images, from_npz.train_images)
+    with pytest.raises(ConfigError) as error:
+        load_dataset("idx", root=tmp_path / "elsewhere", images="x.idx", labels="y.idx")
+    assert error.value.file == str(tmp_path / "elsewhere" / "x.idx")
+
+
+def test_nas_train_root_for_idx(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nas.cli import main
+
+    generator = np.random.default_rng(0)
+    _write_idx(tmp_path / "x.idx", generator.integers(0, 256, (60, 8, 8), dtype=np.uint8))
+    _write_idx(tmp_path / "y.idx", (np.arange(60) % 3).astype(np.uint8))
+    out = tmp_path / "run"
+    common = ["train", "resnet20", "--set", "width=4", "--resolution", "8", "--epochs", "1",
+              "--batch-size", "24", "--device", "cpu", "--quiet", "--out", str(out)]
+    assert main([*common, "--dataset", "idx", "--root", str(tmp_path), "--data-option",
+                 "images=x.idx", "--data-option", "labels=y.idx"]) == 0
+    assert (out / "model.pth").is_file()
+    capsys.readouterr()
+    assert main([*common, "--dataset", "digits", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown option 'root' for dataset 'digits'" in err[0]

@@ -212,3 +212,133 @@ def test_full_disk_in_a_subprocess_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "no space left on device" in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- damaged trial files -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nb201_run(tmp_path_factory) -> Path:
+    if not TABLE.is_file():
+        pytest.skip(f"NAS-Bench-201 table absent: {TABLE}")
+    tmp = tmp_path_factory.mktemp("nb201")
+    assert search(nb201_config(tmp), tmp / "runs", "--trials", "6") == 0
+    return tmp / "runs" / "nb201"
+
+
+DAMAGED = {
+    "garbage": b"\x00garbage{{{",
+    "not_utf8": '{"trial": 3, "\u00e9t\u00e9": 1}'.encode("latin-1"),
+    "empty_object": b"{}",
+    "list": b"[1, 2]",
+    "empty_file": b"",
+    "number": b"NaN",
+    "deeply_nested": b"[" * 100_000,
+    "objective_is_text": b'{"trial": 3, "state": "complete", "objectives": {"table_accuracy": "high"}}',
+    "genotype_is_text": b'{"trial": 3, "state": "complete", "objectives": {}, "genotype": "x"}',
+    "state_is_number": b'{"trial": 3, "state": 5, "objectives": {}}',
+    "other_trial": b'{"trial": 9, "state": "complete", "objectives": {"table_accuracy": 99.9}}',
+    "history_of_numbers": b'{"trial": 3, "state": "complete", "objectives": {}, "history": [1]}',
+    "directory": None,
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED))
+def test_damaged_metrics_file_is_an_unreadable_row(nb201_run, tmp_path, capsys, case):
+    import shutil
+
+    from nas.results import best, load
+
+    run = tmp_path / "nb201"
+    shutil.copytree(nb201_run, run)
+    metrics = run / "trials" / "0003" / "metrics.json"
+    metrics.unlink()
+    if DAMAGED[case] is None:
+        metrics.mkdir()
+    else:
+        metrics.write_bytes(DAMAGED[case])
+
+    frame = load(run).set_index("number")
+    assert frame.loc[3, "status"] == "unreadable"
+    assert "trials/0003/metrics.json is unreadable" in frame.loc[3, "reason"]
+    assert (frame.drop(index=3)["status"] == "completed").all()
+    assert 3 not in best(frame.reset_index())["number"].tolist()
+
+    capsys.readouterr()
+    assert nas(["best", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"note: {metrics} is unreadable (" in out and "trial 3" not in out
+    assert nas(["analyze", str(run), "--out", str(tmp_path / "out"), "--no-importance"]) == 0
+    assert "unreadable metrics file" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_damaged_run_json_is_one_line(nb201_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "nb201"
+    shutil.copytree(nb201_run, run)
+    for text in (b"\xff\xfe", b"[]", b'{"objectives": "table_accuracy", "directions": ["maximize"]}',
+                 b'{"objectives": ["table_accuracy"], "directions": ["max"]}',
+                 b'{"objectives": ["table_accuracy"], "directions": ["maximize"], "storage": 3}'):
+        (run / "run.json").write_bytes(text)
+        for command in (["best", str(run)], ["analyze", str(run), "--out", str(tmp_path / "o")]):
+            assert nas(command) == 2, text
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and err[0].startswith(f"{run / 'run.json'}: unreadable"), err
+
+
+# --- pareto_front takes only what it documents --------------------------------------------------
+
+
+def _frame():
+    import pandas as pd
+
+    rows = [  # accuracy up, macs down: 0 and 2 are the front, 1 is dominated by 0
+        {"run": "r", "number": 0, "state": "complete", "status": "completed", "duplicate_of": None,
+         "val_accuracy": 0.9, "macs": 100},
+        {"run": "r", "number": 1, "state": "complete", "status": "completed", "duplicate_of": None,
+         "val_accuracy": 0.8, "macs": 200},
+        {"run": "r", "number": 2, "state": "complete", "status": "completed", "duplicate_of": None,
+         "val_accuracy": 0.95, "macs": 300},
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_pareto_front_directions_mean_what_they_say():
+    from nas.results import pareto_front
+
+    front = pareto_front(_frame(), ["val_accuracy", "macs"], ["maximize", "minimize"])
+    assert front["number"].tolist() == [2, 0]
+    worst = pareto_front(_frame(), ["val_accuracy", "macs"], ["minimize", "maximize"])
+    assert worst["number"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("directions", [["max", "min"], ["MAXIMIZE", "minimize"], ["up", "down"],
+                                        ["maximize", None], ["maximize"], "maximize",
+                                        ["maximize", "minimize", "minimize"]])
+def test_pareto_front_rejects_undocumented_directions(directions):
+    from nas.results import pareto_front
+
+    with pytest.raises(ValueError) as info:
+        pareto_front(_frame(), ["val_accuracy", "macs"], directions)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "'maximize', 'minimize'" in message or "direction" in message
+
+
+def test_pareto_front_rejects_unknown_columns():
+    from nas.results import pareto_front
+
+    with pytest.raises(ValueError, match=r"unknown column 'val_acuracy'; available: run, number"):
+        pareto_front(_frame(), ["val_acuracy", "macs"], ["maximize", "minimize"])
+    with pytest.raises(ValueError, match="does not hold numbers"):
+        pareto_front(_frame(), ["status", "macs"], ["maximize", "minimize"])
+
+
+def test_search_pareto_front_rejects_undocumented_directions():
+    from nas.search import pareto_front
+
+    records = [{"objectives": {"a": 1.0, "b": 2.0}}]
+    assert pareto_front(records, ["a", "b"], ["maximize", "minimize"]) == records
+    with pytest.raises(ValueError, match="unknown direction 'max'; valid: 'maximize', 'minimize'"):
+        pareto_front(records, ["a", "b"], ["max", "min"])

@@ -61,9 +61,13 @@ def _genotype_text(record: dict[str, Any]) -> str:
 
 def _print_best(run_dir: Path, *, yaml: bool = False) -> int:
     from nas.search import best_trials
+    from nas.search._records import read_trial_files
 
     run, best = best_trials(run_dir)
     objectives = run["objectives"]
+    _, unreadable = read_trial_files(run_dir)
+    for path, why in unreadable.items():
+        print(f"note: {path} is unreadable ({why}); that trial is left out")
     if not best:
         print(f"no complete trial in {run_dir}")
         return 1

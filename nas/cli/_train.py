@@ -33,7 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--dataset", default="digits",
                       help="digits (default), mnist, fashion_mnist, cifar10, cifar100, idx, npz, "
                       "folder or synthetic")
-    data.add_argument("--root", help="folder of the dataset files (torchvision datasets, folder)")
+    data.add_argument("--root", help="folder of the dataset files: where mnist, fashion_mnist, "
+                      "cifar10 and cifar100 look for (or download) theirs, the image folder for "
+                      "folder, and the folder relative file names are read from for idx "
+                      "(images=, labels=, ...) and npz (path=); digits and synthetic read no files")
     data.add_argument("--data-option", dest="data_options", action="append", default=[],
                       metavar="KEY=VALUE", help="another dataset option, e.g. --data-option "
                       "images=train-images-idx3-ubyte.gz")

@@ -113,6 +113,13 @@ def _num_classes(given: int | None, *labels: torch.Tensor) -> int:
     return given
 
 
+def _under(root: str | Path | None, path: str | Path | None) -> str | Path | None:
+    """``path`` read from the folder ``root`` (when both are given and ``path`` is relative)."""
+    if root is None or path is None:
+        return path
+    return Path(root).expanduser() / Path(path).expanduser()
+
+
 @register_dataset("idx")
 def load_idx(
     *,
@@ -122,11 +129,15 @@ def load_idx(
     test_labels: str | Path | None = None,
     num_classes: int | None = None,
     flip: bool = False,
+    root: str | Path | None = None,
 ) -> RawData:
     """Images and labels from IDX files (MNIST's format), optionally with a test split.
 
-    ``num_classes`` defaults to the largest label plus one.
+    ``num_classes`` defaults to the largest label plus one. Relative file names are read from
+    the folder ``root`` when it is given.
     """
+    images, labels = _under(root, images), _under(root, labels)
+    test_images, test_labels = _under(root, test_images), _under(root, test_labels)
     x = _images_to_uint8(read_idx(images), layout=None, file=str(images))
     y = _labels(read_idx(labels), x.shape[0], str(labels))
     tx = ty = None
@@ -150,15 +161,17 @@ def load_npz(
     layout: str | None = None,
     num_classes: int | None = None,
     flip: bool = False,
+    root: str | Path | None = None,
 ) -> RawData:
-    """Arrays from a NumPy ``.npz`` file.
+    """Arrays from a NumPy ``.npz`` file (a relative ``path`` is read from the folder ``root``
+    when it is given).
 
     The file holds ``x_train``/``y_train`` (and optionally ``x_test``/``y_test``), or
     ``images``/``labels``. Images are uint8 (or floats in [0, 1]) shaped ``[N, H, W]``,
     ``[N, H, W, C]`` or ``[N, C, H, W]``; ``layout`` ("NHWC" or "NCHW") settles a 4-d
     array whose layout cannot be told from its shape.
     """
-    file = str(path)
+    file = str(_under(root, path))
     try:
         with np.load(file, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}

@@ -3,8 +3,9 @@
 Sources (layout in :mod:`nas.search`): the Optuna storage is the source of truth for which
 trials exist and their state (``complete``, ``pruned``, ``fail``, ``running``, ``waiting``);
 ``trials/NNNN/metrics.json`` carries everything else (end reason, genotype, params, MACs,
-history, worker). A trial whose metrics file is missing, truncated or not JSON still has a
-row: its ``status`` is ``"unreadable"`` (or ``"running"`` / ``"waiting"`` / ``"no_metrics"``
+history, worker). A trial whose metrics file is missing or damaged (truncated, not UTF-8, not
+JSON, not an object, a field of the wrong type: :func:`nas.search._records.read_record`) still
+has a row: its ``status`` is ``"unreadable"`` (or ``"running"`` / ``"waiting"`` / ``"no_metrics"``
 when there is no file) and its ``reason`` says why; what the storage knows (parameters, values,
 seed, hash) is filled in. When the storage cannot be opened (an RDB URL whose password
 ``run.json`` masks, a missing driver), the metrics files alone are read and
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import ConfigError
+from nas.search._records import read_record, read_run
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,29 +51,8 @@ _RETRY_ATTR = "nas.retry_of"
 _UNCOUNTED_ATTR = "nas.uncounted"
 
 
-def _read_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """``(data, None)``, or ``(None, why)`` for a file that is missing or not a JSON object."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return None, None
-    except OSError as error:
-        return None, f"{type(error).__name__}: {error}"
-    try:
-        data = json.loads(text)
-    except ValueError as error:
-        return None, f"{type(error).__name__}: {error}"
-    if not isinstance(data, dict):
-        return None, f"not a JSON object ({type(data).__name__})"
-    return data, None
-
-
 def _run_info(run_dir: Path) -> dict[str, Any]:
-    info, why = _read_json(run_dir / "run.json")
-    if info is None:
-        raise ConfigError(f"not a run folder ({'no run.json' if why is None else 'run.json: ' + why})",
-                          file=str(run_dir))
-    return info
+    return read_run(run_dir)
 
 
 def _storage_trials(run_dir: Path, info: Mapping[str, Any], storage: str | None,
@@ -224,7 +205,7 @@ def _read_run(run_dir: Path, *, storage: str | None,
     rows = []
     for number in numbers:
         path = files.get(number)
-        record, why = _read_json(path) if path is not None else (None, None)
+        record, why = read_record(path, number=number) if path is not None else (None, None)
         rows.append(_trial_row(run, number, record, why, (trials or {}).get(number), objectives,
                                run_dir))
     meta = {"dir": str(run_dir), "objectives": objectives,
@@ -326,7 +307,7 @@ def load_history(run_dirs: str | Path | Iterable[str | Path]) -> pd.DataFrame:
         info = _run_info(Path(run_dir))
         run = info.get("name") or Path(run_dir).name
         for number, path in sorted(_metrics_files(Path(run_dir)).items()):
-            record, _ = _read_json(path)
+            record, _ = read_record(path, number=number)
             for h in (record or {}).get("history") or ():
                 history.append({"run": run, "number": number, **h})
     columns = ["run", "number", "epoch", "train_loss", "val_accuracy", "seconds", "lr"]

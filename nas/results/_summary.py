@@ -45,29 +45,49 @@ def candidates(frame: pd.DataFrame, objectives: Sequence[str] = ()) -> pd.DataFr
     return frame[mask]
 
 
-def _signs(directions: Sequence[str]) -> np.ndarray:
-    return np.array([1.0 if d == "maximize" else -1.0 for d in directions])
-
-
 def pareto_front(frame: pd.DataFrame, objectives: Sequence[str] | None = None,
                  directions: Sequence[str] | None = None) -> pd.DataFrame:
     """The non-dominated :func:`candidates` over ``objectives`` (default: the frame's, from
     ``frame.attrs``), sorted by the first objective, best first. Of equal points the earliest
     trial is kept.
 
+    Args:
+        frame: A :func:`nas.results.load` frame.
+        objectives: Column names, e.g. ``["val_accuracy", "macs"]``.
+        directions: One per objective: exactly ``"maximize"`` or ``"minimize"`` (Optuna's
+            words; no abbreviations, so ``"max"`` cannot be taken for something else).
+
     Raises:
-        ValueError: no objectives are given and the frame's runs have different ones.
+        ValueError: a direction other than those two, not one direction per objective, a
+            column the frame lacks (the message lists the available ones), or no objectives
+            given while the frame's runs have different ones.
     """
+    from nas.search._records import direction_signs
+
+    if isinstance(directions, str) or isinstance(objectives, str):
+        raise ValueError("objectives and directions are lists, one direction per objective")
     objectives = list(objectives if objectives is not None else frame.attrs.get("objectives") or ())
     if directions is None:
         directions = frame.attrs.get("directions") or []
     directions = list(directions)
-    if not objectives or len(directions) != len(objectives):
-        raise ValueError("pareto_front needs objectives and their directions")
+    if not objectives:
+        raise ValueError("pareto_front needs objectives (the frame's runs have different ones)")
+    signs = direction_signs(directions)
+    if len(signs) != len(objectives):
+        raise ValueError(f"{len(objectives)} objectives but {len(signs)} directions: give one "
+                         "direction per objective")
+    missing = [o for o in objectives if o not in frame.columns]
+    if missing:
+        raise ValueError(f"unknown column {missing[0]!r}; available: {', '.join(map(str, frame.columns))}")
+    import pandas as pd
+
+    for col in objectives:
+        if not pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col]):
+            raise ValueError(f"column {col!r} does not hold numbers")
     done = candidates(frame, objectives).sort_values(["run", "number"])
     if done.empty:
         return done
-    points = done[objectives].to_numpy(dtype=float) * _signs(directions)  # larger is better
+    points = done[objectives].to_numpy(dtype=float) * np.array(signs, dtype=float)  # larger is better
     keep = np.ones(len(points), dtype=bool)
     for i, p in enumerate(points):
         ge = (points >= p).all(axis=1)

@@ -16,10 +16,15 @@ from nas.errors import ConfigError
 from nas.io import atomic_write_text
 
 __all__ = [
+    "DIRECTION_SIGNS",
+    "direction_signs",
     "METRICS_SCHEMA",
     "best_trials",
     "pareto_front",
+    "read_json_object",
+    "read_record",
     "read_run",
+    "read_trial_files",
     "read_trials",
     "trial_dir",
     "write_json",
@@ -48,30 +53,176 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     atomic_write_text(path, json.dumps(_clean(data), indent=2, sort_keys=False) + "\n")
 
 
+#: The largest ``metrics.json`` or ``run.json`` read (a real one is a few kilobytes).
+MAX_RECORD_BYTES = 16 << 20
+
+# Field -> the types it may hold (``None`` means null is allowed). Fields not listed are free.
+_NUMBER = (int, float)
+_METRICS_TYPES: dict[str, tuple[Any, ...]] = {
+    "schema": (int,), "run": (str, None), "trial": (int,), "state": (str,),
+    "status": (str, None), "end_reason": (str, None), "counted": (bool,), "seed": (str, None),
+    "retry_of": (int, None), "worker": (str, None), "params": (dict,), "genotype": (dict, None),
+    "static": (dict, None), "objectives": (dict,), "values": (list, None),
+    "duplicate_of": (int, None), "epochs": (int, None), "best_val_accuracy": (*_NUMBER, None),
+    "final_val_accuracy": (*_NUMBER, None), "history": (list, None), "latency_s": (*_NUMBER, None),
+    "batch_size": (int, None), "train_time": (*_NUMBER, None), "started": (str, None),
+    "finished": (str, None), "wall_time": (*_NUMBER, None),
+}
+_GENOTYPE_TYPES: dict[str, tuple[Any, ...]] = {
+    "name": (str, None), "hash": (str, None), "path": (str, None), "params": (dict, None),
+    "input": (list, None), "cell": (str, None), "cell_key": (str, None),
+}
+_STATES = ("complete", "pruned", "fail")
+
+
+def _type_problem(value: Any, kinds: tuple[Any, ...]) -> bool:
+    if value is None:
+        return None not in kinds
+    if isinstance(value, bool):
+        return bool not in kinds
+    return not isinstance(value, tuple(k for k in kinds if k is not None))
+
+
+def _record_problem(data: Any, number: int | None) -> str | None:
+    """Why ``data`` is not a usable ``metrics.json`` record, or None when it is."""
+    if not isinstance(data, dict):
+        return f"not a JSON object ({type(data).__name__})"
+    for key in ("trial", "state"):
+        if key not in data:
+            return f"no {key!r}"
+    for fields, where in ((_METRICS_TYPES, data), (_GENOTYPE_TYPES, data.get("genotype") or {})):
+        for key, kinds in fields.items():
+            if key in where and _type_problem(where[key], kinds):
+                return f"{key!r} is {type(where[key]).__name__}"
+    if data["state"] not in _STATES:
+        return f"state {data['state']!r} is not one of {', '.join(_STATES)}"
+    if number is not None and data["trial"] != number:
+        return f"'trial' is {data['trial']}, not the folder's {number}"
+    for key in ("objectives", "static"):
+        for name, value in (data.get(key) or {}).items():
+            if _type_problem(value, (*_NUMBER, None)):
+                return f"{key}.{name} is {type(value).__name__}"
+    if any(_type_problem(v, (*_NUMBER, None)) for v in data.get("values") or ()):
+        return "'values' holds a non-number"
+    if any(not isinstance(h, dict) for h in data.get("history") or ()):
+        return "'history' holds a non-object"
+    return None
+
+
+def read_record(path: str | Path, *, number: int | None = None) -> tuple[dict[str, Any] | None, str | None]:
+    """Read one ``metrics.json`` (trial ``number``, when given) defensively.
+
+    Returns:
+        ``(record, None)`` for a well-formed record; ``(None, None)`` when the file does not
+        exist; ``(None, why)`` for anything else: not a regular file, over
+        :data:`MAX_RECORD_BYTES`, not UTF-8, not JSON, not an object, a field of the wrong
+        type (the schema in :mod:`nas.search`). Never raises for a damaged file.
+    """
+    data, why = read_json_object(path)
+    if data is None:
+        return None, why
+    why = _record_problem(data, number)
+    return (None, why) if why else (data, None)
+
+
+def read_json_object(path: str | Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``(data, None)`` for a regular file holding a JSON object; ``(None, None)`` when it does
+    not exist; ``(None, why)`` otherwise (not a regular file, too large, not UTF-8, not JSON,
+    not an object). Never raises for a damaged file."""
+    import stat
+
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None, None
+    except OSError as error:
+        return None, f"{type(error).__name__}: {error.strerror or error}"
+    if not stat.S_ISREG(mode):
+        return None, "not a regular file"
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_RECORD_BYTES + 1)
+    except OSError as error:
+        return None, f"{type(error).__name__}: {error.strerror or error}"
+    if len(raw) > MAX_RECORD_BYTES:
+        return None, f"larger than {MAX_RECORD_BYTES} bytes"
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except ValueError as error:  # JSONDecodeError; also a nesting too deep for the parser
+        return None, f"not JSON ({' '.join(str(error).split())[:120]})"
+    except RecursionError:
+        return None, "not JSON (nested too deeply)"
+    if not isinstance(data, dict):
+        return None, f"not a JSON object ({type(data).__name__})"
+    return data, None
+
+
 def read_run(run_dir: str | Path) -> dict[str, Any]:
     """``run.json`` of a run folder.
 
     Raises:
-        ConfigError: ``run_dir`` is not a run folder, or its run.json is unreadable.
+        ConfigError: ``run_dir`` is not a run folder, or its run.json is unreadable or lacks
+            a list of objectives with one direction ("maximize" or "minimize") each.
     """
     path = Path(run_dir) / "run.json"
-    if not path.is_file():
-        raise ConfigError("not a run folder (no run.json)", file=str(run_dir))
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"unreadable: {error}", file=str(path)) from None
+    data, why = read_json_object(path)
+    if data is None:
+        if why is None:
+            raise ConfigError("not a run folder (no run.json)", file=str(run_dir))
+        raise ConfigError(f"unreadable: {why}", file=str(path))
+    objectives, directions = data.get("objectives"), data.get("directions")
+    if (not isinstance(objectives, list) or not objectives
+            or not all(isinstance(o, str) for o in objectives)
+            or not isinstance(directions, list) or len(directions) != len(objectives)
+            or not all(d in DIRECTION_SIGNS for d in directions)):
+        raise ConfigError("unreadable: needs 'objectives' (names) and 'directions' (maximize or "
+                          "minimize, one per objective)", file=str(path))
+    for key in ("name", "study_name", "storage"):
+        if _type_problem(data.get(key), (str, None)):
+            raise ConfigError(f"unreadable: {key!r} is {type(data[key]).__name__}", file=str(path))
+    return data
+
+
+def read_trial_files(run_dir: str | Path) -> tuple[list[dict[str, Any]], dict[Path, str]]:
+    """``(records, unreadable)``: every well-formed ``trials/NNNN/metrics.json`` of a run by
+    trial number, and the damaged ones (path -> why; see :func:`read_record`)."""
+    records, unreadable = [], {}
+    for path in sorted((Path(run_dir) / "trials").glob("*/metrics.json")):
+        number = int(path.parent.name) if path.parent.name.isdigit() else None
+        record, why = read_record(path, number=number)
+        if record is not None:
+            records.append(record)
+        elif why is not None:
+            unreadable[path] = why
+    return sorted(records, key=lambda r: r["trial"]), unreadable
 
 
 def read_trials(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Every ``trials/NNNN/metrics.json`` of a run, by trial number."""
-    records = []
-    for path in sorted((Path(run_dir) / "trials").glob("*/metrics.json")):
-        try:
-            records.append(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError):  # pragma: no cover - writes are atomic
-            continue
-    return sorted(records, key=lambda r: r["trial"])
+    """Every well-formed ``trials/NNNN/metrics.json`` of a run, by trial number (damaged files
+    are left out: :func:`read_trial_files` names them)."""
+    return read_trial_files(run_dir)[0]
+
+
+#: The directions an objective may have (Optuna's words) and their signs (larger is better).
+DIRECTION_SIGNS = {"maximize": 1, "minimize": -1}
+
+
+def direction_signs(directions: Sequence[Any]) -> list[int]:
+    """``+1`` for each ``"maximize"``, ``-1`` for each ``"minimize"``.
+
+    Raises:
+        ValueError: any other value (``"max"``, ``"MAXIMIZE"``, ...), naming the valid ones.
+    """
+    signs = []
+    for direction in directions:
+        if not isinstance(direction, str) or direction not in DIRECTION_SIGNS:
+            raise ValueError(f"unknown direction {direction!r}; valid: "
+                             f"{', '.join(map(repr, DIRECTION_SIGNS))}")
+        signs.append(DIRECTION_SIGNS[direction])
+    return signs
 
 
 def _dominates(a: Sequence[float], b: Sequence[float], signs: Sequence[int]) -> bool:
@@ -86,8 +237,14 @@ def _dominates(a: Sequence[float], b: Sequence[float], signs: Sequence[int]) -> 
 
 def pareto_front(records: Sequence[Mapping[str, Any]], objectives: Sequence[str],
                  directions: Sequence[str]) -> list[Mapping[str, Any]]:
-    """The records no other record dominates (ties: the earliest trial is kept)."""
-    signs = [1 if d == "maximize" else -1 for d in directions]
+    """The records no other record dominates (ties: the earliest trial is kept).
+
+    Raises:
+        ValueError: a direction other than "maximize" or "minimize", or not one per objective.
+    """
+    signs = direction_signs(directions)
+    if len(signs) != len(objectives):
+        raise ValueError(f"{len(objectives)} objectives but {len(signs)} directions")
     points = [[r["objectives"][o] for o in objectives] for r in records]
     front, seen = [], set()
     for i, (record, point) in enumerate(zip(records, points)):
@@ -108,7 +265,7 @@ def best_trials(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any
     objectives, directions = run["objectives"], run["directions"]
     done = [r for r in read_trials(run_dir)
             if r["state"] == "complete" and r.get("duplicate_of") is None
-            and all(r["objectives"].get(o) is not None for o in objectives)]
+            and all((r.get("objectives") or {}).get(o) is not None for o in objectives)]
     if not done:
         return run, []
     sign = 1 if directions[0] == "maximize" else -1
