@@ -130,15 +130,19 @@ def test_npz_with_nhwc_images_and_a_test_split(tmp_path: Path) -> None:
 def test_image_folder(tmp_path: Path) -> None:
     from PIL import Image
 
+    root = tmp_path / "images"
     for label, name in enumerate(["cat", "dog"]):
-        (tmp_path / name).mkdir()
+        (root / name).mkdir(parents=True)
         for i in range(5):
             size = (10 + i, 10) if label else (10, 10)
-            Image.new("RGB", size, (label * 200, i * 40, 0)).save(tmp_path / name / f"{i}.png")
+            Image.new("RGB", size, (label * 200, i * 40, 0)).save(root / name / f"{i}.png")
+    cache = tmp_path / "cache"
     with pytest.raises(ConfigError, match="different sizes; set resolution"):
-        load_dataset("folder", root=tmp_path)
-    data = load_dataset("folder", root=tmp_path, resolution=8, val_fraction=0.4)
+        load_dataset("folder", root=root, cache=cache)
+    data = load_dataset("folder", root=root, cache=cache, resolution=8, val_fraction=0.4,
+                        test_fraction=0)
     assert data.input_shape == (3, 8, 8) and data.num_classes == 2 and data.flip
+    assert data.classes == ("cat", "dog")
     assert sorted(torch.cat([data.train_labels, data.val_labels]).tolist()) == [0] * 5 + [1] * 5
 
 

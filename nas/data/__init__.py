@@ -1,9 +1,14 @@
 """Datasets as tensors and a device-resident, on-device-augmented batch pipeline.
 
 ``load_dataset(name, **options)`` returns a :class:`Dataset` (uint8 train / validation
-splits on the CPU, with class count and channel statistics); ``dataset.to(device)`` moves it;
+splits on the CPU, with class names and channel statistics); ``dataset.to(device)`` moves it;
 :class:`DeviceLoader` yields augmented, normalised batches without leaving the device.
 Knows nothing about genotypes or training.
+
+The protocol: by default (``val_split="holdout"``) the validation split is a seeded,
+stratified part of the training images and the test split is not loaded, which is what a
+search selects on; ``val_split="test"`` gives the whole training split and the test split
+as ``val_*`` (``dataset.val_split == "test"``), for retraining and the final figures.
 
 Example:
     >>> from nas.data import load_dataset, DeviceLoader
@@ -17,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-from nas.data import _files, _sources  # noqa: F401  (register the built-in sources)
+from nas.data import _files, _folder, _sources  # noqa: F401  (register the built-in sources)
 from nas.data._dataset import Dataset, RawData, stratified_order
 from nas.data._files import read_idx
 from nas.data._pipeline import DeviceLoader

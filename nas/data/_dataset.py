@@ -39,6 +39,12 @@ class Dataset:
         mean, std: Per-channel statistics of the training images on the 0..1 scale.
         flip: Whether a horizontal flip preserves the label (photographs: yes; digits: no).
             The training loop uses it as the default for flip augmentation.
+        classes: The class names, ``classes[label]``; ``("0", "1", ...)`` when the source
+            has none.
+        val_split: Where the validation images come from: ``"holdout"``, a seeded,
+            stratified part of the source's training images (what a search selects on;
+            the test split is not loaded at all), or ``"test"``, the source's test split
+            (retraining and final evaluation: the training split is then whole).
     """
 
     name: str
@@ -50,8 +56,11 @@ class Dataset:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     flip: bool = False
+    classes: tuple[str, ...] = ()
+    val_split: ValSplit = "holdout"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "classes", _class_names(self.name, self.classes, self.num_classes))
         for split in ("train", "val"):
             images = getattr(self, f"{split}_images")
             labels = getattr(self, f"{split}_labels")
@@ -89,14 +98,16 @@ class Dataset:
     def __repr__(self) -> str:
         c, h, w = self.input_shape
         return (
-            f"Dataset({self.name!r}, train={len(self.train_labels)}, val={len(self.val_labels)}, "
+            f"Dataset({self.name!r}, train={len(self.train_labels)}, "
+            f"val={len(self.val_labels)} ({self.val_split}), "
             f"shape=({c}, {h}, {w}), classes={self.num_classes}, device={self.device})"
         )
 
 
 @dataclass(frozen=True, eq=False)
 class RawData:
-    """What a source loads before the shared steps: images, labels, optional test split."""
+    """What a source loads before the shared steps: images, labels, optional test split,
+    and the class names when the source has them."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -104,6 +115,15 @@ class RawData:
     flip: bool = False
     test_images: torch.Tensor | None = None
     test_labels: torch.Tensor | None = None
+    classes: tuple[str, ...] | None = None
+
+
+def _class_names(name: str, classes: tuple[str, ...] | None, num_classes: int) -> tuple[str, ...]:
+    if not classes:
+        return tuple(str(i) for i in range(num_classes))
+    if len(classes) != num_classes or not all(isinstance(c, str) for c in classes):
+        raise ConfigError(f"need {num_classes} class names, got {classes!r}", path=name)
+    return tuple(classes)
 
 
 def _check_split(
@@ -164,18 +184,20 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and standard deviation of uint8 images, on the 0..1 scale.
 
-    A constant channel gets std 1 so that normalising it never divides by zero.
+    Computed exactly from each channel's histogram of the 256 pixel values (one pass,
+    no float copy of the images). A constant channel gets std 1 so that normalising it never
+    divides by zero.
     """
     channels = images.shape[1]
-    total = torch.zeros(channels, dtype=torch.float64)
+    values = torch.arange(256, dtype=torch.float64)
+    mean = torch.zeros(channels, dtype=torch.float64)
     squares = torch.zeros(channels, dtype=torch.float64)
-    for start in range(0, images.shape[0], _CHUNK):
-        chunk = images[start : start + _CHUNK].transpose(0, 1).reshape(channels, -1).double()
-        total += chunk.sum(1)
-        squares += chunk.square().sum(1)
     count = images.shape[0] * images.shape[2] * images.shape[3]
-    mean = total / count
-    std = (squares / count - mean.square()).clamp_min(0).sqrt()
+    for c in range(channels):
+        histogram = torch.bincount(images[:, c].reshape(-1), minlength=256).double()
+        mean[c] = (histogram * values).sum() / max(count, 1)
+        squares[c] = (histogram * values.square()).sum() / max(count, 1)
+    std = (squares - mean.square()).clamp_min(0).sqrt()
     std = torch.where(std > 1e-6 * 255, std, torch.full_like(std, 255.0))
     return tuple((mean / 255).tolist()), tuple((std / 255).tolist())
 
@@ -241,4 +263,6 @@ def prepare(
         mean=mean,
         std=std,
         flip=raw.flip,
+        classes=tuple(raw.classes or ()),
+        val_split=val_split,
     )

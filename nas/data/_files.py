@@ -1,7 +1,7 @@
-"""Sources read from files: raw IDX (MNIST's format), NumPy ``.npz`` and image folders.
+"""Sources read from array files: raw IDX (MNIST's format) and NumPy ``.npz``.
 
-:func:`read_idx` is the IDX reader; the registered loaders ``idx``, ``npz`` and ``folder``
-turn files into :class:`~nas.data._dataset.RawData`. Every problem with a file is a
+:func:`read_idx` is the IDX reader; the registered loaders ``idx`` and ``npz`` turn files
+into :class:`~nas.data._dataset.RawData`. Every problem with a file is a
 :class:`~nas.errors.ConfigError` naming that file.
 """
 
@@ -27,9 +27,6 @@ _IDX_TYPES = {
     0x0C: np.dtype(">i4"),
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
-}
-_IMAGE_SUFFIXES = {
-    ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"
 }
 
 
@@ -194,64 +191,3 @@ def load_npz(
         ty = _labels(arrays["y_test"], tx.shape[0], file)
     classes = _num_classes(num_classes, y, *([ty] if ty is not None else []))
     return RawData(x, y, classes, flip=flip, test_images=tx, test_labels=ty)
-
-
-def _read_folder(
-    root: Path, classes: list[str] | None, *, grayscale: bool, resolution: int | None
-) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    from PIL import Image, UnidentifiedImageError
-
-    if not root.is_dir():
-        raise ConfigError("image folder not found", file=str(root))
-    found = sorted(p.name for p in root.iterdir() if p.is_dir())
-    names = classes if classes is not None else found
-    if not names:
-        raise ConfigError("no class subfolders", file=str(root))
-    arrays: list[np.ndarray] = []
-    labels: list[int] = []
-    for label, name in enumerate(names):
-        folder = root / name
-        files = sorted(p for p in folder.glob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
-        for file in files:
-            try:
-                with Image.open(file) as image:
-                    image = image.convert("L" if grayscale else "RGB")
-                    if resolution is not None:
-                        image = image.resize((resolution, resolution), Image.BILINEAR)
-                    arrays.append(np.asarray(image, dtype=np.uint8))
-            except (OSError, UnidentifiedImageError) as error:
-                raise ConfigError(f"cannot read image: {error}", file=str(file)) from None
-            labels.append(label)
-    if not arrays:
-        raise ConfigError("no images found in the class subfolders", file=str(root))
-    sizes = {a.shape for a in arrays}
-    if len(sizes) > 1:
-        raise ConfigError(
-            f"images have {len(sizes)} different sizes; set resolution to resize them",
-            file=str(root),
-        )
-    stacked = np.stack(arrays)
-    images = _images_to_uint8(stacked, layout="NHWC" if stacked.ndim == 4 else None, file=str(root))
-    return images, torch.tensor(labels, dtype=torch.int64), names
-
-
-@register_dataset("folder")
-def load_folder(
-    *,
-    root: str | Path,
-    val_root: str | Path | None = None,
-    grayscale: bool = False,
-    flip: bool = True,
-    resolution: int | None = None,
-) -> RawData:
-    """Images in one subfolder per class (``root/cat/1.png``), read with Pillow.
-
-    Classes are the sorted subfolder names. ``val_root``, laid out the same way, becomes
-    the test split (use ``val_split="test"`` to validate on it). Images are converted to RGB
-    (or gray) and, when ``resolution`` is set, resized while reading.
-    """
-    x, y, names = _read_folder(Path(root), None, grayscale=grayscale, resolution=resolution)
-    tx = ty = None
-    if val_root is not None:
-        tx, ty, _ = _read_folder(Path(val_root), names, grayscale=grayscale, resolution=resolution)
-    return RawData(x, y, len(names), flip=flip, test_images=tx, test_labels=ty)

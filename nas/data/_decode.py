@@ -1,0 +1,207 @@
+"""Image bytes to uint8 pixels with Pillow, in chunks, optionally in a few processes.
+
+:class:`ChunkDecoder` takes ``(member name, bytes)`` pairs as they are read, decodes them in
+chunks (in worker processes when ``workers > 1``: forked, so nothing is re-imported),  and
+returns one uint8 ``[N, C, H, W]`` array, each image where the caller places it. Every image is
+converted to RGB (or gray) and, when ``resolution`` is set, resized to ``resolution x
+resolution`` (bilinear, as Pillow antialiases when shrinking).
+
+Contract: a file Pillow cannot read is a :class:`~nas.errors.ConfigError` naming the
+member; so is an image over Pillow's decompression-bomb bound, images of different sizes
+when no resolution is set, and decoded pixels beyond ``max_decoded_bytes`` in all.
+Knows nothing of classes, splits or archives.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import warnings
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+
+import numpy as np
+
+from nas.errors import ConfigError
+
+__all__ = ["ChunkDecoder", "IMAGE_SUFFIXES", "is_image_name"]
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+)
+_CHUNK = 1024  # images per task: large enough to amortise pickling, small for a smooth bar
+
+
+def is_image_name(path: str) -> bool:
+    """Whether a member is taken for an image: an image suffix, and not hidden (``.x``,
+    macOS's ``__MACOSX/`` resource forks)."""
+    parts = path.split("/")
+    if any(p.startswith(".") or p == "__MACOSX" for p in parts):
+        return False
+    name = parts[-1].lower()
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:] in IMAGE_SUFFIXES
+
+
+def _decode(
+    names: list[str], blobs: list[bytes], grayscale: bool, resolution: int | None
+) -> np.ndarray | tuple[str, str]:
+    """Decode one chunk to ``[n, H, W, C]``, or return ``(member, problem)`` at the first
+    image that fails."""
+    from PIL import Image
+
+    mode = "L" if grayscale else "RGB"
+    out: np.ndarray | None = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        for i, (name, blob) in enumerate(zip(names, blobs)):
+            try:
+                with Image.open(io.BytesIO(blob)) as image:
+                    image = image.convert(mode)
+                    if resolution is not None and image.size != (resolution, resolution):
+                        image = image.resize((resolution, resolution), Image.BILINEAR)
+                    pixels = np.asarray(image, dtype=np.uint8)
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+                    Image.DecompressionBombWarning) as error:
+                return name, f"cannot read image: {' '.join(str(error).split()) or type(error).__name__}"
+            if pixels.ndim == 2:
+                pixels = pixels[:, :, None]
+            if out is None:
+                out = np.empty((len(blobs), *pixels.shape), dtype=np.uint8)
+                first = name
+            elif pixels.shape != out.shape[1:]:
+                return name, (
+                    f"is {_size(pixels.shape)} but {first} is {_size(out.shape[1:])}: images have "
+                    "different sizes; set resolution to resize them"
+                )
+            out[i] = pixels
+    assert out is not None  # chunks are never empty
+    return out
+
+
+def _size(shape: tuple[int, ...]) -> str:
+    """``W x H`` of an ``[H, W, C]`` shape, as image sizes are usually written."""
+    return f"{shape[1]}x{shape[0]}"
+
+
+def _fork_context() -> multiprocessing.context.BaseContext | None:
+    if "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return None
+
+
+class ChunkDecoder:
+    """Decode images added one by one; :meth:`finish` returns them stacked, in order.
+
+    Args:
+        source: The folder or archive, for error messages.
+        grayscale: Decode to one channel instead of RGB.
+        resolution: Resize every image to ``resolution x resolution``; ``None`` keeps the
+            size (all images must then share it).
+        workers: Decoding processes; ``0`` or ``1`` decodes in this process.
+        max_decoded_bytes: Bound on the bytes of all decoded images together.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        grayscale: bool,
+        resolution: int | None,
+        workers: int,
+        max_decoded_bytes: int,
+    ):
+        self.source = source
+        self.grayscale, self.resolution = grayscale, resolution
+        self.max_decoded_bytes = max_decoded_bytes
+        self._names: list[str] = []
+        self._blobs: list[bytes] = []
+        self._done: list[np.ndarray] = []
+        self._pending: deque[Future] = deque()
+        self._decoded_bytes = 0
+        self._shape: tuple[int, ...] | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._context = _fork_context() if workers > 1 else None
+        self._workers = workers
+
+    def __enter__(self) -> ChunkDecoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def add(self, name: str, blob: bytes) -> None:
+        """Queue one image; decodes a chunk when enough are queued."""
+        self._names.append(name)
+        self._blobs.append(blob)
+        if len(self._names) >= _CHUNK:
+            self._flush()
+
+    def _flush(self, *, last: bool = False) -> None:
+        if not self._names:
+            return
+        args = (self._names, self._blobs, self.grayscale, self.resolution)
+        self._names, self._blobs = [], []
+        if self._pool is None and self._context is not None and not last:
+            # Started on the first full chunk: a source of one chunk never pays for it.
+            self._pool = ProcessPoolExecutor(self._workers, mp_context=self._context)
+        if self._pool is None:
+            self._accept(_decode(*args))
+            return
+        self._pending.append(self._pool.submit(_decode, *args))
+        # Bound the memory held by undecoded chunks: wait for the oldest beyond 2 per worker.
+        while len(self._pending) > 2 * self._workers:
+            self._accept(self._pending.popleft().result())
+
+    def _accept(self, result: np.ndarray | tuple[str, str]) -> None:
+        if isinstance(result, tuple):
+            member, problem = result
+            raise ConfigError(problem, file=self.source, path=member)
+        shape = result.shape[1:]
+        if self._shape is None:
+            self._shape = shape
+        elif shape != self._shape:
+            raise ConfigError(
+                f"images have different sizes ({_size(shape)} and {_size(self._shape)}); "
+                "set resolution to resize them",
+                file=self.source,
+            )
+        self._decoded_bytes += result.nbytes
+        if self._decoded_bytes > self.max_decoded_bytes:
+            raise ConfigError(
+                f"decoded images exceed max_decoded_bytes ({self.max_decoded_bytes:,} bytes); "
+                "set a smaller resolution or raise the bound",
+                file=self.source,
+            )
+        self._done.append(result)
+
+    def finish(self, positions: np.ndarray) -> np.ndarray:
+        """All images as uint8 ``[N, C, H, W]``: the ``k``-th image added goes to index
+        ``positions[k]``, or is dropped where that is negative; ``N = positions.max() + 1``.
+
+        Chunks are scattered into the result and released one by one, so the peak memory is
+        the decoded images plus one copy.
+        """
+        self._flush(last=True)
+        while self._pending:
+            self._accept(self._pending.popleft().result())
+        self.close()
+        total = int(positions.max()) + 1 if positions.size else 0
+        if self._shape is None:
+            side = self.resolution or 0
+            return np.empty((total, 1 if self.grayscale else 3, side, side), dtype=np.uint8)
+        h, w, c = self._shape
+        out = np.empty((total, c, h, w), dtype=np.uint8)
+        start = 0
+        while self._done:
+            chunk = self._done.pop(0)
+            where = positions[start : start + len(chunk)]
+            keep = where >= 0
+            out[where[keep]] = chunk[keep].transpose(0, 3, 1, 2)
+            start += len(chunk)
+        return out

@@ -1,0 +1,224 @@
+"""Files read out of a folder or an archive (``.tar``, ``.tar.gz``/``.tgz``, ``.zip``), safely.
+
+:func:`iter_members` yields every regular file of the source as a :class:`Member`
+(a clean relative POSIX path and its bytes), in the source's own order, and
+:func:`source_kind` says which reader a path needs. Nothing is ever extracted to disk.
+
+The contract for hostile input:
+
+- a member whose path is absolute, or has a ``..`` component, or a drive letter, is an
+  error (:class:`~nas.errors.ConfigError` naming the archive and the member);
+- links, devices and other non-regular members are skipped (never followed);
+- at most ``limits.max_members`` members are looked at and no member may hold more than
+  ``limits.max_member_bytes`` bytes; past either bound, an error.
+
+Empty folders are reported too (``Member.data is None``), so that an empty class folder can
+be told apart from a missing one. This module knows nothing of images or classes.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from nas.errors import ConfigError
+
+__all__ = ["Limits", "Member", "iter_members", "progress_total", "source_kind"]
+
+SourceKind = Literal["folder", "tar", "zip"]
+_TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on the work one source may cause.
+
+    Attributes:
+        max_members: Members (files and folders) looked at. Default: 5,000,000.
+        max_member_bytes: Bytes in one member. Default: 256 MiB.
+        max_decoded_bytes: Bytes of all decoded images together (after resizing), checked
+            by the decoder. Default: 16 GiB.
+    """
+
+    max_members: int = 5_000_000
+    max_member_bytes: int = 256 << 20
+    max_decoded_bytes: int = 16 << 30
+
+
+@dataclass(frozen=True)
+class Member:
+    """One file (``data`` its bytes) or folder (``data is None``) of a source."""
+
+    path: str
+    data: bytes | None
+
+
+def source_kind(path: Path) -> SourceKind:
+    """``"folder"``, ``"tar"`` or ``"zip"`` for an existing folder or archive.
+
+    Raises:
+        ConfigError: the path does not exist, or is a file of another kind.
+    """
+    if path.is_dir():
+        return "folder"
+    if not path.is_file():
+        raise ConfigError("image folder or archive not found", file=str(path))
+    name = path.name.lower()
+    if name.endswith(".zip"):
+        return "zip"
+    if name.endswith(_TAR_SUFFIXES):
+        return "tar"
+    raise ConfigError(
+        "not a folder or an archive (expected .tar, .tar.gz, .tgz or .zip)", file=str(path)
+    )
+
+
+def _clean(name: str, source: Path) -> str | None:
+    """The member's path relative to the source's top, or ``None`` for the top itself.
+
+    Raises:
+        ConfigError: an absolute path, a drive letter or a ``..`` component.
+    """
+    text = name.replace("\\", "/")
+    parts = PurePosixPath(text).parts
+    if text.startswith("/") or ".." in parts or (parts and parts[0].endswith(":")):
+        raise ConfigError(
+            f"unsafe member path {name!r} (absolute or with '..'); refusing the archive",
+            file=str(source),
+        )
+    kept = [p for p in parts if p not in (".", "")]
+    return "/".join(kept) if kept else None
+
+
+class _Counter:
+    def __init__(self, source: Path, limits: Limits):
+        self.source, self.limits, self.count = source, limits, 0
+
+    def member(self, name: str, size: int) -> None:
+        self.count += 1
+        if self.count > self.limits.max_members:
+            raise ConfigError(
+                f"more than {self.limits.max_members:,} members; raise max_members if this "
+                "is intended",
+                file=str(self.source),
+            )
+        if size > self.limits.max_member_bytes:
+            raise ConfigError(
+                f"member {name!r} holds {size:,} bytes, more than max_member_bytes "
+                f"({self.limits.max_member_bytes:,})",
+                file=str(self.source),
+            )
+
+
+def _iter_folder(
+    root: Path, counter: _Counter, progress: Callable[[int], None] | None
+) -> Iterator[Member]:
+    for folder, dirs, files in os.walk(root):  # does not follow links to folders
+        dirs.sort()
+        relative = Path(folder).relative_to(root).as_posix()
+        prefix = "" if relative == "." else relative + "/"
+        if prefix:
+            counter.member(prefix, 0)
+            yield Member(prefix.rstrip("/"), None)
+        for name in sorted(files):
+            file = Path(folder) / name
+            try:
+                info = file.stat()
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                counter.member(prefix + name, info.st_size)
+                data = file.read_bytes()
+            except OSError as error:
+                raise ConfigError(f"cannot read: {error.strerror or error}", file=str(file)) from None
+            if progress is not None:
+                progress(counter.count)
+            yield Member(prefix + name, data)
+
+
+def _iter_tar(path: Path, counter: _Counter, progress: Callable[[int], None] | None) -> Iterator[Member]:
+    with open(path, "rb") as raw:
+        try:
+            # Streaming mode: one pass, no seeks, whatever the compression.
+            with tarfile.open(fileobj=raw, mode="r|*") as archive:
+                for info in archive:
+                    name = _clean(info.name, path)
+                    if progress is not None:
+                        progress(raw.tell())
+                    if name is None:
+                        continue
+                    if info.isdir():
+                        counter.member(name, 0)
+                        yield Member(name, None)
+                    elif info.isreg():
+                        counter.member(name, info.size)
+                        file = archive.extractfile(info)
+                        yield Member(name, file.read() if file is not None else b"")
+        except (tarfile.TarError, EOFError, OSError, ValueError) as error:
+            raise ConfigError(f"cannot read the tar archive: {error}", file=str(path)) from None
+
+
+def _iter_zip(path: Path, counter: _Counter, progress: Callable[[int], None] | None) -> Iterator[Member]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for index, info in enumerate(archive.infolist()):
+                name = _clean(info.filename, path)
+                if progress is not None:
+                    progress(index + 1)
+                if name is None:
+                    continue
+                mode = info.external_attr >> 16
+                if info.is_dir():
+                    counter.member(name, 0)
+                    yield Member(name, None)
+                elif stat.S_IFMT(mode) in (0, stat.S_IFREG):  # no type bits, or a file
+                    counter.member(name, info.file_size)
+                    yield Member(name, archive.read(info))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as error:
+        raise ConfigError(f"cannot read the zip archive: {error}", file=str(path)) from None
+
+
+def progress_total(path: Path) -> tuple[int, str]:
+    """The progress bar's total for :func:`iter_members` and its unit."""
+    kind = source_kind(path)
+    if kind == "tar":
+        return path.stat().st_size, "B"
+    if kind == "zip":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return len(archive.infolist()), "file"
+        except (zipfile.BadZipFile, OSError) as error:
+            raise ConfigError(f"cannot read the zip archive: {error}", file=str(path)) from None
+    return 0, "file"  # a folder: unknown until walked
+
+
+def iter_members(
+    path: Path,
+    *,
+    limits: Limits = Limits(),
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[Member]:
+    """Every regular file and folder under ``path`` (a folder or an archive).
+
+    Args:
+        path: A folder, or a ``.tar``/``.tar.gz``/``.tgz``/``.zip`` file.
+        limits: Bounds on members (see :class:`Limits`).
+        progress: Called with the position so far, in the unit of :func:`progress_total`
+            (compressed bytes for a tar, members for a zip or a folder).
+
+    Raises:
+        ConfigError: a missing or unreadable source, an unsafe member path, a bound passed.
+    """
+    counter = _Counter(path, limits)
+    kind = source_kind(path)
+    if kind == "folder":
+        return _iter_folder(path, counter, progress)
+    if kind == "tar":
+        return _iter_tar(path, counter, progress)
+    return _iter_zip(path, counter, progress)
+

@@ -1,0 +1,268 @@
+"""The ``folder`` source: archives and folders as users have them, the cache, bad input.
+
+The images are a few hundred JPEGs taken from the shared CIFAR-10 archive (skipped when
+``../shared`` is absent); the hostile archives are made here.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nas.data import load_dataset
+from nas.data import _cache, _folder
+from nas.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+CIFAR = REPO.parent / "shared" / "data" / "cifar10" / "cifar10-jpeg.tar.gz"
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+           "truck")
+PER_CLASS = {"train": 12, "test": 4}
+
+
+@pytest.fixture(scope="module")
+def members() -> dict[str, bytes]:
+    """160 JPEGs of the shared archive: 12 train and 4 test images of each class."""
+    if not CIFAR.is_file():
+        pytest.skip(f"{CIFAR} is absent (the shared CIFAR-10 archive)")
+    wanted = {(s, c): n for s, n in PER_CLASS.items() for c in CLASSES}
+    picked: dict[str, bytes] = {}
+    with tarfile.open(CIFAR, "r|gz") as archive:
+        for info in archive:
+            parts = info.name.split("/")
+            key = tuple(parts[-3:-1])
+            if info.isreg() and wanted.get(key, 0) > 0:
+                wanted[key] -= 1
+                picked["/".join(parts[-3:])] = archive.extractfile(info).read()
+                if not any(wanted.values()):
+                    break
+    return picked
+
+
+def _tar(path: Path, files: dict[str, bytes | None], mode: str = "w:gz") -> Path:
+    with tarfile.open(path, mode) as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                archive.addfile(info)
+            else:
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _zip(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _folder_of(path: Path, files: dict[str, bytes]) -> Path:
+    for name, data in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_bytes(data)
+    return path
+
+
+def _load(root: Path, cache: Path, **options: object):
+    return load_dataset("folder", root=root, cache=cache, val_split="test", **options)
+
+
+def test_tar_gz_zip_and_folder_give_the_same_splits_and_classes(
+    members: dict[str, bytes], tmp_path: Path
+) -> None:
+    wrapped = {f"cifar10/{k}": v for k, v in members.items()}  # a wrapping folder is stripped
+    sources = [
+        _tar(tmp_path / "small.tar.gz", members),
+        _tar(tmp_path / "small.tar", wrapped, mode="w"),
+        _zip(tmp_path / "small.zip", wrapped),
+        _folder_of(tmp_path / "small", members),
+    ]
+    loaded = [_load(source, tmp_path / "cache") for source in sources]
+    first = loaded[0]
+    assert first.classes == CLASSES and first.num_classes == 10 and first.val_split == "test"
+    assert len(first.train_labels) == 120 and len(first.val_labels) == 40
+    assert first.input_shape == (3, 32, 32) and first.train_images.dtype == torch.uint8
+    assert torch.bincount(first.val_labels).tolist() == [4] * 10
+    for other in loaded[1:]:
+        assert other.classes == CLASSES
+        assert torch.equal(other.train_images, first.train_images)
+        assert torch.equal(other.val_labels, first.val_labels)
+    # The pixels are the JPEGs' own: the first test image of class "airplane" decoded by hand.
+    from PIL import Image
+
+    name = min(k for k in members if k.startswith("test/airplane/"))
+    with Image.open(io.BytesIO(members[name])) as image:
+        expected = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
+    assert torch.equal(first.val_images[0], expected)
+
+
+def test_search_protocol_validates_on_training_images_only(
+    members: dict[str, bytes], tmp_path: Path
+) -> None:
+    source = _tar(tmp_path / "small.tar.gz", members)
+    search = load_dataset("folder", root=source, cache=tmp_path / "cache", val_fraction=0.25)
+    retrain = load_dataset("folder", root=source, cache=tmp_path / "cache", val_split="test")
+    assert search.val_split == "holdout"
+    assert len(search.train_labels) == 90 and len(search.val_labels) == 30
+    assert torch.bincount(search.val_labels).tolist() == [3] * 10  # stratified
+    train = {bytes(x.numpy()) for x in retrain.train_images}
+    test = {bytes(x.numpy()) for x in retrain.val_images}
+    searched = {bytes(x.numpy()) for x in torch.cat([search.train_images, search.val_images])}
+    assert searched == train and not searched & test
+
+
+def test_class_folder_root_holds_out_a_seeded_stratified_test_split(
+    members: dict[str, bytes], tmp_path: Path
+) -> None:
+    train_only = {k[len("train/"):]: v for k, v in members.items() if k.startswith("train/")}
+    root = _folder_of(tmp_path / "classes", train_only)
+    data = _load(root, tmp_path / "cache", test_fraction=0.25)
+    again = _load(root, tmp_path / "cache", test_fraction=0.25, seed=5)  # search seed: same test
+    other = _load(root, tmp_path / "cache", test_fraction=0.25, test_seed=1)
+    assert data.classes == CLASSES
+    assert len(data.val_labels) == 30 and torch.bincount(data.val_labels).tolist() == [3] * 10
+    assert torch.equal(again.val_images, data.val_images)
+    assert not torch.equal(other.val_images, data.val_images)
+    # val_root supplies the test split instead.
+    test_only = {k[len("test/"):]: v for k, v in members.items() if k.startswith("test/")}
+    val_root = _zip(tmp_path / "test.zip", test_only)
+    split = _load(root, tmp_path / "cache", val_root=val_root)
+    assert len(split.train_labels) == 120 and len(split.val_labels) == 40
+
+
+def test_second_load_reads_the_cache_and_does_not_decode(
+    members: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NAS_DATA", str(tmp_path / "data"))
+    source = _tar(tmp_path / "small.tar.gz", members)
+    calls = []
+    decode = _folder.decode_source
+    monkeypatch.setattr(_folder, "decode_source", lambda *a, **k: calls.append(1) or decode(*a, **k))
+    first = load_dataset("folder", root=source, val_split="test")
+    assert calls == [1]
+    entries = [p for p in (tmp_path / "data" / "folder-cache").iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 1 and (entries[0] / "meta.json").is_file()
+    copy = tmp_path / "moved.tar.gz"  # keyed by content: a copy elsewhere hits too
+    copy.write_bytes(source.read_bytes())
+    second = load_dataset("folder", root=copy, val_split="test")
+    assert calls == [1]
+    assert second.classes == CLASSES
+    assert torch.equal(second.train_images, first.train_images)
+    load_dataset("folder", root=source, val_split="test", resolution=16)  # another key
+    assert calls == [1, 1]
+    changed = _tar(tmp_path / "changed.tar.gz", dict(list(members.items())[:-1]))
+    load_dataset("folder", root=changed, val_split="test", cache=tmp_path / "c2")
+    assert calls == [1, 1, 1]
+
+
+def test_cache_entry_appears_whole_or_not_at_all(
+    members: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = _tar(tmp_path / "small.tar.gz", members)
+    cache = tmp_path / "cache"
+    entry = _cache.entry_dir(cache, source, {"grayscale": False, "resolution": None})
+    saves = []
+    real_save = np.save
+
+    def crashing_save(file, array, **kwargs):  # a writer killed after its first array
+        saves.append(1)
+        assert _cache.read_entry(entry) is None  # nobody sees the half-written entry
+        if len(saves) == 2:
+            raise OSError(28, "No space left on device")
+        real_save(file, array, **kwargs)
+
+    monkeypatch.setattr(np, "save", crashing_save)
+    with pytest.raises(ConfigError, match="cannot write the dataset cache: No space left"):
+        _load(source, cache)
+    assert not entry.exists()
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
+    monkeypatch.setattr(np, "save", real_save)
+    assert len(_load(source, cache).train_labels) == 120
+    assert _cache.read_entry(entry) is not None
+
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"../evil/x.jpg": b"x", "train/a/1.jpg": b"x"}, "unsafe member path '../evil/x.jpg'"),
+        ({"/etc/x.jpg": b"x"}, "unsafe member path '/etc/x.jpg'"),
+        ({"train/a/1.jpg": JPEG_MAGIC + b"garbage", "test/a/1.jpg": JPEG_MAGIC},
+         "train/a/1.jpg: cannot read image"),
+        ({"train/a/1.jpg": None, "test/b/1.jpg": None}, "no images found"),
+        ({"train/a/x.jpg": "ok", "train/b/": None, "test/a/x.jpg": "ok", "test/b/y.jpg": "ok"},
+         "class folder 'train/b' holds no images"),
+        ({"train/a/x.jpg": "ok", "test/b/x.jpg": "ok"},
+         "class folders differ between train/ and test/: only in train/: a; only in test/: b"),
+        ({"train/a/x.jpg": "ok"}, "has train/ but neither test/ nor val/"),
+        ({"train/x.jpg": "ok", "test/a/x.jpg": "ok"}, "'train/x.jpg' is not inside a class folder"),
+        ({"a/x.jpg": "ok", "b/y.jpg": "big"}, "different sizes; set resolution"),
+    ],
+)
+def test_bad_archives_fail_in_one_line(
+    tmp_path: Path, files: dict[str, object], message: str
+) -> None:
+    from PIL import Image
+
+    def image(kind: object) -> bytes | None:
+        if not isinstance(kind, str):
+            return kind  # bytes as given, or None for a folder
+        buffer = io.BytesIO()
+        Image.new("RGB", (12, 10) if kind == "big" else (8, 8), (9, 99, 199)).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    archive = _tar(tmp_path / "bad.tar.gz", {k.rstrip("/"): image(v) for k, v in files.items()})
+    with pytest.raises(ConfigError) as error:
+        _load(archive, tmp_path / "cache")
+    text = str(error.value)
+    assert message in text and "\n" not in text and str(archive) in text
+    assert not (tmp_path / "evil").exists() and not Path("/etc/x.jpg").exists()
+
+
+def test_non_images_are_skipped_and_bounds_are_enforced(tmp_path: Path) -> None:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8), 7).save(buffer, "PNG")
+    png = buffer.getvalue()
+    files = {f"{c}/{i}.png": png for c in "ab" for i in range(5)}
+    files.update({"README.txt": b"hello", "a/.DS_Store": b"\0", "__MACOSX/a/._0.png": b"\0"})
+    archive = _zip(tmp_path / "gray.zip", files)
+    data = load_dataset("folder", root=archive, cache=False, grayscale=True, test_fraction=0.2)
+    assert data.classes == ("a", "b") and data.input_shape == (1, 8, 8)
+    assert len(data.train_labels) + len(data.val_labels) == 8  # two held out as test
+    with pytest.raises(ConfigError, match="more than 5 members; raise max_members"):
+        load_dataset("folder", root=archive, cache=False, max_members=5)
+    with pytest.raises(ConfigError, match="decoded images exceed max_decoded_bytes"):
+        load_dataset("folder", root=archive, cache=False, max_decoded_bytes=100)
+    (tmp_path / "x.rar").write_bytes(b"")
+    with pytest.raises(ConfigError, match="not a folder or an archive"):
+        load_dataset("folder", root=tmp_path / "x.rar", cache=False)
+
+
+def test_cli_reports_a_hostile_archive_in_one_line(tmp_path: Path) -> None:
+    archive = _tar(tmp_path / "evil.tar", {"../../escape.png": b"x"}, mode="w")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NAS_DATA": str(tmp_path / "data")}
+    result = subprocess.run(
+        [sys.executable, "-m", "nas", "train", "resnet20", "--dataset", "folder", "--root",
+         str(archive), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unsafe member path '../../escape.png'" in lines[0], result.stderr
+    assert not (tmp_path.parent / "escape.png").exists()
