@@ -23,7 +23,7 @@ import networkx as nx
 
 from nas import ops
 from nas.errors import GenotypeError
-from nas.genotype._expr import MATH_FUNCTIONS, Deferred, Scope, call_math, parse_expression
+from nas.genotype._expr import MATH_FUNCTIONS, Budget, Deferred, Scope, call_math, parse_expression
 from nas.genotype._model import FORMS, BlockDef, Genotype, Statement
 
 __all__ = ["Limits", "LIMITS", "Layer", "expand", "graph_hash", "evaluate_input"]
@@ -38,6 +38,8 @@ class Limits:
     max_repeat: int = 1_000
     max_params: int = 2_000_000_000  # 8 GB of float32 weights: still buildable on a workstation
     max_activation: int = 1 << 31  # elements of one node's output (one sample)
+    max_work: int = 500_000  # steps: block calls, repeat copies, chain items, ops, expression steps
+    max_nesting: int = 100  # layers applied inside layers (blocks, seq, repeat) on one path
 
 
 LIMITS = Limits()
@@ -61,6 +63,7 @@ class _Scope(Scope):
         self.expander = expander
         self.local = local
         self.shapes = shapes
+        self.budget = expander.budget
 
     def lookup(self, name: str) -> Any:
         if name in self.local:
@@ -112,6 +115,8 @@ class _Expander:
         self.graph = nx.DiGraph()
         self.stack: list[str] = []
         self.total_params = 0
+        self.budget = Budget(limits.max_work)
+        self.nesting = 0
 
     # -------------------------------------------------------------- names
 
@@ -163,6 +168,7 @@ class _Expander:
         env: dict[str, str | None] = dict(inputs)
         by_name = dict(zip(names, statements))
         for name in order:
+            self.budget.charge()
             path = prefix + name
             sources = [env[dep] for dep in deps[name]]
             present = [s for s in sources if s is not None]
@@ -252,6 +258,12 @@ class _Expander:
 
     def apply(self, value: Any, sources: list[str], path: str, local: Mapping[str, Any]) -> str:
         layer = self.as_layer(value)
+        self.budget.charge()
+        if self.nesting >= self.limits.max_nesting:
+            raise GenotypeError(
+                f"layers nested deeper than {self.limits.max_nesting} (blocks, seq and repeat)", path=path
+            )
+        self.nesting += 1
         try:
             if layer.name in FORMS:
                 return self.form(layer, sources, path, local)
@@ -260,6 +272,8 @@ class _Expander:
             return self.op(layer, sources, path)
         except GenotypeError as error:
             raise error.located(path=path)
+        finally:
+            self.nesting -= 1
 
     def op(self, layer: Layer, sources: list[str], path: str) -> str:
         op = ops.get(layer.name)
@@ -348,7 +362,10 @@ class _Expander:
             if count > self.limits.max_repeat:
                 raise GenotypeError(f"repeat count {count} exceeds the limit of {self.limits.max_repeat}")
             rest = given.get("rest", given["first"])
-            layers = [_value(given["first"] if i == 0 else rest, i=i) for i in range(count)]
+            layers = []
+            for i in range(count):
+                self.budget.charge()
+                layers.append(_value(given["first"] if i == 0 else rest, i=i))
         else:
             layers = list(layer.args)
         if not layers:
@@ -391,6 +408,8 @@ def expand(genotype: Genotype, limits: Limits = LIMITS) -> nx.DiGraph:
         output, env = expander.body(genotype.network, {"in": "input"}, "", {})
     except GenotypeError as error:
         raise error.located(file=genotype.source)
+    except RecursionError:  # pragma: no cover - the nesting limits keep well below the stack
+        raise GenotypeError("nested too deeply to expand", file=genotype.source) from None
     outputs = [output]
     if genotype.outputs is not None:
         outputs = []

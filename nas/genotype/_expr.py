@@ -11,8 +11,19 @@ Grammar (a subset of Python expressions)::
           | [expr, ...] | (expr, ...)
 
 Everything else (attributes, lambdas, comprehensions, starred arguments, f-strings, walrus,
-calls of anything that is not a name) is rejected when the text is parsed. Arithmetic works on
-numbers only and its results are bounded, so no expression can exhaust memory or time.
+calls of anything that is not a name) is rejected when the text is parsed.
+
+Bounds, so no expression can exhaust memory, time or the stack:
+
+- text: at most :data:`MAX_TEXT` characters and :data:`MAX_OPERATORS` operators and brackets,
+  counted on the raw text *before* :func:`ast.parse` (which recurses); the tree at most
+  :data:`MAX_DEPTH` levels deep;
+- work: every evaluation step is charged to a :class:`Budget` (one per expansion, shared with
+  block calls and repeats), so no file can make evaluation loop for long;
+- values: numbers finite and within ``2**53``; lists at most :data:`MAX_SEQUENCE` items, with
+  at most :data:`MAX_VALUE_ITEMS` items and :data:`MAX_VALUE_DEPTH` levels all told; constants
+  finite. Arithmetic works on numbers (``+`` also joins lists), and every math function checks
+  its arguments (``round`` digits, ``sum`` of lists) before it runs.
 
 Names are resolved by the caller through a :class:`Scope`; calls are delegated to the scope's
 ``call`` hook, so this module knows nothing about ops or blocks.
@@ -24,16 +35,104 @@ import ast
 import functools
 import math
 import operator
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from nas.errors import GenotypeError
 
-__all__ = ["Expression", "parse_expression", "MATH_FUNCTIONS", "Scope", "Deferred"]
+__all__ = [
+    "Expression",
+    "parse_expression",
+    "MATH_FUNCTIONS",
+    "Scope",
+    "Deferred",
+    "Budget",
+    "MAX_TEXT",
+    "MAX_OPERATORS",
+    "MAX_DEPTH",
+    "MAX_SEQUENCE",
+    "MAX_VALUE_ITEMS",
+    "MAX_VALUE_DEPTH",
+]
 
 # Results beyond this magnitude are refused: channel counts and sizes never come near it.
 _MAX_MAGNITUDE = 2**53
-_MAX_SEQUENCE = 4096
+MAX_TEXT = 2000
+"""Longest expression text (characters)."""
+MAX_OPERATORS = 256
+"""Most operators, brackets and keyword operators in one expression (counted before parsing)."""
+MAX_DEPTH = 64
+"""Deepest expression tree."""
+MAX_SEQUENCE = 4096
+"""Longest list an expression may build."""
+MAX_VALUE_ITEMS = 1 << 16
+"""Most items (all levels counted, shared lists once per use) in one value an expression builds."""
+MAX_VALUE_DEPTH = 16
+"""Deepest nesting of lists in one value an expression builds."""
+_MAX_ROUND_DIGITS = 32
+_MAX_NUMBER_TEXT = 64
+_OPERATOR_TOKENS = re.compile(r"[-+*/%<>=!~&|^@(\[{]|\b(?:not|and|or|if|in|is|lambda)\b")
+
+
+class Budget:
+    """Work allowed for one expansion: every block call, repeat copy, chain item, op and
+    expression step costs one unit (more for big values). Exceeding it raises
+    :class:`GenotypeError`; so does nesting layers deeper than ``max_nesting``."""
+
+    __slots__ = ("limit", "left")
+
+    def __init__(self, limit: int = 2_000_000):
+        self.limit = limit
+        self.left = limit
+
+    @property
+    def used(self) -> int:
+        """Units spent so far."""
+        return self.limit - self.left
+
+    def charge(self, units: int = 1) -> None:
+        """Spend ``units``; raise :class:`GenotypeError` when the budget is exhausted."""
+        self.left -= units
+        if self.left < 0:
+            raise GenotypeError(
+                f"expansion needs more than {self.limit:,} steps (the work limit: block calls, "
+                "repeats and expression steps all count)"
+            )
+
+
+def bounded(value: Any, budget: Budget | None = None) -> Any:
+    """Return ``value`` after checking the bounds stated in the module docstring (numbers
+    finite and in range, lists short and shallow); raise :class:`GenotypeError` otherwise.
+    The walk costs one budget unit per item and stops at the limits, shared lists included."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise GenotypeError(f"result {value!r} is not a finite number")
+        if abs(value) > _MAX_MAGNITUDE:
+            raise GenotypeError("result out of range (magnitude above 2**53)")
+        return value
+    if isinstance(value, (list, tuple)):
+        if len(value) > MAX_SEQUENCE:
+            raise GenotypeError(f"list longer than {MAX_SEQUENCE} items")
+        items = 0
+        pending = [(value, 1)]
+        while pending:
+            current, depth = pending.pop()
+            if depth > MAX_VALUE_DEPTH:
+                raise GenotypeError(f"lists nested deeper than {MAX_VALUE_DEPTH} levels")
+            items += len(current)
+            if items > MAX_VALUE_ITEMS:
+                raise GenotypeError(f"value holds more than {MAX_VALUE_ITEMS} items")
+            for item in current:
+                if isinstance(item, (list, tuple)):
+                    pending.append((item, depth + 1))
+                elif isinstance(item, float) and not math.isfinite(item):
+                    raise GenotypeError(f"value holds {item!r}, not a finite number")
+        if budget is not None:
+            budget.charge(items)
+    return value
 
 
 def _divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -50,19 +149,90 @@ def _divisible(value: float, divisor: int = 8, min_value: int | None = None) -> 
     return rounded
 
 
+def _number_argument(name: str, value: Any) -> Any:
+    if isinstance(value, str):
+        if len(value) > _MAX_NUMBER_TEXT:
+            raise ValueError(f"text longer than {_MAX_NUMBER_TEXT} characters")
+        return value
+    if not _number(value):
+        raise TypeError(f"expected a number, got {value!r}")
+    return value
+
+
+def _int(value: Any = 0) -> int:
+    return int(_number_argument("int", value))
+
+
+def _float(value: Any = 0.0) -> float:
+    return float(_number_argument("float", value))
+
+
+def _round(value: Any, ndigits: Any = None) -> Any:
+    if not _number(value):
+        raise TypeError(f"expected a number, got {value!r}")
+    if ndigits is None:
+        return round(value)
+    if not isinstance(ndigits, int) or isinstance(ndigits, bool) or abs(ndigits) > _MAX_ROUND_DIGITS:
+        raise ValueError(f"digits must be an integer in [-{_MAX_ROUND_DIGITS}, {_MAX_ROUND_DIGITS}], got {ndigits!r}")
+    return round(value, ndigits)
+
+
+def _sum(items: Any, start: Any = 0) -> Any:
+    """``sum`` whose partial results stay bounded (lists at most MAX_SEQUENCE items)."""
+    if not isinstance(items, (list, tuple)):
+        raise TypeError(f"expected a list, got {items!r}")
+    total = start
+    for item in items:
+        if isinstance(total, list) and isinstance(item, list):
+            if len(total) + len(item) > MAX_SEQUENCE:
+                raise ValueError(f"list longer than {MAX_SEQUENCE} items")
+        elif not (_number(total) and _number(item)):
+            raise TypeError(f"cannot add {item!r} to {total!r}")
+        total = total + item
+        if _number(total) and abs(total) > _MAX_MAGNITUDE:
+            raise ValueError("result out of range (magnitude above 2**53)")
+    return total
+
+
+def _numbers(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` with every argument required to be a number."""
+
+    @functools.wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        for value in (*args, *kwargs.values()):
+            if value is not None and not _number(value):
+                raise TypeError(f"expected a number, got {value!r}")
+        return function(*args, **kwargs)
+
+    return checked
+
+
+def _extreme(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``min``/``max`` over numbers or strings, given as arguments or as one list."""
+
+    @functools.wraps(function)
+    def checked(*args: Any) -> Any:
+        values = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else args
+        if not values:
+            raise ValueError(f"{function.__name__}() of nothing")
+        return function(values)
+
+    return checked
+
+
 MATH_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "min": min,
-    "max": max,
-    "abs": abs,
-    "int": int,
-    "float": float,
-    "round": round,
-    "ceil": math.ceil,
-    "floor": math.floor,
-    "sqrt": math.sqrt,
+    "min": _extreme(min),
+    "max": _extreme(max),
+    "abs": _numbers(abs),
+    "int": _int,
+    "float": _float,
+    "round": _round,
+    "ceil": _numbers(math.ceil),
+    "floor": _numbers(math.floor),
+    "sqrt": _numbers(math.sqrt),
     "len": len,
-    "sum": sum,
-    "divisible": _divisible,
+    "sum": _sum,
+    "divisible": _numbers(_divisible),
 }
 """Pure functions callable from expressions, besides ops, blocks and forms."""
 
@@ -111,8 +281,11 @@ class Scope:
     """How an expression sees the world: ``lookup`` resolves names, ``call`` applies callees.
 
     ``lookup(name)`` returns the value or raises :class:`GenotypeError`; ``call(name, args,
-    kwargs)`` is asked for every call, whatever the callee.
+    kwargs)`` is asked for every call, whatever the callee. ``budget`` is charged for every
+    evaluation step (a fresh default :class:`Budget` per evaluation when ``None``).
     """
+
+    budget: Budget | None = None
 
     def lookup(self, name: str) -> Any:  # pragma: no cover - interface
         raise NotImplementedError
@@ -137,12 +310,13 @@ class Deferred:
 
     def value(self, **bindings: Any) -> Any:
         scope = _Layered(self._scope, bindings) if bindings else self._scope
-        return _Evaluator(scope, self._text).visit(self._node)
+        return _run(scope, self._text, self._node)
 
 
 class _Layered(Scope):
     def __init__(self, base: Scope, bindings: Mapping[str, Any]):
         self.base, self.bindings = base, bindings
+        self.budget = base.budget
 
     def lookup(self, name: str) -> Any:
         return self.bindings[name] if name in self.bindings else self.base.lookup(name)
@@ -196,12 +370,17 @@ class Expression:
 
     def evaluate(self, scope: Scope) -> Any:
         """Evaluate in ``scope``. Raises :class:`GenotypeError` for any failure."""
-        try:
-            return _Evaluator(scope, self.text).visit(self._tree.body)
-        except GenotypeError:
-            raise
-        except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as error:
-            raise GenotypeError(f"cannot evaluate '{self.text}': {error}") from None
+        return _run(scope, self.text, self._tree.body)
+
+
+def _run(scope: Scope, text: str, node: ast.AST) -> Any:
+    evaluator = _Evaluator(scope, text)
+    try:
+        return evaluator.visit(node)
+    except GenotypeError:
+        raise
+    except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as error:
+        raise GenotypeError(f"cannot evaluate '{_short(text)}': {error}") from None
 
 
 @functools.lru_cache(maxsize=8192)
@@ -212,23 +391,55 @@ def parse_expression(text: str) -> Expression:
     """
     if not isinstance(text, str):
         raise GenotypeError(f"expected an expression string, got {text!r}")
-    if len(text) > 2000:
-        raise GenotypeError("expression longer than 2000 characters")
+    if len(text) > MAX_TEXT:
+        raise GenotypeError(f"expression longer than {MAX_TEXT} characters")
+    operators = len(_OPERATOR_TOKENS.findall(text))
+    if operators > MAX_OPERATORS:
+        raise GenotypeError(
+            f"expression too complex: {operators} operators and brackets (at most {MAX_OPERATORS})"
+        )
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as error:
-        raise GenotypeError(f"invalid expression '{text}': {error.msg}") from None
-    nodes = list(ast.walk(tree))
+        raise GenotypeError(f"invalid expression '{_short(text)}': {error.msg}") from None
+    except (RecursionError, MemoryError):  # pragma: no cover - the operator count prevents it
+        raise GenotypeError("expression too complex") from None
+    nodes = _walk(tree)
     for node in nodes:
         if not isinstance(node, _ALLOWED):
             what = _FORBIDDEN_NAMES.get(type(node), type(node).__name__)
-            raise GenotypeError(f"'{text}': {what} are not allowed in expressions")
+            raise GenotypeError(f"'{_short(text)}': {what} are not allowed in expressions")
     for node in nodes:
         if isinstance(node, ast.Call) and not isinstance(node.func, ast.Name):
-            raise GenotypeError(f"'{text}': only names can be called")
-        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str, bool, type(None))):
-            raise GenotypeError(f"'{text}': constant {node.value!r} is not allowed")
+            raise GenotypeError(f"'{_short(text)}': only names can be called")
+        if isinstance(node, ast.Constant):
+            if not isinstance(node.value, (int, float, str, bool, type(None))):
+                raise GenotypeError(f"'{_short(text)}': constant {node.value!r} is not allowed")
+            value = node.value
+            if _number(value) and not isinstance(value, bool) and not (
+                math.isfinite(value) and abs(value) <= _MAX_MAGNITUDE
+            ):
+                raise GenotypeError(
+                    f"'{_short(text)}': constant {_short(repr(value))} is not a finite number within 2**53"
+                )
     return Expression(text, tree)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _walk(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree``, iteratively; raises when it is deeper than :data:`MAX_DEPTH`."""
+    nodes: list[ast.AST] = []
+    pending = [(tree, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise GenotypeError(f"expression nested deeper than {MAX_DEPTH} levels")
+        nodes.append(node)
+        pending.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return nodes
 
 
 def _number(value: Any) -> bool:
@@ -239,18 +450,20 @@ class _Evaluator:
     def __init__(self, scope: Scope, text: str):
         self.scope = scope
         self.text = text
+        self.budget = scope.budget if scope.budget is not None else Budget()
 
     def fail(self, message: str) -> GenotypeError:
-        return GenotypeError(f"'{self.text}': {message}")
+        return GenotypeError(f"'{_short(self.text)}': {message}")
 
     def visit(self, node: ast.AST) -> Any:
+        self.budget.charge()
         match node:
             case ast.Constant(value=value):
                 return value
             case ast.Name(id=name):
                 return self.scope.lookup(name)
             case ast.List(elts=elts) | ast.Tuple(elts=elts):
-                return [self.visit(e) for e in elts]
+                return self.bounded([self.visit(e) for e in elts])
             case ast.BinOp(left=left, op=op, right=right):
                 return self.binary(op, self.visit(left), self.visit(right))
             case ast.UnaryOp(op=ast.Not(), operand=operand):
@@ -292,20 +505,32 @@ class _Evaluator:
                     if keyword.arg in named:
                         raise self.fail(f"argument '{keyword.arg}' given twice")
                     named[keyword.arg] = argument(keyword.value)
-                return self.scope.call(name, positional, named)
+                return self.bounded(self.scope.call(name, positional, named))
         raise self.fail(f"unsupported syntax {type(node).__name__}")  # pragma: no cover
+
+    def bounded(self, value: Any) -> Any:
+        try:
+            return bounded(value, self.budget)
+        except GenotypeError as error:
+            if "work limit" in error.message:
+                raise
+            raise self.fail(error.message) from None
 
     def binary(self, op: ast.operator, left: Any, right: Any) -> Any:
         if isinstance(op, ast.Add) and isinstance(left, list) and isinstance(right, list):
-            if len(left) + len(right) > _MAX_SEQUENCE:
-                raise self.fail("list too long")
-            return left + right
+            if len(left) + len(right) > MAX_SEQUENCE:
+                raise self.fail(f"list longer than {MAX_SEQUENCE} items")
+            return self.bounded(left + right)
         if not (_number(left) and _number(right)):
-            raise self.fail(f"arithmetic needs numbers, got {left!r} and {right!r}")
+            raise self.fail(f"arithmetic needs numbers, got {_short(repr(left))} and {_short(repr(right))}")
         if isinstance(op, ast.Pow) and (abs(right) > 64 or abs(left) > _MAX_MAGNITUDE):
             raise self.fail("power out of range")
         result = _BINARY[type(op)](left, right)
-        if isinstance(result, complex) or abs(result) > _MAX_MAGNITUDE:
+        if isinstance(result, complex):
+            raise self.fail("result out of range")
+        if isinstance(result, float) and not math.isfinite(result):
+            raise self.fail(f"result {result!r} is not a finite number")
+        if abs(result) > _MAX_MAGNITUDE:
             raise self.fail("result out of range")
         return result
 
@@ -329,6 +554,8 @@ def call_math(name: str, args: list[Any], kwargs: Mapping[str, Any]) -> Any:
     """Apply a whitelisted math function; numbers in, numbers out."""
     function = MATH_FUNCTIONS[name]
     try:
-        return function(*args, **kwargs)
+        return bounded(function(*args, **kwargs))
     except (TypeError, ValueError, ArithmeticError) as error:
         raise GenotypeError(f"{name}(): {error}") from None
+    except GenotypeError as error:
+        raise GenotypeError(f"{name}(): {error.message}") from None

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import keyword
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -238,6 +239,8 @@ def _check_value(value: Any, depth: int = 0) -> None:
             _check_value(item, depth + 1)
     elif not isinstance(value, (int, float, str, bool, type(None))):
         raise GenotypeError(f"expected a number, string, boolean or list, got {type(value).__name__}")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise GenotypeError(f"{value!r} is not a finite number")
 
 
 def _plain(value: Any) -> Any:
