@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "nas.cli._scaling",
     "nas.cli._results",
     "nas.cli._configs",
+    "nas.cli._proxies",
 )
 
 

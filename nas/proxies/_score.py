@@ -1,0 +1,170 @@
+"""Score genotypes with named proxies: :func:`score` and the batch it reads, :func:`image_batch`.
+
+Contract: for a valid genotype and valid names, :func:`score` never raises because of the
+network. A score that does not exist for it (no weights, no ReLU, an output that ignores the
+input, a singular kernel, a non-finite value, running out of memory) is a NaN with the reason.
+Bad requests (an unknown proxy name, data a proxy needs but was not given) are
+:class:`~nas.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from os import PathLike
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from nas.errors import ConfigError
+from nas.proxies._network import Network
+from nas.proxies._registry import Proxy, Undefined, get_proxy, proxy_names
+
+if TYPE_CHECKING:
+    from nas.data import Dataset
+    from nas.genotype import Genotype
+
+__all__ = ["ProxyScore", "image_batch", "score"]
+
+#: The reason given for every data-dependent score of a network whose output ignores its input.
+DISCONNECTED = "the output does not depend on the input (a disconnected network)"
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ProxyScore:
+    """One proxy's score of one network.
+
+    Attributes:
+        name: The proxy.
+        value: The score (larger predicts better), NaN when undefined.
+        reason: Why the score is NaN (``None`` when it is defined).
+        seconds: Wall time spent computing it (the shared model build excluded).
+    """
+
+    name: str
+    value: float
+    reason: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def defined(self) -> bool:
+        return self.reason is None
+
+
+def image_batch(data: Dataset | Batch, *, batch_size: int = 64, seed: int = 0) -> Batch:
+    """The float images and labels a proxy reads.
+
+    Args:
+        data: A :class:`nas.data.Dataset` (a seeded, class-stratified sample of
+            ``batch_size`` training images, normalised with the dataset's mean and std), or
+            an ``(images, labels)`` pair already prepared (used as it is).
+        batch_size: Images taken from a dataset.
+        seed: Chooses the images taken from a dataset.
+
+    Raises:
+        ConfigError: for anything else, or a batch of fewer than 2 images.
+    """
+    from nas.data import Dataset, stratified_order
+
+    if isinstance(data, Dataset):
+        generator = torch.Generator().manual_seed(seed)
+        index = stratified_order(data.train_labels, generator)[:batch_size]
+        images = data.train_images[index].float().div_(255)
+        mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+        std = torch.tensor(data.std).view(1, -1, 1, 1)
+        inputs, targets = (images - mean) / std, data.train_labels[index]
+    elif isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        inputs, targets = data
+        if not inputs.is_floating_point():
+            raise ConfigError(f"images must be a float tensor, got {inputs.dtype}")
+    else:
+        raise ConfigError("data must be a nas.data.Dataset or an (images, labels) pair of tensors")
+    if inputs.dim() < 2 or len(inputs) < 2 or len(targets) != len(inputs):
+        raise ConfigError(f"need at least 2 images with one label each, got images "
+                          f"{tuple(inputs.shape)} and labels {tuple(targets.shape)}")
+    return inputs, targets
+
+
+def _as_genotype(genotype: Genotype | str | PathLike[str]) -> Genotype:
+    from nas.genotype import Genotype, load_genotype
+
+    return genotype if isinstance(genotype, Genotype) else load_genotype(genotype)
+
+
+def _undefined(name: str, reason: str, started: float) -> Any:
+    return ProxyScore(name, math.nan, reason, time.perf_counter() - started)
+
+
+def _run(proxy: Proxy, subject: Any) -> ProxyScore:
+    started = time.perf_counter()
+    try:
+        value = float(proxy.fn(subject))
+    except Undefined as why:
+        return _undefined(proxy.name, str(why), started)
+    except torch.linalg.LinAlgError as error:
+        return _undefined(proxy.name, f"linear algebra failed: {str(error).splitlines()[0]}", started)
+    except torch.OutOfMemoryError:
+        return _undefined(proxy.name, "out of memory", started)
+    if not math.isfinite(value):
+        return _undefined(proxy.name, f"the score is not finite ({value})", started)
+    return ProxyScore(proxy.name, value, None, time.perf_counter() - started)
+
+
+def score(
+    genotype: Genotype | str | PathLike[str],
+    data: Dataset | Batch | None = None,
+    names: Sequence[str] | None = None,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    batch_size: int = 64,
+) -> dict[str, ProxyScore]:
+    """Score one genotype with the named proxies.
+
+    The model is built once with weights initialised under ``seed``; every proxy starts from
+    those weights, so a proxy's score depends only on the genotype, the data and the seed,
+    not on which other proxies run. A network whose output does not depend on its input gets
+    NaN (reason :data:`DISCONNECTED`) from every proxy but the static ones.
+
+    Args:
+        genotype: A :class:`~nas.genotype.Genotype`, or a file or zoo name to load.
+        data: Images for the proxies that read data (see :func:`image_batch`); may be
+            ``None`` when only data-free proxies (``synflow``, ``zen``, ``params``, ``macs``)
+            are asked for.
+        names: Proxies to compute (default: all registered), in the order given.
+        seed: Seeds the initial weights and any random input.
+        device: ``"cpu"``, ``"cuda"``...
+        batch_size: Images taken when ``data`` is a dataset.
+
+    Returns:
+        ``{name: ProxyScore}`` in the order of ``names``.
+
+    Raises:
+        ConfigError: an unknown proxy name (the message lists the valid ones), a proxy that
+            needs data when ``data`` is ``None``, unusable data.
+        GenotypeError: a genotype that does not load or expand.
+    """
+    proxies = [get_proxy(n) for n in (proxy_names() if names is None else names)]
+    genotype = _as_genotype(genotype)
+    needy = [p.name for p in proxies if p.needs_data]
+    if needy and data is None:
+        raise ConfigError(f"proxies {', '.join(needy)} need images: pass data")
+    results: dict[str, ProxyScore] = {}
+    for proxy in proxies:
+        if proxy.static:
+            results[proxy.name] = _run(proxy, genotype)
+    dynamic = [p for p in proxies if not p.static]
+    if dynamic:
+        inputs, targets = (None, None) if data is None else image_batch(data, batch_size=batch_size, seed=seed)
+        net = Network(genotype, inputs, targets, seed=seed, device=torch.device(device))
+        if not net.depends_on_input():
+            for proxy in dynamic:
+                results[proxy.name] = ProxyScore(proxy.name, math.nan, DISCONNECTED)
+        else:
+            for proxy in dynamic:
+                results[proxy.name] = _run(proxy, net)
+    return {p.name: results[p.name] for p in proxies}

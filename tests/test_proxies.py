@@ -1,0 +1,240 @@
+"""nas.proxies: every score against a closed form or an independent few-line implementation
+on tiny networks, the NaN cases, determinism, the ensemble and ``nas score``."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+import nas
+import nas.proxies as P
+from nas.errors import ConfigError
+
+MLP = """
+name: mlp
+input: [4]
+network:
+  - linear(3)
+  - relu
+  - linear(2)
+"""
+CHAIN = "name: chain\ninput: [4]\nnetwork:\n  - linear(3, bias=False)\n  - linear(2, bias=False)\n"
+SEED = 3
+
+
+def weights(text: str, seed: int = SEED) -> dict[str, torch.Tensor]:
+    """The initial weights score() sees: the model built under ``seed``."""
+    torch.manual_seed(seed)
+    model = nas.build_model(nas.load_genotype(text), inplace=False)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def batch() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(6, 4, generator=g), torch.tensor([0, 1, 1, 0, 1, 0])
+
+
+def value(name: str, text: str, data=None) -> float:
+    result = P.score(nas.load_genotype(text), data, [name], seed=SEED)[name]
+    assert result.defined, result.reason
+    return result.value
+
+
+def mlp_forward(w, x):
+    z1 = x @ w["linear0.weight"].T + w["linear0.bias"]
+    return z1, z1.relu() @ w["linear1.weight"].T + w["linear1.bias"]
+
+
+def test_synflow_of_a_linear_chain_is_its_closed_form():
+    w = weights(CHAIN)
+    path = w["linear1.weight"].abs().double() @ w["linear0.weight"].abs().double() @ torch.ones(4).double()
+    # R = 1^T |W2| |W1| 1 is linear in each layer's weights, so each layer contributes R.
+    assert value("synflow", CHAIN) == pytest.approx(2 * float(path.sum()), rel=1e-12)
+
+
+def test_snip_and_grad_norm_match_a_hand_written_backward(batch):
+    x, y = batch
+    w = {k: v.requires_grad_(True) for k, v in weights(MLP).items()}
+    loss = F.cross_entropy(mlp_forward(w, x)[1], y)
+    g0, g1 = torch.autograd.grad(loss, [w["linear0.weight"], w["linear1.weight"]])
+    snip = (g0 * w["linear0.weight"]).abs().sum() + (g1 * w["linear1.weight"]).abs().sum()
+    assert value("snip", MLP, batch) == pytest.approx(float(snip.detach()), rel=1e-5)
+    assert value("grad_norm", MLP, batch) == pytest.approx(float(g0.norm() + g1.norm()), rel=1e-5)
+
+
+def test_grasp_matches_the_full_hessian(batch):
+    x, y = batch
+    w = weights(MLP)
+    shapes = [w["linear0.weight"].shape, w["linear1.weight"].shape]
+    flat = torch.cat([w["linear0.weight"].flatten(), w["linear1.weight"].flatten()]).double()
+
+    def loss(theta):
+        w0 = theta[:12].view(shapes[0])
+        w1 = theta[12:].view(shapes[1])
+        z = (x.double() @ w0.T + w["linear0.bias"].double()).relu() @ w1.T + w["linear1.bias"].double()
+        return F.cross_entropy(z, y)
+
+    g = torch.autograd.functional.jacobian(loss, flat)
+    h = torch.autograd.functional.hessian(loss, flat)
+    assert value("grasp", MLP, batch) == pytest.approx(float(-(flat * (h @ g)).sum()), rel=1e-4, abs=1e-9)
+
+
+def test_fisher_matches_the_closed_form_of_activation_gradients(batch):
+    x, y = batch
+    w = weights(MLP)
+    z1, z2 = mlp_forward(w, x)
+    g2 = (z2.softmax(1) - F.one_hot(y, 2)) / len(x)  # dL/dz2 of the mean cross-entropy
+    g1 = (g2 @ w["linear1.weight"]) * (z1 > 0)
+    fisher = sum(0.5 * (z * g).pow(2).mean(0).sum() for z, g in ((z1, g1), (z2, g2)))
+    assert value("fisher", MLP, batch) == pytest.approx(float(fisher), rel=1e-4)
+
+
+def test_naswot_is_the_log_determinant_of_hamming_similarities(batch):
+    x, _ = batch
+    z1, _ = mlp_forward(weights(MLP), x)
+    codes = (z1 > 0).numpy()
+    n, units = codes.shape
+    kernel = np.array([[units - np.sum(codes[i] != codes[j]) for j in range(n)] for i in range(n)])
+    sign, logdet = np.linalg.slogdet(kernel.astype(float))
+    if sign <= 0:  # the tiny net may repeat a pattern: then the score must be NaN
+        assert math.isnan(P.score(nas.load_genotype(MLP), batch, ["naswot"], seed=SEED)["naswot"].value)
+    else:
+        assert value("naswot", MLP, batch) == pytest.approx(logdet, rel=1e-9)
+
+
+def test_naswot_on_a_wider_net_matches_numpy():
+    text = "name: wide\ninput: [4]\nnetwork:\n  - linear(32)\n  - relu\n  - linear(2)\n"
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(5, 4, generator=g), torch.tensor([0, 1, 0, 1, 0])
+    w = weights(text)
+    codes = ((x @ w["linear0.weight"].T + w["linear0.bias"]) > 0).numpy()
+    kernel = np.array([[32 - np.sum(a != b) for b in codes] for a in codes], dtype=float)
+    assert value("naswot", text, (x, y)) == pytest.approx(np.linalg.slogdet(kernel)[1], rel=1e-9)
+
+
+def test_jacov_of_a_linear_network_is_its_closed_form(batch):
+    # Every image has the same Jacobian, so the correlation matrix is all ones: eigenvalues N, 0...
+    n, k = len(batch[0]), 1e-5
+    expected = -(math.log(n + k) + 1 / (n + k) + (n - 1) * (math.log(k) + 1 / k))
+    assert value("jacov", CHAIN, batch) == pytest.approx(expected, rel=1e-6)
+
+
+def test_zen_matches_an_independent_implementation():
+    text = "name: c\ninput: [2, 4, 4]\nnetwork:\n  - conv(3, k=1, bias=False)\n  - gap\n  - linear(2, bias=False)\n"
+    shape = (16, 2, 4, 4)
+    g = torch.Generator().manual_seed(SEED)  # draw order: weights, then x, then the noise
+    conv = torch.randn(3, 2, 1, 1, generator=g)
+    torch.randn(2, 3, generator=g)
+    x = torch.randn(shape, generator=g)
+    x2 = x + 0.01 * torch.randn(shape, generator=g)
+    delta = (F.conv2d(x, conv) - F.conv2d(x2, conv)).abs().flatten(1).sum(1).mean()
+    assert value("zen", text) == pytest.approx(math.log(float(delta)), rel=1e-5)
+
+
+def test_meco_matches_numpy():
+    text = "name: c\ninput: [2, 4, 4]\nnetwork:\n  - conv(3, k=1, bias=False)\n  - gap\n  - linear(2)\n"
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(4, 2, 4, 4, generator=g), torch.tensor([0, 1, 0, 1])
+    out = F.conv2d(x[:1], weights(text)["conv0.weight"])[0].reshape(3, -1).double().numpy()
+    expected = np.linalg.eigvalsh(np.corrcoef(out))[0]
+    assert value("meco", text, (x, y)) == pytest.approx(expected, rel=1e-6, abs=1e-9)
+
+
+def test_static_scores():
+    assert value("params", MLP) == 4 * 3 + 3 + 3 * 2 + 2
+    assert value("macs", CHAIN) == 4 * 3 + 3 * 2
+
+
+def test_no_weights_gives_nan_with_a_reason():
+    text = "name: pool\ninput: [2, 4, 4]\nnetwork:\n  - gap\n"
+    x, y = torch.randn(4, 2, 4, 4), torch.tensor([0, 1, 0, 1])
+    scores = P.score(nas.load_genotype(text), (x, y), ["snip", "grad_norm", "grasp", "fisher",
+                                                       "synflow", "naswot", "params"])
+    for name in ("snip", "grad_norm", "grasp", "fisher", "synflow"):
+        assert math.isnan(scores[name].value) and "no convolution or linear" in scores[name].reason
+    assert "no ReLU" in scores["naswot"].reason
+    assert scores["params"].value == 0 and scores["params"].defined
+
+
+def test_disconnected_cell_gives_nan_for_every_dynamic_proxy():
+    from nas.zoo import nb201_params
+
+    arch = "|avg_pool_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"
+    g = nas.load_genotype("nb201", width=4, cells=1, **nb201_params(arch))
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    scores = P.score(g, (x, y))
+    for name, s in scores.items():
+        if P.get_proxy(name).static:
+            assert s.defined
+        else:
+            assert math.isnan(s.value) and s.reason == P.DISCONNECTED, name
+
+
+def test_scores_are_deterministic_given_the_seed():
+    from nas.zoo import nb201_params
+
+    arch = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
+    g = nas.load_genotype("nb201", width=4, cells=1, **nb201_params(arch))
+    gen = torch.Generator().manual_seed(0)
+    data = (torch.randn(8, 3, 32, 32, generator=gen), torch.arange(8) % 10)
+    first = P.score(g, data, seed=5)
+    again = P.score(g, data, seed=5)
+    reordered = P.score(g, data, list(reversed(P.proxy_names())), seed=5)
+    other = P.score(g, data, ["snip", "synflow", "zen"], seed=6)
+    for name, s in first.items():
+        assert s.defined, (name, s.reason)
+        assert again[name].value == s.value and reordered[name].value == s.value, name
+    for name in ("snip", "synflow", "zen"):
+        assert other[name].value != first[name].value
+
+
+def test_bad_requests_are_config_errors():
+    with pytest.raises(ConfigError, match="unknown proxy 'nope'; valid: .*synflow"):
+        P.score(nas.load_genotype(MLP), None, ["nope"])
+    with pytest.raises(ConfigError, match="need images"):
+        P.score(nas.load_genotype(MLP), None, ["snip"])
+
+
+def test_dataset_batch_is_stratified_and_normalised():
+    from nas.data import load_dataset
+
+    data = load_dataset("digits", subset=200)
+    x, y = P.image_batch(data, batch_size=20, seed=1)
+    assert x.shape[0] == 20 and x.dtype == torch.float32
+    assert sorted(torch.bincount(y, minlength=10).tolist()) == [2] * 10
+
+
+def test_rank_ensemble_and_correlations():
+    scores = {"a": [1.0, 2.0, 3.0, math.nan], "b": [4.0, 1.0, 3.0, 2.0]}
+    # ranks a: 2, 3, 4, 1 (NaN last); b: 4, 1, 3, 2; normalised by N = 4
+    assert P.rank_ensemble(scores).tolist() == pytest.approx([0.75, 0.5, 0.875, 0.375])
+    expected_log = [math.log(0.5 * 1), math.log(0.75 * 0.25), math.log(1 * 0.75), math.log(0.25 * 0.5)]
+    assert P.rank_ensemble(scores, method="log").tolist() == pytest.approx(expected_log)
+    assert P.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert P.spearman([math.nan, 2, 3], [1, 2, 3]) == pytest.approx(1.0)
+    assert P.kendall([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    with pytest.raises(ConfigError, match="valid: mean, log"):
+        P.rank_ensemble(scores, method="max")
+
+
+def test_cli_score_prints_scores_and_reasons(capsys, tmp_path):
+    from nas.cli import main
+
+    (tmp_path / "mlp.yaml").write_text(MLP)
+    (tmp_path / "chain.yaml").write_text(CHAIN)
+    files = [str(tmp_path / "mlp.yaml"), str(tmp_path / "chain.yaml")]
+    assert main(["score", *files, "--proxy", "synflow", "--proxy", "params", "--ensemble", "mean",
+                 "--json", "--seed", "3"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["scores"]["params"] for r in lines] == [23, 18]
+    assert lines[0]["scores"]["synflow"] == pytest.approx(value("synflow", MLP))
+    assert main(["score", files[0], "--proxy", "snip"]) == 2
+    assert "need images" in capsys.readouterr().err
+    assert main(["score", files[0], "--proxy", "bogus"]) == 2
+    assert capsys.readouterr().err.strip().endswith("macs")
