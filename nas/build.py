@@ -4,12 +4,16 @@ The result is a :class:`torch.fx.GraphModule`: its ``forward`` is straight-line 
 from the graph (``print(model.code)`` shows it), so dispatch costs what a hand-written
 ``forward`` costs, and it can be traced, scripted and exported to ONNX as it is. Submodules are
 named by the hierarchical node paths (``layer1.0.conv0``), so ``state_dict`` keys are stable
-for a given genotype. Element-wise activations and sums run in place where the overwritten
+for a given genotype. A path segment that would clash with an attribute of the module
+(``forward``, ``training``, ``to``, ``state_dict``, any name starting with ``_``) gets a
+trailing ``_`` (:func:`module_name`: ``forward`` → ``forward_``, ``forward_`` → ``forward__``),
+so every genotype that validates also builds, and the keys stay readable and distinct. Element-wise activations and sums run in place where the overwritten
 tensor has no other reader and autograd does not need it (as torchvision's ResNet does).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -22,7 +26,7 @@ from nas.ops import BuildContext
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["build_model", "GenotypeModule"]
+__all__ = ["build_model", "module_name", "GenotypeModule"]
 
 # Ops whose backward does not read their own output, so a reader may overwrite it.
 _OVERWRITABLE = frozenset(
@@ -58,12 +62,34 @@ def build_model(genotype: Genotype, *, inplace: bool = True) -> torch.nn.Module:
         if built is None:
             values[node] = arguments[0]
         else:
-            modules[node] = built
+            target = module_name(node)
+            modules[target] = built
             single = op.max_inputs == 1
-            values[node] = fx_graph.call_module(node, (arguments[0],) if single else (arguments,))
+            values[node] = fx_graph.call_module(target, (arguments[0],) if single else (arguments,))
     outputs = [values[o] for o in graph.graph["outputs"]]
     fx_graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
     return GenotypeModule(modules, fx_graph, genotype)
+
+
+@functools.cache
+def _taken_names() -> frozenset[str]:
+    """Attribute names of the built module and its containers (methods, properties, state)."""
+    sample = fx.GraphModule(torch.nn.Module(), fx.Graph())
+    # fx names the value of a call after its target, and a value named `self` would shadow
+    # the module in the generated forward
+    return frozenset(dir(GenotypeModule)) | frozenset(vars(sample)) | {"genotype", "self"}
+
+
+def module_name(path: str) -> str:
+    """The submodule name of the node at ``path``: each dotted segment that is an attribute of
+    ``torch.nn.Module``, ``torch.fx.GraphModule`` or :class:`GenotypeModule`, or starts with
+    ``_``, gets a trailing ``_`` (applied to ``name_``, ``name__``... too, so distinct paths
+    stay distinct)."""
+    taken = _taken_names()
+    return ".".join(
+        f"{segment}_" if segment.startswith("_") or segment.rstrip("_") in taken else segment
+        for segment in path.split(".")
+    )
 
 
 def _reader_counts(graph: nx.DiGraph) -> dict[str, int]:

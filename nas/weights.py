@@ -21,15 +21,18 @@ __all__ = ["load_torchvision_weights", "genotype_tensors"]
 def genotype_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     """``(name, tensor)`` for every parameter and buffer of a built genotype, in execution
     order."""
+    from nas.build import module_name
+
     graph = model.genotype.graph  # type: ignore[attr-defined]
     for node in graph.nodes:
         if graph.nodes[node]["op"] == "input":
             continue
+        name = module_name(node)
         try:
-            module = model.get_submodule(node)
+            module = model.get_submodule(name)
         except AttributeError:
             continue  # functional or identity node
-        yield from module.state_dict(prefix=f"{node}.", keep_vars=True).items()
+        yield from module.state_dict(prefix=f"{name}.", keep_vars=True).items()
 
 
 @torch.no_grad()
