@@ -41,7 +41,7 @@ def search(config: Path, runs: Path, *extra: str) -> int:
 def journal_trials(run_dir: Path) -> list:
     import optuna
 
-    from nas.search._study import open_storage
+    from nas.search._storage import open_storage
 
     storage = open_storage(str(run_dir / "journal.log"))
     return optuna.load_study(study_name="nb201", storage=storage).get_trials(deepcopy=False)

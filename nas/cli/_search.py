@@ -83,10 +83,23 @@ def _print_best(run_dir: Path, *, yaml: bool = False) -> int:
     return 0
 
 
+def _check_flags(args: argparse.Namespace) -> None:
+    """One-line errors naming the flag, before the config is read."""
+    from nas.errors import ConfigError
+
+    for flag, value in (("--trials", args.trials), ("--workers", args.workers)):
+        if value is not None and value < 1:
+            raise ConfigError(f"must be at least 1, got {value}", path=flag)
+    name = args.name
+    if name is not None and (not name or "/" in name or name.startswith(".")):
+        raise ConfigError(f"must be a folder name, got {name!r}", path="--name")
+
+
 def run_search(args: argparse.Namespace) -> int:
     from nas._shipped import find_config
     from nas.search import run_search as search
 
+    _check_flags(args)
     config = find_config(args.config)
     try:
         summary = search(config, resume=args.resume, workers=args.workers, storage=args.storage,

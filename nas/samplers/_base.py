@@ -18,12 +18,7 @@ if TYPE_CHECKING:
     from optuna.study import Study
     from optuna.trial import FrozenTrial
 
-__all__ = ["StudyStateSampler", "fixed_params"]
-
-
-def fixed_params(trial: FrozenTrial) -> dict[str, Any]:
-    """The parameters fixed for ``trial`` by ``study.enqueue_trial`` (empty when none)."""
-    return dict(trial.system_attrs.get("fixed_params", {}))
+__all__ = ["StudyStateSampler"]
 
 
 class StudyStateSampler(BaseSampler):

@@ -24,7 +24,7 @@ from optuna.search_space import IntersectionSearchSpace
 from optuna.trial import TrialState
 
 from nas.errors import ConfigError
-from nas.samplers._base import fixed_params
+from nas.search._storage import fixed_params, trials
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -69,7 +69,7 @@ class DeduplicatingSampler(BaseSampler):
     def seen_keys(self, study: Study, exclude: int | None = None) -> set[Hashable]:
         """Keys of trials that are complete, pruned, running or waiting (except ``exclude``)."""
         keys: set[Hashable] = set()
-        for t in study._get_trials(deepcopy=False, states=_SEEN_STATES, use_cache=False):
+        for t in trials(study, _SEEN_STATES, cached=False):
             if t.number == exclude:
                 continue
             params = {**t.params, **fixed_params(t)}

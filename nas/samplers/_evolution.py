@@ -20,7 +20,8 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from nas.errors import ConfigError
-from nas.samplers._base import StudyStateSampler, fixed_params
+from nas.samplers._base import StudyStateSampler
+from nas.search._storage import fixed_params, trials
 from nas.samplers._mutation import mutable, mutate_value, random_value
 
 if TYPE_CHECKING:
@@ -33,8 +34,8 @@ __all__ = ["RegularizedEvolutionSampler", "completed_by_age"]
 
 def completed_by_age(study: Study) -> list[FrozenTrial]:
     """Completed trials, oldest first (by completion time, then trial number)."""
-    trials = study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,), use_cache=True)
-    return sorted(trials, key=lambda t: (t.datetime_complete is None, t.datetime_complete,
+    complete = trials(study, (TrialState.COMPLETE,), cached=True)
+    return sorted(complete, key=lambda t: (t.datetime_complete is None, t.datetime_complete,
                                          t.number))
 
 

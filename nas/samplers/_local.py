@@ -26,7 +26,8 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from nas.errors import ConfigError
-from nas.samplers._base import StudyStateSampler, fixed_params
+from nas.samplers._base import StudyStateSampler
+from nas.search._storage import fixed_params, trials
 from nas.samplers._mutation import mutable, mutate_value
 from nas.samplers._surrogate import RidgeSurrogate
 
@@ -132,14 +133,13 @@ class LocalSearchSampler(StudyStateSampler):
         frozen = set(fixed_params(trial))
         if not search_space or frozen.issuperset(search_space):
             return {}
-        completed = [t for t in study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,),
-                                                  use_cache=True)
+        completed = [t for t in trials(study, (TrialState.COMPLETE,), cached=True)
                      if all(n in t.params for n in search_space)]
         if len(completed) < self.n_startup_trials:
             return {}
         names = tuple(search_space)
         tried = set()
-        for t in study._get_trials(deepcopy=False, states=_TRIED_STATES, use_cache=True):
+        for t in trials(study, _TRIED_STATES, cached=True):
             if t.number != trial.number:
                 tried.add(self._identity({**t.params, **fixed_params(t)}, names))
         tried.discard(None)  # trials whose parameters do not tell

@@ -8,8 +8,12 @@ Public API::
     run, best = best_trials(summary.run_dir)                    # best trial or Pareto set
 
 The space language is documented in :mod:`nas.search._space`, the run config's keys in
-:mod:`nas.search._config`, the workers, budget and failure handling in
-:mod:`nas.search._run`, storage, samplers and successive halving in :mod:`nas.search._study`.
+:mod:`nas.search._config`. A run is orchestrated by :mod:`nas.search._run` from one module per
+concern: the run folder (:mod:`~nas.search._folder`), the storage and every use of Optuna's
+internals (:mod:`~nas.search._storage`), trial evaluation and its record
+(:mod:`~nas.search._evaluate`), workers, budget and crash recovery (:mod:`~nas.search._workers`),
+the progress bar (:mod:`~nas.search._progress`); samplers and successive halving are in
+:mod:`nas.search._study`.
 
 Layout of ``runs/NAME/`` (every file is written atomically: a temporary file, then
 ``os.replace``)::

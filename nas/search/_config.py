@@ -28,6 +28,7 @@ torch nor Optuna: an unknown sampler name is found without loading them.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ __all__ = [
     "RunConfig",
     "load_config",
     "parse_config",
+    "with_overrides",
 ]
 
 SAMPLERS = ("tpe", "random", "nsga2", "cmaes", "gp", "evolution", "local")
@@ -118,7 +120,7 @@ class RunConfig:
         return TrainConfig.from_dict(values)
 
 
-def _error(message: str, file: str, path: str) -> ConfigError:
+def _error(message: str, file: str | None, path: str) -> ConfigError:
     return ConfigError(message, file=file, path=path)
 
 
@@ -137,7 +139,39 @@ def load_config(path: str | Path, *, genotype: Genotype | None = None) -> RunCon
     return parse_config(data, file=str(path), base=path.resolve().parent, genotype=genotype)
 
 
-def _int(data: Mapping, key: str, file: str, *, low: int, default: Any) -> Any:
+def _folder_name(name: Any, file: str | None, path: str) -> str:
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise _error(f"must be a folder name, got {name!r}", file, path)
+    return name
+
+
+def with_overrides(config: RunConfig, *, name: str | None = None, trials: int | None = None,
+                   workers: int | None = None, storage: str | None = None) -> RunConfig:
+    """``config`` with the given keys replaced (``None`` keeps the config's), validated as the
+    config file's keys are; ``data`` (what a run folder freezes) follows ``name``, ``trials``
+    and ``workers``.
+
+    Raises:
+        ConfigError: a value the config file could not hold, naming the key.
+    """
+    changes: dict[str, Any] = {}
+    if name is not None:
+        changes["name"] = _folder_name(name, None, "name")
+    for key, value in (("trials", trials), ("workers", workers)):
+        if value is not None:
+            changes[key] = _int({key: value}, key, None, low=1, default=None)
+    if storage is not None:
+        if not isinstance(storage, str) or not storage:
+            raise _error("must be a storage URL or a journal file path", None, "storage")
+        changes["storage"] = storage
+    if not changes:
+        return config
+    data = dict(config.data)
+    data.update({k: v for k, v in changes.items() if k != "storage"})
+    return dataclasses.replace(config, data=data, **changes)
+
+
+def _int(data: Mapping, key: str, file: str | None, *, low: int, default: Any) -> Any:
     value = data.get(key, default)
     if value is None and default is None:
         return None
@@ -154,9 +188,7 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
         if key not in _KEYS:
             raise _error(f"unknown key {key!r}; valid: {', '.join(_KEYS)}", file, str(key))
     frozen: dict[str, Any] = copy.deepcopy(dict(data))
-    name = data.get("name", Path(file).stem)
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise _error(f"must be a folder name, got {name!r}", file, "name")
+    name = _folder_name(data.get("name", Path(file).stem), file, "name")
     frozen["name"] = name
 
     if "space" not in data:

@@ -1,8 +1,6 @@
-"""The Optuna side of a run: storage, study, sampler, pruner, and successive halving.
+"""The Optuna side of a run: sampler, pruner, and successive halving.
 
-Storage: a path (the default is ``runs/NAME/journal.log``) is an Optuna journal file, safe for
-several processes on one machine (``JournalFileOpenLock``); a URL with ``://`` is an Optuna
-RDB storage (``sqlite:///...``, ``postgresql://...``) for workers on many machines.
+Opening storages and studies is :mod:`nas.search._storage`'s.
 
 Successive halving (``pruner: halving``) is ours, because Optuna's pruners refuse
 multi-objective studies. At each rung (an epoch number) a trial records its validation
@@ -25,55 +23,7 @@ if TYPE_CHECKING:
 
     from nas.search._config import RunConfig
 
-__all__ = ["HalvingRule", "make_pruner", "make_sampler", "open_storage"]
-
-RUNG_ATTR = "nas.rung.{epoch}"
-
-
-def open_storage(url: str, *, file: str | None = None, path: str = "storage") -> Any:
-    """Open an Optuna storage from a journal file path or an RDB URL.
-
-    A journal file is repaired first when its last record is torn (:mod:`nas.search._journal`),
-    and its appends never follow a torn record.
-
-    Raises:
-        OSError: the disk is full (``filename`` is the journal).
-        ConfigError: the storage cannot be opened (bad URL, missing driver, no server,
-            unwritable folder), naming ``file`` and ``path``.
-    """
-    import optuna
-    from optuna.storages import JournalStorage
-
-    from nas.io import is_disk_full
-    from nas.search._journal import open_journal
-
-    try:
-        if "://" in url:
-            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
-        return JournalStorage(open_journal(url))
-    except Exception as error:  # noqa: BLE001 - any failure to open is the user's URL
-        if is_disk_full(error):
-            raise
-        message = " ".join(str(error).split())[:300]
-        shown = _mask(url)
-        raise ConfigError(f"cannot open storage {shown!r}: {type(error).__name__}: {message}",
-                          file=file, path=path) from None
-
-
-def _engine_kwargs(url: str) -> dict[str, Any]:
-    if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 60}}
-    return {"pool_pre_ping": True}
-
-
-def _mask(url: str) -> str:
-    """The URL with any password replaced by ``***``."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, at, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+__all__ = ["HalvingRule", "equivalence_key", "make_pruner", "make_sampler"]
 
 
 def make_sampler(config: RunConfig, *, worker: int = 0) -> optuna.samplers.BaseSampler:

@@ -1,0 +1,347 @@
+"""Evaluating one trial: parameters -> genotype -> static checks -> dedup -> training or the
+table -> a :class:`TrialRecord`.
+
+Contract: nothing a candidate does stops the search. An invalid genotype, a build error, a NaN
+loss, running out of memory or time each end the trial with a state and a reason; an engine
+bug inside one trial ends it as ``fail`` / ``error`` with its traceback. :meth:`Evaluator.run`
+has one exit: the record is ended, its log line written, ``metrics.json`` saved and the end
+reason set on the trial, in that order. Telling Optuna the outcome is the caller's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas.errors import NasError
+from nas.io import atomic_write_text, is_disk_full
+from nas.search._config import RunConfig
+from nas.search._folder import iso_time
+from nas.search._records import METRICS_SCHEMA, trial_dir, write_json
+from nas.search._space import _plain
+from nas.search._storage import (
+    DUPLICATE_ATTR,
+    HASH_ATTR,
+    REASON_ATTR,
+    RETRY_ATTR,
+    RUNG_ATTR,
+    SEED_ATTR,
+    find_duplicate,
+    rung_values,
+)
+from nas.search._study import HalvingRule
+
+if TYPE_CHECKING:
+    import optuna
+
+    from nas.genotype import Genotype
+
+__all__ = ["Evaluator", "TrialLog", "TrialRecord", "one_line"]
+
+
+@dataclass
+class TrialRecord:
+    """What one trial produced: the ``metrics.json`` of its folder (fields documented in
+    :mod:`nas.search`). ``state`` is ``None`` until :meth:`end`."""
+
+    run: str
+    trial: int
+    worker: str | None = None
+    seed: str | None = None
+    retry_of: int | None = None
+    schema: int = METRICS_SCHEMA
+    state: str | None = None
+    end_reason: str | None = None
+    status: str | None = None
+    counted: bool = True
+    params: dict[str, Any] = field(default_factory=dict)
+    genotype: dict[str, Any] | None = None
+    static: dict[str, Any] | None = None
+    objectives: dict[str, Any] = field(default_factory=dict)
+    values: list[float] | None = None
+    duplicate_of: int | None = None
+    epochs: int = 0
+    best_val_accuracy: float | None = None
+    final_val_accuracy: float | None = None
+    latency_s: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    batch_size: int | None = None
+    train_time: float | None = None
+    started: str | None = None
+    finished: str | None = None
+    wall_time: float | None = None
+    traceback: str | None = None
+    _t0: float = field(default_factory=time.time, repr=False)
+
+    def end(self, state: str, status: str, reason: str, values: list[float] | None = None) -> TrialRecord:
+        """Set the outcome and the finishing time; returns ``self``."""
+        now = time.time()
+        self.state, self.status, self.end_reason, self.values = state, status, reason, values
+        self.finished, self.wall_time = iso_time(now), now - self._t0
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``metrics.json`` mapping (schema order: the dataclass's field order)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.name.startswith("_")}
+        schema = data.pop("schema")
+        return {"schema": schema, **data}
+
+    def save(self, run_dir: Path) -> None:
+        """Write ``trials/NNNN/metrics.json`` atomically."""
+        write_json(trial_dir(run_dir, self.trial) / "metrics.json", self.to_json())
+
+
+class TrialLog:
+    """The trial's ``log.txt``, rewritten atomically on every line (it stays small)."""
+
+    def __init__(self, path: Path):
+        self.path, self.lines = path, []
+
+    def write(self, line: str) -> None:
+        stamp = _dt.datetime.now().strftime("%H:%M:%S")
+        self.lines.append(f"{stamp} {line.rstrip()}")
+        atomic_write_text(self.path, "\n".join(self.lines) + "\n")
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: message`` on one line, at most 400 characters."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"[:400]
+
+
+def scale_widths(genotype: Genotype, multiplier: float) -> Genotype:
+    """``genotype`` with its ``scaling.width`` parameters multiplied (rounded, at least 1)."""
+    if multiplier == 1.0:
+        return genotype
+    changes: dict[str, Any] = {}
+    for name in genotype.scaling.get("width", ()):
+        value = genotype.params.get(name)
+        if isinstance(value, (list, tuple)):
+            changes[name] = [max(1, round(v * multiplier)) if isinstance(v, int) else v for v in value]
+        elif isinstance(value, int) and not isinstance(value, bool):
+            changes[name] = max(1, round(value * multiplier))
+    return genotype.with_params(**changes) if changes else genotype
+
+
+class Evaluator:
+    """Turns Optuna trials into records for one worker; holds the dataset or the table,
+    loaded at the first trial that needs it."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, worker: str, *,
+                 halving: HalvingRule | None, deadline: float | None):
+        self.config, self.run_dir, self.worker = config, run_dir, worker
+        self.halving, self.deadline = halving, deadline
+        self._data: Any = None
+        self._objective: Any = None
+
+    def data(self) -> Any:
+        """The proxy-training dataset."""
+        if self._data is None:
+            from nas.data import load_dataset
+
+            options = dict(self.config.dataset)
+            name = options.pop("name")
+            self._data = load_dataset(name, **options)
+        return self._data
+
+    def table(self) -> Any:
+        """The NAS-Bench-201 objective of a tabular run."""
+        if self._objective is None:
+            from nas.tabular import make_nb201_objective
+
+            self._objective = make_nb201_objective(self.config.tabular["table"],
+                                                   self.config.tabular["dataset"])
+        return self._objective
+
+    def proxy(self, genotype: Genotype) -> Genotype:
+        """The genotype as trained: the dataset's input and classes, proxy width."""
+        data = self.data()
+        genotype = genotype.with_input(data.input_shape)
+        if "classes" in genotype.params:
+            genotype = genotype.with_params(classes=data.num_classes)
+        return scale_widths(genotype, self.config.width_multiplier)
+
+    def run(self, study: optuna.Study, trial: optuna.Trial) -> TrialRecord:
+        """Evaluate ``trial`` (see the module's contract); the record's state is complete,
+        pruned or fail."""
+        attempt = _Attempt(self, study, trial)
+        try:
+            record = attempt.run()
+        except Exception as error:  # noqa: BLE001 - an engine bug in one trial: record, go on
+            if is_disk_full(error):  # stops the run; the trial is re-run on --resume
+                raise
+            attempt.record.traceback = traceback.format_exc()
+            record = attempt.record.end("fail", "error", f"internal error: {one_line(error)}")
+        attempt.log.write(f"end: {record.state} ({record.status}): {record.end_reason}")
+        record.save(self.run_dir)
+        trial.set_user_attr(REASON_ATTR, record.end_reason)
+        return record
+
+
+class _Attempt:
+    """One evaluation of one trial: its record and log, and the steps that fill them."""
+
+    def __init__(self, evaluator: Evaluator, study: optuna.Study, trial: optuna.Trial):
+        self.ev, self.config, self.study, self.trial = evaluator, evaluator.config, study, trial
+        self.log = TrialLog(trial_dir(evaluator.run_dir, trial.number) / "log.txt")
+        self.record = TrialRecord(
+            run=self.config.name, trial=trial.number, worker=evaluator.worker,
+            seed=trial.user_attrs.get(SEED_ATTR), retry_of=trial.user_attrs.get(RETRY_ATTR),
+            objectives={o: None for o in self.config.objectives})
+        self.record.started = iso_time(self.record._t0)
+
+    def run(self) -> TrialRecord:
+        config, record, space = self.config, self.record, self.config.space
+        values = space.suggest(self.trial)
+        record.params = dict(self.trial.params)
+        self.log.write(f"trial {self.trial.number} on {self.ev.worker}; seed: {record.seed}; "
+                       f"params: {values}")
+        try:
+            genotype = space.make_genotype(values)
+            key = None  # a cell's key is its isomorphism key, set by _tabular
+            if config.tabular is None:
+                genotype = self.ev.proxy(genotype)
+                key = genotype.hash
+        except NasError as error:
+            return record.end("fail", "invalid_genotype", f"invalid genotype: {error}")
+        atomic_write_text(trial_dir(self.ev.run_dir, self.trial.number) / "genotype.yaml", genotype.dump())
+        record.genotype = {"name": genotype.name, "hash": key, "path": "genotype.yaml",
+                           "params": {k: _plain(v) for k, v in genotype.params.items()},
+                           "input": list(genotype.input_shape)}
+        if config.tabular is not None:
+            return self._tabular(values)
+        return self._trained(genotype, key)
+
+    # -- the two kinds of candidate
+    def _tabular(self, values: dict[str, Any]) -> TrialRecord:
+        from nas.tabular import Cell
+
+        objective = self.ev.table()
+        cell = Cell.from_params(values)
+        key = cell.key()  # the cell's isomorphism key is the dedup key
+        self.record.genotype.update(cell=cell.to_str(), cell_key=key)
+        reused = self._register(key)
+        if reused is not None:
+            return reused
+        try:
+            accuracy = float(objective._accuracies[objective.table.row(cell)])
+        except NasError as error:
+            return self.record.end("fail", "not_in_table", str(error))
+        self.record.objectives["table_accuracy"] = accuracy
+        self.log.write(f"cell {cell.to_str()}: {accuracy:.2f}")
+        return self.record.end("complete", "completed", "looked up in the NAS-Bench-201 table", [accuracy])
+
+    def _trained(self, genotype: Genotype, key: str) -> TrialRecord:
+        from nas.analysis import analyze
+
+        record = self.record
+        t0 = time.perf_counter()
+        try:
+            stats = analyze(genotype)
+        except NasError as error:
+            return record.end("fail", "invalid_genotype", f"analysis failed: {error}")
+        record.static = {"params": stats.params, "macs": stats.macs,
+                         "activation_bytes": stats.activation_bytes,
+                         "peak_activation_bytes": stats.peak_activation_bytes}
+        record.objectives.update({k: v for k, v in (("params", stats.params), ("macs", stats.macs))
+                                  if k in self.config.objectives})
+        violated = self.config.space.check_constraints(stats)
+        if violated:
+            ms = (time.perf_counter() - t0) * 1000
+            return record.end("pruned", "constraint", f"constraint: {violated} (checked in {ms:.0f} ms)")
+        self.log.write(f"genotype {key[:12]}: {stats.params:,} params, {stats.macs:,} MACs")
+        reused = self._register(key)
+        if reused is not None:
+            return reused
+        return self._train(genotype)
+
+    # -- dedup: the one path both kinds take
+    def _register(self, key: str) -> TrialRecord | None:
+        """Record ``key`` as this trial's genotype hash; with dedup on, return the record ended
+        as a duplicate when a complete trial has the same key, else None."""
+        self.record.genotype["hash"] = key
+        self.trial.set_user_attr(HASH_ATTR, key)
+        if not self.config.dedup:
+            return None
+        earlier = find_duplicate(self.study, key, self.trial.number)
+        if earlier is None:
+            return None
+        record = self.record
+        record.duplicate_of = earlier.number
+        prior = dict(zip(self.config.objectives, earlier.values))
+        record.objectives.update(prior)
+        if "val_accuracy" in prior:
+            record.best_val_accuracy = prior["val_accuracy"]
+        self.trial.set_user_attr(DUPLICATE_ATTR, earlier.number)
+        return record.end("complete", "duplicate",
+                          f"isomorphic to trial {earlier.number}: its result is reused",
+                          list(earlier.values))
+
+    # -- proxy training
+    def _train(self, genotype: Genotype) -> TrialRecord:
+        import torch
+
+        from nas.build import build_model
+        from nas.train import measure_latency, train_model
+
+        config, record = self.config, self.record
+        try:
+            train_config = config.train_config()
+            if self.ev.deadline is not None:
+                left = max(1.0, self.ev.deadline - time.time())
+                limit = train_config.time_limit
+                train_config = train_config.replace(time_limit=min(limit or left, left))
+        except NasError as error:  # pragma: no cover - validated when loaded
+            return record.end("fail", "config", str(error))
+        try:
+            torch.manual_seed(train_config.seed)
+            model = build_model(genotype)
+        except Exception as error:  # noqa: BLE001 - any build failure ends the trial only
+            return record.end("fail", "build_error", f"build failed: {one_line(error)}")
+
+        try:
+            result = train_model(model, self.ev.data(), train_config, report=self._report)
+        except Exception as error:  # noqa: BLE001 - a trial's failure must not stop the search
+            self.log.write(traceback.format_exc())
+            return record.end("fail", "error", f"training failed: {one_line(error)}")
+        record.epochs, record.best_val_accuracy = result.epochs, result.best_val_accuracy
+        record.final_val_accuracy = result.final_val_accuracy
+        record.history = [dataclasses.asdict(h) for h in result.history]
+        record.batch_size, record.train_time = result.batch_size, result.wall_time
+        if result.status in ("nan_loss", "oom"):
+            return record.end("fail", result.status, result.reason)
+        if result.status in ("pruned", "timeout"):
+            return record.end("pruned", result.status, result.reason)
+        record.objectives["val_accuracy"] = result.best_val_accuracy
+        if "latency" in config.objectives:
+            lat = config.latency
+            try:
+                seconds = measure_latency(model, tuple(genotype.input_shape), device=train_config.device,
+                                          batch_size=lat["batch_size"], repeats=lat["repeats"],
+                                          warmup=lat["warmup"])
+            except Exception as error:  # noqa: BLE001
+                return record.end("fail", "error", f"latency measurement failed: {one_line(error)}")
+            record.latency_s = seconds
+            record.objectives["latency"] = seconds
+        values = [float(record.objectives[o]) for o in config.objectives]
+        return record.end("complete", "completed", result.reason, values)
+
+    def _report(self, epoch: int, accuracy: float) -> bool:
+        """Training's per-epoch callback: log, and tell whether to stop (pruning or halving)."""
+        self.log.write(f"epoch {epoch}: val_accuracy {accuracy:.4f}")
+        config, trial, halving = self.config, self.trial, self.ev.halving
+        if config.pruner in ("median", "hyperband") and not config.multi_objective:
+            trial.report(accuracy, epoch)
+            return trial.should_prune()
+        if halving is not None and epoch in halving.rungs:
+            others = rung_values(self.study, epoch, trial.number)
+            trial.set_user_attr(RUNG_ATTR.format(epoch=epoch), accuracy)
+            if not halving.keep(accuracy, others):
+                self.log.write(f"halving: below the top 1/{halving.reduction:g} of "
+                               f"{len(others) + 1} trials at epoch {epoch}")
+                return True
+        return False

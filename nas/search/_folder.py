@@ -1,0 +1,115 @@
+"""This machine's run folder ``runs/NAME/``: the frozen config, ``run.json``, the ask lock.
+
+Layout in :mod:`nas.search`. Every file is written atomically (:mod:`nas.io`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from nas._yaml import dump_yaml, load_yaml_file
+from nas.errors import ConfigError
+from nas.genotype import Genotype, load_genotype
+from nas.io import atomic_write_text
+from nas.search._config import RunConfig, load_config
+from nas.search._records import write_json
+from nas.search._storage import mask
+
+__all__ = ["file_lock", "iso_time", "load_run_config", "prepare_run_dir", "write_run_info"]
+
+#: Keys of the frozen config that may change between a run and its --resume.
+RESUMABLE = ("trials", "timeout", "workers", "threads", "storage")
+
+
+def freeze(config: RunConfig) -> tuple[dict[str, Any], str]:
+    """``(config.yaml data, space_genotype.yaml text)``: the config with its space's genotype
+    pointing at the frozen file and no storage URL."""
+    data = dict(config.data)
+    data["space"] = dict(data["space"], genotype="space_genotype.yaml")
+    data.pop("storage", None)
+    return data, _genotype_with_all_blocks(config.space.genotype)
+
+
+def _genotype_with_all_blocks(genotype: Genotype) -> str:
+    """Canonical YAML of ``genotype`` keeping every block, not only those its defaults reach:
+    the space's other choices (``block: bottleneck``) need them."""
+    data = genotype.to_dict()
+    blocks = {name: genotype.blocks[name].dump() for name in sorted(genotype.blocks)}
+    out = {}
+    for key, value in data.items():
+        if key == "network":
+            out["blocks"] = blocks
+        if key != "blocks":
+            out[key] = value
+    return dump_yaml(out)
+
+
+def prepare_run_dir(config: RunConfig, run_dir: Path, *, resume: bool) -> None:
+    """Create ``run_dir`` with the frozen config, or check a resumed one's against ``config``.
+
+    Raises:
+        ConfigError: the folder exists without ``resume``, is missing with it, or its frozen
+            config differs (other than :data:`RESUMABLE` keys).
+    """
+    data, genotype_text = freeze(config)
+    frozen = run_dir / "config.yaml"
+    if resume:
+        if not frozen.is_file():
+            raise ConfigError(f"nothing to resume: {run_dir} holds no run", file=config.file,
+                              path="name")
+        old = load_yaml_file(frozen, error=ConfigError)
+        old_text = (run_dir / "space_genotype.yaml").read_text()
+        for key in sorted(set(old) | set(data)):
+            if key not in RESUMABLE and old.get(key) != data.get(key):
+                raise ConfigError(f"differs from the run being resumed ({frozen}); start a new "
+                                  "run with --name", file=config.file, path=key)
+        if old_text != genotype_text:
+            raise ConfigError(f"the genotype differs from the run being resumed ({frozen})",
+                              file=config.file, path="space.genotype")
+    elif frozen.exists():
+        raise ConfigError(f"run folder {run_dir} exists; use --resume to continue it or --name "
+                          "to start another", file=config.file, path="name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "space_genotype.yaml", genotype_text)
+    atomic_write_text(frozen, dump_yaml(data))
+
+
+def write_run_info(run_dir: Path, config: RunConfig, storage_url: str) -> None:
+    """``run.json``: what the run is and where its study lives (password masked)."""
+    write_json(run_dir / "run.json", {
+        "name": config.name, "objectives": list(config.objectives),
+        "directions": config.directions, "study_name": config.name,
+        "storage": "journal.log" if config.storage is None else mask(storage_url),
+        "sampler": config.sampler, "pruner": config.pruner, "trials": config.trials,
+        "timeout": config.timeout, "tabular": config.tabular is not None,
+        "updated": iso_time(time.time()),
+    })
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    """The frozen config of a run folder (with its frozen genotype)."""
+    genotype = load_genotype(run_dir / "space_genotype.yaml")
+    return load_config(run_dir / "config.yaml", genotype=genotype)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created if absent) for the ``with`` block."""
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def iso_time(seconds: float) -> str:
+    """Local ISO time to the second."""
+    return _dt.datetime.fromtimestamp(seconds).isoformat(timespec="seconds")
