@@ -13,15 +13,19 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from nas.errors import GenotypeError
 from nas.genotype import Genotype
 
 if TYPE_CHECKING:
     import networkx as nx
     import pandas as pd
 
-__all__ = ["Stats", "NodeStats", "analyze"]
+__all__ = ["Stats", "NodeStats", "analyze", "check_memory", "format_bytes", "MAX_MEMORY"]
 
 BYTES_PER_ELEMENT = 4
+MAX_MEMORY = 4 << 30
+"""Default limit of :attr:`Stats.memory_bytes` (4 GiB) for validating, decoding and building:
+the zoo's largest network needs under 1 GiB. Raise it with ``max_memory=`` or ``--max-memory``."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,17 @@ class Stats:
     activation_bytes: int
     peak_activation_bytes: int
     nodes: tuple[NodeStats, ...] = field(repr=False)
+
+    @property
+    def param_bytes(self) -> int:
+        """Bytes of the parameters in float32."""
+        return self.params * BYTES_PER_ELEMENT
+
+    @property
+    def memory_bytes(self) -> int:
+        """What building the network and running one sample through it in training needs at
+        least: parameter bytes plus activation bytes (both float32)."""
+        return self.param_bytes + self.activation_bytes
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -166,3 +181,30 @@ def _peak_elements(graph: nx.DiGraph) -> int:
             frees[free_at] = frees.get(free_at, 0) + size
         live -= frees.pop(index, 0)
     return peak
+
+
+def format_bytes(count: float) -> str:
+    """``1536`` → ``"1.5 KiB"``; powers of 1024."""
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{int(count)} B"
+
+
+def check_memory(genotype: Genotype, max_memory: int = MAX_MEMORY) -> Stats:
+    """Static figures for ``genotype`` (:func:`analyze`) after checking that
+    :attr:`Stats.memory_bytes` is at most ``max_memory`` bytes.
+
+    Raises :class:`nas.GenotypeError` (one line: the figure, its parts and the limit) when it is
+    not, or when the genotype does not expand.
+    """
+    stats = analyze(genotype)
+    if stats.memory_bytes > max_memory:
+        raise GenotypeError(
+            f"needs {format_bytes(stats.memory_bytes)} of memory (parameters "
+            f"{format_bytes(stats.param_bytes)}, activations {format_bytes(stats.activation_bytes)} "
+            f"per sample in training), over the limit of {format_bytes(max_memory)} "
+            "(raise it with --max-memory)",
+            file=genotype.source,
+        )
+    return stats

@@ -20,6 +20,7 @@ import torch
 import torch.fx as fx
 
 from nas import ops
+from nas.analysis import MAX_MEMORY, check_memory
 from nas.genotype import Genotype
 from nas.ops import BuildContext
 
@@ -34,14 +35,18 @@ _OVERWRITABLE = frozenset(
 )
 
 
-def build_model(genotype: Genotype, *, inplace: bool = True) -> torch.nn.Module:
+def build_model(genotype: Genotype, *, inplace: bool = True, max_memory: int = MAX_MEMORY) -> torch.nn.Module:
     """Build ``genotype`` as a ``torch.fx.GraphModule`` in training mode, float32, on the CPU.
 
     With several outputs (``outputs:`` in the genotype) ``forward`` returns a tuple.
-    ``inplace=False`` turns off in-place activations (e.g. for gradient checks).
+    ``inplace=False`` turns off in-place activations (e.g. for gradient checks). Before anything
+    is allocated, the network's parameter plus activation bytes (one sample) are checked
+    against ``max_memory`` (:func:`nas.analysis.check_memory`).
 
-    Raises :class:`nas.GenotypeError` when the genotype does not expand.
+    Raises :class:`nas.GenotypeError` when the genotype does not expand or needs more memory
+    than ``max_memory``.
     """
+    check_memory(genotype, max_memory)
     graph = genotype.graph
     fx_graph = fx.Graph()
     modules: dict[str, Any] = {}

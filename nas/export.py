@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from nas.analysis import MAX_MEMORY
 from nas.build import build_model
 from nas.errors import ConfigError
 from nas.genotype import Genotype
@@ -23,13 +24,17 @@ __all__ = ["export_model", "FORMATS"]
 FORMATS = (".onnx", ".pt", ".pt2", ".pth")
 
 
-def export_model(genotype: Genotype, path: str | Path, *, model: torch.nn.Module | None = None) -> Path:
+def export_model(
+    genotype: Genotype, path: str | Path, *, model: torch.nn.Module | None = None, max_memory: int = MAX_MEMORY
+) -> Path:
     """Build ``genotype`` (or take ``model``, built from it, e.g. trained) in eval mode and save
-    it to ``path``. Raises :class:`ConfigError` for an unknown suffix."""
+    it to ``path``. Raises :class:`ConfigError` for an unknown suffix and
+    :class:`nas.GenotypeError` when the network needs more than ``max_memory`` bytes
+    (:func:`nas.analysis.check_memory`)."""
     path = Path(path)
     if path.suffix not in FORMATS:
         raise ConfigError(f"unknown model format '{path.suffix}' (use one of {', '.join(FORMATS)})", file=str(path))
-    model = (model if model is not None else build_model(genotype)).eval()
+    model = (model if model is not None else build_model(genotype, max_memory=max_memory)).eval()
     example = torch.zeros(1, *genotype.input_shape)
     buffer = io.BytesIO()
     with warnings.catch_warnings():

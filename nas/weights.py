@@ -8,14 +8,17 @@ every pair must agree in shape, and the counts must match, or nothing is copied.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import io
+import pickle
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from nas.errors import NasError
+from nas.errors import ConfigError, NasError
 
-__all__ = ["load_torchvision_weights", "genotype_tensors"]
+__all__ = ["load_torchvision_weights", "genotype_tensors", "load_state_dict_file"]
 
 
 def genotype_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
@@ -56,4 +59,65 @@ def load_torchvision_weights(model: nn.Module, reference: nn.Module | dict[str, 
             )
     for (_, our_tensor), (_, their_tensor) in zip(ours, theirs):
         our_tensor.copy_(their_tensor)
+    return model
+
+
+def _listing(keys: list[str]) -> str:
+    shown = ", ".join(keys[:3])
+    return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+
+@torch.no_grad()
+def load_state_dict_file(model: nn.Module, path: str | Path, *, max_bytes: int) -> nn.Module:
+    """Load the ``state_dict`` saved at ``path`` into ``model`` (every key, every shape).
+
+    The file must be a regular file of at most ``max_bytes`` bytes; it is read with
+    ``torch.load(weights_only=True)``, so no code runs. A training checkpoint (a dict whose
+    ``"model"`` entry is the ``state_dict``) is accepted too. Returns ``model``.
+
+    Raises :class:`ConfigError` (one line naming the file) when the file cannot be read or is
+    not a ``state_dict``, or when its keys or shapes differ from the model's (the first few
+    missing, unexpected and mismatched keys are named).
+    """
+    from nas._yaml import read_bounded
+
+    name = str(path)
+    raw = read_bounded(path, limit=max_bytes, error=ConfigError)
+    try:
+        state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ConfigError(
+            "not a state_dict saved by torch.save (or it holds more than tensors, which "
+            "weights_only loading refuses)", file=name,
+        ) from None
+    except (RuntimeError, EOFError, ValueError, TypeError, AttributeError) as error:
+        reason = " ".join(str(error).split())[:200]
+        raise ConfigError(f"not a state_dict saved by torch.save: {reason}", file=name) from None
+    if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
+        state = state["model"]
+    if not isinstance(state, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise ConfigError("not a state_dict (expected a mapping of names to tensors)", file=name)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} key(s): {_listing(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s): {_listing(unexpected)}")
+    if mismatched:
+        first = mismatched[0]
+        problems.append(
+            f"{len(mismatched)} shape mismatch(es), first {first}: file {tuple(state[first].shape)}, "
+            f"model {tuple(own[first].shape)}"
+        )
+    if problems:
+        raise ConfigError("does not match the genotype: " + "; ".join(problems), file=name)
+    try:
+        model.load_state_dict(dict(state), strict=True)
+    except RuntimeError as error:  # e.g. a dtype that cannot be copied
+        raise ConfigError(f"cannot load: {' '.join(str(error).split())[:200]}", file=name) from None
     return model

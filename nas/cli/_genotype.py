@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,24 @@ from typing import Any
 from nas.errors import ConfigError, NasError
 
 _PARAM_HELP = "replace a parameter default, e.g. --set width=32 --set 'depths=[1, 1, 1, 1]'"
+_MEMORY_HELP = (
+    "refuse networks whose parameters plus activations (one sample, training) need more than "
+    "SIZE: bytes, or with K, M, G, T (powers of 1024); default 4G"
+)
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([KMGT]?)(?:i?B)?\s*\Z", re.IGNORECASE)
+
+
+def memory_size(text: str) -> int:
+    """``"8G"`` → ``8 * 2**30``; argparse type of ``--max-memory``."""
+    match = _SIZE.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected a size such as 8G or 512M, got '{text}'")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** "_KMGT".index(unit.upper() or "_"))
+
+
+def _add_max_memory(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE", help=_MEMORY_HELP)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,10 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     summary.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE", help=_PARAM_HELP)
     summary.add_argument("--input", metavar="C,H,W", help="input shape, e.g. 3,32,32")
     summary.add_argument("--json", action="store_true", help="print one JSON object with the totals")
+    _add_max_memory(summary)
     summary.set_defaults(run=run_summary)
 
     validate = subparsers.add_parser("validate", help="check genotype files; one line per file")
     validate.add_argument("files", nargs="+", help="genotype YAML files")
+    _add_max_memory(validate)
     validate.set_defaults(run=run_validate)
 
     graph = subparsers.add_parser("graph", help="draw the primitive graph as DOT or Mermaid text")
@@ -45,6 +66,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="model.onnx (ONNX), model.pt (TorchScript), model.pt2 (torch.export) "
         "or weights.pth (state_dict)",
     )
+    decode.add_argument(
+        "--weights", metavar="FILE",
+        help="load this state_dict (a .pth from decode or training; read with weights_only=True) "
+        "instead of initialising",
+    )
+    decode.add_argument(
+        "--seed", type=int, default=0, metavar="N",
+        help="seed of the initial weights (default 0: two calls write the same weights)",
+    )
+    _add_max_memory(decode)
     decode.set_defaults(run=run_decode)
 
 
@@ -95,11 +126,17 @@ def _count(value: int) -> str:
     return str(value)
 
 
+def _max_memory(args: argparse.Namespace) -> int:
+    from nas.analysis import MAX_MEMORY
+
+    return MAX_MEMORY if args.max_memory is None else args.max_memory
+
+
 def run_summary(args: argparse.Namespace) -> int:
-    from nas.analysis import analyze
+    from nas.analysis import check_memory
 
     genotype = load(args)
-    stats = analyze(genotype)
+    stats = check_memory(genotype, _max_memory(args))
     if args.json:
         print(json.dumps({**stats.to_dict(), "hash": genotype.hash}))
         return 0
@@ -125,14 +162,13 @@ def run_summary(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from nas.analysis import analyze
+    from nas.analysis import check_memory
+    from nas.genotype import load_genotype
 
     failed = 0
     for file in args.files:
         try:
-            from nas.genotype import load_genotype
-
-            stats = analyze(load_genotype(file))
+            stats = check_memory(load_genotype(file), _max_memory(args))
         except NasError as error:
             failed += 1
             print(error, file=sys.stderr)
@@ -161,12 +197,26 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    genotype = load(args)
     out = Path(args.out)
     if out.suffix not in (".onnx", ".pt", ".pt2", ".pth"):
         raise ConfigError(f"--out must end in .onnx, .pt, .pt2 or .pth, got '{out.name}'")
+    genotype = load(args)
+    from nas.analysis import check_memory
+
+    stats = check_memory(genotype, _max_memory(args))
+    import torch
+
+    from nas.build import build_model
     from nas.export import export_model
 
-    export_model(genotype, out)
+    if not 0 <= args.seed < 2**32:
+        raise ConfigError(f"--seed must be in [0, 2**32), got {args.seed}")
+    torch.manual_seed(args.seed)
+    model = build_model(genotype, max_memory=_max_memory(args))
+    if args.weights is not None:
+        from nas.weights import load_state_dict_file
+
+        load_state_dict_file(model, args.weights, max_bytes=2 * stats.param_bytes + (64 << 20))
+    export_model(genotype, out, model=model)
     print(f"wrote {out}")
     return 0
