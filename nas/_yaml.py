@@ -33,6 +33,9 @@ __all__ = ["load_yaml", "load_yaml_file", "read_bounded", "dump_yaml", "MAX_FILE
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 64
 """Deepest nesting of collections in a document (genotypes and configs use fewer than 10)."""
+MAX_NUMBER_CHARS = 64
+"""Longest number written in a document: a longer integer (or a base-60 one such as
+``1:59:59:...``) would take time quadratic in its length to convert."""
 
 
 class _StrictComposer:
@@ -72,6 +75,21 @@ class _StrictComposer:
             seen.add(key)
         return SafeConstructor.construct_mapping(self, node, deep=deep)
 
+    def construct_yaml_int(self, node):  # type: ignore[no-untyped-def]
+        _check_number_length(node)
+        return SafeConstructor.construct_yaml_int(self, node)
+
+    def construct_yaml_float(self, node):  # type: ignore[no-untyped-def]
+        _check_number_length(node)
+        return SafeConstructor.construct_yaml_float(self, node)
+
+
+def _check_number_length(node: yaml.ScalarNode) -> None:
+    if len(node.value) > MAX_NUMBER_CHARS:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"a number longer than {MAX_NUMBER_CHARS} characters", node.start_mark
+        )
+
 
 class _StrictLoader(_StrictComposer, yaml.SafeLoader):
     """Pure-Python scanning and parsing (used when PyYAML lacks libyaml)."""
@@ -103,6 +121,10 @@ if _CParser is not None:
 else:  # pragma: no cover - PyYAML built without libyaml
     _LOADER = _StrictLoader
 
+for _loader in {_StrictLoader, _LOADER}:  # the constructor table is per class, not per method
+    _loader.add_constructor("tag:yaml.org,2002:int", _StrictComposer.construct_yaml_int)
+    _loader.add_constructor("tag:yaml.org,2002:float", _StrictComposer.construct_yaml_float)
+
 
 def load_yaml(text: str, *, file: str | None = None, error: type[NasError] = NasError) -> Any:
     """Parse YAML text; raise ``error`` (one line, with the line number) on any problem."""
@@ -123,6 +145,8 @@ def load_yaml(text: str, *, file: str | None = None, error: type[NasError] = Nas
         raise error(f"invalid YAML: {message}", file=file, path=where) from None
     except RecursionError:  # pragma: no cover - the depth cap keeps well below the stack limit
         raise error(f"invalid YAML: nested deeper than {MAX_DEPTH} levels", file=file) from None
+    except (ValueError, OverflowError) as problem:  # a scalar PyYAML's constructors cannot convert
+        raise error(f"invalid YAML: {' '.join(str(problem).split())[:200]}", file=file) from None
 
 
 def read_bounded(path: str | Path, *, limit: int = MAX_FILE_BYTES, error: type[NasError] = NasError) -> bytes:
@@ -138,9 +162,11 @@ def read_bounded(path: str | Path, *, limit: int = MAX_FILE_BYTES, error: type[N
     try:
         descriptor = os.open(path, flags)
     except FileNotFoundError:
-        raise error("file not found", file=name) from None
+        raise error("file not found", file=_short(name)) from None
     except OSError as problem:
-        raise error(f"cannot read: {problem.strerror or problem}", file=name) from None
+        raise error(f"cannot read: {problem.strerror or problem}", file=_short(name)) from None
+    except ValueError:  # a NUL byte in the name
+        raise error("cannot read: not a valid file name", file=_short(name)) from None
     try:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             raise error("not a regular file", file=name)
@@ -158,6 +184,10 @@ def read_bounded(path: str | Path, *, limit: int = MAX_FILE_BYTES, error: type[N
     if size > limit:
         raise error(f"larger than {limit} bytes", file=name)
     return b"".join(chunks)
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= 200 else name[:197] + "..."
 
 
 def load_yaml_file(path: str | Path, *, error: type[NasError] = NasError) -> Any:

@@ -65,10 +65,15 @@ class Stats:
         return self.params * BYTES_PER_ELEMENT
 
     @property
+    def input_bytes(self) -> int:
+        """Bytes of one input sample in float32."""
+        return math.prod(self.input_shape) * BYTES_PER_ELEMENT
+
+    @property
     def memory_bytes(self) -> int:
         """What building the network and running one sample through it in training needs at
-        least: parameter bytes plus activation bytes (both float32)."""
-        return self.param_bytes + self.activation_bytes
+        least: parameter, input and activation bytes (float32)."""
+        return self.param_bytes + self.input_bytes + self.activation_bytes
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -202,8 +207,9 @@ def check_memory(genotype: Genotype, max_memory: int = MAX_MEMORY) -> Stats:
     if stats.memory_bytes > max_memory:
         raise GenotypeError(
             f"needs {format_bytes(stats.memory_bytes)} of memory (parameters "
-            f"{format_bytes(stats.param_bytes)}, activations {format_bytes(stats.activation_bytes)} "
-            f"per sample in training), over the limit of {format_bytes(max_memory)} "
+            f"{format_bytes(stats.param_bytes)}, input and activations "
+            f"{format_bytes(stats.input_bytes + stats.activation_bytes)} per sample in training), "
+            f"over the limit of {format_bytes(max_memory)} "
             "(raise it with --max-memory)",
             file=genotype.source,
         )

@@ -30,7 +30,17 @@ class NasError(Exception):
 
     def __str__(self) -> str:
         parts = [p for p in (self.file, self.path) if p]
-        return ": ".join([*parts, " ".join(self.message.split())])
+        return ": ".join(_printable(part) for part in [*parts, " ".join(self.message.split())])
+
+
+def _printable(text: str, limit: int = 1000) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x00``), so it stays one line,
+    and cut to ``limit`` characters (a hostile name or path could be a megabyte long)."""
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class GenotypeError(NasError):

@@ -40,6 +40,7 @@ class Limits:
     max_activation: int = 1 << 31  # elements of one node's output (one sample)
     max_work: int = 500_000  # steps: block calls, repeat copies, chain items, ops, expression steps
     max_nesting: int = 100  # layers applied inside layers (blocks, seq, repeat) on one path
+    max_path: int = 1_000  # characters of a node path (network.stage2.block0.conv1)
 
 
 LIMITS = Limits()
@@ -76,10 +77,9 @@ class _Scope(Scope):
             if index >= len(shape):
                 raise GenotypeError(f"'{name}': the input {shape} has no such dimension")
             return shape[index]
-        params = self.expander.genotype.params
+        params = self.expander.params
         if name in params:
-            value = params[name]
-            return list(value) if isinstance(value, tuple) else value
+            return params[name]
         if self.expander.callable_name(name):
             return Layer(self.expander.callable_name(name))
         if name in MATH_FUNCTIONS:
@@ -117,6 +117,8 @@ class _Expander:
         self.total_params = 0
         self.budget = Budget(limits.max_work)
         self.nesting = 0
+        # parameter values as expressions see them (lists), converted once per expansion
+        self.params = {k: list(v) if isinstance(v, tuple) else v for k, v in genotype.params.items()}
 
     # -------------------------------------------------------------- names
 
@@ -153,8 +155,10 @@ class _Expander:
         names = self._name_statements(statements, set(inputs))
         first_input = next(iter(inputs))
         deps: dict[str, tuple[str, ...]] = {}
+        self.budget.charge(len(statements))
         for index, (name, statement) in enumerate(zip(names, statements)):
             if statement.inputs is not None:
+                self.budget.charge(len(statement.inputs))
                 deps[name] = statement.inputs
             else:
                 deps[name] = (names[index - 1],) if index else (first_input,)
@@ -259,6 +263,8 @@ class _Expander:
     def apply(self, value: Any, sources: list[str], path: str, local: Mapping[str, Any]) -> str:
         layer = self.as_layer(value)
         self.budget.charge()
+        if len(path) > self.limits.max_path:
+            raise GenotypeError(f"node path longer than {self.limits.max_path} characters", path=path[:200] + "...")
         if self.nesting >= self.limits.max_nesting:
             raise GenotypeError(
                 f"layers nested deeper than {self.limits.max_nesting} (blocks, seq and repeat)", path=path
@@ -312,6 +318,7 @@ class _Expander:
             raise GenotypeError(f"blocks nested deeper than {self.limits.max_depth}")
         if len(sources) != len(block.inputs):
             raise GenotypeError(f"block '{block.name}' takes {len(block.inputs)} input(s), got {len(sources)}")
+        self.budget.charge(len(block.args) + len(block.nodes))
         arg_names = [name for name, _ in block.args]
         if len(layer.args) > len(arg_names):
             raise GenotypeError(

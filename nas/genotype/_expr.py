@@ -101,6 +101,28 @@ class Budget:
             )
 
 
+def cost(value: Any) -> int:
+    """Work units to charge for an operation that reads all of ``value`` (a comparison, ``in``,
+    a math function): its list items, all levels counted (capped), or a unit per 64 characters
+    of a string."""
+    if isinstance(value, str):
+        return len(value) // 64
+    if not isinstance(value, (list, tuple)):
+        return 0
+    total, pending = 0, [value]
+    while pending and total <= 16 * MAX_VALUE_ITEMS:
+        current = pending.pop()
+        if isinstance(current, str):
+            total += len(current) // 64
+            continue
+        total += len(current)
+        pending.extend(
+            item for item in current
+            if isinstance(item, (list, tuple)) or (isinstance(item, str) and len(item) >= 64)
+        )
+    return total
+
+
 def bounded(value: Any, budget: Budget | None = None) -> Any:
     """Return ``value`` after checking the bounds stated in the module docstring (numbers
     finite and in range, lists short and shallow); raise :class:`GenotypeError` otherwise.
@@ -486,6 +508,7 @@ class _Evaluator:
                 current = self.visit(left)
                 for op, comparator in zip(ops, comparators):
                     other = self.visit(comparator)
+                    self.budget.charge(cost(current) + cost(other))
                     if not _COMPARE[type(op)](current, other):
                         return False
                     current = other
@@ -505,6 +528,7 @@ class _Evaluator:
                     if keyword.arg in named:
                         raise self.fail(f"argument '{keyword.arg}' given twice")
                     named[keyword.arg] = argument(keyword.value)
+                self.budget.charge(sum(map(cost, positional)) + sum(map(cost, named.values())))
                 return self.bounded(self.scope.call(name, positional, named))
         raise self.fail(f"unsupported syntax {type(node).__name__}")  # pragma: no cover
 
@@ -541,7 +565,9 @@ class _Evaluator:
             bounds = [None if b is None else self.visit(b) for b in (index.lower, index.upper, index.step)]
             if any(b is not None and not isinstance(b, int) for b in bounds):
                 raise self.fail("slice bounds must be integers")
-            return value[slice(*bounds)]
+            part = value[slice(*bounds)]
+            self.budget.charge(cost(part))
+            return part
         position = self.visit(index)
         if not isinstance(position, int) or isinstance(position, bool):
             raise self.fail(f"index must be an integer, got {position!r}")

@@ -61,11 +61,18 @@ _BLOCK_KEYS = ("args", "inputs", "nodes", "doc")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _INPUTS = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*(\s*,\s*[A-Za-z_][A-Za-z0-9_]*)*\s*\Z")
 MAX_IMPORT_DEPTH = 16
+MAX_NAME = 100
+"""Longest name of a node, block, argument, parameter or output."""
+MAX_IMPORTS = 64
+"""Most library files one genotype may import, all levels counted."""
 
 
 def _identifier(name: Any, what: str) -> str:
+    if isinstance(name, str) and len(name) > MAX_NAME:
+        raise GenotypeError(f"{what} '{name[:40]}...' is longer than {MAX_NAME} characters")
     if not isinstance(name, str) or not _IDENTIFIER.match(name) or keyword.iskeyword(name):
-        raise GenotypeError(f"{what} {name!r} is not a valid name (letters, digits, _)")
+        shown = repr(name)
+        raise GenotypeError(f"{what} {shown if len(shown) <= 80 else shown[:77] + '...'} is not a valid name (letters, digits, _)")
     return name
 
 
@@ -239,8 +246,10 @@ def _check_value(value: Any, depth: int = 0) -> None:
             _check_value(item, depth + 1)
     elif not isinstance(value, (int, float, str, bool, type(None))):
         raise GenotypeError(f"expected a number, string, boolean or list, got {type(value).__name__}")
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise GenotypeError(f"{value!r} is not a finite number")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and not (
+        math.isfinite(value) and abs(value) <= 2**53
+    ):
+        raise GenotypeError(f"{value!r} is not a finite number within 2**53")
 
 
 def _plain(value: Any) -> Any:
@@ -446,12 +455,12 @@ def load_genotype(source: str | Path | Mapping[str, Any], /, **params: Any) -> G
             data = load_yaml(source, error=GenotypeError)
         else:
             path = Path(source)
-            if isinstance(source, str) and _IDENTIFIER.match(source) and not path.exists():
+            if isinstance(source, str) and _IDENTIFIER.match(source) and not _exists(path):
                 path = zoo_dir() / f"{source}.yaml"
-                if not path.exists():
+                if not _exists(path):
                     raise GenotypeError(f"no genotype '{source}' in {zoo_dir()}")
             file = str(path)
-            base = path.resolve().parent
+            base = _resolve(path).parent
             data = load_yaml_file(path, error=GenotypeError)
     genotype = _from_data(data, file=file, base=base, default_name=Path(file).stem if file else "genotype")
     if params:
@@ -564,6 +573,23 @@ def _parse_scaling(raw: Any, params: Mapping[str, Any]) -> dict[str, tuple[str, 
     return scaling
 
 
+def _exists(path: Path) -> bool:
+    """``path.exists()``, false for names the OS cannot take (too long, NUL bytes)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
+def _resolve(path: Path) -> Path:
+    """``path.resolve()``, or ``path`` made absolute when the name cannot be resolved (a NUL
+    byte, a name too long): reading it then fails with a one-line error."""
+    try:
+        return path.resolve()
+    except (OSError, ValueError):
+        return path.absolute()
+
+
 def _import_blocks(
     imports: Any, base: Path, blocks: dict[str, BlockDef], stack: list[str], done: set[str]
 ) -> None:
@@ -582,14 +608,16 @@ def _import_blocks(
         if not isinstance(item, str):
             raise GenotypeError(f"expected a file name, got {item!r}", path="imports")
         path = base / item
-        if not path.exists() and (zoo_dir() / item).exists():
+        if not _exists(path) and _exists(zoo_dir() / item):
             path = zoo_dir() / item
-        resolved = str(path.resolve())
+        resolved = str(_resolve(path))
         if resolved in stack:
             raise GenotypeError(f"import cycle: {' -> '.join([*stack, item])}", path="imports")
         if resolved in done:
             continue
         done.add(resolved)
+        if len(done) > 2 * MAX_IMPORTS:  # a path and a content digest per file
+            raise GenotypeError(f"more than {MAX_IMPORTS} files imported", path="imports")
         data = load_yaml_file(path, error=GenotypeError)
         content = "sha256:" + hashlib.sha256(repr(data).encode()).hexdigest()
         if content in done:
