@@ -54,6 +54,8 @@ CASES = {
     "multi_objective_median": ("pruner", "median", "pruner"),
     "bad_constraint": ("space/constraints", {"flops": {"max": 1}}, "space.constraints.flops"),
     "bad_storage": ("storage", "nosuchdb://nowhere/x", "storage"),
+    "unknown_dataset_option": ("dataset", {"name": "folder", "root": "x", "rooot": "y"},
+                               "dataset.rooot"),
 }
 
 
@@ -71,6 +73,32 @@ def test_bad_config_is_one_line_and_exit_2(case, tmp_path, capsys):
     assert len(err.splitlines()) == 1, err
     assert err.startswith(f"{file}: {path}:"), err
     assert not (tmp_path / "runs" / "bad" / "trials").exists()
+
+
+def test_dataset_paths_are_relative_to_the_config_file(tmp_path):
+    data = base()
+    data["dataset"] = {"name": "folder", "root": "data/images.tar.gz", "val_root": "../test",
+                       "cache": "cache", "resolution": 32}
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "run.yaml").write_text(yaml.safe_dump(data))
+    dataset = load_config(folder / "run.yaml").dataset
+    assert dataset["root"] == str(folder / "data" / "images.tar.gz")
+    assert dataset["val_root"] == str(tmp_path / "test")
+    assert dataset["cache"] == str(folder / "cache")
+    assert dataset["resolution"] == 32
+
+
+def test_missing_dataset_archive_fails_before_the_run_folder(tmp_path, capsys):
+    data = base()
+    data["dataset"] = {"name": "folder", "root": "missing.tar.gz", "cache": "cache"}
+    file = tmp_path / "run.yaml"
+    file.write_text(yaml.safe_dump(data))
+    status = main(["search", str(file), "--runs", str(tmp_path / "runs"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert err == f"{tmp_path / 'missing.tar.gz'}: image folder or archive not found"
+    assert not (tmp_path / "runs" / "bad").exists()
 
 
 def test_storage_flag_that_cannot_be_opened(tmp_path, capsys):

@@ -26,13 +26,19 @@ from nas.data import _files, _folder, _sources  # noqa: F401  (register the buil
 from nas.data._dataset import Dataset, RawData, stratified_order
 from nas.data._files import read_idx
 from nas.data._pipeline import DeviceLoader
-from nas.data._registry import dataset_names, load_dataset, register_dataset
+from nas.data._registry import (
+    check_dataset_options,
+    dataset_names,
+    load_dataset,
+    register_dataset,
+)
 from nas.data._sources import default_root
 
 __all__ = [
     "Dataset",
     "DeviceLoader",
     "RawData",
+    "check_dataset_options",
     "dataset_names",
     "default_root",
     "load_dataset",

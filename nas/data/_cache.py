@@ -17,7 +17,7 @@ An entry is a folder holding ``meta.json`` and one ``.npy`` per array, written i
 temporary folder next to it and renamed into place in one step, so a reader sees a whole
 entry or none; concurrent writers (search workers racing on a first load) serialise on a
 lock file, and the later ones find the entry written. Arrays are read with
-``allow_pickle=False``.
+``allow_pickle=False`` as copy-on-write memory maps.
 """
 
 from __future__ import annotations
@@ -84,8 +84,11 @@ def read_entry(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]] | N
         meta = json.loads((folder / "meta.json").read_text())
         if meta.get("format") != FORMAT:
             return None
+        # Copy-on-write maps: nothing is read until used, the page cache is shared by every
+        # worker of a search, and the arrays are writable (as torch wants them).
         arrays = {
-            name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in meta["arrays"]
+            name: np.load(folder / f"{name}.npy", mmap_mode="c", allow_pickle=False)
+            for name in meta["arrays"]
         }
     except (OSError, ValueError, KeyError, TypeError):
         return None

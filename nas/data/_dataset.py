@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from nas.errors import ConfigError
 
-__all__ = ["Dataset", "RawData", "prepare", "stratified_order"]
+__all__ = ["Dataset", "RawData", "prepare", "select_rows", "stratified_order"]
 
 ValSplit = Literal["holdout", "test"]
 
@@ -167,6 +167,12 @@ def stratified_order(labels: torch.Tensor, generator: torch.Generator) -> torch.
     return shuffled[by_class[interleaved]]
 
 
+def select_rows(images: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``images[index]`` along the first dimension (``index_select`` copies whole rows: about
+    twice as fast as advanced indexing on uint8 images)."""
+    return torch.index_select(images, 0, index)
+
+
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:
     """Resize uint8 ``[N, C, H, W]`` images to ``size x size`` (bilinear, antialiased)."""
     if images.shape[-2:] == (size, size):
@@ -242,14 +248,14 @@ def prepare(
         if n_val >= len(order):
             raise ConfigError(f"{len(order)} images are too few to split", path=name)
         val_idx, train_idx = order[:n_val], order[n_val:]
-        train_x, train_y = raw.images[train_idx], raw.labels[train_idx]
-        val_x, val_y = raw.images[val_idx], raw.labels[val_idx]
+        train_x, train_y = select_rows(raw.images, train_idx), raw.labels[train_idx]
+        val_x, val_y = select_rows(raw.images, val_idx), raw.labels[val_idx]
     if subset is not None and subset < len(train_y):
         keep = stratified_order(train_y, generator)[:subset]
-        train_x, train_y = train_x[keep], train_y[keep]
+        train_x, train_y = select_rows(train_x, keep), train_y[keep]
     if val_subset is not None and val_subset < len(val_y):
         keep = stratified_order(val_y, generator)[:val_subset]
-        val_x, val_y = val_x[keep], val_y[keep]
+        val_x, val_y = select_rows(val_x, keep), val_y[keep]
     if resolution is not None:
         train_x, val_x = resize(train_x, resolution), resize(val_x, resolution)
     mean, std = channel_stats(train_x)

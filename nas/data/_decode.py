@@ -57,7 +57,12 @@ def _decode(
         for i, (name, blob) in enumerate(zip(names, blobs)):
             try:
                 with Image.open(io.BytesIO(blob)) as image:
-                    image = image.convert(mode)
+                    if resolution is not None:
+                        # JPEG: decode at the smallest 1/2, 1/4 or 1/8 scale still at least
+                        # `resolution` on each side (much faster for large photographs).
+                        image.draft(mode, (resolution, resolution))
+                    if image.mode != mode:
+                        image = image.convert(mode)
                     if resolution is not None and image.size != (resolution, resolution):
                         image = image.resize((resolution, resolution), Image.BILINEAR)
                     pixels = np.asarray(image, dtype=np.uint8)
@@ -120,6 +125,8 @@ class ChunkDecoder:
         self._pending: deque[Future] = deque()
         self._decoded_bytes = 0
         self._shape: tuple[int, ...] | None = None
+        import PIL.Image  # noqa: F401  (imported once here rather than in every worker)
+
         self._pool: ProcessPoolExecutor | None = None
         self._context = _fork_context() if workers > 1 else None
         self._workers = workers

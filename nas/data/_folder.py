@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from nas.data import _cache
-from nas.data._dataset import RawData, stratified_order
+from nas.data._dataset import RawData, select_rows, stratified_order
 from nas.data._decode import ChunkDecoder, is_image_name
 from nas.data._layout import resolve_layout
 from nas.data._members import Limits, iter_members, progress_total, source_kind
@@ -67,10 +67,12 @@ def decode_source(
             str(source), grayscale=grayscale, resolution=resolution, workers=workers,
             max_decoded_bytes=limits.max_decoded_bytes,
         ) as decoder:
-            for member in iter_members(source, limits=limits, progress=lambda n: bar.update(n - bar.n)):
+            members = iter_members(source, limits=limits, wanted=is_image_name,
+                                   progress=lambda n: bar.update(n - bar.n))
+            for member in members:  # folders, and files that look like images
                 if member.data is None:
                     folders.append(member.path)
-                elif is_image_name(member.path):
+                else:
                     paths.append(member.path)
                     decoder.add(member.path, member.data)
             layout = resolve_layout(paths, folders, source=str(source))
@@ -125,7 +127,7 @@ def _holdout_test(
             path="test_fraction",
         )
     test, train = order[:n_test], order[n_test:]
-    return images[train], labels[train], images[test], labels[test]
+    return select_rows(images, train), labels[train], select_rows(images, test), labels[test]
 
 
 def _positive(value: Any, key: str) -> None:

@@ -32,6 +32,7 @@ from nas.errors import ConfigError
 __all__ = ["Limits", "Member", "iter_members", "progress_total", "source_kind"]
 
 SourceKind = Literal["folder", "tar", "zip"]
+_Wanted = Callable[[str], bool]
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
@@ -117,7 +118,7 @@ class _Counter:
 
 
 def _iter_folder(
-    root: Path, counter: _Counter, progress: Callable[[int], None] | None
+    root: Path, counter: _Counter, progress: Callable[[int], None] | None, wanted: _Wanted
 ) -> Iterator[Member]:
     for folder, dirs, files in os.walk(root):  # does not follow links to folders
         dirs.sort()
@@ -133,6 +134,8 @@ def _iter_folder(
                 if not stat.S_ISREG(info.st_mode):
                     continue
                 counter.member(prefix + name, info.st_size)
+                if not wanted(prefix + name):
+                    continue
                 data = file.read_bytes()
             except OSError as error:
                 raise ConfigError(f"cannot read: {error.strerror or error}", file=str(file)) from None
@@ -141,7 +144,9 @@ def _iter_folder(
             yield Member(prefix + name, data)
 
 
-def _iter_tar(path: Path, counter: _Counter, progress: Callable[[int], None] | None) -> Iterator[Member]:
+def _iter_tar(
+    path: Path, counter: _Counter, progress: Callable[[int], None] | None, wanted: _Wanted
+) -> Iterator[Member]:
     with open(path, "rb") as raw:
         try:
             # Streaming mode: one pass, no seeks, whatever the compression.
@@ -157,13 +162,17 @@ def _iter_tar(path: Path, counter: _Counter, progress: Callable[[int], None] | N
                         yield Member(name, None)
                     elif info.isreg():
                         counter.member(name, info.size)
+                        if not wanted(name):
+                            continue
                         file = archive.extractfile(info)
                         yield Member(name, file.read() if file is not None else b"")
         except (tarfile.TarError, EOFError, OSError, ValueError) as error:
             raise ConfigError(f"cannot read the tar archive: {error}", file=str(path)) from None
 
 
-def _iter_zip(path: Path, counter: _Counter, progress: Callable[[int], None] | None) -> Iterator[Member]:
+def _iter_zip(
+    path: Path, counter: _Counter, progress: Callable[[int], None] | None, wanted: _Wanted
+) -> Iterator[Member]:
     try:
         with zipfile.ZipFile(path) as archive:
             for index, info in enumerate(archive.infolist()):
@@ -178,6 +187,8 @@ def _iter_zip(path: Path, counter: _Counter, progress: Callable[[int], None] | N
                     yield Member(name, None)
                 elif stat.S_IFMT(mode) in (0, stat.S_IFREG):  # no type bits, or a file
                     counter.member(name, info.file_size)
+                    if not wanted(name):
+                        continue
                     yield Member(name, archive.read(info))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as error:
         raise ConfigError(f"cannot read the zip archive: {error}", file=str(path)) from None
@@ -202,6 +213,7 @@ def iter_members(
     *,
     limits: Limits = Limits(),
     progress: Callable[[int], None] | None = None,
+    wanted: _Wanted = lambda name: True,
 ) -> Iterator[Member]:
     """Every regular file and folder under ``path`` (a folder or an archive).
 
@@ -210,6 +222,8 @@ def iter_members(
         limits: Bounds on members (see :class:`Limits`).
         progress: Called with the position so far, in the unit of :func:`progress_total`
             (compressed bytes for a tar, members for a zip or a folder).
+        wanted: Which files to read (by path); the others are counted but neither read
+            nor yielded.
 
     Raises:
         ConfigError: a missing or unreadable source, an unsafe member path, a bound passed.
@@ -217,8 +231,8 @@ def iter_members(
     counter = _Counter(path, limits)
     kind = source_kind(path)
     if kind == "folder":
-        return _iter_folder(path, counter, progress)
+        return _iter_folder(path, counter, progress, wanted)
     if kind == "tar":
-        return _iter_tar(path, counter, progress)
-    return _iter_zip(path, counter, progress)
+        return _iter_tar(path, counter, progress, wanted)
+    return _iter_zip(path, counter, progress, wanted)
 

@@ -9,13 +9,13 @@ the shared steps (split, subset, resolution) of :func:`~nas.data._dataset.prepar
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from nas.data._dataset import Dataset, RawData, ValSplit, prepare
 from nas.errors import ConfigError
 
-__all__ = ["register_dataset", "load_dataset", "dataset_names"]
+__all__ = ["check_dataset_options", "dataset_names", "load_dataset", "register_dataset"]
 
 SourceLoader = Callable[..., RawData]
 
@@ -55,6 +55,30 @@ def _loader_options(loader: SourceLoader) -> list[str]:
     ]
 
 
+def check_dataset_options(name: str, options: Iterable[str]) -> None:
+    """Check a dataset name and its option names without loading anything.
+
+    ``options`` may include the shared options of :func:`load_dataset` (``subset``,
+    ``val_split``, ...) besides the source's own.
+
+    Raises:
+        ConfigError: an unknown name or option (listing the valid ones), located at
+            ``dataset`` or ``dataset.OPTION``.
+    """
+    loader = _LOADERS.get(name)
+    if loader is None:
+        raise ConfigError(
+            f"unknown dataset {name!r}; valid: {', '.join(dataset_names())}", path="dataset"
+        )
+    valid = {*_loader_options(loader), *_SHARED_OPTIONS}
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ConfigError(
+            f"unknown option {unknown[0]!r} for dataset {name!r}; valid: {', '.join(sorted(valid))}",
+            path=f"dataset.{unknown[0]}",
+        )
+
+
 def load_dataset(
     name: str,
     *,
@@ -85,20 +109,9 @@ def load_dataset(
     Raises:
         ConfigError: unknown name or option, missing files, or a bad option value.
     """
-    loader = _LOADERS.get(name)
-    if loader is None:
-        raise ConfigError(
-            f"unknown dataset {name!r}; valid: {', '.join(dataset_names())}", path="dataset"
-        )
-    valid = _loader_options(loader)
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        shown = ", ".join(sorted({*valid, *_SHARED_OPTIONS}))
-        raise ConfigError(
-            f"unknown option {unknown[0]!r} for dataset {name!r}; valid: {shown}",
-            path=f"dataset.{unknown[0]}",
-        )
-    if "resolution" in valid:
+    check_dataset_options(name, options)
+    loader = _LOADERS[name]
+    if "resolution" in _loader_options(loader):
         options["resolution"] = resolution
     raw = loader(**options)
     return prepare(

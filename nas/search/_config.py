@@ -5,7 +5,8 @@ Top-level keys (only ``space`` is required)::
     name: quickstart             # runs/NAME; default: the file's stem
     doc: free text
     space: {...} | FILE          # the search space (see nas.search._space), inline or a file
-    dataset: {name: digits, subset: 600, resolution: 16, ...}   # nas.data.load_dataset options
+    dataset: {name: digits, subset: 600, resolution: 16, ...}   # nas.data.load_dataset options;
+                                 # root, val_root, cache: relative to this file
     train: {epochs: 4, lr: 0.05, ...}                           # nas.train.TrainConfig fields
     width_multiplier: 1.0        # proxy scale: multiplies the genotype's scaling.width params
     objectives: [val_accuracy]   # and/or params, macs, latency (minimised); several = Pareto
@@ -63,6 +64,8 @@ _KEYS = ("name", "doc", "space", "dataset", "train", "width_multiplier", "object
          "pruner", "trials", "timeout", "seed", "storage", "workers", "threads", "dedup", "latency", "tabular")
 _LATENCY_KEYS = {"batch_size": 1, "repeats": 20, "warmup": 5}
 _TABULAR_KEYS = ("table", "dataset")
+#: Dataset options that name files or folders: made absolute, relative to the config file.
+_DATASET_PATHS = ("root", "val_root", "cache")
 DEFAULT_TABLE = "../shared/data/nasbench201/nb201_cifar.csv"
 
 
@@ -227,8 +230,9 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     if not isinstance(dataset, Mapping) or not isinstance(dataset.get("name"), str):
         raise _error("must be a dataset name or a mapping with 'name' and options", file, "dataset")
     dataset = dict(dataset)
-    if "root" in dataset and isinstance(dataset["root"], str):
-        dataset["root"] = str((base / dataset["root"]).resolve())
+    for key in _DATASET_PATHS:  # relative to the config file, like every path in it
+        if isinstance(dataset.get(key), str):
+            dataset[key] = str((base / Path(dataset[key]).expanduser()).resolve())
 
     train = data.get("train", {}) or {}
     if not isinstance(train, Mapping):
@@ -362,11 +366,15 @@ def _check_train(train: Mapping[str, Any], file: str) -> None:
 
 
 def _check_dataset(dataset: Mapping[str, Any], file: str) -> None:
-    from nas.data import dataset_names
+    from nas.data import check_dataset_options, dataset_names
 
     if dataset["name"] not in dataset_names():
         raise _error(f"unknown dataset {dataset['name']!r}; valid: {', '.join(dataset_names())}",
                      file, "dataset.name")
+    try:
+        check_dataset_options(dataset["name"], [k for k in dataset if k != "name"])
+    except NasError as error:
+        raise error.located(file=file) from None
 
 
 def _parse_tabular(value: Any, file: str, base: Path) -> dict[str, Any]:

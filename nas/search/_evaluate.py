@@ -41,7 +41,29 @@ if TYPE_CHECKING:
 
     from nas.genotype import Genotype
 
-__all__ = ["Evaluator", "TrialLog", "TrialRecord", "one_line"]
+__all__ = ["Evaluator", "TrialLog", "TrialRecord", "load_run_dataset", "one_line"]
+
+
+def load_run_dataset(config: RunConfig) -> Any:
+    """The run's proxy-training :class:`nas.data.Dataset` (train and holdout validation
+    splits of the training images, as the config's ``dataset`` says).
+
+    :func:`~nas.search.run_search` calls it once before any trial, so a missing or malformed
+    source fails in one line and a first decode fills the dataset cache once; every worker
+    calls it again (then from the cache).
+
+    Raises:
+        NasError: the dataset cannot be loaded; located in the config file when the error
+            names no file of its own.
+    """
+    from nas.data import load_dataset
+
+    options = dict(config.dataset)
+    name = options.pop("name")
+    try:
+        return load_dataset(name, **options)
+    except NasError as error:
+        raise error.located(file=config.file) from None
 
 
 @dataclass
@@ -141,11 +163,7 @@ class Evaluator:
     def data(self) -> Any:
         """The proxy-training dataset."""
         if self._data is None:
-            from nas.data import load_dataset
-
-            options = dict(self.config.dataset)
-            name = options.pop("name")
-            self._data = load_dataset(name, **options)
+            self._data = load_run_dataset(self.config)
         return self._data
 
     def table(self) -> Any:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.search._config import RunConfig, load_config, with_overrides
+from nas.search._evaluate import load_run_dataset
 from nas.search._folder import load_run_config, prepare_run_dir, write_run_info
 from nas.search._progress import Progress
 from nas.search._records import best_trials
@@ -89,6 +90,8 @@ def run_search(
     make_sampler(config)  # a sampler this install lacks, or a bad option: fail before the folder
     if "://" in storage_url:
         open_storage(storage_url, file=config.file, path=storage_path)  # fail before the folder
+    if config.tabular is None:
+        load_run_dataset(config)  # a bad dataset: one line now, not a failure in every trial
     prepare_run_dir(config, run_dir, resume=resume)
     write_run_info(run_dir, config, storage_url)
     study = open_study(config, storage_url, create=True, storage_path=storage_path)

@@ -1,0 +1,87 @@
+"""Loading an image-folder archive: the first decode, and every load after it from the cache.
+
+Decodes the archive (default: the shared CIFAR-10 JPEGs) into a fresh cache folder with each
+number of decoding processes given, then times cached loads: ``load_dataset("folder", ...)``
+as a search worker calls it (holdout validation split carved from the training images), as
+retraining calls it (``val_split="test"``), and the cache read alone. A cached-load time is
+the median of ``--repeats`` runs in one process (the page cache warm, as for a search's
+workers). Budget: a cached load under 1 s; the first decode is reported (no budget).
+Serial decoding (1 process) is the baseline of the ratio column.
+
+    python bench/data_load.py [--archive FILE] [--workers 1,2] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from nas.data import load_dataset
+from nas.data._folder import load_folder
+
+ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared/data/cifar10/cifar10-jpeg.tar.gz"
+BUDGET = 1.0
+
+
+def timed(call) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = call()
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--archive", type=Path, default=ARCHIVE)
+    parser.add_argument("--workers", default="1,2", help="decoding processes to try, e.g. 1,2,4")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if not args.archive.is_file():
+        raise SystemExit(f"{args.archive}: not found (the shared CIFAR-10 archive)")
+    cache = Path(tempfile.mkdtemp(prefix="nas-data-bench-"))
+    print(f"archive: {args.archive} ({args.archive.stat().st_size / 1e6:.1f} MB); "
+          f"cores: {os.cpu_count()}; load average before: {os.getloadavg()[0]:.2f}; "
+          f"torch threads: {args.threads}")
+    try:
+        rows = []
+        for workers in [int(w) for w in args.workers.split(",")]:
+            shutil.rmtree(cache, ignore_errors=True)
+            seconds, _ = timed(lambda: load_folder(root=args.archive, cache=cache,
+                                                   decode_workers=workers))
+            rows.append((f"first decode, {workers} process(es)", seconds))
+        baseline = rows[0][1]
+        cases = {
+            "cached: cache read only (load_folder)":
+                lambda: load_folder(root=args.archive, cache=cache),
+            "cached: search (train/val holdout)":
+                lambda: load_dataset("folder", root=args.archive, cache=cache),
+            "cached: retrain (train + test)":
+                lambda: load_dataset("folder", root=args.archive, cache=cache, val_split="test"),
+        }
+        data = None
+        for label, call in cases.items():
+            times = []
+            for _ in range(args.repeats):
+                seconds, data = timed(call)
+                times.append(seconds)
+            rows.append((label, statistics.median(times)))
+        print(f"{'what':44} {'seconds':>8} {'vs serial decode':>17} {'budget':>8}")
+        for label, seconds in rows:
+            budget = f"< {BUDGET:g} s" if label.startswith("cached") else "report"
+            print(f"{label:44} {seconds:8.2f} {seconds / baseline:17.3f} {budget:>8}")
+        print(f"{data!r}; classes {', '.join(data.classes)}")
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
