@@ -193,6 +193,59 @@ def test_cache_entry_appears_whole_or_not_at_all(
     assert _cache.read_entry(entry) is not None
 
 
+def test_decoding_in_several_processes_gives_the_same_arrays(
+    members: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nas.data import _decode
+
+    source = _tar(tmp_path / "small.tar.gz", members)
+    serial = _load(source, tmp_path / "c1", decode_workers=1)
+    monkeypatch.setattr(_decode, "_CHUNK", 16)  # 160 images: 10 chunks over 2 processes
+    pools = []
+    pool_class = _decode.ProcessPoolExecutor
+    monkeypatch.setattr(_decode, "ProcessPoolExecutor",
+                        lambda *a, **k: pools.append(1) or pool_class(*a, **k))
+    pooled = _load(source, tmp_path / "c2", decode_workers=2)
+    assert pools == [1]
+    assert torch.equal(pooled.train_images, serial.train_images)
+    assert torch.equal(pooled.val_images, serial.val_images)
+    assert torch.equal(pooled.train_labels, serial.train_labels)
+
+
+def _race(source: str, cache: str, log: str, queue) -> None:
+    decode = _folder.decode_source
+
+    def counted(*args, **kwargs):
+        with open(log, "a") as file:
+            file.write("decode\n")
+        return decode(*args, **kwargs)
+
+    _folder.decode_source = counted
+    data = load_dataset("folder", root=source, cache=cache, val_split="test")
+    queue.put(int(data.train_images.sum()) + int(data.val_images.sum()))
+
+
+def test_racing_first_loads_decode_once_and_agree(members: dict[str, bytes], tmp_path: Path) -> None:
+    import multiprocessing
+
+    source = _tar(tmp_path / "small.tar.gz", members)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    log = tmp_path / "decodes.log"
+    processes = [
+        context.Process(target=_race, args=(str(source), str(tmp_path / "cache"), str(log), queue))
+        for _ in range(3)
+    ]
+    for process in processes:
+        process.start()
+    sums = [queue.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert [p.exitcode for p in processes] == [0, 0, 0]
+    assert len(set(sums)) == 1
+    assert log.read_text() == "decode\n"  # the others waited for the lock, then read the entry
+
+
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 

@@ -43,7 +43,7 @@ class Dataset:
             has none.
         val_split: Where the validation images come from: ``"holdout"``, a seeded,
             stratified part of the source's training images (what a search selects on;
-            the test split is not loaded at all), or ``"test"``, the source's test split
+            the test split is no part of the dataset), or ``"test"``, the source's test split
             (retraining and final evaluation: the training split is then whole).
     """
 

@@ -90,6 +90,10 @@ def _size(shape: tuple[int, ...]) -> str:
 
 
 def _fork_context() -> multiprocessing.context.BaseContext | None:
+    """Forking, where the platform has it and this process may have children (a daemonic
+    process may not); else ``None``: decode in this process."""
+    if multiprocessing.current_process().daemon:
+        return None
     if "fork" in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("fork")
     return None
