@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from nas.data import load_dataset
+from nas.data import load_dataset, retrain_options
 from nas.data import _cache, _folder
 from nas.errors import ConfigError
 
@@ -121,6 +121,15 @@ def test_search_protocol_validates_on_training_images_only(
     test = {bytes(x.numpy()) for x in retrain.val_images}
     searched = {bytes(x.numpy()) for x in torch.cat([search.train_images, search.val_images])}
     assert searched == train and not searched & test
+    # A search's options (proxy subsets) made into retraining's: whole train, test split.
+    options = {"name": "folder", "root": str(source), "cache": str(tmp_path / "cache"),
+               "subset": 50, "val_subset": 20, "val_fraction": 0.25, "resolution": 16}
+    assert retrain_options(options) == {"name": "folder", "root": str(source),
+                                        "cache": str(tmp_path / "cache"), "resolution": 16,
+                                        "val_split": "test"}
+    final = load_dataset(**retrain_options(options))
+    assert final.val_split == "test" and final.input_shape == (3, 16, 16)
+    assert len(final.train_labels) == 120 and len(final.val_labels) == 40
 
 
 def test_class_folder_root_holds_out_a_seeded_stratified_test_split(
@@ -160,6 +169,8 @@ def test_second_load_reads_the_cache_and_does_not_decode(
     assert calls == [1]
     assert second.classes == CLASSES
     assert torch.equal(second.train_images, first.train_images)
+    load_dataset("folder", root=source, val_split="test", resolution=32)  # their own size
+    assert calls == [1]
     load_dataset("folder", root=source, val_split="test", resolution=16)  # another key
     assert calls == [1, 1]
     changed = _tar(tmp_path / "changed.tar.gz", dict(list(members.items())[:-1]))
@@ -172,7 +183,8 @@ def test_cache_entry_appears_whole_or_not_at_all(
 ) -> None:
     source = _tar(tmp_path / "small.tar.gz", members)
     cache = tmp_path / "cache"
-    entry = _cache.entry_dir(cache, source, {"grayscale": False, "resolution": None})
+    entry = _cache.entry_dir(cache, _cache.fingerprint(source),
+                             {"grayscale": False, "resolution": None})
     saves = []
     real_save = np.save
 

@@ -8,7 +8,8 @@ Knows nothing about genotypes or training.
 The protocol: by default (``val_split="holdout"``) the validation split is a seeded,
 stratified part of the training images and the test split is not loaded, which is what a
 search selects on; ``val_split="test"`` gives the whole training split and the test split
-as ``val_*`` (``dataset.val_split == "test"``), for retraining and the final figures.
+as ``val_*`` (``dataset.val_split == "test"``), for retraining and the final figures;
+:func:`retrain_options` turns a search's dataset options into those.
 
 Example:
     >>> from nas.data import load_dataset, DeviceLoader
@@ -31,6 +32,7 @@ from nas.data._registry import (
     dataset_names,
     load_dataset,
     register_dataset,
+    retrain_options,
 )
 from nas.data._sources import default_root
 
@@ -44,5 +46,6 @@ __all__ = [
     "load_dataset",
     "read_idx",
     "register_dataset",
+    "retrain_options",
     "stratified_order",
 ]

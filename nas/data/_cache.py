@@ -69,9 +69,10 @@ def fingerprint(path: Path) -> str:
     return "s" + digest.hexdigest()
 
 
-def entry_dir(root: Path, source: Path, settings: Mapping[str, Any]) -> Path:
-    """The entry folder for ``source`` decoded with ``settings`` (JSON-able values)."""
-    key = json.dumps({"format": FORMAT, "source": fingerprint(source), **settings}, sort_keys=True)
+def entry_dir(root: Path, source: str, settings: Mapping[str, Any]) -> Path:
+    """The entry folder for the source of :func:`fingerprint` ``source`` decoded with
+    ``settings`` (JSON-able values)."""
+    key = json.dumps({"format": FORMAT, "source": source, **settings}, sort_keys=True)
     # Named by content alone, so a copy of the source elsewhere finds it; its meta.json
     # names the source it was made from.
     return root / hashlib.blake2b(key.encode(), digest_size=16).hexdigest()

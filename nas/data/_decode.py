@@ -45,13 +45,14 @@ def is_image_name(path: str) -> bool:
 
 def _decode(
     names: list[str], blobs: list[bytes], grayscale: bool, resolution: int | None
-) -> np.ndarray | tuple[str, str]:
-    """Decode one chunk to ``[n, H, W, C]``, or return ``(member, problem)`` at the first
-    image that fails."""
+) -> tuple[np.ndarray, bool] | tuple[str, str]:
+    """Decode one chunk: ``(pixels [n, H, W, C], whether any image was resized)``, or
+    ``(member, problem)`` at the first image that fails."""
     from PIL import Image
 
     mode = "L" if grayscale else "RGB"
     out: np.ndarray | None = None
+    resized = False
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         for i, (name, blob) in enumerate(zip(names, blobs)):
@@ -65,6 +66,7 @@ def _decode(
                         image = image.convert(mode)
                     if resolution is not None and image.size != (resolution, resolution):
                         image = image.resize((resolution, resolution), Image.BILINEAR)
+                        resized = True
                     pixels = np.asarray(image, dtype=np.uint8)
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
                     Image.DecompressionBombWarning) as error:
@@ -81,7 +83,7 @@ def _decode(
                 )
             out[i] = pixels
     assert out is not None  # chunks are never empty
-    return out
+    return out, resized
 
 
 def _size(shape: tuple[int, ...]) -> str:
@@ -129,6 +131,8 @@ class ChunkDecoder:
         self._pending: deque[Future] = deque()
         self._decoded_bytes = 0
         self._shape: tuple[int, ...] | None = None
+        #: Whether any image so far was resized (else the result is the images' own size).
+        self.resized = False
         import PIL.Image  # noqa: F401  (imported once here rather than in every worker)
 
         self._pool: ProcessPoolExecutor | None = None
@@ -169,10 +173,12 @@ class ChunkDecoder:
         while len(self._pending) > 2 * self._workers:
             self._accept(self._pending.popleft().result())
 
-    def _accept(self, result: np.ndarray | tuple[str, str]) -> None:
-        if isinstance(result, tuple):
+    def _accept(self, result: tuple[np.ndarray, bool] | tuple[str, str]) -> None:
+        if isinstance(result[0], str):
             member, problem = result
             raise ConfigError(problem, file=self.source, path=member)
+        result, resized = result
+        self.resized = self.resized or resized
         shape = result.shape[1:]
         if self._shape is None:
             self._shape = shape

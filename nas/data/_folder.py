@@ -81,7 +81,7 @@ def decode_source(
         bar.close()
     n_train = len(layout.train_labels)
     meta = {"classes": list(layout.classes), "test_folder": layout.test_folder,
-            "source": str(source), "images": len(images)}
+            "source": str(source), "images": len(images), "resized": decoder.resized}
     arrays = {
         "train_images": images[:n_train], "train_labels": layout.train_labels,
         "test_images": images[n_train:], "test_labels": layout.test_labels,
@@ -92,25 +92,43 @@ def decode_source(
 def _cached(
     source: Path, cache_root: Path | None, **settings: Any
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The decoded source from its cache entry, decoding and writing it on a miss."""
+    """The decoded source from its cache entry, decoding and writing it on a miss.
+
+    Images that needed no resizing at ``resolution`` are stored under the entry of their
+    own size (``resolution: None``), which a load at that resolution also reads: CIFAR-10
+    asked for at 32 and at its own size is decoded and stored once.
+    """
     limits = settings.pop("limits")
     workers = settings.pop("workers")
     if cache_root is None:
         return decode_source(source, limits=limits, workers=workers, **settings)
-    entry = _cache.entry_dir(cache_root, source, settings)
-    found = _cache.read_entry(entry)
+    fingerprint = _cache.fingerprint(source)
+    entry = _cache.entry_dir(cache_root, fingerprint, settings)
+    native = _cache.entry_dir(cache_root, fingerprint, {**settings, "resolution": None})
+    side = settings["resolution"]
+
+    def lookup() -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+        found = _cache.read_entry(entry)
+        if found is None and native != entry:
+            found = _cache.read_entry(native)
+            if found is not None and found[1]["train_images"].shape[-2:] != (side, side):
+                found = None
+        return found
+
+    found = lookup()
     if found is not None:
         return found
     with _cache.locked(entry):
-        found = _cache.read_entry(entry)  # written while this process waited for the lock
+        found = lookup()  # written while this process waited for the lock
         if found is not None:
             return found
         meta, arrays = decode_source(source, limits=limits, workers=workers, **settings)
+        target = native if not meta["resized"] else entry
         try:
-            _cache.write_entry(entry, meta, arrays)
+            _cache.write_entry(target, meta, arrays)
         except OSError as error:
             raise ConfigError(
-                f"cannot write the dataset cache: {error.strerror or error}", file=str(entry)
+                f"cannot write the dataset cache: {error.strerror or error}", file=str(target)
             ) from None
     return meta, arrays
 

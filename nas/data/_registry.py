@@ -9,13 +9,22 @@ the shared steps (split, subset, resolution) of :func:`~nas.data._dataset.prepar
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from nas.data._dataset import Dataset, RawData, ValSplit, prepare
 from nas.errors import ConfigError
 
-__all__ = ["check_dataset_options", "dataset_names", "load_dataset", "register_dataset"]
+__all__ = [
+    "check_dataset_options",
+    "dataset_names",
+    "load_dataset",
+    "register_dataset",
+    "retrain_options",
+]
+
+# Options that shape a search's proxy splits and that retraining drops.
+_PROXY_OPTIONS = ("val_split", "val_fraction", "subset", "val_subset")
 
 SourceLoader = Callable[..., RawData]
 
@@ -124,3 +133,16 @@ def load_dataset(
         resolution=resolution,
         seed=seed,
     )
+
+
+def retrain_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A search's dataset options made into those of retraining and final evaluation.
+
+    The same source, resolution and source options (``root``, ``resolution``, ...), but the
+    whole training split for training and the test split for evaluation: ``subset``,
+    ``val_subset`` and ``val_fraction`` are dropped and ``val_split`` is ``"test"``. The
+    mapping may hold ``name`` (kept). ``load_dataset(**retrain_options(run.dataset))``
+    then gives ``dataset.val_split == "test"``.
+    """
+    kept = {k: v for k, v in options.items() if k not in _PROXY_OPTIONS}
+    return {**kept, "val_split": "test"}
