@@ -100,6 +100,9 @@ class Statement:
                 raise GenotypeError(f"'{text}': after '<-' list input names separated by commas")
             text = head
             inputs = tuple(part.strip() for part in tail.split(","))
+            for part in inputs:
+                if len(part) > MAX_NAME:
+                    raise GenotypeError(f"input name '{part[:40]}...' is longer than {MAX_NAME} characters")
         return cls(name, parse_expression(text).canonical, inputs)
 
     def dump(self) -> str:
@@ -618,7 +621,12 @@ def _import_blocks(
         done.add(resolved)
         if len(done) > 2 * MAX_IMPORTS:  # a path and a content digest per file
             raise GenotypeError(f"more than {MAX_IMPORTS} files imported", path="imports")
-        data = load_yaml_file(path, error=GenotypeError)
+        try:
+            data = load_yaml_file(path, error=GenotypeError)
+        except GenotypeError as error:
+            if error.path is not None:  # a YAML error inside the library: name the library
+                raise
+            raise GenotypeError(f"cannot import '{item}': {error.message}", path="imports") from None
         content = "sha256:" + hashlib.sha256(repr(data).encode()).hexdigest()
         if content in done:
             continue
