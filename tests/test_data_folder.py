@@ -331,3 +331,32 @@ def test_cli_reports_a_hostile_archive_in_one_line(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "unsafe member path '../../escape.png'" in lines[0], result.stderr
     assert not (tmp_path.parent / "escape.png").exists()
+
+
+def test_a_search_on_an_archive_next_to_its_config(members: dict[str, bytes], tmp_path: Path) -> None:
+    import yaml
+
+    from nas.search import read_trials, run_search
+
+    (tmp_path / "data").mkdir()
+    _tar(tmp_path / "data" / "small.tar.gz", members)
+    config = {
+        "name": "folder",
+        "space": {
+            "genotype": str(REPO / "genotypes" / "search" / "resnet_cifar.yaml"),
+            "params": {"widths": [4, 8, 8], "depths": [1, 1, 1]},
+            "choices": {"block": {"choices": ["cifar_basic", "basic_se"]}},
+        },
+        "dataset": {"name": "folder", "root": "data/small.tar.gz", "cache": "cache",
+                    "resolution": 16, "val_fraction": 0.25},
+        "train": {"epochs": 1, "batch_size": 30, "lr": 0.05, "device": "cpu"},
+        "sampler": "random", "trials": 2, "threads": 1, "seed": 0,
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    summary = run_search(tmp_path / "run.yaml", runs_dir=tmp_path / "runs", progress=False)
+    assert summary.counts["complete"] == 2
+    trials = read_trials(summary.run_dir)
+    assert all(0 <= t["values"][0] <= 1 for t in trials)
+    assert all(t["genotype"]["input"] == [3, 16, 16] for t in trials)
+    entries = [p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 1  # decoded once, before the trials
