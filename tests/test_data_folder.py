@@ -202,6 +202,10 @@ def test_cache_entry_appears_whole_or_not_at_all(
     assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
     monkeypatch.setattr(np, "save", real_save)
     assert len(_load(source, cache).train_labels) == 120
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    with pytest.raises(ConfigError, match="cannot write the dataset cache: .*cache: false"):
+        _load(source, blocked / "cache")
     assert _cache.read_entry(entry) is not None
 
 
@@ -360,3 +364,28 @@ def test_a_search_on_an_archive_next_to_its_config(members: dict[str, bytes], tm
     assert all(t["genotype"]["input"] == [3, 16, 16] for t in trials)
     entries = [p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]
     assert len(entries) == 1  # decoded once, before the trials
+
+
+def test_links_in_an_archive_are_skipped_and_zip_paths_checked_too(tmp_path: Path) -> None:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(buffer, "PNG")
+    png = buffer.getvalue()
+    path = tmp_path / "links.tar"
+    with tarfile.open(path, "w") as archive:
+        for name in ("a/0.png", "a/1.png", "b/0.png", "b/1.png", "b/2.png"):
+            info = tarfile.TarInfo(name)
+            info.size = len(png)
+            archive.addfile(info, io.BytesIO(png))
+        for name, target in (("a/link.png", "/etc/passwd"), ("b/hard.png", "a/0.png")):
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE if "link" in name else tarfile.LNKTYPE
+            info.linkname = target
+            archive.addfile(info)
+    data = load_dataset("folder", root=path, cache=False, test_fraction=0, val_fraction=0.4)
+    assert data.classes == ("a", "b")
+    assert len(data.train_labels) + len(data.val_labels) == 5  # the two links left out
+    bad_zip = _zip(tmp_path / "bad.zip", {"a/0.png": png, "a/../../x.png": png})
+    with pytest.raises(ConfigError, match="unsafe member path 'a/../../x.png'"):
+        load_dataset("folder", root=bad_zip, cache=False)

@@ -118,18 +118,19 @@ def _cached(
     found = lookup()
     if found is not None:
         return found
-    with _cache.locked(entry):
-        found = lookup()  # written while this process waited for the lock
-        if found is not None:
-            return found
-        meta, arrays = decode_source(source, limits=limits, workers=workers, **settings)
-        target = native if not meta["resized"] else entry
-        try:
-            _cache.write_entry(target, meta, arrays)
-        except OSError as error:
-            raise ConfigError(
-                f"cannot write the dataset cache: {error.strerror or error}", file=str(target)
-            ) from None
+    try:
+        with _cache.locked(entry):
+            found = lookup()  # written while this process waited for the lock
+            if found is not None:
+                return found
+            meta, arrays = decode_source(source, limits=limits, workers=workers, **settings)
+            _cache.write_entry(native if not meta["resized"] else entry, meta, arrays)
+    except OSError as error:  # decoding raises ConfigError: this is the cache folder
+        raise ConfigError(
+            f"cannot write the dataset cache: {error.strerror or error} (set $NAS_DATA, or "
+            "the dataset's cache option, to a writable folder, or cache: false)",
+            file=str(cache_root),
+        ) from None
     return meta, arrays
 
 

@@ -8,7 +8,9 @@ The contract for hostile input:
 
 - a member whose path is absolute, or has a ``..`` component, or a drive letter, is an
   error (:class:`~nas.errors.ConfigError` naming the archive and the member);
-- links, devices and other non-regular members are skipped (never followed);
+- in an archive, links, devices and other non-regular members are skipped (never
+  followed); in a folder, links to files are read (they are the user's own files) and
+  links to folders are not followed;
 - at most ``limits.max_members`` members are looked at and no member may hold more than
   ``limits.max_member_bytes`` bytes; past either bound, an error.
 
