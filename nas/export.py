@@ -1,8 +1,14 @@
 """Save a genotype's model in a deployable format, chosen by the file suffix.
 
 ``.onnx`` (ONNX, dynamic batch), ``.pt`` (TorchScript, loads without this package),
-``.pt2`` (``torch.export`` program) and ``.pth`` (``state_dict`` only; load it with
-``torch.load(path, weights_only=True)``). Files are written atomically.
+``.pt2`` (``torch.export`` program, dynamic batch) and ``.pth`` (``state_dict`` only; load it
+with ``torch.load(path, weights_only=True)``). Files are written atomically.
+
+With a :class:`~nas.preprocessing.Preprocessing` (a trained model), the ONNX, TorchScript and
+``.pt2`` graphs take images as users have them, float in [0, 1], NCHW, any batch, and apply
+the training normalisation inside the graph; the class names and the normalisation go into
+the ONNX ``metadata_props`` (keys ``nas.classes``, ``nas.mean``, ``nas.std``, ``nas.input``,
+...) and into a JSON file next to the model (``model.onnx`` -> ``model.json``).
 """
 
 from __future__ import annotations
@@ -18,24 +24,35 @@ from nas.build import build_model
 from nas.errors import ConfigError
 from nas.genotype import Genotype
 from nas.io import atomic_write_bytes
+from nas.preprocessing import Normalized, Preprocessing
 
 __all__ = ["export_model", "FORMATS"]
 
 FORMATS = (".onnx", ".pt", ".pt2", ".pth")
 
 
-def export_model(
-    genotype: Genotype, path: str | Path, *, model: torch.nn.Module | None = None, max_memory: int = MAX_MEMORY
-) -> Path:
+def export_model(genotype: Genotype, path: str | Path, *, model: torch.nn.Module | None = None,
+                 preprocessing: Preprocessing | None = None, max_memory: int = MAX_MEMORY) -> Path:
     """Build ``genotype`` (or take ``model``, built from it, e.g. trained) in eval mode and save
-    it to ``path``. Raises :class:`ConfigError` for an unknown suffix and
-    :class:`nas.GenotypeError` when the network needs more than ``max_memory`` bytes
-    (:func:`nas.analysis.check_memory`)."""
+    it to ``path``; with ``preprocessing``, the graph normalises its [0, 1] input itself and
+    ``path`` with suffix ``.json`` holds the preprocessing (see the module docstring).
+
+    Raises:
+        ConfigError: an unknown suffix, or ``preprocessing`` for another input shape.
+        GenotypeError: the network needs more than ``max_memory`` bytes
+            (:func:`nas.analysis.check_memory`).
+    """
     path = Path(path)
     if path.suffix not in FORMATS:
         raise ConfigError(f"unknown model format '{path.suffix}' (use one of {', '.join(FORMATS)})", file=str(path))
     model = (model if model is not None else build_model(genotype, max_memory=max_memory)).eval()
-    example = torch.zeros(1, *genotype.input_shape)
+    if preprocessing is not None:
+        if tuple(preprocessing.input_shape) != tuple(genotype.input_shape):
+            raise ConfigError(f"the preprocessing is for input {list(preprocessing.input_shape)}, the "
+                              f"genotype takes {list(genotype.input_shape)}", file=str(path))
+        if path.suffix != ".pth":
+            model = Normalized(model, preprocessing).eval()
+    example = torch.rand(2, *genotype.input_shape)  # batch 2: a batch of 1 would be specialised
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporters warn about deprecations that are not the user's
@@ -45,14 +62,33 @@ def export_model(
                 output_names=[f"output{i}" if i else "output" for i in range(_outputs(genotype))],
                 dynamic_axes={"input": {0: "batch"}},
             )
+            if preprocessing is not None:
+                buffer = _with_metadata(buffer.getvalue(), preprocessing.metadata())
         elif path.suffix == ".pt":
             torch.jit.save(torch.jit.script(model), buffer)
         elif path.suffix == ".pt2":
-            torch.export.save(torch.export.export(model, (example,)), buffer)
+            batch = torch.export.Dim("batch", min=1, max=1 << 16)
+            program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+            torch.export.save(program, buffer)
         else:
             torch.save(model.state_dict(), buffer)
     atomic_write_bytes(path, buffer.getvalue())
+    if preprocessing is not None:
+        preprocessing.write(path.with_suffix(".json"), genotype=genotype.name,
+                            normalisation="inside the graph (.onnx, .pt, .pt2); apply "
+                            "(x - mean) / std yourself with the .pth state_dict")
     return path
+
+
+def _with_metadata(data: bytes, props: dict[str, str]) -> io.BytesIO:
+    import onnx
+
+    proto = onnx.load_from_string(data)
+    existing = {p.key: p for p in proto.metadata_props}
+    for key, value in props.items():
+        entry = existing.get(key) or proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return io.BytesIO(proto.SerializeToString())
 
 
 def _outputs(genotype: Genotype) -> int:

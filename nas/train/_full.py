@@ -6,7 +6,11 @@ Layout of ``out``:
   (``state_dict`` data only; read back with ``torch.load(weights_only=True)``);
 - ``metrics.csv``: one row per finished epoch (:class:`EpochRecord` fields);
 - ``model.pth``: the trained model's ``state_dict``;
-- ``result.json``: the :class:`TrainResult` as JSON.
+- ``result.json``: the :class:`TrainResult` as JSON;
+- ``preprocessing.json``: input shape, normalisation (mean, std) and class names the model
+  was trained with (:class:`nas.preprocessing.Preprocessing`): a model loaded from
+  ``model.pth`` expects ``(image - mean) / std``, or wrap it in
+  :class:`nas.preprocessing.Normalized` to feed images in [0, 1].
 
 Every file is written atomically, so a killed run leaves the last finished epoch behind and
 ``resume=True`` continues from it.
@@ -22,12 +26,14 @@ from torch import nn
 from nas.data import Dataset
 from nas.errors import ConfigError
 from nas.io import atomic_write_text
+from nas.preprocessing import FILE_NAME as PREPROCESSING
+from nas.preprocessing import Preprocessing
 from nas.train._config import TrainConfig
 from nas.train._io import save_checkpoint, write_history_csv
 from nas.train._loop import train_model
 from nas.train._result import TrainResult
 
-__all__ = ["CHECKPOINT", "METRICS", "WEIGHTS", "RESULT", "train_to_folder"]
+__all__ = ["CHECKPOINT", "METRICS", "PREPROCESSING", "WEIGHTS", "RESULT", "train_to_folder"]
 
 CHECKPOINT, METRICS, WEIGHTS, RESULT = "checkpoint.pt", "metrics.csv", "model.pth", "result.json"
 
@@ -54,6 +60,7 @@ def train_to_folder(
             f"{checkpoint} exists; resume it (--resume) or choose another output folder", path="out"
         )
     folder.mkdir(parents=True, exist_ok=True)
+    Preprocessing.from_dataset(data).write(folder / PREPROCESSING)
     result = train_model(
         model,
         data,
