@@ -31,7 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     best.add_argument("run_dir", help="a run folder, e.g. runs/quickstart")
     best.add_argument("--yaml", action="store_true", help="print the best genotype's YAML")
     best.add_argument("--export", metavar="DIR",
-                      help="write the best genotype(s) to DIR as YAML and ONNX (nas.results.export_best)")
+                      help="write the best trained model(s) to DIR: YAML, ONNX and .pt2 taking [0, 1] "
+                           "images, JSON with class names and normalisation (nas.results.export_best)")
+    best.add_argument("--untrained", action="store_true",
+                      help="with --export: a best trial without kept weights is exported with random "
+                           "weights instead of refusing")
     best.set_defaults(run=run_best)
 
 
@@ -78,6 +82,8 @@ def _print_best(run_dir: Path, *, yaml: bool = False) -> int:
         print(_line(record, objectives))
         print(f"  genotype: {_genotype_text(record)}")
         print(f"  file: {folder / 'genotype.yaml'}")
+        weights = folder / "weights.pth"
+        print(f"  weights: {weights if weights.is_file() and (folder / 'weights.json').is_file() else 'not kept'}")
     if yaml and len(best) == 1:
         print((run_dir / "trials" / f"{best[0]['trial']:04d}" / "genotype.yaml").read_text(), end="")
     return 0
@@ -121,6 +127,8 @@ def run_best(args: argparse.Namespace) -> int:
     if status == 0 and args.export:
         from nas.results import export_best
 
-        for item in export_best(args.run_dir, args.export):
-            print(f"exported trial {item.trial}: {item.yaml}" + (f", {item.onnx}" if item.onnx else ""))
+        for item in export_best(args.run_dir, args.export, untrained=args.untrained):
+            kind = "trained" if item.trained else "UNTRAINED (random weights)"
+            files = ", ".join(str(p) for p in (item.yaml, *item.models))
+            print(f"exported trial {item.trial} ({kind}): {files}")
     return status

@@ -1,9 +1,17 @@
-"""Export a run's best genotype(s): canonical YAML plus an ONNX model each (untrained weights:
-the architecture, for deployment tools and for training in full with ``nas train``)."""
+"""Export a run's best genotype(s): canonical YAML, plus the TRAINED model of each as ONNX and
+``.pt2`` when the search kept its weights (``trials/NNNN/weights.pth``, see
+:mod:`nas.search._keep`).
+
+Exported models take images as users have them (float in [0, 1], NCHW, any batch) and
+normalise them inside the graph; ``trial_NNNN.json`` next to them holds the class names and
+the normalisation (also in the ONNX ``metadata_props``). Without kept weights nothing is
+exported unless ``untrained=True`` asks for the architecture alone (random weights, no
+normalisation: for deployment tools and for training in full with ``nas train``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nas.errors import ConfigError
@@ -13,45 +21,95 @@ from nas.results._summary import best
 
 __all__ = ["ExportedGenotype", "export_best"]
 
+#: Model formats written for each exported trial (ONNX first).
+MODEL_FORMATS = (".onnx", ".pt2")
+
 
 @dataclass(frozen=True)
 class ExportedGenotype:
-    """One exported trial: its number, seed name (or ``None``) and the files written."""
+    """One exported trial: its number, seed name (or ``None``), the files written, and
+    whether the models hold the trained weights."""
 
     trial: int
     seed: str | None
     yaml: Path
     onnx: Path | None
+    trained: bool = False
+    models: tuple[Path, ...] = field(default=())
 
 
-def export_best(run_dir: str | Path, out: str | Path, *, onnx: bool = True) -> list[ExportedGenotype]:
-    """Write ``trial_NNNN.yaml`` (and ``trial_NNNN.onnx``) into ``out`` for the run's best trial
-    (one objective) or every member of its Pareto set (several), the genotype as trained
-    (the dataset's input shape and classes, the proxy width).
+def export_best(run_dir: str | Path, out: str | Path, *, onnx: bool = True,
+                untrained: bool = False, formats: tuple[str, ...] = MODEL_FORMATS) -> list[ExportedGenotype]:
+    """Write ``trial_NNNN.yaml`` (and the models ``trial_NNNN.onnx``, ``.pt2`` with
+    ``trial_NNNN.json``) into ``out`` for the run's best trial (one objective) or every member
+    of its Pareto set (several), the genotype as trained (the dataset's input shape and
+    classes, the proxy width).
+
+    Args:
+        onnx: Write models (False: YAML only).
+        untrained: When a best trial has no kept weights, export its architecture with random
+            weights instead of refusing.
+        formats: Model suffixes to write (see :data:`nas.export.FORMATS`).
 
     Raises:
-        ConfigError: not a run folder, no complete trial, or a best trial without its genotype file.
+        ConfigError: not a run folder, no complete trial, a best trial without its genotype
+            file, or (with ``onnx`` and not ``untrained``) a best trial without kept weights;
+            in each case before anything is written.
     """
     from nas.genotype import load_genotype
+    from nas.search._keep import WEIGHTS_JSON, kept_weights
 
     run_dir, out = Path(run_dir), Path(out)
     top = best(load(run_dir))
     if top.empty:
         raise ConfigError("no complete trial to export", file=str(run_dir))
-    exported = []
+    plans = []
     for _, row in top.iterrows():
         number = int(row["number"])
         source = row["genotype_path"]
         if not isinstance(source, str) or not Path(source).is_file():
             raise ConfigError(f"trial {number} has no genotype file", file=str(run_dir))
-        genotype = load_genotype(source)
-        yaml_path = out / f"trial_{number:04d}.yaml"
+        weights = kept_weights(Path(source).parent)
+        plans.append((number, row, load_genotype(source), weights))
+    missing = [number for number, _, _, weights in plans if weights is None]
+    if onnx and missing and not untrained:
+        raise ConfigError(
+            f"no trained weights kept for trial{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(map(str, missing))}; nothing exported (pass --untrained to export the "
+            "architecture with random weights, or retrain it: nas retrain / nas train)",
+            file=str(run_dir))
+    exported = []
+    for number, row, genotype, weights in plans:
+        stem = out / f"trial_{number:04d}"
+        yaml_path = stem.with_suffix(".yaml")
         atomic_write_text(yaml_path, genotype.dump())
-        onnx_path = None
+        models: list[Path] = []
         if onnx:
-            from nas.export import export_model
-
-            onnx_path = export_model(genotype, out / f"trial_{number:04d}.onnx")
+            models = _export_models(genotype, stem, formats, weights,
+                                    None if weights is None else weights.parent / WEIGHTS_JSON)
+        onnx_path = next((m for m in models if m.suffix == ".onnx"), None)
         exported.append(ExportedGenotype(trial=number, seed=row["seed"] if row["is_seed"] else None,
-                                         yaml=yaml_path, onnx=onnx_path))
+                                         yaml=yaml_path, onnx=onnx_path, trained=weights is not None,
+                                         models=tuple(models)))
     return exported
+
+
+def _export_models(genotype, stem: Path, formats: tuple[str, ...], weights: Path | None,
+                   meta: Path | None) -> list[Path]:
+    from nas.build import build_model
+    from nas.export import export_model
+    from nas.preprocessing import Preprocessing
+    from nas.train import load_checkpoint
+
+    model = build_model(genotype)
+    preprocessing = None
+    if weights is not None:
+        state = load_checkpoint(weights)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise ConfigError(f"weights do not fit the genotype: {' '.join(str(error).split())[:200]}",
+                              file=str(weights)) from None
+        preprocessing = Preprocessing.read(meta)
+    return [export_model(genotype, stem.with_suffix(suffix), model=model, preprocessing=preprocessing)
+            for suffix in formats]

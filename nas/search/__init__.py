@@ -25,11 +25,14 @@ Layout of ``runs/NAME/`` (every file is written atomically: a temporary file, th
                            masked; "journal.log" for the default), sampler, pruner, trials,
                            timeout, tabular, updated}
     journal.log            the Optuna journal storage (default storage; study name = NAME)
+    .weights.lock          the lock workers take to decide which trials keep weights
     .ask.lock              the lock workers take to count the budget and ask for a trial
     trials/NNNN/           one folder per Optuna trial number (zero-padded to 4 digits)
         genotype.yaml      the trained genotype (``nas summary`` / ``nas decode`` accept it)
         log.txt            timestamped lines: params, static stats, epochs, end reason
         metrics.json       the record below, written when the trial ends
+        weights.pth        trained state_dict, for the best trials only (keep_weights)
+        weights.json       its input shape, mean, std, class names, objectives (nas.search._keep)
 
 ``metrics.json`` (schema 1; a missing value is ``null``)::
 
@@ -61,6 +64,11 @@ Layout of ``runs/NAME/`` (every file is written atomically: a temporary file, th
     history              [{epoch, train_loss, val_accuracy, seconds, lr}, ...]
     latency_s            measured seconds per forward pass (when latency is an objective)
     batch_size, train_time   as trained (batch size halves after an out-of-memory retry)
+    weights              null (not trained), or whether the trained weights were kept when the
+                         trial ended: {kept, file ("weights.pth" or null), bytes, evicted
+                         (trials whose weights this one displaced), policy}; a later, better
+                         trial may evict them: ``trials/NNNN/weights.pth`` with
+                         ``weights.json`` present is the truth (nas.search._keep)
     started, finished    ISO local times; wall_time: seconds for the whole trial
 
 The Optuna storage holds the same trials with user attributes ``nas.hash``, ``nas.seed``,

@@ -21,6 +21,8 @@ Top-level keys (only ``space`` is required)::
     dedup: true                  # reuse the result of an isomorphic genotype (equal hash)
     latency: {batch_size: 1, repeats: 20, warmup: 5}   # when latency is an objective
     tabular: {table: FILE, dataset: cifar10}           # NAS-Bench-201 lookup instead of training
+    keep_weights: {select: auto, top: 3, max_mb: 200}  # trained weights kept (nas.search._keep)
+    retrain: {top: 3, seeds: 2, epochs: 20, ...}       # defaults of `nas retrain` (nas.retrain)
 
 Errors are :class:`~nas.errors.ConfigError` with the file and the key path. Imports neither
 torch nor Optuna: an unknown sampler name is found without loading them.
@@ -38,6 +40,7 @@ from typing import Any
 from nas._yaml import load_yaml_file
 from nas.errors import ConfigError, NasError
 from nas.genotype import Genotype
+from nas.search._keep import KeepPolicy, parse_keep
 from nas.search._space import Space, parse_space
 
 __all__ = [
@@ -61,7 +64,8 @@ DIRECTIONS = {
     "latency": "minimize",
 }
 _KEYS = ("name", "doc", "space", "dataset", "train", "width_multiplier", "objectives", "sampler",
-         "pruner", "trials", "timeout", "seed", "storage", "workers", "threads", "dedup", "latency", "tabular")
+         "pruner", "trials", "timeout", "seed", "storage", "workers", "threads", "dedup", "latency", "tabular",
+         "keep_weights", "retrain")
 _LATENCY_KEYS = {"batch_size": 1, "repeats": 20, "warmup": 5}
 _TABULAR_KEYS = ("table", "dataset")
 #: Dataset options that name files or folders: made absolute, relative to the config file.
@@ -97,6 +101,8 @@ class RunConfig:
     dedup: bool
     latency: Mapping[str, int]
     tabular: Mapping[str, Any] | None
+    keep_weights: KeepPolicy | None = None
+    retrain: Mapping[str, Any] = field(default_factory=dict)
     data: Mapping[str, Any] = field(repr=False, default_factory=dict)
 
     @property
@@ -304,6 +310,10 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "warmup" else 1):
             raise _error(f"must be a positive integer, got {value!r}", file, f"latency.{key}")
     latency = {**_LATENCY_KEYS, **latency}
+    keep = None if tabular is not None else parse_keep(data.get("keep_weights"), file=file)
+    from nas.retrain._options import parse_retrain
+
+    retrain = parse_retrain(data.get("retrain"), file=file)
 
     return RunConfig(
         file=file, name=name, space=space, dataset=dataset, train=dict(train),
@@ -311,7 +321,7 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
         sampler_options=sampler_options, pruner=pruner, pruner_options=pruner_options,
         trials=trials, timeout=None if timeout is None else float(timeout), seed=seed,
         storage=storage, workers=workers, threads=threads, dedup=dedup, latency=latency, tabular=tabular,
-        data=frozen,
+        keep_weights=keep, retrain=retrain, data=frozen,
     )
 
 

@@ -22,6 +22,8 @@ from nas.errors import NasError
 from nas.io import atomic_write_text, is_disk_full
 from nas.search._config import RunConfig
 from nas.search._folder import iso_time
+from nas.search._keep import BestEpoch, WeightKeeper
+from nas.search._proxy import fit_to_data
 from nas.search._records import METRICS_SCHEMA, trial_dir, write_json
 from nas.search._space import _plain
 from nas.search._storage import (
@@ -92,6 +94,7 @@ class TrialRecord:
     final_val_accuracy: float | None = None
     latency_s: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    weights: dict[str, Any] | None = None
     batch_size: int | None = None
     train_time: float | None = None
     started: str | None = None
@@ -135,20 +138,6 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {' '.join(str(error).split())}"[:400]
 
 
-def scale_widths(genotype: Genotype, multiplier: float) -> Genotype:
-    """``genotype`` with its ``scaling.width`` parameters multiplied (rounded, at least 1)."""
-    if multiplier == 1.0:
-        return genotype
-    changes: dict[str, Any] = {}
-    for name in genotype.scaling.get("width", ()):
-        value = genotype.params.get(name)
-        if isinstance(value, (list, tuple)):
-            changes[name] = [max(1, round(v * multiplier)) if isinstance(v, int) else v for v in value]
-        elif isinstance(value, int) and not isinstance(value, bool):
-            changes[name] = max(1, round(value * multiplier))
-    return genotype.with_params(**changes) if changes else genotype
-
-
 class Evaluator:
     """Turns Optuna trials into records for one worker; holds the dataset or the table,
     loaded at the first trial that needs it."""
@@ -159,6 +148,9 @@ class Evaluator:
         self.halving, self.deadline = halving, deadline
         self._data: Any = None
         self._objective: Any = None
+        self.keeper = None
+        if config.keep_weights is not None and config.tabular is None:
+            self.keeper = WeightKeeper(run_dir, config.keep_weights, config.objectives, config.directions)
 
     def data(self) -> Any:
         """The proxy-training dataset."""
@@ -178,10 +170,7 @@ class Evaluator:
     def proxy(self, genotype: Genotype) -> Genotype:
         """The genotype as trained: the dataset's input and classes, proxy width."""
         data = self.data()
-        genotype = genotype.with_input(data.input_shape)
-        if "classes" in genotype.params:
-            genotype = genotype.with_params(classes=data.num_classes)
-        return scale_widths(genotype, self.config.width_multiplier)
+        return fit_to_data(genotype, data.input_shape, data.num_classes, self.config.width_multiplier)
 
     def run(self, study: optuna.Study, trial: optuna.Trial) -> TrialRecord:
         """Evaluate ``trial`` (see the module's contract); the record's state is complete,
@@ -321,8 +310,10 @@ class _Attempt:
         except Exception as error:  # noqa: BLE001 - any build failure ends the trial only
             return record.end("fail", "build_error", f"build failed: {one_line(error)}")
 
+        best_epoch = BestEpoch(model) if self.ev.keeper is not None else None
         try:
-            result = train_model(model, self.ev.data(), train_config, report=self._report)
+            result = train_model(model, self.ev.data(), train_config, report=self._report,
+                                 on_epoch=best_epoch)
         except Exception as error:  # noqa: BLE001 - a trial's failure must not stop the search
             self.log.write(traceback.format_exc())
             return record.end("fail", "error", f"training failed: {one_line(error)}")
@@ -346,6 +337,9 @@ class _Attempt:
             record.latency_s = seconds
             record.objectives["latency"] = seconds
         values = [float(record.objectives[o]) for o in config.objectives]
+        if best_epoch is not None and best_epoch.state is not None:
+            record.weights = self.ev.keeper.offer_safely(self.trial.number, values, best_epoch.state,
+                                                         self.ev.data())
         return record.end("complete", "completed", result.reason, values)
 
     def _report(self, epoch: int, accuracy: float) -> bool:
