@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "nas.cli._results",
     "nas.cli._configs",
     "nas.cli._proxies",
+    "nas.cli._retrain",
 )
 
 

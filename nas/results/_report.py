@@ -233,6 +233,17 @@ def _importance_section(values: Mapping[str, Mapping[str, Mapping[str, float]]],
 # --------------------------------------------------------------------------- entry point
 
 
+def _retrain_section(dirs: Sequence[Path], out: Path) -> list[str]:
+    """The section ``nas retrain`` wrote (``RUN/retrain/retrain.md``), for a report written
+    into that run folder; its links are relative to the run folder."""
+    lines: list[str] = []
+    for run_dir in dirs:
+        path = run_dir / "retrain" / "retrain.md"
+        if path.is_file() and out.resolve() == run_dir.resolve():
+            lines += path.read_text().splitlines() + [""]
+    return lines
+
+
 def _default_out(dirs: Sequence[Path]) -> Path:
     if len(dirs) == 1:
         return dirs[0]
@@ -270,7 +281,7 @@ def analyze(run_dirs: str | Path | Iterable[str | Path], out: str | Path | None 
     ``out`` (default: the run folder; for several runs ``compare-A-B`` next to the first).
 
     ``report.md`` has the sections: best architecture (and its margin over the best seed at
-    equal or lower cost), Pareto set (over the run's objectives; for one objective, accuracy
+    equal or lower cost), the retraining on the test split (when ``nas retrain`` ran), Pareto set (over the run's objectives; for one objective, accuracy
     against MACs or params), where the budget went, parameter importances, plots, notes.
 
     Raises:
@@ -324,6 +335,7 @@ def analyze(run_dirs: str | Path | Iterable[str | Path], out: str | Path | None 
     lines += _best_section(frame, several)
     pareto_lines, pareto_notes = _pareto_section(frame, several)
     lines += pareto_lines
+    lines += _retrain_section(dirs, out)
     lines += _budget_section(frame)
     lines += _importance_section(imp_values, imp_notes, imp_path)
     lines += ["## Plots", ""]

@@ -1,0 +1,229 @@
+"""``nas retrain RUN``: train the search's best and its seeds properly, score them on the test split.
+
+Layout of ``runs/NAME/retrain/`` (every file written atomically)::
+
+    plan.json                the schedule (epochs, width, training images, TrainConfig); a later
+                             call must match it (architectures and seeds may be added)
+    LABEL/genotype.yaml      the retrained genotype (LABEL: a seed's name or trial_NNNN)
+    LABEL/seedS/             nas.train.train_to_folder's files (checkpoint.pt, metrics.csv,
+                             model.pth, preprocessing.json, result.json), plus
+        model.onnx, model.json   the trained model: takes [0, 1] images, normalises inside
+        test.json            the result, written last: a job with test.json is finished
+    results.csv              one row per architecture (nas.retrain._table)
+    test_accuracy_vs_macs.png, retrain.md
+
+Resuming: a killed call leaves finished jobs (``test.json``) and the running job's last
+epoch checkpoint; the next call skips the first and continues the second. The test split
+is used only for the reported figure: it is the training loop's validation set, but nothing
+is selected on it (the figure is the accuracy after the last epoch, never the best epoch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas.errors import ConfigError
+from nas.io import atomic_write_text
+from nas.retrain._options import RetrainOptions, resolve
+from nas.retrain._select import Candidate, select_candidates
+from nas.retrain import _table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["RetrainSummary", "retrain"]
+
+RESULT = "test.json"
+# Plan keys that must not change between calls on one folder (they change every figure).
+_FIXED = ("epochs", "width_multiplier", "train_images", "test_images", "train_config", "dataset")
+
+
+@dataclass(frozen=True)
+class RetrainSummary:
+    """What :func:`retrain` returns.
+
+    Attributes:
+        out: The retrain folder.
+        table: One row per architecture (:data:`nas.retrain._table.COLUMNS`).
+        tau: Kendall's tau between proxy validation accuracy and mean test accuracy (None
+            with fewer than two architectures that have both).
+        trained, skipped: (label, training seed) jobs trained by this call, and found finished.
+        elapsed: Seconds this call took.
+    """
+
+    out: Path
+    table: pd.DataFrame
+    tau: float | None
+    trained: list[tuple[str, int]]
+    skipped: list[tuple[str, int]]
+    elapsed: float
+
+
+def _test_dataset(config: Any, options: RetrainOptions) -> Any:
+    from nas.data import load_dataset
+
+    dataset = dict(config.dataset)
+    name = dataset.pop("name")
+    for key in ("subset", "val_subset", "val_fraction", "val_split"):
+        dataset.pop(key, None)
+    try:
+        return load_dataset(name, val_split="test", subset=options.subset, **dataset)
+    except ConfigError as error:
+        if "no test split" in str(error):
+            raise ConfigError(f"dataset {name!r} has no test split; retraining scores architectures "
+                              "on a test split the search never saw", path="dataset") from None
+        raise
+
+
+def _plan(options: RetrainOptions, train_config: Any, data: Any, config: Any) -> dict[str, Any]:
+    return {"epochs": options.epochs, "seeds": options.seeds, "width_multiplier": options.width_multiplier,
+            "train_images": len(data.train_labels), "test_images": len(data.val_labels),
+            "train_config": {k: v for k, v in dataclasses.asdict(train_config).items()
+                             if k not in ("seed", "device", "threads", "time_limit", "compile")},
+            "dataset": dict(config.dataset), "select": options.select, "top": options.top}
+
+
+def _check_plan(out: Path, plan: dict[str, Any]) -> None:
+    path = out / "plan.json"
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError as error:
+            raise ConfigError(f"unreadable: {error}", file=str(path)) from None
+        for key in _FIXED:
+            if json.loads(json.dumps(plan[key])) != old.get(key):
+                raise ConfigError(f"this retraining differs from the one in {out} ({key}: "
+                                  f"{old.get(key)!r} there); use another --out", file=str(path), path=key)
+    atomic_write_text(path, json.dumps(plan, indent=2) + "\n")
+
+
+def retrain(
+    run_dir: str | Path,
+    *,
+    select: str | None = None,
+    top: int | None = None,
+    seeds: int | None = None,
+    epochs: int | None = None,
+    width_multiplier: float | None = None,
+    subset: int | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+    out: str | Path | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> RetrainSummary:
+    """Retrain the top architectures of a search and its seeds; see the module docstring.
+
+    Every option left at None comes from the run config's ``retrain`` key, else the defaults
+    of :mod:`nas.retrain._options`. ``device`` and ``threads`` default to the search's.
+
+    Raises:
+        ConfigError: not a run folder, a tabular run, a dataset without a test split, an
+            option out of range, or a retrain folder made with another schedule.
+    """
+    import torch
+
+    import nas
+    from nas.preprocessing import Preprocessing
+    from nas.search import load_run_config, read_run
+
+    started = time.time()
+    run_dir = Path(run_dir)
+    read_run(run_dir)  # a clear error for a folder that is not a run
+    config = load_run_config(run_dir)
+    options = resolve(config.retrain, config.train, file=str(run_dir / "config.yaml"), select=select,
+                      top=top, seeds=seeds, epochs=epochs, width_multiplier=width_multiplier,
+                      subset=subset)
+    base = config.train_config()
+    changes: dict[str, Any] = {"epochs": options.epochs, "time_limit": None}
+    if device is not None:
+        changes["device"] = device
+    if threads is not None:
+        changes["threads"] = threads
+    base = base.replace(**{**dict(options.train), **changes})
+    data = _test_dataset(config, options)
+    preprocessing = Preprocessing.from_dataset(data)
+    candidates = select_candidates(run_dir, config, select=options.select, top=options.top,
+                                   input_shape=data.input_shape, num_classes=data.num_classes,
+                                   width_multiplier=options.width_multiplier)
+    out = Path(out) if out is not None else run_dir / "retrain"
+    plan = _plan(options, base, data, config)
+    plan["architectures"] = [{"label": c.label, "trial": c.trial, "seed": c.seed,
+                              "selected_by": c.selected_by, "hash": c.genotype.hash} for c in candidates]
+    _check_plan(out, plan)
+    say = log or (lambda line: None)
+    say(f"retraining {len(candidates)} architectures x {options.seeds} seeds, {options.epochs} epochs "
+        f"on {plan['train_images']:,} training images; test split: {plan['test_images']:,} images")
+
+    results, trained, skipped = [], [], []
+    for candidate in candidates:
+        folder = out / candidate.label
+        atomic_write_text(folder / "genotype.yaml", candidate.genotype.dump())
+        stats = nas.analyze(candidate.genotype)
+        for seed in range(options.seeds):
+            job = folder / f"seed{seed}"
+            done = _read_result(job)
+            if done is not None:
+                results.append(done)
+                skipped.append((candidate.label, seed))
+                continue
+            torch.manual_seed(seed)
+            model = nas.build_model(candidate.genotype)
+            record = _train_one(model, candidate, stats, data, base.replace(seed=seed), job,
+                                preprocessing, progress=progress)
+            results.append(record)
+            trained.append((candidate.label, seed))
+            accuracy = record["test_accuracy"]
+            say(f"{candidate.label} seed {seed}: "
+                + (f"test accuracy {accuracy:.4f}" if accuracy is not None else f"{record['status']}: {record['reason']}")
+                + f" ({record['epochs']} epochs, {record['train_time']:.0f} s)")
+    table = _table.summarise(results)
+    _table.write_outputs(table, plan, out)
+    tau, _ = _table.tau_of(table)
+    return RetrainSummary(out=out, table=table, tau=tau, trained=trained, skipped=skipped,
+                          elapsed=time.time() - started)
+
+
+def _read_result(job: Path) -> dict[str, Any] | None:
+    path = job / RESULT
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:  # written atomically, so only a foreign file: train again
+        return None
+
+
+def _train_one(model: Any, candidate: Candidate, stats: Any, data: Any, train_config: Any, job: Path,
+               preprocessing: Any, *, progress: bool) -> dict[str, Any]:
+    import torch
+
+    from nas.export import export_model
+    from nas.train import measure_latency, train_to_folder
+
+    result = train_to_folder(model, data, train_config, job, resume=True, progress=progress)
+    ok = result.status == "completed"
+    latency = None
+    if ok:
+        model = model.to("cpu", memory_format=torch.contiguous_format).eval()
+        latency = measure_latency(model, tuple(candidate.genotype.input_shape), device="cpu",
+                                  batch_size=1, repeats=20, warmup=5)
+        export_model(candidate.genotype, job / "model.onnx", model=model, preprocessing=preprocessing)
+    record = {
+        "label": candidate.label, "selected_by": candidate.selected_by, "trial": candidate.trial,
+        "seed_architecture": candidate.seed, "training_seed": train_config.seed,
+        "proxy_val_accuracy": candidate.proxy_val_accuracy,
+        "test_accuracy": result.final_val_accuracy if ok else None, "split": "test",
+        "status": result.status, "reason": result.reason, "epochs": result.epochs,
+        "train_time": result.wall_time, "params": stats.params, "macs": stats.macs,
+        "latency_s": latency, "hash": candidate.genotype.hash,
+        "history": [dataclasses.asdict(h) for h in result.history],
+    }
+    atomic_write_text(job / RESULT, json.dumps(record, indent=2) + "\n")
+    return record

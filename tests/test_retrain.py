@@ -1,0 +1,120 @@
+"""`nas retrain`: the top architectures of a tiny search and its seed, several training seeds,
+scored on a test split the search never saw; resumes after SIGKILL without retraining
+finished models.
+
+The data is scikit-learn's digits saved as an .npz with a test split (1,497 training and
+300 test images), so the search validates on a split of the training images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nas.cli import main as nas
+from nas.retrain import kendall_tau, retrain
+from nas.search import run_search
+from tests.test_deploy import tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def digits_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = np.rint(bunch.images * (255 / 16)).astype(np.uint8)
+    labels = bunch.target.astype(np.int64)
+    path = tmp_path_factory.mktemp("npz") / "digits.npz"
+    np.savez(path, x_train=images[300:], y_train=labels[300:], x_test=images[:300], y_test=labels[:300])
+    return path
+
+
+def search(tmp_path: Path, npz: Path, name: str) -> Path:
+    config = tiny_config(
+        tmp_path, name, trials=5, keep_weights=False,
+        dataset={"name": "npz", "path": str(npz), "subset": 300, "val_subset": 150},
+        train={"epochs": 1, "batch_size": 50, "lr": 0.05, "device": "cpu"},
+        retrain={"top": 2, "seeds": 2, "epochs": 2, "subset": 400})
+    data = yaml.safe_load(config.read_text())
+    data["space"]["choices"]["depth"] = {"param": "depths", "per_stage": True, "int": [1, 2]}
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    return run_search(config, runs_dir=tmp_path / "runs", progress=False).run_dir
+
+
+def test_kendall_tau() -> None:
+    assert kendall_tau([1, 2, 3], [10, 20, 30]) == 1.0
+    assert kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(2 / 3)
+    assert kendall_tau([1, 1, 1], [1, 2, 3]) is None and kendall_tau([1], [1]) is None
+
+
+def test_retrain_table_has_mean_and_std_per_architecture(tmp_path: Path, digits_npz: Path) -> None:
+    run_dir = search(tmp_path, digits_npz, "tiny")
+    summary = retrain(run_dir)
+    table = summary.table
+    assert list(table["selected_by"]) == ["top", "top", "seed"]
+    assert list(table["label"])[-1] == "small"
+    assert (table["seeds"] == 2).all() and (table["failed"] == 0).all()
+    for _, row in table.iterrows():
+        accs = row["test_accuracies"]
+        assert len(accs) == 2 and all(0 <= a <= 1 for a in accs)
+        assert row["test_mean"] == pytest.approx(np.mean(accs))
+        assert row["test_std"] == pytest.approx(np.std(accs, ddof=1))
+        assert row["params"] > 0 and row["macs"] > 0 and row["latency_ms"] > 0
+    plan = json.loads((summary.out / "plan.json").read_text())
+    assert plan["train_images"] == 400 and plan["test_images"] == 300 and plan["epochs"] == 2
+    job = summary.out / table["label"][0] / "seed1"
+    result = json.loads((job / "test.json").read_text())
+    assert result["split"] == "test" and result["training_seed"] == 1 and result["epochs"] == 2
+    assert result["test_accuracy"] == result["history"][-1]["val_accuracy"]  # last epoch, not best
+    assert (job / "model.onnx").is_file() and (job / "model.json").is_file()
+    assert (summary.out / "results.csv").is_file() and (summary.out / "test_accuracy_vs_macs.png").is_file()
+    assert summary.trained and not summary.skipped
+    # nas analyze puts the retraining into report.md.
+    assert nas(["analyze", str(run_dir)]) == 0
+    report = (run_dir / "report.md").read_text()
+    assert "## Retraining (test split)" in report and "Kendall's tau" in report
+
+
+def test_retrain_needs_a_test_split(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run_dir = run_search(tiny_config(tmp_path, "digits", trials=1), runs_dir=tmp_path / "runs",
+                         progress=False).run_dir
+    assert nas(["retrain", str(run_dir), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "has no test split" in err
+
+
+def test_retrain_resumes_after_sigkill_without_retraining_finished_models(tmp_path: Path,
+                                                                          digits_npz: Path) -> None:
+    run_dir = search(tmp_path, digits_npz, "killed")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    args = [sys.executable, "-m", "nas", "retrain", str(run_dir), "--epochs", "3", "--threads", "1"]
+    process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(run_dir.glob("retrain/*/seed*/test.json")):
+        assert process.poll() is None, process.stderr.read()
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = {p: p.read_text() for p in run_dir.glob("retrain/*/seed*/test.json")}
+    assert 1 <= len(finished) < 6
+
+    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(finished)} already done" in done.stdout
+    for path, text in finished.items():
+        assert path.read_text() == text  # not retrained, not rewritten
+    assert len(list(run_dir.glob("retrain/*/seed*/test.json"))) == 6
+    assert "Kendall's tau" in done.stdout
