@@ -7,12 +7,14 @@ written (:func:`disk_full`), so the command line can say which file in one line.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "disk_full", "is_disk_full"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "disk_full", "is_disk_full", "try_file_lock"]
 
 
 def _umask() -> int:
@@ -65,3 +67,21 @@ def disk_full(path: str | Path) -> OSError:
     """The error to raise when writing ``path`` found the disk full: an ``OSError`` with
     ``errno.ENOSPC`` whose ``filename`` is ``path`` (the command line prints it as one line)."""
     return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+@contextlib.contextmanager
+def try_file_lock(path: str | Path) -> Iterator[bool]:
+    """An exclusive ``flock`` on ``path`` (created if absent) without waiting: yields True
+    holding the lock, or False when another process holds it."""
+    import fcntl
+
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

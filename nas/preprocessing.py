@@ -36,7 +36,7 @@ _FORMAT = 1
 
 def class_names(data: Any) -> tuple[str, ...]:
     """The class names of a dataset, or ``"0"``, ``"1"``, ... when its source has none."""
-    names = getattr(data, "class_names", None) or getattr(data, "classes", None)
+    names = getattr(data, "classes", None)
     if names and not isinstance(names, int) and len(names) == data.num_classes:
         return tuple(str(n) for n in names)
     return tuple(str(i) for i in range(data.num_classes))

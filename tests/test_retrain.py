@@ -99,7 +99,8 @@ def test_retrain_resumes_after_sigkill_without_retraining_finished_models(tmp_pa
                                                                           digits_npz: Path) -> None:
     run_dir = search(tmp_path, digits_npz, "killed")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    args = [sys.executable, "-m", "nas", "retrain", str(run_dir), "--epochs", "3", "--threads", "1"]
+    args = [sys.executable, "-m", "nas", "retrain", str(run_dir), "--epochs", "3", "--threads", "1",
+            "--workers", "2"]
     process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 120
@@ -117,4 +118,5 @@ def test_retrain_resumes_after_sigkill_without_retraining_finished_models(tmp_pa
     for path, text in finished.items():
         assert path.read_text() == text  # not retrained, not rewritten
     assert len(list(run_dir.glob("retrain/*/seed*/test.json"))) == 6
+    assert done.stdout.count("test accuracy") == 6 - len(finished)  # each model trained once
     assert "Kendall's tau" in done.stdout

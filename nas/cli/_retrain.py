@@ -27,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--subset", type=int, metavar="N",
                         help="train on N images (default: the full training split)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--threads", type=int, help="CPU threads")
+    parser.add_argument("--threads", type=int, help="torch threads per process")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="processes training models side by side (default 1)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: RUN/retrain)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or per-model lines")
     parser.set_defaults(run=run_retrain)
@@ -40,7 +42,7 @@ def run_retrain(args: argparse.Namespace) -> int:
 
     summary = retrain(args.run_dir, select="pareto" if args.pareto else None, top=args.top,
                       seeds=args.seeds, epochs=args.epochs, width_multiplier=args.width_multiplier,
-                      subset=args.subset, device=args.device, threads=args.threads, out=args.out,
+                      subset=args.subset, device=args.device, threads=args.threads, workers=args.workers, out=args.out,
                       progress=not args.quiet and sys.stderr.isatty(),
                       log=None if args.quiet else lambda line: print(line, flush=True))
     print(markdown_table(summary.table))

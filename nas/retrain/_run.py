@@ -103,6 +103,46 @@ def _check_plan(out: Path, plan: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(plan, indent=2) + "\n")
 
 
+@dataclass(frozen=True)
+class _Context:
+    out: Path
+    plan: dict[str, Any]
+    candidates: list[Candidate]
+    seeds: int
+    base: Any  # TrainConfig
+    data: Any  # Dataset
+    preprocessing: Any
+
+    def jobs(self) -> list[tuple[Candidate, int, Path]]:
+        return [(c, s, self.out / c.label / f"seed{s}") for c in self.candidates for s in range(self.seeds)]
+
+
+def _prepare(run_dir: Path, out: str | Path | None, device: str | None, threads: int | None,
+             **overrides: Any) -> _Context:
+    from nas.preprocessing import Preprocessing
+    from nas.search import load_run_config, read_run
+
+    read_run(run_dir)  # a clear error for a folder that is not a run
+    config = load_run_config(run_dir)
+    options = resolve(config.retrain, config.train, file=str(run_dir / "config.yaml"), **overrides)
+    changes: dict[str, Any] = {"epochs": options.epochs, "time_limit": None}
+    if device is not None:
+        changes["device"] = device
+    if threads is not None:
+        changes["threads"] = threads
+    base = config.train_config().replace(**{**dict(options.train), **changes})
+    data = _test_dataset(config, options)
+    candidates = select_candidates(run_dir, config, select=options.select, top=options.top,
+                                   input_shape=data.input_shape, num_classes=data.num_classes,
+                                   width_multiplier=options.width_multiplier)
+    out = Path(out) if out is not None else run_dir / "retrain"
+    plan = _plan(options, base, data, config)
+    plan["architectures"] = [{"label": c.label, "trial": c.trial, "seed": c.seed,
+                              "selected_by": c.selected_by, "hash": c.genotype.hash} for c in candidates]
+    return _Context(out=out, plan=plan, candidates=candidates, seeds=options.seeds, base=base,
+                    data=data, preprocessing=Preprocessing.from_dataset(data))
+
+
 def retrain(
     run_dir: str | Path,
     *,
@@ -114,6 +154,7 @@ def retrain(
     subset: int | None = None,
     device: str | None = None,
     threads: int | None = None,
+    workers: int = 1,
     out: str | Path | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
@@ -121,73 +162,92 @@ def retrain(
     """Retrain the top architectures of a search and its seeds; see the module docstring.
 
     Every option left at None comes from the run config's ``retrain`` key, else the defaults
-    of :mod:`nas.retrain._options`. ``device`` and ``threads`` default to the search's.
+    of :mod:`nas.retrain._options`. ``device`` and ``threads`` (torch threads per process)
+    default to the search's. ``workers`` processes take jobs in turn (a job is locked while
+    it trains, so no model is trained twice).
 
     Raises:
         ConfigError: not a run folder, a tabular run, a dataset without a test split, an
             option out of range, or a retrain folder made with another schedule.
     """
+    started = time.time()
+    if not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"must be at least 1, got {workers!r}", path="--workers")
+    run_dir = Path(run_dir)
+    overrides = dict(select=select, top=top, seeds=seeds, epochs=epochs,
+                     width_multiplier=width_multiplier, subset=subset)
+    context = _prepare(run_dir, out, device, threads, **overrides)
+    _check_plan(context.out, context.plan)
+    say = log or (lambda line: None)
+    plan = context.plan
+    say(f"retraining {len(context.candidates)} architectures x {context.seeds} seeds, {plan['epochs']} "
+        f"epochs on {plan['train_images']:,} training images; test split: {plan['test_images']:,} images")
+    for candidate in context.candidates:
+        atomic_write_text(context.out / candidate.label / "genotype.yaml", candidate.genotype.dump())
+    skipped = [(c.label, s) for c, s, job in context.jobs() if _read_result(job) is not None]
+    helpers = _start_helpers(workers - 1, run_dir, out, device, threads, overrides)
+    try:
+        _work(context, say, progress=progress)
+    finally:
+        for helper in helpers:
+            helper.join()
+    _work(context, say, progress=progress)  # anything a helper left (it died): train it here
+    results = [_read_result(job) for _, _, job in context.jobs()]
+    trained = [(c.label, s) for c, s, _ in context.jobs() if (c.label, s) not in skipped]
+    table = _table.summarise([r for r in results if r is not None])
+    _table.write_outputs(table, plan, context.out)
+    tau, _ = _table.tau_of(table)
+    return RetrainSummary(out=context.out, table=table, tau=tau, trained=trained, skipped=skipped,
+                          elapsed=time.time() - started)
+
+
+def _work(context: _Context, say: Callable[[str], None], *, progress: bool) -> None:
+    """Train every job that is neither finished nor locked by another process."""
     import torch
 
     import nas
-    from nas.preprocessing import Preprocessing
-    from nas.search import load_run_config, read_run
+    from nas.io import try_file_lock
 
-    started = time.time()
-    run_dir = Path(run_dir)
-    read_run(run_dir)  # a clear error for a folder that is not a run
-    config = load_run_config(run_dir)
-    options = resolve(config.retrain, config.train, file=str(run_dir / "config.yaml"), select=select,
-                      top=top, seeds=seeds, epochs=epochs, width_multiplier=width_multiplier,
-                      subset=subset)
-    base = config.train_config()
-    changes: dict[str, Any] = {"epochs": options.epochs, "time_limit": None}
-    if device is not None:
-        changes["device"] = device
-    if threads is not None:
-        changes["threads"] = threads
-    base = base.replace(**{**dict(options.train), **changes})
-    data = _test_dataset(config, options)
-    preprocessing = Preprocessing.from_dataset(data)
-    candidates = select_candidates(run_dir, config, select=options.select, top=options.top,
-                                   input_shape=data.input_shape, num_classes=data.num_classes,
-                                   width_multiplier=options.width_multiplier)
-    out = Path(out) if out is not None else run_dir / "retrain"
-    plan = _plan(options, base, data, config)
-    plan["architectures"] = [{"label": c.label, "trial": c.trial, "seed": c.seed,
-                              "selected_by": c.selected_by, "hash": c.genotype.hash} for c in candidates]
-    _check_plan(out, plan)
-    say = log or (lambda line: None)
-    say(f"retraining {len(candidates)} architectures x {options.seeds} seeds, {options.epochs} epochs "
-        f"on {plan['train_images']:,} training images; test split: {plan['test_images']:,} images")
-
-    results, trained, skipped = [], [], []
-    for candidate in candidates:
-        folder = out / candidate.label
-        atomic_write_text(folder / "genotype.yaml", candidate.genotype.dump())
-        stats = nas.analyze(candidate.genotype)
-        for seed in range(options.seeds):
-            job = folder / f"seed{seed}"
-            done = _read_result(job)
-            if done is not None:
-                results.append(done)
-                skipped.append((candidate.label, seed))
+    threads = torch.get_num_threads()
+    if context.base.threads is not None:
+        torch.set_num_threads(context.base.threads)  # latency and export too, not only training
+    try:
+        for candidate, seed, job in context.jobs():
+            if _read_result(job) is not None:
                 continue
-            torch.manual_seed(seed)
-            model = nas.build_model(candidate.genotype)
-            record = _train_one(model, candidate, stats, data, base.replace(seed=seed), job,
-                                preprocessing, progress=progress)
-            results.append(record)
-            trained.append((candidate.label, seed))
+            job.mkdir(parents=True, exist_ok=True)
+            with try_file_lock(job / ".lock") as mine:
+                if not mine or _read_result(job) is not None:
+                    continue
+                torch.manual_seed(seed)
+                model = nas.build_model(candidate.genotype)
+                record = _train_one(model, candidate, nas.analyze(candidate.genotype), context.data,
+                                    context.base.replace(seed=seed), job, context.preprocessing,
+                                    progress=progress)
             accuracy = record["test_accuracy"]
             say(f"{candidate.label} seed {seed}: "
-                + (f"test accuracy {accuracy:.4f}" if accuracy is not None else f"{record['status']}: {record['reason']}")
+                + (f"test accuracy {accuracy:.4f}" if accuracy is not None
+                   else f"{record['status']}: {record['reason']}")
                 + f" ({record['epochs']} epochs, {record['train_time']:.0f} s)")
-    table = _table.summarise(results)
-    _table.write_outputs(table, plan, out)
-    tau, _ = _table.tau_of(table)
-    return RetrainSummary(out=out, table=table, tau=tau, trained=trained, skipped=skipped,
-                          elapsed=time.time() - started)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _start_helpers(count: int, run_dir: Path, out: Any, device: Any, threads: Any,
+                   overrides: dict[str, Any]) -> list[Any]:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    helpers = [context.Process(target=_helper, args=(str(run_dir), out, device, threads, overrides),
+                               name=f"nas-retrain-{i + 1}", daemon=True) for i in range(count)]
+    for helper in helpers:
+        helper.start()
+    return helpers
+
+
+def _helper(run_dir: str, out: Any, device: Any, threads: Any, overrides: dict[str, Any]) -> None:
+    context = _prepare(Path(run_dir), out, device, threads, **overrides)
+    _work(context, lambda line: print(line, flush=True), progress=False)
 
 
 def _read_result(job: Path) -> dict[str, Any] | None:

@@ -1,0 +1,186 @@
+"""A search on real images, then retraining: does a searched CIFAR-10 network beat its seed?
+
+Runs a shipped search space (``search_spaces/resnet.yaml``; ``--space mobile|zoo``) on the
+shared CIFAR-10 copy (``../shared/data/cifar10/cifar10-jpeg.tar.gz``, read by the ``folder``
+source), then ``nas retrain`` of the top 3 searched architectures and the space's first seed
+(ResNet-20 for ``resnet``) with several training seeds, and prints one table: proxy
+validation accuracy (the search's figure, on a validation split carved from the training
+images), retrained test accuracy (mean, std over training seeds, on the test split the search
+never saw), params, MACs, and Kendall's tau between proxy and retrained rank.
+
+The shipped configs are used as they are except for what a CPU budget forces (stated in the
+output): the dataset (the shared archive, a training subset for the proxy), the proxy
+schedule, the width multiplier, the trial and time budget, the seeds (only the first: the
+others are far beyond ResNet-20's MACs), and, for ``resnet``, a MACs ceiling at ResNet-20's
+MACs (the target compares at no more MACs than ResNet-20).
+
+    python bench/cifar10_search.py                      # about 60-75 min on 2 shared cores
+    python bench/cifar10_search.py --quick              # smoke run, under 10 min
+    python bench/cifar10_search.py --space mobile --quick
+    python bench/cifar10_search.py --device cuda        # a GPU: full width, longer schedules
+
+Re-running with the same ``--runs`` continues a killed run (search ``--resume``, retraining
+skips finished models).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DATA = ROOT.parent / "shared" / "data" / "cifar10" / "cifar10-jpeg.tar.gz"
+
+# Budgets: proxy training and validation images, proxy epochs and width, trials (constraint
+# checks take milliseconds and count, so the search's seconds are the real budget), retrain
+# epochs, width and training images (None: all 50,000), training seeds.
+BUDGETS = {
+    ("cpu", False): dict(subset=10000, val_subset=2000, epochs=3, width=0.5, trials=300, timeout=1500,
+                         retrain_epochs=3, retrain_width=0.5, retrain_subset=None, seeds=2),
+    ("cpu", True): dict(subset=2000, val_subset=500, epochs=1, width=0.25, trials=40, timeout=180,
+                        retrain_epochs=1, retrain_width=0.25, retrain_subset=5000, seeds=2),
+    ("cuda", False): dict(subset=20000, val_subset=5000, epochs=10, width=1.0, trials=100, timeout=7200,
+                          retrain_epochs=60, retrain_width=1.0, retrain_subset=None, seeds=3),
+    ("cuda", True): dict(subset=5000, val_subset=1000, epochs=2, width=1.0, trials=12, timeout=300,
+                         retrain_epochs=3, retrain_width=1.0, retrain_subset=None, seeds=2),
+}
+
+
+def bench_config(space: str, data: Path, budget: dict, device: str, out: Path) -> Path:
+    """The shipped run config with the budget's overrides, written to ``out``."""
+    import yaml
+
+    from nas._yaml import load_yaml_file
+    from nas.errors import ConfigError
+    shipped = ROOT / "search_spaces" / f"{space}.yaml"
+    config = load_yaml_file(shipped, error=ConfigError)
+    config["space"] = dict(config["space"])
+    config["space"]["genotype"] = str((shipped.parent / config["space"]["genotype"]).resolve())
+    first = next(iter(config["space"]["seeds"]))
+    config["space"]["seeds"] = {first: config["space"]["seeds"][first]}
+    if space == "resnet":  # the target: better than ResNet-20 at no more MACs
+        config["space"]["constraints"] = {**(config["space"].get("constraints") or {}),
+                                          "macs": {"max": _proxy_macs(config["space"], shipped, first, budget)}}
+    config.update(
+        name=f"cifar10_{space}",
+        dataset={"name": "folder", "root": str(data), "subset": budget["subset"],
+                 "val_subset": budget["val_subset"]},
+        train={**config.get("train", {}), "epochs": budget["epochs"], "device": device},
+        width_multiplier=budget["width"], trials=budget["trials"], timeout=budget["timeout"],
+        workers=1 if device == "cuda" else 2, threads=1, seed=0,
+        retrain={"top": 3, "seeds": budget["seeds"], "epochs": budget["retrain_epochs"],
+                 "width_multiplier": budget["retrain_width"], "subset": budget["retrain_subset"]},
+    )
+    path = out / f"cifar10_{space}.yaml"
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _proxy_macs(space: dict, shipped: Path, seed: str, budget: dict) -> int:
+    """MACs of seed ``seed`` as proxy-trained (CIFAR-10 input and classes, proxy width)."""
+    import nas
+    from nas.search._proxy import fit_to_data
+    from nas.search._space import parse_space
+
+    parsed = parse_space(space, file=str(shipped), base=shipped.parent)
+    genotype = parsed.make_genotype(parsed.decode(parsed.seeds[seed]))
+    return int(nas.analyze(fit_to_data(genotype, (3, 32, 32), 10, budget["width"])).macs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--space", choices=("resnet", "mobile", "zoo"), default="resnet")
+    parser.add_argument("--quick", action="store_true", help="smoke run, under 10 minutes on 2 CPU cores")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--data", type=Path, default=DATA, help=f"the CIFAR-10 archive (default {DATA})")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench", help="folder of run folders")
+    args = parser.parse_args(argv)
+    if not args.data.exists():
+        print(f"{args.data}: not found (the shared CIFAR-10 copy); pass --data", file=sys.stderr)
+        return 2
+
+    import torch
+
+    from nas.data import load_dataset
+    from nas.retrain import retrain
+    from nas.retrain._table import markdown_table
+    from nas.search import read_trials, run_search
+
+    budget = BUDGETS[(args.device, args.quick)]
+    started = time.time()
+    t0 = time.perf_counter()
+    load_dataset("folder", root=str(args.data))  # decode once (or hit the cache) before timing
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    load_dataset("folder", root=str(args.data))
+    cached_s = time.perf_counter() - t0
+    name = f"cifar10_{args.space}" + ("_quick" if args.quick else "")
+    config = bench_config(args.space, args.data.resolve(), budget, args.device, args.runs / "configs")
+    run_dir = args.runs / name
+    resume = (run_dir / "config.yaml").is_file()
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    print(f"# CIFAR-10 {args.space} search{' (quick)' if args.quick else ''}: device {args.device}, "
+          f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start, bf16 "
+          f"{'(AMX) on' if amx or args.device == 'cuda' else 'off (no AMX: float32)'}")
+    print(f"dataset load: {load_s:.1f} s first call in this process, {cached_s:.2f} s from the cache")
+    print(f"budget: search {budget['trials']} trials or {budget['timeout']} s, proxy "
+          f"{budget['subset']:,} training / {budget['val_subset']:,} validation images, "
+          f"{budget['epochs']} epochs, width x{budget['width']}; retrain top 3 + seed, "
+          f"{budget['seeds']} seeds, {budget['retrain_epochs']} epochs, width x{budget['retrain_width']}, "
+          f"{'all 50,000' if budget['retrain_subset'] is None else format(budget['retrain_subset'], ',')} "
+          f"training images, test on 10,000", flush=True)
+    summary = run_search(config, resume=resume, name=name, runs_dir=args.runs, progress=False)
+    records = read_trials(run_dir)
+    counted = [r for r in records if r.get("counted", True)]
+    states = {s: sum(r["state"] == s for r in counted) for s in ("complete", "pruned", "fail")}
+    statuses = {}
+    for r in counted:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    print(f"search: {len(counted)} trials {states} {statuses} in {summary.elapsed:.0f} s", flush=True)
+
+    result = retrain(run_dir, device=args.device, threads=1 if args.device == "cpu" else None,
+                     workers=2 if args.device == "cpu" else 1,
+                     log=lambda line: print("  " + line, flush=True))
+    table = result.table
+    print()
+    print(markdown_table(table))
+    tau = "n/a" if result.tau is None else f"{result.tau:.3f}"
+    print(f"\nKendall's tau (proxy val accuracy rank vs retrained test accuracy rank): {tau} "
+          f"over {table['test_mean'].notna().sum()} architectures")
+    print(verdict(table))
+    print(f"total wall time {time.time() - started:.0f} s; load average {os.getloadavg()[0]:.1f} at the end; "
+          f"run folder {run_dir}")
+    return 0
+
+
+def verdict(table) -> str:
+    """The target: a searched architecture beats the seed on mean test accuracy, at no more
+    MACs, by more than the larger of the two standard deviations."""
+    seed = table[table["selected_by"] == "seed"]
+    if seed.empty or seed.iloc[0]["test_mean"] is None:
+        return "target: no retrained seed to compare with"
+    ref = seed.iloc[0]
+    lines = []
+    met = False
+    for _, row in table[table["selected_by"] != "seed"].iterrows():
+        if row["test_mean"] is None or row["test_mean"] != row["test_mean"]:
+            continue
+        margin = row["test_mean"] - ref["test_mean"]
+        noise = max(s for s in (row["test_std"], ref["test_std"], 0.0) if s == s and s is not None)
+        ok = row["macs"] <= ref["macs"] and margin > noise
+        met |= ok
+        lines.append(f"  {row['label']}: {100 * margin:+.2f} points vs {ref['label']} (noise "
+                     f"{100 * noise:.2f}), MACs {row['macs'] / ref['macs']:.2f}x -> "
+                     f"{'beats it' if ok else 'does not beat it'}")
+    head = f"target (beat {ref['label']} at <= its MACs by > max std): {'MET' if met else 'NOT MET'}"
+    return "\n".join([head, *lines])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
