@@ -178,7 +178,7 @@ class _Expander:
             present = [s for s in sources if s is not None]
             shapes = [self.graph.nodes[s]["shape"] for s in present]
             try:
-                value = parse_expression(by_name[name].expr).evaluate(_Scope(self, local, shapes))
+                value = by_name[name].expression.evaluate(_Scope(self, local, shapes))
                 if value is not None and len(present) < len(sources):
                     value = self._drop_absent(value, deps[name], sources)
             except GenotypeError as error:
@@ -216,7 +216,7 @@ class _Expander:
             if statement.name is not None:
                 names.append(statement.name)
                 continue
-            callee = parse_expression(statement.expr).head or "node"
+            callee = statement.expression.head or "node"
             while True:
                 count = counters.get(callee, 0)
                 counters[callee] = count + 1
@@ -341,7 +341,7 @@ class _Expander:
             elif default is ops.REQUIRED:
                 raise GenotypeError(f"{block.name}: missing argument '{name}'")
             elif isinstance(default, str):
-                local[name] = parse_expression(default).evaluate(_Scope(self, local, shapes))
+                local[name] = block.default_expression(name, default).evaluate(_Scope(self, local, shapes))
             else:
                 local[name] = list(default) if isinstance(default, tuple) else default
         self.stack.append(block.name)

@@ -45,7 +45,7 @@ from nas import ops
 from nas._shipped import zoo_dir
 from nas._yaml import dump_yaml, load_yaml, load_yaml_file
 from nas.errors import GenotypeError
-from nas.genotype._expr import MATH_FUNCTIONS, parse_expression
+from nas.genotype._expr import MATH_FUNCTIONS, Expression, parse_expression
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -84,6 +84,13 @@ class Statement:
     name: str | None
     expr: str
     inputs: tuple[str, ...] | None = None
+    parsed: Expression | None = field(default=None, compare=False, repr=False)
+    """The parsed expression, kept so expansion never parses it again (``None``: parsed on use)."""
+
+    @property
+    def expression(self) -> Expression:
+        """The parsed :attr:`expr`."""
+        return self.parsed if self.parsed is not None else parse_expression(self.expr)
 
     @classmethod
     def parse(cls, name: str | None, text: Any) -> Statement:
@@ -103,7 +110,8 @@ class Statement:
             for part in inputs:
                 if len(part) > MAX_NAME:
                     raise GenotypeError(f"input name '{part[:40]}...' is longer than {MAX_NAME} characters")
-        return cls(name, parse_expression(text).canonical, inputs)
+        expression = parse_expression(text)
+        return cls(name, expression.canonical, inputs, expression)
 
     def dump(self) -> str:
         return self.expr if self.inputs is None else f"{self.expr} <- {', '.join(self.inputs)}"
@@ -165,6 +173,13 @@ class BlockDef:
     inputs: tuple[str, ...]
     nodes: tuple[Statement, ...]
     doc: str = ""
+    parsed_defaults: Mapping[str, Expression] = field(default_factory=dict, compare=False, repr=False)
+    """Parsed expressions of the string defaults in :attr:`args` (missing ones parse on use)."""
+
+    def default_expression(self, arg: str, text: str) -> Expression:
+        """The parsed default ``text`` of argument ``arg``."""
+        parsed = self.parsed_defaults.get(arg)
+        return parsed if parsed is not None else parse_expression(text)
 
     @classmethod
     def parse(cls, name: str, data: Any, where: str) -> BlockDef:
@@ -179,6 +194,7 @@ class BlockDef:
         if not isinstance(raw_args, Mapping):
             raise GenotypeError("'args' must be a mapping of names to defaults", path=f"{where}.args")
         args = []
+        parsed_defaults: dict[str, Expression] = {}
         for arg, default in raw_args.items():
             try:
                 _identifier(arg, "argument")
@@ -187,7 +203,7 @@ class BlockDef:
                 if ops.canonical_name(arg) or arg in FORMS:
                     raise GenotypeError(f"argument '{arg}' would hide the op '{arg}'; rename it")
                 if isinstance(default, str) and default != "required":
-                    parse_expression(default)
+                    parsed_defaults[arg] = parse_expression(default)
                 _check_value(default)
             except GenotypeError as error:
                 raise error.located(path=f"{where}.args.{arg}")
@@ -207,7 +223,7 @@ class BlockDef:
         doc = data.get("doc", "")
         if not isinstance(doc, str):
             raise GenotypeError("'doc' must be a string", path=f"{where}.doc")
-        return cls(name, tuple(args), tuple(inputs), nodes, doc)
+        return cls(name, tuple(args), tuple(inputs), nodes, doc, MappingProxyType(parsed_defaults))
 
     def dump(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -223,7 +239,7 @@ class BlockDef:
     def callees(self) -> set[str]:
         names: set[str] = set()
         for statement in self.nodes:
-            names |= parse_expression(statement.expr).names()
+            names |= statement.expression.names()
         for _, default in self.args:
             if isinstance(default, str):
                 names |= parse_expression(default).names()
@@ -417,7 +433,7 @@ class Genotype:
 def _names_in(statements: Iterable[Statement]) -> set[str]:
     names: set[str] = set()
     for statement in statements:
-        names |= parse_expression(statement.expr).names()
+        names |= statement.expression.names()
     return names
 
 
