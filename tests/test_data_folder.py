@@ -215,7 +215,7 @@ def test_decoding_in_several_processes_gives_the_same_arrays(
     from nas.data import _decode
 
     source = _tar(tmp_path / "small.tar.gz", members)
-    serial = _load(source, tmp_path / "c1", decode_workers=1)
+    serial = _load(source, tmp_path / "c1", decode_workers=0)
     monkeypatch.setattr(_decode, "_CHUNK", 16)  # 160 images: 10 chunks over 2 processes
     pools = []
     pool_class = _decode.ProcessPoolExecutor

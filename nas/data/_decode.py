@@ -1,7 +1,8 @@
 """Image bytes to uint8 pixels with Pillow, in chunks, optionally in a few processes.
 
 :class:`ChunkDecoder` takes ``(member name, bytes)`` pairs as they are read, decodes them in
-chunks (in worker processes when ``workers > 1``: forked, so nothing is re-imported),  and
+chunks (in ``workers`` forked processes when it is positive, so nothing is re-imported,
+while this process goes on reading),  and
 returns one uint8 ``[N, C, H, W]`` array, each image where the caller places it. Every image is
 converted to RGB (or gray) and, when ``resolution`` is set, resized to ``resolution x
 resolution`` (bilinear, as Pillow antialiases when shrinking).
@@ -109,7 +110,8 @@ class ChunkDecoder:
         grayscale: Decode to one channel instead of RGB.
         resolution: Resize every image to ``resolution x resolution``; ``None`` keeps the
             size (all images must then share it).
-        workers: Decoding processes; ``0`` or ``1`` decodes in this process.
+        workers: Decoding processes besides this one (which reads the source meanwhile);
+            ``0`` decodes in this process.
         max_decoded_bytes: Bound on the bytes of all decoded images together.
     """
 
@@ -136,7 +138,7 @@ class ChunkDecoder:
         import PIL.Image  # noqa: F401  (imported once here rather than in every worker)
 
         self._pool: ProcessPoolExecutor | None = None
-        self._context = _fork_context() if workers > 1 else None
+        self._context = _fork_context() if workers > 0 else None
         self._workers = workers
 
     def __enter__(self) -> ChunkDecoder:

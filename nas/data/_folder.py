@@ -185,7 +185,8 @@ def load_folder(
         test_seed: Seed of that split. Default: 0.
         cache: ``True`` for the default cache folder, a folder, or ``False`` to decode on
             every load.
-        decode_workers: Decoding processes. Default: up to 4, one per CPU core.
+        decode_workers: Decoding processes besides the one reading the source (``0``:
+            decode while reading). Default: one per CPU core but one, at most 4.
         max_members, max_decoded_bytes: Bounds on the work a source may cause
             (:class:`~nas.data._members.Limits`).
 
@@ -196,8 +197,12 @@ def load_folder(
         _positive(resolution, "resolution")
     for key, value in (("max_members", max_members), ("max_decoded_bytes", max_decoded_bytes)):
         _positive(value, key)
-    if decode_workers is not None:
-        _positive(decode_workers, "decode_workers")
+    if decode_workers is not None and (
+        not isinstance(decode_workers, int) or isinstance(decode_workers, bool) or decode_workers < 0
+    ):
+        raise ConfigError(
+            f"must be a non-negative integer, got {decode_workers!r}", path="decode_workers"
+        )
     if not isinstance(test_fraction, (int, float)) or not 0 <= test_fraction < 1:
         raise ConfigError(f"must lie in [0, 1), got {test_fraction!r}", path="test_fraction")
     if cache is True:
@@ -208,7 +213,7 @@ def load_folder(
         cache_root = Path(cache).expanduser()
     settings = {
         "grayscale": bool(grayscale), "resolution": resolution,
-        "workers": decode_workers or min(4, os.cpu_count() or 1),
+        "workers": min(4, (os.cpu_count() or 1) - 1) if decode_workers is None else decode_workers,
         "limits": Limits(max_members=max_members, max_decoded_bytes=max_decoded_bytes),
     }
     source = Path(root).expanduser()
