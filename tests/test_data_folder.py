@@ -386,6 +386,12 @@ def test_links_in_an_archive_are_skipped_and_zip_paths_checked_too(tmp_path: Pat
     data = load_dataset("folder", root=path, cache=False, test_fraction=0, val_fraction=0.4)
     assert data.classes == ("a", "b")
     assert len(data.train_labels) + len(data.val_labels) == 5  # the two links left out
+    with tarfile.open(path, "a") as archive:  # the same member again, appended
+        info = tarfile.TarInfo("a/0.png")
+        info.size = len(png)
+        archive.addfile(info, io.BytesIO(png))
+    with pytest.raises(ConfigError, match="member 'a/0.png' appears twice"):
+        load_dataset("folder", root=path, cache=False)
     bad_zip = _zip(tmp_path / "bad.zip", {"a/0.png": png, "a/../../x.png": png})
     with pytest.raises(ConfigError, match="unsafe member path 'a/../../x.png'"):
         load_dataset("folder", root=bad_zip, cache=False)
