@@ -75,7 +75,7 @@ def test_bad_config_is_one_line_and_exit_2(case, tmp_path, capsys):
     assert not (tmp_path / "runs" / "bad" / "trials").exists()
 
 
-def test_dataset_paths_are_relative_to_the_config_file(tmp_path):
+def test_dataset_paths_are_relative_to_the_config_file(tmp_path, monkeypatch):
     data = base()
     data["dataset"] = {"name": "folder", "root": "data/images.tar.gz", "val_root": "../test",
                        "cache": "cache", "resolution": 32}
@@ -87,6 +87,13 @@ def test_dataset_paths_are_relative_to_the_config_file(tmp_path):
     assert dataset["val_root"] == str(tmp_path / "test")
     assert dataset["cache"] == str(folder / "cache")
     assert dataset["resolution"] == 32
+    # A source missing beside the config but present in the working folder is taken from there.
+    (tmp_path / "work" / "data").mkdir(parents=True)
+    (tmp_path / "work" / "data" / "images.tar.gz").write_bytes(b"")
+    monkeypatch.chdir(tmp_path / "work")
+    dataset = load_config(folder / "run.yaml").dataset
+    assert dataset["root"] == str(tmp_path / "work" / "data" / "images.tar.gz")
+    assert dataset["cache"] == str(folder / "cache")
 
 
 def test_missing_dataset_archive_fails_before_the_run_folder(tmp_path, capsys):

@@ -6,7 +6,8 @@ Top-level keys (only ``space`` is required)::
     doc: free text
     space: {...} | FILE          # the search space (see nas.search._space), inline or a file
     dataset: {name: digits, subset: 600, resolution: 16, ...}   # nas.data.load_dataset options;
-                                 # root, val_root, cache: relative to this file
+                                 # root, val_root, cache: relative to this file (root and
+                                 # val_root, when not found there: to the working folder)
     train: {epochs: 4, lr: 0.05, ...}                           # nas.train.TrainConfig fields
     width_multiplier: 1.0        # proxy scale: multiplies the genotype's scaling.width params
     objectives: [val_accuracy]   # and/or params, macs, latency (minimised); several = Pareto
@@ -70,6 +71,9 @@ _LATENCY_KEYS = {"batch_size": 1, "repeats": 20, "warmup": 5}
 _TABULAR_KEYS = ("table", "dataset")
 #: Dataset options that name files or folders: made absolute, relative to the config file.
 _DATASET_PATHS = ("root", "val_root", "cache")
+#: Of those, the ones that must exist: found, as a tabular table is, relative to the config
+#: file, else to the working folder.
+_DATASET_SOURCES = ("root", "val_root")
 DEFAULT_TABLE = "../shared/data/nasbench201/nb201_cifar.csv"
 
 
@@ -238,7 +242,7 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     dataset = dict(dataset)
     for key in _DATASET_PATHS:  # relative to the config file, like every path in it
         if isinstance(dataset.get(key), str):
-            dataset[key] = str((base / Path(dataset[key]).expanduser()).resolve())
+            dataset[key] = str(_dataset_path(dataset[key], key, base))
 
     train = data.get("train", {}) or {}
     if not isinstance(train, Mapping):
@@ -373,6 +377,17 @@ def _check_train(train: Mapping[str, Any], file: str) -> None:
     except NasError as error:
         error.file = file
         raise
+
+
+def _dataset_path(value: str, key: str, base: Path) -> Path:
+    """A dataset path option made absolute: relative to the config file's folder ``base``;
+    a source (``root``, ``val_root``) missing there but present relative to the working
+    folder is taken from there (the rule of a tabular ``table``)."""
+    path = Path(value).expanduser()
+    beside = (base / path).resolve()
+    if key in _DATASET_SOURCES and not beside.exists() and (Path.cwd() / path).exists():
+        return (Path.cwd() / path).resolve()
+    return beside
 
 
 def _check_dataset(dataset: Mapping[str, Any], file: str) -> None:
