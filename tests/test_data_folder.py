@@ -228,6 +228,24 @@ def test_decoding_in_several_processes_gives_the_same_arrays(
     assert torch.equal(pooled.train_labels, serial.train_labels)
 
 
+def _die_in_a_worker(names, blobs, grayscale, resolution):
+    """Stands in for the chunk decoder in the forked processes: kills the one it runs in."""
+    os._exit(9)
+
+
+def test_a_dying_decoding_process_is_one_line(
+    members: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nas.data import _decode
+
+    source = _tar(tmp_path / "small.tar.gz", members)
+    monkeypatch.setattr(_decode, "_CHUNK", 16)  # 10 chunks, all sent to the processes
+    monkeypatch.setattr(_decode, "_decode", _die_in_a_worker)
+    with pytest.raises(ConfigError, match="a decoding process died .*decode_workers to 0"):
+        _load(source, tmp_path / "cache", decode_workers=2)
+    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []
+
+
 def _race(source: str, cache: str, log: str, queue) -> None:
     decode = _folder.decode_source
 

@@ -20,6 +20,7 @@ import multiprocessing
 import warnings
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
@@ -103,7 +104,8 @@ def _fork_context() -> multiprocessing.context.BaseContext | None:
 
 
 class ChunkDecoder:
-    """Decode images added one by one; :meth:`finish` returns them stacked, in order.
+    """Decode images added one by one; :meth:`finish` returns them in one array, each at
+    the index the caller gives.
 
     Args:
         source: The folder or archive, for error messages.
@@ -124,6 +126,8 @@ class ChunkDecoder:
         workers: int,
         max_decoded_bytes: int,
     ):
+        import PIL.Image  # noqa: F401  (imported once here, not in every forked worker)
+
         self.source = source
         self.grayscale, self.resolution = grayscale, resolution
         self.max_decoded_bytes = max_decoded_bytes
@@ -135,8 +139,6 @@ class ChunkDecoder:
         self._shape: tuple[int, ...] | None = None
         #: Whether any image so far was resized (else the result is the images' own size).
         self.resized = False
-        import PIL.Image  # noqa: F401  (imported once here rather than in every worker)
-
         self._pool: ProcessPoolExecutor | None = None
         self._context = _fork_context() if workers > 0 else None
         self._workers = workers
@@ -173,7 +175,17 @@ class ChunkDecoder:
         self._pending.append(self._pool.submit(_decode, *args))
         # Bound the memory held by undecoded chunks: wait for the oldest beyond 2 per worker.
         while len(self._pending) > 2 * self._workers:
-            self._accept(self._pending.popleft().result())
+            self._accept(self._result(self._pending.popleft()))
+
+    def _result(self, future: Future) -> tuple[np.ndarray, bool] | tuple[str, str]:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            raise ConfigError(
+                "a decoding process died (out of memory?); set decode_workers to 0 to decode "
+                "in one process",
+                file=self.source,
+            ) from None
 
     def _accept(self, result: tuple[np.ndarray, bool] | tuple[str, str]) -> None:
         if isinstance(result[0], str):
@@ -208,7 +220,7 @@ class ChunkDecoder:
         """
         self._flush(last=True)
         while self._pending:
-            self._accept(self._pending.popleft().result())
+            self._accept(self._result(self._pending.popleft()))
         self.close()
         total = int(positions.max()) + 1 if positions.size else 0
         if self._shape is None:
