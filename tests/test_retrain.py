@@ -99,7 +99,7 @@ def test_retrain_resumes_after_sigkill_without_retraining_finished_models(tmp_pa
                                                                           digits_npz: Path) -> None:
     run_dir = search(tmp_path, digits_npz, "killed")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    args = [sys.executable, "-m", "nas", "retrain", str(run_dir), "--epochs", "3", "--threads", "1",
+    args = [sys.executable, "-m", "nas", "retrain", str(run_dir), "--epochs", "2", "--threads", "1",
             "--workers", "2"]
     process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
