@@ -40,8 +40,8 @@ DATA = ROOT.parent / "shared" / "data" / "cifar10" / "cifar10-jpeg.tar.gz"
 # (no trial cap: constraint checks take milliseconds), retrain epochs, width and training
 # images (None: all 50,000), training seeds.
 BUDGETS = {
-    ("cpu", False): dict(subset=10000, val_subset=2000, epochs=3, width=0.5, timeout=1500,
-                         retrain_epochs=3, retrain_width=0.5, retrain_subset=None, seeds=2),
+    ("cpu", False): dict(subset=5000, val_subset=1000, epochs=2, width=0.5, timeout=1200,
+                         retrain_epochs=1, retrain_width=0.5, retrain_subset=None, seeds=2),
     ("cpu", True): dict(subset=2000, val_subset=500, epochs=1, width=0.25, timeout=180,
                         retrain_epochs=1, retrain_width=0.25, retrain_subset=5000, seeds=2),
     ("cuda", False): dict(subset=20000, val_subset=5000, epochs=10, width=1.0, timeout=7200,
