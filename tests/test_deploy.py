@@ -142,3 +142,23 @@ def test_nas_train_saves_the_normalisation_and_class_names(tmp_path: Path) -> No
     accuracy = (logits.argmax(1) == data.val_labels).sum().item() / len(data.val_labels)
     final = json.loads((out / "result.json").read_text())["final_val_accuracy"]
     assert accuracy == pytest.approx(final, abs=1e-12)
+
+
+def test_keeper_keeps_the_pareto_set_within_the_budget(tmp_path: Path) -> None:
+    from nas.preprocessing import Preprocessing
+    from nas.search._keep import KeepPolicy, WeightKeeper, kept_weights
+
+    pre = Preprocessing(input_shape=(1, 8, 8), mean=(0.5,), std=(0.25,), classes=("a", "b"))
+    state = {"w": torch.zeros(1000)}  # about 5 kB on disk
+    keeper = WeightKeeper(tmp_path, KeepPolicy(), ["val_accuracy", "macs"], ["maximize", "minimize"])
+    offers = {0: (0.80, 100), 1: (0.90, 200), 2: (0.85, 300), 3: (0.95, 100), 4: (0.95, 100)}
+    kept = {n: keeper.offer(n, v, state, pre)["kept"] for n, v in offers.items()}
+    # 2 is dominated by 1 when it arrives; 3 dominates 0, 1 and 2; 4 ties with 3 (earlier wins).
+    assert kept == {0: True, 1: True, 2: False, 3: True, 4: False}
+    assert [n for n in offers if kept_weights(tmp_path / "trials" / f"{n:04d}")] == [3]
+    # A budget of one file keeps the best by the first objective only.
+    (tmp_path / "b").mkdir()
+    small = WeightKeeper(tmp_path / "b", KeepPolicy(select="top", top=3, max_mb=0.008), ["val_accuracy"],
+                         ["maximize"])
+    assert [small.offer(n, [a], state, pre)["kept"] for n, a in ((0, 0.5), (1, 0.7), (2, 0.6))] == [True, True, False]
+    assert [n for n in range(3) if kept_weights(tmp_path / "b" / "trials" / f"{n:04d}")] == [1]
