@@ -155,25 +155,30 @@ def analyze(genotype: Genotype) -> Stats:
     )
 
 
+def alias_roots(graph: nx.DiGraph) -> dict[str, str]:
+    """For every node, the node whose tensor it is: itself, or for an identity node the root of
+    its input. One pass in insertion (topological) order, so long identity chains stay linear."""
+    roots: dict[str, str] = {}
+    for node, data in graph.nodes(data=True):
+        roots[node] = roots[data["inputs"][0]] if data["op"] == "identity" else node
+    return roots
+
+
 def _peak_elements(graph: nx.DiGraph) -> int:
     """Peak of live activations in inference, running nodes in insertion (topological) order
     and freeing each output after its last reader. Identity nodes share their input's memory."""
     order = list(graph.nodes)
     position = {node: index for index, node in enumerate(order)}
     outputs = set(graph.graph["outputs"])
-
-    def owner(node: str) -> str:
-        while graph.nodes[node]["op"] == "identity":
-            node = graph.nodes[node]["inputs"][0]
-        return node
+    owner = alias_roots(graph)
 
     last_read: dict[str, int] = {}
     for node in order:
         for source in graph.nodes[node]["inputs"]:
-            root = owner(source)
+            root = owner[source]
             last_read[root] = max(last_read.get(root, 0), position[node])
     for node in outputs:
-        last_read[owner(node)] = len(order)
+        last_read[owner[node]] = len(order)
     live = peak = 0
     frees: dict[int, int] = {}
     for index, node in enumerate(order):

@@ -20,7 +20,7 @@ import torch
 import torch.fx as fx
 
 from nas import ops
-from nas.analysis import MAX_MEMORY, check_memory
+from nas.analysis import MAX_MEMORY, alias_roots, check_memory
 from nas.genotype import Genotype
 from nas.ops import BuildContext
 
@@ -51,7 +51,8 @@ def build_model(genotype: Genotype, *, inplace: bool = True, max_memory: int = M
     fx_graph = fx.Graph()
     modules: dict[str, Any] = {}
     values: dict[str, fx.Node] = {"input": fx_graph.placeholder("x")}
-    readers = _reader_counts(graph)
+    roots = alias_roots(graph)
+    readers = _reader_counts(graph, roots)
     for node, data in graph.nodes(data=True):
         if data["op"] == "input":
             continue
@@ -59,8 +60,8 @@ def build_model(genotype: Genotype, *, inplace: bool = True, max_memory: int = M
         sources = list(data["inputs"])
         may_overwrite = inplace and (op.elementwise or op.name == "add")
         if may_overwrite and op.commutative:
-            sources.sort(key=lambda s: not _overwritable(graph, readers, s))
-        context = BuildContext(inplace=may_overwrite and _overwritable(graph, readers, sources[0]))
+            sources.sort(key=lambda s: not _overwritable(graph, readers, roots, s))
+        context = BuildContext(inplace=may_overwrite and _overwritable(graph, readers, roots, sources[0]))
         shapes = [graph.nodes[s]["shape"] for s in sources]
         built = op.build(data["args"], shapes, context)
         arguments = [values[s] for s in sources]
@@ -97,27 +98,21 @@ def module_name(path: str) -> str:
     )
 
 
-def _reader_counts(graph: nx.DiGraph) -> dict[str, int]:
+def _reader_counts(graph: nx.DiGraph, roots: dict[str, str]) -> dict[str, int]:
     """How many primitives read each node's tensor, looking through identity aliases."""
     counts: dict[str, int] = {}
     for node, data in graph.nodes(data=True):
         for source in data["inputs"]:
-            root = _alias_root(graph, source)
+            root = roots[source]
             counts[root] = counts.get(root, 0) + 1
     for output in graph.graph["outputs"]:
-        root = _alias_root(graph, output)
+        root = roots[output]
         counts[root] = counts.get(root, 0) + 1
     return counts
 
 
-def _alias_root(graph: nx.DiGraph, node: str) -> str:
-    while graph.nodes[node]["op"] == "identity":
-        node = graph.nodes[node]["inputs"][0]
-    return node
-
-
-def _overwritable(graph: nx.DiGraph, readers: dict[str, int], source: str) -> bool:
-    root = _alias_root(graph, source)
+def _overwritable(graph: nx.DiGraph, readers: dict[str, int], roots: dict[str, str], source: str) -> bool:
+    root = roots[source]
     return graph.nodes[root]["op"] in _OVERWRITABLE and readers.get(root, 0) == 1
 
 

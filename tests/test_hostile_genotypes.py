@@ -212,6 +212,23 @@ def test_one_mebibyte_files_are_decided_quickly(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "command, text",
+    [
+        ("validate", "input: [1, 1, 1]\nnetwork:\n" + "  - identity\n" * 45_000),
+        ("summary", "input: [1, 1, 1]\noutputs: [" + ", ".join(f"n{i}" for i in range(25_000)) + "]\nnetwork:\n"
+         + "".join(f"  n{i}: relu <- in\n" for i in range(25_000))),
+    ],
+    ids=["identity chain (aliases)", "25,000 outputs (hash)"],
+)
+def test_large_valid_files_stay_linear(tmp_path, command, text):
+    """Walks over the graph (alias roots, output markers in the hash) are linear, not quadratic."""
+    (tmp_path / "ok.yaml").write_text(text)
+    result, elapsed = run_nas([command, "ok.yaml"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert elapsed < HANG_GUARD
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "params: {a: " + "9" * 5000 + "}\nnetwork: [relu]\n",

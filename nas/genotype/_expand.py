@@ -449,10 +449,12 @@ def _derive_bias(graph: nx.DiGraph) -> None:
 def graph_hash(graph: nx.DiGraph, iterations: int = 4) -> str:
     """Weisfeiler-Lehman hash of the primitive graph, invariant to node names."""
     labelled = nx.DiGraph()
-    outputs = graph.graph.get("outputs", [])
+    position: dict[str, int] = {}
+    for index, node in enumerate(graph.graph.get("outputs", [])):
+        position.setdefault(node, index)
     for node, data in graph.nodes(data=True):
         args = ",".join(f"{k}={data['args'][k]!r}" for k in sorted(data["args"]))
-        marker = f"out{outputs.index(node)}" if node in outputs else ""
+        marker = f"out{position[node]}" if node in position else ""
         labelled.add_node(node, label=f"{data['op']}({args}){data['shape']}{marker}")
     for source, target, data in graph.edges(data=True):
         commutative = graph.nodes[target]["op"] == "input" or ops.get(graph.nodes[target]["op"]).commutative
