@@ -122,6 +122,9 @@ def test_analyze_tabular_run(tabular_run: Path) -> None:
     top = best(result.frame)
     assert f"**trial {int(top['number'].iloc[0])}**" in report
     assert "all_conv3x3" in report  # a seed of the space
+    # optimised on validation, test reported beside it
+    assert "table values (the first is the optimised column" in report and "cifar10_test" in report
+    assert {"table.cifar10_valid", "table.cifar10_test"} <= set(result.frame.columns)
     assert "deduplicated" in report or (result.frame["status"] != "duplicate").all()
     assert (tabular_run / "history.png").is_file() and (tabular_run / "importance.png").is_file()
     _check_png(tabular_run / "history.png")

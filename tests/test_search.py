@@ -234,9 +234,13 @@ def test_nb201_space_runs_against_the_table(tmp_path):
     assert len(records) == 30
     assert [r["seed"] for r in records[:3]] == ["resnet_basic", "resnet_bottleneck", "all_conv3x3"]
     assert all(r["state"] == "complete" for r in records)
-    assert all(50 < r["objectives"]["table_accuracy"] < 95 for r in records
-               if r["genotype"]["cell_key"] != "0")
-    assert summary.best[0]["objectives"]["table_accuracy"] >= 94.18  # top 0.1% of the benchmark
+    # The shipped config follows the published protocol: optimise validation, report test.
+    assert all(r["objectives"]["table_accuracy"] == r["table"]["cifar10_valid"] for r in records)
+    assert all(set(r["table"]) == {"cifar10_valid", "cifar10_test"} for r in records)
+    assert all(50 < r["table"]["cifar10_test"] < 95 for r in records if r["genotype"]["cell_key"] != "0")
+    best = summary.best[0]
+    assert best["objectives"]["table_accuracy"] == max(r["table"]["cifar10_valid"] for r in records)
+    assert best["table"]["cifar10_valid"] >= 91.418  # top 0.1% of the benchmark by validation
 
 
 def test_invalid_genotype_fails_its_trial_only(tmp_path):

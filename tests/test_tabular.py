@@ -10,7 +10,6 @@ import pytest
 
 from nas.errors import ConfigError
 from nas.tabular import (
-    DATASETS,
     DUPLICATE_ATTR,
     EDGES,
     KEY_ATTR,
@@ -147,6 +146,8 @@ def small_table() -> NB201Table:
         (3, cell(CONV, CONV, CONV, "skip_connect", CONV, "none").to_str(), 92.0, 67.0),
     ]
     frame = pd.DataFrame(rows, columns=["index", "arch", "cifar10_test", "cifar100_test"])
+    frame["cifar10_valid"] = frame["cifar10_test"] - 3.0
+    frame["note"] = "ignored: not <dataset>_<metric>"
     return NB201Table(frame, source="small.csv")
 
 
@@ -160,24 +161,42 @@ def test_table_lookup_by_cell_string_or_params():
     assert table.keys()[2] == table.keys()[3]
 
 
+def test_table_reads_named_columns():
+    table = small_table()
+    assert table.columns == ("cifar10_test", "cifar100_test", "cifar10_valid")
+    assert table.value(EXAMPLE, "cifar10_valid") == 90.5
+    assert table.column("cifar10") == "cifar10_test"  # a bare dataset name: its test column
+    assert table.top_k_threshold("cifar10_valid", 1) == 90.5
+    objective = NB201Objective(table, "cifar10_valid", report=["cifar10_test", "cifar100"])
+    result = objective.evaluate(EXAMPLE)
+    assert (result.accuracy, result.report) == (90.5, {"cifar10_test": 93.5, "cifar100_test": 70.25})
+    again = objective.evaluate(Cell.parse(EXAMPLE).params())
+    assert again.duplicate and again.report == result.report
+
+
 def test_table_errors_name_what_is_wrong(tmp_path):
     table = small_table()
-    with pytest.raises(TableError, match="unknown dataset 'imagenet'; valid datasets are "
-                                         "cifar10, cifar100"):
+    with pytest.raises(TableError) as info:
         table.accuracy(EXAMPLE, "imagenet")
+    assert str(info.value) == ("small.csv: unknown column 'imagenet'; valid columns are "
+                               "cifar10_test, cifar100_test, cifar10_valid")
+    with pytest.raises(TableError, match="unknown column 'cifar10_train'"):
+        NB201Objective(table, "cifar10_valid", report=["cifar10_train"])
     with pytest.raises(TableError, match="is not in the table"):
         table.accuracy(cell(*[CONV] * 6), "cifar10")
     with pytest.raises(TableError, match="k must be between 1 and 4"):
         table.top_k_threshold("cifar10", 5)
-    with pytest.raises(TableError, match="missing column.*cifar100_test"):
-        NB201Table(pd.DataFrame({"index": [], "arch": [], "cifar10_test": []}))
+    with pytest.raises(TableError, match="missing value columns"):
+        NB201Table(pd.DataFrame({"index": [], "arch": [], "comment": []}))
+    with pytest.raises(TableError, match="missing column.*arch"):
+        NB201Table(pd.DataFrame({"index": [], "cifar10_test": []}))
     missing = tmp_path / "absent.csv"
     with pytest.raises(TableError) as info:
         NB201Table.load(missing)
     assert str(info.value) == f"{missing}: NAS-Bench-201 table not found"
     bad = tmp_path / "bad.csv"
     bad.write_text("index,arch\n0,|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n")
-    with pytest.raises(TableError, match="missing column"):
+    with pytest.raises(TableError, match="missing value columns"):
         NB201Table.load(bad)
 
 
@@ -217,10 +236,15 @@ def test_objective_as_an_optuna_objective_records_key_and_duplicate_flag():
     assert (first.user_attrs[DUPLICATE_ATTR], second.user_attrs[DUPLICATE_ATTR]) == (False, True)
 
 
-def test_make_objective_checks_the_dataset_before_reading():
-    with pytest.raises(TableError, match="unknown dataset"):
-        make_nb201_objective("does-not-matter.csv", "svhn")
-    assert make_nb201_objective(small_table(), "cifar100").dataset == "cifar100"
+def test_make_objective_checks_the_columns_against_the_header(tmp_path):
+    path = tmp_path / "t.csv"
+    small_table().frame.to_csv(path, index=False)
+    with pytest.raises(TableError, match="unknown column 'svhn'; valid columns are cifar10_test"):
+        make_nb201_objective(path, "svhn")
+    with pytest.raises(TableError, match="not found"):
+        make_nb201_objective(tmp_path / "absent.csv", "cifar10")
+    objective = make_nb201_objective(path, "cifar100", report=["cifar10_valid"])
+    assert (objective.column, objective.report) == ("cifar100_test", ("cifar10_valid",))
 
 
 # --- the real table (skipped when ../shared/data is absent) ---------------------------------
@@ -240,13 +264,16 @@ def test_known_facts_of_the_table(nb201):
     assert round(nb201.top_k_threshold("cifar10", 16), 2) == 94.18
     assert round(nb201.top_k_threshold("cifar100", 16), 2) == 72.72
     assert nb201.frame["index"].tolist() == list(range(15625))
+    assert set(nb201.columns) >= {"cifar10_valid", "cifar10_test", "cifar100_test"}
+    valid = nb201.values("cifar10_valid")
+    assert round(float(valid.max()), 2) == 91.61 and int(valid.argmax()) == 6111
 
 
 @needs_csv
 def test_disconnected_cells_score_chance(nb201):
     disconnected = [row for row, key in enumerate(nb201.keys()) if key == "0"]
     assert len(disconnected) > 0
-    for dataset, chance in zip(DATASETS, (10.0, 1.0)):
+    for dataset, chance in zip(("cifar10", "cifar100"), (10.0, 1.0)):
         accuracies = nb201.accuracies(dataset)[disconnected]
         assert accuracies == pytest.approx([chance] * len(disconnected))
     connected = [row for row, key in enumerate(nb201.keys()) if key != "0"]
@@ -261,3 +288,51 @@ def test_every_row_round_trips_and_keys_merge_equivalent_cells(nb201):
     assert len(set(nb201.keys())) < 15625
     objective = make_nb201_objective(CSV, "cifar10")
     assert objective.evaluate(nb201.cell(6111)).accuracy == pytest.approx(94.3733, abs=1e-3)
+
+
+# --- run configs name the columns -----------------------------------------------------------
+
+
+def _tabular_config(tmp_path: Path, tabular: dict) -> Path:
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    data = yaml.safe_load((root / "search_spaces" / "nb201.yaml").read_text())
+    data["space"]["genotype"] = str(root / "genotypes" / "nb201.yaml")
+    table = tmp_path / "t.csv"
+    small_table().frame.to_csv(table, index=False)
+    data["tabular"] = {"table": str(table), **tabular}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_config_names_the_objective_and_reported_columns(tmp_path):
+    from nas.search import load_config
+
+    config = load_config(_tabular_config(tmp_path, {"objective": "cifar10_valid",
+                                                    "report": ["cifar10_test", "cifar100"]}))
+    assert (config.tabular["objective"], config.tabular["report"]) == (
+        "cifar10_valid", ["cifar10_test", "cifar100_test"])
+    legacy = load_config(_tabular_config(tmp_path, {"dataset": "cifar100"}))
+    assert (legacy.tabular["objective"], legacy.tabular["report"]) == ("cifar100_test", [])
+    assert load_config(_tabular_config(tmp_path, {})).tabular["objective"] == "cifar10_valid"
+
+
+@pytest.mark.parametrize("tabular, where, fragment", [
+    ({"objective": "cifar10_train"}, "tabular.objective", "unknown column 'cifar10_train'"),
+    ({"report": ["cifar10_test", "svhn_test"]}, "tabular.report[1]", "unknown column 'svhn_test'"),
+    ({"report": ["cifar10_valid"]}, "tabular.report", "a column is named twice"),
+    ({"dataset": "cifar10", "objective": "cifar10_valid"}, "tabular.dataset", "give objective"),
+])
+def test_config_rejects_unknown_columns_in_one_line(tmp_path, capsys, tabular, where, fragment):
+    from nas.cli import main
+
+    path = _tabular_config(tmp_path, tabular)
+    assert main(["search", str(path), "--runs", str(tmp_path / "runs"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"{path}: {where}: {fragment}")
+    if "unknown column" in fragment:
+        assert err.endswith("valid columns are cifar10_test, cifar100_test, cifar10_valid")
+    assert not (tmp_path / "runs").exists()

@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "default: runs/NAME/journal.log")
     search.add_argument("--name", help="run name (folder under --runs); default: the config's")
     search.add_argument("--trials", type=int, metavar="N", help="trial budget (overrides the config)")
+    search.add_argument("--seed", type=int, metavar="N",
+                        help="seed of the sampler and training (overrides the config's seed)")
     search.add_argument("--runs", default="runs", metavar="DIR", help="folder of run folders (default: runs)")
     search.add_argument("--no-progress", action="store_true", help="no progress bar")
     search.set_defaults(run=run_search)
@@ -93,9 +95,10 @@ def _check_flags(args: argparse.Namespace) -> None:
     """One-line errors naming the flag, before the config is read."""
     from nas.errors import ConfigError
 
-    for flag, value in (("--trials", args.trials), ("--workers", args.workers)):
-        if value is not None and value < 1:
-            raise ConfigError(f"must be at least 1, got {value}", path=flag)
+    for flag, value, low in (("--trials", args.trials, 1), ("--workers", args.workers, 1),
+                             ("--seed", args.seed, 0)):
+        if value is not None and value < low:
+            raise ConfigError(f"must be at least {low}, got {value}", path=flag)
     name = args.name
     if name is not None and (not name or "/" in name or name.startswith(".")):
         raise ConfigError(f"must be a folder name, got {name!r}", path="--name")
@@ -109,7 +112,7 @@ def run_search(args: argparse.Namespace) -> int:
     config = find_config(args.config)
     try:
         summary = search(config, resume=args.resume, workers=args.workers, storage=args.storage,
-                         name=args.name, trials=args.trials, runs_dir=args.runs,
+                         name=args.name, trials=args.trials, seed=args.seed, runs_dir=args.runs,
                          progress=not args.no_progress and sys.stderr.isatty())
     except KeyboardInterrupt:
         again = " ".join(["nas search", args.config, *([f"--name {args.name}"] if args.name else []), "--resume"])

@@ -28,10 +28,14 @@ from nas.search._records import read_record, read_run
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["COLUMNS", "PARAM_PREFIX", "load", "load_history"]
+__all__ = ["COLUMNS", "PARAM_PREFIX", "PROXY_PREFIX", "TABLE_PREFIX", "load", "load_history"]
 
 #: Prefix of the columns that hold search parameters (``param.stage2.depth``).
 PARAM_PREFIX = "param."
+#: Prefix of the columns that hold a tabular trial's table values (``table.cifar10_test``).
+TABLE_PREFIX = "table."
+#: Prefix of the columns that hold a trial's recorded zero-cost proxy scores (``proxy.naswot``).
+PROXY_PREFIX = "proxy."
 
 #: The fixed columns of :func:`load`, in order; objective columns (``val_accuracy``,
 #: ``table_accuracy``; ``params``, ``macs`` and ``latency`` are fixed ones) and one column per
@@ -49,6 +53,8 @@ _REASON_ATTR = "nas.end_reason"
 _DUPLICATE_ATTR = "nas.duplicate_of"
 _RETRY_ATTR = "nas.retry_of"
 _UNCOUNTED_ATTR = "nas.uncounted"
+_TABLE_ATTR = "nas.table"
+_PROXIES_ATTR = "nas.proxies"
 
 
 def _run_info(run_dir: Path) -> dict[str, Any]:
@@ -191,6 +197,9 @@ def _trial_row(run: str, number: int, record: dict[str, Any] | None, why: str | 
     params = trial.params if trial is not None and trial.params else (r.get("params") or {})
     for label, value in params.items():
         row[PARAM_PREFIX + label] = value
+    for prefix, key, attr in ((TABLE_PREFIX, "table", _TABLE_ATTR), (PROXY_PREFIX, "proxies", _PROXIES_ATTR)):
+        for name, value in (r.get(key) or attrs.get(attr) or {}).items():
+            row[prefix + name] = _finite(float("nan") if value is None else value)
     return row
 
 

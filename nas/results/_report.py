@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.io import atomic_write_bytes, atomic_write_text
-from nas.results._load import PARAM_PREFIX, _as_dirs, load, load_history
+from nas.results._load import PARAM_PREFIX, PROXY_PREFIX, TABLE_PREFIX, _as_dirs, load, load_history
 from nas.results._summary import (accuracy_column, best, best_seed, budget, candidates, cost_column,
                                   importances, pareto_front)
 
@@ -141,10 +141,41 @@ def _best_section(frame: pd.DataFrame, several: bool) -> list[str]:
                      f"{'; ' + costs if costs else ''}. "
                      f"Its choices: {_choices(row) or 'the defaults'}; genotype file "
                      f"`{row['genotype_path']}` (hash `{_short(row['hash'])}`).")
+        table = [(c[len(TABLE_PREFIX):], row[c]) for c in row.index
+                 if str(c).startswith(TABLE_PREFIX) and not _missing(row[c])]
+        if table:
+            lines.append("Its table values (the first is the optimised column, the others are "
+                         "reported only): " + ", ".join(f"{c} {_num(v)}" for c, v in table) + ".")
         if accuracy is not None and not _missing(row[accuracy]):
             lines.append(_margin_sentence(part, row, accuracy, cost))
         lines.append("")
     return lines
+
+
+def _proxy_section(frame: pd.DataFrame) -> list[str]:
+    """Rank correlation of every recorded zero-cost proxy with the accuracies, over the
+    completed trials that were evaluated (not duplicates) and have the proxy's score."""
+    from nas.proxies import kendall, spearman
+
+    proxies = [c for c in frame.columns if str(c).startswith(PROXY_PREFIX)]
+    if not proxies:
+        return []
+    targets = [c for c in (accuracy_column(frame), *(c for c in frame.columns
+               if str(c).startswith(TABLE_PREFIX))) if c is not None and frame[c].notna().any()]
+    done = frame[(frame["state"] == "complete") & frame["duplicate_of"].isna()]
+    lines = ["## Zero-cost proxies", "",
+             "Rank correlation of each recorded proxy score with the accuracies of the evaluated "
+             "trials (Spearman rho / Kendall tau; a NaN score ranks last).", ""]
+    rows = []
+    for proxy in proxies:
+        row = {"proxy": proxy[len(PROXY_PREFIX):], "trials": str(len(done)),
+               "NaN": str(int(done[proxy].isna().sum()))}
+        for target in targets:
+            ok = done[done[target].notna()]
+            x, y = ok[proxy].to_numpy(dtype=float), ok[target].to_numpy(dtype=float)
+            row[target] = f"{spearman(x, y):.3f} / {kendall(x, y):.3f}" if len(ok) > 2 else "n/a"
+        rows.append(row)
+    return lines + [_table(rows, ["proxy", "trials", "NaN", *targets]), ""]
 
 
 def _margin_sentence(frame: pd.DataFrame, row: pd.Series, accuracy: str, cost: str | None) -> str:
@@ -337,6 +368,7 @@ def analyze(run_dirs: str | Path | Iterable[str | Path], out: str | Path | None 
     lines += pareto_lines
     lines += _retrain_section(dirs, out)
     lines += _budget_section(frame)
+    lines += _proxy_section(frame)
     lines += _importance_section(imp_values, imp_notes, imp_path)
     lines += ["## Plots", ""]
     for caption, path, why in plots:

@@ -57,6 +57,9 @@ Layout of ``runs/NAME/`` (every file is written atomically: a temporary file, th
     objectives           objective name -> value ("val_accuracy" in [0, 1], "params",
                          "macs", "latency" in seconds, "table_accuracy" in percent)
     values               the Optuna values in the order of run.json's objectives, or null
+    table                a tabular trial's table values, column -> value: the optimised column
+                         (also "table_accuracy") and the reported ones, e.g.
+                         {"cifar10_valid": 91.6, "cifar10_test": 94.4}; else null
     duplicate_of         trial whose result was reused (equal genotype hash), else null
     epochs               epochs finished
     best_val_accuracy    best validation accuracy over epochs (the val_accuracy objective)
@@ -72,8 +75,8 @@ Layout of ``runs/NAME/`` (every file is written atomically: a temporary file, th
     started, finished    ISO local times; wall_time: seconds for the whole trial
 
 The Optuna storage holds the same trials with user attributes ``nas.hash``, ``nas.seed``,
-``nas.end_reason``, ``nas.duplicate_of``, ``nas.retry_of``, ``nas.uncounted`` and
-``nas.rung.EPOCH`` (successive halving).
+``nas.end_reason``, ``nas.duplicate_of``, ``nas.retry_of``, ``nas.uncounted``,
+``nas.rung.EPOCH`` (successive halving) and ``nas.table`` (a tabular trial's table values).
 """
 
 from __future__ import annotations

@@ -21,7 +21,11 @@ Top-level keys (only ``space`` is required)::
     threads: null                # torch threads per worker; default: CPU cores // workers
     dedup: true                  # reuse the result of an isomorphic genotype (equal hash)
     latency: {batch_size: 1, repeats: 20, warmup: 5}   # when latency is an objective
-    tabular: {table: FILE, dataset: cifar10}           # NAS-Bench-201 lookup instead of training
+    tabular:                     # NAS-Bench-201 lookup instead of training
+      table: FILE                # a CSV with index, arch and <dataset>_<metric> columns
+      objective: cifar10_valid   # the column to optimise (default cifar10_valid)
+      report: [cifar10_test]     # columns recorded and reported with every trial
+      # (dataset: cifar10 is the older shorthand for objective: cifar10_test)
     keep_weights: {select: auto, top: 3, max_mb: 200}  # trained weights kept (nas.search._keep)
     retrain: {top: 3, seeds: 2, epochs: 20, ...}       # defaults of `nas retrain` (nas.retrain)
 
@@ -68,7 +72,10 @@ _KEYS = ("name", "doc", "space", "dataset", "train", "width_multiplier", "object
          "pruner", "trials", "timeout", "seed", "storage", "workers", "threads", "dedup", "latency", "tabular",
          "keep_weights", "retrain")
 _LATENCY_KEYS = {"batch_size": 1, "repeats": 20, "warmup": 5}
-_TABULAR_KEYS = ("table", "dataset")
+_TABULAR_KEYS = ("table", "objective", "report", "dataset")
+#: The column a tabular run optimises by default: NAS-Bench-201's published protocol selects on
+#: validation accuracy and reports test accuracy.
+DEFAULT_OBJECTIVE = "cifar10_valid"
 #: Dataset options that name files or folders: made absolute, relative to the config file.
 _DATASET_PATHS = ("root", "val_root", "cache")
 #: Of those, the ones that must exist: found, as a tabular table is, relative to the config
@@ -159,10 +166,11 @@ def _folder_name(name: Any, file: str | None, path: str) -> str:
 
 
 def with_overrides(config: RunConfig, *, name: str | None = None, trials: int | None = None,
-                   workers: int | None = None, storage: str | None = None) -> RunConfig:
+                   workers: int | None = None, storage: str | None = None,
+                   seed: int | None = None) -> RunConfig:
     """``config`` with the given keys replaced (``None`` keeps the config's), validated as the
-    config file's keys are; ``data`` (what a run folder freezes) follows ``name``, ``trials``
-    and ``workers``.
+    config file's keys are; ``data`` (what a run folder freezes) follows ``name``, ``trials``,
+    ``workers`` and ``seed``.
 
     Raises:
         ConfigError: a value the config file could not hold, naming the key.
@@ -170,9 +178,9 @@ def with_overrides(config: RunConfig, *, name: str | None = None, trials: int | 
     changes: dict[str, Any] = {}
     if name is not None:
         changes["name"] = _folder_name(name, None, "name")
-    for key, value in (("trials", trials), ("workers", workers)):
+    for key, value, low in (("trials", trials, 1), ("workers", workers, 1), ("seed", seed, 0)):
         if value is not None:
-            changes[key] = _int({key: value}, key, None, low=1, default=None)
+            changes[key] = _int({key: value}, key, None, low=low, default=None)
     if storage is not None:
         if not isinstance(storage, str) or not storage:
             raise _error("must be a storage URL or a journal file path", None, "storage")
@@ -403,8 +411,10 @@ def _check_dataset(dataset: Mapping[str, Any], file: str) -> None:
 
 
 def _parse_tabular(value: Any, file: str, base: Path) -> dict[str, Any]:
+    """``{table: absolute path, objective: column, report: [columns]}``; column names are
+    checked against the table file's header."""
     if not isinstance(value, Mapping):
-        raise _error("must be a mapping with table and dataset", file, "tabular")
+        raise _error("must be a mapping with table, objective and report", file, "tabular")
     for key in value:
         if key not in _TABULAR_KEYS:
             raise _error(f"unknown key {key!r}; valid: {', '.join(_TABULAR_KEYS)}", file, f"tabular.{key}")
@@ -416,10 +426,28 @@ def _parse_tabular(value: Any, file: str, base: Path) -> dict[str, Any]:
     if found is None:
         raise _error(f"no table file {table!r} (relative to {base} or the working folder)",
                      file, "tabular.table")
-    dataset = value.get("dataset", "cifar10")
-    from nas.tabular import DATASETS
+    from nas.tabular import TableError, read_columns, resolve_column
 
-    if dataset not in DATASETS:
-        raise _error(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}", file, "tabular.dataset")
-    return {"table": str(found.resolve()), "dataset": dataset}
+    try:
+        columns = read_columns(found)
+    except TableError as error:
+        raise _error(error.message, file, "tabular.table") from None
+    if "dataset" in value and "objective" in value:
+        raise _error("give objective (dataset is its older shorthand), not both", file, "tabular.dataset")
+    key = "dataset" if "dataset" in value else "objective"
+    objective = value.get(key, DEFAULT_OBJECTIVE)
+    report = value.get("report", [])
+    if isinstance(report, str):
+        report = [report]
+    if not isinstance(report, list):
+        raise _error("must be a list of column names", file, "tabular.report")
+    named: list[str] = []
+    for where, name in ((f"tabular.{key}", objective), *((f"tabular.report[{i}]", r) for i, r in enumerate(report))):
+        try:
+            named.append(resolve_column(name, columns))
+        except TableError as error:
+            raise _error(error.message, file, where) from None
+    if len(set(named)) != len(named):
+        raise _error("a column is named twice (the objective is always reported)", file, "tabular.report")
+    return {"table": str(found.resolve()), "objective": named[0], "report": named[1:]}
 

@@ -33,6 +33,7 @@ from nas.search._storage import (
     RETRY_ATTR,
     RUNG_ATTR,
     SEED_ATTR,
+    TABLE_ATTR,
     find_duplicate,
     rung_values,
 )
@@ -88,6 +89,7 @@ class TrialRecord:
     static: dict[str, Any] | None = None
     objectives: dict[str, Any] = field(default_factory=dict)
     values: list[float] | None = None
+    table: dict[str, float] | None = None
     duplicate_of: int | None = None
     epochs: int = 0
     best_val_accuracy: float | None = None
@@ -163,8 +165,9 @@ class Evaluator:
         if self._objective is None:
             from nas.tabular import make_nb201_objective
 
-            self._objective = make_nb201_objective(self.config.tabular["table"],
-                                                   self.config.tabular["dataset"])
+            tabular = self.config.tabular
+            self._objective = make_nb201_objective(tabular["table"], tabular["objective"],
+                                                   report=tabular["report"])
         return self._objective
 
     def proxy(self, genotype: Genotype) -> Genotype:
@@ -235,11 +238,15 @@ class _Attempt:
         if reused is not None:
             return reused
         try:
-            accuracy = float(objective._accuracies[objective.table.row(cell)])
+            row = objective.table.row(cell)
         except NasError as error:
             return self.record.end("fail", "not_in_table", str(error))
+        table = {c: float(objective.table.values(c)[row]) for c in (objective.column, *objective.report)}
+        accuracy = table[objective.column]
         self.record.objectives["table_accuracy"] = accuracy
-        self.log.write(f"cell {cell.to_str()}: {accuracy:.2f}")
+        self.record.table = table
+        self.trial.set_user_attr(TABLE_ATTR, table)
+        self.log.write(f"cell {cell.to_str()}: " + ", ".join(f"{c} {v:.2f}" for c, v in table.items()))
         return self.record.end("complete", "completed", "looked up in the NAS-Bench-201 table", [accuracy])
 
     def _trained(self, genotype: Genotype, key: str) -> TrialRecord:
@@ -281,6 +288,9 @@ class _Attempt:
         record.duplicate_of = earlier.number
         prior = dict(zip(self.config.objectives, earlier.values))
         record.objectives.update(prior)
+        if TABLE_ATTR in earlier.user_attrs:
+            record.table = dict(earlier.user_attrs[TABLE_ATTR])
+            self.trial.set_user_attr(TABLE_ATTR, record.table)
         if "val_accuracy" in prior:
             record.best_val_accuracy = prior["val_accuracy"]
         self.trial.set_user_attr(DUPLICATE_ATTR, earlier.number)

@@ -56,6 +56,7 @@ def run_search(
     storage: str | None = None,
     name: str | None = None,
     trials: int | None = None,
+    seed: int | None = None,
     runs_dir: str | Path = "runs",
     progress: bool = True,
 ) -> SearchSummary:
@@ -69,6 +70,7 @@ def run_search(
             ``runs_dir/NAME/journal.log``.
         name: The run's name. Default: the config's ``name``.
         trials: The trial budget. Default: the config's ``trials``.
+        seed: Seeds the sampler and training. Default: the config's ``seed``.
         runs_dir: Where run folders live. Default: ``runs``.
         progress: Show a progress bar on stderr.
 
@@ -79,7 +81,8 @@ def run_search(
     started = time.time()
     if not isinstance(config, RunConfig):
         config = load_config(config)
-    config = with_overrides(config, name=name, trials=trials, workers=workers, storage=storage)
+    config = with_overrides(config, name=name, trials=trials, workers=workers, storage=storage,
+                            seed=seed)
     storage_path = "storage" if storage is None else "--storage"
     run_dir = Path(runs_dir) / config.name
     storage_url = config.storage or str(run_dir / "journal.log")

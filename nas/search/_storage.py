@@ -32,6 +32,7 @@ __all__ = [
     "RETRY_ATTR",
     "RUNG_ATTR",
     "SEED_ATTR",
+    "TABLE_ATTR",
     "UNCOUNTED_ATTR",
     "fixed_params",
     "mask",
@@ -49,6 +50,7 @@ UNCOUNTED_ATTR = "nas.uncounted"
 RETRY_ATTR = "nas.retry_of"
 DUPLICATE_ATTR = "nas.duplicate_of"
 RUNG_ATTR = "nas.rung.{epoch}"
+TABLE_ATTR = "nas.table"  # a tabular trial's {column: value}: the objective's and the reported
 _SEEDED_ATTR = "nas.seeded"
 
 

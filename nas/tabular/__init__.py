@@ -5,7 +5,8 @@ Public API:
 - :class:`Cell`, :data:`OPS`, :data:`EDGES`: the cell, its ops and its stable edge labels;
   ``Cell.parse`` / ``Cell.to_str`` for the benchmark's strings, ``Cell.key`` for the
   isomorphism key.
-- :class:`NB201Table`, :data:`DATASETS`: the CSV table (``NB201Table.load(path)``) and lookups.
+- :class:`NB201Table`: the CSV table (``NB201Table.load(path)``) with named ``<dataset>_<metric>``
+  columns, and lookups; :func:`read_columns` reads a file's column names from its header.
 - :func:`make_nb201_objective`, :class:`NB201Objective`, :class:`Evaluation`,
   :func:`suggest_cell`, :func:`cell_key`: the objective a search calls instead of training.
 - :class:`CellError`, :class:`TableError`: both derive from :class:`nas.errors.ConfigError`.
@@ -23,10 +24,9 @@ from nas.tabular._objective import (
     make_nb201_objective,
     suggest_cell,
 )
-from nas.tabular._table import DATASETS, NB201Table, TableError
+from nas.tabular._table import NB201Table, TableError, read_columns, resolve_column
 
 __all__ = [
-    "DATASETS",
     "DUPLICATE_ATTR",
     "EDGES",
     "KEY_ATTR",
@@ -39,5 +39,7 @@ __all__ = [
     "TableError",
     "cell_key",
     "make_nb201_objective",
+    "read_columns",
+    "resolve_column",
     "suggest_cell",
 ]

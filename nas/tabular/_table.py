@@ -1,14 +1,20 @@
-"""The NAS-Bench-201 accuracy table, read from a CSV file.
+"""The NAS-Bench-201 table, read from a CSV file, with named columns.
 
 The file has one row per cell with the columns ``index``, ``arch`` (the benchmark's cell
-string) and one ``<dataset>_test`` column per dataset (test accuracy in percent). The path is
-always given by the caller; this module knows no default location. Loading reads the file once
-with pandas and builds a dict from cell string to row, so a lookup is a dict access; isomorphism
-keys are computed on first use.
+string) and any number of value columns named ``<dataset>_<metric>`` (lower case letters and
+digits on each side of one underscore), e.g. ``cifar10_valid``, ``cifar10_test``,
+``cifar100_test`` (accuracies in percent). Other columns are ignored. Which column a search
+optimises and which it reports are named by the caller (a run config's ``tabular.objective``
+and ``tabular.report``); nothing here knows a dataset or a metric. A bare dataset name
+(``cifar10``) still means its test column (``cifar10_test``), as before columns were named.
+The path is always given by the caller; this module knows no default location. Loading reads
+the file once with pandas and builds a dict from cell string to row, so a lookup is a dict
+access; isomorphism keys are computed on first use.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -21,49 +27,87 @@ from nas.tabular._cell import Cell, CellError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DATASETS", "TableError", "NB201Table"]
+__all__ = ["TableError", "NB201Table", "read_columns", "resolve_column", "value_columns"]
 
-#: The datasets the table can answer for; each is a column ``<name>_test``.
-DATASETS: tuple[str, ...] = ("cifar10", "cifar100")
-
-_REQUIRED = ("index", "arch", *(f"{d}_test" for d in DATASETS))
+_REQUIRED = ("index", "arch")
+_COLUMN = re.compile(r"^[a-z][a-z0-9]*_[a-z][a-z0-9]*$")
 
 
 class TableError(CellError):
     """A NAS-Bench-201 table file that cannot be read, or a query it cannot answer."""
 
 
-def check_dataset(dataset: str) -> str:
-    """Return ``dataset`` if the table has it.
+def value_columns(names: Sequence[str]) -> tuple[str, ...]:
+    """The ``<dataset>_<metric>`` names among ``names``, in their order."""
+    return tuple(n for n in names if n not in _REQUIRED and _COLUMN.match(str(n)))
+
+
+def read_columns(path: str | PathLike[str]) -> tuple[str, ...]:
+    """The value columns of the CSV file at ``path``, from its header alone.
 
     Raises:
-        TableError: listing the valid datasets otherwise.
+        TableError: if the file is missing or unreadable, or lacks ``index`` and ``arch``.
     """
-    if dataset not in DATASETS:
-        raise TableError(f"unknown dataset {dataset!r}; valid datasets are {', '.join(DATASETS)}")
-    return dataset
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise TableError("NAS-Bench-201 table not found", file=str(path))
+    try:
+        names = list(pd.read_csv(path, nrows=0).columns)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise TableError(f"cannot read the table: {exc}", file=str(path)) from None
+    missing = [c for c in _REQUIRED if c not in names]
+    if missing:
+        raise TableError(f"missing column(s) {', '.join(missing)}", file=str(path))
+    return value_columns(names)
+
+
+def resolve_column(name: Any, columns: Sequence[str], *, file: str | None = None) -> str:
+    """``name`` if it is one of ``columns``; a bare dataset name means ``<name>_test``.
+
+    Raises:
+        TableError: "unknown column ...; valid columns are ..." otherwise.
+    """
+    if isinstance(name, str):
+        if name in columns:
+            return name
+        if f"{name}_test" in columns:
+            return f"{name}_test"
+    raise TableError(f"unknown column {name!r}; valid columns are {', '.join(columns)}", file=file)
 
 
 class NB201Table:
-    """Test accuracies of every NAS-Bench-201 cell.
+    """Values of every NAS-Bench-201 cell, in named columns.
 
     Use :meth:`load` to read the CSV file. Cells are looked up by :class:`Cell`, by the
-    benchmark's cell string, or by a mapping of edge labels to ops.
+    benchmark's cell string, or by a mapping of edge labels to ops. A column is named by its
+    full name (``cifar10_valid``) or, for the test column, by the dataset (``cifar10``).
     """
 
     def __init__(self, frame: pd.DataFrame, *, source: str | None = None):
         """Wrap a frame with the columns of the CSV file (see the module docstring).
 
         Raises:
-            TableError: if a column is missing, a cell string is invalid or repeated.
+            TableError: if ``index``, ``arch`` or every value column is missing, a value column
+                is not numeric, or a cell string is invalid or repeated.
         """
         missing = [c for c in _REQUIRED if c not in frame.columns]
         if missing:
             raise TableError(f"missing column(s) {', '.join(missing)}", file=source)
+        columns = value_columns(list(frame.columns))
+        if not columns:
+            raise TableError("missing value columns: none named <dataset>_<metric> "
+                             "(e.g. cifar10_test)", file=source)
         self._source = source
         self._frame = frame.reset_index(drop=True)
-        self._accuracy = {d: frame[f"{d}_test"].to_numpy(dtype=float) for d in DATASETS}
-        arch = frame["arch"].tolist()
+        self._values: dict[str, np.ndarray] = {}
+        for column in columns:
+            try:
+                self._values[column] = self._frame[column].to_numpy(dtype=float)
+            except (TypeError, ValueError):
+                raise TableError(f"column {column} is not numeric", file=source) from None
+        arch = self._frame["arch"].tolist()
         self._row = {text: row for row, text in enumerate(arch)}
         if len(self._row) != len(arch):
             raise TableError("the table lists a cell string twice", file=source)
@@ -80,16 +124,33 @@ class NB201Table:
         import pandas as pd
 
         path = Path(path)
-        if not path.is_file():
-            raise TableError("NAS-Bench-201 table not found", file=str(path))
+        names = (*_REQUIRED, *read_columns(path))
         try:
-            frame = pd.read_csv(path, usecols=lambda c: c in _REQUIRED)
+            frame = pd.read_csv(path, usecols=lambda c: c in names)
         except (ValueError, OSError, pd.errors.ParserError) as exc:
             raise TableError(f"cannot read the table: {exc}", file=str(path)) from None
         return cls(frame, source=str(path))
 
     def __len__(self) -> int:
         return len(self._frame)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The value columns (``<dataset>_<metric>``), in file order."""
+        return tuple(self._values)
+
+    @property
+    def source(self) -> str | None:
+        """The file the table was read from, if any."""
+        return self._source
+
+    def column(self, name: str) -> str:
+        """The full name of column ``name`` (a bare dataset name means its test column).
+
+        Raises:
+            TableError: for an unknown column, listing the valid ones.
+        """
+        return resolve_column(name, self.columns, file=self._source)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -125,30 +186,39 @@ class NB201Table:
         except KeyError:
             raise TableError(f"cell {text} is not in the table", file=self._source) from None
 
-    def accuracy(self, cell: Cell | str | Mapping[str, Any], dataset: str) -> float:
-        """Test accuracy (percent) of ``cell`` on ``dataset`` (``'cifar10'`` or ``'cifar100'``).
+    def value(self, cell: Cell | str | Mapping[str, Any], column: str) -> float:
+        """The value of ``cell`` in ``column`` (e.g. ``cifar10_valid``; ``cifar10`` means
+        ``cifar10_test``).
 
         Raises:
-            TableError: for an unknown dataset or a cell not in the table.
+            TableError: for an unknown column or a cell not in the table.
             CellError: if ``cell`` is not a valid cell.
         """
-        return float(self._accuracy[check_dataset(dataset)][self.row(cell)])
+        return float(self._values[self.column(column)][self.row(cell)])
 
-    def accuracies(self, dataset: str) -> np.ndarray:
-        """All test accuracies on ``dataset``, in row order (a read-only view)."""
-        values = self._accuracy[check_dataset(dataset)].view()
+    def values(self, column: str) -> np.ndarray:
+        """Every value of ``column``, in row order (a read-only view).
+
+        Raises:
+            TableError: for an unknown column.
+        """
+        values = self._values[self.column(column)].view()
         values.flags.writeable = False
         return values
 
-    def top_k_threshold(self, dataset: str, k: int) -> float:
-        """The accuracy of the ``k``-th best row: reaching it means being in the top ``k``.
+    #: Former names, from when every column was an accuracy: ``accuracy(cell, "cifar10")``.
+    accuracy = value
+    accuracies = values
+
+    def top_k_threshold(self, column: str, k: int) -> float:
+        """The ``k``-th largest value of ``column``: reaching it means being in the top ``k``.
 
         Raises:
-            TableError: for an unknown dataset or ``k`` outside ``1..len(self)``.
+            TableError: for an unknown column or ``k`` outside ``1..len(self)``.
         """
         if not 1 <= k <= len(self):
             raise TableError(f"k must be between 1 and {len(self)}, got {k}")
-        values = np.sort(self.accuracies(dataset))[::-1]
+        values = np.sort(self.values(column))[::-1]
         return float(values[k - 1])
 
 
