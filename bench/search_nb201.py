@@ -1,25 +1,32 @@
-"""Search strategies on NAS-Bench-201, with the tabular table standing in for training.
+"""Search strategies on NAS-Bench-201 under the published protocol, with the table standing in
+for training.
 
-For each sampler, dataset and seed, one Optuna study maximises test accuracy over the six edge
-ops of the cell. Every evaluation goes through :class:`nas.tabular.NB201Objective`, whose dedup
-cache answers a cell equivalent to one already evaluated (same isomorphism key) at no cost; the
-trial budget counts *trained* cells only, for every sampler alike. A study stops after
-``--max-trials`` trained cells, or earlier once both measures below are known (100 trained cells
-done and the top-0.1% threshold reached), since later trials cannot change them.
+For each sampler and seed, one Optuna study maximises the shipped config's objective column
+(``search_spaces/nb201.yaml``: ``cifar10_valid``, validation accuracy) over the six edge ops of
+the cell, and the best-by-validation cell's test accuracy (the config's ``report`` column,
+``cifar10_test``) is what gets reported: a search never sees the test column. Every evaluation
+goes through :class:`nas.tabular.NB201Objective`, whose dedup cache answers a cell equivalent to
+one already evaluated (same isomorphism key) at no cost; **queries** are the evaluations that
+look the table up (non-duplicates), and the budget counts queries for every sampler alike. A
+study stops after ``--max-trials`` queries, or earlier once every measure below is known.
 
-Printed per sampler: mean and standard error over seeds of the best test accuracy after 100
-trained cells, and the median number of trained cells until the best reaches the top 0.1% of
-the table (at least the accuracy of the 16th best cell; '>N' when fewer than half of the seeds
-got there within the budget).
+The headline row, ``shipped``, is exactly the shipped config: its sampler and options (built by
+``nas.search``'s own ``make_sampler``), its seeds enqueued first, its objective column.
+
+Printed per sampler: median queries until the best-by-validation cell is in the top 0.1% of
+the table by validation (at least the 16th best value; '>N' when fewer than half of the seeds
+got there), and the mean (± standard error over seeds) test accuracy of the best-by-validation
+cell after 25, 50 and 100 queries.
 
 Usage::
 
-    python bench/search_nb201.py [--table CSV] [--seeds 50] [--workers 2] [--samplers ...]
+    python bench/search_nb201.py [--config search_spaces/nb201.yaml] [--seeds 50] [--workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import multiprocessing
 import statistics
@@ -37,33 +44,27 @@ if __package__ in (None, ""):  # run as a script from a checkout: make `nas` imp
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas.samplers import DeduplicatingSampler, LocalSearchSampler, RegularizedEvolutionSampler
-from nas.tabular import DATASETS, Cell, NB201Objective, NB201Table, cell_key, suggest_cell
+from nas.search import RunConfig, load_config
+from nas.search._study import make_sampler
+from nas.tabular import Cell, NB201Objective, NB201Table, cell_key
 
+ROOT = Path(__file__).resolve().parents[1]
 TOP_K = 16  # the top 0.1% of 15,625 cells
-AT = 100  # report the best accuracy after this many trained cells
-DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench201" / (
-    "nb201_cifar.csv"
-)
-
-# Hand-designed cells, enqueued first by the configurations that use seeds. They are the
-# classic designs expressible in the cell, chosen before looking at any accuracy: the ResNet
-# basic block (3x3 conv, 3x3 conv, identity shortcut; the only hand-designed cell the
-# NAS-Bench-201 paper places in the space), the ResNet bottleneck (1x1, 3x3, 1x1 convs plus the
-# shortcut) and the plain cell with a 3x3 conv on every edge (a VGG/DenseNet-like dense cell).
-SEED_CELLS: dict[str, str] = {
-    "resnet_basic": "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|",
-    "resnet_bottleneck": "|nor_conv_1x1~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|",
-    "all_conv3x3": "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
-}
+AT = (25, 50, 100)  # report the best-by-validation cell's test accuracy after these many queries
+DEFAULT_CONFIG = ROOT / "search_spaces" / "nb201.yaml"
 
 
 @dataclass(frozen=True)
 class Config:
-    """A search configuration: how to build the sampler for a seed, and options around it."""
+    """A search configuration: how to build the sampler for a seed, and options around it.
+
+    ``before`` runs on the fresh study before the search (enqueueing seeds, pre-screening) and
+    returns the seconds it spent that are not table queries (e.g. scoring candidates).
+    """
 
     name: str
     make: Callable[[int], optuna.samplers.BaseSampler]
-    seeds: bool = False  # enqueue SEED_CELLS first
+    before: Callable[[optuna.Study, int], float] | None = None
     max_trials: int | None = None  # a tighter budget than --max-trials (slow samplers)
     max_runs: int | None = None  # fewer seeds than --seeds (slow samplers)
 
@@ -76,15 +77,26 @@ def _rea(seed: int) -> RegularizedEvolutionSampler:
     return RegularizedEvolutionSampler(population_size=20, sample_size=5, seed=seed)
 
 
-def _ours(seed: int, *, n_startup_trials: int) -> LocalSearchSampler:
-    """Our best configuration: guided best-first local search over isomorphism keys."""
-    return LocalSearchSampler(key=cell_key, guided=True, n_parents=2, alpha=0.3,
-                              n_startup_trials=n_startup_trials, seed=seed)
+def shipped_sampler(run: RunConfig) -> Callable[[int], optuna.samplers.BaseSampler]:
+    """The run config's own sampler (``nas.search`` builds it), seeded with ``seed``."""
+    return lambda seed: make_sampler(dataclasses.replace(run, seed=seed))
 
 
-def configs(args: argparse.Namespace) -> dict[str, Config]:
+def enqueue_space_seeds(run: RunConfig) -> Callable[[optuna.Study, int], float]:
+    """Enqueue the run config's seeds, as ``nas search`` does."""
+
+    def before(study: optuna.Study, seed: int) -> float:
+        for values in run.space.seeds.values():
+            study.enqueue_trial(run.space.encode(values))
+        return 0.0
+
+    return before
+
+
+def configs(args: argparse.Namespace, run: RunConfig) -> dict[str, Config]:
     """Every configuration the benchmark knows, by name."""
     s = optuna.samplers
+    seeds = enqueue_space_seeds(run)
     return {
         c.name: c
         for c in [
@@ -95,12 +107,10 @@ def configs(args: argparse.Namespace) -> dict[str, Config]:
                    max_trials=args.gp_max_trials, max_runs=args.gp_seeds),
             Config("rea", _rea),
             Config("tpe+dedup", lambda seed: _dedup(s.TPESampler(seed=seed))),
-            Config("tpe+dedup+seeds", lambda seed: _dedup(s.TPESampler(seed=seed)), seeds=True),
+            Config("tpe+dedup+seeds", lambda seed: _dedup(s.TPESampler(seed=seed)), seeds),
             Config("rea+dedup", lambda seed: _dedup(_rea(seed))),
             Config("ls+key", lambda seed: LocalSearchSampler(key=cell_key, seed=seed)),
-            Config("ours-noseeds", lambda seed: _ours(seed, n_startup_trials=10)),
-            Config("ours", lambda seed: _ours(seed, n_startup_trials=len(SEED_CELLS)),
-                   seeds=True),
+            Config("shipped", shipped_sampler(run), seeds),
         ]
     }
 
@@ -111,16 +121,25 @@ NOT_APPLICABLE = {
 }
 
 
-# Per worker process, set by _init_worker: the table and the configurations (which hold
+@dataclass(frozen=True)
+class Outcome:
+    """One study: queries to the top 0.1% (inf if never), test accuracy of the best-by-
+    objective cell after each of :data:`AT` queries, seconds spent outside queries."""
+
+    config: str
+    seed: int
+    to_top: float
+    reported_at: tuple[float, ...]
+    before_seconds: float
+
+
+# Per worker process, set by init_worker: the table, run config and configurations (which hold
 # lambdas, so they reach the workers by fork rather than by pickling).
-_TABLE: NB201Table | None = None
-_CONFIGS: dict[str, Config] = {}
+_STATE: dict = {}
 
 
-def _init_worker(table_path: str, known: dict[str, Config]) -> None:
-    global _TABLE, _CONFIGS
-    _TABLE = NB201Table.load(table_path)
-    _CONFIGS = known
+def init_worker(table: NB201Table, run: RunConfig, known: dict[str, Config]) -> None:
+    _STATE.update(table=table, run=run, configs=known)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:  # GPSampler runs on torch; one thread per worker process is faster on 2 cores
         import torch
@@ -131,103 +150,120 @@ def _init_worker(table_path: str, known: dict[str, Config]) -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def run_one(task: tuple[str, str, int, int, float]) -> tuple[str, str, float, float]:
-    """One study; returns (config, dataset, best after AT trained, trained cells to threshold)."""
-    name, dataset, seed, budget, threshold = task
-    config = _CONFIGS[name]
-    if _TABLE is None:
-        raise RuntimeError("run_one needs a worker started with _init_worker")
-    objective = NB201Objective(_TABLE, dataset)
-    trace: list[float] = []  # accuracy of each trained (non-duplicate) cell, in order
+def run_one(task: tuple[str, int, int, float]) -> Outcome:
+    """One study of configuration ``name`` with ``seed``, at most ``budget`` queries."""
+    name, seed, budget, threshold = task
+    config, run, table = _STATE["configs"][name], _STATE["run"], _STATE["table"]
+    objective = NB201Objective(table, run.tabular["objective"], report=run.tabular["report"])
+    reported_column = objective.report[0]
+    trace: list[tuple[float, float]] = []  # (objective, reported) of each query, in order
 
     def evaluate(trial: optuna.Trial) -> float:
-        result = objective.evaluate(suggest_cell(trial))
+        result = objective.evaluate(Cell.from_params(run.space.suggest(trial)))
         if not result.duplicate:
-            trace.append(result.accuracy)
+            trace.append((result.accuracy, result.report[reported_column]))
         return result.accuracy
 
     def stop(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
-        if len(trace) >= budget or (len(trace) >= AT and max(trace) >= threshold):
+        if len(trace) >= budget or (len(trace) >= max(AT) and max(t[0] for t in trace) >= threshold):
             study.stop()
 
     study = optuna.create_study(direction="maximize", sampler=config.make(seed))
-    if config.seeds:
-        for text in SEED_CELLS.values():
-            study.enqueue_trial(Cell.parse(text).params())
+    before = config.before(study, seed) if config.before is not None else 0.0
     # Duplicates are free, so bound the Optuna trials too, in case a sampler only repeats.
     study.optimize(evaluate, n_trials=budget * 20, callbacks=[stop])
-    best = np.maximum.accumulate(trace)
-    best_at = float(best[min(AT, len(best)) - 1])
+    values = np.array([t[0] for t in trace])
+    best = np.maximum.accumulate(values)
     hits = np.nonzero(best >= threshold)[0]
     to_top = float(hits[0] + 1) if len(hits) else math.inf
-    return config.name, dataset, best_at, to_top
+    reported = []
+    for at in AT:
+        n = min(at, len(trace))
+        reported.append(trace[int(np.argmax(values[:n]))][1])  # first best-by-objective cell
+    return Outcome(name, seed, to_top, tuple(reported), before)
 
 
-def _summary(best: list[float], to_top: list[float], budget: int) -> tuple[str, str]:
-    mean = statistics.fmean(best)
-    se = statistics.stdev(best) / math.sqrt(len(best)) if len(best) > 1 else 0.0
-    median = statistics.median(to_top)
+def summary(outcomes: list[Outcome], budget: int) -> tuple[str, list[str]]:
+    """Median queries to the top (">N" when most runs never got there) and mean ± s.e. of the
+    reported accuracy at each of :data:`AT`."""
+    median = statistics.median(o.to_top for o in outcomes)
     med = f">{budget}" if math.isinf(median) else f"{median:g}"
-    return f"{mean:.2f} ± {se:.2f}", med
+    cells = []
+    for i in range(len(AT)):
+        values = [o.reported_at[i] for o in outcomes]
+        se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+        cells.append(f"{statistics.fmean(values):.2f} ± {se:.2f}")
+    return med, cells
+
+
+def run_all(known: dict[str, Config], names: list[str], table: NB201Table, run: RunConfig,
+            *, seeds: int, max_trials: int, workers: int) -> dict[str, list[Outcome]]:
+    """Every configuration in ``names`` over ``seeds`` seeds, on ``workers`` processes."""
+    threshold = table.top_k_threshold(run.tabular["objective"], TOP_K)
+    tasks = []
+    for name in names:
+        config = known[name]
+        budget = min(max_trials, config.max_trials or max_trials)
+        for seed in range(min(seeds, config.max_runs or seeds)):
+            tasks.append((name, seed, budget, threshold))
+    with multiprocessing.get_context("fork").Pool(
+        workers, initializer=init_worker, initargs=(table, run, known)
+    ) as pool:
+        results = pool.map(run_one, tasks, chunksize=1)
+    return {name: [r for r in results if r.config == name] for name in names}
+
+
+def print_table(known: dict[str, Config], results: dict[str, list[Outcome]], run: RunConfig,
+                table: NB201Table, max_trials: int) -> None:
+    objective, reported = run.tabular["objective"], run.tabular["report"][0]
+    threshold = table.top_k_threshold(objective, TOP_K)
+    print(f"NAS-Bench-201; objective {objective} (what the search sees), reported {reported}; "
+          f"table {table.source}")
+    print(f"top 0.1% = at least the {TOP_K}th best {objective}: {threshold:.2f}; queries = table "
+          f"look-ups (an equivalent cell is a free cache hit)")
+    head = (f"{'sampler':<20} {'runs':>4} {'budget':>6} {'med queries':>11} | "
+            + " | ".join(f"{reported + ' @' + str(a):>19}" for a in AT) + f" | {'extra s/run':>11}")
+    print(head)
+    print("-" * len(head))
+    for name, outcomes in results.items():
+        budget = min(max_trials, known[name].max_trials or max_trials)
+        med, cells = summary(outcomes, budget)
+        extra = statistics.fmean(o.before_seconds for o in outcomes)
+        print(f"{name:<20} {len(outcomes):>4} {budget:>6} {med:>11} | "
+              + " | ".join(f"{c:>19}" for c in cells) + f" | {extra:>11.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--table", default=str(DEFAULT_TABLE), help="NAS-Bench-201 CSV file")
-    parser.add_argument("--seeds", type=int, default=50, help="runs per sampler and dataset")
-    parser.add_argument("--max-trials", type=int, default=300, help="trained cells per run")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                        help="the run config whose sampler, seeds and columns are 'shipped'")
+    parser.add_argument("--seeds", type=int, default=50, help="runs per sampler")
+    parser.add_argument("--max-trials", type=int, default=300, help="queries per run")
     parser.add_argument("--workers", type=int, default=2, help="processes")
     parser.add_argument("--gp-seeds", type=int, default=2, help="runs for the slow GP sampler")
     parser.add_argument("--gp-max-trials", type=int, default=100, help="budget of a GP run")
     parser.add_argument("--samplers", nargs="+", default=None, help="configurations to run")
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
-    table = NB201Table.load(args.table)
-    thresholds = {d: table.top_k_threshold(d, TOP_K) for d in args.datasets}
-    known = configs(args)
+    run = load_config(args.config)
+    if run.tabular is None or not run.tabular["report"]:
+        parser.error(f"{args.config} must be a tabular run config with a reported column")
+    table = NB201Table.load(run.tabular["table"])
+    known = configs(args, run)
     names = args.samplers or list(known)
     unknown = [n for n in names if n not in known and n not in NOT_APPLICABLE]
     if unknown:
         parser.error(f"unknown sampler(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    runnable = [known[n] for n in names if n in known]
-
-    tasks = []
-    for config in runnable:
-        budget = min(args.max_trials, config.max_trials or args.max_trials)
-        for dataset in args.datasets:
-            for seed in range(min(args.seeds, config.max_runs or args.seeds)):
-                tasks.append((config.name, dataset, seed, budget, thresholds[dataset]))
-    with multiprocessing.get_context("fork").Pool(
-        args.workers, initializer=_init_worker, initargs=(args.table, known)
-    ) as pool:
-        results = pool.map(run_one, tasks, chunksize=1)
-
-    print(f"NAS-Bench-201, test accuracy as objective; table {args.table}")
-    print(f"top 0.1% = at least the {TOP_K}th best cell: "
-          + ", ".join(f"{d} {t:.2f}" for d, t in thresholds.items()))
-    print("trials count trained cells only (an equivalent cell is a free cache hit)")
-    head = f"{'sampler':<18} {'runs':>4} {'budget':>6}"
-    for d in args.datasets:
-        head += f" | {d + ' best@' + str(AT):>16} {'med to top':>10}"
-    print(head)
-    print("-" * len(head))
-    for config in runnable:
-        budget = min(args.max_trials, config.max_trials or args.max_trials)
-        row = f"{config.name:<18} {min(args.seeds, config.max_runs or args.seeds):>4} {budget:>6}"
-        for d in args.datasets:
-            best = [r[2] for r in results if r[0] == config.name and r[1] == d]
-            to_top = [r[3] for r in results if r[0] == config.name and r[1] == d]
-            acc, med = _summary(best, to_top, budget)
-            row += f" | {acc:>16} {med:>10}"
-        print(row)
+    runnable = [n for n in names if n in known]
+    results = run_all(known, runnable, table, run, seeds=args.seeds, max_trials=args.max_trials,
+                      workers=args.workers)
+    print_table(known, results, run, table, args.max_trials)
     for name in names:
         if name in NOT_APPLICABLE:
             print(f"{name}: not applicable: {NOT_APPLICABLE[name]}")
-    print("seed cells (enqueued first by '+seeds' configurations):")
-    for name, text in SEED_CELLS.items():
-        print(f"  {name:<18} {text}")
+    print(f"shipped = {args.config.name}: sampler {run.sampler} {dict(run.sampler_options)}, "
+          f"seeds {', '.join(run.space.seeds)} enqueued first")
     print(f"wall time {time.perf_counter() - start:.1f} s on {args.workers} worker(s)")
     return 0
 
