@@ -118,6 +118,10 @@ def run_search(args: argparse.Namespace) -> int:
         again = " ".join(["nas search", args.config, *([f"--name {args.name}"] if args.name else []), "--resume"])
         print(f"interrupted: finished trials are kept; continue with `{again}`", file=sys.stderr)
         return 130
+    if summary.prescreen:
+        p = summary.prescreen
+        print(f"pre-screen: scored {p['candidates']} candidates with {'+'.join(p['proxy'])} in "
+              f"{p['seconds']:.1f} s; enqueued the top {p['top']}")
     counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items())
     print(f"{sum(summary.counts.values())} trials ({counts}) in {summary.elapsed:.0f} s")
     status = _print_best(summary.run_dir)

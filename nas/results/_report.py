@@ -152,6 +152,19 @@ def _best_section(frame: pd.DataFrame, several: bool) -> list[str]:
     return lines
 
 
+def _prescreen_sentence(run_dir: Path) -> str | None:
+    """What pre-screening did and cost, from ``prescreen.json`` (``None`` without one)."""
+    import json
+
+    try:
+        p = json.loads((run_dir / "prescreen.json").read_text())
+        return (f"Pre-screening scored {p['candidates']} random candidates with "
+                f"{'+'.join(p['proxy'])} in {float(p['seconds']):.1f} s and enqueued the top "
+                f"{p['top']} right after the seeds.")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _proxy_section(frame: pd.DataFrame) -> list[str]:
     """Rank correlation of every recorded zero-cost proxy with the accuracies, over the
     completed trials that were evaluated (not duplicates) and have the proxy's score."""
@@ -362,6 +375,10 @@ def analyze(run_dirs: str | Path | Iterable[str | Path], out: str | Path | None 
                      f"{', '.join(f'{o} ({d})' for o, d in zip(meta['objectives'], meta['directions']))}"
                      f" over {len(info)} trials; seeds: "
                      f"{', '.join(sorted(set(info.loc[info['is_seed'], 'seed'].astype(str)))) or 'none'}.")
+    for run, meta in frame.attrs["runs"].items():
+        screened = _prescreen_sentence(Path(meta["dir"]))
+        if screened:
+            lines.append(f"{'Run ' + run + ': ' if several else ''}{screened}")
     lines += ["", "States: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".", ""]
     lines += _best_section(frame, several)
     pareto_lines, pareto_notes = _pareto_section(frame, several)

@@ -26,6 +26,8 @@ Layout of ``runs/NAME/`` (every file is written atomically: a temporary file, th
                            timeout, tabular, updated}
     journal.log            the Optuna journal storage (default storage; study name = NAME)
     .weights.lock          the lock workers take to decide which trials keep weights
+    prescreen.json         what zero-cost pre-screening did: proxies, candidates, top, seconds,
+                           the enqueued candidates and their scores (when configured)
     .ask.lock              the lock workers take to count the budget and ask for a trial
     trials/NNNN/           one folder per Optuna trial number (zero-padded to 4 digits)
         genotype.yaml      the trained genotype (``nas summary`` / ``nas decode`` accept it)
@@ -42,7 +44,8 @@ Layout of ``runs/NAME/`` (every file is written atomically: a temporary file, th
     state                "complete" | "pruned" | "fail"   (Optuna's state, lower case)
     status               why, as a token: "completed", "duplicate", "constraint", "pruned"
                          (early stopping), "timeout", "nan_loss", "oom", "build_error",
-                         "invalid_genotype", "not_in_table", "error", "interrupted"
+                         "invalid_genotype", "not_in_table", "error", "interrupted",
+                         "proxy_error", "proxy_undefined" (a proxy objective is NaN)
     end_reason           the same as one human-readable line
     counted              false only for "interrupted" trials (killed; re-run as a later trial)
     seed                 seed name ("resnet20") for an enqueued seed trial, else null
@@ -60,6 +63,8 @@ Layout of ``runs/NAME/`` (every file is written atomically: a temporary file, th
     table                a tabular trial's table values, column -> value: the optimised column
                          (also "table_accuracy") and the reported ones, e.g.
                          {"cifar10_valid": 91.6, "cifar10_test": 94.4}; else null
+    proxies              zero-cost scores of the trial's network, name -> value (null when
+                         undefined; the reason is in log.txt), when the config has proxies
     duplicate_of         trial whose result was reused (equal genotype hash), else null
     epochs               epochs finished
     best_val_accuracy    best validation accuracy over epochs (the val_accuracy objective)
@@ -76,7 +81,9 @@ Layout of ``runs/NAME/`` (every file is written atomically: a temporary file, th
 
 The Optuna storage holds the same trials with user attributes ``nas.hash``, ``nas.seed``,
 ``nas.end_reason``, ``nas.duplicate_of``, ``nas.retry_of``, ``nas.uncounted``,
-``nas.rung.EPOCH`` (successive halving) and ``nas.table`` (a tabular trial's table values).
+``nas.rung.EPOCH`` (successive halving), ``nas.table`` (a tabular trial's table values),
+``nas.proxies`` (its proxy scores) and ``nas.prescreen`` (a pre-screened trial's rank; on the
+study, what pre-screening did and its seconds, also in ``prescreen.json`` in the run folder).
 """
 
 from __future__ import annotations

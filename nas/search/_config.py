@@ -28,6 +28,9 @@ Top-level keys (only ``space`` is required)::
       # (dataset: cifar10 is the older shorthand for objective: cifar10_test)
     keep_weights: {select: auto, top: 3, max_mb: 200}  # trained weights kept (nas.search._keep)
     retrain: {top: 3, seeds: 2, epochs: 20, ...}       # defaults of `nas retrain` (nas.retrain)
+    proxies: {record: [naswot], prescreen: {proxy: naswot, candidates: 200, top: 5}, ...}
+                                 # zero-cost proxies (nas.search._proxies); objectives may
+                                 # name proxy.NAME (maximised)
 
 Errors are :class:`~nas.errors.ConfigError` with the file and the key path. Imports neither
 torch nor Optuna: an unknown sampler name is found without loading them.
@@ -46,6 +49,7 @@ from nas._yaml import load_yaml_file
 from nas.errors import ConfigError, NasError
 from nas.genotype import Genotype
 from nas.search._keep import KeepPolicy, parse_keep
+from nas.search._proxies import PROXY_OBJECTIVE, ProxySettings, parse_proxies
 from nas.search._space import Space, parse_space
 
 __all__ = [
@@ -70,7 +74,7 @@ DIRECTIONS = {
 }
 _KEYS = ("name", "doc", "space", "dataset", "train", "width_multiplier", "objectives", "sampler",
          "pruner", "trials", "timeout", "seed", "storage", "workers", "threads", "dedup", "latency", "tabular",
-         "keep_weights", "retrain")
+         "keep_weights", "retrain", "proxies")
 _LATENCY_KEYS = {"batch_size": 1, "repeats": 20, "warmup": 5}
 _TABULAR_KEYS = ("table", "objective", "report", "dataset")
 #: The column a tabular run optimises by default: NAS-Bench-201's published protocol selects on
@@ -114,11 +118,13 @@ class RunConfig:
     tabular: Mapping[str, Any] | None
     keep_weights: KeepPolicy | None = None
     retrain: Mapping[str, Any] = field(default_factory=dict)
+    proxies: ProxySettings | None = None
     data: Mapping[str, Any] = field(repr=False, default_factory=dict)
 
     @property
     def directions(self) -> list[str]:
-        return [DIRECTIONS[o] for o in self.objectives]
+        """Optuna's direction per objective; a proxy's score (``proxy.NAME``) is maximised."""
+        return [DIRECTIONS.get(o, "maximize") for o in self.objectives]
 
     @property
     def multi_objective(self) -> bool:
@@ -270,9 +276,9 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
         raise _error("must be a list of objectives", file, "objectives")
     allowed = ["table_accuracy"] if tabular is not None else [o for o in DIRECTIONS if o != "table_accuracy"]
     for i, objective in enumerate(objectives):
-        if objective not in allowed:
-            raise _error(f"unknown objective {objective!r}; valid here: {', '.join(allowed)}",
-                         file, f"objectives[{i}]")
+        if objective not in allowed and not str(objective).startswith(PROXY_OBJECTIVE):
+            raise _error(f"unknown objective {objective!r}; valid here: {', '.join(allowed)} "
+                         f"or {PROXY_OBJECTIVE}NAME (a zero-cost proxy)", file, f"objectives[{i}]")
     if len(set(objectives)) != len(objectives):
         raise _error("an objective is listed twice", file, "objectives")
     if objectives[0] not in ("val_accuracy", "table_accuracy"):
@@ -326,6 +332,10 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     from nas.retrain._options import parse_retrain
 
     retrain = parse_retrain(data.get("retrain"), file=file)
+    proxies = parse_proxies(data.get("proxies"), objectives=objectives, file=file, base=base,
+                            trained=tabular is None)
+    if proxies is not None and "proxies" in data and proxies.data is not None:
+        frozen["proxies"] = {**dict(data["proxies"]), "data": dict(proxies.data)}
 
     return RunConfig(
         file=file, name=name, space=space, dataset=dataset, train=dict(train),
@@ -333,7 +343,7 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
         sampler_options=sampler_options, pruner=pruner, pruner_options=pruner_options,
         trials=trials, timeout=None if timeout is None else float(timeout), seed=seed,
         storage=storage, workers=workers, threads=threads, dedup=dedup, latency=latency, tabular=tabular,
-        keep_weights=keep, retrain=retrain, data=frozen,
+        keep_weights=keep, retrain=retrain, proxies=proxies, data=frozen,
     )
 
 

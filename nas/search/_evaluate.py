@@ -24,6 +24,7 @@ from nas.search._config import RunConfig
 from nas.search._folder import iso_time
 from nas.search._keep import BestEpoch, WeightKeeper
 from nas.search._proxy import fit_to_data
+from nas.search._proxies import PROXIES_ATTR, PROXY_OBJECTIVE
 from nas.search._records import METRICS_SCHEMA, trial_dir, write_json
 from nas.search._space import _plain
 from nas.search._storage import (
@@ -90,6 +91,7 @@ class TrialRecord:
     objectives: dict[str, Any] = field(default_factory=dict)
     values: list[float] | None = None
     table: dict[str, float] | None = None
+    proxies: dict[str, float | None] | None = None
     duplicate_of: int | None = None
     epochs: int = 0
     best_val_accuracy: float | None = None
@@ -153,6 +155,7 @@ class Evaluator:
         self.keeper = None
         if config.keep_weights is not None and config.tabular is None:
             self.keeper = WeightKeeper(run_dir, config.keep_weights, config.objectives, config.directions)
+        self._scorer: Any = None
 
     def data(self) -> Any:
         """The proxy-training dataset."""
@@ -169,6 +172,14 @@ class Evaluator:
             self._objective = make_nb201_objective(tabular["table"], tabular["objective"],
                                                    report=tabular["report"])
         return self._objective
+
+    def scorer(self) -> Any:
+        """The run's :class:`~nas.search._proxies.TrialScorer` (zero-cost proxies)."""
+        if self._scorer is None:
+            from nas.search._proxies import TrialScorer
+
+            self._scorer = TrialScorer(self.config, self.data)
+        return self._scorer
 
     def proxy(self, genotype: Genotype) -> Genotype:
         """The genotype as trained: the dataset's input and classes, proxy width."""
@@ -223,11 +234,11 @@ class _Attempt:
                            "params": {k: _plain(v) for k, v in genotype.params.items()},
                            "input": list(genotype.input_shape)}
         if config.tabular is not None:
-            return self._tabular(values)
+            return self._tabular(values, genotype)
         return self._trained(genotype, key)
 
     # -- the two kinds of candidate
-    def _tabular(self, values: dict[str, Any]) -> TrialRecord:
+    def _tabular(self, values: dict[str, Any], genotype: Genotype) -> TrialRecord:
         from nas.tabular import Cell
 
         objective = self.ev.table()
@@ -247,7 +258,11 @@ class _Attempt:
         self.record.table = table
         self.trial.set_user_attr(TABLE_ATTR, table)
         self.log.write(f"cell {cell.to_str()}: " + ", ".join(f"{c} {v:.2f}" for c, v in table.items()))
-        return self.record.end("complete", "completed", "looked up in the NAS-Bench-201 table", [accuracy])
+        stopped = self._score_proxies(genotype)
+        if stopped is not None:
+            return stopped
+        values = [float(self.record.objectives[o]) for o in self.config.objectives]
+        return self.record.end("complete", "completed", "looked up in the NAS-Bench-201 table", values)
 
     def _trained(self, genotype: Genotype, key: str) -> TrialRecord:
         from nas.analysis import analyze
@@ -271,7 +286,36 @@ class _Attempt:
         reused = self._register(key)
         if reused is not None:
             return reused
+        stopped = self._score_proxies(genotype)
+        if stopped is not None:
+            return stopped
         return self._train(genotype)
+
+    # -- zero-cost proxies: recorded, constraints, objectives
+    def _score_proxies(self, genotype: Genotype) -> TrialRecord | None:
+        """Score the network with the run's proxies and record the scores; return the record
+        ended when a proxy constraint fails or a proxy objective is undefined, else None."""
+        if self.config.proxies is None:
+            return None
+        record, scorer = self.record, self.ev.scorer()
+        try:
+            scores = scorer.score(genotype)
+        except NasError as error:
+            return record.end("fail", "proxy_error", f"proxy scoring failed: {error}")
+        record.proxies = {n: (s.value if s.defined else None) for n, s in scores.items()}
+        self.trial.set_user_attr(PROXIES_ATTR, record.proxies)
+        self.log.write("proxies: " + ", ".join(
+            f"{n} {s.value:.6g}" if s.defined else f"{n} NaN ({s.reason})" for n, s in scores.items()))
+        violated = scorer.violated(scores)
+        if violated is not None:
+            return record.end("pruned", "constraint", f"proxy constraint: {violated}")
+        for objective in self.config.objectives:
+            if objective.startswith(PROXY_OBJECTIVE):
+                s = scores[objective[len(PROXY_OBJECTIVE):]]
+                if not s.defined:
+                    return record.end("fail", "proxy_undefined", f"objective {objective} is undefined: {s.reason}")
+                record.objectives[objective] = s.value
+        return None
 
     # -- dedup: the one path both kinds take
     def _register(self, key: str) -> TrialRecord | None:
@@ -288,9 +332,10 @@ class _Attempt:
         record.duplicate_of = earlier.number
         prior = dict(zip(self.config.objectives, earlier.values))
         record.objectives.update(prior)
-        if TABLE_ATTR in earlier.user_attrs:
-            record.table = dict(earlier.user_attrs[TABLE_ATTR])
-            self.trial.set_user_attr(TABLE_ATTR, record.table)
+        for attr, name in ((TABLE_ATTR, "table"), (PROXIES_ATTR, "proxies")):
+            if attr in earlier.user_attrs:
+                setattr(record, name, dict(earlier.user_attrs[attr]))
+                self.trial.set_user_attr(attr, getattr(record, name))
         if "val_accuracy" in prior:
             record.best_val_accuracy = prior["val_accuracy"]
         self.trial.set_user_attr(DUPLICATE_ATTR, earlier.number)

@@ -21,6 +21,7 @@ from nas.search._config import RunConfig, load_config, with_overrides
 from nas.search._evaluate import load_run_dataset
 from nas.search._folder import load_run_config, prepare_run_dir, write_run_info
 from nas.search._progress import Progress
+from nas.search._proxies import run_prescreen
 from nas.search._records import best_trials
 from nas.search._storage import enqueue_seeds, open_storage, open_study, quiet_optuna, state_counts
 from nas.search._study import make_sampler
@@ -39,6 +40,8 @@ class SearchSummary:
         best: The best trial's ``metrics.json`` (one objective) or the Pareto set.
         objectives: The objective names, in order.
         elapsed: Seconds this call took.
+        prescreen: What pre-screening did this call (proxies, candidates, top, seconds), or
+            ``None``.
     """
 
     run_dir: Path
@@ -46,6 +49,7 @@ class SearchSummary:
     best: list[dict[str, Any]]
     objectives: tuple[str, ...]
     elapsed: float
+    prescreen: Mapping[str, Any] | None = None
 
 
 def run_search(
@@ -101,6 +105,7 @@ def run_search(
     if resume:
         recover_interrupted(study, run_dir)
     enqueue_seeds(study, config)
+    screened = run_prescreen(study, config, run_dir)  # after the seeds; once per study
 
     deadline = None if config.timeout is None else started + config.timeout
     bar = Progress(study, config, enabled=progress)
@@ -113,4 +118,5 @@ def run_search(
         bar.close()
     _, best = best_trials(run_dir)
     return SearchSummary(run_dir=run_dir, counts=state_counts(study), best=best,
-                         objectives=config.objectives, elapsed=time.time() - started)
+                         objectives=config.objectives, elapsed=time.time() - started,
+                         prescreen=screened)

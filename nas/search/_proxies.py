@@ -1,0 +1,343 @@
+"""Zero-cost proxies in a run: the ``proxies`` config section, scoring a trial's network, and
+pre-screening.
+
+The section (every key optional)::
+
+    proxies:
+      record: [naswot, synflow]    # scored for every evaluated trial (metrics.json "proxies",
+                                   # user attribute nas.proxies; nas analyze correlates them)
+      data: {name: cifar10, ...}   # images for data-dependent proxies (nas.data options);
+                                   # default: the run's dataset (a tabular run must give it)
+      batch: 64                    # images per score
+      constraints: {naswot: {min: 700}}    # a candidate outside is pruned before training
+      prescreen: {proxy: naswot, candidates: 200, top: 5}   # see below
+
+A proxy is an objective by naming it ``proxy.NAME`` in ``objectives`` (maximised). Every proxy
+an objective, a constraint or the pre-screen uses is recorded too.
+
+Pre-screening (:func:`prescreen`): before the first trial, ``candidates`` distinct candidates
+(by the run's equivalence key) are drawn at random from the space (seeded with the run's seed),
+scored with ``proxy`` (a name, or a list combined by their rank ensemble, ``method`` mean or
+log), and the ``top`` best are enqueued, best first, right after the space's seeds, with the
+user attribute ``nas.prescreen`` (their rank, 1 = best). It runs once per study (a resumed run
+does not repeat it); what it did and the seconds it took are the study's user attribute
+``nas.prescreen`` and ``runs/NAME/prescreen.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas.errors import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from nas.genotype import Genotype
+    from nas.search._config import RunConfig
+
+__all__ = ["PRESCREEN_ATTR", "PROXIES_ATTR", "PROXY_OBJECTIVE", "Prescreen", "ProxySettings",
+           "parse_proxies", "prescreen", "run_prescreen", "sample_candidates", "TrialScorer"]
+
+#: Prefix of an objective that is a proxy's score (``proxy.naswot``).
+PROXY_OBJECTIVE = "proxy."
+#: A trial's recorded scores ({name: value or None}); a pre-screened trial's rank; the study's
+#: pre-screen summary.
+PROXIES_ATTR = "nas.proxies"
+PRESCREEN_ATTR = "nas.prescreen"
+_KEYS = ("record", "data", "batch", "constraints", "prescreen")
+_PRESCREEN_KEYS = ("proxy", "candidates", "top", "method")
+
+
+@dataclass(frozen=True)
+class Prescreen:
+    """The ``prescreen`` subsection: score ``candidates`` random candidates with ``proxies``
+    (combined by their rank ensemble ``method`` when several) and enqueue the ``top``."""
+
+    proxies: tuple[str, ...]
+    candidates: int
+    top: int
+    method: str = "mean"
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """The validated ``proxies`` section. ``record`` lists every proxy a trial is scored with
+    (recorded ones, objectives, constraints)."""
+
+    record: tuple[str, ...]
+    data: Mapping[str, Any] | None
+    batch: int
+    constraints: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    prescreen: Prescreen | None = None
+
+    @property
+    def needs_data(self) -> bool:
+        from nas.proxies import get_proxy
+
+        names = {*self.record, *(self.prescreen.proxies if self.prescreen else ())}
+        return any(get_proxy(n).needs_data for n in names)
+
+
+def _names(value: Any, file: str, where: str) -> tuple[str, ...]:
+    from nas.proxies import get_proxy
+
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names:
+        raise ConfigError("must be a proxy name or a list of them", file=file, path=where)
+    for i, name in enumerate(names):
+        try:
+            get_proxy(name)
+        except ConfigError as error:
+            raise error.located(file=file, path=f"{where}[{i}]" if isinstance(value, list) else where)
+    return tuple(names)
+
+
+def _count(value: Any, low: int, file: str, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"must be an integer >= {low}, got {value!r}", file=file, path=where)
+    return value
+
+
+def parse_proxies(value: Any, *, objectives: Sequence[str], file: str, base: Path,
+                  trained: bool) -> ProxySettings | None:
+    """Validate the ``proxies`` section (``None`` when absent and no objective is a proxy).
+
+    Raises:
+        ConfigError: naming the key, for an unknown key or proxy, a bad count or bound, or a
+            tabular run whose data-dependent proxies have no ``data``.
+    """
+    objective_proxies = [o[len(PROXY_OBJECTIVE):] for o in objectives if o.startswith(PROXY_OBJECTIVE)]
+    if value is None and not objective_proxies:
+        return None
+    value = {} if value is None else value
+    if not isinstance(value, Mapping):
+        raise ConfigError("must be a mapping", file=file, path="proxies")
+    for key in value:
+        if key not in _KEYS:
+            raise ConfigError(f"unknown key {key!r}; valid: {', '.join(_KEYS)}", file=file,
+                              path=f"proxies.{key}")
+    record = list(_names(value["record"], file, "proxies.record")) if "record" in value else []
+    for i, objective in enumerate(objectives):
+        if objective.startswith(PROXY_OBJECTIVE):
+            record += _names(objective[len(PROXY_OBJECTIVE):], file, f"objectives[{i}]")
+    constraints: dict[str, dict[str, float]] = {}
+    for name, bounds in (value.get("constraints") or {}).items():
+        where = f"proxies.constraints.{name}"
+        _names(name, file, where)
+        if not isinstance(bounds, Mapping) or not bounds or set(bounds) - {"min", "max"}:
+            raise ConfigError("must be a mapping with min and/or max", file=file, path=where)
+        for k, v in bounds.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"must be a finite number, got {v!r}", file=file, path=f"{where}.{k}")
+        constraints[name] = {k: float(v) for k, v in bounds.items()}
+        record.append(name)
+    screen = None
+    if value.get("prescreen") is not None:
+        raw = value["prescreen"]
+        if not isinstance(raw, Mapping) or "proxy" not in raw:
+            raise ConfigError("must be a mapping with proxy, candidates and top", file=file,
+                              path="proxies.prescreen")
+        for key in raw:
+            if key not in _PRESCREEN_KEYS:
+                raise ConfigError(f"unknown key {key!r}; valid: {', '.join(_PRESCREEN_KEYS)}",
+                                  file=file, path=f"proxies.prescreen.{key}")
+        names = _names(raw["proxy"], file, "proxies.prescreen.proxy")
+        candidates = _count(raw.get("candidates", 100), 1, file, "proxies.prescreen.candidates")
+        top = _count(raw.get("top", 5), 1, file, "proxies.prescreen.top")
+        if top > candidates:
+            raise ConfigError(f"must be at most candidates ({candidates}), got {top}", file=file,
+                              path="proxies.prescreen.top")
+        method = raw.get("method", "mean")
+        from nas.proxies import ENSEMBLE_METHODS
+
+        if method not in ENSEMBLE_METHODS:
+            raise ConfigError(f"unknown method {method!r}; valid: {', '.join(ENSEMBLE_METHODS)}",
+                              file=file, path="proxies.prescreen.method")
+        screen = Prescreen(names, candidates, top, method)
+        record += names
+    data = value.get("data")
+    if data is not None:
+        if isinstance(data, str):
+            data = {"name": data}
+        if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
+            raise ConfigError("must be a dataset name or a mapping with 'name' and options",
+                              file=file, path="proxies.data")
+        data = dict(data)
+        if isinstance(data.get("root"), str):
+            data["root"] = str((base / data["root"]).resolve())
+    batch = _count(value.get("batch", 64), 2, file, "proxies.batch")
+    settings = ProxySettings(tuple(dict.fromkeys(record)), data, batch, constraints, screen)
+    if data is None and not trained and settings.needs_data:
+        raise ConfigError("a tabular run has no dataset: give proxies.data for the proxies "
+                          "that read images", file=file, path="proxies.data")
+    return settings
+
+
+class TrialScorer:
+    """Scores genotypes with a run's proxies, loading the images once (lazily).
+
+    Args:
+        config: The run config (its ``proxies`` section must be set).
+        dataset: Returns the run's own dataset (used when the section has no ``data``).
+    """
+
+    def __init__(self, config: RunConfig, dataset: Callable[[], Any] | None = None):
+        self.config = config
+        self.settings: ProxySettings = config.proxies
+        self._dataset = dataset
+        self._batch: Any = None
+
+    def batch(self) -> Any:
+        """The image batch proxies read (``None`` when no proxy reads images)."""
+        if self._batch is None and self.settings.needs_data:
+            from nas.proxies import image_batch
+
+            if self.settings.data is not None:
+                from nas.data import load_dataset
+
+                options = dict(self.settings.data)
+                data = load_dataset(options.pop("name"), **options)
+            else:
+                data = self._dataset()
+            self._batch = image_batch(data, batch_size=self.settings.batch, seed=self.config.seed)
+        return self._batch
+
+    def score(self, genotype: Genotype, names: Sequence[str] | None = None) -> dict[str, Any]:
+        """``{name: ProxyScore}`` for ``names`` (default: every recorded proxy).
+
+        Raises:
+            ConfigError: when the images do not fit the genotype's input.
+        """
+        from nas.proxies import score
+
+        batch = self.batch()
+        if batch is not None and tuple(batch[0].shape[1:]) != tuple(genotype.input_shape):
+            raise ConfigError(f"proxy images are {tuple(batch[0].shape[1:])} but the network "
+                              f"takes {tuple(genotype.input_shape)}", file=self.config.file,
+                              path="proxies.data")
+        return score(genotype, batch, list(names or self.settings.record), seed=self.config.seed,
+                     batch_size=self.settings.batch)
+
+    def violated(self, scores: Mapping[str, Any]) -> str | None:
+        """The first constraint ``scores`` break (an undefined score breaks any), else None."""
+        for name, bounds in self.settings.constraints.items():
+            s = scores[name]
+            if not s.defined:
+                return f"{name} undefined ({s.reason})"
+            if "min" in bounds and s.value < bounds["min"]:
+                return f"{name} {s.value:.6g} < min {bounds['min']:g}"
+            if "max" in bounds and s.value > bounds["max"]:
+                return f"{name} {s.value:.6g} > max {bounds['max']:g}"
+        return None
+
+
+def sample_candidates(config: RunConfig, count: int, *, seed: int) -> list[dict[str, Any]]:
+    """``count`` candidates (label -> value) drawn at random from the space, distinct by the
+    run's equivalence key and valid (fewer when the space has fewer; at most ``50 * count``
+    draws)."""
+    import optuna
+
+    from nas.search._study import equivalence_key
+
+    key = equivalence_key(config)
+    scratch = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    seen: set[str] = set()
+    out: list[dict[str, Any]] = []
+    for _ in range(50 * count):
+        if len(out) == count:
+            break
+        trial = scratch.ask()
+        values = config.space.suggest(trial)
+        scratch.tell(trial, 0.0)
+        k = key(config.space.encode(values))
+        if k is not None and k not in seen:
+            seen.add(k)
+            out.append(values)
+    return out
+
+
+def prescreen(study: optuna.Study, config: RunConfig, run_dir: Path | None, *,
+              genotype: Callable[[dict[str, Any]], Genotype],
+              scorer: Callable[[Genotype], Mapping[str, float]] | None = None) -> dict[str, Any] | None:
+    """Pre-screen (see the module docstring) once per study; returns its summary, or ``None``
+    when the config has no pre-screen or the study was pre-screened before.
+
+    Args:
+        genotype: The network a candidate is scored as (the trained genotype).
+        scorer: ``genotype -> {proxy: value}`` (NaN when undefined); default: the run's
+            :class:`TrialScorer`. A benchmark may pass cached scores.
+    """
+    screen = config.proxies.prescreen if config.proxies is not None else None
+    if screen is None or study.user_attrs.get(PRESCREEN_ATTR):
+        return None
+    from nas.proxies import rank_ensemble
+
+    started = time.perf_counter()
+    if scorer is None:
+        trial_scorer = TrialScorer(config)
+
+        def scorer(g: Genotype) -> Mapping[str, float]:
+            return {n: s.value for n, s in trial_scorer.score(g, screen.proxies).items()}
+
+    from nas.errors import NasError
+
+    candidates = sample_candidates(config, screen.candidates, seed=config.seed)
+    columns: dict[str, list[float]] = {n: [] for n in screen.proxies}
+    for values in candidates:
+        try:
+            scores = scorer(genotype(values))
+        except NasError:  # a candidate that does not make a network ranks last
+            scores = {}
+        for n in screen.proxies:
+            columns[n].append(float(scores.get(n, math.nan)))
+    combined = rank_ensemble(columns, method=screen.method) if len(screen.proxies) > 1 else \
+        [(-math.inf if math.isnan(v) else v) for v in columns[screen.proxies[0]]]
+    order = sorted(range(len(candidates)), key=lambda i: -combined[i])[: screen.top]
+    for rank, i in enumerate(order, 1):
+        study.enqueue_trial(config.space.encode(candidates[i]), user_attrs={PRESCREEN_ATTR: rank})
+    seconds = time.perf_counter() - started
+    summary = {"proxy": list(screen.proxies), "method": screen.method, "candidates": len(candidates),
+               "top": len(order), "seconds": seconds,
+               "enqueued": [{"rank": r, "values": {k: _plain(v) for k, v in candidates[i].items()},
+                             "scores": {n: _plain(columns[n][i]) for n in screen.proxies}}
+                            for r, i in enumerate(order, 1)]}
+    study.set_user_attr(PRESCREEN_ATTR, {k: v for k, v in summary.items() if k != "enqueued"})
+    if run_dir is not None:
+        from nas.search._records import write_json
+
+        write_json(run_dir / "prescreen.json", summary)
+    return summary
+
+
+def run_prescreen(study: optuna.Study, config: RunConfig, run_dir: Path) -> dict[str, Any] | None:
+    """:func:`prescreen` as ``nas search`` runs it: candidates scored as the trials will be
+    trained (the dataset's input and classes, the proxy width; a tabular run's genotype as
+    it is), with the run's :class:`TrialScorer`."""
+    if config.proxies is None or config.proxies.prescreen is None:
+        return None
+    from nas.search._evaluate import Evaluator
+
+    evaluator = Evaluator(config, run_dir, "prescreen", halving=None, deadline=None)
+    names = config.proxies.prescreen.proxies
+
+    def genotype(values: dict[str, Any]) -> Genotype:
+        made = config.space.make_genotype(values)
+        return made if config.tabular is not None else evaluator.proxy(made)
+
+    def scorer(g: Genotype) -> Mapping[str, float]:
+        return {n: s.value for n, s in evaluator.scorer().score(g, names).items()}
+
+    return prescreen(study, config, run_dir, genotype=genotype, scorer=scorer)
+
+
+def _plain(value: Any) -> Any:
+    from nas.search._space import _plain as plain
+
+    value = plain(value)
+    return None if isinstance(value, float) and math.isnan(value) else value

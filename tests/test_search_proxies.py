@@ -1,0 +1,133 @@
+"""Zero-cost proxies in a search: pre-screening, proxy objectives and constraints, recorded
+scores and their rank correlation in nas analyze. Tabular NAS-Bench-201 runs (milliseconds a
+trial; skipped without the table) with static proxies, and one tiny trained run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+import nas
+from nas.cli import main
+from nas.search import load_config, read_trials, run_search
+from nas.search._proxies import sample_candidates
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE = ROOT.parent / "shared" / "data" / "nasbench201" / "nb201_cifar.csv"
+needs_table = pytest.mark.skipif(not TABLE.is_file(), reason=f"NAS-Bench-201 table absent: {TABLE}")
+
+
+def nb201_config(tmp_path: Path, *, seeds: bool = True, **overrides) -> Path:
+    data = yaml.safe_load((ROOT / "search_spaces" / "nb201.yaml").read_text())
+    data["space"]["genotype"] = str(ROOT / "genotypes" / "nb201.yaml")
+    data["tabular"]["table"] = str(TABLE)
+    if not seeds:
+        del data["space"]["seeds"]
+    data.update(overrides)
+    path = tmp_path / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@needs_table
+def test_prescreen_enqueues_its_top_k_first(tmp_path, capsys):
+    config_path = nb201_config(tmp_path, seeds=False, name="screened", sampler="random", trials=6,
+                               proxies={"prescreen": {"proxy": "params", "candidates": 25, "top": 3}})
+    config = load_config(config_path)
+    # Independently: the same 25 candidates, ranked by their parameter count.
+    candidates = sample_candidates(config, 25, seed=config.seed)
+    assert len(candidates) == 25
+    counts = [nas.analyze(config.space.make_genotype(v)).params for v in candidates]
+    ranked = sorted(range(25), key=lambda i: -counts[i])[:3]
+    assert main(["search", str(config_path), "--runs", str(tmp_path / "runs"), "--no-progress"]) == 0
+    assert "pre-screen: scored 25 candidates with params" in capsys.readouterr().out
+    records = read_trials(tmp_path / "runs" / "screened")
+    first = [r["params"] for r in records[:3]]
+    assert first == [config.space.encode(candidates[i]) for i in ranked]
+    summary = json.loads((tmp_path / "runs" / "screened" / "prescreen.json").read_text())
+    assert [e["scores"]["params"] for e in summary["enqueued"]] == sorted(counts, reverse=True)[:3]
+    assert summary["seconds"] > 0 and summary["candidates"] == 25
+    # Resuming does not pre-screen again.
+    assert main(["search", str(config_path), "--runs", str(tmp_path / "runs"), "--resume",
+                 "--trials", "8", "--no-progress"]) == 0
+    assert "pre-screen" not in capsys.readouterr().out
+    assert len(read_trials(tmp_path / "runs" / "screened")) == 8
+    assert main(["analyze", str(tmp_path / "runs" / "screened")]) == 0
+    report = (tmp_path / "runs" / "screened" / "report.md").read_text()
+    assert "Pre-screening scored 25 random candidates with params in" in report
+
+
+@needs_table
+def test_prescreen_comes_after_the_seeds(tmp_path):
+    config = load_config(nb201_config(tmp_path, trials=5, sampler="random",
+                                      proxies={"prescreen": {"proxy": ["params", "macs"],
+                                                             "candidates": 10, "top": 2}}))
+    summary = run_search(config, runs_dir=tmp_path / "runs", progress=False)
+    records = read_trials(summary.run_dir)
+    assert [r["seed"] for r in records[:3]] == ["resnet_basic", "resnet_bottleneck", "all_conv3x3"]
+    assert summary.prescreen["top"] == 2
+    screened = [e["values"] for e in summary.prescreen["enqueued"]]
+    assert [config.space.decode(r["params"]) for r in records[3:5]] == screened
+
+
+@needs_table
+def test_recorded_proxies_objectives_constraints_and_their_correlation(tmp_path):
+    config_path = nb201_config(
+        tmp_path, name="scored", sampler="random", trials=24,
+        objectives=["table_accuracy", "proxy.params"],
+        proxies={"record": ["macs"], "constraints": {"params": {"max": 1_000_000}}})
+    summary = run_search(config_path, runs_dir=tmp_path / "runs", progress=False)
+    records = read_trials(summary.run_dir)
+    evaluated = [r for r in records if r["status"] != "duplicate"]
+    for r in evaluated:
+        params = nas.analyze(nas.load_genotype(summary.run_dir / "trials" / f"{r['trial']:04d}"
+                                               / "genotype.yaml")).params
+        assert r["proxies"]["params"] == params and set(r["proxies"]) == {"params", "macs"}
+        if params > 1_000_000:
+            assert (r["state"], r["status"]) == ("pruned", "constraint")
+            assert "proxy constraint: params" in r["end_reason"]
+        else:
+            assert r["state"] == "complete" and r["values"] == [r["table"]["cifar10_valid"], params]
+    assert any(r["state"] == "pruned" for r in evaluated) and any(r["state"] == "complete" for r in evaluated)
+
+    from nas.proxies import spearman
+    from nas.results import analyze
+
+    result = analyze(summary.run_dir)
+    frame = result.frame
+    done = frame[(frame["state"] == "complete") & frame["duplicate_of"].isna()]
+    expected = spearman(done["proxy.macs"], done["table.cifar10_test"])
+    report = (summary.run_dir / "report.md").read_text()
+    assert "## Zero-cost proxies" in report
+    line = next(line for line in report.splitlines() if line.startswith("| macs"))
+    assert f"{expected:.3f} /" in line
+
+
+def test_trained_run_records_data_dependent_proxies(tmp_path):
+    from tests.test_search import tiny_config
+
+    config = tiny_config(tmp_path, trials=3, proxies={"record": ["naswot", "synflow"], "batch": 16})
+    summary = run_search(config, runs_dir=tmp_path / "runs", progress=False)
+    for r in read_trials(summary.run_dir):
+        assert r["state"] == "complete"
+        assert set(r["proxies"]) == {"naswot", "synflow"}
+        assert all(v is None or isinstance(v, float) for v in r["proxies"].values())
+        assert r["proxies"]["synflow"] is not None
+
+
+@needs_table
+@pytest.mark.parametrize("proxies, where, fragment", [
+    ({"record": ["nope"]}, "proxies.record[0]", "unknown proxy 'nope'; valid: "),
+    ({"record": ["naswot"]}, "proxies.data", "a tabular run has no dataset"),
+    ({"prescreen": {"proxy": "params", "candidates": 3, "top": 5}}, "proxies.prescreen.top",
+     "must be at most candidates (3)"),
+    ({"constraints": {"params": {"least": 3}}}, "proxies.constraints.params", "must be a mapping with min"),
+])
+def test_bad_proxy_sections_are_one_line(tmp_path, capsys, proxies, where, fragment):
+    path = nb201_config(tmp_path, proxies=proxies)
+    assert main(["search", str(path), "--runs", str(tmp_path / "runs"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"{path}: {where}: {fragment}")
