@@ -333,7 +333,7 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
 
     retrain = parse_retrain(data.get("retrain"), file=file)
     proxies = parse_proxies(data.get("proxies"), objectives=objectives, file=file, base=base,
-                            trained=tabular is None)
+                            trained=tabular is None, paths=_DATASET_PATHS)
     if proxies is not None and "proxies" in data and proxies.data is not None:
         frozen["proxies"] = {**dict(data["proxies"]), "data": dict(proxies.data)}
 

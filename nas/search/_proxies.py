@@ -105,8 +105,9 @@ def _count(value: Any, low: int, file: str, where: str) -> int:
 
 
 def parse_proxies(value: Any, *, objectives: Sequence[str], file: str, base: Path,
-                  trained: bool) -> ProxySettings | None:
+                  trained: bool, paths: Sequence[str] = ("root",)) -> ProxySettings | None:
     """Validate the ``proxies`` section (``None`` when absent and no objective is a proxy).
+    Dataset options named in ``paths`` are made absolute, relative to ``base``.
 
     Raises:
         ConfigError: naming the key, for an unknown key or proxy, a bad count or bound, or a
@@ -169,8 +170,9 @@ def parse_proxies(value: Any, *, objectives: Sequence[str], file: str, base: Pat
             raise ConfigError("must be a dataset name or a mapping with 'name' and options",
                               file=file, path="proxies.data")
         data = dict(data)
-        if isinstance(data.get("root"), str):
-            data["root"] = str((base / data["root"]).resolve())
+        for key in paths:
+            if isinstance(data.get(key), str):
+                data[key] = str((base / Path(data[key]).expanduser()).resolve())
     batch = _count(value.get("batch", 64), 2, file, "proxies.batch")
     settings = ProxySettings(tuple(dict.fromkeys(record)), data, batch, constraints, screen)
     if data is None and not trained and settings.needs_data:
