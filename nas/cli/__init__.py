@@ -53,6 +53,11 @@ def disk_full_message(error: OSError) -> str:
             "run the command again (nas search and nas train: add --resume)")
 
 
+def exhausted_message(error: BaseException) -> str:
+    """The line for an input that exhausted the stack or memory despite the checks."""
+    return f"input too large or nested too deeply to process ({type(error).__name__})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -64,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (RecursionError, MemoryError) as error:  # a limit the input checks did not foresee
+        print(NasError(exhausted_message(error), file=getattr(args, "file", None)), file=sys.stderr)
+        return 2
     except OSError as error:
         from nas.io import is_disk_full
 

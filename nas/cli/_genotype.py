@@ -173,6 +173,12 @@ def run_validate(args: argparse.Namespace) -> int:
             failed += 1
             print(error, file=sys.stderr)
             continue
+        except (RecursionError, MemoryError) as error:  # a limit the checks did not foresee
+            from nas.cli import exhausted_message
+
+            failed += 1
+            print(NasError(exhausted_message(error), file=file), file=sys.stderr)
+            continue
         print(f"{file}: ok ({stats.params:,} params, {stats.macs / 1e9:.3f} GMACs)")
     return 2 if failed else 0
 
