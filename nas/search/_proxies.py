@@ -265,15 +265,19 @@ def sample_candidates(config: RunConfig, count: int, *, seed: int) -> list[dict[
 
 
 def prescreen(study: optuna.Study, config: RunConfig, run_dir: Path | None, *,
-              genotype: Callable[[dict[str, Any]], Genotype],
-              scorer: Callable[[Genotype], Mapping[str, float]] | None = None) -> dict[str, Any] | None:
+              genotype: Callable[[dict[str, Any]], Any],
+              scorer: Callable[[Any], Mapping[str, float]] | None = None,
+              candidates: Sequence[dict[str, Any]] | None = None) -> dict[str, Any] | None:
     """Pre-screen (see the module docstring) once per study; returns its summary, or ``None``
     when the config has no pre-screen or the study was pre-screened before.
 
     Args:
-        genotype: The network a candidate is scored as (the trained genotype).
-        scorer: ``genotype -> {proxy: value}`` (NaN when undefined); default: the run's
-            :class:`TrialScorer`. A benchmark may pass cached scores.
+        genotype: What a candidate (label -> value) is scored as: the trained genotype (a
+            benchmark may pass any key its ``scorer`` understands).
+        scorer: ``genotype(values) -> {proxy: value}`` (NaN when undefined); default: the
+            run's :class:`TrialScorer`. A benchmark may pass cached scores.
+        candidates: The candidates to score; default: ``candidates`` of them drawn by
+            :func:`sample_candidates` with the run's seed.
     """
     screen = config.proxies.prescreen if config.proxies is not None else None
     if screen is None or study.user_attrs.get(PRESCREEN_ATTR):
@@ -289,7 +293,8 @@ def prescreen(study: optuna.Study, config: RunConfig, run_dir: Path | None, *,
 
     from nas.errors import NasError
 
-    candidates = sample_candidates(config, screen.candidates, seed=config.seed)
+    if candidates is None:
+        candidates = sample_candidates(config, screen.candidates, seed=config.seed)
     columns: dict[str, list[float]] = {n: [] for n in screen.proxies}
     for values in candidates:
         try:
