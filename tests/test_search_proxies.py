@@ -131,3 +131,29 @@ def test_bad_proxy_sections_are_one_line(tmp_path, capsys, proxies, where, fragm
     assert main(["search", str(path), "--runs", str(tmp_path / "runs"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith(f"{path}: {where}: {fragment}")
+
+
+@needs_table
+def test_prescreen_of_given_candidates_with_a_given_scorer(tmp_path):
+    import optuna
+
+    from nas.search._proxies import PRESCREEN_ATTR, prescreen
+    from nas.tabular import Cell, NB201Table
+
+    config = load_config(nb201_config(tmp_path, seeds=False, proxies={
+        "prescreen": {"proxy": ["params", "macs"], "candidates": 5, "top": 2, "method": "log"}}))
+    table = NB201Table.load(TABLE)
+    candidates = [table.cell(i).params() for i in (10, 20, 30, 40, 50)]
+    scores = {10: (1.0, 5.0), 20: (5.0, 4.0), 30: (4.0, float("nan")), 40: (3.0, 3.0), 50: (2.0, 1.0)}
+    by_text = {table.cell(i).to_str(): {"params": p, "macs": m} for i, (p, m) in scores.items()}
+    study = optuna.create_study(direction="maximize")
+    summary = prescreen(study, config, None, genotype=lambda v: Cell.from_params(v).to_str(),
+                        scorer=lambda text: by_text[text], candidates=candidates)
+    # log-rank sums (NaN ranks last): 20: log(5/5)+log(4/5) = -0.22, 40: 2 log(3/5) = -1.02,
+    # 10: log(1/5)+log(5/5) = -1.61, 30 and 50: -1.83
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    enqueued = [config.space.decode(t.system_attrs["fixed_params"]) for t in waiting]
+    assert [Cell.from_params(v) for v in enqueued] == [table.cell(20), table.cell(40)]
+    assert [t.user_attrs[PRESCREEN_ATTR] for t in waiting] == [1, 2]
+    assert summary["top"] == 2 and study.user_attrs[PRESCREEN_ATTR]["candidates"] == 5
+    assert prescreen(study, config, None, genotype=str, candidates=candidates) is None  # once
