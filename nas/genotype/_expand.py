@@ -13,8 +13,9 @@ instead of exhausting memory. The graph is acyclic by construction.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
-import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +120,13 @@ class _Expander:
         self.nesting = 0
         # parameter values as expressions see them (lists), converted once per expansion
         self.params = {k: list(v) if isinstance(v, tuple) else v for k, v in genotype.params.items()}
+        # block expansions already made in this expansion, replayed under a new path (_Replay)
+        self.added: list[str] = []  # op nodes in the order they were added
+        self.replays: dict[tuple, _Replay | None] = {}
+        self.deepest_nesting = 0
+        self.deepest_stack = 0
+        self.longest_path = 0
+        self.blocks_used: set[str] = set()
 
     # -------------------------------------------------------------- names
 
@@ -263,6 +271,7 @@ class _Expander:
     def apply(self, value: Any, sources: list[str], path: str, local: Mapping[str, Any]) -> str:
         layer = self.as_layer(value)
         self.budget.charge()
+        self.longest_path = max(self.longest_path, len(path))
         if len(path) > self.limits.max_path:
             raise GenotypeError(f"node path longer than {self.limits.max_path} characters", path=path[:200] + "...")
         if self.nesting >= self.limits.max_nesting:
@@ -270,6 +279,7 @@ class _Expander:
                 f"layers nested deeper than {self.limits.max_nesting} (blocks, seq and repeat)", path=path
             )
         self.nesting += 1
+        self.deepest_nesting = max(self.deepest_nesting, self.nesting)
         try:
             if layer.name in FORMS:
                 return self.form(layer, sources, path, local)
@@ -295,6 +305,7 @@ class _Expander:
         )
         for port, source in enumerate(sources):
             self.graph.add_edge(source, path, port=port)
+        self.added.append(path)
         return path
 
     def _count(self, params: int, shape: tuple) -> None:
@@ -344,11 +355,26 @@ class _Expander:
                 local[name] = block.default_expression(name, default).evaluate(_Scope(self, local, shapes))
             else:
                 local[name] = list(default) if isinstance(default, tuple) else default
+        key = _replay_key(block.name, local, shapes)
+        replay = self.replays.get(key) if key is not None else None
+        if replay is not None and replay.fits(self, path):
+            return replay.apply(self, sources, path)
+        start = (len(self.added), self.budget.used, self.nesting, len(self.stack))
+        outer = (self.deepest_nesting, self.deepest_stack, self.longest_path, self.blocks_used)
+        self.deepest_nesting, self.deepest_stack, self.longest_path = self.nesting, len(self.stack) + 1, 0
+        self.blocks_used = {block.name}
         self.stack.append(block.name)
         try:
             output, _ = self.body(block.nodes, dict(zip(block.inputs, sources)), path + ".", local)
+            if key is not None and key not in self.replays:
+                self.replays[key] = _Replay.record(self, start, sources, path, output)
         finally:
             self.stack.pop()
+            inner = (self.deepest_nesting, self.deepest_stack, self.longest_path, self.blocks_used)
+            self.deepest_nesting = max(outer[0], inner[0])
+            self.deepest_stack = max(outer[1], inner[1])
+            self.longest_path = max(outer[2], inner[2])
+            self.blocks_used = outer[3] | inner[3]
         return output
 
     def form(self, layer: Layer, sources: list[str], path: str, local: Mapping[str, Any]) -> str:
@@ -383,6 +409,112 @@ class _Expander:
         for index, item in enumerate(layers):
             current = [self.apply(item, current, f"{path}.{index}", local)]
         return current[0]
+
+
+_REPLAY_ITEMS = 256  # arguments holding more items than this are not worth a replay key
+
+
+def _replay_key(block: str, local: Mapping[str, Any], shapes: list[tuple]) -> tuple | None:
+    """What a block's expansion depends on besides the genotype's parameters (fixed during one
+    expansion): its name, its resolved arguments (types included: 1, 1.0 and True differ) and
+    its input shapes. ``None`` when an argument is too large or of an unexpected kind."""
+    budget = [_REPLAY_ITEMS]
+
+    def freeze(value: Any) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise TypeError
+        if isinstance(value, (list, tuple)):
+            return (type(value).__name__, tuple(freeze(v) for v in value))
+        if isinstance(value, Layer):
+            kwargs = tuple((k, freeze(v)) for k, v in value.kwargs)
+            return ("layer", value.name, freeze(value.args), kwargs, value.applied)
+        if isinstance(value, float):
+            return ("float", repr(value))
+        if isinstance(value, (bool, int, str, type(None))):
+            return (type(value).__name__, value)
+        raise TypeError
+
+    try:
+        return (block, tuple((k, freeze(v)) for k, v in local.items()), tuple(shapes))
+    except TypeError:
+        return None
+
+
+@dataclass(frozen=True)
+class _Replay:
+    """A block expansion recorded once and replayed for later calls with the same key: the same
+    nodes, data and edges under another path, charged the same work, and only where the
+    original's limits (nesting, block depth, path length, recursion) hold at the new place."""
+
+    nodes: tuple[tuple[str, dict[str, Any], tuple[tuple[bool, Any], ...]], ...]  # suffix, data, inputs
+    output: tuple[bool, Any]  # (True, source index) or (False, suffix)
+    work: int
+    nesting: int  # deepest layer nesting below the call
+    stack: int  # deepest block stack below the call
+    suffix: int  # longest path suffix applied below the call
+    blocks: frozenset[str]
+
+    @classmethod
+    def record(cls, expander: _Expander, start: tuple[int, int, int, int], sources: list[str],
+               path: str, output: str) -> _Replay | None:
+        first, used, nesting, stack = start
+        prefix = path + "."
+        index = {source: i for i, source in enumerate(sources)}
+        if len(index) < len(sources):  # one node given twice: which input a node reads is ambiguous
+            return None
+
+        def ref(node: str) -> tuple[bool, Any] | None:
+            if node in index:
+                return (True, index[node])
+            return (False, node[len(prefix):]) if node.startswith(prefix) else None
+
+        nodes = []
+        for node in expander.added[first:]:
+            data = dict(expander.graph.nodes[node])
+            inputs = tuple(ref(s) for s in data["inputs"])
+            if not node.startswith(prefix) or None in inputs:
+                return None
+            nodes.append((node[len(prefix):], data, inputs))
+        out = ref(output)
+        if out is None:
+            return None
+        return cls(
+            tuple(nodes), out, expander.budget.used - used, expander.deepest_nesting - nesting,
+            expander.deepest_stack - stack, max(0, expander.longest_path - len(prefix)),
+            frozenset(expander.blocks_used),
+        )
+
+    def fits(self, expander: _Expander, path: str) -> bool:
+        limits = expander.limits
+        return (
+            expander.nesting + self.nesting <= limits.max_nesting
+            and len(expander.stack) + self.stack <= limits.max_depth
+            and len(path) + 1 + self.suffix <= limits.max_path
+            and self.blocks.isdisjoint(expander.stack)
+        )
+
+    def apply(self, expander: _Expander, sources: list[str], path: str) -> str:
+        expander.budget.charge(self.work)
+        expander.blocks_used |= self.blocks
+        expander.deepest_nesting = max(expander.deepest_nesting, expander.nesting + self.nesting)
+        expander.deepest_stack = max(expander.deepest_stack, len(expander.stack) + self.stack)
+        expander.longest_path = max(expander.longest_path, len(path) + 1 + self.suffix)
+        prefix = path + "."
+        graph = expander.graph
+        for suffix, data, inputs in self.nodes:
+            node = prefix + suffix
+            try:
+                expander._count(data["params"], data["shape"])
+            except GenotypeError as error:
+                raise error.located(path=node)
+            resolved = tuple(sources[i] if is_source else prefix + i for is_source, i in inputs)
+            graph.add_node(node, **{**data, "args": dict(data["args"]), "inputs": resolved})
+            for port, source in enumerate(resolved):
+                graph.add_edge(source, node, port=port)
+            expander.added.append(node)
+        is_source, value = self.output
+        return sources[value] if is_source else prefix + value
 
 
 def _value(argument: Any, **bindings: Any) -> Any:
@@ -447,20 +579,45 @@ def _derive_bias(graph: nx.DiGraph) -> None:
 
 
 def graph_hash(graph: nx.DiGraph, iterations: int = 4) -> str:
-    """Weisfeiler-Lehman hash of the primitive graph, invariant to node names."""
-    labelled = nx.DiGraph()
+    """Weisfeiler-Lehman hash of the primitive graph, invariant to node names.
+
+    Nodes are labelled ``op(args)shape`` (plus ``outN`` on outputs); an edge carries its input
+    port where input order matters. The result equals networkx 3.5's
+    ``weisfeiler_lehman_graph_hash(labelled, node_attr="label", edge_attr="port",
+    iterations=4, digest_size=16)`` of that labelled graph (kept identical, so hashes stored in
+    existing runs stay valid); it is computed here directly, without building the labelled
+    copy, in time linear in the graph's size per iteration."""
     position: dict[str, int] = {}
     for index, node in enumerate(graph.graph.get("outputs", [])):
         position.setdefault(node, index)
+    labels: dict[str, str] = {}
     for node, data in graph.nodes(data=True):
         args = ",".join(f"{k}={data['args'][k]!r}" for k in sorted(data["args"]))
         marker = f"out{position[node]}" if node in position else ""
-        labelled.add_node(node, label=f"{data['op']}({args}){data['shape']}{marker}")
+        labels[node] = f"{data['op']}({args}){data['shape']}{marker}"
+    successors: dict[str, list[tuple[str, str]]] = {node: [] for node in labels}
+    predecessors: dict[str, list[tuple[str, str]]] = {node: [] for node in labels}
+    ordered: dict[str, bool] = {}
     for source, target, data in graph.edges(data=True):
-        commutative = graph.nodes[target]["op"] == "input" or ops.get(graph.nodes[target]["op"]).commutative
-        labelled.add_edge(source, target, port="" if commutative else str(data["port"]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # networkx notes a 3.5 change for DiGraphs
-        return nx.weisfeiler_lehman_graph_hash(
-            labelled, node_attr="label", edge_attr="port", iterations=iterations, digest_size=16
-        )
+        op = graph.nodes[target]["op"]
+        if op not in ordered:
+            ordered[op] = op != "input" and not ops.get(op).commutative
+        port = str(data["port"]) if ordered[op] else ""
+        successors[source].append((port, target))
+        predecessors[target].append((port, source))
+    counts: list[tuple[str, int]] = []
+    for _ in range(iterations):
+        labels = {
+            node: _digest(
+                label
+                + "".join(sorted([port + labels[other] for port, other in successors[node]]))
+                + "".join(sorted([port + labels[other] for port, other in predecessors[node]]))
+            )
+            for node, label in labels.items()
+        }
+        counts.extend(sorted(Counter(labels.values()).items()))
+    return _digest(str(tuple(counts)))
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("ascii"), digest_size=16).hexdigest()
