@@ -81,6 +81,25 @@ def test_torchvision_dataset_without_files_offline_says_where_to_put_them(
     assert str(tmp_path) in message and "put" in message
 
 
+def test_torchvision_class_names_travel_with_the_data(tmp_path: Path) -> None:
+    import struct
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, count in (("train", 30), ("t10k", 10)):
+        pixels = np.arange(count * 28 * 28, dtype=np.uint8)
+        header = struct.pack(">IIII", 0x0803, count, 28, 28)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(header + pixels.tobytes())
+        labels = (np.arange(count) % 10).astype(np.uint8)
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            struct.pack(">II", 0x0801, count) + labels.tobytes()
+        )
+    data = load_dataset("mnist", root=tmp_path, download=False, val_split="test")
+    assert data.classes[:2] == ("0 - zero", "1 - one") and len(data.classes) == 10
+    assert len(data.train_labels) == 30 and len(data.val_labels) == 10
+    assert load_dataset("digits").classes == tuple("0123456789")
+
+
 @pytest.mark.skipif(not MNIST.is_dir(), reason=f"reference data absent: {MNIST}")
 def test_idx_reads_the_mnist_test_set() -> None:
     images = read_idx(MNIST / "t10k-images-idx3-ubyte.gz")

@@ -110,6 +110,7 @@ def _load_torchvision(name: str, root: str | Path | None, download: bool) -> Raw
     test = _torchvision_split(source, name, folder, False, download)
     images, labels = _as_tensors(train)
     test_images, test_labels = _as_tensors(test)
+    names = tuple(str(c) for c in getattr(train, "classes", ()))
     return RawData(
         images=images,
         labels=labels,
@@ -117,6 +118,7 @@ def _load_torchvision(name: str, root: str | Path | None, download: bool) -> Raw
         flip=source.flip,
         test_images=test_images,
         test_labels=test_labels,
+        classes=names if len(names) == source.num_classes else None,
     )
 
 
