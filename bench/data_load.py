@@ -9,7 +9,10 @@ workers). Budget: a cached load under 1 s; the first decode is reported (no budg
 Decoding while reading, in one process (``--workers 0``), is the baseline of the ratio
 column; N > 0 decodes in N forked processes while the main one reads the archive.
 
-    python bench/data_load.py [--archive FILE] [--workers 0,1,2] [--repeats 5]
+    python bench/data_load.py [--archive FILE] [--workers 0,1,2] [--repeats 5] [--cache DIR]
+
+``--cache DIR`` keeps the cache in DIR (else a temporary folder, removed at the end);
+``--workers ''`` then times only the cached loads of an existing entry.
 """
 
 from __future__ import annotations
@@ -44,22 +47,24 @@ def main() -> None:
                         help="decoding processes besides the reading one to try, e.g. 0,1,2")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--cache", type=Path,
+                        help="cache folder to use and keep (emptied before each first decode)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not args.archive.is_file():
         raise SystemExit(f"{args.archive}: not found (the shared CIFAR-10 archive)")
-    cache = Path(tempfile.mkdtemp(prefix="nas-data-bench-"))
+    cache = args.cache or Path(tempfile.mkdtemp(prefix="nas-data-bench-"))
     print(f"archive: {args.archive} ({args.archive.stat().st_size / 1e6:.1f} MB); "
           f"cores: {os.cpu_count()}; load average before: {os.getloadavg()[0]:.2f}; "
           f"torch threads: {args.threads}")
     try:
         rows = []
-        for workers in [int(w) for w in args.workers.split(",")]:
+        for workers in [int(w) for w in args.workers.split(",") if w.strip()]:
             shutil.rmtree(cache, ignore_errors=True)
             seconds, _ = timed(lambda: load_folder(root=args.archive, cache=cache,
                                                    decode_workers=workers))
             rows.append((f"first decode, {workers} decoding process(es)", seconds))
-        baseline = rows[0][1]
+        baseline = rows[0][1] if rows else 0.0
         cases = {
             "cached: cache read only (load_folder)":
                 lambda: load_folder(root=args.archive, cache=cache),
@@ -78,11 +83,13 @@ def main() -> None:
         print(f"{'what':44} {'seconds':>8} {'vs 0 processes':>17} {'budget':>8}")
         for label, seconds in rows:
             budget = f"< {BUDGET:g} s" if label.startswith("cached") else "report"
-            print(f"{label:44} {seconds:8.2f} {seconds / baseline:17.3f} {budget:>8}")
+            ratio = f"{seconds / baseline:17.3f}" if rows[0][0].startswith("first") else f"{'-':>17}"
+            print(f"{label:44} {seconds:8.2f} {ratio} {budget:>8}")
         print(f"{data!r}; classes {', '.join(data.classes)}")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
     finally:
-        shutil.rmtree(cache, ignore_errors=True)
+        if args.cache is None:
+            shutil.rmtree(cache, ignore_errors=True)
 
 
 if __name__ == "__main__":

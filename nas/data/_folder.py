@@ -191,8 +191,8 @@ def load_folder(
             every load.
         decode_workers: Decoding processes besides the one reading the source (``0``:
             decode while reading). Default: one per CPU core, at most 4 (the reading
-            process mostly waits for them: on 2 busy cores, 2 decoded CIFAR-10 in 0.72 of the
-            time of none, 1 in 0.84; ``bench/data_load.py``).
+            process mostly waits for them: on 2 busy cores, 2 decoded CIFAR-10 in 0.66-0.72
+            of the time of none, 1 in 0.84-1.01; ``bench/data_load.py``).
         max_members, max_decoded_bytes: Bounds on the work a source may cause
             (:class:`~nas.data._members.Limits`).
 
