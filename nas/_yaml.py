@@ -4,7 +4,8 @@ Loading uses PyYAML's safe constructor, tightened: duplicate keys and anchors/al
 errors (aliases let a small file expand into a huge document), as are files over 1 MiB,
 documents nested deeper than :data:`MAX_DEPTH` levels (checked while composing, so a file of
 ``[[[[...`` fails after a few events instead of exhausting the stack) and any tag outside the
-YAML core schema (``!!python/...``). Files are read only when they are regular files, and never
+YAML core schema (``!!python/...``). A number with an exponent is a number as in YAML 1.2
+(``1.0e6``, ``1e-3``), where PyYAML's YAML 1.1 rules would read a string. Files are read only when they are regular files, and never
 more than ``MAX_FILE_BYTES + 1`` bytes whatever the file system reports (``/dev/zero`` and
 ``/dev/stdin`` are refused, a growing file is cut at the cap and rejected).
 
@@ -17,6 +18,7 @@ about a second. Dumping writes block style with short lists of scalars in flow s
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,14 @@ for _loader in {_StrictLoader, _LOADER}:  # the constructor table is per class, 
     _loader.add_constructor("tag:yaml.org,2002:float", _StrictComposer.construct_yaml_float)
 
 
+# YAML 1.2 floats that PyYAML's YAML 1.1 rules read as strings: an exponent without a dot or
+# without a sign (``1e6``, ``1.0e6``, ``1e-3``). Read as floats, and quoted when a string of
+# that form is dumped, so text and data round-trip.
+_FLOAT_12 = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$")
+for _cls in {_StrictLoader, _LOADER}:
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+
+
 def load_yaml(text: str, *, file: str | None = None, error: type[NasError] = NasError) -> Any:
     """Parse YAML text; raise ``error`` (one line, with the line number) on any problem."""
     if len(text) > MAX_FILE_BYTES:
@@ -216,6 +226,7 @@ def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
 
 
+_Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
 _Dumper.add_representer(list, _represent_list)
 _Dumper.add_representer(tuple, _represent_list)
 

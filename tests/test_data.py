@@ -278,7 +278,7 @@ def test_root_is_where_idx_and_npz_read_relative_names(tmp_path: Path) -> None:
     assert torch.equal(from_idx.train_images, from_npz.train_images)
     with pytest.raises(ConfigError) as error:
         load_dataset("idx", root=tmp_path / "elsewhere", images="x.idx", labels="y.idx")
-    assert error.value.file == str(tmp_path / "elsewhere" / "x.idx")
+    assert error.value.path == "images" and str(tmp_path / "elsewhere" / "x.idx") in str(error.value)
 
 
 def test_nas_train_root_for_idx(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

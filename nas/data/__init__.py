@@ -28,6 +28,7 @@ from nas.data._dataset import Dataset, RawData, stratified_order
 from nas.data._files import read_idx
 from nas.data._pipeline import DeviceLoader
 from nas.data._registry import (
+    check_dataset,
     check_dataset_options,
     dataset_names,
     load_dataset,
@@ -40,6 +41,7 @@ __all__ = [
     "Dataset",
     "DeviceLoader",
     "RawData",
+    "check_dataset",
     "check_dataset_options",
     "dataset_names",
     "default_root",

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
 from nas.errors import ConfigError
 
-__all__ = ["Dataset", "RawData", "prepare", "select_rows", "stratified_order"]
+__all__ = ["Dataset", "RawData", "check_split_options", "prepare", "select_rows", "stratified_order"]
 
 ValSplit = Literal["holdout", "test"]
 
@@ -208,6 +208,35 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     return tuple((mean / 255).tolist()), tuple((std / 255).tolist())
 
 
+#: Largest ``resolution`` (a 4096 x 4096 image is already 16 M pixels per channel).
+MAX_RESOLUTION = 4096
+#: Largest ``subset`` and ``val_subset``.
+MAX_IMAGES = 10**9
+
+
+def check_split_options(*, val_split: Any = "holdout", val_fraction: Any = 0.2, subset: Any = None,
+                        val_subset: Any = None, resolution: Any = None,
+                        seed: Any = 0) -> dict[str, Any]:
+    """Check the options :func:`prepare` shares across sources (see :func:`nas.data.load_dataset`)
+    and return them normalised (an integral float such as ``1.0e3`` becomes an int).
+
+    Raises:
+        ConfigError: naming the option.
+    """
+    from nas import _checks
+
+    if val_split not in ("holdout", "test"):
+        raise ConfigError(f"must be 'holdout' or 'test', got {val_split!r}", path="val_split")
+    out = {"val_split": val_split, "val_fraction": _checks.number(
+        val_fraction, path="val_fraction", low=0.0, high=1.0, low_open=True, high_open=True)}
+    for key, value, high in (("subset", subset, MAX_IMAGES), ("val_subset", val_subset, MAX_IMAGES),
+                             ("resolution", resolution, MAX_RESOLUTION)):
+        out[key] = None if value is None else _checks.number(value, path=key, low=1, high=high,
+                                                             integer=True)
+    out["seed"] = _checks.seed(seed, path="seed")
+    return out
+
+
 def prepare(
     raw: RawData,
     *,
@@ -225,13 +254,10 @@ def prepare(
         ConfigError: an option is out of range, or ``val_split="test"`` for a source
             without a test split.
     """
-    if val_split not in ("holdout", "test"):
-        raise ConfigError(f"must be 'holdout' or 'test', got {val_split!r}", path="val_split")
-    if not 0.0 < val_fraction < 1.0:
-        raise ConfigError(f"must lie in (0, 1), got {val_fraction!r}", path="val_fraction")
-    for key, value in (("subset", subset), ("val_subset", val_subset), ("resolution", resolution)):
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ConfigError(f"must be a positive integer, got {value!r}", path=key)
+    checked = check_split_options(val_split=val_split, val_fraction=val_fraction, subset=subset,
+                                  val_subset=val_subset, resolution=resolution, seed=seed)
+    subset, val_subset, resolution = checked["subset"], checked["val_subset"], checked["resolution"]
+    seed = checked["seed"]
     _check_split(name, "source", raw.images, raw.labels, raw.num_classes)
     generator = torch.Generator().manual_seed(seed)
     if val_split == "test":

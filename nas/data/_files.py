@@ -117,7 +117,31 @@ def _under(root: str | Path | None, path: str | Path | None) -> str | Path | Non
     return Path(root).expanduser() / Path(path).expanduser()
 
 
-@register_dataset("idx")
+def _need_files(kind: str, *paths: tuple[str, str | Path | None]) -> None:
+    """Each (option, path) given must be a regular file (``kind`` names them in the message)."""
+    for option, path in paths:
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"no {kind} file {str(path)!r}", path=option)
+
+
+def _check_idx(*, images: str | Path, labels: str | Path, test_images: str | Path | None = None,
+               test_labels: str | Path | None = None, num_classes: int | None = None,
+               flip: bool = False, root: str | Path | None = None) -> None:
+    if (test_images is None) != (test_labels is None):
+        raise ConfigError("give both test_images and test_labels, or neither", path="test_images")
+    _need_files("IDX", *((k, _under(root, v)) for k, v in (
+        ("images", images), ("labels", labels), ("test_images", test_images),
+        ("test_labels", test_labels))))
+
+
+def _check_npz(*, path: str | Path, layout: str | None = None, num_classes: int | None = None,
+               flip: bool = False, root: str | Path | None = None) -> None:
+    if layout not in (None, "NCHW", "NHWC"):
+        raise ConfigError(f"must be 'NCHW' or 'NHWC', got {layout!r}", path="layout")
+    _need_files(".npz", ("path", _under(root, path)))
+
+
+@register_dataset("idx", check=_check_idx)
 def load_idx(
     *,
     images: str | Path,
@@ -151,7 +175,7 @@ def load_idx(
 _NPZ_KEYS = (("x_train", "y_train"), ("images", "labels"))
 
 
-@register_dataset("npz")
+@register_dataset("npz", check=_check_npz)
 def load_npz(
     *,
     path: str | Path,

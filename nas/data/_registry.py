@@ -12,10 +12,11 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from nas.data._dataset import Dataset, RawData, ValSplit, prepare
+from nas.data._dataset import Dataset, RawData, ValSplit, check_split_options, prepare
 from nas.errors import ConfigError
 
 __all__ = [
+    "check_dataset",
     "check_dataset_options",
     "dataset_names",
     "load_dataset",
@@ -29,14 +30,23 @@ _PROXY_OPTIONS = ("val_split", "val_fraction", "subset", "val_subset")
 SourceLoader = Callable[..., RawData]
 
 _LOADERS: dict[str, SourceLoader] = {}
+_CHECKS: dict[str, Callable[..., None]] = {}
 
 # Options handled by `prepare` for every source; a loader may also accept `resolution`
 # (an image folder resizes while reading, since its images may differ in size).
 _SHARED_OPTIONS = ("val_split", "val_fraction", "subset", "val_subset", "resolution", "seed")
 
 
-def register_dataset(name: str) -> Callable[[SourceLoader], SourceLoader]:
+def register_dataset(
+    name: str, *, check: Callable[..., None] | None = None
+) -> Callable[[SourceLoader], SourceLoader]:
     """Decorator adding a source loader under ``name``.
+
+    Args:
+        name: The dataset's name.
+        check: Called by :func:`check_dataset` with the source's options (as the loader
+            takes them) to say whether its files are there (or can be downloaded), without
+            reading them or writing anything; raises :class:`~nas.errors.ConfigError`.
 
     Raises:
         ValueError: ``name`` is already registered (a programming error, not user input).
@@ -46,6 +56,8 @@ def register_dataset(name: str) -> Callable[[SourceLoader], SourceLoader]:
         if name in _LOADERS:
             raise ValueError(f"dataset {name!r} is already registered")
         _LOADERS[name] = loader
+        if check is not None:
+            _CHECKS[name] = check
         return loader
 
     return add
@@ -118,21 +130,42 @@ def load_dataset(
     Raises:
         ConfigError: unknown name or option, missing files, or a bad option value.
     """
-    check_dataset_options(name, options)
+    shared = check_dataset(name, val_split=val_split, val_fraction=val_fraction, subset=subset,
+                           val_subset=val_subset, resolution=resolution, seed=seed, **options)
     loader = _LOADERS[name]
     if "resolution" in _loader_options(loader):
-        options["resolution"] = resolution
+        options["resolution"] = shared["resolution"]
     raw = loader(**options)
-    return prepare(
-        raw,
-        name=name,
-        val_split=val_split,
-        val_fraction=val_fraction,
-        subset=subset,
-        val_subset=val_subset,
-        resolution=resolution,
-        seed=seed,
-    )
+    return prepare(raw, name=name, **shared)
+
+
+def check_dataset(name: str, **options: Any) -> dict[str, Any]:
+    """Check what :func:`load_dataset` would be given, without loading or writing anything:
+    the name, every option against the source's signature and annotated types (numbers must
+    not be negative), the shared options' ranges, and the source's files (there, or for a
+    torchvision dataset, downloadable: a reachable server, unless ``NAS_OFFLINE`` is set).
+
+    Returns:
+        The shared options (``val_split``, ``val_fraction``, ``subset``, ``val_subset``,
+        ``resolution``, ``seed``), normalised.
+
+    Raises:
+        ConfigError: naming the option (``path`` is the option's name).
+    """
+    from nas._checks import check_options
+
+    check_dataset_options(name, options)
+    loader = _LOADERS[name]
+    shared = check_split_options(**{k: v for k, v in options.items() if k in _SHARED_OPTIONS})
+    own = {k: v for k, v in options.items() if k not in _SHARED_OPTIONS}
+    check_options(loader, own, path=None)
+    for key, value in own.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, (int, float)) and not isinstance(item, bool) and item < 0:
+                raise ConfigError(f"must not be negative, got {value!r}", path=key)
+    if name in _CHECKS:
+        _CHECKS[name](**own)
+    return shared
 
 
 def retrain_options(options: Mapping[str, Any]) -> dict[str, Any]:

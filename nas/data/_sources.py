@@ -6,6 +6,7 @@ scikit-learn are imported inside the loaders, so importing :mod:`nas.data` stays
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,23 +123,94 @@ def _load_torchvision(name: str, root: str | Path | None, download: bool) -> Raw
     )
 
 
+def offline() -> bool:
+    """Whether ``NAS_OFFLINE`` is set (to anything but ``""`` or ``"0"``): no download is tried."""
+    return os.environ.get("NAS_OFFLINE", "") not in ("", "0")
+
+
+@functools.lru_cache(maxsize=None)
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to ``url``'s host opens within ``timeout`` seconds."""
+    import socket
+    from urllib.parse import urlparse
+
+    parts = urlparse(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _torchvision_files(source: _TorchvisionSource, root: Path) -> tuple[list[Path], list[Path], str]:
+    """``(extracted files, archives, download URL)`` torchvision's class reads under ``root``."""
+    import torchvision.datasets
+
+    cls = getattr(torchvision.datasets, source.cls)
+    if hasattr(cls, "train_list"):  # CIFAR-10 and CIFAR-100
+        folder = root / cls.base_folder
+        files = [folder / name for name, _ in (*cls.train_list, *cls.test_list)]
+        return files, [root / cls.filename], cls.url
+    raw = root / source.cls / "raw"  # MNIST and Fashion-MNIST
+    archives = [raw / name for name, _ in cls.resources]
+    return [a.with_suffix("") for a in archives], archives, cls.mirrors[0]
+
+
+def _check_torchvision(name: str, root: str | Path | None, download: bool) -> None:
+    """The files are under ``root``, or can be downloaded there; reads and writes nothing."""
+    source = _TORCHVISION[name]
+    folder = Path(root).expanduser() if root is not None else default_root()
+    files, archives, url = _torchvision_files(source, folder)
+    if all(f.is_file() for f in files) or (download and all(a.is_file() for a in archives)):
+        return
+    if not download:
+        raise ConfigError(f"{name}: files not found under {folder}; put {source.files} there "
+                          "(or allow download when online)", path="root")
+    if offline() or not _reachable(url):
+        why = "NAS_OFFLINE is set" if offline() else f"{url.split('/')[2]} cannot be reached; offline?"
+        raise ConfigError(f"{name}: files not found under {folder} and cannot be downloaded ({why}); "
+                          f"put {source.files} there", path="root")
+
+
 def _register_torchvision(name: str) -> None:
     def loader(*, root: str | Path | None = None, download: bool = True) -> RawData:
         return _load_torchvision(name, root, download)
+
+    def check(*, root: str | Path | None = None, download: bool = True) -> None:
+        _check_torchvision(name, root, download)
 
     loader.__name__ = f"load_{name}"
     loader.__doc__ = (
         f"torchvision's {_TORCHVISION[name].cls} read from ``root`` (default "
         f":func:`default_root`), downloaded there when missing and ``download`` is true."
     )
-    register_dataset(name)(loader)
+    register_dataset(name, check=check)(loader)
 
 
 for _name in _TORCHVISION:
     _register_torchvision(_name)
 
 
-@register_dataset("synthetic")
+#: The most image bytes the synthetic source makes (4 GiB).
+MAX_SYNTHETIC_BYTES = 4 << 30
+
+
+def _check_synthetic(*, num_images: int = 4096, num_classes: int = 10,
+                     shape: tuple[int, int, int] | list[int] = (3, 32, 32), test_images: int = 0,
+                     noise: float = 48.0, data_seed: int = 0) -> None:
+    if len(shape) != 3 or any(not isinstance(s, int) or s < 1 for s in shape):
+        raise ConfigError(f"must be three positive integers (C, H, W), got {shape!r}", path="shape")
+    for key, value in (("num_images", num_images), ("num_classes", num_classes)):
+        if value < 1:
+            raise ConfigError(f"must be a positive integer, got {value!r}", path=key)
+    size = (num_images + test_images) * shape[0] * shape[1] * shape[2]
+    if size > MAX_SYNTHETIC_BYTES:
+        raise ConfigError(f"{num_images + test_images} images of {list(shape)} are {size:,} bytes; "
+                          f"at most {MAX_SYNTHETIC_BYTES:,}", path="num_images")
+
+
+@register_dataset("synthetic", check=_check_synthetic)
 def load_synthetic(
     *,
     num_images: int = 4096,
@@ -154,11 +226,8 @@ def load_synthetic(
     to an eighth of the image and plus Gaussian pixel noise of standard deviation ``noise``
     (0..255 scale). ``test_images`` more images form an official test split.
     """
-    if len(shape) != 3 or any(not isinstance(s, int) or s < 1 for s in shape):
-        raise ConfigError(f"must be three positive integers (C, H, W), got {shape!r}", path="shape")
-    for key, value in (("num_images", num_images), ("num_classes", num_classes)):
-        if not isinstance(value, int) or value < 1:
-            raise ConfigError(f"must be a positive integer, got {value!r}", path=key)
+    _check_synthetic(num_images=num_images, num_classes=num_classes, shape=shape,
+                     test_images=test_images)
     c, h, w = shape
     generator = torch.Generator().manual_seed(data_seed)
     coarse = torch.rand(num_classes, c, max(2, h // 8), max(2, w // 8), generator=generator)

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from nas import _checks
 from nas.errors import ConfigError
 
 __all__ = ["TrainConfig", "resolve_device"]
@@ -88,31 +89,20 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        _positive_int(self, "epochs", "batch_size")
-        _optional_positive_int(self, "eval_batch_size")
-        _optional_positive_int(self, "threads")
+        for key, (optional, bounds) in _NUMBERS.items():
+            value = getattr(self, key)
+            if value is None and optional:
+                continue
+            object.__setattr__(self, key, _checks.number(value, path=key, **bounds))
+        object.__setattr__(self, "threads", _checks.threads(self.threads, path="threads"))
+        object.__setattr__(self, "seed", _checks.seed(self.seed, path="seed"))
         _choice(self, "optimizer", _OPTIMIZERS)
         _choice(self, "schedule", _SCHEDULES)
         _choice(self, "device", _DEVICES)
-        _number(self, "lr", low=0.0, low_open=True)
-        _number(self, "momentum", low=0.0, high=1.0, high_open=True)
-        _number(self, "weight_decay", low=0.0)
-        _number(self, "label_smoothing", low=0.0, high=1.0, high_open=True)
-        _number(self, "warmup", low=0.0, high=1.0, high_open=True)
-        for key in ("grad_clip", "time_limit"):
-            if getattr(self, key) is not None:
-                _number(self, key, low=0.0, low_open=True)
-        if self.crop_padding is not None and (
-            not _is_int(self.crop_padding) or self.crop_padding < 0
-        ):
-            raise ConfigError(
-                f"must be a non-negative integer, got {self.crop_padding!r}", path="crop_padding"
-            )
         for key in ("nesterov", "augment", "compile"):
             _bool(self, key, optional=False)
         for key in ("flip", "amp", "channels_last"):
             _bool(self, key, optional=True)
-        _int(self, "seed")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], *, path: str = "train") -> TrainConfig:
@@ -150,25 +140,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _int(config: TrainConfig, key: str) -> None:
-    if not _is_int(getattr(config, key)):
-        raise ConfigError(f"must be an integer, got {getattr(config, key)!r}", path=key)
-
-
-def _positive_int(config: TrainConfig, *keys: str) -> None:
-    for key in keys:
-        value = getattr(config, key)
-        if not _is_int(value) or value < 1:
-            raise ConfigError(f"must be a positive integer, got {value!r}", path=key)
-
-
-def _optional_positive_int(config: TrainConfig, key: str) -> None:
-    if getattr(config, key) is not None:
-        _positive_int(config, key)
+# Numeric fields: (None allowed, bounds for nas._checks.number). The upper bounds are far
+# beyond any real setting; they turn a typo (lr: 1e300, epochs: 10**9) into an error.
+_NUMBERS: dict[str, tuple[bool, dict[str, Any]]] = {
+    "epochs": (False, {"low": 1, "high": 100_000, "integer": True}),
+    "batch_size": (False, {"low": 1, "high": 1 << 20, "integer": True}),
+    "eval_batch_size": (True, {"low": 1, "high": 1 << 20, "integer": True}),
+    "lr": (False, {"low": 0.0, "high": 10.0, "low_open": True}),
+    "momentum": (False, {"low": 0.0, "high": 1.0, "high_open": True}),
+    "weight_decay": (False, {"low": 0.0, "high": 1.0}),
+    "label_smoothing": (False, {"low": 0.0, "high": 1.0, "high_open": True}),
+    "warmup": (False, {"low": 0.0, "high": 1.0, "high_open": True}),
+    "grad_clip": (True, {"low": 0.0, "high": 1e6, "low_open": True}),
+    "time_limit": (True, {"low": 0.0, "high": 1e7, "low_open": True}),
+    "crop_padding": (True, {"low": 0, "high": 1024, "integer": True}),
+}
 
 
 def _choice(config: TrainConfig, key: str, options: tuple[str, ...]) -> None:
@@ -183,24 +169,3 @@ def _bool(config: TrainConfig, key: str, *, optional: bool) -> None:
         raise ConfigError(f"must be true or false, got {value!r}", path=key)
 
 
-def _number(
-    config: TrainConfig,
-    key: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> None:
-    value = getattr(config, key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise ConfigError(f"must be a number, got {value!r}", path=key)
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        left = "-inf" if low is None else low
-        right = "inf" if high is None else high
-        bounds = f"{lo}{left}, {right}{hi}"
-        raise ConfigError(f"must lie in {bounds}, got {value!r}", path=key)

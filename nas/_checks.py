@@ -1,0 +1,306 @@
+"""Checks of the values users write in config files and pass on the command line, in one place.
+
+Every config (``nas search``, ``nas scale-search``, ``nas.train.TrainConfig``) and command that
+takes one of these values calls the function here, so a value means the same and fails the
+same everywhere: run names (:func:`folder_name`), numbers finite and in range (:func:`number`),
+threads (:func:`threads`), seeds (:func:`seed`), options against a callable's signature and
+annotated types (:func:`check_options`), a dataset reference (:func:`dataset`: normalised,
+checked against the source and its files before anything is written), a genotype reference
+(:func:`genotype`) and op-valued parameters (:func:`callable_names`).
+
+Each raises :class:`~nas.errors.ConfigError` naming ``file`` and ``path`` (the key), and writes
+nothing. Imports neither torch nor Optuna at the top.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas.errors import ConfigError, NasError
+
+if TYPE_CHECKING:
+    from nas.genotype import Genotype
+
+__all__ = [
+    "MAX_SEED",
+    "callable_names",
+    "check_options",
+    "cores",
+    "dataset",
+    "folder_name",
+    "genotype",
+    "number",
+    "seed",
+    "threads",
+]
+
+#: Seeds lie in ``[0, MAX_SEED)`` (NumPy's and Optuna's samplers take 32-bit seeds).
+MAX_SEED = 2**32
+
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,99}")
+
+
+def folder_name(value: Any, *, file: str | None = None, path: str = "name") -> str:
+    """A run name, used as a folder name: 1 to 100 characters from letters, digits and
+    ``_ . + = -``, not starting with ``.``, ``+``, ``=`` or ``-``."""
+    if not isinstance(value, str) or not _FOLDER_NAME.fullmatch(value):
+        raise ConfigError(f"must be a folder name of letters, digits and _ . + = - (at most 100, "
+                          f"not starting with . + = -), got {value!r}", file=file, path=path)
+    return value
+
+
+def _describe_range(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    left = "(-inf" if low is None else f"{'(' if low_open else '['}{low:g}"
+    right = "inf)" if high is None else f"{high:g}{')' if high_open else ']'}"
+    return f"{left}, {right}"
+
+
+def number(value: Any, *, path: str, file: str | None = None, low: float | None = None,
+           high: float | None = None, low_open: bool = False, high_open: bool = False,
+           integer: bool = False) -> Any:
+    """``value`` if it is a finite number (an integer when ``integer``; an integral float such
+    as ``1.0e6`` counts and is returned as an int) within the bounds; ``True`` and ``False``
+    are not numbers here.
+
+    Raises:
+        ConfigError: naming ``file`` and ``path``.
+    """
+    kind = "an integer" if integer else "a number"
+    where = _describe_range(low, high, low_open, high_open)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and integer:
+        ok = isinstance(value, int) or float(value).is_integer()
+        value = int(value) if ok else value
+    if ok:
+        ok = not ((low is not None and (value <= low if low_open else value < low))
+                  or (high is not None and (value >= high if high_open else value > high)))
+    if not ok:
+        raise ConfigError(f"must be {kind} in {where}, got {value!r}", file=file, path=path)
+    return value
+
+
+def cores() -> int:
+    """The machine's CPU cores (``os.cpu_count()``, at least 1)."""
+    return os.cpu_count() or 1
+
+
+def threads(value: Any, *, path: str, file: str | None = None) -> int | None:
+    """``None`` (the default) or an integer from 1 to the machine's cores: more threads than
+    cores only slow each other down (and thousands exhaust the OS)."""
+    if value is None:
+        return None
+    return number(value, path=path, file=file, low=1, high=cores(), integer=True)
+
+
+def seed(value: Any, *, path: str, file: str | None = None, span: int = 1) -> int:
+    """An integer in ``[0, 2**32 - span]``: ``span`` consecutive seeds (one per worker) must
+    all be valid 32-bit seeds."""
+    return number(value, path=path, file=file, low=0, high=MAX_SEED - span, integer=True)
+
+
+# --------------------------------------------------------------------------- options by signature
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """``text`` split at ``sep`` outside brackets."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char in "[(":
+            depth += 1
+        elif char in "])":
+            depth -= 1
+        if char == sep and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _annotation_text(annotation: Any) -> str | None:
+    if annotation is inspect.Parameter.empty:
+        return None
+    if isinstance(annotation, str):
+        return annotation
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _matches(text: str, value: Any) -> bool | None:
+    """Whether ``value`` (plain YAML data) fits the annotation ``text``; ``None`` when the
+    annotation names a Python object a config file cannot give."""
+    results = []
+    for part in _split_top(text, "|"):
+        base, _, inner = part.partition("[")
+        inner = inner[:-1] if inner.endswith("]") else inner
+        if base == "Optional":
+            results.append(value is None or _matches(inner, value))
+        elif base == "Union":
+            results.append(any(_matches(p, value) for p in _split_top(inner, ",")))
+        elif base == "int":
+            results.append(isinstance(value, int) and not isinstance(value, bool))
+        elif base == "float":
+            results.append(isinstance(value, (int, float)) and not isinstance(value, bool)
+                           and math.isfinite(value))
+        elif base == "bool":
+            results.append(isinstance(value, bool))
+        elif base == "str":
+            results.append(isinstance(value, str))
+        elif base == "Path":
+            results.append(isinstance(value, (str, os.PathLike)))
+        elif base == "None":
+            results.append(value is None)
+        elif base in ("list", "tuple", "Sequence"):
+            item = _split_top(inner, ",")[0] if inner else None
+            results.append(isinstance(value, (list, tuple))
+                           and all(item is None or _matches(item, v) is not False for v in value))
+        elif base in ("dict", "Mapping"):
+            results.append(isinstance(value, Mapping))
+        elif base == "Literal":
+            try:
+                allowed = ast.literal_eval(f"[{inner}]")
+            except (ValueError, SyntaxError):
+                allowed = []
+            results.append(value in allowed)
+        elif base == "Any":
+            results.append(True)
+        else:
+            results.append(None)  # Callable, a class: not something YAML can hold
+    if any(r is True for r in results):
+        return True
+    return False if any(r is False for r in results) else None
+
+
+def check_options(target: Callable[..., Any], given: Mapping[str, Any], *, path: str | None,
+                  file: str | None = None, skip: Iterable[str] = ()) -> None:
+    """Check the keyword options ``given`` for ``target`` (a class or function) against its
+    signature: every name must be a parameter (``skip`` lists those the caller sets itself),
+    and every value must fit the parameter's annotation (``int``, ``float``, ``bool``,
+    ``str``, ``None``, lists, mappings, literals and unions of them; a parameter annotated
+    with a Python type such as a callable cannot be given in a file).
+
+    Raises:
+        ConfigError: naming ``path.OPTION`` (``OPTION`` when ``path`` is None).
+    """
+    skip = set(skip)
+    parameters = {name: p for name, p in inspect.signature(target).parameters.items()
+                  if name not in skip and name != "self"
+                  and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)}
+    for key, value in given.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in parameters:
+            raise ConfigError(f"unknown option {key!r}; valid: {', '.join(sorted(parameters)) or 'none'}",
+                              file=file, path=where)
+        text = _annotation_text(parameters[key].annotation)
+        if text is None:
+            continue
+        fits = _matches(text, value)
+        if fits is None:
+            raise ConfigError(f"takes a Python object ({text}), which a config file cannot give",
+                              file=file, path=where)
+        if not fits:
+            raise ConfigError(f"must be {text}, got {value!r}", file=file, path=where)
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def dataset(value: Any, *, base: Path, file: str | None = None, path: str = "dataset") -> dict[str, Any]:
+    """A config's ``dataset``: a name or a mapping with ``name`` and options, as a mapping with
+    ``root`` made absolute (relative to ``base``, the config's folder), checked against the
+    source's options and files (:func:`nas.data.check_dataset`) without reading or writing
+    anything else. Imports torch (through :mod:`nas.data`).
+
+    Raises:
+        ConfigError: naming ``path`` or ``path.OPTION``.
+    """
+    from nas.data import check_dataset
+
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, Mapping) or not isinstance(value.get("name"), str):
+        raise ConfigError("must be a dataset name or a mapping with 'name' and options",
+                          file=file, path=path)
+    out = dict(value)
+    if isinstance(out.get("root"), str):
+        out["root"] = str((base / Path(out["root"]).expanduser()).resolve())
+    options = {k: v for k, v in out.items() if k != "name"}
+    try:
+        check_dataset(out["name"], **options)
+    except NasError as error:
+        error.file = error.file or file
+        if error.path is None:
+            error.path = path
+        elif not error.path.startswith(path):
+            error.path = f"{path}.{error.path}"
+        raise
+    return out
+
+
+# --------------------------------------------------------------------------- genotypes
+
+
+def genotype(ref: Any, *, base: Path, file: str | None = None, path: str = "genotype") -> Genotype:
+    """The genotype a config names: a file relative to ``base`` (the config's folder), else to
+    the working folder, else a zoo name.
+
+    Raises:
+        ConfigError: no such file or zoo name, or the file is not a valid genotype; the
+            message is the genotype's own error.
+    """
+    from nas.genotype import load_genotype
+
+    if not isinstance(ref, str) or not ref:
+        raise ConfigError("must be a genotype file or a zoo name", file=file, path=path)
+    for candidate in (base / ref, Path(ref)):
+        if candidate.is_file():
+            try:
+                return load_genotype(candidate)
+            except NasError as error:
+                raise ConfigError(str(error), file=file, path=path) from None
+    if "/" in ref or ref.endswith((".yaml", ".yml")):
+        raise ConfigError(f"no genotype file {ref!r} (relative to {base} or the working folder)",
+                          file=file, path=path)
+    try:
+        return load_genotype(ref)
+    except NasError as error:
+        raise ConfigError(error.message, file=file, path=path) from None
+
+
+def _is_callable_name(name: Any, genotype: Genotype) -> bool:
+    from nas import ops
+    from nas.genotype._model import FORMS
+
+    return isinstance(name, str) and (ops.canonical_name(name) is not None
+                                      or name in genotype.blocks or name in FORMS)
+
+
+def callable_names(param: str, values: Iterable[Any], genotype: Genotype, *, path: str,
+                   file: str | None = None) -> None:
+    """When ``genotype``'s parameter ``param`` holds an op or block name (it is op-valued),
+    every string in ``values`` must name a registered op or one of the genotype's blocks.
+
+    Raises:
+        ConfigError: naming ``path`` and listing the valid names.
+    """
+    default = genotype.params.get(param)
+    defaults = default if isinstance(default, (list, tuple)) else [default]
+    if not any(_is_callable_name(d, genotype) for d in defaults):
+        return
+    for value in values:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if isinstance(item, str) and not _is_callable_name(item, genotype):
+                from nas import ops
+
+                raise ConfigError(
+                    f"{item!r} names no op or block (parameter {param!r} is op-valued); ops: "
+                    f"{', '.join(ops.names())}; blocks: {', '.join(sorted(genotype.blocks)) or 'none'}",
+                    file=file, path=path)
+
