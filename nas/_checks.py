@@ -29,11 +29,15 @@ if TYPE_CHECKING:
     from nas.genotype import Genotype
 
 __all__ = [
+    "DATASET_PATHS",
+    "DATASET_SOURCES",
     "MAX_SEED",
     "callable_names",
     "check_options",
     "cores",
     "dataset",
+    "dataset_path",
+    "finite",
     "folder_name",
     "genotype",
     "number",
@@ -56,10 +60,21 @@ def folder_name(value: Any, *, file: str | None = None, path: str = "name") -> s
     return value
 
 
+def _show(bound: float) -> str:
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"
+
+
 def _describe_range(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
-    left = "(-inf" if low is None else f"{'(' if low_open else '['}{low:g}"
-    right = "inf)" if high is None else f"{high:g}{')' if high_open else ']'}"
+    left = "(-inf" if low is None else f"{'(' if low_open else '['}{_show(low)}"
+    right = "inf)" if high is None else f"{_show(high)}{')' if high_open else ']'}"
     return f"{left}, {right}"
+
+
+def finite(value: Any) -> bool:
+    """Whether ``value`` is an int (not a bool) or a finite float (never raises)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def number(value: Any, *, path: str, file: str | None = None, low: float | None = None,
@@ -74,7 +89,7 @@ def number(value: Any, *, path: str, file: str | None = None, low: float | None 
     """
     kind = "an integer" if integer else "a number"
     where = _describe_range(low, high, low_open, high_open)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = finite(value)
     if ok and integer:
         ok = isinstance(value, int) or float(value).is_integer()
         value = int(value) if ok else value
@@ -146,8 +161,7 @@ def _matches(text: str, value: Any) -> bool | None:
         elif base == "int":
             results.append(isinstance(value, int) and not isinstance(value, bool))
         elif base == "float":
-            results.append(isinstance(value, (int, float)) and not isinstance(value, bool)
-                           and math.isfinite(value))
+            results.append(finite(value))
         elif base == "bool":
             results.append(isinstance(value, bool))
         elif base == "str":
@@ -201,7 +215,9 @@ def check_options(target: Callable[..., Any], given: Mapping[str, Any], *, path:
         if text is None:
             continue
         fits = _matches(text, value)
-        if fits is None:
+        if fits is False and all(_matches(part, value) is None for part in _split_top(text, "|")
+                                 if part != "None"):
+            fits = None  # only null or a Python object: say the latter
             raise ConfigError(f"takes a Python object ({text}), which a config file cannot give",
                               file=file, path=where)
         if not fits:
@@ -211,9 +227,27 @@ def check_options(target: Callable[..., Any], given: Mapping[str, Any], *, path:
 # --------------------------------------------------------------------------- datasets
 
 
+#: Dataset options that are paths: relative ones are resolved against the config's folder.
+DATASET_PATHS = ("root", "val_root", "cache")
+#: Of those, the ones that must exist: found, as a tabular table is, relative to the config's
+#: folder, else to the working folder.
+DATASET_SOURCES = ("root", "val_root")
+
+
+def dataset_path(value: str, key: str, base: Path) -> Path:
+    """A dataset path option made absolute: relative to the config's folder ``base``; a source
+    (``root``, ``val_root``) missing there but present relative to the working folder is taken
+    from there (the rule of a tabular ``table``)."""
+    path = Path(value).expanduser()
+    beside = (base / path).resolve()
+    if key in DATASET_SOURCES and not beside.exists() and (Path.cwd() / path).exists():
+        return (Path.cwd() / path).resolve()
+    return beside
+
+
 def dataset(value: Any, *, base: Path, file: str | None = None, path: str = "dataset") -> dict[str, Any]:
     """A config's ``dataset``: a name or a mapping with ``name`` and options, as a mapping with
-    ``root`` made absolute (relative to ``base``, the config's folder), checked against the
+    the paths (:data:`DATASET_PATHS`) made absolute (relative to ``base``, the config's folder), checked against the
     source's options and files (:func:`nas.data.check_dataset`) without reading or writing
     anything else. Imports torch (through :mod:`nas.data`).
 
@@ -228,8 +262,9 @@ def dataset(value: Any, *, base: Path, file: str | None = None, path: str = "dat
         raise ConfigError("must be a dataset name or a mapping with 'name' and options",
                           file=file, path=path)
     out = dict(value)
-    if isinstance(out.get("root"), str):
-        out["root"] = str((base / Path(out["root"]).expanduser()).resolve())
+    for key in DATASET_PATHS:  # relative to the config file, like every path in it
+        if isinstance(out.get(key), str):
+            out[key] = str(dataset_path(out[key], key, base))
     options = {k: v for k, v in out.items() if k != "name"}
     try:
         check_dataset(out["name"], **options)

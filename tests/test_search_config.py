@@ -156,7 +156,7 @@ def test_space_language_per_stage_and_conditions():
     assert params["kinds"][0] == "ds" and params["expansions"][1] == 1
 
 
-def test_shipped_configs_load():
+def test_shipped_configs_load(online):
     for name in ("quickstart", "resnet", "mobile", "zoo"):
         config = load_config(ROOT / "search_spaces" / f"{name}.yaml")
         assert config.space.seeds

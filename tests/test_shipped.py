@@ -59,7 +59,7 @@ def test_every_copied_genotype_loads_from_the_copy(copy, no_zoo):
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_every_copied_config_loads_from_the_copy(copy, no_zoo, name):
+def test_every_copied_config_loads_from_the_copy(copy, no_zoo, name, online):
     path = copy / "search_spaces" / f"{name}.yaml"
     if "space" not in load_yaml_file(path):  # a scale-search config
         config = load_scale_config(path)

@@ -93,15 +93,16 @@ def _print_best(run_dir: Path, *, yaml: bool = False) -> int:
 
 def _check_flags(args: argparse.Namespace) -> None:
     """One-line errors naming the flag, before the config is read."""
-    from nas.errors import ConfigError
+    from nas import _checks
+    from nas.search._config import flag_limits
 
-    for flag, value, low in (("--trials", args.trials, 1), ("--workers", args.workers, 1),
-                             ("--seed", args.seed, 0)):
-        if value is not None and value < low:
-            raise ConfigError(f"must be at least {low}, got {value}", path=flag)
-    name = args.name
-    if name is not None and (not name or "/" in name or name.startswith(".")):
-        raise ConfigError(f"must be a folder name, got {name!r}", path="--name")
+    for flag, value in (("--trials", args.trials), ("--workers", args.workers)):
+        if value is not None:
+            _checks.number(value, path=flag, integer=True, **flag_limits(flag.lstrip("-")))
+    if args.seed is not None:
+        _checks.seed(args.seed, path="--seed")
+    if args.name is not None:
+        _checks.folder_name(args.name, path="--name")
 
 
 def run_search(args: argparse.Namespace) -> int:

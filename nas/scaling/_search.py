@@ -59,9 +59,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas import _checks
 from nas._yaml import dump_yaml, load_yaml_file
 from nas.errors import ConfigError, NasError
-from nas.genotype import Genotype, load_genotype
+from nas.genotype import Genotype
 from nas.io import atomic_write_text
 from nas.scaling._family import Member, family, family_table, write_family
 from nas.scaling._scale import scale
@@ -198,9 +199,7 @@ def load_scale_config(path: str | Path) -> ScaleSearchConfig:
         if key not in _KEYS:
             raise _error(f"unknown key {key!r}; valid: {', '.join(_KEYS)}", file, str(key))
     frozen = copy.deepcopy(dict(data))
-    name = data.get("name", path.stem)
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise _error(f"must be a folder name, got {name!r}", file, "name")
+    name = _checks.folder_name(data.get("name", path.stem), file=file, path="name")
     frozen["name"] = name
 
     genotype = _load_base(data, file, base)
@@ -211,18 +210,11 @@ def load_scale_config(path: str | Path) -> ScaleSearchConfig:
                          f"'scaling: {{depth: [...], width: [...]}}' to it", file, "genotype")
 
     dataset = data.get("dataset")
-    if isinstance(dataset, str):
-        dataset = {"name": dataset}
-    if not isinstance(dataset, Mapping) or not isinstance(dataset.get("name"), str):
-        raise _error("must be a mapping with 'name' and 'resolution' (the size gamma scales)",
-                     file, "dataset")
-    resolution = dataset.get("resolution")
+    resolution = dataset.get("resolution") if isinstance(dataset, Mapping) else None
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
         raise _error(f"scale-search needs dataset.resolution, a positive integer: the training "
                      f"size gamma multiplies (got {resolution!r})", file, "dataset.resolution")
-    dataset = dict(dataset)
-    if isinstance(dataset.get("root"), str):
-        dataset["root"] = str((base / dataset["root"]).resolve())
+    dataset = _checks.dataset(dataset, base=base, file=file)
     frozen["dataset"] = dataset
 
     grid = data.get("grid")
@@ -264,14 +256,7 @@ def load_scale_config(path: str | Path) -> ScaleSearchConfig:
 
 
 def _load_base(data: Mapping, file: str, base: Path) -> Genotype:
-    ref = data.get("genotype")
-    if not isinstance(ref, str) or not ref:
-        raise _error("must be a genotype file or a zoo name", file, "genotype")
-    candidate = base / ref
-    try:
-        genotype = load_genotype(candidate if candidate.is_file() else ref)
-    except NasError as error:
-        raise _error(str(error), file, "genotype") from None
+    genotype = _checks.genotype(data.get("genotype"), base=base, file=file, path="genotype")
     params = data.get("params") or {}
     if not isinstance(params, Mapping):
         raise _error("must be a mapping of parameter values", file, "params")
@@ -339,8 +324,7 @@ def run_scale_search(
     if not isinstance(config, ScaleSearchConfig):
         config = load_scale_config(config)
     if name is not None:
-        if not name or "/" in name or name.startswith("."):
-            raise ConfigError(f"must be a folder name, got {name!r}", path="--name")
+        _checks.folder_name(name, path="--name")
         config = dataclasses.replace(config, name=name, data={**config.data, "name": name})
     run_dir = Path(runs_dir) / config.name
     frozen = dump_yaml(dict(config.data))

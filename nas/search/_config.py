@@ -32,8 +32,14 @@ Top-level keys (only ``space`` is required)::
                                  # zero-cost proxies (nas.search._proxies); objectives may
                                  # name proxy.NAME (maximised)
 
-Errors are :class:`~nas.errors.ConfigError` with the file and the key path. Imports neither
-torch nor Optuna: an unknown sampler name is found without loading them.
+Everything is checked here, before a run folder is made (the shared checks are
+:mod:`nas._checks`): numbers finite and in range (``trials`` up to 1,000,000, ``timeout`` up to
+1e7 s, ``workers`` up to max(4, cores), ``threads`` up to the cores, ``seed + workers - 1 <
+2**32``), the dataset's options and files, sampler and pruner options against their signatures
+and types (then both are built once), op-valued choices against the op registry.
+
+Errors are :class:`~nas.errors.ConfigError` with the file and the key path. Imports torch
+(training and dataset checks) and Optuna (sampler checks) inside :func:`parse_config` only.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas import _checks
 from nas._yaml import load_yaml_file
 from nas.errors import ConfigError, NasError
 from nas.genotype import Genotype
@@ -81,10 +88,7 @@ _TABULAR_KEYS = ("table", "objective", "report", "dataset")
 #: validation accuracy and reports test accuracy.
 DEFAULT_OBJECTIVE = "cifar10_valid"
 #: Dataset options that name files or folders: made absolute, relative to the config file.
-_DATASET_PATHS = ("root", "val_root", "cache")
-#: Of those, the ones that must exist: found, as a tabular table is, relative to the config
-#: file, else to the working folder.
-_DATASET_SOURCES = ("root", "val_root")
+_DATASET_PATHS = _checks.DATASET_PATHS
 DEFAULT_TABLE = "../shared/data/nasbench201/nb201_cifar.csv"
 
 
@@ -165,12 +169,6 @@ def load_config(path: str | Path, *, genotype: Genotype | None = None) -> RunCon
     return parse_config(data, file=str(path), base=path.resolve().parent, genotype=genotype)
 
 
-def _folder_name(name: Any, file: str | None, path: str) -> str:
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise _error(f"must be a folder name, got {name!r}", file, path)
-    return name
-
-
 def with_overrides(config: RunConfig, *, name: str | None = None, trials: int | None = None,
                    workers: int | None = None, storage: str | None = None,
                    seed: int | None = None) -> RunConfig:
@@ -183,28 +181,38 @@ def with_overrides(config: RunConfig, *, name: str | None = None, trials: int | 
     """
     changes: dict[str, Any] = {}
     if name is not None:
-        changes["name"] = _folder_name(name, None, "name")
-    for key, value, low in (("trials", trials, 1), ("workers", workers, 1), ("seed", seed, 0)):
+        changes["name"] = _checks.folder_name(name, path="name")
+    for key, value in (("trials", trials), ("workers", workers)):
         if value is not None:
-            changes[key] = _int({key: value}, key, None, low=low, default=None)
+            changes[key] = _checks.number(value, path=key, integer=True, **_LIMITS[key])
+    if seed is not None:
+        changes["seed"] = _checks.seed(seed, path="seed", span=changes.get("workers", config.workers))
     if storage is not None:
         if not isinstance(storage, str) or not storage:
             raise _error("must be a storage URL or a journal file path", None, "storage")
         changes["storage"] = storage
     if not changes:
         return config
+    if "workers" in changes and "seed" not in changes:
+        _checks.seed(config.seed, path="seed", file=config.file, span=changes["workers"])
     data = dict(config.data)
     data.update({k: v for k, v in changes.items() if k != "storage"})
     return dataclasses.replace(config, data=data, **changes)
 
 
-def _int(data: Mapping, key: str, file: str | None, *, low: int, default: Any) -> Any:
-    value = data.get(key, default)
-    if value is None and default is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise _error(f"must be an integer >= {low}, got {value!r}", file, key)
-    return value
+def _max_workers() -> int:
+    """Worker processes allowed on this machine: its cores, and at least 4 (a worker trains one
+    model at a time; more processes than cores only slow each other down)."""
+    return max(4, _checks.cores())
+
+
+# Bounds of the run's numbers (nas._checks.number); the upper ones turn typos into errors.
+_LIMITS: dict[str, dict[str, Any]] = {
+    "trials": {"low": 1, "high": 1_000_000},
+    "timeout": {"low": 0.0, "high": 1e7, "low_open": True},  # seconds: about 115 days
+    "workers": {"low": 1, "high": _max_workers()},
+    "width_multiplier": {"low": 0.0, "high": 16.0, "low_open": True},
+}
 
 
 def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None = None) -> RunConfig:
@@ -215,7 +223,7 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
         if key not in _KEYS:
             raise _error(f"unknown key {key!r}; valid: {', '.join(_KEYS)}", file, str(key))
     frozen: dict[str, Any] = copy.deepcopy(dict(data))
-    name = _folder_name(data.get("name", Path(file).stem), file, "name")
+    name = _checks.folder_name(data.get("name", Path(file).stem), file=file, path="name")
     frozen["name"] = name
 
     if "space" not in data:
@@ -245,29 +253,19 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
         if missing:
             raise _error(f"a tabular space needs the NAS-Bench-201 edge labels "
                          f"{', '.join(EDGES)}; missing {', '.join(missing)}", file, "space.choices")
+        _check_tabular_ops(space, file)
     else:
         objectives_default = ["val_accuracy"]
-
-    dataset = data.get("dataset", {"name": "digits"})
-    if isinstance(dataset, str):
-        dataset = {"name": dataset}
-    if not isinstance(dataset, Mapping) or not isinstance(dataset.get("name"), str):
-        raise _error("must be a dataset name or a mapping with 'name' and options", file, "dataset")
-    dataset = dict(dataset)
-    for key in _DATASET_PATHS:  # relative to the config file, like every path in it
-        if isinstance(dataset.get(key), str):
-            dataset[key] = str(_dataset_path(dataset[key], key, base))
 
     train = data.get("train", {}) or {}
     if not isinstance(train, Mapping):
         raise _error("must be a mapping of training options", file, "train")
+    dataset: dict[str, Any] = {"name": "digits"}
     if tabular is None:
         _check_train(train, file)
-        _check_dataset(dataset, file)
+        dataset = _checks.dataset(data.get("dataset", "digits"), base=base, file=file)
 
-    width = data.get("width_multiplier", 1.0)
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 16:
-        raise _error(f"must be a number in (0, 16], got {width!r}", file, "width_multiplier")
+    width = _number(data, "width_multiplier", file, 1.0)
 
     objectives = data.get("objectives", objectives_default)
     if isinstance(objectives, str):
@@ -301,18 +299,15 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
                 raise _error(f"cmaes needs a space of unconditional int and float choices; "
                              f"{choice.label!r} is {'conditional' if choice.when else 'categorical'}",
                              file, "sampler")
-    _check_pruner_options(pruner, pruner_options, file)
+    _check_pruner_options(pruner, pruner_options, file, epochs=train.get("epochs"))
 
-    trials = _int(data, "trials", file, low=1, default=None)
-    timeout = data.get("timeout")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                or timeout <= 0):
-        raise _error(f"must be a positive number of seconds, got {timeout!r}", file, "timeout")
+    trials = _number(data, "trials", file, None, integer=True)
+    timeout = _number(data, "timeout", file, None)
     if trials is None and timeout is None:
         raise _error("give a budget: trials, timeout or both", file, "trials")
-    seed = _int(data, "seed", file, low=0, default=0)
-    workers = _int(data, "workers", file, low=1, default=1)
-    threads = _int(data, "threads", file, low=1, default=None)
+    workers = _number(data, "workers", file, 1, integer=True)
+    seed = _checks.seed(data.get("seed", 0), file=file, path="seed", span=workers)
+    threads = _checks.threads(data.get("threads"), file=file, path="threads")
     storage = data.get("storage")
     if storage is not None and (not isinstance(storage, str) or not storage):
         raise _error("must be a storage URL or a journal file path", file, "storage")
@@ -325,7 +320,8 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     for key, value in latency.items():
         if key not in _LATENCY_KEYS:
             raise _error(f"unknown key {key!r}; valid: {', '.join(_LATENCY_KEYS)}", file, f"latency.{key}")
-        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "warmup" else 1):
+        if (not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "warmup" else 1)
+                or value > 100_000):
             raise _error(f"must be a positive integer, got {value!r}", file, f"latency.{key}")
     latency = {**_LATENCY_KEYS, **latency}
     keep = None if tabular is not None else parse_keep(data.get("keep_weights"), file=file)
@@ -337,7 +333,7 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     if proxies is not None and "proxies" in data and proxies.data is not None:
         frozen["proxies"] = {**dict(data["proxies"]), "data": dict(proxies.data)}
 
-    return RunConfig(
+    config = RunConfig(
         file=file, name=name, space=space, dataset=dataset, train=dict(train),
         width_multiplier=float(width), objectives=tuple(objectives), sampler=sampler,
         sampler_options=sampler_options, pruner=pruner, pruner_options=pruner_options,
@@ -345,6 +341,64 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
         storage=storage, workers=workers, threads=threads, dedup=dedup, latency=latency, tabular=tabular,
         keep_weights=keep, retrain=retrain, proxies=proxies, data=frozen,
     )
+    _check_sampler_and_pruner(config)
+    return config
+
+
+def flag_limits(key: str) -> dict[str, Any]:
+    """The bounds of the run's number ``key`` (``trials``, ``timeout``, ``workers``), for
+    :func:`nas._checks.number`: command-line overrides take the same as the file."""
+    return dict(_LIMITS[key])
+
+
+def _number(data: Mapping, key: str, file: str, default: Any, *, integer: bool = False) -> Any:
+    """``data[key]`` (or ``default``; ``None`` stays ``None``) checked against :data:`_LIMITS`."""
+    value = data.get(key, default)
+    if value is None and default is None:
+        return None
+    return _checks.number(value, path=key, file=file, integer=integer, **_LIMITS[key])
+
+
+def _check_sampler_and_pruner(config: RunConfig) -> None:
+    """Options against the sampler's and pruner's signatures and types, then both built once
+    (as every worker will), so a bad option fails here and not inside a trial. Imports Optuna."""
+    from nas.search._study import (
+        SAMPLER_OWN_OPTIONS,
+        HalvingRule,
+        make_pruner,
+        make_sampler,
+        pruner_class,
+        sampler_class,
+    )
+
+    options = dict(config.sampler_options)
+    avoid = options.pop("avoid_duplicates", False)
+    if not isinstance(avoid, bool):
+        raise _error(f"must be true or false, got {avoid!r}", config.file, "sampler.avoid_duplicates")
+    try:
+        _checks.check_options(sampler_class(config.sampler), options, path="sampler",
+                              file=config.file, skip=SAMPLER_OWN_OPTIONS)
+    except ConfigError as error:
+        raise error.located(file=config.file)
+    cls = pruner_class(config.pruner)
+    if cls is not None:
+        _checks.check_options(cls, config.pruner_options, path="pruner", file=config.file)
+    make_sampler(config)
+    make_pruner(config)
+    if config.pruner == "halving":
+        HalvingRule.from_config(config)
+
+
+def _check_tabular_ops(space: Space, file: str) -> None:
+    """Every option of a NAS-Bench-201 edge choice is one of the table's ops."""
+    from nas.tabular import EDGES, OPS
+
+    for edge in EDGES:
+        choice = space.choice(edge)
+        for value in choice.options:
+            if value not in OPS:
+                raise _error(f"{value!r} is not a NAS-Bench-201 op; valid: {', '.join(OPS)}",
+                             file, f"space.choices.{edge}.choices")
 
 
 def _named(value: Any, valid: tuple[str, ...], file: str, key: str) -> tuple[str, dict[str, Any]]:
@@ -353,8 +407,8 @@ def _named(value: Any, valid: tuple[str, ...], file: str, key: str) -> tuple[str
     elif isinstance(value, Mapping) and isinstance(value.get("name"), str):
         options = {k: v for k, v in value.items() if k != "name"}
         name = value["name"]
-        extra = dict(options.pop("options", {}) or {})
-        if not isinstance(extra, dict):
+        extra = options.pop("options", None) or {}
+        if not isinstance(extra, Mapping):
             raise _error("must be a mapping", file, f"{key}.options")
         options.update(extra)
     else:
@@ -365,9 +419,10 @@ def _named(value: Any, valid: tuple[str, ...], file: str, key: str) -> tuple[str
     return name, options
 
 
-def _check_pruner_options(pruner: str, options: Mapping[str, Any], file: str) -> None:
+def _check_pruner_options(pruner: str, options: Mapping[str, Any], file: str, *, epochs: Any) -> None:
     if pruner != "halving":
         return
+    epochs = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else 10
     for key, value in options.items():
         where = f"pruner.{key}"
         if key == "rungs":
@@ -375,12 +430,13 @@ def _check_pruner_options(pruner: str, options: Mapping[str, Any], file: str) ->
                     or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
                     or sorted(set(value)) != value):
                 raise _error(f"must be increasing epoch numbers, got {value!r}", file, where)
+            if value[-1] > epochs:
+                raise _error(f"rung {value[-1]} is after the last epoch ({epochs}): no trial "
+                             "reaches it", file, where)
         elif key == "reduction":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 1:
-                raise _error(f"must be a number > 1, got {value!r}", file, where)
+            _checks.number(value, path=where, file=file, low=1, high=1000, low_open=True)
         elif key == "min_trials":
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise _error(f"must be a positive integer, got {value!r}", file, where)
+            _checks.number(value, path=where, file=file, low=1, high=1_000_000, integer=True)
         else:
             raise _error(f"unknown key {key!r}; valid: rungs, reduction, min_trials", file, where)
 
@@ -395,29 +451,6 @@ def _check_train(train: Mapping[str, Any], file: str) -> None:
     except NasError as error:
         error.file = file
         raise
-
-
-def _dataset_path(value: str, key: str, base: Path) -> Path:
-    """A dataset path option made absolute: relative to the config file's folder ``base``;
-    a source (``root``, ``val_root``) missing there but present relative to the working
-    folder is taken from there (the rule of a tabular ``table``)."""
-    path = Path(value).expanduser()
-    beside = (base / path).resolve()
-    if key in _DATASET_SOURCES and not beside.exists() and (Path.cwd() / path).exists():
-        return (Path.cwd() / path).resolve()
-    return beside
-
-
-def _check_dataset(dataset: Mapping[str, Any], file: str) -> None:
-    from nas.data import check_dataset_options, dataset_names
-
-    if dataset["name"] not in dataset_names():
-        raise _error(f"unknown dataset {dataset['name']!r}; valid: {', '.join(dataset_names())}",
-                     file, "dataset.name")
-    try:
-        check_dataset_options(dataset["name"], [k for k in dataset if k != "name"])
-    except NasError as error:
-        raise error.located(file=file) from None
 
 
 def _parse_tabular(value: Any, file: str, base: Path) -> dict[str, Any]:

@@ -38,8 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas import _checks
 from nas.errors import ConfigError, NasError
-from nas.genotype import Genotype, load_genotype
+from nas.genotype import Genotype
 
 __all__ = ["CONSTRAINT_METRICS", "Choice", "Space", "parse_space"]
 
@@ -47,6 +48,8 @@ CONSTRAINT_METRICS = ("params", "macs", "activation_bytes", "peak_activation_byt
 
 _SPACE_KEYS = ("genotype", "params", "choices", "seeds", "constraints", "doc")
 _CHOICE_KEYS = ("param", "int", "float", "choices", "step", "log", "per_stage", "when", "doc")
+# Largest bound of an int or float choice: Optuna holds parameters as float64, exact up to 2**53.
+_MAX_BOUND = 2**53
 _TARGET = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?$")
 
 
@@ -264,22 +267,6 @@ class Space:
         return None
 
 
-def _resolve_genotype(ref: Any, base: Path, file: str | None) -> Genotype:
-    if not isinstance(ref, str) or not ref:
-        raise ConfigError("must be a genotype file or a zoo name", file=file, path="space.genotype")
-    candidates = [base / ref, Path(ref)]
-    for path in candidates:
-        if path.is_file():
-            return load_genotype(path)
-    if "/" in ref or ref.endswith((".yaml", ".yml")):
-        raise ConfigError(f"no genotype file {ref!r} (relative to {base} or the working folder)",
-                          file=file, path="space.genotype")
-    try:
-        return load_genotype(ref)
-    except NasError as error:
-        raise ConfigError(error.message, file=file, path="space.genotype") from None
-
-
 def parse_space(data: Any, *, file: str | None = None, base: Path | None = None,
                 genotype: Genotype | None = None) -> Space:
     """Validate a ``space:`` mapping and build the :class:`Space`.
@@ -303,7 +290,7 @@ def parse_space(data: Any, *, file: str | None = None, base: Path | None = None,
     if genotype is None:
         if "genotype" not in data:
             raise ConfigError("missing key 'genotype'", file=file, path="space.genotype")
-        genotype = _resolve_genotype(data["genotype"], base, file)
+        genotype = _checks.genotype(data["genotype"], base=base, file=file, path="space.genotype")
     fixed = data.get("params") or {}
     if not isinstance(fixed, Mapping):
         raise ConfigError("must be a mapping of parameter values", file=file, path="space.params")
@@ -350,9 +337,7 @@ def _parse_constraints(data: Any, file: str | None) -> dict[str, tuple[float | N
         for key, value in bounds.items():
             if key not in ("max", "min"):
                 raise ConfigError(f"unknown key {key!r}; valid: max, min", file=file, path=f"{where}.{key}")
-            if not _is_number(value) or value < 0:
-                raise ConfigError(f"must be a non-negative number, got {value!r}", file=file,
-                                  path=f"{where}.{key}")
+            _checks.number(value, path=f"{where}.{key}", file=file, low=0)
         out[metric] = (bounds.get("min"), bounds.get("max"))
     return out
 
@@ -413,6 +398,8 @@ def _parse_choices(data: Any, genotype: Genotype, file: str | None) -> list[Choi
                             when=stage_when, **numbers)
             current = default if stage_index is None else default[stage_index]
             if choice.kind == "categorical":
+                _checks.callable_names(param, [choice.options], genotype, file=file,
+                                       path=f"{where}.choices")
                 for value in choice.options:
                     if isinstance(current, list) != isinstance(_plain(value), list):
                         raise ConfigError(f"{value!r} does not fit parameter {param!r} (default "
@@ -457,16 +444,18 @@ def _parse_distribution(spec: Mapping[str, Any], where: str, file: str | None) -
         frozen = tuple(tuple(v) if isinstance(v, list) else v for v in options)
         return "categorical", {"options": frozen}
     bounds = spec[kind]
-    if (not isinstance(bounds, list) or len(bounds) != 2 or not all(_is_number(b) for b in bounds)
+    if (not isinstance(bounds, list) or len(bounds) != 2
+            or not all(_checks.finite(b) and abs(b) <= _MAX_BOUND for b in bounds)
             or (kind == "int" and not all(_is_int(b) for b in bounds)) or bounds[0] > bounds[1]):
-        raise ConfigError(f"must be [low, high] with low <= high ({kind}s), got {bounds!r}",
-                          file=file, path=f"{where}.{kind}")
+        raise ConfigError(f"must be [low, high] with low <= high ({kind}s, finite, at most 2**53 "
+                          f"in size), got {bounds!r}", file=file, path=f"{where}.{kind}")
     log = spec.get("log", False)
     if not isinstance(log, bool):
         raise ConfigError("must be true or false", file=file, path=f"{where}.log")
     step = spec.get("step")
     if step is not None:
-        if not _is_number(step) or step <= 0 or (kind == "int" and not _is_int(step)):
+        if (not _checks.finite(step) or step <= 0
+                or (kind == "int" and not _is_int(step))):
             raise ConfigError(f"must be a positive {kind}, got {step!r}", file=file, path=f"{where}.step")
         if log and (kind == "float" or step != 1):
             raise ConfigError("log and step cannot be combined", file=file, path=f"{where}.step")

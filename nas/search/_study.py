@@ -23,53 +23,64 @@ if TYPE_CHECKING:
 
     from nas.search._config import RunConfig
 
-__all__ = ["HalvingRule", "equivalence_key", "make_pruner", "make_sampler"]
+__all__ = ["HalvingRule", "equivalence_key", "make_pruner", "make_sampler", "pruner_class", "sampler_class"]
+
+
+def sampler_class(name: str) -> type:
+    """The class of the sampler a config names (imports Optuna; ``cmaes`` needs the package).
+
+    Raises:
+        ConfigError: a sampler this install lacks.
+    """
+    import optuna
+
+    if name == "cmaes":
+        try:
+            import cmaes  # noqa: F401
+        except ImportError:
+            raise ConfigError("cmaes needs the 'cmaes' package (pip install cmaes)",
+                              path="sampler") from None
+    if name in ("evolution", "local"):
+        from nas.samplers import LocalSearchSampler, RegularizedEvolutionSampler
+
+        return {"evolution": RegularizedEvolutionSampler, "local": LocalSearchSampler}[name]
+    samplers = optuna.samplers
+    classes = {"tpe": samplers.TPESampler, "random": samplers.RandomSampler,
+               "nsga2": samplers.NSGAIISampler, "gp": samplers.GPSampler,
+               "cmaes": samplers.CmaEsSampler}
+    if name not in classes:  # pragma: no cover - validated in the config
+        raise ConfigError(f"unknown sampler {name!r}", path="sampler")
+    return classes[name]
+
+
+#: Options that :func:`make_sampler` sets itself (never from the config).
+SAMPLER_OWN_OPTIONS = ("seed", "key")
 
 
 def make_sampler(config: RunConfig, *, worker: int = 0) -> optuna.samplers.BaseSampler:
     """The configured sampler; worker ``i`` is seeded with ``seed + i``.
 
     Raises:
-        ConfigError: an option the sampler does not take, or a sampler this install lacks.
+        ConfigError: an option the sampler does not take or refuses, or a sampler this
+            install lacks.
     """
-    import optuna
-
     seed = config.seed + worker
     options = dict(config.sampler_options)
     avoid = options.pop("avoid_duplicates", False)
     name = config.sampler
     try:
+        cls = sampler_class(name)
         if name == "tpe":
             options.setdefault("multivariate", True)
             options.setdefault("group", config.space.conditional)
             options.setdefault("constant_liar", True)
             options.setdefault("n_startup_trials", max(1, min(10, (config.trials or 30) // 3)))
-            sampler = optuna.samplers.TPESampler(seed=seed, **options)
-        elif name == "random":
-            sampler = optuna.samplers.RandomSampler(seed=seed, **options)
-        elif name == "nsga2":
-            sampler = optuna.samplers.NSGAIISampler(seed=seed, **options)
-        elif name == "gp":
-            sampler = optuna.samplers.GPSampler(seed=seed, **options)
-        elif name == "cmaes":
-            try:
-                import cmaes  # noqa: F401
-            except ImportError:
-                raise ConfigError("cmaes needs the 'cmaes' package (pip install cmaes)",
-                                  file=config.file, path="sampler") from None
-            sampler = optuna.samplers.CmaEsSampler(seed=seed, **options)
-        elif name == "evolution":
-            from nas.samplers import RegularizedEvolutionSampler
-
-            sampler = RegularizedEvolutionSampler(seed=seed, **options)
         elif name == "local":
-            from nas.samplers import LocalSearchSampler
-
-            sampler = LocalSearchSampler(seed=seed, key=equivalence_key(config), **options)
-        else:  # pragma: no cover - validated in the config
-            raise ConfigError(f"unknown sampler {name!r}", file=config.file, path="sampler")
-    except TypeError as error:
-        raise ConfigError(f"{name}: {error}", file=config.file, path="sampler") from None
+            options["key"] = equivalence_key(config)
+        sampler = cls(seed=seed, **options)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{name}: {' '.join(str(error).split())}", file=config.file,
+                          path="sampler") from None
     except ConfigError as error:
         raise error.located(file=config.file, path="sampler")
     if avoid:
@@ -99,22 +110,35 @@ def equivalence_key(config: RunConfig) -> Callable[[Mapping[str, Any]], str | No
     return key
 
 
+def pruner_class(name: str) -> type | None:
+    """Optuna's pruner class for ``median`` and ``hyperband``; ``None`` for ``none`` and
+    ``halving`` (ours: :class:`HalvingRule`)."""
+    import optuna
+
+    return {"median": optuna.pruners.MedianPruner,
+            "hyperband": optuna.pruners.HyperbandPruner}.get(name)
+
+
 def make_pruner(config: RunConfig) -> optuna.pruners.BasePruner:
-    """Optuna's pruner for ``median`` and ``hyperband``, else a no-op (halving is ours)."""
+    """Optuna's pruner for ``median`` and ``hyperband``, else a no-op (halving is ours).
+
+    Raises:
+        ConfigError: an option the pruner does not take or refuses.
+    """
     import optuna
 
     options = dict(config.pruner_options)
+    cls = pruner_class(config.pruner)
+    if cls is None:
+        return optuna.pruners.NopPruner()
+    if config.pruner == "hyperband":
+        options.setdefault("min_resource", 1)
+        options.setdefault("max_resource", int(config.train.get("epochs", 10)))
     try:
-        if config.pruner == "median":
-            return optuna.pruners.MedianPruner(**options)
-        if config.pruner == "hyperband":
-            epochs = int(config.train.get("epochs", 10))
-            options.setdefault("min_resource", 1)
-            options.setdefault("max_resource", epochs)
-            return optuna.pruners.HyperbandPruner(**options)
-    except TypeError as error:
-        raise ConfigError(f"{config.pruner}: {error}", file=config.file, path="pruner") from None
-    return optuna.pruners.NopPruner()
+        return cls(**options)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{config.pruner}: {' '.join(str(error).split())}", file=config.file,
+                          path="pruner") from None
 
 
 class HalvingRule:

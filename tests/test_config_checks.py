@@ -1,0 +1,334 @@
+"""Configs are checked completely at load, before anything is written: one case per class of bad
+value, each exit status 2, one line naming the file and the key, no traceback, and no folder
+made (not in the runs folder, the working folder, the dataset folder or the home folder).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nas.cli import main as nas
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE = ROOT.parent / "shared" / "data" / "nasbench201" / "nb201_cifar.csv"
+
+BASE = {
+    "name": "bad",
+    "space": {
+        "genotype": str(ROOT / "genotypes" / "search" / "resnet_cifar.yaml"),
+        "params": {"widths": [4, 8, 8], "depths": [1, 1, 1]},
+        "choices": {"block": {"choices": ["cifar_basic", "basic_se"]},
+                    "depth": {"param": "depths", "per_stage": True, "int": [1, 2]}},
+        "seeds": {"tiny": {}},
+    },
+    "dataset": {"name": "digits", "subset": 100, "val_subset": 50},
+    "train": {"epochs": 1, "batch_size": 50, "device": "cpu"},
+    "sampler": "random",
+    "trials": 1,
+}
+
+
+def config(**changes) -> dict:
+    """BASE with ``a__b=value`` setting ``data["a"]["b"]`` (``None`` deletes the key)."""
+    data = copy.deepcopy(BASE)
+    for key, value in changes.items():
+        *parents, last = key.split("__")
+        node = data
+        for part in parents:
+            node = node[part]
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    return data
+
+
+# class -> {case: (config, key path in the message)}
+CASES = {
+    "run_name": {
+        "nul": (config(name="run\0x"), "name"),
+        "slash": (config(name="../escape"), "name"),
+        "dot": (config(name=".hidden"), "name"),
+        "space": (config(name="a b"), "name"),
+        "too_long": (config(name="x" * 101), "name"),
+        "not_text": (config(name=12), "name"),
+        "dash_first": (config(name="-rf"), "name"),
+    },
+    "run_numbers": {
+        "timeout_nan": (config(timeout=float("nan")), "timeout"),
+        "timeout_inf": (config(timeout=float("inf")), "timeout"),
+        "timeout_negative": (config(timeout=-5), "timeout"),
+        "timeout_text": (config(timeout="soon"), "timeout"),
+        "trials_zero": (config(trials=0), "trials"),
+        "trials_huge": (config(trials=10**12), "trials"),
+        "trials_bool": (config(trials=True), "trials"),
+        "workers_many": (config(workers=100_000), "workers"),
+        "seed_too_big": (config(seed=2**32), "seed"),
+        "seed_plus_workers_too_big": (config(seed=2**32 - 1, workers=2), "seed"),
+        "seed_negative": (config(seed=-1), "seed"),
+        "threads_many": (config(threads=10_000), "threads"),
+        "threads_zero": (config(threads=0), "threads"),
+        "width_nan": (config(width_multiplier=float("nan")), "width_multiplier"),
+        "latency_repeats": (config(objectives=["val_accuracy", "latency"],
+                                   latency={"repeats": 10**9}), "latency.repeats"),
+    },
+    "train_numbers": {
+        "lr_huge": (config(train__lr=1e300), "train.lr"),
+        "lr_nan": (config(train__lr=float("nan")), "train.lr"),
+        "epochs_huge": (config(train__epochs=10**9), "train.epochs"),
+        "batch_negative": (config(train__batch_size=-1), "train.batch_size"),
+        "weight_decay": (config(train__weight_decay=5), "train.weight_decay"),
+        "threads_many": (config(train__threads=10_000), "train.threads"),
+        "seed_too_big": (config(train__seed=2**32), "train.seed"),
+        "time_limit_inf": (config(train__time_limit=float("inf")), "train.time_limit"),
+    },
+    "dataset": {
+        "unknown_name": (config(dataset="imagenet22k"), "dataset"),
+        "unknown_option": (config(dataset={"name": "digits", "subsett": 3}), "dataset.subsett"),
+        "negative_subset": (config(dataset={"name": "digits", "subset": -5}), "dataset.subset"),
+        "val_fraction": (config(dataset={"name": "digits", "val_fraction": 1.5}), "dataset.val_fraction"),
+        "huge_resolution": (config(dataset={"name": "digits", "resolution": 10**6}), "dataset.resolution"),
+        "seed": (config(dataset={"name": "digits", "seed": -3}), "dataset.seed"),
+        "download_text": (config(dataset={"name": "cifar10", "download": "yes"}), "dataset.download"),
+        "synthetic_negative": (config(dataset={"name": "synthetic", "num_images": -5}),
+                               "dataset.num_images"),
+        "synthetic_huge": (config(dataset={"name": "synthetic", "num_images": 10**9}),
+                           "dataset.num_images"),
+        "synthetic_noise": (config(dataset={"name": "synthetic", "noise": float("nan")}),
+                            "dataset.noise"),
+        "idx_missing": (config(dataset={"name": "idx", "images": "nope.idx", "labels": "nope.idx"}),
+                        "dataset.images"),
+        "not_a_mapping": (config(dataset=[1, 2]), "dataset"),
+    },
+    "dataset_offline": {
+        "cifar10": (config(dataset="cifar10"), "dataset.root"),
+        "mnist_subset": (config(dataset={"name": "mnist", "subset": 100}), "dataset.root"),
+        "cifar10_no_download": (config(dataset={"name": "cifar10", "download": False}), "dataset.root"),
+    },
+    "sampler": {
+        "wrong_type": (config(sampler={"name": "tpe", "n_startup_trials": "ten"}),
+                       "sampler.n_startup_trials"),
+        "bool_as_text": (config(sampler={"name": "tpe", "multivariate": "true"}), "sampler.multivariate"),
+        "unknown_option": (config(sampler={"name": "random", "n_startup_trials": 3}),
+                           "sampler.n_startup_trials"),
+        "python_object": (config(sampler={"name": "tpe", "gamma": 3}), "sampler.gamma"),
+        "options_not_mapping": (config(sampler={"name": "tpe", "options": [1, 2]}), "sampler.options"),
+        "refused_value": (config(sampler={"name": "nsga2", "population_size": 0}), "sampler"),
+        "ours_refused": (config(sampler={"name": "evolution", "population_size": 2, "sample_size": 5}),
+                         "sampler"),
+        "avoid_duplicates": (config(sampler={"name": "tpe", "avoid_duplicates": "yes"}),
+                             "sampler.avoid_duplicates"),
+        "seed_is_ours": (config(sampler={"name": "tpe", "seed": 3}), "sampler.seed"),
+    },
+    "pruner": {
+        "unknown_option": (config(pruner={"name": "median", "patience": 2}), "pruner.patience"),
+        "wrong_type": (config(pruner={"name": "median", "n_warmup_steps": "x"}), "pruner.n_warmup_steps"),
+        "refused_value": (config(pruner={"name": "median", "n_startup_trials": -1}), "pruner"),
+        "hyperband_resource": (config(pruner={"name": "hyperband", "max_resource": "lots"}), "pruner"),
+        "halving_nan": (config(pruner={"name": "halving", "reduction": float("nan")}), "pruner.reduction"),
+        "halving_late_rung": (config(pruner={"name": "halving", "rungs": [5]}), "pruner.rungs"),
+        "halving_unordered": (config(train__epochs=3, pruner={"name": "halving", "rungs": [2, 1]}),
+                              "pruner.rungs"),
+    },
+    "space": {
+        "op_choice": (config(space__choices__block={"choices": ["cifar_basic", "conv_9x9"]}),
+                      "space.choices.block.choices"),
+        "int_bound_huge": (config(space__choices__depth={"param": "depths", "per_stage": True,
+                                                        "int": [1, 10**400]}),
+                           "space.choices.depth"),
+        "float_bound_inf": (config(space__choices={"w": {"param": "widths", "per_stage": True,
+                                                          "float": [1.0, float("inf")]}}),
+                            "space.choices.w"),
+        "constraint_inf": (config(space__constraints={"params": {"max": float("inf")}}),
+                           "space.constraints.params.max"),
+        "constraint_text": (config(space__constraints={"params": {"max": "lots"}}),
+                            "space.constraints.params.max"),
+        "genotype_missing": (config(space__genotype="nowhere/net.yaml"), "space.genotype"),
+    },
+}
+
+FLAT = {f"{group}.{case}": value for group, cases in CASES.items() for case, value in cases.items()}
+
+
+def _tree(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """The working folder is tmp_path/work; home and the dataset folder point at folders that
+    do not exist, so any folder a check makes shows up."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NAS_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("NAS_OFFLINE", "1")
+    return tmp_path
+
+
+def _run_bad(sandbox: Path, data: dict | str, capsys) -> tuple[Path, str]:
+    file = sandbox / "work" / "bad.yaml"
+    file.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+    before = _tree(sandbox)
+    status = nas(["search", str(file), "--runs", str(sandbox / "work" / "runs"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2, err
+    assert len(err) == 1, err
+    assert _tree(sandbox) == before, "a check made a file or folder"
+    return file, err[0]
+
+
+@pytest.mark.parametrize("case", sorted(FLAT))
+def test_bad_config_is_one_line_exit_2_and_makes_nothing(case, sandbox, capsys):
+    data, path = FLAT[case]
+    file, line = _run_bad(sandbox, data, capsys)
+    assert line.startswith(f"{file}: {path}"), line
+    assert "Traceback" not in line
+
+
+def test_offline_means_no_download_server(sandbox, capsys, monkeypatch):
+    """Without NAS_OFFLINE, an unreachable server is what makes the dataset unavailable."""
+    import nas.data._sources
+
+    monkeypatch.delenv("NAS_OFFLINE")
+    monkeypatch.setattr(nas.data._sources, "_reachable", lambda url, timeout=3.0: False)
+    file, line = _run_bad(sandbox, config(dataset="cifar10"), capsys)
+    assert line.startswith(f"{file}: dataset.root: cifar10: files not found under {sandbox / 'data'}")
+    assert "cannot be reached" in line
+
+
+def test_tabular_op_not_in_the_table(sandbox, capsys):
+    if not TABLE.is_file():
+        pytest.skip(f"NAS-Bench-201 table absent: {TABLE}")
+    data = yaml.safe_load((ROOT / "search_spaces" / "nb201.yaml").read_text())
+    data["space"]["genotype"] = str(ROOT / "genotypes" / "nb201.yaml")
+    data["tabular"]["table"] = str(TABLE)
+    data["space"]["choices"]["node2.in1"]["choices"].append("max_pool_3x3")  # a block, not in NB201
+    file, line = _run_bad(sandbox, data, capsys)
+    assert line.startswith(f"{file}: space.choices.node2.in1.choices: 'max_pool_3x3' is not a "
+                           "NAS-Bench-201 op"), line
+
+
+YAML_NUMBERS = """\
+name: yaml12
+space:
+  genotype: {genotype}
+  params: {{widths: [4, 8, 8], depths: [1, 1, 1]}}
+  choices:
+    block: {{choices: [cifar_basic, basic_se]}}
+  constraints: {{params: {{max: 1.0e6}}, macs: {{max: 2e9}}}}
+dataset: {{name: digits, subset: 1.0e2}}
+train: {{epochs: 1, lr: 1e-1, weight_decay: 5.0e-4, device: cpu}}
+trials: 1e1
+timeout: .nan
+"""
+
+
+def test_yaml_1_1_exponents_are_numbers(sandbox, capsys):
+    """1.0e6 and 1e-1 are numbers, as the documentation writes them; .nan is still refused."""
+    from nas.search import load_config
+
+    text = YAML_NUMBERS.format(genotype=ROOT / "genotypes" / "search" / "resnet_cifar.yaml")
+    _, line = _run_bad(sandbox, text, capsys)
+    assert "timeout: must be a number in (0, 1e+07], got nan" in line
+    good = sandbox / "work" / "good.yaml"
+    good.write_text(text.replace("timeout: .nan\n", ""))
+    loaded = load_config(good)
+    assert loaded.space.constraints["params"] == (None, 1e6)
+    assert loaded.space.constraints["macs"] == (None, 2e9)
+    assert loaded.train_config().lr == 0.1 and loaded.trials == 10
+
+
+@pytest.mark.parametrize(("flags", "where"), [
+    (["--name", "a\0b"], "--name"),
+    (["--name", ".."], "--name"),
+    (["--trials", "0"], "--trials"),
+    (["--workers", "100000"], "--workers"),
+])
+def test_bad_search_flags(sandbox, capsys, flags, where):
+    file = sandbox / "work" / "ok.yaml"
+    file.write_text(yaml.safe_dump(config()))
+    before = _tree(sandbox)
+    assert nas(["search", str(file), "--runs", str(sandbox / "work" / "runs"), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{where}: "), err
+    assert _tree(sandbox) == before
+
+
+SCALE = {
+    "name": "scale",
+    "genotype": str(ROOT / "genotypes" / "search" / "resnet_cifar.yaml"),
+    "params": {"widths": [4, 8, 8], "depths": [1, 1, 1]},
+    "dataset": {"name": "digits", "resolution": 8, "subset": 100},
+    "train": {"epochs": 1, "device": "cpu"},
+    "grid": {"alpha": [1.0], "beta": [1.0], "gamma": [1.0]},
+    "target": 1.0,
+    "family": 0,
+}
+
+
+@pytest.mark.parametrize(("change", "where"), [
+    ({"name": "a\0b"}, "name"),
+    ({"dataset": {"name": "digits", "resolution": 8, "subset": -1}}, "dataset.subset"),
+    ({"dataset": {"name": "cifar10", "resolution": 8}}, "dataset.root"),
+    ({"seed": 2**32}, "seed"),
+    ({"threads": 10_000}, "threads"),
+    ({"train": {"lr": 1e300}}, "train.lr"),
+])
+def test_bad_scale_search_config(sandbox, capsys, change, where):
+    file = sandbox / "work" / "scale.yaml"
+    file.write_text(yaml.safe_dump({**SCALE, **change}))
+    before = _tree(sandbox)
+    assert nas(["scale-search", str(file), "--runs", str(sandbox / "work" / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"{file}: {where}") or err[0].startswith(f"{file}: grid: "), err
+    assert where in err[0]
+    assert _tree(sandbox) == before
+
+
+@pytest.mark.parametrize(("flags", "where"), [
+    (["--threads", "10000"], "threads"),
+    (["--lr", "1e300"], "lr"),
+    (["--seed", str(2**32)], "seed"),
+    (["--epochs", "0"], "epochs"),
+    (["--dataset", "cifar10"], "root"),
+    (["--dataset", "digits", "--subset", "-3"], "subset"),
+])
+def test_bad_train_options(sandbox, capsys, flags, where):
+    before = _tree(sandbox)
+    status = nas(["train", "resnet20", "--device", "cpu", "--quiet", "--out",
+                  str(sandbox / "work" / "out"), *flags])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err
+    assert err[0].startswith(f"{where}: ") or f": {where}: " in err[0], err
+    assert _tree(sandbox) == before
+
+
+@pytest.mark.parametrize("case", ["run_numbers.threads_many", "dataset_offline.cifar10",
+                                  "sampler.wrong_type", "run_name.nul"])
+def test_real_command_in_a_subprocess(case, tmp_path):
+    """The command as a user runs it: exit 2, one line, no traceback, within a hang guard."""
+    data, path = FLAT[case]
+    file = tmp_path / "bad.yaml"
+    file.write_text(yaml.safe_dump(data))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HOME=str(tmp_path / "home"),
+               NAS_DATA=str(tmp_path / "data"), NAS_OFFLINE="1")
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "nas", "search", str(file), "--runs",
+                             str(tmp_path / "runs")], capture_output=True, text=True, env=env,
+                            cwd=tmp_path, timeout=180)
+    assert time.monotonic() - started < 180
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{file}: {path}"), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
