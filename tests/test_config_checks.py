@@ -142,7 +142,7 @@ CASES = {
         "op_choice": (config(space__choices__block={"choices": ["cifar_basic", "conv_9x9"]}),
                       "space.choices.block.choices"),
         "int_bound_huge": (config(space__choices__depth={"param": "depths", "per_stage": True,
-                                                        "int": [1, 10**400]}),
+                                                        "int": [1, 2**60]}),
                            "space.choices.depth"),
         "float_bound_inf": (config(space__choices={"w": {"param": "widths", "per_stage": True,
                                                           "float": [1.0, float("inf")]}}),
