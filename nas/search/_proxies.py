@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nas import _checks
 from nas.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ def parse_proxies(value: Any, *, objectives: Sequence[str], file: str, base: Pat
         data = dict(data)
         for key in paths:
             if isinstance(data.get(key), str):
-                data[key] = str((base / Path(data[key]).expanduser()).resolve())
+                data[key] = str(_checks.dataset_path(data[key], key, base))
     batch = _count(value.get("batch", 64), 2, file, "proxies.batch")
     settings = ProxySettings(tuple(dict.fromkeys(record)), data, batch, constraints, screen)
     if data is None and not trained and settings.needs_data:
