@@ -172,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nKendall's tau (proxy val accuracy rank vs retrained test accuracy rank): {tau} "
           f"over {table['test_mean'].notna().sum()} architectures")
     print(verdict(table))
+    from nas.results import analyze
+
+    print(f"report: {analyze(run_dir).out / 'report.md'} (with the retraining section)")
     print(f"total wall time {time.time() - started:.0f} s; load average {os.getloadavg()[0]:.1f} at the end; "
           f"run folder {run_dir}")
     return 0
