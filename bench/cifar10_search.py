@@ -69,6 +69,11 @@ def bench_config(space: str, data: Path, budget: dict, device: str, out: Path) -
     from nas.errors import ConfigError
     shipped = ROOT / "search_spaces" / f"{space}.yaml"
     config = load_yaml_file(shipped, error=ConfigError)
+    if space != "resnet" and budget["width"] < 1.0:
+        # mobile and zoo keep their shipped proxy width (x0.25 and x1): the zoo's Inception
+        # unit needs 16 channels in its narrowest stage (a c // 16 branch).
+        width = config.get("width_multiplier", 1.0)
+        budget = dict(budget, width=width, retrain_width=width)
     config["space"] = dict(config["space"])
     config["space"]["genotype"] = str((shipped.parent / config["space"]["genotype"]).resolve())
     first = next(iter(config["space"]["seeds"]))
@@ -147,11 +152,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start, bf16 "
           f"{'(AMX) on' if amx or args.device == 'cuda' else 'off (no AMX: float32)'}")
     print(f"dataset load: {load_s:.1f} s first call in this process, {cached_s:.2f} s from the cache")
-    print(f"budget: search {budget.get('trials') or 'no cap on'} trials, at most {budget['timeout']} s, proxy "
+    import yaml
+
+    frozen = yaml.safe_load(config.read_text())
+    again = frozen["retrain"]
+    print(f"budget: search {frozen['trials'] or 'no cap on'} trials, at most {frozen['timeout']} s, proxy "
           f"{budget['subset']:,} training / {budget['val_subset']:,} validation images, "
-          f"{budget['epochs']} epochs, width x{budget['width']}; retrain top 3 + seed, "
-          f"{budget['seeds']} seeds, {budget['retrain_epochs']} epochs, width x{budget['retrain_width']}, "
-          f"{'all 50,000' if budget['retrain_subset'] is None else format(budget['retrain_subset'], ',')} "
+          f"{budget['epochs']} epochs, width x{frozen['width_multiplier']}; retrain top 3 + seed, "
+          f"{again['seeds']} seeds, {again['epochs']} epochs, width x{again['width_multiplier']}, "
+          f"{'all 50,000' if again['subset'] is None else format(again['subset'], ',')} "
           f"training images, test on 10,000", flush=True)
     summary = run_search(config, resume=resume, name=name, runs_dir=args.runs, progress=False)
     records = read_trials(run_dir)
