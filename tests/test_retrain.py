@@ -81,6 +81,11 @@ def test_retrain_table_has_mean_and_std_per_architecture(tmp_path: Path, digits_
     assert (job / "model.onnx").is_file() and (job / "model.json").is_file()
     assert (summary.out / "results.csv").is_file() and (summary.out / "test_accuracy_vs_macs.png").is_file()
     assert summary.trained and not summary.skipped
+    # A result of another genotype (a stale or foreign file) is not taken as finished.
+    stale = json.loads((job / "test.json").read_text())
+    (job / "test.json").write_text(json.dumps(dict(stale, hash="0" * 32)))
+    again = retrain(run_dir)
+    assert again.trained == [(table["label"][0], 1)] and len(again.skipped) == 5
     # nas analyze puts the retraining into report.md.
     assert nas(["analyze", str(run_dir)]) == 0
     report = (run_dir / "report.md").read_text()

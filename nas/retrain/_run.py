@@ -7,8 +7,10 @@ Layout of ``runs/NAME/retrain/`` (every file written atomically)::
     LABEL/genotype.yaml      the retrained genotype (LABEL: a seed's name or trial_NNNN)
     LABEL/seedS/             nas.train.train_to_folder's files (checkpoint.pt, metrics.csv,
                              model.pth, preprocessing.json, result.json), plus
+        job.json             the genotype hash the job trains (files of another are deleted)
         model.onnx, model.json   the trained model: takes [0, 1] images, normalises inside
-        test.json            the result, written last: a job with test.json is finished
+        test.json            the result, written last: a job with test.json (of its genotype
+                             hash) is finished
     results.csv              one row per architecture (nas.retrain._table)
     test_accuracy_vs_macs.png, retrain.md
 
@@ -184,7 +186,7 @@ def retrain(
         f"epochs on {plan['train_images']:,} training images; test split: {plan['test_images']:,} images")
     for candidate in context.candidates:
         atomic_write_text(context.out / candidate.label / "genotype.yaml", candidate.genotype.dump())
-    skipped = [(c.label, s) for c, s, job in context.jobs() if _read_result(job) is not None]
+    skipped = [(c.label, s) for c, s, job in context.jobs() if _read_result(job, c.genotype.hash) is not None]
     helpers = _start_helpers(workers - 1, run_dir, out, device, threads, overrides)
     try:
         _work(context, say, progress=progress)
@@ -192,7 +194,7 @@ def retrain(
         for helper in helpers:
             helper.join()
     _work(context, say, progress=progress)  # anything a helper left (it died): train it here
-    results = [_read_result(job) for _, _, job in context.jobs()]
+    results = [_read_result(job, c.genotype.hash) for c, _, job in context.jobs()]
     trained = [(c.label, s) for c, s, _ in context.jobs() if (c.label, s) not in skipped]
     table = _table.summarise([r for r in results if r is not None])
     _table.write_outputs(table, plan, context.out)
@@ -213,12 +215,13 @@ def _work(context: _Context, say: Callable[[str], None], *, progress: bool) -> N
         torch.set_num_threads(context.base.threads)  # latency and export too, not only training
     try:
         for candidate, seed, job in context.jobs():
-            if _read_result(job) is not None:
+            if _read_result(job, candidate.genotype.hash) is not None:
                 continue
             job.mkdir(parents=True, exist_ok=True)
             with try_file_lock(job / ".lock") as mine:
-                if not mine or _read_result(job) is not None:
+                if not mine or _read_result(job, candidate.genotype.hash) is not None:
                     continue
+                _claim(job, candidate.genotype.hash)
                 torch.manual_seed(seed)
                 model = nas.build_model(candidate.genotype)
                 record = _train_one(model, candidate, nas.analyze(candidate.genotype), context.data,
@@ -246,18 +249,38 @@ def _start_helpers(count: int, run_dir: Path, out: Any, device: Any, threads: An
 
 
 def _helper(run_dir: str, out: Any, device: Any, threads: Any, overrides: dict[str, Any]) -> None:
+    from nas.search._workers import die_with_parent
+
+    die_with_parent()  # a killed retrain leaves no helper training on behind it
     context = _prepare(Path(run_dir), out, device, threads, **overrides)
     _work(context, lambda line: print(line, flush=True), progress=False)
 
 
-def _read_result(job: Path) -> dict[str, Any] | None:
+def _claim(job: Path, genotype_hash: str) -> None:
+    """Mark ``job`` as training ``genotype_hash``; files a job of another genotype left there
+    (a checkpoint it could resume from, its result) are deleted first."""
+    marker = job / "job.json"
+    try:
+        old = json.loads(marker.read_text()).get("hash")
+    except (OSError, ValueError, AttributeError):
+        old = None
+    if old != genotype_hash:
+        for name in ("test.json", "checkpoint.pt", "model.pth", "result.json", "metrics.csv"):
+            (job / name).unlink(missing_ok=True)
+    atomic_write_text(marker, json.dumps({"hash": genotype_hash}) + "\n")
+
+
+def _read_result(job: Path, genotype_hash: str) -> dict[str, Any] | None:
+    """The job's finished result, or None when it has none, or one of another genotype (a
+    foreign or stale file: the job is trained again and the file replaced)."""
     path = job / RESULT
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except ValueError:  # written atomically, so only a foreign file: train again
         return None
+    return record if isinstance(record, dict) and record.get("hash") == genotype_hash else None
 
 
 def _train_one(model: Any, candidate: Candidate, stats: Any, data: Any, train_config: Any, job: Path,

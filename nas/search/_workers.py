@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-__all__ = ["recover_interrupted", "spawn_workers", "worker_loop"]
+__all__ = ["die_with_parent", "recover_interrupted", "spawn_workers", "worker_loop"]
 
 _INTERRUPTED = "interrupted (killed or Ctrl-C); its parameters were enqueued again"
 
@@ -97,7 +97,7 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
             on_trial()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask Linux to kill this process when its parent dies (best effort)."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -106,7 +106,7 @@ def _die_with_parent() -> None:
 
 def _worker_main(run_dir: str, storage_url: str, index: int, deadline: float | None,
                  overrides: dict[str, Any]) -> None:
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     config = load_run_config(Path(run_dir))
     # The frozen config's budget may be older than this call's overrides.
