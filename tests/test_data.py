@@ -297,3 +297,11 @@ def test_nas_train_root_for_idx(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main([*common, "--dataset", "digits", "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown option 'root' for dataset 'digits'" in err[0]
+
+
+def test_a_resolution_too_large_for_memory_is_one_line() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_dataset("digits", resolution=4096)
+    assert error.value.path == "resolution" and "at most 8,589,934,592" in str(error.value)
+    with pytest.raises(ConfigError, match="must be an integer in"):
+        load_dataset("digits", resolution=10**6)

@@ -210,6 +210,9 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
 
 #: Largest ``resolution`` (a 4096 x 4096 image is already 16 M pixels per channel).
 MAX_RESOLUTION = 4096
+#: Largest size of the resized images (uint8 bytes): a resolution that would exceed it on the
+#: source's image count is an error, not an out-of-memory kill.
+MAX_RESIZED_BYTES = 8 << 30
 #: Largest ``subset`` and ``val_subset``.
 MAX_IMAGES = 10**9
 
@@ -283,6 +286,12 @@ def prepare(
         keep = stratified_order(val_y, generator)[:val_subset]
         val_x, val_y = select_rows(val_x, keep), val_y[keep]
     if resolution is not None:
+        images = (len(train_x) + len(val_x)) * train_x.shape[1]
+        if images * resolution * resolution > MAX_RESIZED_BYTES:
+            raise ConfigError(
+                f"{len(train_x) + len(val_x)} images at {resolution}x{resolution} would take "
+                f"{images * resolution * resolution:,} bytes; at most {MAX_RESIZED_BYTES:,} "
+                "(lower resolution or use subset)", path="resolution")
         train_x, val_x = resize(train_x, resolution), resize(val_x, resolution)
     mean, std = channel_stats(train_x)
     return Dataset(
