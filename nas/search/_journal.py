@@ -129,7 +129,7 @@ def _append(path: str, data: bytes) -> None:
             while view:
                 view = view[os.write(fd, view):]
             os.fsync(fd)
-        except OSError:
+        except BaseException:  # a full disk, or Ctrl-C in the middle of the write
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, size)
             raise

@@ -19,8 +19,9 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,14 +88,35 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
         try:
             record = evaluator.run(study, trial)
         except KeyboardInterrupt:
-            interrupt(study, trial, run_dir)
+            with _sigint_deferred():  # a second Ctrl-C must not cut the bookkeeping short
+                interrupt(study, trial, run_dir)
             raise
-        if record.state == "complete":
-            study.tell(trial, record.values)
-        else:
-            study.tell(trial, state=states[record.state])
+        with _sigint_deferred():  # a finished trial's result reaches the storage whole
+            if record.state == "complete":
+                study.tell(trial, record.values)
+            else:
+                study.tell(trial, state=states[record.state])
         if on_trial is not None:
             on_trial()
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block is done, then raise KeyboardInterrupt: its
+    metrics.json is written, so a trial must not be left RUNNING by a Ctrl-C during its tell
+    (it would be re-run on --resume). Only the main thread can handle signals; elsewhere the
+    block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def die_with_parent() -> None:
