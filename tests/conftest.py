@@ -24,3 +24,16 @@ def online(monkeypatch):
 
     monkeypatch.delenv("NAS_OFFLINE", raising=False)
     monkeypatch.setattr(nas.data._sources, "_reachable", lambda url, timeout=3.0: True)
+
+
+@pytest.fixture
+def drop_stored_records():
+    """A function removing the ``nas.record`` user attributes from a journal file, making a run
+    folder like those written before the storage held every record (the files are read)."""
+
+    def drop(journal):
+        lines = [line for line in journal.read_text().splitlines(keepends=True)
+                 if '"nas.record"' not in line]
+        journal.write_text("".join(lines))
+
+    return drop

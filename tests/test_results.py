@@ -140,12 +140,21 @@ def test_too_few_trials_for_importances(runs: Path, tmp_path: Path) -> None:
     assert "Note: parameter importances" in (tmp_path / "report.md").read_text()
 
 
-def test_corrupt_trial_file_is_reported(trained_run: Path, tmp_path: Path) -> None:
+def test_corrupt_trial_file_is_reported(trained_run: Path, tmp_path: Path, drop_stored_records) -> None:
     copy = tmp_path / "digits"
     shutil.copytree(trained_run, copy)
     metrics = copy / "trials" / "0002" / "metrics.json"
     metrics.write_text(metrics.read_text()[:57])  # truncated mid-file
     (copy / "trials" / "0003" / "metrics.json").write_text("[1, 2]")  # JSON, but not a record
+    # The storage holds every trial's record: the damaged files lose nothing, and are named.
+    frame = load(copy)
+    assert len(frame) == 4 and frame["macs"].notna().all()
+    assert set(frame.set_index("number").loc[[2, 3], "status"]) <= {"completed", "duplicate"}
+    notes = frame.attrs["notes"]
+    assert any("trials/0002/metrics.json is unreadable" in n for n in notes)
+    assert any("trials/0003/metrics.json is unreadable" in n for n in notes)
+    # Without records in the storage (a run from before they were kept), the files are read.
+    drop_stored_records(copy / "journal.log")
     frame = load(copy)
     assert len(frame) == 4
     bad = frame.set_index("number").loc[[2, 3]]

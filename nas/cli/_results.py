@@ -19,13 +19,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "compare-A-B next to the first)")
     analyze.add_argument("--no-importance", action="store_true",
                          help="skip Optuna's parameter importances (slow on large runs)")
+    analyze.add_argument("--storage", metavar="URL",
+                         help="the study's storage, when run.json cannot say (a masked password) "
+                              "or the run folder is another machine's")
     analyze.set_defaults(run=run_analyze)
 
 
 def run_analyze(args: argparse.Namespace) -> int:
     from nas.results import analyze
 
-    result = analyze(args.run_dirs, args.out, importance=not args.no_importance)
+    result = analyze(args.run_dirs, args.out, importance=not args.no_importance,
+                     storage=args.storage)
     frame = result.frame
     print(f"{len(frame)} trials from {frame['run'].nunique()} run(s)")
     for path in result.files:

@@ -26,6 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--seed", type=int, metavar="N",
                         help="seed of the sampler and training (overrides the config's seed)")
     search.add_argument("--runs", default="runs", metavar="DIR", help="folder of run folders (default: runs)")
+    search.add_argument("--devices", metavar="LIST",
+                        help="one worker per device, each seeing only its own: cuda:0,cuda:1 or auto")
+    search.add_argument("--trials-per-device", type=int, metavar="N",
+                        help="worker processes per device (default 1)")
     search.add_argument("--no-progress", action="store_true", help="no progress bar")
     search.set_defaults(run=run_search)
 
@@ -38,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     best.add_argument("--untrained", action="store_true",
                       help="with --export: a best trial without kept weights is exported with random "
                            "weights instead of refusing")
+    best.add_argument("--storage", metavar="URL",
+                      help="the study's storage, when run.json cannot say (a masked password)")
     best.set_defaults(run=run_best)
 
 
@@ -65,29 +71,33 @@ def _genotype_text(record: dict[str, Any]) -> str:
     return f"{g.get('name')}({params})"
 
 
-def _print_best(run_dir: Path, *, yaml: bool = False) -> int:
+def _print_best(run_dir: Path, *, yaml: bool = False, storage: str | None = None) -> int:
     from nas.search import best_trials
-    from nas.search._records import read_trial_files
+    from nas.search._records import read_trial_files, stored_trials
 
-    run, best = best_trials(run_dir)
+    run, best = best_trials(run_dir, storage=storage)
     objectives = run["objectives"]
-    _, unreadable = read_trial_files(run_dir)
-    for path, why in unreadable.items():
-        print(f"note: {path} is unreadable ({why}); that trial is left out")
+    if stored_trials(run_dir, storage=storage) is None:  # the files are the records
+        _, unreadable = read_trial_files(run_dir)
+        for path, why in unreadable.items():
+            print(f"note: {path} is unreadable ({why}); that trial is left out")
     if not best:
         print(f"no complete trial in {run_dir}")
         return 1
     if len(objectives) > 1:
         print(f"Pareto set ({len(best)} trials) over {', '.join(objectives)}:")
     for record in best:
-        folder = run_dir / "trials" / f"{record['trial']:04d}"
+        path = run_dir / "trials" / f"{record['trial']:04d}" / "genotype.yaml"
         print(_line(record, objectives))
         print(f"  genotype: {_genotype_text(record)}")
-        print(f"  file: {folder / 'genotype.yaml'}")
-        weights = folder / "weights.pth"
-        print(f"  weights: {weights if weights.is_file() and (folder / 'weights.json').is_file() else 'not kept'}")
+        print(f"  file: {path}" if path.is_file() else
+              f"  file: none here (trial {record['trial']} ran on {record.get('worker')})")
+        weights = path.parent / "weights.pth"
+        print(f"  weights: {weights if weights.is_file() and (path.parent / 'weights.json').is_file() else 'not kept'}")
     if yaml and len(best) == 1:
-        print((run_dir / "trials" / f"{best[0]['trial']:04d}" / "genotype.yaml").read_text(), end="")
+        path = run_dir / "trials" / f"{best[0]['trial']:04d}" / "genotype.yaml"
+        text = (best[0].get("genotype") or {}).get("text")
+        print(text if text is not None else path.read_text(), end="")
     return 0
 
 
@@ -96,7 +106,8 @@ def _check_flags(args: argparse.Namespace) -> None:
     from nas import _checks
     from nas.search._config import flag_limits
 
-    for flag, value in (("--trials", args.trials), ("--workers", args.workers)):
+    for flag, value in (("--trials", args.trials), ("--workers", args.workers),
+                        ("--trials-per-device", args.trials_per_device)):
         if value is not None:
             _checks.number(value, path=flag, integer=True, **flag_limits(flag.lstrip("-")))
     if args.seed is not None:
@@ -114,6 +125,7 @@ def run_search(args: argparse.Namespace) -> int:
     try:
         summary = search(config, resume=args.resume, workers=args.workers, storage=args.storage,
                          name=args.name, trials=args.trials, seed=args.seed, runs_dir=args.runs,
+                         devices=args.devices, trials_per_device=args.trials_per_device,
                          progress=not args.no_progress and sys.stderr.isatty())
     except KeyboardInterrupt:
         again = " ".join(["nas search", args.config, *([f"--name {args.name}"] if args.name else []), "--resume"])
@@ -125,13 +137,13 @@ def run_search(args: argparse.Namespace) -> int:
               f"{p['seconds']:.1f} s; enqueued the top {p['top']}")
     counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items())
     print(f"{sum(summary.counts.values())} trials ({counts}) in {summary.elapsed:.0f} s")
-    status = _print_best(summary.run_dir)
+    status = _print_best(summary.run_dir, storage=args.storage)
     print(f"run folder: {summary.run_dir}")
     return 0 if status == 0 else 1
 
 
 def run_best(args: argparse.Namespace) -> int:
-    status = _print_best(Path(args.run_dir), yaml=args.yaml)
+    status = _print_best(Path(args.run_dir), yaml=args.yaml, storage=args.storage)
     if status == 0 and args.export:
         from nas.results import export_best
 

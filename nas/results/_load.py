@@ -63,40 +63,14 @@ def _run_info(run_dir: Path) -> dict[str, Any]:
 
 def _storage_trials(run_dir: Path, info: Mapping[str, Any], storage: str | None,
                     notes: list[str]) -> dict[int, Any] | None:
-    """The study's trials by number (``FrozenTrial``), or ``None`` if the storage can't be read."""
-    url = storage or info.get("storage") or "journal.log"
-    if "://" not in url:
-        url = str(run_dir / url) if not Path(url).is_absolute() else url
-        if not Path(url).is_file():
-            notes.append(f"{run_dir.name}: no Optuna storage at {url}; read the metrics files only")
-            return None
-    elif "***" in url and storage is None:
-        notes.append(f"{run_dir.name}: storage {url} has a masked password (pass storage=...); "
-                     "read the metrics files only")
+    """The study's trials by number (``FrozenTrial``; surplus ones left out), or ``None`` if
+    the storage can't be read."""
+    from nas.search._storage import SURPLUS_ATTR, open_run_study
+
+    study = open_run_study(run_dir, info, storage=storage, notes=notes)
+    if study is None:
         return None
-    try:
-        study = _load_study(url, info.get("study_name") or info.get("name") or run_dir.name)
-        return {t.number: t for t in study.get_trials(deepcopy=False)}
-    except Exception as error:  # noqa: BLE001 - any storage failure: fall back to the files
-        message = " ".join(str(error).split())[:200]
-        notes.append(f"{run_dir.name}: cannot read storage ({type(error).__name__}: {message}); "
-                     "read the metrics files only")
-        return None
-
-
-def _load_study(url: str, name: str) -> Any:
-    """The study, opened read-only in spirit: no lock is taken for a journal file."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if "://" in url:
-        storage: Any = optuna.storages.RDBStorage(url, skip_compatibility_check=True)
-    else:
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-
-        storage = JournalStorage(JournalFileBackend(url, lock_obj=JournalFileOpenLock(url)))
-    return optuna.load_study(study_name=name, storage=storage)
+    return {t.number: t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS_ATTR)}
 
 
 def open_study(run_dir: str | Path, *, storage: str | None = None) -> Any:
@@ -110,8 +84,10 @@ def open_study(run_dir: str | Path, *, storage: str | None = None) -> Any:
     url = storage or info.get("storage") or "journal.log"
     if "://" not in url and not Path(url).is_absolute():
         url = str(run_dir / url)
+    from nas.search._storage import load_study
+
     try:
-        return _load_study(url, info.get("study_name") or info.get("name") or run_dir.name)
+        return load_study(url, info.get("study_name") or info.get("name") or run_dir.name)
     except Exception as error:  # noqa: BLE001
         raise ConfigError(f"cannot open the study's storage {url!r}: {type(error).__name__}: "
                           f"{' '.join(str(error).split())[:200]}", file=str(run_dir)) from None
@@ -166,7 +142,7 @@ def _trial_row(run: str, number: int, record: dict[str, Any] | None, why: str | 
         "duplicate_of": r.get("duplicate_of", attrs.get(_DUPLICATE_ATTR)),
         "worker": r.get("worker"), "hash": genotype.get("hash") or attrs.get(_HASH_ATTR),
         "genotype": genotype.get("name"),
-        "genotype_path": str(run_dir / "trials" / f"{number:04d}" / path) if path else None,
+        "genotype_path": _local(run_dir / "trials" / f"{number:04d}" / path) if path else None,
         "cell": genotype.get("cell"),
         "params": static.get("params"), "macs": static.get("macs"),
         "activation_bytes": static.get("activation_bytes"),
@@ -203,6 +179,19 @@ def _trial_row(run: str, number: int, record: dict[str, Any] | None, why: str | 
     return row
 
 
+def _local(path: Path) -> str | None:
+    """``path`` when this machine's run folder holds it (another machine ran the trial)."""
+    return str(path) if path.is_file() else None
+
+
+def _stored_record(trial: Any) -> dict[str, Any] | None:
+    """The record the storage holds for a trial that ended (every machine sees it)."""
+    from nas.search._storage import RECORD_ATTR
+
+    record = trial.user_attrs.get(RECORD_ATTR) if trial is not None else None
+    return record if isinstance(record, dict) else None
+
+
 def _read_run(run_dir: Path, *, storage: str | None,
               notes: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     info = _run_info(run_dir)
@@ -213,8 +202,15 @@ def _read_run(run_dir: Path, *, storage: str | None,
     numbers = sorted(set(files) | set(trials or ()))
     rows = []
     for number in numbers:
+        record, why = _stored_record((trials or {}).get(number)), None
         path = files.get(number)
-        record, why = read_record(path, number=number) if path is not None else (None, None)
+        if path is not None:
+            local, local_why = read_record(path, number=number)
+            if record is None:
+                record, why = local, local_why
+            elif local_why is not None:
+                notes.append(f"{run_dir.name}: trials/{number:04d}/metrics.json is unreadable "
+                             f"({local_why}); the storage's record of trial {number} is used")
         rows.append(_trial_row(run, number, record, why, (trials or {}).get(number), objectives,
                                run_dir))
     meta = {"dir": str(run_dir), "objectives": objectives,
@@ -306,17 +302,22 @@ def load(run_dirs: str | Path | Iterable[str | Path], *, storage: str | None = N
     return _frame(rows, metas, notes)
 
 
-def load_history(run_dirs: str | Path | Iterable[str | Path]) -> pd.DataFrame:
-    """Per-epoch history of every trained trial, from the metrics files: columns ``run``,
-    ``number``, ``epoch``, ``train_loss``, ``val_accuracy``, ``seconds``, ``lr``."""
+def load_history(run_dirs: str | Path | Iterable[str | Path], *, storage: str | None = None) -> pd.DataFrame:
+    """Per-epoch history of every trained trial, from the storage's records (the metrics files
+    when it cannot be read): columns ``run``, ``number``, ``epoch``, ``train_loss``,
+    ``val_accuracy``, ``seconds``, ``lr``."""
     import pandas as pd
 
     history: list[dict[str, Any]] = []
     for run_dir in _as_dirs(run_dirs):
         info = _run_info(Path(run_dir))
         run = info.get("name") or Path(run_dir).name
-        for number, path in sorted(_metrics_files(Path(run_dir)).items()):
-            record, _ = read_record(path, number=number)
+        trials = _storage_trials(Path(run_dir), info, storage, []) or {}
+        files = _metrics_files(Path(run_dir))
+        for number in sorted(set(files) | set(trials)):
+            record = _stored_record(trials.get(number))
+            if record is None and number in files:
+                record, _ = read_record(files[number], number=number)
             for h in (record or {}).get("history") or ():
                 history.append({"run": run, "number": number, **h})
     columns = ["run", "number", "epoch", "train_loss", "val_accuracy", "seconds", "lr"]

@@ -318,11 +318,12 @@ def _write_tables(frame: pd.DataFrame, out: Path, notes: list[str]) -> list[Path
 
 
 def analyze(run_dirs: str | Path | Iterable[str | Path], out: str | Path | None = None, *,
-            importance: bool = True) -> Analysis:
+            importance: bool = True, storage: str | None = None) -> Analysis:
     """Write ``results.csv``, ``results.parquet`` (if pyarrow is installed), the plots
     ``history.png``, ``accuracy_vs_macs.png``, ``accuracy_vs_params.png``, ``curves.png``,
     ``importance.png`` (each only when there is something to draw) and ``report.md`` into
     ``out`` (default: the run folder; for several runs ``compare-A-B`` next to the first).
+    ``storage`` overrides the storage URL of ``run.json`` (which masks passwords).
 
     ``report.md`` has the sections: best architecture (and its margin over the best seed at
     equal or lower cost), the retraining on the test split (when ``nas retrain`` ran), Pareto set (over the run's objectives; for one objective, accuracy
@@ -333,8 +334,8 @@ def analyze(run_dirs: str | Path | Iterable[str | Path], out: str | Path | None 
     """
     dirs = _as_dirs(run_dirs)
     out = Path(out) if out is not None else _default_out(dirs)
-    frame = load(dirs)
-    history = load_history(dirs)
+    frame = load(dirs, storage=storage)
+    history = load_history(dirs, storage=storage)
     notes = list(frame.attrs.get("notes") or [])
     several = frame["run"].nunique() > 1
     from nas.results import _plots
@@ -360,7 +361,7 @@ def analyze(run_dirs: str | Path | Iterable[str | Path], out: str | Path | None 
     imp_notes: list[str] = []
     if importance:
         for run, meta in frame.attrs["runs"].items():
-            values, why = importances(meta["dir"], meta["objectives"])
+            values, why = importances(meta["dir"], meta["objectives"], storage=storage)
             if values:
                 imp_values[run] = values
             imp_notes += [f"{run}: {w}" if several else w for w in why]

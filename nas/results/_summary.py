@@ -178,7 +178,8 @@ def budget(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["category", "trials", "wall_time", "statuses"])
 
 
-def importances(run_dir: str | Path, objectives: Sequence[str]) -> tuple[dict[str, dict[str, float]], list[str]]:
+def importances(run_dir: str | Path, objectives: Sequence[str], *,
+                storage: str | None = None) -> tuple[dict[str, dict[str, float]], list[str]]:
     """Optuna's parameter importances (``get_param_importances``) of a run, per objective.
 
     Returns ``(importances, notes)``: objective -> {parameter: importance}, largest first, and
@@ -194,7 +195,7 @@ def importances(run_dir: str | Path, objectives: Sequence[str]) -> tuple[dict[st
     notes: list[str] = []
     out: dict[str, dict[str, float]] = {}
     try:
-        study = open_study(run_dir)
+        study = open_study(run_dir, storage=storage)
     except Exception as error:  # noqa: BLE001
         return {}, [f"parameter importances unavailable: {error}"]
     complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]

@@ -15,10 +15,16 @@ Top-level keys (only ``space`` is required)::
     pruner: none | {name: halving, rungs: [1, 2], reduction: 3}  # none median hyperband halving
     trials: 20                   # trial budget (counts every trial started, seeds included)
     timeout: 240                 # wall-clock budget in seconds; no new trial starts after it
-    seed: 0                      # seeds the sampler (worker i uses seed + i) and training
+    seed: 0                      # seeds training, and the samplers (mixed with the machine and
+                                 # the worker index: see nas.search._study.worker_seed)
     storage: null                # default: the journal file runs/NAME/journal.log; or an RDB URL
-    workers: 1                   # processes on this machine
+    workers: 1                   # processes on this machine (ignored when devices are given)
     threads: null                # torch threads per worker; default: CPU cores // workers
+    devices: null                # [cuda:0, cuda:1] or auto: one worker per device, each seeing
+                                 # only its own (CUDA_VISIBLE_DEVICES) and training on "cuda"
+    trials_per_device: 1         # workers per device (small proxy models leave a GPU idle)
+    heartbeat: 10                # seconds between a running trial's heartbeats; a trial whose
+                                 # worker missed 3 is re-queued by any other worker
     dedup: true                  # reuse the result of an isomorphic genotype (equal hash)
     latency: {batch_size: 1, repeats: 20, warmup: 5}   # when latency is an objective
     tabular:                     # NAS-Bench-201 lookup instead of training
@@ -81,7 +87,7 @@ DIRECTIONS = {
 }
 _KEYS = ("name", "doc", "space", "dataset", "train", "width_multiplier", "objectives", "sampler",
          "pruner", "trials", "timeout", "seed", "storage", "workers", "threads", "dedup", "latency", "tabular",
-         "keep_weights", "retrain", "proxies")
+         "keep_weights", "retrain", "proxies", "devices", "trials_per_device", "heartbeat")
 _LATENCY_KEYS = {"batch_size": 1, "repeats": 20, "warmup": 5}
 _TABULAR_KEYS = ("table", "objective", "report", "dataset")
 #: The column a tabular run optimises by default: NAS-Bench-201's published protocol selects on
@@ -123,6 +129,9 @@ class RunConfig:
     keep_weights: KeepPolicy | None = None
     retrain: Mapping[str, Any] = field(default_factory=dict)
     proxies: ProxySettings | None = None
+    devices: tuple[str, ...] | None = None
+    trials_per_device: int = 1
+    heartbeat: int = 10
     data: Mapping[str, Any] = field(repr=False, default_factory=dict)
 
     @property
@@ -134,12 +143,17 @@ class RunConfig:
     def multi_objective(self) -> bool:
         return len(self.objectives) > 1
 
+    @property
+    def n_workers(self) -> int:
+        """Worker processes on this machine: one per device and trial slot, else ``workers``."""
+        return len(self.devices) * self.trials_per_device if self.devices else self.workers
+
     def torch_threads(self) -> int:
         """Torch threads per worker: ``threads``, else the CPU cores shared among workers
         (one thread per worker on 2 cores: tiny proxy models gain nothing from more)."""
         import os
 
-        return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+        return self.threads or max(1, (os.cpu_count() or 1) // self.n_workers)
 
     def train_config(self) -> Any:
         """The :class:`nas.train.TrainConfig` (imports torch)."""
@@ -171,10 +185,11 @@ def load_config(path: str | Path, *, genotype: Genotype | None = None) -> RunCon
 
 def with_overrides(config: RunConfig, *, name: str | None = None, trials: int | None = None,
                    workers: int | None = None, storage: str | None = None,
-                   seed: int | None = None) -> RunConfig:
+                   seed: int | None = None, devices: Any = None,
+                   trials_per_device: int | None = None) -> RunConfig:
     """``config`` with the given keys replaced (``None`` keeps the config's), validated as the
-    config file's keys are; ``data`` (what a run folder freezes) follows ``name``, ``trials``,
-    ``workers`` and ``seed``.
+    config file's keys are; ``data`` (what a run folder freezes) follows every key but
+    ``storage``.
 
     Raises:
         ConfigError: a value the config file could not hold, naming the key.
@@ -182,11 +197,13 @@ def with_overrides(config: RunConfig, *, name: str | None = None, trials: int | 
     changes: dict[str, Any] = {}
     if name is not None:
         changes["name"] = _checks.folder_name(name, path="name")
-    for key, value in (("trials", trials), ("workers", workers)):
+    for key, value in (("trials", trials), ("workers", workers), ("trials_per_device", trials_per_device)):
         if value is not None:
             changes[key] = _checks.number(value, path=key, integer=True, **_LIMITS[key])
     if seed is not None:
         changes["seed"] = _checks.seed(seed, path="seed", span=changes.get("workers", config.workers))
+    if devices is not None:
+        changes["devices"] = parse_devices(devices)
     if storage is not None:
         if not isinstance(storage, str) or not storage:
             raise _error("must be a storage URL or a journal file path", None, "storage")
@@ -196,7 +213,8 @@ def with_overrides(config: RunConfig, *, name: str | None = None, trials: int | 
     if "workers" in changes and "seed" not in changes:
         _checks.seed(config.seed, path="seed", file=config.file, span=changes["workers"])
     data = dict(config.data)
-    data.update({k: v for k, v in changes.items() if k != "storage"})
+    data.update({k: list(v) if k == "devices" and v else v for k, v in changes.items()
+                 if k != "storage"})
     return dataclasses.replace(config, data=data, **changes)
 
 
@@ -212,6 +230,8 @@ _LIMITS: dict[str, dict[str, Any]] = {
     "timeout": {"low": 0.0, "high": 1e7, "low_open": True},  # seconds: about 115 days
     "workers": {"low": 1, "high": _max_workers()},
     "width_multiplier": {"low": 0.0, "high": 16.0, "low_open": True},
+    "trials_per_device": {"low": 1, "high": 64},
+    "heartbeat": {"low": 1, "high": 3600},  # seconds between a running trial's heartbeats
 }
 
 
@@ -308,6 +328,9 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     workers = _number(data, "workers", file, 1, integer=True)
     seed = _checks.seed(data.get("seed", 0), file=file, path="seed", span=workers)
     threads = _checks.threads(data.get("threads"), file=file, path="threads")
+    devices = parse_devices(data.get("devices"), file)
+    trials_per_device = _number(data, "trials_per_device", file, 1, integer=True)
+    heartbeat = _number(data, "heartbeat", file, 10, integer=True)
     storage = data.get("storage")
     if storage is not None and (not isinstance(storage, str) or not storage):
         raise _error("must be a storage URL or a journal file path", file, "storage")
@@ -339,7 +362,8 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
         sampler_options=sampler_options, pruner=pruner, pruner_options=pruner_options,
         trials=trials, timeout=None if timeout is None else float(timeout), seed=seed,
         storage=storage, workers=workers, threads=threads, dedup=dedup, latency=latency, tabular=tabular,
-        keep_weights=keep, retrain=retrain, proxies=proxies, data=frozen,
+        keep_weights=keep, retrain=retrain, proxies=proxies, devices=devices,
+        trials_per_device=trials_per_device, heartbeat=heartbeat, data=frozen,
     )
     _check_sampler_and_pruner(config)
     return config
@@ -399,6 +423,32 @@ def _check_tabular_ops(space: Space, file: str) -> None:
             if value not in OPS:
                 raise _error(f"{value!r} is not a NAS-Bench-201 op; valid: {', '.join(OPS)}",
                              file, f"space.choices.{edge}.choices")
+
+
+def parse_devices(value: Any, file: str | None = None, path: str = "devices") -> tuple[str, ...] | None:
+    """``None``, ``"auto"`` (every CUDA device torch sees; none: ``None``), a list of device
+    names or one comma-separated string (``cuda:0,cuda:1``). A device is ``cpu`` or
+    ``cuda:N``.
+
+    Raises:
+        ConfigError: any other value, naming ``file`` and ``path``.
+    """
+    if value is None:
+        return None
+    if value == "auto":
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return tuple(f"cuda:{i}" for i in range(count)) or None
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    if not isinstance(value, list) or not value:
+        raise _error("must be auto or a list of devices (cuda:0, cuda:1, cpu)", file, path)
+    for i, device in enumerate(value):
+        if not isinstance(device, str) or not (device == "cpu" or (
+                device.startswith("cuda:") and device[5:].isdigit())):
+            raise _error(f"must be cpu or cuda:N, got {device!r}", file, f"{path}[{i}]")
+    return tuple(value)
 
 
 def _named(value: Any, valid: tuple[str, ...], file: str, key: str) -> tuple[str, dict[str, Any]]:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import os
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,18 +27,20 @@ from nas.search._folder import iso_time
 from nas.search._keep import BestEpoch, WeightKeeper
 from nas.search._proxy import fit_to_data
 from nas.search._proxies import PROXIES_ATTR, PROXY_OBJECTIVE
-from nas.search._records import METRICS_SCHEMA, trial_dir, write_json
+from nas.search._records import METRICS_SCHEMA, plain_json, trial_dir, write_json
 from nas.search._space import _plain
 from nas.search._storage import (
     DUPLICATE_ATTR,
     HASH_ATTR,
     REASON_ATTR,
     RETRY_ATTR,
+    RECORD_ATTR,
     RUNG_ATTR,
     SEED_ATTR,
     TABLE_ATTR,
-    find_duplicate,
+    reserve,
     rung_values,
+    trial_by_number,
 )
 from nas.search._study import HalvingRule
 
@@ -104,6 +108,8 @@ class TrialRecord:
     started: str | None = None
     finished: str | None = None
     wall_time: float | None = None
+    sampler_seed: int | None = None
+    cuda_visible_devices: str | None = None
     traceback: str | None = None
     _t0: float = field(default_factory=time.time, repr=False)
 
@@ -147,15 +153,20 @@ class Evaluator:
     loaded at the first trial that needs it."""
 
     def __init__(self, config: RunConfig, run_dir: Path, worker: str, *,
-                 halving: HalvingRule | None, deadline: float | None):
+                 halving: HalvingRule | None, deadline: float | None, sampler_seed: int | None = None,
+                 device: str | None = None, on_wait: Callable[[], None] | None = None):
+        """``device`` overrides the training device; ``on_wait`` is called while a trial waits
+        for a running twin (the worker recovers stale trials there)."""
         self.config, self.run_dir, self.worker = config, run_dir, worker
         self.halving, self.deadline = halving, deadline
+        self.sampler_seed, self.device, self.on_wait = sampler_seed, device, on_wait
         self._data: Any = None
         self._objective: Any = None
         self.keeper = None
         if config.keep_weights is not None and config.tabular is None:
             self.keeper = WeightKeeper(run_dir, config.keep_weights, config.objectives, config.directions)
         self._scorer: Any = None
+        self._generations: dict[str, int] = {}
 
     def data(self) -> Any:
         """The proxy-training dataset."""
@@ -200,6 +211,7 @@ class Evaluator:
         attempt.log.write(f"end: {record.state} ({record.status}): {record.end_reason}")
         record.save(self.run_dir)
         trial.set_user_attr(REASON_ATTR, record.end_reason)
+        trial.set_user_attr(RECORD_ATTR, plain_json(record.to_json()))
         return record
 
 
@@ -212,7 +224,8 @@ class _Attempt:
         self.record = TrialRecord(
             run=self.config.name, trial=trial.number, worker=evaluator.worker,
             seed=trial.user_attrs.get(SEED_ATTR), retry_of=trial.user_attrs.get(RETRY_ATTR),
-            objectives={o: None for o in self.config.objectives})
+            objectives={o: None for o in self.config.objectives}, sampler_seed=evaluator.sampler_seed,
+            cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
         self.record.started = iso_time(self.record._t0)
 
     def run(self) -> TrialRecord:
@@ -231,6 +244,7 @@ class _Attempt:
             return record.end("fail", "invalid_genotype", f"invalid genotype: {error}")
         atomic_write_text(trial_dir(self.ev.run_dir, self.trial.number) / "genotype.yaml", genotype.dump())
         record.genotype = {"name": genotype.name, "hash": key, "path": "genotype.yaml",
+                           "text": genotype.dump(),
                            "params": {k: _plain(v) for k, v in genotype.params.items()},
                            "input": list(genotype.input_shape)}
         if config.tabular is not None:
@@ -319,29 +333,55 @@ class _Attempt:
 
     # -- dedup: the one path both kinds take
     def _register(self, key: str) -> TrialRecord | None:
-        """Record ``key`` as this trial's genotype hash; with dedup on, return the record ended
-        as a duplicate when a complete trial has the same key, else None."""
+        """Record ``key`` as this trial's genotype hash. With dedup on, reserve it (see
+        :func:`~nas.search._storage.reserve`): None when this trial holds the reservation and
+        evaluates; else wait for the twin holding it and return this record ended as a
+        duplicate of the twin's result. A twin that ended without a result (pruned, failed,
+        interrupted) passes the reservation on to a later trial."""
+        from optuna.trial import TrialState
+
         self.record.genotype["hash"] = key
         self.trial.set_user_attr(HASH_ATTR, key)
         if not self.config.dedup:
             return None
-        earlier = find_duplicate(self.study, key, self.trial.number)
-        if earlier is None:
-            return None
+        generation = self.ev._generations.get(key, 0)
+        while True:
+            generation, owner = reserve(self.study, key, self.trial.number, generation=generation)
+            self.ev._generations[key] = generation
+            if owner is None:
+                return None
+            twin, waited = self._wait_for(owner)
+            if twin.state == TrialState.COMPLETE and twin.values is not None:
+                break
+            generation += 1
         record = self.record
-        record.duplicate_of = earlier.number
-        prior = dict(zip(self.config.objectives, earlier.values))
+        record.duplicate_of = twin.number
+        prior = dict(zip(self.config.objectives, twin.values))
         record.objectives.update(prior)
         for attr, name in ((TABLE_ATTR, "table"), (PROXIES_ATTR, "proxies")):
-            if attr in earlier.user_attrs:
-                setattr(record, name, dict(earlier.user_attrs[attr]))
+            if attr in twin.user_attrs:
+                setattr(record, name, dict(twin.user_attrs[attr]))
                 self.trial.set_user_attr(attr, getattr(record, name))
         if "val_accuracy" in prior:
             record.best_val_accuracy = prior["val_accuracy"]
-        self.trial.set_user_attr(DUPLICATE_ATTR, earlier.number)
+        self.trial.set_user_attr(DUPLICATE_ATTR, twin.number)
+        wait = f" (waited {waited:.0f} s for it to finish)" if waited >= 1 else ""
         return record.end("complete", "duplicate",
-                          f"isomorphic to trial {earlier.number}: its result is reused",
-                          list(earlier.values))
+                          f"isomorphic to trial {twin.number}: its result is reused{wait}",
+                          list(twin.values))
+
+    def _wait_for(self, number: int) -> tuple[Any, float]:
+        """The trial ``number`` once it has finished, and the seconds waited for it."""
+        t0 = time.time()
+        twin = trial_by_number(self.study, number)
+        if not twin.state.is_finished():
+            self.log.write(f"waiting for trial {number}, which is evaluating the same genotype")
+        while not twin.state.is_finished():
+            time.sleep(0.5)
+            if self.ev.on_wait is not None:
+                self.ev.on_wait()
+            twin = trial_by_number(self.study, number)
+        return twin, time.time() - t0
 
     # -- proxy training
     def _train(self, genotype: Genotype) -> TrialRecord:
@@ -353,6 +393,8 @@ class _Attempt:
         config, record = self.config, self.record
         try:
             train_config = config.train_config()
+            if self.ev.device is not None:
+                train_config = train_config.replace(device=self.ev.device)
             if self.ev.deadline is not None:
                 left = max(1.0, self.ev.deadline - time.time())
                 limit = train_config.time_limit

@@ -23,7 +23,9 @@ from nas.search._storage import mask
 __all__ = ["file_lock", "iso_time", "load_run_config", "prepare_run_dir", "write_run_info"]
 
 #: Keys of the frozen config that may change between a run and its --resume.
-RESUMABLE = ("trials", "timeout", "workers", "threads", "storage")
+#: They are this machine's choices, so a machine joining a study may differ in them too.
+RESUMABLE = ("trials", "timeout", "workers", "threads", "storage", "devices", "trials_per_device",
+             "heartbeat")
 
 
 def freeze(config: RunConfig) -> tuple[dict[str, Any], str]:

@@ -1,7 +1,8 @@
 """Reading and writing the files of ``runs/NAME/`` (layout in :mod:`nas.search`).
 
-Every write is atomic (:mod:`nas.io`). Reading needs neither torch nor Optuna, so
-``nas best`` and result analysis start quickly.
+Every write is atomic (:mod:`nas.io`). Reading the files needs neither torch nor Optuna;
+:func:`read_trials` reads the storage (Optuna, imported then) first: it holds every machine's
+trials.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "METRICS_SCHEMA",
     "best_trials",
     "pareto_front",
+    "plain_json",
     "read_json_object",
     "read_record",
     "read_run",
@@ -46,6 +48,11 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
+
+
+def plain_json(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with NaN and infinities as None (strict JSON, as the files hold it)."""
+    return _clean(data)
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
@@ -200,10 +207,28 @@ def read_trial_files(run_dir: str | Path) -> tuple[list[dict[str, Any]], dict[Pa
     return sorted(records, key=lambda r: r["trial"]), unreadable
 
 
-def read_trials(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Every well-formed ``trials/NNNN/metrics.json`` of a run, by trial number (damaged files
-    are left out: :func:`read_trial_files` names them)."""
-    return read_trial_files(run_dir)[0]
+def read_trials(run_dir: str | Path, *, storage: str | None = None) -> list[dict[str, Any]]:
+    """Every ended trial's record, by trial number: from the Optuna storage ``run.json`` points
+    at (or ``storage``), which holds every machine's trials; from the well-formed
+    ``trials/NNNN/metrics.json`` files of this folder when the storage cannot be read or holds
+    no records (damaged files are left out: :func:`read_trial_files` names them)."""
+    stored = stored_trials(run_dir, storage=storage)
+    return stored if stored is not None else read_trial_files(run_dir)[0]
+
+
+def stored_trials(run_dir: str | Path, *, storage: str | None = None) -> list[dict[str, Any]] | None:
+    """The ended trials' well-formed records the storage holds (see :func:`read_trials`), or
+    None when it cannot be read or holds none (a run from before records were stored)."""
+    from nas.search._storage import open_run_study, stored_records
+
+    run_dir = Path(run_dir)
+    study = open_run_study(run_dir, read_run(run_dir), storage=storage, notes=[])
+    if study is None:
+        return None
+    records = [r for r in stored_records(study) if r.get("state") in _STATES]
+    if not records:
+        return None
+    return [r for r in records if _record_problem(r, None) is None]
 
 
 #: The directions an objective may have (Optuna's words) and their signs (larger is better).
@@ -257,13 +282,13 @@ def pareto_front(records: Sequence[Mapping[str, Any]], objectives: Sequence[str]
     return front
 
 
-def best_trials(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def best_trials(run_dir: str | Path, *, storage: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """``(run, best)``: the run's ``run.json`` and its best complete trial (one objective) or
-    Pareto set (several, sorted by the first objective), from the trials' ``metrics.json``.
+    Pareto set (several, sorted by the first objective), from :func:`read_trials`.
     Duplicates (trials that reused an isomorphic genotype's result) are left out."""
     run = read_run(run_dir)
     objectives, directions = run["objectives"], run["directions"]
-    done = [r for r in read_trials(run_dir)
+    done = [r for r in read_trials(run_dir, storage=storage)
             if r["state"] == "complete" and r.get("duplicate_of") is None
             and all((r.get("objectives") or {}).get(o) is not None for o in objectives)]
     if not done:

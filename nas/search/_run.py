@@ -11,21 +11,30 @@ study (:mod:`~nas.search._storage`), workers, budget and crash recovery
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.errors import ConfigError
 from nas.search._config import RunConfig, load_config, with_overrides
 from nas.search._evaluate import load_run_dataset
-from nas.search._folder import load_run_config, prepare_run_dir, write_run_info
+from nas.search._folder import RESUMABLE, freeze, load_run_config, prepare_run_dir, write_run_info
 from nas.search._progress import Progress
 from nas.search._proxies import run_prescreen
 from nas.search._records import best_trials
-from nas.search._storage import enqueue_seeds, open_storage, open_study, quiet_optuna, state_counts
+from nas.search._storage import (
+    check_frozen_config,
+    enqueue_seeds,
+    open_storage,
+    open_study,
+    quiet_optuna,
+    state_counts,
+)
 from nas.search._study import make_sampler
-from nas.search._workers import recover_interrupted, spawn_workers, worker_loop
+from nas.search._workers import recover_stale, spawn_workers, worker_loop
 
 __all__ = ["SearchSummary", "load_run_config", "run_search"]
 
@@ -63,6 +72,8 @@ def run_search(
     seed: int | None = None,
     runs_dir: str | Path = "runs",
     progress: bool = True,
+    devices: str | list[str] | None = None,
+    trials_per_device: int | None = None,
 ) -> SearchSummary:
     """Run (or resume) the search a config describes, in ``runs_dir/NAME/``.
 
@@ -77,6 +88,13 @@ def run_search(
         seed: Seeds the sampler and training. Default: the config's ``seed``.
         runs_dir: Where run folders live. Default: ``runs``.
         progress: Show a progress bar on stderr.
+        devices: ``"auto"``, ``"cuda:0,cuda:1"`` or a list: one worker process per device
+            (``trials_per_device`` per device), each seeing only its own. Default: the config's.
+        trials_per_device: Worker processes per device. Default: the config's (1).
+
+    Joining: with a storage other machines use, the study of the same name is joined: its
+    frozen config must match (up to this machine's choices: budget, workers, devices...), the
+    budget is shared, and the trials of workers that died are re-run.
 
     Raises:
         ConfigError: for a bad config or override, an existing run folder without ``resume``,
@@ -86,7 +104,7 @@ def run_search(
     if not isinstance(config, RunConfig):
         config = load_config(config)
     config = with_overrides(config, name=name, trials=trials, workers=workers, storage=storage,
-                            seed=seed)
+                            seed=seed, devices=devices, trials_per_device=trials_per_device)
     storage_path = "storage" if storage is None else "--storage"
     run_dir = Path(runs_dir) / config.name
     storage_url = config.storage or str(run_dir / "journal.log")
@@ -99,24 +117,33 @@ def run_search(
         open_storage(storage_url, file=config.file, path=storage_path)  # fail before the folder
     if config.tabular is None:
         load_run_dataset(config)  # a bad dataset: one line now, not a failure in every trial
+    fresh = not run_dir.exists()
     prepare_run_dir(config, run_dir, resume=resume)
+    try:
+        study = open_study(config, storage_url, create=True, storage_path=storage_path,
+                           heartbeat=config.heartbeat)
+        data, genotype_text = freeze(config)
+        check_frozen_config(study, {"config": data, "genotype": genotype_text},
+                            resumable=RESUMABLE, file=config.file)
+    except ConfigError:
+        if fresh:  # a refused join leaves no folder behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     write_run_info(run_dir, config, storage_url)
-    study = open_study(config, storage_url, create=True, storage_path=storage_path)
-    if resume:
-        recover_interrupted(study, run_dir)
+    recover_stale(study, run_dir, heartbeat=config.heartbeat)
     enqueue_seeds(study, config)
     screened = run_prescreen(study, config, run_dir)  # after the seeds; once per study
 
     deadline = None if config.timeout is None else started + config.timeout
     bar = Progress(study, config, enabled=progress)
     try:
-        if config.workers == 1:
+        if config.n_workers == 1 and not config.devices:
             worker_loop(config, run_dir, storage_url, index=0, deadline=deadline, on_trial=bar.update)
         else:
             spawn_workers(config, run_dir, storage_url, deadline, bar.update)
     finally:
         bar.close()
-    _, best = best_trials(run_dir)
+    _, best = best_trials(run_dir, storage=storage_url)
     return SearchSummary(run_dir=run_dir, counts=state_counts(study), best=best,
                          objectives=config.objectives, elapsed=time.time() - started,
                          prescreen=screened)

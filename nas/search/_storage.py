@@ -13,8 +13,12 @@ RDB storage (``sqlite:///...``, ``postgresql://...``) for workers on many machin
 
 from __future__ import annotations
 
-import contextlib
+import os
+import socket
+import time
+import warnings
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import ConfigError
@@ -51,7 +55,20 @@ RETRY_ATTR = "nas.retry_of"
 DUPLICATE_ATTR = "nas.duplicate_of"
 RUNG_ATTR = "nas.rung.{epoch}"
 TABLE_ATTR = "nas.table"  # a tabular trial's {column: value}: the objective's and the reported
+#: The trial's whole record (``metrics.json``'s mapping), set when it ends: the storage is the run.
+RECORD_ATTR = "nas.record"
+#: "HOST:PID" of the worker running the trial, set when it starts.
+WORKER_ATTR = "nas.worker"
+#: Unix time of the trial's last heartbeat (journal storages; RDB ones use Optuna's table).
+HEARTBEAT_ATTR = "nas.heartbeat"
+#: A trial asked after the budget was spent: failed at once, never evaluated, not a result.
+SURPLUS_ATTR = "nas.surplus"
+#: Study attribute: the frozen config every joining worker must match.
+CONFIG_ATTR = "nas.config"
 _SEEDED_ATTR = "nas.seeded"
+#: Seconds between heartbeats by default; a trial is stale after ``GRACE_BEATS`` missed ones.
+HEARTBEAT_INTERVAL = 10
+GRACE_BEATS = 3
 
 
 def quiet_optuna() -> None:
@@ -61,8 +78,11 @@ def quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def open_storage(url: str, *, file: str | None = None, path: str = "storage") -> Any:
-    """Open an Optuna storage from a journal file path or an RDB URL.
+def open_storage(url: str, *, file: str | None = None, path: str = "storage",
+                 heartbeat: int | None = None) -> Any:
+    """Open an Optuna storage from a journal file path or an RDB URL (see :func:`normalize_url`);
+    an RDB storage gets Optuna's heartbeat (every ``heartbeat`` seconds, default
+    :data:`HEARTBEAT_INTERVAL`; stale after :data:`GRACE_BEATS` missed beats).
 
     A journal file is repaired first when its last record is torn (:mod:`nas.search._journal`),
     and its appends never follow a torn record.
@@ -80,7 +100,12 @@ def open_storage(url: str, *, file: str | None = None, path: str = "storage") ->
 
     try:
         if "://" in url:
-            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+            interval = heartbeat or HEARTBEAT_INTERVAL
+            with warnings.catch_warnings():  # "heartbeat_interval is experimental" (Optuna 4-5)
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(normalize_url(url), engine_kwargs=_engine_kwargs(url),
+                                                  heartbeat_interval=interval,
+                                                  grace_period=GRACE_BEATS * interval)
         return JournalStorage(open_journal(url))
     except Exception as error:  # noqa: BLE001 - any failure to open is the user's URL
         if is_disk_full(error):
@@ -88,6 +113,24 @@ def open_storage(url: str, *, file: str | None = None, path: str = "storage") ->
         message = " ".join(str(error).split())[:300]
         raise ConfigError(f"cannot open storage {mask(url)!r}: {type(error).__name__}: {message}",
                           file=file, path=path) from None
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` name the installed driver (psycopg 3, else
+    psycopg2: SQLAlchemy's default differs between its versions); other URLs are unchanged.
+
+    Raises:
+        ConfigError: a PostgreSQL URL and neither driver is installed.
+    """
+    import importlib.util
+
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres"):
+        return url
+    for module, dialect in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2")):
+        if importlib.util.find_spec(module) is not None:
+            return f"{dialect}://{rest}"
+    raise ConfigError("PostgreSQL needs a driver: pip install 'nas[postgres]' (psycopg 3)")
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
@@ -107,8 +150,9 @@ def mask(url: str) -> str:
 
 
 def open_study(config: RunConfig, storage_url: str, *, create: bool, sampler: Any = None,
-               storage_path: str = "storage") -> optuna.Study:
+               storage_path: str = "storage", heartbeat: int | None = None) -> optuna.Study:
     """The run's study (named after the run) in ``storage_url``; ``create`` makes it if absent.
+    ``heartbeat``: see :func:`open_storage`.
 
     Raises:
         ConfigError: the storage cannot be opened, or it holds a study of this name with
@@ -118,7 +162,7 @@ def open_study(config: RunConfig, storage_url: str, *, create: bool, sampler: An
 
     from nas.search._study import make_pruner
 
-    storage = open_storage(storage_url, file=config.file, path=storage_path)
+    storage = open_storage(storage_url, file=config.file, path=storage_path, heartbeat=heartbeat)
     kwargs = {"study_name": config.name, "storage": storage, "sampler": sampler,
               "pruner": make_pruner(config)}
     if not create:
@@ -148,12 +192,46 @@ def trials(study: optuna.Study, states: Iterable[TrialState] | None = None, *,
                              use_cache=cached)
 
 
-def counted(study: optuna.Study) -> int:
-    """Trials that count toward the budget: every started trial except interrupted ones."""
+def n_trials(study: optuna.Study) -> int:
+    """How many trials the study holds (a count query, not a read of every trial)."""
+    return study._storage.get_n_trials(study._study_id)
+
+
+def _uncounted(study: optuna.Study) -> list[FrozenTrial]:
+    # Uncounted trials (interrupted, surplus) are all failed: read failed trials only.
     from optuna.trial import TrialState
 
-    return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state != TrialState.WAITING and not t.user_attrs.get(UNCOUNTED_ATTR))
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if t.user_attrs.get(UNCOUNTED_ATTR)]
+
+
+def budget_left(study: optuna.Study, budget: int) -> bool:
+    """Whether asking now gives a trial :func:`admit` accepts: ``ask`` pops the oldest waiting
+    trial if there is one, else creates a trial numbered after every existing one."""
+    from optuna.trial import TrialState
+
+    uncounted = [t.number for t in _uncounted(study)]
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    number = min(t.number for t in waiting) if waiting else n_trials(study)
+    return number - sum(1 for n in uncounted if n < number) < budget
+
+
+def admit(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
+    """Whether ``trial`` (just asked) is within the budget; if not, it is failed at once as
+    surplus (uncounted, never evaluated).
+
+    Trial numbers are the storage's creation order (a journal's log order; an RDB storage
+    locks the study row to number a new trial), so a trial is admitted when fewer than
+    ``budget`` trials created before it count: started or waiting ones, except those
+    interrupted or surplus. Every worker on every machine applies the same rule to the same
+    numbers, so the budget is never overshot.
+    """
+    before = trial.number - sum(1 for t in _uncounted(study) if t.number < trial.number)
+    if before < budget:
+        return True
+    claim_fail(study, trial, {UNCOUNTED_ATTR: True, SURPLUS_ATTR: True,
+                              REASON_ATTR: "asked after the budget was spent; not evaluated"})
+    return False
 
 
 def state_counts(study: optuna.Study) -> dict[str, int]:
@@ -183,30 +261,122 @@ def running(study: optuna.Study) -> list[FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
 
 
-def mark_interrupted(study: optuna.Study, trial: optuna.Trial | FrozenTrial, reason: str) -> None:
-    """Fail ``trial`` as uncounted with ``reason`` and enqueue its parameters again (with its
-    seed name, and ``nas.retry_of`` pointing back at it)."""
+def claim_fail(study: optuna.Study, trial: optuna.Trial | FrozenTrial, attrs: Mapping[str, Any]) -> bool:
+    """Set ``attrs`` on a running ``trial``, then fail it; True for the one process whose
+    ``FAIL`` the storage applied (a journal orders writes in its log, an RDB storage locks the
+    trial's row), False when it had already finished or another process failed it first."""
+    import optuna
     from optuna.trial import TrialState
 
     storage, tid = study._storage, trial_id(trial)
-    storage.set_trial_user_attr(tid, UNCOUNTED_ATTR, True)
-    storage.set_trial_user_attr(tid, REASON_ATTR, reason)
-    with contextlib.suppress(Exception):  # already finished by a racing process
-        storage.set_trial_state_values(tid, TrialState.FAIL)
+    try:
+        for key, value in attrs.items():
+            storage.set_trial_user_attr(tid, key, value)
+        return bool(storage.set_trial_state_values(tid, TrialState.FAIL))
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+
+
+def mark_interrupted(study: optuna.Study, trial: optuna.Trial | FrozenTrial, reason: str) -> bool:
+    """Fail ``trial`` as uncounted with ``reason`` and enqueue its parameters again (with its
+    seed name, and ``nas.retry_of`` pointing back at it). False (and nothing enqueued) when
+    another process got there first or the trial had finished."""
+    if not claim_fail(study, trial, {UNCOUNTED_ATTR: True, REASON_ATTR: reason}):
+        return False
     retry: dict[str, Any] = {RETRY_ATTR: trial.number}
     if trial.user_attrs.get(SEED_ATTR):
         retry[SEED_ATTR] = trial.user_attrs[SEED_ATTR]
     study.enqueue_trial(dict(trial.params), user_attrs=retry)
+    return True
 
 
-def find_duplicate(study: optuna.Study, key: str, number: int) -> FrozenTrial | None:
-    """A complete trial other than ``number`` whose ``nas.hash`` is ``key``, else None."""
-    from optuna.trial import TrialState
+# --------------------------------------------------------------------------- liveness
 
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.number != number and t.user_attrs.get(HASH_ATTR) == key and t.values is not None:
-            return t
-    return None
+
+def beat(study: optuna.Study, trial: optuna.Trial) -> None:
+    """One heartbeat of a running trial: Optuna's heartbeat table for an RDB storage, the
+    ``nas.heartbeat`` user attribute (Unix time) for a journal."""
+    from optuna.storages import RDBStorage
+
+    storage = study._storage
+    if isinstance(storage, RDBStorage):
+        storage.record_heartbeat(trial_id(trial))
+    else:
+        storage.set_trial_user_attr(trial_id(trial), HEARTBEAT_ATTR, time.time())
+
+
+def stale_trials(study: optuna.Study, *, grace: float) -> list[FrozenTrial]:
+    """Running trials whose worker is gone: no heartbeat for ``grace`` seconds (an RDB storage
+    measures it with the database's clock and Optuna's grace period), or a worker on this host
+    whose process no longer exists."""
+    from optuna.storages import RDBStorage
+
+    storage, now, host = study._storage, time.time(), socket.gethostname()
+    out = []
+    stale_ids = set(storage._get_stale_trial_ids(study._study_id)) \
+        if isinstance(storage, RDBStorage) else None
+    for t in running(study):
+        worker = str(t.user_attrs.get(WORKER_ATTR, ""))
+        name, _, pid = worker.rpartition(":")
+        if name == host and pid.isdigit() and not _alive(int(pid)):
+            out.append(t)
+        elif stale_ids is not None:
+            if trial_id(t) in stale_ids:
+                out.append(t)
+        else:
+            last = t.user_attrs.get(HEARTBEAT_ATTR)
+            if last is None and t.datetime_start is not None:
+                last = t.datetime_start.timestamp()
+            if last is not None and now - float(last) > grace:
+                out.append(t)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --------------------------------------------------------------------------- dedup
+
+
+def reserve(study: optuna.Study, key: str, number: int, *, generation: int = 0) -> tuple[int, int | None]:
+    """Reserve genotype ``key`` for trial ``number``: ``(generation, None)`` when this trial
+    holds the reservation, ``(generation, owner)`` when trial ``owner`` does.
+
+    A reservation is a study named ``RUN:dedup:GENERATION:KEY`` in the same storage. Creating
+    a study is atomic in both storages (a unique column in an RDB storage; the first create in
+    a journal's log wins), so exactly one trial gets each name. A later generation is reserved
+    when the owner of the previous one ended without a result (see :func:`reservation_owner`).
+    """
+    import optuna
+
+    storage = study._storage
+    name = f"{study.study_name}:dedup:{generation}:{key}"
+    try:
+        lock = storage.create_new_study(directions=[optuna.study.StudyDirection.MINIMIZE],
+                                        study_name=name)
+    except optuna.exceptions.DuplicatedStudyError:
+        lock = storage.get_study_id_from_name(name)
+        for _ in range(600):  # the owner sets its number right after creating the study
+            owner = storage.get_study_system_attrs(lock).get("owner")
+            if owner is not None:
+                return generation, int(owner)
+            time.sleep(0.05)
+        raise RuntimeError(f"reservation {name!r} has no owner after 30 s") from None
+    storage.set_study_system_attr(lock, "owner", number)
+    return generation, None
+
+
+def trial_by_number(study: optuna.Study, number: int) -> FrozenTrial:
+    """One trial of the study, read by its number (one query, not a read of every trial)."""
+    storage = study._storage
+    return storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
 
 
 def rung_values(study: optuna.Study, epoch: int, number: int) -> list[float]:
@@ -214,6 +384,103 @@ def rung_values(study: optuna.Study, epoch: int, number: int) -> list[float]:
     key = RUNG_ATTR.format(epoch=epoch)
     return [t.user_attrs[key] for t in study.get_trials(deepcopy=False)
             if key in t.user_attrs and t.number != number]
+
+
+# --------------------------------------------------------------------------- the frozen config
+
+
+def check_frozen_config(study: optuna.Study, frozen: Mapping[str, Any], *,
+                        resumable: Iterable[str], file: str | None) -> None:
+    """Store ``frozen`` (the config and the space's genotype text) in the study, or check it
+    against what the study's first worker stored.
+
+    Raises:
+        ConfigError: a key other than ``resumable`` ones differs (one line naming the key).
+    """
+    stored = study.user_attrs.get(CONFIG_ATTR)
+    if stored is None:
+        study.set_user_attr(CONFIG_ATTR, dict(frozen))
+        return
+    skip = set(resumable)
+    config, old = frozen.get("config", {}), stored.get("config", {})
+    for key in sorted(set(config) | set(old)):
+        if key not in skip and config.get(key) != old.get(key):
+            raise ConfigError(f"differs from the config study {study.study_name!r} in this storage "
+                              "was started with; join with the same config or use --name",
+                              file=file, path=key)
+    if frozen.get("genotype") != stored.get("genotype"):
+        raise ConfigError(f"the genotype differs from the one study {study.study_name!r} in this "
+                          "storage was started with", file=file, path="space.genotype")
+
+
+# --------------------------------------------------------------------------- reading a run
+
+
+def load_study(url: str, name: str) -> optuna.Study:
+    """Study ``name`` for reading: no heartbeat, no schema check; a journal is read with
+    Optuna's own backend (not repaired: reading changes nothing)."""
+    import optuna
+
+    quiet_optuna()
+    if "://" in url:
+        storage: Any = optuna.storages.RDBStorage(normalize_url(url), skip_compatibility_check=True)
+    else:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+        storage = JournalStorage(JournalFileBackend(url, lock_obj=JournalFileOpenLock(url)))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def open_run_study(run_dir: Path, info: Mapping[str, Any], *, storage: str | None,
+                   notes: list[str]) -> optuna.Study | None:
+    """The study a run folder's ``run.json`` points at (or ``storage``), or None with a note
+    saying why when it cannot be read (no journal here, a masked password, no server...)."""
+    url = storage or info.get("storage") or "journal.log"
+    if "://" not in url:
+        url = str(run_dir / url) if not Path(url).is_absolute() else url
+        if not Path(url).is_file():
+            notes.append(f"{run_dir.name}: no Optuna storage at {url}; read the metrics files only")
+            return None
+    elif "***" in url and storage is None:
+        notes.append(f"{run_dir.name}: storage {url} has a masked password (pass storage=...); "
+                     "read the metrics files only")
+        return None
+    try:
+        return load_study(url, info.get("study_name") or info.get("name") or run_dir.name)
+    except Exception as error:  # noqa: BLE001 - any storage failure: fall back to the files
+        message = " ".join(str(error).split())[:200]
+        notes.append(f"{run_dir.name}: cannot read storage ({type(error).__name__}: {message}); "
+                     "read the metrics files only")
+        return None
+
+
+def stored_records(study: optuna.Study) -> list[dict[str, Any]]:
+    """Every trial's record as the storage holds it, by number: the ``nas.record`` attribute of
+    ended trials, a record built from the trial for the others (running, waiting, interrupted);
+    surplus trials are left out. Empty when no trial has a record (a run from before records
+    were stored in the storage)."""
+    out = []
+    trials_ = study.get_trials(deepcopy=False)
+    if not any(RECORD_ATTR in t.user_attrs for t in trials_):
+        return []
+    for t in trials_:
+        attrs = t.user_attrs
+        if attrs.get(SURPLUS_ATTR):
+            continue
+        record = attrs.get(RECORD_ATTR)
+        if not isinstance(record, dict):
+            state = t.state.name.lower()
+            status = "interrupted" if attrs.get(UNCOUNTED_ATTR) else state
+            record = {"schema": 1, "run": study.study_name, "trial": t.number, "state": state,
+                      "end_reason": attrs.get(REASON_ATTR), "status": status,
+                      "counted": not attrs.get(UNCOUNTED_ATTR), "seed": attrs.get(SEED_ATTR),
+                      "retry_of": attrs.get(RETRY_ATTR), "worker": attrs.get(WORKER_ATTR),
+                      "params": dict(t.params), "genotype": None, "static": None,
+                      "objectives": {}, "values": t.values, "duplicate_of": attrs.get(DUPLICATE_ATTR),
+                      "epochs": 0, "history": []}
+        out.append(record)
+    return out
 
 
 def params_of(trial: FrozenTrial) -> Mapping[str, Any]:

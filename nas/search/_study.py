@@ -57,14 +57,25 @@ def sampler_class(name: str) -> type:
 SAMPLER_OWN_OPTIONS = ("seed", "key")
 
 
-def make_sampler(config: RunConfig, *, worker: int = 0) -> optuna.samplers.BaseSampler:
-    """The configured sampler; worker ``i`` is seeded with ``seed + i``.
+def worker_seed(config: RunConfig, *, machine: str, worker: int) -> int:
+    """The sampler seed of worker ``worker`` on ``machine`` (a host and run folder): the
+    config's ``seed`` mixed with both, so workers of one machine and of different machines
+    joining one study sample differently, and a rerun on the same machine repeats itself."""
+    import zlib
+
+    return (config.seed * 1_000_003 + zlib.crc32(f"{machine}|{worker}".encode())) % 2**31
+
+
+def make_sampler(config: RunConfig, *, seed: int | None = None) -> optuna.samplers.BaseSampler:
+    """The configured sampler, seeded with ``seed`` (default: the config's).
 
     Raises:
         ConfigError: an option the sampler does not take or refuses, or a sampler this
             install lacks.
     """
-    seed = config.seed + worker
+    import optuna
+
+    seed = config.seed if seed is None else seed
     options = dict(config.sampler_options)
     avoid = options.pop("avoid_duplicates", False)
     name = config.sampler

@@ -1,10 +1,17 @@
-"""Workers: the ask-evaluate-tell loop, worker processes, signals and crash recovery.
+"""Workers: the ask-evaluate-tell loop, heartbeats, recovery of dead workers' trials, worker
+processes (one per device when devices are given) and signals.
 
-The trial budget counts trials that started (any state) except those interrupted by a kill
-or Ctrl-C, which are re-enqueued and run again; counting and ``study.ask()`` happen under a
-file lock in the run folder, so the workers of one machine never overshoot. Workers on other
-machines (an RDB storage) share the count but not the lock: they may overshoot by one trial
-each.
+Budget: counted in the storage (:func:`~nas.search._storage.admit`), so every worker on every
+machine stops at the same count and none overshoots. Interrupted trials do not count; their
+parameters are enqueued again. When the budget is spent a worker waits while other trials are
+still running, so that a trial whose worker died is re-run by a survivor.
+
+Liveness: while a trial runs, a thread sends its heartbeat every ``heartbeat`` seconds
+(Optuna's heartbeat table on an RDB storage, a user attribute on a journal). A running trial
+whose heartbeat stopped for three intervals, or whose worker process on this host is gone, is
+failed as interrupted and enqueued again by whichever live worker sees it first (the storage
+lets exactly one of them fail it). A live trial is never touched, so killing a worker costs
+the others nothing.
 
 A worker process dies with its parent (``PR_SET_PDEATHSIG``); Ctrl-C reaches every worker,
 each marks its running trial interrupted and exits with status 130.
@@ -29,42 +36,78 @@ from nas.errors import ConfigError
 from nas.io import is_disk_full
 from nas.search._config import RunConfig
 from nas.search._evaluate import Evaluator, TrialRecord
-from nas.search._folder import file_lock, load_run_config
-from nas.search._storage import SEED_ATTR, counted, mark_interrupted, open_study, quiet_optuna, running
-from nas.search._study import HalvingRule, make_sampler
+from nas.search._folder import load_run_config
+from nas.search._storage import (
+    GRACE_BEATS,
+    SEED_ATTR,
+    WORKER_ATTR,
+    admit,
+    beat,
+    budget_left,
+    mark_interrupted,
+    open_study,
+    quiet_optuna,
+    running,
+    stale_trials,
+)
+from nas.search._study import HalvingRule, make_sampler, worker_seed
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-__all__ = ["die_with_parent", "recover_interrupted", "spawn_workers", "worker_loop"]
+__all__ = ["die_with_parent", "recover_stale", "spawn_workers", "worker_loop"]
 
-_INTERRUPTED = "interrupted (killed or Ctrl-C); its parameters were enqueued again"
+_INTERRUPTED = "interrupted (its worker was killed, stopped or lost); its parameters were enqueued again"
 
 
 def interrupt(study: optuna.Study, trial: optuna.Trial | FrozenTrial, run_dir: Path) -> None:
-    """Mark ``trial`` interrupted in the storage (uncounted, enqueued again) and in its
-    folder's ``metrics.json`` (when it has a folder or parameters)."""
-    mark_interrupted(study, trial, _INTERRUPTED)
+    """Mark ``trial`` interrupted in the storage (uncounted, enqueued again) and, when this
+    machine ran it (its folder is here), in its ``metrics.json``."""
+    if not mark_interrupted(study, trial, _INTERRUPTED):
+        return
     record = TrialRecord(run=study.study_name, trial=trial.number, seed=trial.user_attrs.get(SEED_ATTR),
-                         counted=False, params=dict(trial.params), epochs=0)
+                         worker=trial.user_attrs.get(WORKER_ATTR), counted=False,
+                         params=dict(trial.params))
     record.end("fail", "interrupted", _INTERRUPTED)
-    if (run_dir / "trials" / f"{trial.number:04d}").exists() or trial.params:
+    if (run_dir / "trials" / f"{trial.number:04d}").exists():
         record.save(run_dir)
 
 
-def recover_interrupted(study: optuna.Study, run_dir: Path) -> int:
-    """Mark trials left RUNNING by a killed run as interrupted (see :func:`interrupt`).
-    Returns how many there were."""
-    stale = running(study)
+def recover_stale(study: optuna.Study, run_dir: Path, *, heartbeat: int) -> int:
+    """Interrupt (re-queue) running trials whose worker is gone; returns how many."""
+    stale = stale_trials(study, grace=GRACE_BEATS * heartbeat)
     for trial in stale:
         interrupt(study, trial, run_dir)
     return len(stale)
 
 
+@contextlib.contextmanager
+def _heartbeat(study: optuna.Study, trial: optuna.Trial, interval: float) -> Iterator[None]:
+    """Beat for ``trial`` now and every ``interval`` seconds until the block ends."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            with contextlib.suppress(Exception):  # a missed beat is only a later one
+                beat(study, trial)
+
+    beat(study, trial)
+    thread = threading.Thread(target=loop, name=f"nas-heartbeat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: int,
-                deadline: float | None, on_trial: Callable[[], None] | None = None) -> None:
-    """Ask, evaluate and tell until the budget or the deadline is spent."""
+                deadline: float | None, on_trial: Callable[[], None] | None = None,
+                device: str | None = None) -> None:
+    """Ask, evaluate and tell until the budget (counted in the storage) or the deadline is
+    spent; ``device`` overrides the training device."""
+    import optuna
     from optuna.trial import TrialState
 
     quiet_optuna()
@@ -72,30 +115,50 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
         import torch
 
         torch.set_num_threads(config.torch_threads())
-    study = open_study(config, storage_url, create=False, sampler=make_sampler(config, worker=index))
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    host = socket.gethostname()
+    seed = worker_seed(config, machine=f"{host}:{run_dir.resolve()}", worker=index)
+    study = open_study(config, storage_url, create=False, sampler=make_sampler(config, seed=seed),
+                       heartbeat=config.heartbeat)
+    worker = f"{host}:{os.getpid()}"
+    last_check = [0.0]
+
+    def recover(force: bool = False) -> None:
+        if force or time.time() - last_check[0] >= config.heartbeat:
+            last_check[0] = time.time()
+            recover_stale(study, run_dir, heartbeat=config.heartbeat)
+
     halving = HalvingRule.from_config(config) if config.pruner == "halving" else None
-    evaluator = Evaluator(config, run_dir, worker, halving=halving, deadline=deadline)
+    evaluator = Evaluator(config, run_dir, worker, halving=halving, deadline=deadline,
+                          sampler_seed=seed, device=device, on_wait=recover)
     states = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "fail": TrialState.FAIL}
-    lock = run_dir / ".ask.lock"
     while True:
         if deadline is not None and time.time() >= deadline:
             return
-        with file_lock(lock):
-            if config.trials is not None and counted(study) >= config.trials:
+        recover()
+        if config.trials is not None and not budget_left(study, config.trials):
+            if not running(study):
                 return
-            trial = study.ask()
-        try:
-            record = evaluator.run(study, trial)
-        except KeyboardInterrupt:
-            with _sigint_deferred():  # a second Ctrl-C must not cut the bookkeeping short
-                interrupt(study, trial, run_dir)
-            raise
+            time.sleep(min(1.0, config.heartbeat / 2))  # others run: one may die and need us
+            continue
+        trial = study.ask()
+        if config.trials is not None and not admit(study, trial, config.trials):
+            continue
+        with _heartbeat(study, trial, config.heartbeat):
+            trial.set_user_attr(WORKER_ATTR, worker)
+            try:
+                record = evaluator.run(study, trial)
+            except KeyboardInterrupt:
+                with _sigint_deferred():  # a second Ctrl-C must not cut the bookkeeping short
+                    interrupt(study, trial, run_dir)
+                raise
         with _sigint_deferred():  # a finished trial's result reaches the storage whole
-            if record.state == "complete":
-                study.tell(trial, record.values)
-            else:
-                study.tell(trial, state=states[record.state])
+            try:
+                if record.state == "complete":
+                    study.tell(trial, record.values)
+                else:
+                    study.tell(trial, state=states[record.state])
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # another worker took this trial for dead and re-queued it; its retry reruns it
         if on_trial is not None:
             on_trial()
 
@@ -127,14 +190,18 @@ def die_with_parent() -> None:
 
 
 def _worker_main(run_dir: str, storage_url: str, index: int, deadline: float | None,
-                 overrides: dict[str, Any]) -> None:
+                 overrides: dict[str, Any], device: str | None) -> None:
     die_with_parent()
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if device is not None and device.startswith("cuda:"):
+        # Before anything initialises CUDA: this worker sees its own device only, as "cuda".
+        os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
+        device = "cuda"
     config = load_run_config(Path(run_dir))
     # The frozen config's budget may be older than this call's overrides.
     config = dataclasses.replace(config, **overrides)
     try:
-        worker_loop(config, Path(run_dir), storage_url, index=index, deadline=deadline)
+        worker_loop(config, Path(run_dir), storage_url, index=index, deadline=deadline, device=device)
     except KeyboardInterrupt:
         sys.exit(130)
     except OSError as error:
@@ -146,10 +213,18 @@ def _worker_main(run_dir: str, storage_url: str, index: int, deadline: float | N
         sys.exit(2)
 
 
+def worker_devices(config: RunConfig) -> list[str | None]:
+    """The device of each worker process: every device ``trials_per_device`` times, else
+    ``workers`` times None (the config's training device)."""
+    if not config.devices:
+        return [None] * config.workers
+    return [d for d in config.devices for _ in range(config.trials_per_device)]
+
+
 def spawn_workers(config: RunConfig, run_dir: Path, storage_url: str, deadline: float | None,
                   on_tick: Callable[[], None]) -> None:
-    """Run ``config.workers`` worker processes until they finish, calling ``on_tick`` every
-    second; Ctrl-C is passed on to them.
+    """Run one worker process per entry of :func:`worker_devices` until they finish, calling
+    ``on_tick`` every second; Ctrl-C is passed on to them.
 
     Raises:
         ConfigError: a worker process failed.
@@ -158,11 +233,13 @@ def spawn_workers(config: RunConfig, run_dir: Path, storage_url: str, deadline: 
 
     context = multiprocessing.get_context("spawn")
     overrides = {"trials": config.trials, "timeout": config.timeout, "workers": config.workers,
-                 "threads": config.threads}
+                 "threads": config.threads, "devices": config.devices,
+                 "trials_per_device": config.trials_per_device, "heartbeat": config.heartbeat}
     processes = [
-        context.Process(target=_worker_main, args=(str(run_dir), storage_url, i, deadline, overrides),
+        context.Process(target=_worker_main,
+                        args=(str(run_dir), storage_url, i, deadline, overrides, device),
                         name=f"nas-worker-{i}")
-        for i in range(config.workers)
+        for i, device in enumerate(worker_devices(config))
     ]
     for p in processes:
         p.start()
