@@ -30,9 +30,6 @@ from nas.search._proxies import PROXIES_ATTR, PROXY_OBJECTIVE
 from nas.search._records import METRICS_SCHEMA, plain_json, trial_dir, write_json
 from nas.search._space import _plain
 from nas.search._storage import (
-    DUPLICATE_ATTR,
-    HASH_ATTR,
-    REASON_ATTR,
     RETRY_ATTR,
     RECORD_ATTR,
     RUNG_ATTR,
@@ -132,15 +129,17 @@ class TrialRecord:
 
 
 class TrialLog:
-    """The trial's ``log.txt``, rewritten atomically on every line (it stays small)."""
+    """The trial's ``log.txt``: timestamped lines, appended and flushed one by one (not synced
+    to disk: a log is for reading, the record is the result; a crash costs its last lines)."""
 
     def __init__(self, path: Path):
-        self.path, self.lines = path, []
+        self.path = path
 
     def write(self, line: str) -> None:
         stamp = _dt.datetime.now().strftime("%H:%M:%S")
-        self.lines.append(f"{stamp} {line.rstrip()}")
-        atomic_write_text(self.path, "\n".join(self.lines) + "\n")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(f"{stamp} {line.rstrip()}\n")
 
 
 def one_line(error: BaseException) -> str:
@@ -210,7 +209,6 @@ class Evaluator:
             record = attempt.record.end("fail", "error", f"internal error: {one_line(error)}")
         attempt.log.write(f"end: {record.state} ({record.status}): {record.end_reason}")
         record.save(self.run_dir)
-        trial.set_user_attr(REASON_ATTR, record.end_reason)
         trial.set_user_attr(RECORD_ATTR, plain_json(record.to_json()))
         return record
 
@@ -341,7 +339,6 @@ class _Attempt:
         from optuna.trial import TrialState
 
         self.record.genotype["hash"] = key
-        self.trial.set_user_attr(HASH_ATTR, key)
         if not self.config.dedup:
             return None
         generation = self.ev._generations.get(key, 0)
@@ -364,7 +361,6 @@ class _Attempt:
                 self.trial.set_user_attr(attr, getattr(record, name))
         if "val_accuracy" in prior:
             record.best_val_accuracy = prior["val_accuracy"]
-        self.trial.set_user_attr(DUPLICATE_ATTR, twin.number)
         wait = f" (waited {waited:.0f} s for it to finish)" if waited >= 1 else ""
         return record.end("complete", "duplicate",
                           f"isomorphic to trial {twin.number}: its result is reused{wait}",

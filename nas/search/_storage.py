@@ -106,6 +106,7 @@ def open_storage(url: str, *, file: str | None = None, path: str = "storage",
                 return optuna.storages.RDBStorage(normalize_url(url), engine_kwargs=_engine_kwargs(url),
                                                   heartbeat_interval=interval,
                                                   grace_period=GRACE_BEATS * interval)
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(open_journal(url))
     except Exception as error:  # noqa: BLE001 - any failure to open is the user's URL
         if is_disk_full(error):

@@ -83,8 +83,11 @@ def recover_stale(study: optuna.Study, run_dir: Path, *, heartbeat: int) -> int:
 
 
 @contextlib.contextmanager
-def _heartbeat(study: optuna.Study, trial: optuna.Trial, interval: float) -> Iterator[None]:
-    """Beat for ``trial`` now and every ``interval`` seconds until the block ends."""
+def _heartbeat(study: optuna.Study, trial: optuna.Trial, interval: float, *,
+               first: bool) -> Iterator[None]:
+    """Beat for ``trial`` every ``interval`` seconds until the block ends (and at once when
+    ``first``: Optuna never finds a trial without a beat stale; a journal falls back on the
+    trial's start time)."""
     stop = threading.Event()
 
     def loop() -> None:
@@ -92,7 +95,8 @@ def _heartbeat(study: optuna.Study, trial: optuna.Trial, interval: float) -> Ite
             with contextlib.suppress(Exception):  # a missed beat is only a later one
                 beat(study, trial)
 
-    beat(study, trial)
+    if first:
+        beat(study, trial)
     thread = threading.Thread(target=loop, name=f"nas-heartbeat-{trial.number}", daemon=True)
     thread.start()
     try:
@@ -143,7 +147,7 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
         trial = study.ask()
         if config.trials is not None and not admit(study, trial, config.trials):
             continue
-        with _heartbeat(study, trial, config.heartbeat):
+        with _heartbeat(study, trial, config.heartbeat, first="://" in storage_url):
             trial.set_user_attr(WORKER_ATTR, worker)
             try:
                 record = evaluator.run(study, trial)
