@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start a throwaway PostgreSQL server on 127.0.0.1 for the tests and print its URL, e.g.
 #   export NAS_TEST_POSTGRES_URL=$(.ci/postgres.sh)
+# `.ci/postgres.sh stop` stops it and removes its data.
 # Installs Debian's package when no server is installed (needs root). The cluster lives in
 # $NAS_PG_DATA (default /tmp/nas-pg, recreated) and listens on $NAS_PG_PORT (default: a free
 # port); authentication is "trust" on loopback only. Fails (exit status 1) when it cannot start.
@@ -15,6 +16,7 @@ as_postgres() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 if [ -f "$data/postmaster.pid" ]; then as_postgres "$bin/pg_ctl" -D "$data" -m immediate stop >&2 || true; fi
+if [ "${1:-}" = stop ]; then rm -rf "$data"; exit 0; fi
 rm -rf "$data"
 mkdir -p "$data"
 if [ "$(id -u)" = 0 ]; then chown postgres "$data"; fi

@@ -186,10 +186,11 @@ def _local(path: Path) -> str | None:
 
 def _stored_record(trial: Any) -> dict[str, Any] | None:
     """The record the storage holds for a trial that ended (every machine sees it)."""
-    from nas.search._storage import RECORD_ATTR
+    from nas.search._storage import RECORD_ATTR, UNCOUNTED_ATTR, stored_record
 
-    record = trial.user_attrs.get(RECORD_ATTR) if trial is not None else None
-    return record if isinstance(record, dict) else None
+    if trial is None or (RECORD_ATTR not in trial.user_attrs and not trial.user_attrs.get(UNCOUNTED_ATTR)):
+        return None
+    return stored_record(trial, "")
 
 
 def _read_run(run_dir: Path, *, storage: str | None,

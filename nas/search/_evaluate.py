@@ -240,9 +240,10 @@ class _Attempt:
                 key = genotype.hash
         except NasError as error:
             return record.end("fail", "invalid_genotype", f"invalid genotype: {error}")
-        atomic_write_text(trial_dir(self.ev.run_dir, self.trial.number) / "genotype.yaml", genotype.dump())
+        text = genotype.dump()
+        atomic_write_text(trial_dir(self.ev.run_dir, self.trial.number) / "genotype.yaml", text)
         record.genotype = {"name": genotype.name, "hash": key, "path": "genotype.yaml",
-                           "text": genotype.dump(),
+                           "text": text,
                            "params": {k: _plain(v) for k, v in genotype.params.items()},
                            "input": list(genotype.input_shape)}
         if config.tabular is not None:

@@ -457,31 +457,36 @@ def open_run_study(run_dir: Path, info: Mapping[str, Any], *, storage: str | Non
 
 
 def stored_records(study: optuna.Study) -> list[dict[str, Any]]:
-    """Every trial's record as the storage holds it, by number: the ``nas.record`` attribute of
-    ended trials, a record built from the trial for the others (running, waiting, interrupted);
-    surplus trials are left out. Empty when no trial has a record (a run from before records
-    were stored in the storage)."""
-    out = []
+    """Every trial's record as the storage holds it (:func:`stored_record`), by number;
+    surplus trials are left out. Empty when no trial has a ``nas.record`` (a run from before
+    records were stored in the storage)."""
     trials_ = study.get_trials(deepcopy=False)
     if not any(RECORD_ATTR in t.user_attrs for t in trials_):
         return []
-    for t in trials_:
-        attrs = t.user_attrs
-        if attrs.get(SURPLUS_ATTR):
-            continue
-        record = attrs.get(RECORD_ATTR)
-        if not isinstance(record, dict):
-            state = t.state.name.lower()
-            status = "interrupted" if attrs.get(UNCOUNTED_ATTR) else state
-            record = {"schema": 1, "run": study.study_name, "trial": t.number, "state": state,
-                      "end_reason": attrs.get(REASON_ATTR), "status": status,
-                      "counted": not attrs.get(UNCOUNTED_ATTR), "seed": attrs.get(SEED_ATTR),
-                      "retry_of": attrs.get(RETRY_ATTR), "worker": attrs.get(WORKER_ATTR),
-                      "params": dict(t.params), "genotype": None, "static": None,
-                      "objectives": {}, "values": t.values, "duplicate_of": attrs.get(DUPLICATE_ATTR),
-                      "epochs": 0, "history": []}
-        out.append(record)
-    return out
+    return [stored_record(t, study.study_name) for t in trials_ if not t.user_attrs.get(SURPLUS_ATTR)]
+
+
+def stored_record(trial: FrozenTrial, run: str) -> dict[str, Any]:
+    """The trial's ``nas.record`` when it ended normally; for an interrupted trial (even one
+    interrupted after its record was stored) that record, or one built from the trial, with
+    the storage's state and ``interrupted`` status; for a running or waiting trial, one built
+    from the trial."""
+    attrs = trial.user_attrs
+    record = attrs.get(RECORD_ATTR)
+    uncounted = bool(attrs.get(UNCOUNTED_ATTR))
+    if isinstance(record, dict) and not uncounted:
+        return record
+    state = trial.state.name.lower()
+    base = {"schema": 1, "run": run, "trial": trial.number, "seed": attrs.get(SEED_ATTR),
+            "retry_of": attrs.get(RETRY_ATTR), "worker": attrs.get(WORKER_ATTR),
+            "params": dict(trial.params), "genotype": None, "static": None, "objectives": {},
+            "duplicate_of": None, "epochs": 0, "history": []}
+    if isinstance(record, dict):
+        base = dict(record)
+    base.update(state=state, status="interrupted" if uncounted else state,
+                end_reason=attrs.get(REASON_ATTR), counted=not uncounted,
+                values=None if uncounted else trial.values)
+    return base
 
 
 def params_of(trial: FrozenTrial) -> Mapping[str, Any]:

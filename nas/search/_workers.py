@@ -28,6 +28,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,6 +116,8 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
     from optuna.trial import TrialState
 
     quiet_optuna()
+    # Heartbeats are sent by _heartbeat below, which Optuna cannot see from ask().
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     if config.tabular is None:
         import torch
 
