@@ -28,7 +28,6 @@ Layout of ``runs/NAME/`` (every file is written atomically: a temporary file, th
     .weights.lock          the lock workers take to decide which trials keep weights
     prescreen.json         what zero-cost pre-screening did: proxies, candidates, top, seconds,
                            the enqueued candidates and their scores (when configured)
-    .ask.lock              the lock workers take to count the budget and ask for a trial
     trials/NNNN/           one folder per Optuna trial number (zero-padded to 4 digits)
         genotype.yaml      the trained genotype (``nas summary`` / ``nas decode`` accept it)
         log.txt            timestamped lines: params, static stats, epochs, end reason
@@ -78,6 +77,10 @@ Layout of ``runs/NAME/`` (every file is written atomically: a temporary file, th
                          trial may evict them: ``trials/NNNN/weights.pth`` with
                          ``weights.json`` present is the truth (nas.search._keep)
     started, finished    ISO local times; wall_time: seconds for the whole trial
+    genotype.text        the trained genotype's canonical YAML (what genotype.yaml holds)
+    sampler_seed         the seed of the worker's sampler (per machine and worker)
+    cuda_visible_devices CUDA_VISIBLE_DEVICES as the worker saw it (one worker per device)
+    traceback            for an internal error only
 
 The Optuna storage holds the same trials with user attributes ``nas.hash``, ``nas.seed``,
 ``nas.end_reason``, ``nas.duplicate_of``, ``nas.retry_of``, ``nas.uncounted``,
