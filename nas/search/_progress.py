@@ -4,6 +4,7 @@ the best value (or the Pareto set's size), pruned and failed counts."""
 from __future__ import annotations
 
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from nas.search._config import RunConfig
@@ -21,6 +22,7 @@ class Progress:
     def __init__(self, study: optuna.Study, config: RunConfig, *, enabled: bool):
         self.study, self.config = study, config
         self.bar = None
+        self._last = 0.0
         if enabled:
             from tqdm.auto import tqdm
 
@@ -28,9 +30,12 @@ class Progress:
                             desc=config.name, file=sys.stderr)
             self.update()
 
-    def update(self) -> None:
-        if self.bar is None:
+    def update(self, *, force: bool = False) -> None:
+        """Redraw from the study, at most once a second unless ``force`` (it reads every
+        trial: after each trial it would make a long run's cost per trial grow)."""
+        if self.bar is None or (not force and time.monotonic() - self._last < 1.0):
             return
+        self._last = time.monotonic()
         from optuna.trial import TrialState
 
         trials = self.study.get_trials(deepcopy=False)
@@ -52,5 +57,5 @@ class Progress:
 
     def close(self) -> None:
         if self.bar is not None:
-            self.update()
+            self.update(force=True)
             self.bar.close()
