@@ -82,11 +82,18 @@ Layout of ``runs/NAME/`` (every file is written atomically: a temporary file, th
     cuda_visible_devices CUDA_VISIBLE_DEVICES as the worker saw it (one worker per device)
     traceback            for an internal error only
 
-The Optuna storage holds the same trials with user attributes ``nas.hash``, ``nas.seed``,
-``nas.end_reason``, ``nas.duplicate_of``, ``nas.retry_of``, ``nas.uncounted``,
-``nas.rung.EPOCH`` (successive halving), ``nas.table`` (a tabular trial's table values),
-``nas.proxies`` (its proxy scores) and ``nas.prescreen`` (a pre-screened trial's rank; on the
-study, what pre-screening did and its seconds, also in ``prescreen.json`` in the run folder).
+The storage is the run: the Optuna study (named NAME) holds every machine's trials, each
+with its whole record above as the user attribute ``nas.record`` (set when it ends), and
+``nas.seed``, ``nas.retry_of``, ``nas.worker`` (set when it starts), ``nas.heartbeat``
+(journal storages), ``nas.end_reason`` and ``nas.uncounted`` (interrupted trials),
+``nas.surplus`` (asked after the budget was spent, never run, hidden when read),
+``nas.rung.EPOCH`` (successive halving), ``nas.proxies`` (proxy scores) and ``nas.prescreen``
+(a pre-screened trial's rank; on the study, what pre-screening did and its seconds, also in
+``prescreen.json`` in the run folder); runs from before records were kept have ``nas.hash``,
+``nas.duplicate_of`` and ``nas.table`` instead. The study's user attribute ``nas.config`` is
+the frozen config joining machines must match. A run folder is one machine's: its frozen
+config, ``run.json`` saying where the study lives, and the folders of the trials it ran.
+Dedup reservations are studies named ``NAME:dedup:GENERATION:HASH`` in the same storage.
 """
 
 from __future__ import annotations

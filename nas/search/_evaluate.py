@@ -269,7 +269,6 @@ class _Attempt:
         accuracy = table[objective.column]
         self.record.objectives["table_accuracy"] = accuracy
         self.record.table = table
-        self.trial.set_user_attr(TABLE_ATTR, table)
         self.log.write(f"cell {cell.to_str()}: " + ", ".join(f"{c} {v:.2f}" for c, v in table.items()))
         stopped = self._score_proxies(genotype)
         if stopped is not None:
@@ -356,10 +355,11 @@ class _Attempt:
         record.duplicate_of = twin.number
         prior = dict(zip(self.config.objectives, twin.values))
         record.objectives.update(prior)
+        twin_record = twin.user_attrs.get(RECORD_ATTR) or {}
         for attr, name in ((TABLE_ATTR, "table"), (PROXIES_ATTR, "proxies")):
-            if attr in twin.user_attrs:
-                setattr(record, name, dict(twin.user_attrs[attr]))
-                self.trial.set_user_attr(attr, getattr(record, name))
+            value = twin_record.get(name) or twin.user_attrs.get(attr)
+            if value is not None:  # in this trial's record (the storage's nas.record) too
+                setattr(record, name, dict(value))
         if "val_accuracy" in prior:
             record.best_val_accuracy = prior["val_accuracy"]
         wait = f" (waited {waited:.0f} s for it to finish)" if waited >= 1 else ""
