@@ -104,12 +104,15 @@ def _print_best(run_dir: Path, *, yaml: bool = False, storage: str | None = None
 def _check_flags(args: argparse.Namespace) -> None:
     """One-line errors naming the flag, before the config is read."""
     from nas import _checks
-    from nas.search._config import flag_limits
+    from nas.search._config import flag_limits, parse_devices
 
     for flag, value in (("--trials", args.trials), ("--workers", args.workers),
                         ("--trials-per-device", args.trials_per_device)):
         if value is not None:
-            _checks.number(value, path=flag, integer=True, **flag_limits(flag.lstrip("-")))
+            key = flag.lstrip("-").replace("-", "_")
+            _checks.number(value, path=flag, integer=True, **flag_limits(key))
+    if args.devices is not None:
+        parse_devices(args.devices, path="--devices")
     if args.seed is not None:
         _checks.seed(args.seed, path="--seed")
     if args.name is not None:

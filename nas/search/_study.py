@@ -73,8 +73,6 @@ def make_sampler(config: RunConfig, *, seed: int | None = None) -> optuna.sample
         ConfigError: an option the sampler does not take or refuses, or a sampler this
             install lacks.
     """
-    import optuna
-
     seed = config.seed if seed is None else seed
     options = dict(config.sampler_options)
     avoid = options.pop("avoid_duplicates", False)
