@@ -308,8 +308,9 @@ def beat(study: optuna.Study, trial: optuna.Trial) -> None:
 
 def stale_trials(study: optuna.Study, *, grace: float) -> list[FrozenTrial]:
     """Running trials whose worker is gone: no heartbeat for ``grace`` seconds (an RDB storage
-    measures it with the database's clock and Optuna's grace period), or a worker on this host
-    whose process no longer exists."""
+    measures it with the database's clock and Optuna's grace period), a worker on this host
+    whose process no longer exists, or (RDB) no heartbeat ever, three grace periods after the
+    trial started."""
     from optuna.storages import RDBStorage
 
     storage, now, host = study._storage, time.time(), socket.gethostname()
@@ -322,7 +323,11 @@ def stale_trials(study: optuna.Study, *, grace: float) -> list[FrozenTrial]:
         if name == host and pid.isdigit() and not _alive(int(pid)):
             out.append(t)
         elif stale_ids is not None:
-            if trial_id(t) in stale_ids:
+            # Optuna never finds a trial without a beat stale: one whose worker died between
+            # ask and its first beat (it has no nas.worker yet) is, after 3 grace periods by
+            # its start time (the creating machine's clock: the margin absorbs some skew).
+            started = t.datetime_start.timestamp() if t.datetime_start is not None else now
+            if trial_id(t) in stale_ids or (not worker and now - started > 3 * grace):
                 out.append(t)
         else:
             last = t.user_attrs.get(HEARTBEAT_ATTR)
