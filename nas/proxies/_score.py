@@ -42,13 +42,16 @@ class ProxyScore:
         name: The proxy.
         value: The score (larger predicts better), NaN when undefined.
         reason: Why the score is NaN (``None`` when it is defined).
-        seconds: Wall time spent computing it (the shared model build excluded).
+        seconds: Wall time spent computing it (the shared model build excluded; a pass several
+            proxies share counts for the first that needs it).
+        cpu_seconds: Processor time of this process over the same span (all its threads).
     """
 
     name: str
     value: float
     reason: str | None = None
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
     @property
     def defined(self) -> bool:
@@ -95,23 +98,21 @@ def _as_genotype(genotype: Genotype | str | PathLike[str]) -> Genotype:
     return genotype if isinstance(genotype, Genotype) else load_genotype(genotype)
 
 
-def _undefined(name: str, reason: str, started: float) -> Any:
-    return ProxyScore(name, math.nan, reason, time.perf_counter() - started)
-
-
 def _run(proxy: Proxy, subject: Any) -> ProxyScore:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
+    value, reason = math.nan, None
     try:
         value = float(proxy.fn(subject))
     except Undefined as why:
-        return _undefined(proxy.name, str(why), started)
+        reason = str(why)
     except torch.linalg.LinAlgError as error:
-        return _undefined(proxy.name, f"linear algebra failed: {str(error).splitlines()[0]}", started)
+        reason = f"linear algebra failed: {str(error).splitlines()[0]}"
     except torch.OutOfMemoryError:
-        return _undefined(proxy.name, "out of memory", started)
-    if not math.isfinite(value):
-        return _undefined(proxy.name, f"the score is not finite ({value})", started)
-    return ProxyScore(proxy.name, value, None, time.perf_counter() - started)
+        reason = "out of memory"
+    if reason is None and not math.isfinite(value):
+        reason = f"the score is not finite ({value})"
+    return ProxyScore(proxy.name, math.nan if reason else value, reason,
+                      time.perf_counter() - started, time.process_time() - cpu)
 
 
 def score(
