@@ -1,0 +1,633 @@
+"""How well do cheap estimates rank NAS-Bench-201 cells? Zero-cost proxies and short proxy
+training against the benchmark's 200-epoch accuracies.
+
+Parts (``--parts``, default ``zero trained``):
+
+- ``zero``: every registered zero-cost proxy (``nas.proxies``) on a fixed, seeded sample of
+  cells stratified by ``cifar10_valid`` decile, from one batch of real CIFAR-10 training images
+  (``--batch`` images, class-stratified, read with Pillow from the shared JPEG archive), the
+  network at the benchmark's full size (16 channels, 5 cells per stage). Prints Spearman and
+  Kendall against ``cifar10_valid``, ``cifar10_test`` and ``cifar100_test``, and seconds per
+  cell; also the rank ensembles.
+- ``trained``: the first ``--trained-cells`` cells of the same sample (the sample's order is
+  stratified, so every prefix is), trained with the project's loop (``nas.train.train_model``)
+  at several reduced settings on a CIFAR-10 training subset, validated on a held-out subset;
+  the same table per setting, and "zero-cost ensemble + the shortest setting" as one more row.
+- ``search``: zero-cost warm start: the NB201 search of ``bench/search_nb201.py`` (validation
+  protocol) with and without pre-screening (``nas.search._proxies.prescreen`` with cached
+  scores of the sample's cells), against TPE and random search: median queries to a top-0.1%
+  cell by validation, test accuracy of the best-by-validation cell after 25/50/100 queries,
+  and the pre-screening seconds.
+- ``timing``: wall and processor seconds per cell of each proxy alone, on a few cells.
+
+Scores are appended, one JSON line per cell, to files in ``--cache`` (default
+``runs/bench_proxy_fidelity``, which git ignores), so a killed run resumes and a partial run
+still prints its table (with the number of cells it covers); ``--proxies`` computes some
+proxies only (cheap ones on every cell first, then the expensive ones on a prefix). Long runs:
+``nice -n 15 nohup python bench/proxy_fidelity.py > log &``.
+
+Usage::
+
+    python bench/proxy_fidelity.py [--quick] [--parts zero trained search timing] [--cells 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import multiprocessing
+import os
+import statistics
+import sys
+import tarfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script from a checkout: make `nas` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+DEFAULT_TABLE = SHARED / "nasbench201" / "nb201_cifar.csv"
+DEFAULT_CIFAR = SHARED / "cifar10" / "cifar10-jpeg.tar.gz"
+COLUMNS = ("cifar10_valid", "cifar10_test", "cifar100_test")
+# Chosen before measuring, from published NB201 results (the strongest published singles):
+ENSEMBLE = ("meco", "naswot", "synflow", "jacov")
+# Standard CIFAR-10 channel statistics (0..1 scale).
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+
+# --------------------------------------------------------------------------- sample and data
+
+
+def stratified_sample(valid: np.ndarray, n: int, *, bins: int = 10, seed: int = 0) -> list[int]:
+    """``n`` row indices, ``n / bins`` from each ``valid``-accuracy quantile bin, drawn with
+    ``seed``; ordered round-robin over the bins so every prefix is stratified too."""
+    rng = np.random.default_rng(seed)
+    order = np.argsort(valid, kind="stable")
+    groups = np.array_split(order, bins)
+    per = [rng.choice(g, size=len(g), replace=False)[: -(-n // bins)] for g in groups]
+    picked: list[int] = []
+    for i in range(max(len(p) for p in per)):
+        for b in rng.permutation(bins):
+            if i < len(per[b]) and len(picked) < n:
+                picked.append(int(per[b][i]))
+    return picked
+
+
+def read_cifar(path: Path, *, split: str, per_class: int, seed: int, skip: int = 0):
+    """``per_class`` images of each class of ``split`` from the JPEG archive (a seeded choice,
+    after skipping the first ``skip`` of the seeded order), as uint8 ``[N, 3, 32, 32]`` and
+    int64 labels, classes in sorted order; images interleaved by class."""
+    import torch
+    from PIL import Image
+
+    with tarfile.open(path, "r:gz") as tar:
+        members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith(f"{split}/")
+                   and m.name.endswith(".jpg")]
+        classes = sorted({m.name.split("/")[1] for m in members})
+        rng = np.random.default_rng(seed)
+        chosen: list[list[tarfile.TarInfo]] = []
+        for c in classes:
+            mine = sorted((m for m in members if m.name.split("/")[1] == c), key=lambda m: m.name)
+            idx = rng.permutation(len(mine))[skip: skip + per_class]
+            chosen.append([mine[i] for i in idx])
+        wanted = {m.name: (ci, j) for ci, ms in enumerate(chosen) for j, m in enumerate(ms)}
+        images: dict[tuple[int, int], np.ndarray] = {}
+        for m in members:
+            if m.name in wanted:
+                data = tar.extractfile(m).read()
+                images[wanted[m.name]] = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    keys = [(c, j) for j in range(per_class) for c in range(len(classes))]
+    x = torch.from_numpy(np.stack([images[k] for k in keys])).permute(0, 3, 1, 2).contiguous()
+    y = torch.tensor([c for c, _ in keys], dtype=torch.int64)
+    return x, y, classes
+
+
+def normalise(x_uint8):
+    import torch
+
+    mean = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
+    return (x_uint8.float() / 255 - mean) / std
+
+
+def nb201_genotype(arch: str, **params):
+    import nas
+    from nas.zoo import nb201_params
+
+    return nas.load_genotype("nb201", **nb201_params(arch), **params)
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def read_cache(path: Path) -> dict[int, dict]:
+    """Records by cell index, lines for the same cell merged (a run may add proxies to cells
+    scored before); a torn last line (a killed run) is ignored."""
+    records: dict[int, dict] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            merged = records.setdefault(int(record["index"]), {"index": int(record["index"]),
+                                        "scores": {}, "reasons": {}, "seconds": {}, "runs": []})
+            for key in ("scores", "reasons", "seconds"):
+                merged[key].update(record[key])
+            merged["runs"].append((sorted(record["scores"]), record["total_seconds"]))
+    return records
+
+
+def append(path: Path, record: dict) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# --------------------------------------------------------------------------- zero-cost part
+
+_WORK: dict = {}
+
+
+def _init_zero(arches: dict[int, str], batch, seed: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _WORK.update(arches=arches, batch=batch, seed=seed)
+
+
+def _score_cell(task: tuple[int, list[str]]) -> dict:
+    from nas.proxies import score
+
+    index, names = task
+    started = time.perf_counter()
+    genotype = nb201_genotype(_WORK["arches"][index])
+    scores = score(genotype, _WORK["batch"], names, seed=_WORK["seed"])
+    return {
+        "index": index,
+        "scores": {n: (None if math.isnan(s.value) else s.value) for n, s in scores.items()},
+        "reasons": {n: s.reason for n, s in scores.items() if s.reason},
+        "seconds": {n: s.seconds for n, s in scores.items()},
+        "total_seconds": time.perf_counter() - started,
+    }
+
+
+def run_zero(args, table, sample: list[int], cache: Path) -> dict[int, dict]:
+    done = read_cache(cache)
+    todo = []
+    for i in sample:
+        missing = [n for n in args.proxies if n not in done.get(i, {"scores": {}})["scores"]]
+        if missing:
+            todo.append((i, missing))
+    if todo:
+        x, y, _ = read_cifar(args.cifar, split="train", per_class=-(-args.batch // 10), seed=args.seed)
+        batch = (normalise(x[: args.batch]), y[: args.batch])
+        arches = {i: table["arch"][i] for i, _ in todo}
+        started = time.perf_counter()
+        with multiprocessing.get_context("fork").Pool(
+            args.workers, initializer=_init_zero, initargs=(arches, batch, args.seed)
+        ) as pool:
+            for n, record in enumerate(pool.imap_unordered(_score_cell, todo, chunksize=1), 1):
+                append(cache, record)
+                if n % 50 == 0:
+                    rate = (time.perf_counter() - started) / n
+                    print(f"  zero-cost: {n}/{len(todo)} cells, {rate:.2f} s wall per cell",
+                          flush=True)
+        done = read_cache(cache)
+    return {i: done[i] for i in sample if i in done}
+
+
+# --------------------------------------------------------------------------- timing part
+
+
+def run_timing(args, table, cells: list[int], cache: Path) -> None:
+    """Each proxy alone (its own score() call, so a shared pass counts for every proxy that
+    needs it), and all of them in one call, on ``cells``, in this process with
+    ``--timing-threads`` torch threads: wall and processor seconds per cell."""
+    import torch
+
+    from nas.proxies import proxy_names, score
+
+    torch.set_num_threads(args.timing_threads)
+    done = read_cache(cache)
+    todo = [i for i in cells if i not in done]
+    if todo:
+        x, y, _ = read_cifar(args.cifar, split="train", per_class=-(-args.batch // 10), seed=args.seed)
+        batch = (normalise(x[: args.batch]), y[: args.batch])
+        for i in todo:
+            genotype = nb201_genotype(table["arch"][i])
+            record = {"index": i, "scores": {}, "reasons": {}, "seconds": {}, "cpu": {}}
+            for name in [*proxy_names(), "all"]:
+                wall, cpu = time.perf_counter(), time.process_time()
+                result = score(genotype, batch, None if name == "all" else [name], seed=args.seed)
+                record["seconds"][name] = time.perf_counter() - wall
+                record["cpu"][name] = time.process_time() - cpu
+                if name != "all":
+                    record["scores"][name] = result[name].value
+            record["total_seconds"] = record["seconds"]["all"]
+            append(cache, record)
+        done = read_cache(cache)
+    with_cpu = [json.loads(line) for line in cache.read_text().splitlines() if line.strip()]
+    by_index = {r["index"]: r for r in with_cpu if r["index"] in cells}
+    print(f"\nSeconds per cell, each proxy alone in its own score() call (model built and "
+          f"connectivity checked each time), {len(by_index)} cells, batch {args.batch}, "
+          f"{args.timing_threads} torch threads in one process; load average now "
+          f"{os.getloadavg()[0]:.1f} (wall grows with the load, processor time much less)")
+    print(f"{'proxy':<12} {'wall s':>8} {'CPU s':>8}")
+    for name in [*proxy_names(), "all"]:
+        wall = statistics.fmean(r["seconds"][name] for r in by_index.values())
+        cpu = statistics.fmean(r["cpu"][name] for r in by_index.values())
+        print(f"{name:<12} {wall:8.3f} {cpu:8.3f}")
+
+
+# --------------------------------------------------------------------------- trained part
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A proxy-training setting: the NB201 network at ``width`` channels in its first stage and
+    ``cells`` cells per stage, trained ``epochs`` epochs on ``images`` CIFAR-10 training
+    images (class-stratified), validated on 1,000 held-out training images."""
+
+    name: str
+    width: int
+    cells: int
+    epochs: int
+    images: int
+
+
+# Cheapest first; "zero-cost + shortest" combines the zero-cost ensemble with SETTINGS[0].
+SETTINGS = (
+    Setting("w8-c1-e1-n1k", 8, 1, 1, 1000),
+    Setting("w8-c1-e2-n2k", 8, 1, 2, 2000),
+    Setting("w16-c1-e4-n2k", 16, 1, 4, 2000),
+)
+QUICK_SETTINGS = (Setting("w4-c1-e1-n500", 4, 1, 1, 500),)
+
+
+def _init_trained(arches: dict[int, str], cifar: str, seed: int) -> None:
+    import torch
+
+    from nas.data import load_dataset
+
+    torch.set_num_threads(1)
+    data = load_dataset("folder", root=cifar, subset=max(s.images for s in SETTINGS),
+                        val_subset=1000, seed=seed)
+    _WORK.update(arches=arches, data=data, seed=seed)
+
+
+def _train_cell(task: tuple[int, Setting]) -> dict:
+    import dataclasses as dc
+
+    import torch
+
+    from nas.build import build_model
+    from nas.train import TrainConfig, train_model
+
+    index, setting = task
+    wall, cpu = time.perf_counter(), time.process_time()
+    data = _WORK["data"]
+    # The loader's subset is a stratified prefix order, so the first n images are stratified.
+    subset = dc.replace(data, train_images=data.train_images[: setting.images],
+                        train_labels=data.train_labels[: setting.images])
+    genotype = nb201_genotype(_WORK["arches"][index], width=setting.width, cells=setting.cells)
+    torch.manual_seed(_WORK["seed"])
+    model = build_model(genotype)
+    config = TrainConfig(epochs=setting.epochs, batch_size=128, lr=0.1, device="cpu", threads=1,
+                         seed=_WORK["seed"])
+    result = train_model(model, subset, config)
+    return {"index": index, "setting": setting.name, "status": result.status,
+            "val_accuracy": result.best_val_accuracy, "cpu_seconds": time.process_time() - cpu,
+            "wall_seconds": time.perf_counter() - wall}
+
+
+def run_trained(args, table, cells: list[int], settings: Sequence[Setting], cache: Path) -> dict:
+    """``{setting name: {cell index: record}}``, training what the cache lacks."""
+    done: dict[str, dict[int, dict]] = {}
+    if cache.exists():
+        for line in cache.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done.setdefault(r["setting"], {})[int(r["index"])] = r
+    todo = [(i, s) for s in settings for i in cells if i not in done.get(s.name, {})]
+    if todo:
+        arches = {i: table["arch"][i] for i in cells}
+        started = time.perf_counter()
+        with multiprocessing.get_context("fork").Pool(
+            args.workers, initializer=_init_trained, initargs=(arches, str(args.cifar), args.seed)
+        ) as pool:
+            for n, record in enumerate(pool.imap(_train_cell, todo, chunksize=1), 1):
+                append(cache, record)
+                done.setdefault(record["setting"], {})[record["index"]] = record
+                if n % 10 == 0:
+                    print(f"  trained: {n}/{len(todo)} runs, "
+                          f"{(time.perf_counter() - started) / n:.1f} s wall per run", flush=True)
+    return done
+
+
+# --------------------------------------------------------------------------- search part
+
+# Pre-screening as benchmarked: the mean-rank ensemble of the three cheapest strong proxies,
+# chosen before the search runs (from the zero-cost table's cost column and literature).
+PRESCREEN_PROXIES = ("meco", "naswot", "synflow")
+
+
+def run_search_part(args, records: dict[int, dict], pool: list[int]) -> None:
+    """The NAS-Bench-201 search (bench/search_nb201.py's machinery, validation protocol) with
+    and without zero-cost pre-screening, against TPE and random search."""
+    import dataclasses as dc
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import search_nb201 as sb
+
+    from nas.search import load_config
+    from nas.search._proxies import Prescreen, ProxySettings, prescreen
+    from nas.tabular import Cell, NB201Table
+
+    run = load_config(sb.DEFAULT_CONFIG)
+    table = NB201Table.load(run.tabular["table"])
+    pool = [i for i in pool if all(n in records[i]["scores"] for n in PRESCREEN_PROXIES)]
+    arch = {i: table.cell(i).to_str() for i in pool}
+    cached = {arch[i]: {n: _value(records[i]["scores"][n]) for n in PRESCREEN_PROXIES} for i in pool}
+    per_cell = sum(statistics.fmean(records[i]["seconds"][n] for i in pool) for n in PRESCREEN_PROXIES)
+    seeds_first = sb.enqueue_space_seeds(run)
+
+    def screened(m: int, k: int):
+        settings = ProxySettings(PRESCREEN_PROXIES, None, args.batch,
+                                 prescreen=Prescreen(PRESCREEN_PROXIES, m, k, "mean"))
+
+        def before(study, seed: int) -> float:
+            seeds_first(study, seed)
+            rng = np.random.default_rng(10_000 + seed)
+            chosen = rng.choice(pool, size=min(m, len(pool)), replace=False)
+            prescreen(study, dc.replace(run, seed=seed, proxies=settings), None,
+                      genotype=lambda values: Cell.from_params(values).to_str(),
+                      scorer=lambda text: cached[text],
+                      candidates=[table.cell(int(i)).params() for i in chosen])
+            return len(chosen) * per_cell  # what scoring them fresh costs at the measured s/cell
+
+        return before
+
+    s = sb.optuna.samplers
+    known = {
+        "random": sb.Config("random", lambda seed: s.RandomSampler(seed=seed)),
+        "tpe": sb.Config("tpe", lambda seed: s.TPESampler(seed=seed)),
+        "shipped": sb.Config("shipped", sb.shipped_sampler(run), seeds_first),
+    }
+    # The shipped sampler samples at random until n_startup_trials trials completed (the seeds
+    # and enqueued trials count); "ls0" is the same sampler starting its local search at once.
+    ls0 = dc.replace(run, sampler_options={**run.sampler_options, "n_startup_trials": 0})
+    for m, k in args.prescreen:
+        name = f"shipped+prescreen{m}/{k}"
+        known[name] = sb.Config(name, sb.shipped_sampler(run), screened(m, k))
+        name = f"ls0+prescreen{m}/{k}"
+        known[name] = sb.Config(name, sb.shipped_sampler(ls0), screened(m, k))
+        tname = f"tpe+prescreen{m}/{k}"
+        known[tname] = sb.Config(tname, lambda seed: s.TPESampler(seed=seed), screened(m, k))
+    known["ls0"] = sb.Config("ls0", sb.shipped_sampler(ls0), seeds_first)
+    known = {n: c for n, c in known.items() if not args.search_rows or n in args.search_rows}
+    started = time.perf_counter()
+    results = sb.run_all(known, list(known), table, run, seeds=args.search_seeds,
+                         max_trials=args.search_budget, workers=args.workers)
+    print(f"\nZero-cost warm start in the NAS-Bench-201 search ({args.search_seeds} seeds per row; "
+          f"pre-screen = mean rank of {', '.join(PRESCREEN_PROXIES)} over M candidates drawn per "
+          f"seed from the {len(pool)} scored sample cells, top k enqueued after the 3 seeds; "
+          f"'extra s/run' = M x {per_cell:.2f} s, the measured zero-cost seconds per cell of those "
+          f"proxies, i.e. what scoring M fresh cells costs; queries include the seeds and the "
+          f"enqueued cells)")
+    sb.print_table(known, results, run, table, args.search_budget)
+    print(f"search part wall time {time.perf_counter() - started:.0f} s")
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def correlations(pred: Sequence[float], table, rows: Sequence[int]) -> list[tuple[float, float]]:
+    from nas.proxies import kendall, spearman
+
+    out = []
+    for column in COLUMNS:
+        truth = table[column].to_numpy()[list(rows)]
+        out.append((spearman(pred, truth), kendall(pred, truth)))
+    return out
+
+
+def print_table(title: str, rows: Iterable[tuple], table, cells: Sequence[int]) -> None:
+    """Rows ``(name, predictions, seconds, note[, cells])``: predictions over ``cells``, or over
+    the row's own cells when it gives them."""
+    print(f"\n{title} ({len(cells)} cells)")
+    head = f"{'score':<34}" + "".join(f" | {c:>15}" for c in COLUMNS) + f" | {'s/cell':>7} | note"
+    print(head)
+    print(f"{'':<34}" + "".join(f" | {'rho':>7} {'tau':>7}" for _ in COLUMNS) + f" | {'':>7} |")
+    print("-" * len(head))
+    for name, pred, seconds, note, *own in rows:
+        corr = correlations(pred, table, own[0] if own else cells)
+        if own and len(own[0]) != len(cells):
+            note = f"{note}; over {len(own[0])} cells"
+        print(f"{name:<34}" + "".join(f" | {r:7.3f} {t:7.3f}" for r, t in corr)
+              + f" | {seconds:7.3f} | {note}")
+
+
+def zero_rows(records: dict[int, dict], cells: Sequence[int], *, greedy: bool,
+              ensembles: Sequence[tuple[Sequence[str], str]]):
+    """Rows over ``cells`` for every proxy scored on all of them, the given rank ensembles
+    (mean and log), and optionally the greedy mean-rank ensemble picked on this sample."""
+    from nas.proxies import proxy_names, rank_ensemble
+
+    names = [n for n in proxy_names() if all(n in records[i]["scores"] for i in cells)]
+    columns = {n: [_value(records[i]["scores"][n]) for i in cells] for n in names}
+    rows = []
+    for n in names:
+        seconds = statistics.fmean(records[i]["seconds"][n] for i in cells)
+        nan = sum(math.isnan(v) for v in columns[n])
+        shared = " (incl. the backward pass grad_norm, fisher, grasp reuse)" if n == "snip" else ""
+        rows.append((n, columns[n], seconds, (f"{nan} NaN (ranked last)" if nan else "") + shared))
+    for members, note in ensembles:
+        seconds = sum(statistics.fmean(records[i]["seconds"][n] for i in cells) for n in members)
+        for method in ("mean", "log"):
+            pred = rank_ensemble({n: columns[n] for n in members}, method=method)
+            rows.append((f"ensemble {method}({','.join(members)})", pred, seconds, note))
+    if greedy:
+        best, chosen = _greedy_ensemble(columns, records, cells)
+        rows.append((f"greedy mean({','.join(chosen)})", best[0], best[1],
+                     "picked on this sample against cifar10_valid: optimistic"))
+    return rows
+
+
+def _nan_column(n: int) -> list[float]:
+    return [math.nan] * n
+
+
+def _run_times(records: dict[int, dict], cells: Sequence[int]) -> list[tuple[tuple[str, ...], float]]:
+    """Mean wall seconds per cell of each set of proxies computed together in one call."""
+    by_set: dict[tuple[str, ...], list[float]] = {}
+    for i in cells:
+        for names, seconds in records[i]["runs"]:
+            by_set.setdefault(tuple(names), []).append(seconds)
+    return [(names, statistics.fmean(v)) for names, v in by_set.items() if len(v) >= len(cells) // 2]
+
+
+def _value(v) -> float:
+    return math.nan if v is None else float(v)
+
+
+_GREEDY_TARGET: np.ndarray | None = None
+
+
+def _greedy_ensemble(columns, records, cells):
+    """Forward selection of proxies for the mean-rank ensemble, on cifar10_valid."""
+    from nas.proxies import rank_ensemble, spearman
+
+    target = _GREEDY_TARGET
+    chosen: list[str] = []
+    best_rho = -2.0
+    while True:
+        trial = None
+        for n in columns:
+            if n in chosen:
+                continue
+            rho = spearman(rank_ensemble({m: columns[m] for m in [*chosen, n]}), target)
+            if trial is None or rho > trial[1]:
+                trial = (n, rho)
+        if trial is None or trial[1] <= best_rho + 1e-3:
+            break
+        chosen.append(trial[0])
+        best_rho = trial[1]
+    pred = rank_ensemble({m: columns[m] for m in chosen})
+    seconds = sum(statistics.fmean(records[i]["seconds"][n] for i in cells) for n in chosen)
+    return (pred, seconds), chosen
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    global _GREEDY_TARGET
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--table", type=Path, default=DEFAULT_TABLE)
+    parser.add_argument("--cifar", type=Path, default=DEFAULT_CIFAR, help="CIFAR-10 JPEG archive")
+    parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "bench_proxy_fidelity")
+    parser.add_argument("--cells", type=int, default=1000, help="zero-cost sample size")
+    parser.add_argument("--batch", type=int, default=32, help="images per zero-cost batch")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--parts", nargs="+", default=["zero", "trained"], choices=["zero", "trained", "search", "timing"])
+    parser.add_argument("--timing-cells", type=int, default=20, help="cells of the timing part")
+    parser.add_argument("--timing-threads", type=int, default=1, help="torch threads when timing")
+    parser.add_argument("--trained-cells", type=int, default=40, help="cells proxy-trained")
+    parser.add_argument("--search-seeds", type=int, default=50, help="seeds per search row")
+    parser.add_argument("--search-budget", type=int, default=150, help="queries per search run")
+    parser.add_argument("--search-rows", nargs="+", default=None, help="search rows to run")
+    parser.add_argument("--prescreen", type=lambda t: tuple(int(v) for v in t.split("/")),
+                        nargs="+", default=[(100, 5), (300, 10)], metavar="M/K",
+                        help="pre-screen settings: candidates/top")
+    parser.add_argument("--proxies", nargs="+", default=None,
+                        help="zero-cost proxies to compute (default: all); cells keep the scores "
+                             "of earlier runs")
+    parser.add_argument("--quick", action="store_true", help="a small sample (a smoke run)")
+    args = parser.parse_args(argv)
+    from nas.proxies import get_proxy, proxy_names
+
+    args.proxies = args.proxies or list(proxy_names())
+    for name in args.proxies:
+        get_proxy(name)
+    if args.quick:
+        args.cells = min(args.cells, 40)
+        args.trained_cells = min(args.trained_cells, 6)
+        args.search_seeds = min(args.search_seeds, 4)
+    for path, what in ((args.table, "NAS-Bench-201 table"), (args.cifar, "CIFAR-10 archive")):
+        if not path.is_file():
+            print(f"{path}: {what} not found", file=sys.stderr)
+            return 2
+    import pandas as pd
+
+    table = pd.read_csv(args.table)
+    sample = stratified_sample(table["cifar10_valid"].to_numpy(), args.cells, seed=args.seed)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()
+    print(f"NAS-Bench-201 proxy fidelity: {len(sample)} cells stratified by cifar10_valid decile "
+          f"(seed {args.seed}); {os.cpu_count()} CPUs, load average {load[0]:.1f} at start; "
+          f"{args.workers} worker process(es), 1 torch thread each")
+    if "zero" in args.parts:
+        cache = args.cache / f"zero_b{args.batch}_s{args.seed}.jsonl"
+        records = run_zero(args, table, sample, cache)
+        title = (f"Zero-cost proxies, one batch of {args.batch} CIFAR-10 training images, "
+                 f"full-size network (C=16, N=5), seed {args.seed}; s/cell = wall seconds per "
+                 f"cell on one thread under the load above")
+        cheap = [i for i in sample if i in records
+                 and all(n in records[i]["scores"] for n in PRESCREEN_PROXIES)]
+        rows = zero_rows(records, cheap, greedy=False, ensembles=[
+            (PRESCREEN_PROXIES, "the pre-screen's; chosen after a 40-cell smoke run, for cost")])
+        print_table(title + "; the cheap proxies", rows, table, cheap)
+        every = [i for i in sample if i in records
+                 and all(n in records[i]["scores"] for n in proxy_names())]
+        if every:
+            _GREEDY_TARGET = table["cifar10_valid"].to_numpy()[every]
+            rows = zero_rows(records, every, greedy=True, ensembles=[
+                (ENSEMBLE, "chosen before measuring"), (PRESCREEN_PROXIES, "")])
+            rows += [("all of: " + " ".join(names), _nan_column(len(every)), seconds, "time only")
+                     for names, seconds in _run_times(records, every)]
+            print_table(title + "; every proxy (a prefix of the sample: the expensive proxies "
+                        "ran last)", rows, table, every)
+    if "timing" in args.parts:
+        run_timing(args, table, sample[: args.timing_cells],
+                   args.cache / f"timing_b{args.batch}_t{args.timing_threads}_s{args.seed}.jsonl")
+    if "search" in args.parts:
+        zero = read_cache(args.cache / f"zero_b{args.batch}_s{args.seed}.jsonl")
+        run_search_part(args, zero, [i for i in sample if i in zero])
+    if "trained" in args.parts:
+        settings = QUICK_SETTINGS if args.quick else SETTINGS
+        cells = sample[: args.trained_cells]
+        cache = args.cache / f"trained_s{args.seed}.jsonl"
+        runs = run_trained(args, table, cells, settings, cache)
+        zero = read_cache(args.cache / f"zero_b{args.batch}_s{args.seed}.jsonl")
+        rows, complete = [], None
+        for setting in settings:
+            have = [i for i in cells if i in runs.get(setting.name, {})]
+            complete = have if complete is None else [i for i in complete if i in have]
+        complete = complete or []
+        for setting in settings:
+            recs = runs.get(setting.name, {})
+            have = [i for i in cells if i in recs]
+            if not have:
+                continue
+            pred = [_value(recs[i]["val_accuracy"]) for i in have]
+            cpu = statistics.fmean(recs[i]["cpu_seconds"] for i in have)
+            rows.append((f"trained {setting.name}", pred, cpu, "CPU s per cell (1 thread)", have))
+        first = runs.get(settings[0].name, {})
+        complete = [i for i in cells if i in first]
+        ens_cells = [i for i in complete if i in zero and all(n in zero[i]["scores"] for n in ENSEMBLE)]
+        if ens_cells and ens_cells == complete:
+            from nas.proxies import rank_ensemble
+
+            zc = rank_ensemble({n: [_value(zero[i]["scores"][n]) for i in complete] for n in ENSEMBLE})
+            short = [_value(runs[settings[0].name][i]["val_accuracy"]) for i in complete]
+            both = rank_ensemble({"zero": list(zc), "short": short})
+            seconds = (sum(statistics.fmean(zero[i]["seconds"][n] for i in complete) for n in ENSEMBLE)
+                       + rows[0][2])
+            rows.append((f"zero-cost mean({','.join(ENSEMBLE)})", list(zc),
+                         seconds - rows[0][2], "same cells, for comparison"))
+            rows.append((f"zero-cost ens + {settings[0].name}", list(both), seconds,
+                         "mean rank of the two"))
+        print_table(f"Proxy training with the project's loop (nas.train.train_model, SGD lr 0.1 "
+                    f"one-cycle, batch 128, 1 CPU thread), validated on 1,000 held-out CIFAR-10 "
+                    f"training images; the first {args.trained_cells} cells of the sample",
+                    rows, table, cells)
+    print(f"\nload average at end {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
