@@ -189,7 +189,7 @@ def run_zero(args, table, sample: list[int], cache: Path) -> dict[int, dict]:
         missing = [n for n in args.proxies if n not in done.get(i, {"scores": {}})["scores"]]
         if missing:
             todo.append((i, missing))
-    if todo:
+    if todo and not args.print_only:
         x, y, _ = read_cifar(args.cifar, split="train", per_class=-(-args.batch // 10), seed=args.seed)
         batch = (normalise(x[: args.batch]), y[: args.batch])
         arches = {i: table["arch"][i] for i, _ in todo}
@@ -221,7 +221,7 @@ def run_timing(args, table, cells: list[int], cache: Path) -> None:
     torch.set_num_threads(args.timing_threads)
     done = read_cache(cache)
     todo = [i for i in cells if i not in done]
-    if todo:
+    if todo and not args.print_only:
         x, y, _ = read_cifar(args.cifar, split="train", per_class=-(-args.batch // 10), seed=args.seed)
         batch = (normalise(x[: args.batch]), y[: args.batch])
         for i in todo:
@@ -271,6 +271,7 @@ SETTINGS = (
     Setting("w8-c1-e1-n1k", 8, 1, 1, 1000),
     Setting("w8-c1-e2-n2k", 8, 1, 2, 2000),
     Setting("w16-c1-e4-n2k", 16, 1, 4, 2000),
+    Setting("w16-c1-e8-n4k", 16, 1, 8, 4000),
 )
 QUICK_SETTINGS = (Setting("w4-c1-e1-n500", 4, 1, 1, 500),)
 
@@ -322,7 +323,7 @@ def run_trained(args, table, cells: list[int], settings: Sequence[Setting], cach
                 continue
             done.setdefault(r["setting"], {})[int(r["index"])] = r
     todo = [(i, s) for s in settings for i in cells if i not in done.get(s.name, {})]
-    if todo:
+    if todo and not args.print_only:
         arches = {i: table["arch"][i] for i in cells}
         started = time.perf_counter()
         with multiprocessing.get_context("fork").Pool(
@@ -537,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="zero-cost proxies to compute (default: all); cells keep the scores "
                              "of earlier runs")
     parser.add_argument("--quick", action="store_true", help="a small sample (a smoke run)")
+    parser.add_argument("--print-only", action="store_true",
+                        help="compute nothing: print the tables of what the caches hold")
     args = parser.parse_args(argv)
     from nas.proxies import get_proxy, proxy_names
 
