@@ -100,12 +100,7 @@ def open_storage(url: str, *, file: str | None = None, path: str = "storage",
 
     try:
         if "://" in url:
-            interval = heartbeat or HEARTBEAT_INTERVAL
-            with warnings.catch_warnings():  # "heartbeat_interval is experimental" (Optuna 4-5)
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(normalize_url(url), engine_kwargs=_engine_kwargs(url),
-                                                  heartbeat_interval=interval,
-                                                  grace_period=GRACE_BEATS * interval)
+            return _open_rdb(url, heartbeat or HEARTBEAT_INTERVAL)
         Path(url).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(open_journal(url))
     except Exception as error:  # noqa: BLE001 - any failure to open is the user's URL
@@ -114,6 +109,33 @@ def open_storage(url: str, *, file: str | None = None, path: str = "storage",
         message = " ".join(str(error).split())[:300]
         raise ConfigError(f"cannot open storage {mask(url)!r}: {type(error).__name__}: {message}",
                           file=file, path=path) from None
+
+
+_SCHEMA_RACE_TRIES = 5
+
+
+def _open_rdb(url: str, interval: int) -> Any:
+    """Optuna's RDB storage with its heartbeat. Several workers opening an empty database at
+    once race to create Optuna's schema (PostgreSQL: a unique violation on ``CREATE TYPE`` or
+    ``CREATE TABLE``); the losers' transactions roll back, so they retry, and find the schema."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    def attempt() -> Any:
+        with warnings.catch_warnings():  # "heartbeat_interval is experimental" (Optuna 4-5)
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(normalize_url(url), engine_kwargs=_engine_kwargs(url),
+                                              heartbeat_interval=interval,
+                                              grace_period=GRACE_BEATS * interval)
+
+    for retry in range(1, _SCHEMA_RACE_TRIES):
+        try:
+            return attempt()
+        except (IntegrityError, ProgrammingError) as error:
+            if "already exists" not in str(error) and "duplicate key" not in str(error):
+                raise
+            time.sleep(0.2 * retry)
+    return attempt()
 
 
 def normalize_url(url: str) -> str:
