@@ -101,6 +101,17 @@ def number(value: Any, *, path: str, file: str | None = None, low: float | None 
     return value
 
 
+def known_keys(value: Mapping[str, Any], keys: Iterable[str], *, path: str,
+               file: str | None = None) -> None:
+    """Raise :class:`ConfigError` at ``PATH.KEY`` for the first key of the config section
+    ``value`` that is not in ``keys`` (the message lists the valid ones)."""
+    keys = tuple(keys)
+    for key in value:
+        if key not in keys:
+            raise ConfigError(f"unknown key {key!r}; valid: {', '.join(keys)}", file=file,
+                              path=f"{path}.{key}")
+
+
 def cores() -> int:
     """The machine's CPU cores (``os.cpu_count()``, at least 1)."""
     return os.cpu_count() or 1

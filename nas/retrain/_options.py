@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nas import _checks
 from nas.errors import ConfigError
 
 __all__ = ["RetrainOptions", "parse_retrain"]
@@ -57,10 +58,7 @@ def parse_retrain(value: Any, *, file: str | None) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise ConfigError("must be a mapping", file=file, path="retrain")
-    for key in value:
-        if key not in _KEYS:
-            raise ConfigError(f"unknown key {key!r}; valid: {', '.join(_KEYS)}", file=file,
-                              path=f"retrain.{key}")
+    _checks.known_keys(value, _KEYS, path="retrain", file=file)
     if value.get("select", "top") not in ("top", "pareto"):
         raise ConfigError(f"must be top or pareto, got {value['select']!r}", file=file,
                           path="retrain.select")

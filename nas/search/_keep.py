@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nas import _checks
 from nas.errors import ConfigError
 from nas.io import atomic_write_bytes
 
@@ -85,10 +86,7 @@ def parse_keep(value: Any, *, file: str) -> KeepPolicy | None:
     if not isinstance(value, Mapping):
         raise ConfigError("must be false or a mapping with select, top, max_mb", file=file,
                           path="keep_weights")
-    for key in value:
-        if key not in ("select", "top", "max_mb"):
-            raise ConfigError(f"unknown key {key!r}; valid: select, top, max_mb", file=file,
-                              path=f"keep_weights.{key}")
+    _checks.known_keys(value, ("select", "top", "max_mb"), path="keep_weights", file=file)
     select = value.get("select", "auto")
     if select not in _SELECT:
         raise ConfigError(f"must be one of {', '.join(_SELECT)}, got {select!r}", file=file,

@@ -120,10 +120,7 @@ def parse_proxies(value: Any, *, objectives: Sequence[str], file: str, base: Pat
     value = {} if value is None else value
     if not isinstance(value, Mapping):
         raise ConfigError("must be a mapping", file=file, path="proxies")
-    for key in value:
-        if key not in _KEYS:
-            raise ConfigError(f"unknown key {key!r}; valid: {', '.join(_KEYS)}", file=file,
-                              path=f"proxies.{key}")
+    _checks.known_keys(value, _KEYS, path="proxies", file=file)
     record = list(_names(value["record"], file, "proxies.record")) if "record" in value else []
     for i, objective in enumerate(objectives):
         if objective.startswith(PROXY_OBJECTIVE):
