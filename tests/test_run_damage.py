@@ -29,6 +29,9 @@ def nb201_config(tmp_path: Path) -> Path:
     data["space"]["genotype"] = str(ROOT / "genotypes" / "nb201.yaml")
     data["tabular"]["table"] = str(TABLE)
     data["sampler"] = "random"
+    # A failed in-process search leaves its running trial behind a live pid: resume re-queues
+    # it once its heartbeat is stale (3 beats), so short beats keep these tests short.
+    data["heartbeat"] = 1
     path = tmp_path / "nb201.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
