@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 import nas
-from nas.zoo import nb201_params
+from nas.nb201 import nb201_params
 
 NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
 RESNET = "genotypes/search/resnet_cifar.yaml"

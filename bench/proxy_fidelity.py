@@ -121,7 +121,7 @@ def normalise(x_uint8):
 
 def nb201_genotype(arch: str, **params):
     import nas
-    from nas.zoo import nb201_params
+    from nas.nb201 import nb201_params
 
     return nas.load_genotype("nb201", **nb201_params(arch), **params)
 
@@ -355,7 +355,7 @@ def run_search_part(args, records: dict[int, dict], pool: list[int]) -> None:
 
     from nas.search import load_config
     from nas.search._proxies import Prescreen, ProxySettings, prescreen
-    from nas.tabular import Cell, NB201Table
+    from nas.nb201 import Cell, NB201Table
 
     run = load_config(sb.DEFAULT_CONFIG)
     table = NB201Table.load(run.tabular["table"])

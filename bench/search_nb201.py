@@ -5,7 +5,7 @@ For each sampler and seed, one Optuna study maximises the shipped config's objec
 (``search_spaces/nb201.yaml``: ``cifar10_valid``, validation accuracy) over the six edge ops of
 the cell, and the best-by-validation cell's test accuracy (the config's ``report`` column,
 ``cifar10_test``) is what gets reported: a search never sees the test column. Every evaluation
-goes through :class:`nas.tabular.NB201Objective`, whose dedup cache answers a cell equivalent to
+goes through :class:`nas.nb201.NB201Objective`, whose dedup cache answers a cell equivalent to
 one already evaluated (same isomorphism key) at no cost; **queries** are the evaluations that
 look the table up (non-duplicates), and the budget counts queries for every sampler alike. A
 study stops after ``--max-trials`` queries, or earlier once every measure below is known.
@@ -46,7 +46,7 @@ if __package__ in (None, ""):  # run as a script from a checkout: make `nas` imp
 from nas.samplers import DeduplicatingSampler, LocalSearchSampler, RegularizedEvolutionSampler
 from nas.search import RunConfig, load_config
 from nas.search._study import make_sampler
-from nas.tabular import Cell, NB201Objective, NB201Table, cell_key
+from nas.nb201 import Cell, NB201Objective, NB201Table, cell_key
 
 ROOT = Path(__file__).resolve().parents[1]
 TOP_K = 16  # the top 0.1% of 15,625 cells

@@ -41,7 +41,7 @@ def optuna_per_trial(url: str, trials: int) -> float:
     import optuna
 
     from nas.search._storage import open_storage
-    from nas.tabular import NB201Table, suggest_cell
+    from nas.nb201 import NB201Table, suggest_cell
 
     table = NB201Table.load(TABLE)
     study = optuna.create_study(study_name=f"optuna-{uuid.uuid4().hex[:8]}", direction="maximize",

@@ -163,7 +163,7 @@ def test_no_weights_gives_nan_with_a_reason():
 
 
 def test_disconnected_cell_gives_nan_for_every_dynamic_proxy():
-    from nas.zoo import nb201_params
+    from nas.nb201 import nb201_params
 
     arch = "|avg_pool_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"
     g = nas.load_genotype("nb201", width=4, cells=1, **nb201_params(arch))
@@ -177,7 +177,7 @@ def test_disconnected_cell_gives_nan_for_every_dynamic_proxy():
 
 
 def test_scores_are_deterministic_given_the_seed():
-    from nas.zoo import nb201_params
+    from nas.nb201 import nb201_params
 
     arch = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
     g = nas.load_genotype("nb201", width=4, cells=1, **nb201_params(arch))

@@ -138,7 +138,7 @@ def test_prescreen_of_given_candidates_with_a_given_scorer(tmp_path):
     import optuna
 
     from nas.search._proxies import PRESCREEN_ATTR, prescreen
-    from nas.tabular import Cell, NB201Table
+    from nas.nb201 import Cell, NB201Table
 
     config = load_config(nb201_config(tmp_path, seeds=False, proxies={
         "prescreen": {"proxy": ["params", "macs"], "candidates": 5, "top": 2, "method": "log"}}))

@@ -13,8 +13,7 @@ import pytest
 
 import nas
 from nas.genotype._expr import MATH_FUNCTIONS
-from nas.tabular import CellError
-from nas.zoo import NB201_EDGE_PARAMS, nb201_arch, nb201_params
+from nas.nb201 import NB201_EDGE_PARAMS, CellError, nb201_arch, nb201_params
 
 divisible = MATH_FUNCTIONS["divisible"]
 

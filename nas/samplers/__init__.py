@@ -6,7 +6,7 @@ Public API:
   int and float parameters.
 - :class:`LocalSearchSampler`: best-first local search over one-parameter changes.
 - :class:`DeduplicatingSampler`: wraps any sampler so that it does not propose a parameter set
-  equivalent (by a user key, e.g. :func:`nas.tabular.cell_key`) to one already tried.
+  equivalent (by a user key, e.g. :func:`nas.nb201.cell_key`) to one already tried.
 """
 
 from __future__ import annotations

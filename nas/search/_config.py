@@ -267,7 +267,7 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
             if key in data:
                 raise _error("a tabular run does not train: remove this key", file, key)
         objectives_default: list[str] = ["table_accuracy"]
-        from nas.tabular import EDGES
+        from nas.nb201 import EDGES
 
         missing = [edge for edge in EDGES if edge not in space.labels]
         if missing:
@@ -415,7 +415,7 @@ def _check_sampler_and_pruner(config: RunConfig) -> None:
 
 def _check_tabular_ops(space: Space, file: str) -> None:
     """Every option of a NAS-Bench-201 edge choice is one of the table's ops."""
-    from nas.tabular import EDGES, OPS
+    from nas.nb201 import EDGES, OPS
 
     for edge in EDGES:
         choice = space.choice(edge)
@@ -519,7 +519,7 @@ def _parse_tabular(value: Any, file: str, base: Path) -> dict[str, Any]:
     if found is None:
         raise _error(f"no table file {table!r} (relative to {base} or the working folder)",
                      file, "tabular.table")
-    from nas.tabular import TableError, read_columns, resolve_column
+    from nas.nb201 import TableError, read_columns, resolve_column
 
     try:
         columns = read_columns(found)

@@ -176,7 +176,7 @@ class Evaluator:
     def table(self) -> Any:
         """The NAS-Bench-201 objective of a tabular run."""
         if self._objective is None:
-            from nas.tabular import make_nb201_objective
+            from nas.nb201 import make_nb201_objective
 
             tabular = self.config.tabular
             self._objective = make_nb201_objective(tabular["table"], tabular["objective"],
@@ -252,7 +252,7 @@ class _Attempt:
 
     # -- the two kinds of candidate
     def _tabular(self, values: dict[str, Any], genotype: Genotype) -> TrialRecord:
-        from nas.tabular import Cell
+        from nas.nb201 import Cell
 
         objective = self.ev.table()
         cell = Cell.from_params(values)

@@ -105,7 +105,7 @@ def equivalence_key(config: RunConfig) -> Callable[[Mapping[str, Any]], str | No
     that cannot reach the output), else the genotype's isomorphism hash; ``None`` when the
     parameters do not make a valid candidate."""
     if config.tabular is not None:
-        from nas.tabular import cell_key
+        from nas.nb201 import cell_key
 
         return cell_key
     space = config.space

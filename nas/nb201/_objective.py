@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
-from nas.tabular._cell import EDGES, OPS, Cell
-from nas.tabular._table import NB201Table, _as_cell, read_columns, resolve_column
+from nas.nb201._cell import EDGES, OPS, Cell
+from nas.nb201._table import NB201Table, _as_cell, read_columns, resolve_column
 
 if TYPE_CHECKING:
     import optuna

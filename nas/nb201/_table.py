@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nas.tabular._cell import Cell, CellError
+from nas.nb201._cell import Cell, CellError
 
 if TYPE_CHECKING:
     import pandas as pd

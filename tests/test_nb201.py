@@ -1,4 +1,4 @@
-"""Tests of nas.tabular: the NAS-Bench-201 cell, its key, the table and the objective."""
+"""Tests of nas.nb201: the NAS-Bench-201 cell, its key, the table and the objective."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from nas.errors import ConfigError
-from nas.tabular import (
+from nas.nb201 import (
     DUPLICATE_ATTR,
     EDGES,
     KEY_ATTR,

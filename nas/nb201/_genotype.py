@@ -1,9 +1,8 @@
 """NAS-Bench-201 cell strings <-> the edge parameters of ``genotypes/nb201.yaml``.
 
-The genotype names its six op-valued parameters after :data:`nas.tabular.EDGES` with ``_`` for
-``.`` (``node2.in1`` -> ``node2_in1``: the op from node 1 to node 2), and its lib
-(``genotypes/lib/nb201.yaml``) names the blocks after the benchmark's ops, so a parameter holds
-the benchmark's op name as it is. Parsing and validation are :class:`nas.tabular.Cell`'s.
+The genotype names its six op-valued parameters after :data:`nas.nb201.EDGES` with ``_`` for
+``.`` (``node2.in1`` -> ``node2_in1``: the op from node 1 to node 2), and names its edge
+blocks after the benchmark's ops, so a parameter holds the benchmark's op name as it is. Parsing and validation are :class:`nas.nb201.Cell`'s.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nas.tabular._cell import EDGES, Cell, CellError
+from nas.nb201._cell import EDGES, Cell, CellError
 
 __all__ = ["NB201_EDGE_PARAMS", "nb201_params", "nb201_arch"]
 
@@ -28,7 +27,7 @@ def nb201_params(arch: str) -> dict[str, str]:
     Use as ``nas.load_genotype("nb201", **nb201_params(arch))``.
 
     Raises:
-        nas.tabular.CellError: for a malformed string or an unknown op (a ``ConfigError``).
+        nas.nb201.CellError: for a malformed string or an unknown op (a ``ConfigError``).
     """
     cell = Cell.parse(arch)
     return dict(zip(NB201_EDGE_PARAMS, cell.ops))
@@ -42,7 +41,7 @@ def nb201_arch(params: Mapping[str, Any]) -> str:
     '|none~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|'
 
     Raises:
-        nas.tabular.CellError: when an edge parameter is missing or holds an unknown op.
+        nas.nb201.CellError: when an edge parameter is missing or holds an unknown op.
     """
     missing = [name for name in NB201_EDGE_PARAMS if name not in params]
     if missing:
