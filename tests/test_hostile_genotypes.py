@@ -315,32 +315,43 @@ def test_node_names_that_clash_with_module_attributes(tmp_path):
 
 # ----------------------------------------------------------------------------- decode --weights / --seed
 
-def test_decode_seed_and_weights(tmp_path):
+def test_decode_seed_and_weights(tmp_path, monkeypatch, capsys):
+    """In-process (each subprocess costs a torch import); the refusal is also checked once as
+    the real command."""
     import torch
 
+    from nas.cli import main as nas
+
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "net.yaml").write_text(HEADER + "network: ['conv(4)', bn, relu, gap, 'linear(3)']\n")
     (tmp_path / "other.yaml").write_text(HEADER + "network: ['conv(5)', bn, relu, gap, 'linear(3)']\n")
     for out in ("a.pth", "b.pth"):
-        assert run_nas(["decode", "net.yaml", "--out", out, "--seed", "7"], tmp_path)[0].returncode == 0
+        assert nas(["decode", "net.yaml", "--out", out, "--seed", "7"]) == 0
     assert (tmp_path / "a.pth").read_bytes() == (tmp_path / "b.pth").read_bytes()
-    assert run_nas(["decode", "net.yaml", "--out", "c.pth", "--seed", "8"], tmp_path)[0].returncode == 0
+    assert nas(["decode", "net.yaml", "--out", "c.pth", "--seed", "8"]) == 0
     a = torch.load(tmp_path / "a.pth", weights_only=True)
     c = torch.load(tmp_path / "c.pth", weights_only=True)
     assert not torch.equal(a["conv0.weight"], c["conv0.weight"])
     # --weights loads a state_dict whatever the seed
-    assert run_nas(["decode", "net.yaml", "--out", "d.pth", "--seed", "8", "--weights", "a.pth"], tmp_path)[0].returncode == 0
+    assert nas(["decode", "net.yaml", "--out", "d.pth", "--seed", "8", "--weights", "a.pth"]) == 0
     d = torch.load(tmp_path / "d.pth", weights_only=True)
     assert all(torch.equal(a[k], d[k]) for k in a)
     # mismatches, non-files and non-checkpoints are one line naming the weights file
     (tmp_path / "text.pth").write_text("not a checkpoint\n")
+    capsys.readouterr()
     for weights, fragment in [
         ("a.pth", "conv0.weight: file (4, 3, 3, 3), model (5, 3, 3, 3)"),
         ("text.pth", "not a state_dict"),
         ("/dev/zero", "not a regular file"),
         ("missing.pth", "file not found"),
     ]:
-        result, _ = run_nas(["decode", "other.yaml", "--out", "model.pth", "--weights", weights], tmp_path)
-        output = (result.stdout + result.stderr).strip()
-        assert result.returncode == 2 and len(output.splitlines()) == 1, output
+        code = nas(["decode", "other.yaml", "--out", "model.pth", "--weights", weights])
+        captured = capsys.readouterr()
+        output = (captured.out + captured.err).strip()
+        assert code == 2 and len(output.splitlines()) == 1, output
         assert output.startswith(f"{weights}: ") and fragment in output, output
         assert not (tmp_path / "model.pth").exists()
+    result, _ = run_nas(["decode", "other.yaml", "--out", "model.pth", "--weights", "a.pth"], tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "a.pth: " + result.stderr.split(": ", 1)[1].strip()] and "file (4, 3, 3, 3)" in result.stderr
