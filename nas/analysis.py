@@ -14,7 +14,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import GenotypeError
-from nas.genotype import Genotype
+from nas import ops
+from nas.genotype import INPUT, Genotype
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -129,7 +130,7 @@ def analyze(genotype: Genotype) -> Stats:
     graph = genotype.graph
     nodes = []
     for path, data in graph.nodes(data=True):
-        if data["op"] == "input":
+        if path == INPUT:
             continue
         nodes.append(
             NodeStats(
@@ -142,7 +143,7 @@ def analyze(genotype: Genotype) -> Stats:
                 macs=data["macs"],
             )
         )
-    stored = sum(n.activations for n in nodes if n.op != "identity")
+    stored = sum(n.activations for n in nodes if not ops.get(n.op).alias)
     return Stats(
         name=genotype.name,
         input_shape=graph.nodes["input"]["shape"],
@@ -156,17 +157,18 @@ def analyze(genotype: Genotype) -> Stats:
 
 
 def alias_roots(graph: nx.DiGraph) -> dict[str, str]:
-    """For every node, the node whose tensor it is: itself, or for an identity node the root of
-    its input. One pass in insertion (topological) order, so long identity chains stay linear."""
+    """For every node, the node whose tensor it is: itself, or for an alias (identity:
+    :attr:`nas.ops.Op.alias`) the root of its input. One pass in insertion (topological)
+    order, so long identity chains stay linear."""
     roots: dict[str, str] = {}
     for node, data in graph.nodes(data=True):
-        roots[node] = roots[data["inputs"][0]] if data["op"] == "identity" else node
+        roots[node] = roots[data["inputs"][0]] if node != INPUT and ops.get(data["op"]).alias else node
     return roots
 
 
 def _peak_elements(graph: nx.DiGraph) -> int:
     """Peak of live activations in inference, running nodes in insertion (topological) order
-    and freeing each output after its last reader. Identity nodes share their input's memory."""
+    and freeing each output after its last reader. Aliases (identity) share their input's memory."""
     order = list(graph.nodes)
     position = {node: index for index, node in enumerate(order)}
     outputs = set(graph.graph["outputs"])
@@ -183,7 +185,7 @@ def _peak_elements(graph: nx.DiGraph) -> int:
     frees: dict[int, int] = {}
     for index, node in enumerate(order):
         data = graph.nodes[node]
-        if data["op"] != "identity":
+        if owner[node] == node:
             size = math.prod(data["shape"])
             live += size
             peak = max(peak, live)

@@ -7,8 +7,10 @@ named by the hierarchical node paths (``layer1.0.conv0``), so ``state_dict`` key
 for a given genotype. A path segment that would clash with an attribute of the module
 (``forward``, ``training``, ``to``, ``state_dict``, any name starting with ``_``) gets a
 trailing ``_`` (:func:`module_name`: ``forward`` → ``forward_``, ``forward_`` → ``forward__``),
-so every genotype that validates also builds, and the keys stay readable and distinct. Element-wise activations and sums run in place where the overwritten
-tensor has no other reader and autograd does not need it (as torchvision's ResNet does).
+so every genotype that validates also builds, and the keys stay readable and distinct.
+Ops that can (:attr:`nas.ops.Op.inplace`: ReLU-like activations, sums) run in place where the
+overwritten tensor has no other reader and autograd does not need it
+(:attr:`nas.ops.Op.overwritable`), as torchvision's ResNet does.
 """
 
 from __future__ import annotations
@@ -21,19 +23,13 @@ import torch.fx as fx
 
 from nas import ops
 from nas.analysis import MAX_MEMORY, alias_roots, check_memory
-from nas.genotype import Genotype
+from nas.genotype import INPUT, Genotype
 from nas.ops import BuildContext
 
 if TYPE_CHECKING:
     import networkx as nx
 
 __all__ = ["build_model", "module_name", "GenotypeModule"]
-
-# Ops whose backward does not read their own output, so a reader may overwrite it.
-_OVERWRITABLE = frozenset(
-    {"conv", "sepconv", "bn", "linear", "add", "mean", "concat", "scale", "mul", "avgpool", "maxpool"}
-)
-
 
 def build_model(genotype: Genotype, *, inplace: bool = True, max_memory: int = MAX_MEMORY) -> torch.nn.Module:
     """Build ``genotype`` as a ``torch.fx.GraphModule`` in training mode, float32, on the CPU.
@@ -54,11 +50,11 @@ def build_model(genotype: Genotype, *, inplace: bool = True, max_memory: int = M
     roots = alias_roots(graph)
     readers = _reader_counts(graph, roots)
     for node, data in graph.nodes(data=True):
-        if data["op"] == "input":
+        if node == INPUT:
             continue
         op = ops.get(data["op"])
         sources = list(data["inputs"])
-        may_overwrite = inplace and (op.elementwise or op.name == "add")
+        may_overwrite = inplace and op.inplace
         if may_overwrite and op.commutative:
             sources.sort(key=lambda s: not _overwritable(graph, readers, roots, s))
         context = BuildContext(inplace=may_overwrite and _overwritable(graph, readers, roots, sources[0]))
@@ -112,8 +108,10 @@ def _reader_counts(graph: nx.DiGraph, roots: dict[str, str]) -> dict[str, int]:
 
 
 def _overwritable(graph: nx.DiGraph, readers: dict[str, int], roots: dict[str, str], source: str) -> bool:
+    """True when a reader of ``source`` may overwrite its tensor: the tensor is not the
+    network's input, its producer's backward does not need it, and nothing else reads it."""
     root = roots[source]
-    return graph.nodes[root]["op"] in _OVERWRITABLE and readers.get(root, 0) == 1
+    return root != INPUT and ops.get(graph.nodes[root]["op"]).overwritable and readers.get(root, 0) == 1
 
 
 class GenotypeModule(fx.GraphModule):

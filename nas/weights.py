@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from nas.errors import ConfigError, NasError
+from nas.genotype import INPUT
 
 __all__ = ["load_torchvision_weights", "genotype_tensors", "load_state_dict_file"]
 
@@ -28,7 +29,7 @@ def genotype_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
 
     graph = model.genotype.graph  # type: ignore[attr-defined]
     for node in graph.nodes:
-        if graph.nodes[node]["op"] == "input":
+        if node == INPUT:
             continue
         name = module_name(node)
         try:

@@ -1,4 +1,5 @@
-"""The builder: module names, traceability, export, in-place safety."""
+"""The builder: module names, traceability, export, in-place safety (every op against its
+example: tests/test_ops.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import torch
 
 import nas
 from nas.cli import main
-from nas.ops import BuildContext, get, ops
 
 SMALL = (3, 32, 32)
 
@@ -77,59 +77,6 @@ def test_decode_writes_a_loadable_model(tmp_path, suffix, capsys):
     else:
         state = torch.load(out, weights_only=True)
         assert "fc.weight" in state
-
-
-def _primitive_cases():
-    """One small network per registered op, exercising it inside a chain."""
-    single = {
-        "conv": "conv(8, k=3, s=2, g=2)", "sepconv": "sepconv(8, k=5, d=2)", "linear": None,
-        "lrn": "lrn(3)", "maxpool": "maxpool(3, s=2, p=1, ceil_mode=True)",
-        "avgpool": "avgpool(3, s=2, p=1, count_include_pad=False)", "adaptive_avgpool": "adaptive_avgpool(2)",
-        "dropout": "dropout(0.2)", "drop_path": "drop_path(0.2)", "zero": "zero(s=2)", "chunk": "chunk(1, n=2)",
-        "scale": "scale(0.5)", "shuffle": "shuffle(2)", "se": "se(2, act='relu', gate='hardsigmoid')",
-        "leaky_relu": "leaky_relu(0.2)",
-    }
-    for op in ops():
-        if op.name in ("linear", "gap", "flatten"):
-            yield op.name, f"[conv(4), {op.name if op.name != 'linear' else 'gap'}, {'linear(3)' if op.name == 'linear' else 'identity'}]"
-        elif op.max_inputs == 1:
-            yield op.name, f"[conv(4), {single.get(op.name) or op.name}]"
-        else:
-            yield op.name, f"a: conv(4) <- in\n  b: conv(4, k=1) <- in\n  out: {op.name} <- a, b"
-
-
-@pytest.mark.parametrize("name, body", list(_primitive_cases()), ids=lambda v: v if "\n" not in v and "[" not in v else "")
-def test_every_primitive_matches_its_static_rule(name, body):
-    text = f"input: [4, 9, 9]\nnetwork:\n  {body}\n" if "<-" in body else f"input: [4, 9, 9]\nnetwork: {_block_list(body)}\n"
-    genotype = nas.load_genotype(text)
-    stats = nas.analyze(genotype)
-    model = nas.build_model(genotype)
-    assert sum(p.numel() for p in model.parameters()) == stats.params
-    x = torch.randn(2, 4, 9, 9, requires_grad=True)
-    y = model(x)
-    assert tuple(y.shape[1:]) == stats.output_shape
-    y.float().sum().backward()
-    assert torch.isfinite(x.grad).all()
-
-
-def _block_list(body: str) -> str:
-    items = body.strip("[]").split(", ")
-    merged, depth = [], 0
-    for item in items:  # re-join items split inside parentheses
-        if depth:
-            merged[-1] += ", " + item
-        else:
-            merged.append(item)
-        depth += item.count("(") - item.count(")")
-    return "\n" + "\n".join(f"  - {item}" for item in merged)
-
-
-def test_registry_rejects_duplicates():
-    with pytest.raises(ValueError, match="already registered"):
-        from nas.ops import register
-
-        register(type(get("relu")))
-    assert isinstance(BuildContext().inplace, bool)
 
 
 @pytest.mark.parametrize("fmt, start", [("dot", 'digraph "resnet18" {'), ("mermaid", "flowchart TD")])

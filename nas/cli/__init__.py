@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "nas.cli._train",
     "nas.cli._search",
     "nas.cli._zoo",
+    "nas.cli._ops",
     "nas.cli._scaling",
     "nas.cli._results",
     "nas.cli._configs",

@@ -3,11 +3,12 @@
 Does not import torch.
 """
 
-from nas.genotype._expand import LIMITS, Limits, expand, graph_hash
+from nas.genotype._expand import INPUT, LIMITS, Limits, expand, graph_hash
 from nas.genotype._expr import MATH_FUNCTIONS, parse_expression
 from nas.genotype._model import BlockDef, Genotype, Statement, load_genotype, zoo_dir
 
 __all__ = [
+    "INPUT",
     "LIMITS",
     "MATH_FUNCTIONS",
     "BlockDef",

@@ -1,7 +1,7 @@
 """Expansion: a :class:`Genotype` becomes a ``networkx.DiGraph`` of primitives.
 
 Nodes are keyed by their hierarchical path (``layer1.0.conv0``); the network input is the node
-``input``. Every node carries ``op`` (registered name), ``args`` (all arguments, resolved),
+:data:`INPUT` (``input``, whose ``op`` is ``input`` too: it is not a registered op). Every node carries ``op`` (registered name), ``args`` (all arguments, resolved),
 ``shape`` (output shape without the batch dimension), ``params``, ``macs`` and ``inputs`` (the
 ordered source nodes; edges carry the same information for graph algorithms). The graph
 attribute ``outputs`` lists the output nodes.
@@ -27,7 +27,10 @@ from nas.errors import GenotypeError
 from nas.genotype._expr import MATH_FUNCTIONS, Budget, Deferred, Scope, call_math, parse_expression
 from nas.genotype._model import FORMS, BlockDef, Genotype, Statement
 
-__all__ = ["Limits", "LIMITS", "Layer", "expand", "graph_hash", "evaluate_input"]
+__all__ = ["INPUT", "Limits", "LIMITS", "Layer", "expand", "graph_hash", "evaluate_input"]
+
+#: The id (and ``op``) of the network-input node of an expanded graph.
+INPUT = "input"
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,7 @@ class _Expander:
         """Ops that join several inputs skip absent ones; with one left they pass it through."""
         layer = self.as_layer(value)
         op = ops.get(layer.name) if layer.name not in FORMS and layer.name not in self.genotype.blocks else None
-        if op is None or op.max_inputs == 1:
+        if op is None or not op.joins:
             missing = next(n for n, s in zip(names, sources) if s is None)
             raise GenotypeError(f"input '{missing}' is absent (its expression gave None)")
         present = sum(s is not None for s in sources)
@@ -542,9 +545,9 @@ def expand(genotype: Genotype, limits: Limits = LIMITS) -> nx.DiGraph:
     the node path where expansion failed."""
     expander = _Expander(genotype, limits)
     graph = expander.graph
-    graph.add_node("input", op="input", args={}, shape=genotype.input_shape, params=0, macs=0, inputs=())
+    graph.add_node(INPUT, op=INPUT, args={}, shape=genotype.input_shape, params=0, macs=0, inputs=())
     try:
-        output, env = expander.body(genotype.network, {"in": "input"}, "", {})
+        output, env = expander.body(genotype.network, {"in": INPUT}, "", {})
     except GenotypeError as error:
         raise error.located(file=genotype.source)
     except RecursionError:  # pragma: no cover - the nesting limits keep well below the stack
@@ -561,21 +564,24 @@ def expand(genotype: Genotype, limits: Limits = LIMITS) -> nx.DiGraph:
             raise GenotypeError("every output is absent", file=genotype.source, path="outputs")
     graph.graph["outputs"] = outputs
     graph.graph["name"] = genotype.name
-    _derive_bias(graph)
+    _resolve(graph, expander.added)
     return graph
 
 
-def _derive_bias(graph: nx.DiGraph) -> None:
-    """Resolve ``bias`` left unset on convolutions: off when every reader is a batch norm."""
+def _resolve(graph: nx.DiGraph, nodes: Sequence[str]) -> None:
+    """Let every op node resolve the arguments its readers decide (:meth:`nas.ops.Op.resolve`:
+    a convolution's unset ``bias``), re-running its static rule when they change."""
     outputs = set(graph.graph["outputs"])
-    for node, data in graph.nodes(data=True):
-        if data["op"] != "conv" or data["args"]["bias"] is not None:
+    for node in nodes:
+        data = graph.nodes[node]
+        op = ops.get(data["op"])
+        readers = [ops.get(graph.nodes[r]["op"]) for r in graph.successors(node)]
+        args = op.resolve(data["args"], readers, node in outputs)
+        if args is None:
             continue
-        readers = list(graph.successors(node))
-        bias = node in outputs or not readers or any(graph.nodes[r]["op"] != "bn" for r in readers)
-        data["args"] = {**data["args"], "bias": bias}
         shapes = [graph.nodes[s]["shape"] for s in data["inputs"]]
-        data["params"] = ops.get("conv").infer(data["args"], shapes).params
+        info = op.infer(args, shapes)
+        data.update(args=args, params=info.params, macs=info.macs)
 
 
 def graph_hash(graph: nx.DiGraph, iterations: int = 4) -> str:
@@ -601,7 +607,7 @@ def graph_hash(graph: nx.DiGraph, iterations: int = 4) -> str:
     for source, target, data in graph.edges(data=True):
         op = graph.nodes[target]["op"]
         if op not in ordered:
-            ordered[op] = op != "input" and not ops.get(op).commutative
+            ordered[op] = not ops.get(op).commutative  # the input node reads nothing
         port = str(data["port"]) if ordered[op] else ""
         successors[source].append((port, target))
         predecessors[target].append((port, source))

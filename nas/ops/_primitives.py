@@ -12,10 +12,11 @@ from nas.errors import GenotypeError
 from nas.ops._registry import (
     REQUIRED,
     Arg,
-    BuildContext,
+    Example,
     Op,
     OpInfo,
     Shape,
+    make_activation,
     register,
 )
 
@@ -56,15 +57,17 @@ def _window_out(
 
 
 def _spatial(
-    op: str, shape: Shape, kernel, stride, padding, dilation=1, ceil_mode=False
+    op: Op, shape: Shape, kernel, stride, padding, dilation=1, ceil_mode=False
 ) -> tuple[int, int]:
-    _, height, width = _feature_map(op, shape)
+    """Output height and width of ``op``'s sliding window; a pooling op (:attr:`Op.pooling`)
+    may pad at most half its kernel."""
+    _, height, width = _feature_map(op.name, shape)
     k, s, p, d = _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
-    if any(pi * 2 > ki * di for pi, ki, di in zip(p, k, d)) and op.endswith("pool"):
-        raise GenotypeError(f"{op}: padding {padding} is more than half the kernel {kernel}")
+    if op.pooling and any(pi * 2 > ki * di for pi, ki, di in zip(p, k, d)):
+        raise GenotypeError(f"{op.name}: padding {padding} is more than half the kernel {kernel}")
     return (
-        _window_out(op, height, k[0], s[0], p[0], d[0], ceil_mode),
-        _window_out(op, width, k[1], s[1], p[1], d[1], ceil_mode),
+        _window_out(op.name, height, k[0], s[0], p[0], d[0], ceil_mode),
+        _window_out(op.name, width, k[1], s[1], p[1], d[1], ceil_mode),
     )
 
 
@@ -73,9 +76,11 @@ def _spatial(
 
 @register
 class Conv(Op):
-    """2-D convolution. Padding defaults to ``"same"`` (``(k - 1) // 2 * d``); ``g`` groups
-    (``g=cin`` is depthwise). ``bias`` left unset is derived: off when every reader of the
-    output is a batch norm, on otherwise."""
+    """2-D convolution; same padding is ``(k-1)//2*d``; bias off when only batch norms read it.
+
+    ``g`` groups (``g=cin`` is depthwise). ``bias`` left unset is derived by :meth:`resolve`:
+    off when every reader of the output cancels a bias (:attr:`Op.cancels_bias`: batch norm),
+    on otherwise (and on a network output)."""
 
     name = "conv"
     args = (
@@ -85,8 +90,15 @@ class Conv(Op):
         Arg("p", "padding", "same", doc="padding"),
         Arg("d", "size", 1, doc="dilation"),
         Arg("g", "int", 1, doc="groups"),
-        Arg("bias", "bool", None, doc="learned bias; derived when unset"),
+        Arg("bias", "bool", None, doc="learned bias; derived when unset", unset="derived"),
     )
+    example = Example({"c": 8, "k": 3, "s": 2, "g": 2})
+    overwritable = True
+
+    def resolve(self, args, readers, output):
+        if args["bias"] is not None:
+            return None
+        return {**args, "bias": output or not readers or not all(r.cancels_bias for r in readers)}
 
     @staticmethod
     def padding(args: dict[str, Any]) -> tuple[int, int]:
@@ -101,7 +113,7 @@ class Conv(Op):
             raise GenotypeError(
                 f"conv: {groups} groups do not divide {cin} input and {cout} output channels"
             )
-        height, width = _spatial(self.name, shapes[0], args["k"], args["s"], self.padding(args), args["d"])
+        height, width = _spatial(self, shapes[0], args["k"], args["s"], self.padding(args), args["d"])
         kh, kw = _pair(args["k"])
         weights = cout * (cin // groups) * kh * kw
         bias = cout if args["bias"] else 0
@@ -118,7 +130,7 @@ class Conv(Op):
 
 @register
 class SeparableConv(Op):
-    """Depthwise ``k x k`` convolution followed by a pointwise ``1 x 1`` one (Xception)."""
+    """Depthwise ``k x k`` convolution then a pointwise ``1 x 1`` one (Xception)."""
 
     name = "sepconv"
     args = (
@@ -129,11 +141,13 @@ class SeparableConv(Op):
         Arg("d", "size", 1),
         Arg("bias", "bool", False),
     )
+    example = Example({"c": 8, "k": 5, "d": 2})
+    overwritable = True
 
     def infer(self, args, shapes):
         cin = _feature_map(self.name, shapes[0])[0]
         padding = Conv.padding(args)
-        height, width = _spatial(self.name, shapes[0], args["k"], args["s"], padding, args["d"])
+        height, width = _spatial(self, shapes[0], args["k"], args["s"], padding, args["d"])
         kh, kw = _pair(args["k"])
         cout, bias = args["c"], args["bias"]
         depthwise = cin * kh * kw
@@ -152,10 +166,12 @@ class SeparableConv(Op):
 
 @register
 class Linear(Op):
-    """Fully connected layer on a vector."""
+    """Fully connected layer; needs a vector: use ``gap`` or ``flatten`` first."""
 
     name = "linear"
     args = (Arg("c", "int", doc="output features"), Arg("bias", "bool", True))
+    example = Example({"c": 3}, ((6,),))
+    overwritable = True
 
     def infer(self, args, shapes):
         if len(shapes[0]) != 1:
@@ -178,6 +194,9 @@ class BatchNorm(Op):
 
     name = "bn"
     args = (Arg("eps", "float", 1e-5), Arg("momentum", "float", 0.1), Arg("affine", "bool", True))
+    example = Example()
+    overwritable = True
+    cancels_bias = True
 
     def infer(self, args, shapes):
         return OpInfo(shapes[0], 2 * shapes[0][0] if args["affine"] else 0)
@@ -191,7 +210,7 @@ class BatchNorm(Op):
 
 @register
 class LocalResponseNorm(Op):
-    """Local response normalisation across channels (AlexNet)."""
+    """Local response normalisation across channels; torch's alpha is divided by size (AlexNet's 1e-4 is ``alpha=5e-4``)."""
 
     name = "lrn"
     args = (
@@ -200,6 +219,7 @@ class LocalResponseNorm(Op):
         Arg("beta", "float", 0.75),
         Arg("k", "float", 2.0),
     )
+    example = Example({"size": 3})
 
     def infer(self, args, shapes):
         return OpInfo(_feature_map(self.name, shapes[0]))
@@ -214,9 +234,9 @@ class LocalResponseNorm(Op):
 
 
 class _Activation(Op):
-    elementwise = True
+    activation = True
+    example = Example()
     module: str = ""
-    inplace_capable = False
 
     def infer(self, args, shapes):
         return OpInfo(shapes[0])
@@ -226,16 +246,19 @@ class _Activation(Op):
 
         cls = getattr(nn, self.module)
         kwargs = {k: v for k, v in args.items()}
-        if self.inplace_capable:
+        if self.inplace:
             kwargs["inplace"] = context.inplace
         return cls(**kwargs)
 
 
-def _activation(name: str, module: str, inplace: bool, doc: str, args: tuple[Arg, ...] = ()) -> None:
+def _activation(
+    name: str, module: str, inplace: bool, doc: str, args: tuple[Arg, ...] = (), example: Example | None = None
+) -> None:
     cls = type(
         f"{module}Op",
         (_Activation,),
-        {"name": name, "module": module, "inplace_capable": inplace, "args": args, "__doc__": doc},
+        {"name": name, "module": module, "inplace": inplace, "args": args, "__doc__": doc,
+         **({"example": example} if example else {})},
     )
     register(cls)
 
@@ -249,8 +272,8 @@ _activation("sigmoid", "Sigmoid", False, "1 / (1 + exp(-x)).")
 _activation("tanh", "Tanh", False, "Hyperbolic tangent (LeNet-5).")
 _activation("gelu", "GELU", False, "Gaussian error linear unit.")
 _activation(
-    "leaky_relu", "LeakyReLU", True, "max(x, slope * x).",
-    (Arg("negative_slope", "float", 0.01),),
+    "leaky_relu", "LeakyReLU", True, "max(x, negative_slope * x).",
+    (Arg("negative_slope", "float", 0.01),), Example({"negative_slope": 0.2}),
 )
 
 
@@ -264,18 +287,21 @@ class MaxPool(Op):
     name = "maxpool"
     args = (
         Arg("k", "size"),
-        Arg("s", "size", None),
+        Arg("s", "size", None, unset="k"),
         Arg("p", "padding", 0),
         Arg("d", "size", 1),
         Arg("ceil_mode", "bool", False),
     )
+    example = Example({"k": 3, "s": 2, "p": 1, "ceil_mode": True})
+    overwritable = True
+    pooling = True
 
     def _padding(self, args):
         return Conv.padding(args) if args["p"] == "same" else _pair(args["p"])
 
     def infer(self, args, shapes):
         stride = args["s"] or args["k"]
-        height, width = _spatial(self.name, shapes[0], args["k"], stride, self._padding(args), args["d"], args["ceil_mode"])
+        height, width = _spatial(self, shapes[0], args["k"], stride, self._padding(args), args["d"], args["ceil_mode"])
         return OpInfo((shapes[0][0], height, width))
 
     def build(self, args, shapes, context):
@@ -294,18 +320,21 @@ class AvgPool(Op):
     name = "avgpool"
     args = (
         Arg("k", "size"),
-        Arg("s", "size", None),
+        Arg("s", "size", None, unset="k"),
         Arg("p", "padding", 0),
         Arg("ceil_mode", "bool", False),
         Arg("count_include_pad", "bool", True),
     )
+    example = Example({"k": 3, "s": 2, "p": 1, "count_include_pad": False})
+    overwritable = True
+    pooling = True
 
     def _padding(self, args):
         return _same_padding(_pair(args["k"]), (1, 1)) if args["p"] == "same" else _pair(args["p"])
 
     def infer(self, args, shapes):
         stride = args["s"] or args["k"]
-        height, width = _spatial(self.name, shapes[0], args["k"], stride, self._padding(args), 1, args["ceil_mode"])
+        height, width = _spatial(self, shapes[0], args["k"], stride, self._padding(args), 1, args["ceil_mode"])
         return OpInfo((shapes[0][0], height, width))
 
     def build(self, args, shapes, context):
@@ -322,6 +351,8 @@ class GlobalAvgPool(Op):
     """Global average pooling to a vector: ``(C, H, W) -> (C,)``."""
 
     name = "gap"
+    example = Example()
+    pooling = True
 
     def infer(self, args, shapes):
         return OpInfo((_feature_map(self.name, shapes[0])[0],))
@@ -334,10 +365,12 @@ class GlobalAvgPool(Op):
 
 @register
 class AdaptiveAvgPool(Op):
-    """Adaptive average pooling to a fixed ``size`` (AlexNet's and VGG's 6x6 / 7x7)."""
+    """Adaptive average pooling to ``(C, size, size)`` (AlexNet's and VGG's 6x6 / 7x7)."""
 
     name = "adaptive_avgpool"
     args = (Arg("size", "size"),)
+    example = Example({"size": 2})
+    pooling = True
 
     def infer(self, args, shapes):
         channels = _feature_map(self.name, shapes[0])[0]
@@ -354,6 +387,7 @@ class Flatten(Op):
     """``(C, H, W) -> (C * H * W,)``."""
 
     name = "flatten"
+    example = Example()
 
     def infer(self, args, shapes):
         return OpInfo((math.prod(shapes[0]),))
@@ -373,6 +407,7 @@ class Dropout(Op):
 
     name = "dropout"
     args = (Arg("p", "prob", 0.5),)
+    example = Example({"p": 0.2})
 
     def infer(self, args, shapes):
         return OpInfo(shapes[0])
@@ -385,11 +420,13 @@ class Dropout(Op):
 
 @register
 class DropPath(Op):
-    """Stochastic depth: zero the whole sample with probability ``p`` while training and scale
-    survivors by ``1 / (1 - p)`` (torchvision's ``StochasticDepth`` in ``row`` mode)."""
+    """Stochastic depth: zero whole samples with probability ``p`` while training.
+
+    Survivors are scaled by ``1 / (1 - p)`` (torchvision's ``StochasticDepth`` in ``row`` mode)."""
 
     name = "drop_path"
     args = (Arg("p", "prob", 0.0),)
+    example = Example({"p": 0.2})
 
     def infer(self, args, shapes):
         return OpInfo(shapes[0])
@@ -409,6 +446,8 @@ class Identity(Op):
 
     name = "identity"
     aliases = ("skip",)
+    example = Example()
+    alias = True
 
     def infer(self, args, shapes):
         return OpInfo(shapes[0])
@@ -419,11 +458,13 @@ class Identity(Op):
 
 @register
 class Zero(Op):
-    """Zeros shaped like the input, sub-sampled by stride ``s``, with ``c`` channels (default:
-    the input's): the "none" edge of cells, and the zero padding of parameter-free shortcuts."""
+    """Zeros shaped like the input, sub-sampled by stride ``s``, with ``c`` channels.
+
+    The "none" edge of cells, and the zero padding of parameter-free shortcuts."""
 
     name = "zero"
-    args = (Arg("s", "int", 1), Arg("c", "int", None))
+    args = (Arg("s", "int", 1), Arg("c", "int", None, unset="input's"))
+    example = Example({"s": 2})
 
     def infer(self, args, shapes):
         channels, height, width = _feature_map(self.name, shapes[0])
@@ -450,6 +491,9 @@ class Add(Op):
 
     name = "add"
     min_inputs, max_inputs = 2, None
+    example = Example(inputs=((4, 9, 9), (4, 9, 9)))
+    inplace = True
+    overwritable = True
 
     def infer(self, args, shapes):
         return OpInfo(_same_shapes(self.name, shapes))
@@ -462,10 +506,12 @@ class Add(Op):
 
 @register
 class Mean(Op):
-    """Element-wise mean of inputs of equal shape (FractalNet's join)."""
+    """Element-wise mean of inputs of equal shape."""
 
     name = "mean"
     min_inputs, max_inputs = 2, None
+    example = Example(inputs=((4, 9, 9), (4, 9, 9), (4, 9, 9)))
+    overwritable = True
 
     def infer(self, args, shapes):
         return OpInfo(_same_shapes(self.name, shapes))
@@ -478,12 +524,14 @@ class Mean(Op):
 
 @register
 class Join(Op):
-    """FractalNet's join: the mean of the inputs, where while training each input is dropped
-    with probability ``p`` (local drop-path), at least one always kept."""
+    """FractalNet's join: the mean, each input dropped with probability ``p`` while training.
+
+    Local drop-path: at least one input is always kept."""
 
     name = "join"
     args = (Arg("p", "prob", 0.0),)
     min_inputs, max_inputs = 2, None
+    example = Example({"p": 0.5}, ((4, 9, 9), (4, 9, 9)))
 
     def infer(self, args, shapes):
         return OpInfo(_same_shapes(self.name, shapes))
@@ -501,6 +549,8 @@ class Multiply(Op):
     name = "mul"
     aliases = ("multiply",)
     min_inputs, max_inputs = 2, None
+    example = Example(inputs=((4, 9, 9), (4, 1, 1)))
+    overwritable = True
 
     def infer(self, args, shapes):
         result = shapes[0]
@@ -526,6 +576,8 @@ class Concat(Op):
     name = "concat"
     min_inputs, max_inputs = 1, None
     commutative = False
+    example = Example(inputs=((4, 9, 9), (2, 9, 9)))
+    overwritable = True
 
     def infer(self, args, shapes):
         first = shapes[0]
@@ -545,10 +597,11 @@ class Concat(Op):
 
 @register
 class Chunk(Op):
-    """Channel ``i`` of ``n`` equal channel groups (ShuffleNetV2's channel split)."""
+    """The ``i``-th of ``n`` equal channel groups (ShuffleNetV2's channel split)."""
 
     name = "chunk"
     args = (Arg("i", "int", REQUIRED, minimum=0), Arg("n", "int", 2))
+    example = Example({"i": 1})
 
     def infer(self, args, shapes):
         channels = shapes[0][0]
@@ -567,10 +620,12 @@ class Chunk(Op):
 
 @register
 class Crop(Op):
-    """Drop ``t``, ``b``, ``l``, ``r`` rows and columns from the top, bottom, left and right
-    (DARTS's FactorizedReduce reads the input shifted by one pixel: ``crop(t=1, l=1)``)."""
+    """Drop ``t``, ``b``, ``l``, ``r`` rows and columns from the top, bottom, left and right.
+
+    DARTS's FactorizedReduce reads the input shifted by one pixel: ``crop(t=1, l=1)``."""
 
     name = "crop"
+    example = Example({"t": 1, "l": 2})
     args = (
         Arg("t", "int", 0, minimum=0),
         Arg("b", "int", 0, minimum=0),
@@ -599,6 +654,8 @@ class Scale(Op):
 
     name = "scale"
     args = (Arg("f", "float"),)
+    example = Example({"f": 0.5})
+    overwritable = True
 
     def infer(self, args, shapes):
         return OpInfo(shapes[0])
@@ -611,10 +668,11 @@ class Scale(Op):
 
 @register
 class ChannelShuffle(Op):
-    """Interleave ``g`` channel groups (ShuffleNet)."""
+    """Interleave ``g`` channel groups (ShuffleNet's channel shuffle)."""
 
     name = "shuffle"
     args = (Arg("g", "int", 2),)
+    example = Example({"g": 2})
 
     def infer(self, args, shapes):
         channels = _feature_map(self.name, shapes[0])[0]
@@ -630,8 +688,11 @@ class ChannelShuffle(Op):
 
 @register
 class SqueezeExcite(Op):
-    """Squeeze-and-excitation: average-pool, ``1x1`` conv to ``sq`` channels, ``act``, ``1x1``
-    conv back, ``gate``, and scale the input channel-wise. Both convs have a bias."""
+    """Squeeze-and-excitation with ``sq`` squeeze channels; ``act`` and ``gate``: an op name or a callable.
+
+    Average-pool, ``1x1`` conv to ``sq`` channels, ``act``, ``1x1`` conv back, ``gate``, and
+    scale the input channel-wise. Both convs have a bias. From Python, ``act`` and ``gate`` may
+    be callables that return a torch module (``torch.nn.Mish``)."""
 
     name = "se"
     args = (
@@ -639,6 +700,7 @@ class SqueezeExcite(Op):
         Arg("act", "activation", "relu"),
         Arg("gate", "activation", "sigmoid"),
     )
+    example = Example({"sq": 2, "act": "relu", "gate": "hardsigmoid"})
 
     def infer(self, args, shapes):
         channels = _feature_map(self.name, shapes[0])[0]
@@ -648,9 +710,7 @@ class SqueezeExcite(Op):
 
     def build(self, args, shapes, context):
         from nas.ops._modules import SqueezeExcite as Module
-        from nas.ops._registry import get
 
-        def make(name: str):
-            return get(name).build(get(name).bind([], {}), shapes, BuildContext(inplace=True))
-
-        return Module(shapes[0][0], args["sq"], make(args["act"]), make(args["gate"]))
+        channels, squeeze = shapes[0][0], args["sq"]
+        act = make_activation(args["act"], (squeeze, 1, 1), inplace=True)
+        return Module(channels, squeeze, act, make_activation(args["gate"], (channels, 1, 1), inplace=True))

@@ -2,8 +2,13 @@
 
 An op states, in one place, its argument schema (:attr:`Op.args`), how many inputs it takes,
 its static rule (:meth:`Op.infer`: output shape, parameter count and multiply-accumulates from
-the input shapes, without torch) and its torch builder (:meth:`Op.build`). Torch is imported
-inside ``build`` only, so the language and the analysis never load it.
+the input shapes, without torch), its torch builder (:meth:`Op.build`), a small valid use
+(:attr:`Op.example`, which the tests build for every registered op) and every behaviour the
+rest of the package asks about: in-place safety (:attr:`Op.inplace`, :attr:`Op.overwritable`),
+aliasing (:attr:`Op.alias`), pooling (:attr:`Op.pooling`), joins (:attr:`Op.joins`),
+activations (:attr:`Op.activation`) and arguments decided by the op's readers
+(:meth:`Op.resolve`, with :attr:`Op.cancels_bias`). Nothing outside this package tests an op's
+name. Torch is imported inside ``build`` only, so the language and the analysis never load it.
 
 Shapes exclude the batch dimension: ``(C, H, W)`` for feature maps, ``(C,)`` for vectors.
 MACs count the multiply-accumulates of convolutions and linear layers (and of the small
@@ -14,8 +19,8 @@ normalisation, activations, pooling and element-wise ops.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from nas.errors import GenotypeError
@@ -23,12 +28,16 @@ from nas.errors import GenotypeError
 __all__ = [
     "REQUIRED",
     "Arg",
+    "Example",
+    "KINDS",
+    "Kind",
     "Op",
     "OpInfo",
     "BuildContext",
     "Shape",
     "register",
     "get",
+    "make_activation",
     "names",
     "ops",
 ]
@@ -54,27 +63,40 @@ def _is_pair(value: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class Kind:
+    """What values an argument accepts: ``check(arg, value)`` is true for a valid value, and
+    ``expected(arg)`` says in words what a valid value looks like (for error messages). The
+    built-in kinds are named by strings (:data:`KINDS`); an op may give its own ``Kind``."""
+
+    check: Callable[[Arg, Any], bool]
+    expected: Callable[[Arg], str]
+
+
+@dataclass(frozen=True)
 class Arg:
     """One argument of an op.
 
-    ``kind`` is one of ``int`` (an integer ``>= minimum``), ``float``, ``prob`` (a float in
-    [0, 1)), ``bool``, ``size`` (a positive integer or a ``[h, w]`` pair), ``padding``
-    (``"same"``, a non-negative integer or a pair), ``activation`` (the name of an activation
-    op) or ``any``.
+    ``kind`` is a :class:`Kind` or the name of a built-in one: ``int`` (an integer
+    ``>= minimum``), ``float``, ``prob`` (a float in [0, 1)), ``bool``, ``size`` (a positive
+    integer or a ``[h, w]`` pair), ``padding`` (``"same"``, a non-negative integer or a pair),
+    ``activation`` (the name of an activation op, or from Python a callable that returns a
+    torch module, e.g. ``torch.nn.Mish``: see :func:`make_activation`) or ``any``. ``unset``
+    says in a word what a ``None`` default means (``derived``); the primitive table shows it.
     """
 
     name: str
-    kind: str
+    kind: str | Kind
     default: Any = REQUIRED
     minimum: int = 1
     doc: str = ""
+    unset: str = ""
 
     def check(self, op: str, value: Any) -> Any:
         """Return ``value`` normalised (pairs as tuples), or raise :class:`GenotypeError`.
         Floats must be finite (NaN and infinities are refused)."""
         if value is None and self.default is None:
             return None
-        if not _KIND_CHECKS[self.kind](self, value):
+        if not self._kind().check(self, value):
             raise GenotypeError(f"{op}: argument '{self.name}' must be {self.expected()}, got {value!r}")
         if isinstance(value, list):
             return tuple(value)
@@ -84,32 +106,48 @@ class Arg:
 
     def expected(self) -> str:
         """What a valid value looks like, in words."""
-        return {
-            "int": f"an integer >= {self.minimum}",
-            "float": "a finite number",
-            "prob": "a probability in [0, 1)",
-            "bool": "true or false",
-            "size": "a positive integer or a pair [h, w]",
-            "padding": "'same', a non-negative integer or a pair [h, w]",
-            "activation": "one of " + ", ".join(sorted(_ACTIVATIONS)),
-            "any": "a value",
-        }[self.kind]
+        return self._kind().expected(self)
+
+    def _kind(self) -> Kind:
+        return self.kind if isinstance(self.kind, Kind) else KINDS[self.kind]
 
 
 def _is_finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-_KIND_CHECKS: dict[str, Any] = {
-    "int": lambda arg, v: _is_int(v) and v >= arg.minimum,
-    "float": lambda arg, v: _is_finite_number(v),
-    "prob": lambda arg, v: _is_finite_number(v) and 0 <= v < 1,
-    "bool": lambda arg, v: isinstance(v, bool),
-    "size": lambda arg, v: (_is_int(v) and v >= 1) or (_is_pair(v) and min(v) >= 1),
-    "padding": lambda arg, v: v == "same" or (_is_int(v) and v >= 0) or (_is_pair(v) and min(v) >= 0),
-    "activation": lambda arg, v: isinstance(v, str) and v in _ACTIVATIONS,
-    "any": lambda arg, v: True,
+def _is_activation(value: Any) -> bool:
+    return value in _ACTIVATIONS if isinstance(value, str) else callable(value)
+
+
+def _kind(check: Callable[[Arg, Any], bool], expected: str | Callable[[Arg], str]) -> Kind:
+    return Kind(check, expected if callable(expected) else lambda arg: expected)
+
+
+#: The built-in argument kinds by name (see :class:`Arg`).
+KINDS: dict[str, Kind] = {
+    "int": _kind(lambda arg, v: _is_int(v) and v >= arg.minimum, lambda arg: f"an integer >= {arg.minimum}"),
+    "float": _kind(lambda arg, v: _is_finite_number(v), "a finite number"),
+    "prob": _kind(lambda arg, v: _is_finite_number(v) and 0 <= v < 1, "a probability in [0, 1)"),
+    "bool": _kind(lambda arg, v: isinstance(v, bool), "true or false"),
+    "size": _kind(lambda arg, v: (_is_int(v) and v >= 1) or (_is_pair(v) and min(v) >= 1),
+                  "a positive integer or a pair [h, w]"),
+    "padding": _kind(lambda arg, v: v == "same" or (_is_int(v) and v >= 0) or (_is_pair(v) and min(v) >= 0),
+                     "'same', a non-negative integer or a pair [h, w]"),
+    "activation": _kind(lambda arg, v: _is_activation(v),
+                        lambda arg: "one of " + ", ".join(sorted(_ACTIVATIONS)) + " (or, from Python, a callable)"),
+    "any": _kind(lambda arg, v: True, "a value"),
 }
+
+
+@dataclass(frozen=True)
+class Example:
+    """A small valid use of an op: its arguments and the shapes of its inputs (batch left out).
+    Tests build every registered op from its example, run it forward and backward, and compare
+    the result with the op's static rule; plugin ops are held to the same contract."""
+
+    args: Mapping[str, Any] = field(default_factory=dict)
+    inputs: tuple[Shape, ...] = ((4, 9, 9),)
 
 
 @dataclass(frozen=True)
@@ -133,19 +171,50 @@ class BuildContext:
 
 
 class Op:
-    """Base class of primitives. Subclasses set the class attributes and override
-    :meth:`infer` and :meth:`build`; register an instance with :func:`register`."""
+    """Base class of primitives. Subclasses set the class attributes (``name`` and ``example``
+    at least) and override :meth:`infer` and :meth:`build`; register an instance with
+    :func:`register`. The first line of the class docstring is the op's note in the primitive
+    table (:func:`nas.ops.primitive_table`)."""
 
     name: ClassVar[str]
     args: ClassVar[tuple[Arg, ...]] = ()
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1
     aliases: ClassVar[tuple[str, ...]] = ()
-    #: True when the op computes element-wise on its single input (activations), so a
-    #: builder may run it in place.
-    elementwise: ClassVar[bool] = False
+    #: A small valid use of the op (required: :func:`register` refuses an op without one).
+    example: ClassVar[Example]
+    #: An element-wise activation of one input: its name is a valid value of ``activation``
+    #: arguments (``se``'s ``act`` and ``gate``).
+    activation: ClassVar[bool] = False
+    #: The builder can write its result over its first input: ``build`` then gets
+    #: ``context.inplace`` true when that input has no other reader and its producer is
+    #: :attr:`overwritable` (activations with torch's ``inplace``, ``add``).
+    inplace: ClassVar[bool] = False
+    #: Backward does not read this op's output, so an in-place reader may overwrite it
+    #: (convolutions, linear, batch norm, sums, pooling; not ReLU, whose backward reads it).
+    overwritable: ClassVar[bool] = False
+    #: The output is the input tensor itself: no module (``build`` gives ``None``), no memory.
+    alias: ClassVar[bool] = False
+    #: Pools over space. A window pooling's padding may be at most half its kernel (torch's rule).
+    pooling: ClassVar[bool] = False
+    #: Subtracts a per-channel mean, so a bias of the layer before it is redundant: a
+    #: convolution read only by such ops gets no bias (:meth:`resolve`).
+    cancels_bias: ClassVar[bool] = False
     #: True when the order of inputs does not matter (used by the isomorphism hash).
     commutative: ClassVar[bool] = True
+
+    @property
+    def joins(self) -> bool:
+        """Takes several inputs. In a genotype a join skips inputs whose node is absent, and
+        with one input left passes it through."""
+        return self.max_inputs != 1
+
+    def resolve(self, args: dict[str, Any], readers: Sequence[Op], output: bool) -> dict[str, Any] | None:
+        """Arguments that the node's readers decide, once the whole graph is known: the
+        arguments with those filled in, or ``None`` when nothing changes (the default).
+        ``readers`` are the ops that read the node's output; ``output`` is true for a network
+        output. The expansion calls it for every node and re-runs :meth:`infer` on a change."""
+        return None
 
     def bind(self, positional: Sequence[Any], named: Mapping[str, Any]) -> dict[str, Any]:
         """Match call arguments to the schema; return every argument, defaults filled in."""
@@ -204,16 +273,19 @@ _ACTIVATIONS: set[str] = set()
 def register(op: Op | type[Op]) -> Any:
     """Add an op (an instance, or a class instantiated without arguments) to the registry.
 
-    Usable as a class decorator. Raises ``ValueError`` when a name or alias is taken.
+    Usable as a class decorator. Raises ``ValueError`` when a name or alias is taken or the op
+    has no :attr:`Op.example`.
     """
     instance = op() if isinstance(op, type) else op
+    if not isinstance(getattr(instance, "example", None), Example):
+        raise ValueError(f"op '{instance.name}' has no example (an Example of its arguments and input shapes)")
     for key in (instance.name, *instance.aliases):
         if key in _CANONICAL:
             raise ValueError(f"op name '{key}' is already registered")
     for key in (instance.name, *instance.aliases):
         _CANONICAL[key] = instance.name
     _REGISTRY[instance.name] = instance
-    if instance.elementwise:
+    if instance.activation:
         _ACTIVATIONS.update((instance.name, *instance.aliases))
     return op
 
@@ -236,6 +308,16 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def ops() -> Iterator[Op]:
-    """Registered ops in name order."""
-    return (_REGISTRY[name] for name in names())
+def ops(*, by_name: bool = True) -> Iterator[Op]:
+    """Registered ops in name order, or with ``by_name=False`` in registration order."""
+    return (_REGISTRY[name] for name in (names() if by_name else list(_REGISTRY)))
+
+
+def make_activation(value: Any, shape: Shape, *, inplace: bool = False) -> Any:
+    """The torch module of an ``activation`` argument: for an op name, that op built for an
+    input of ``shape`` (in place when ``inplace`` and the op can); for a callable,
+    ``value()`` (a module class such as ``torch.nn.Mish``, or any factory of a module)."""
+    if isinstance(value, str):
+        op = get(value)
+        return op.build(op.bind([], {}), [shape], BuildContext(inplace=inplace))
+    return value()

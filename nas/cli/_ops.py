@@ -1,0 +1,18 @@
+"""``nas ops``: the primitive table, generated from the op registry (never imports torch)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "ops", help="list the primitives: arguments, defaults, traits (the docs' Markdown table)")
+    parser.set_defaults(run=run_ops)
+
+
+def run_ops(args: argparse.Namespace) -> int:
+    from nas.ops import primitive_table
+
+    print(primitive_table(), end="")
+    return 0

@@ -1,0 +1,136 @@
+"""The op registry: every op against its own example, the behaviour it owns, the docs' table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import nas
+from nas.cli import main
+from nas.errors import GenotypeError
+from nas.ops import BuildContext, Example, Op, OpInfo, get, ops, primitive_table, register
+from nas.ops._table import BEGIN, END
+
+README = Path(__file__).resolve().parents[1] / "genotypes" / "README.md"
+EVERY_OP = list(ops())
+
+
+def _run(op: Op, inplace: bool = False):
+    """The op built from its example: (static rule, module, output, inputs)."""
+    torch = pytest.importorskip("torch")
+    example = op.example
+    op.check_inputs(len(example.inputs))
+    args = op.bind([], dict(example.args))
+    args = op.resolve(args, [], True) or args
+    shapes = list(example.inputs)
+    info = op.infer(args, shapes)
+    module = op.build(args, shapes, BuildContext(inplace=inplace))
+    torch.manual_seed(0)
+    leaves = [torch.randn(2, *shape, requires_grad=True) for shape in shapes]
+    xs = [leaf * 1.0 for leaf in leaves]  # not leaves: an in-place op may overwrite them
+    if module is None:
+        out = xs[0]
+    else:
+        out = module(xs[0] if op.max_inputs == 1 else xs)
+    return info, module, out, leaves
+
+
+@pytest.mark.parametrize("op", EVERY_OP, ids=lambda op: op.name)
+def test_every_op_matches_its_static_rule(op):
+    info, module, out, leaves = _run(op)
+    assert (module is None) == op.alias
+    assert tuple(out.shape[1:]) == info.shape
+    assert sum(p.numel() for p in (module.parameters() if module is not None else ())) == info.params
+    out.float().square().sum().backward()
+    for leaf in leaves:
+        assert leaf.grad is not None and bool(leaf.grad.isfinite().all())
+
+
+@pytest.mark.parametrize("op", [op for op in EVERY_OP if op.inplace], ids=lambda op: op.name)
+def test_in_place_ops_give_the_same_values_and_gradients(op):
+    torch = pytest.importorskip("torch")
+    _, _, plain, plain_leaves = _run(op, inplace=False)
+    _, _, fast, fast_leaves = _run(op, inplace=True)
+    torch.testing.assert_close(fast, plain)
+    plain.square().sum().backward()
+    fast.square().sum().backward()
+    for a, b in zip(plain_leaves, fast_leaves):
+        torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_activation_arguments_take_a_name_or_a_callable():
+    torch = pytest.importorskip("torch")
+    se = get("se")
+    module = se.build(se.bind([4], {"act": torch.nn.Mish, "gate": "hardsigmoid"}), [(8, 5, 5)], BuildContext())
+    assert isinstance(module.act, torch.nn.Mish) and isinstance(module.gate, torch.nn.Hardsigmoid)
+    assert module(torch.randn(2, 8, 5, 5)).shape == (2, 8, 5, 5)
+    with pytest.raises(GenotypeError, match=r"se: argument 'act' must be one of .*relu.*callable"):
+        se.bind([4], {"act": "conv"})
+    with pytest.raises(GenotypeError, match="argument 'gate'"):
+        nas.analyze(nas.load_genotype("input: [8, 5, 5]\nnetwork:\n  - se(4, gate=3)\n"))
+
+
+def test_behaviour_lives_on_the_op():
+    assert get("bn").cancels_bias and not get("relu").cancels_bias
+    assert get("maxpool").pooling and not get("conv").pooling
+    assert get("skip").alias and get("relu").inplace and not get("relu").overwritable
+    assert get("concat").joins and not get("relu").joins
+    conv = get("conv")
+    args = conv.bind([8], {})
+    assert conv.resolve(args, [get("bn")], False)["bias"] is False
+    assert conv.resolve(args, [get("bn"), get("relu")], False)["bias"] is True
+    assert conv.resolve(args, [get("bn")], True)["bias"] is True  # a network output keeps its bias
+    assert conv.resolve({**args, "bias": False}, [], True) is None
+
+
+def test_a_plugin_op_declares_behaviour_instead_of_a_name():
+    """An op registered from outside gets the built-ins' treatment through its attributes:
+    here a norm that cancels a bias, so the convolution before it drops its own."""
+
+    class Norm(Op):
+        """A batch norm under another name."""
+
+        name = "test_cancelling_norm"
+        example = Example()
+        cancels_bias = True
+
+        def infer(self, args, shapes):
+            return OpInfo(shapes[0], 2 * shapes[0][0])
+
+    register(Norm)
+    try:
+        graph = nas.load_genotype("input: [3, 8, 8]\nnetwork: [conv(4), test_cancelling_norm, relu]\n").graph
+        assert graph.nodes["conv0"]["args"]["bias"] is False
+    finally:
+        from nas.ops import _registry
+
+        del _registry._REGISTRY["test_cancelling_norm"], _registry._CANONICAL["test_cancelling_norm"]
+
+
+def test_register_refuses_an_op_without_an_example():
+    class Bare(Op):
+        name = "test_bare"
+
+    with pytest.raises(ValueError, match="test_bare.*no example"):
+        register(Bare)
+    with pytest.raises(ValueError, match="already registered"):
+        register(type(get("relu")))
+
+
+def test_pooling_padding_is_at_most_half_the_kernel():
+    with pytest.raises(GenotypeError, match=r"maxpool: padding \(2, 2\) is more than half the kernel 3"):
+        nas.analyze(nas.load_genotype("input: [3, 8, 8]\nnetwork:\n  - maxpool(3, p=2)\n"))
+    nas.analyze(nas.load_genotype("input: [3, 8, 8]\nnetwork:\n  - conv(4, k=3, p=2)\n"))  # not a pooling
+
+
+def test_the_docs_table_is_the_registry_table(capsys):
+    text = README.read_text(encoding="utf-8")
+    documented = text[text.index(BEGIN) + len(BEGIN) + 1 : text.index(END)]
+    assert documented == primitive_table(), (
+        "genotypes/README.md's primitive table differs from the registry: replace the lines "
+        "between its markers with the output of `nas ops`")
+    assert main(["ops"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == primitive_table()
+    assert len(printed.splitlines()) == 2 + len(EVERY_OP)
