@@ -41,7 +41,9 @@ if __package__ in (None, ""):  # run as a script from a checkout: make `nas` imp
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas.data import Dataset, DeviceLoader, load_dataset
-from nas.train import TrainConfig, make_optimizer, native_bf16, train_model
+from nas.train import TrainConfig, train_model
+from nas.train._loop import native_bf16
+from nas.train._optim import make_optimizer
 
 BATCH = 256
 

@@ -343,7 +343,7 @@ def test_pareto_front_rejects_unknown_columns():
 
 
 def test_search_pareto_front_rejects_undocumented_directions():
-    from nas.search import pareto_front
+    from nas.search._records import pareto_front
 
     records = [{"objectives": {"a": 1.0, "b": 2.0}}]
     assert pareto_front(records, ["a", "b"], ["maximize", "minimize"]) == records

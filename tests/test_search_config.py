@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from nas.cli import main
-from nas.search import load_config, parse_space
+from nas.search import load_config
+from nas.search._space import parse_space
 
 ROOT = Path(__file__).resolve().parents[1]
 GENOTYPE = str(ROOT / "genotypes" / "search" / "resnet_cifar.yaml")

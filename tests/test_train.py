@@ -12,14 +12,9 @@ from torch import nn
 import nas.train._loop as loop
 from nas.data import Dataset, load_dataset
 from nas.errors import ConfigError
-from nas.train import (
-    TrainConfig,
-    load_checkpoint,
-    measure_latency,
-    schedule_factor,
-    train_model,
-    write_history_csv,
-)
+from nas.train import TrainConfig, load_checkpoint, measure_latency, train_model
+from nas.train._io import write_history_csv
+from nas.train._optim import schedule_factor
 
 FAST = dict(batch_size=64, lr=0.05, device="cpu", augment=False)
 

@@ -122,7 +122,8 @@ class _Context:
 def _prepare(run_dir: Path, out: str | Path | None, device: str | None, threads: int | None,
              **overrides: Any) -> _Context:
     from nas.preprocessing import Preprocessing
-    from nas.search import load_run_config, read_run
+    from nas.search import load_run_config
+    from nas.search._records import read_run
 
     read_run(run_dir)  # a clear error for a folder that is not a run
     config = load_run_config(run_dir)

@@ -112,7 +112,7 @@ class ScaleSearchConfig:
 
     def run_config(self, candidate: Candidate) -> Any:
         """The one-trial :class:`nas.search.RunConfig` that trains ``candidate``."""
-        from nas.search import parse_config
+        from nas.search._config import parse_config
 
         genotype = scale(self.genotype, depth=candidate.alpha, width=candidate.beta,
                          width_divisor=self.width_divisor)

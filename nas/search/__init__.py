@@ -98,27 +98,18 @@ Dedup reservations are studies named ``NAME:dedup:GENERATION:HASH`` in the same 
 
 from __future__ import annotations
 
-from nas.search._config import DIRECTIONS, PRUNERS, SAMPLERS, RunConfig, load_config, parse_config
-from nas.search._records import best_trials, pareto_front, read_run, read_trials
+from nas.search._config import RunConfig, load_config
+from nas.search._records import best_trials, read_trials
 from nas.search._run import SearchSummary, load_run_config, run_search
-from nas.search._space import CONSTRAINT_METRICS, Choice, Space, parse_space
 
+# What users call: load a config, run it, read its trials and best ones, read a run's frozen
+# config. The space and config parsers and the record readers stay in the private modules.
 __all__ = [
-    "CONSTRAINT_METRICS",
-    "DIRECTIONS",
-    "PRUNERS",
-    "SAMPLERS",
-    "Choice",
     "RunConfig",
     "SearchSummary",
-    "Space",
     "best_trials",
     "load_config",
     "load_run_config",
-    "pareto_front",
-    "parse_config",
-    "parse_space",
-    "read_run",
     "read_trials",
     "run_search",
 ]
