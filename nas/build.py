@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["build_model", "module_name", "GenotypeModule"]
 
+
 def build_model(genotype: Genotype, *, inplace: bool = True, max_memory: int = MAX_MEMORY) -> torch.nn.Module:
     """Build ``genotype`` as a ``torch.fx.GraphModule`` in training mode, float32, on the CPU.
 
