@@ -118,6 +118,17 @@ def test_register_refuses_an_op_without_an_example():
         register(type(get("relu")))
 
 
+def test_an_argument_kind_is_a_known_name_or_a_kind():
+    from nas.ops import Arg, Kind
+
+    with pytest.raises(ValueError, match="unknown kind 'integer'"):
+        Arg("c", "integer")
+    even = Arg("c", Kind(lambda arg, v: isinstance(v, int) and v % 2 == 0, lambda arg: "an even integer"))
+    assert even.check("op", 4) == 4
+    with pytest.raises(GenotypeError, match="op: argument 'c' must be an even integer, got 3"):
+        even.check("op", 3)
+
+
 def test_pooling_padding_is_at_most_half_the_kernel():
     with pytest.raises(GenotypeError, match=r"maxpool: padding \(2, 2\) is more than half the kernel 3"):
         nas.analyze(nas.load_genotype("input: [3, 8, 8]\nnetwork:\n  - maxpool(3, p=2)\n"))

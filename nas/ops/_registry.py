@@ -91,6 +91,10 @@ class Arg:
     doc: str = ""
     unset: str = ""
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, Kind) and self.kind not in KINDS:
+            raise ValueError(f"argument '{self.name}': unknown kind {self.kind!r} (kinds: {', '.join(KINDS)}, or a Kind)")
+
     def check(self, op: str, value: Any) -> Any:
         """Return ``value`` normalised (pairs as tuples), or raise :class:`GenotypeError`.
         Floats must be finite (NaN and infinities are refused)."""
