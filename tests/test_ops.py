@@ -1,4 +1,5 @@
-"""The op registry: every op against its own example, the behaviour it owns, the docs' table."""
+"""The op registry: every op against its own example (shape, parameters, MACs, gradients,
+in-place equivalence), the behaviour it owns, the docs' table."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ EVERY_OP = list(ops())
 
 
 def _run(op: Op, inplace: bool = False):
-    """The op built from its example: (static rule, module, output, inputs)."""
+    """The op built from its example: (static rule, module, output, inputs, FLOPs counted by
+    torch in the forward pass)."""
     torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
     example = op.example
     op.check_inputs(len(example.inputs))
     args = op.bind([], dict(example.args))
@@ -29,19 +33,20 @@ def _run(op: Op, inplace: bool = False):
     torch.manual_seed(0)
     leaves = [torch.randn(2, *shape, requires_grad=True) for shape in shapes]
     xs = [leaf * 1.0 for leaf in leaves]  # not leaves: an in-place op may overwrite them
-    if module is None:
-        out = xs[0]
-    else:
-        out = module(xs[0] if op.max_inputs == 1 else xs)
-    return info, module, out, leaves
+    with FlopCounterMode(display=False) as counter:
+        out = xs[0] if module is None else module(xs[0] if op.max_inputs == 1 else xs)
+    return info, module, out, leaves, counter.get_total_flops()
 
 
 @pytest.mark.parametrize("op", EVERY_OP, ids=lambda op: op.name)
 def test_every_op_matches_its_static_rule(op):
-    info, module, out, leaves = _run(op)
+    info, module, out, leaves, flops = _run(op)
     assert (module is None) == op.alias
     assert tuple(out.shape[1:]) == info.shape
     assert sum(p.numel() for p in (module.parameters() if module is not None else ())) == info.params
+    # torch counts 2 FLOPs per multiply-accumulate of convolutions and matrix products, which
+    # are what MACs count (normalisation, activations, pooling and sums count nothing)
+    assert flops == 2 * 2 * info.macs  # a batch of two
     out.float().square().sum().backward()
     for leaf in leaves:
         assert leaf.grad is not None and bool(leaf.grad.isfinite().all())
@@ -50,8 +55,8 @@ def test_every_op_matches_its_static_rule(op):
 @pytest.mark.parametrize("op", [op for op in EVERY_OP if op.inplace], ids=lambda op: op.name)
 def test_in_place_ops_give_the_same_values_and_gradients(op):
     torch = pytest.importorskip("torch")
-    _, _, plain, plain_leaves = _run(op, inplace=False)
-    _, _, fast, fast_leaves = _run(op, inplace=True)
+    plain, plain_leaves = _run(op, inplace=False)[2:4]
+    fast, fast_leaves = _run(op, inplace=True)[2:4]
     torch.testing.assert_close(fast, plain)
     plain.square().sum().backward()
     fast.square().sum().backward()
