@@ -143,10 +143,11 @@ def test_pooling_padding_is_at_most_half_the_kernel():
 def test_the_docs_table_is_the_registry_table(capsys):
     text = README.read_text(encoding="utf-8")
     documented = text[text.index(BEGIN) + len(BEGIN) + 1 : text.index(END)]
-    assert documented == primitive_table(), (
+    built_in = [op for op in ops(by_name=False) if type(op).__module__ == "nas.ops._primitives"]
+    assert documented == primitive_table(built_in), (
         "genotypes/README.md's primitive table differs from the registry: replace the lines "
         "between its markers with the output of `nas ops`")
     assert main(["ops"]) == 0
     printed = capsys.readouterr().out
-    assert printed == primitive_table()
-    assert len(printed.splitlines()) == 2 + len(EVERY_OP)
+    assert printed == primitive_table()  # with any plugin ops other tests registered
+    assert printed.startswith(documented)

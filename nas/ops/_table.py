@@ -10,6 +10,7 @@ first line of its docstring.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from nas.ops._registry import REQUIRED, Arg, Op, ops
@@ -59,14 +60,15 @@ def _note(op: Op) -> str:
     return re.sub(r"``([^`]*)``", r"`\1`", " ".join(first.split())).replace("|", "\\|")
 
 
-def primitive_table() -> str:
-    """The Markdown table of every registered op, in registration order (built-ins first, as
-    ``nas/ops/_primitives.py`` groups them, then plugins' ops), ending with a newline."""
+def primitive_table(selected: Iterable[Op] | None = None) -> str:
+    """The Markdown table of the ``selected`` ops (default: every registered op, in
+    registration order: built-ins first, as ``nas/ops/_primitives.py`` groups them, then
+    plugins' ops), ending with a newline."""
     lines = [
         "| op | inputs | arguments (defaults) | traits | notes |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for op in ops(by_name=False):
+    for op in ops(by_name=False) if selected is None else selected:
         name = op.name + (f" ({', '.join(op.aliases)})" if op.aliases else "")
         arguments = ", ".join(_argument(arg) for arg in op.args)
         traits = ", ".join(text for attribute, text in _TRAITS if getattr(op, attribute))
