@@ -13,7 +13,12 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from nas.errors import ConfigError
-from nas.samplers import DeduplicatingSampler, LocalSearchSampler, RegularizedEvolutionSampler
+from nas.samplers import (
+    DeduplicatingSampler,
+    FeasibleSampler,
+    LocalSearchSampler,
+    RegularizedEvolutionSampler,
+)
 from nas.samplers._mutation import mutate_value, random_value
 from nas.samplers._surrogate import RidgeSurrogate
 
@@ -271,3 +276,41 @@ def test_dedup_wrapper_accepts_a_duplicate_when_no_new_key_is_left():
     assert len(study.trials) == 6
     with pytest.raises(ConfigError, match="max_retries"):
         DeduplicatingSampler(optuna.samplers.RandomSampler(), parity_key, max_retries=-1)
+
+
+# --- feasibility wrapper --------------------------------------------------------------------
+
+
+def round_tens(params):
+    return params["n"] % 10 == 0
+
+
+@pytest.mark.parametrize("base", [
+    lambda: optuna.samplers.RandomSampler(seed=0),
+    lambda: optuna.samplers.TPESampler(seed=0, n_startup_trials=3),
+    lambda: RegularizedEvolutionSampler(population_size=3, sample_size=2, seed=0),
+])
+def test_feasible_wrapper_proposes_only_feasible_candidates_from_the_first_trial(base):
+    sampler = FeasibleSampler(base(), round_tens, space={"n": IntDistribution(0, 99)})
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    study.optimize(lambda t: float(t.suggest_int("n", 0, 99)), n_trials=8)
+    assert all(t.params["n"] % 10 == 0 for t in study.trials)
+    assert sum(sampler.rejected.values()) > 0 and set(sampler.rejected) == set(range(8))
+
+
+def test_feasible_wrapper_keeps_enqueued_trials_and_gives_up_after_max_tries():
+    calls = []
+
+    def never(params):
+        calls.append(dict(params))
+        return False
+
+    sampler = FeasibleSampler(optuna.samplers.RandomSampler(seed=0), never,
+                              space={"n": IntDistribution(0, 99)}, max_tries=5)
+    study = optuna.create_study(sampler=sampler)
+    study.enqueue_trial({"n": 7})
+    study.optimize(lambda t: float(t.suggest_int("n", 0, 99)), n_trials=2)
+    assert study.trials[0].params["n"] == 7 and 0 not in sampler.rejected  # a seed: unchecked
+    assert sampler.rejected[1] == 4 and len(calls) == 5  # the fifth proposal goes ahead
+    with pytest.raises(ConfigError, match="max_tries"):
+        FeasibleSampler(optuna.samplers.RandomSampler(), never, max_tries=0)

@@ -103,12 +103,37 @@ def test_constraints_prune_in_milliseconds(tmp_path):
     config = tiny_config(tmp_path, trials=3)
     data = yaml.safe_load(config.read_text())
     data["space"]["constraints"] = {"params": {"max": 100}}
+    data["sampler"] = {"name": "random", "reject_infeasible": False}
     config.write_text(yaml.safe_dump(data))
     summary = run_search(config, runs_dir=tmp_path / "runs", progress=False)
     records = read_trials(summary.run_dir)
     assert [r["status"] for r in records] == ["constraint"] * 3
     assert all(r["state"] == "pruned" and "params" in r["end_reason"] for r in records)
     assert all(r["wall_time"] < 2.0 and r["epochs"] == 0 for r in records)
+
+
+def test_statically_infeasible_candidates_are_resampled_not_spent(tmp_path):
+    # Only the all-depth-1, stage-3-width-8 networks fit under the ceiling (the seed "small"
+    # with either block): 2 of the 32 points. Every trial trains or reuses a twin; none is
+    # spent on the constraint, and the rejected proposals are counted in the records.
+    from nas.analysis import analyze
+    from nas.search._proxy import fit_to_data
+    from nas.search._space import parse_space
+
+    config = tiny_config(tmp_path, trials=4)
+    data = yaml.safe_load(config.read_text())
+    space = parse_space({**data["space"], "seeds": {}}, file=str(config))
+    big = space.make_genotype({"block": "basic_se"})
+    ceiling = analyze(fit_to_data(big, (1, 8, 8), 10, 1.0)).macs
+    data["space"]["constraints"] = {"macs": {"max": ceiling}}
+    data["space"]["seeds"] = {"small": {}}
+    config.write_text(yaml.safe_dump(data))
+    summary = run_search(config, runs_dir=tmp_path / "runs", progress=False)
+    records = read_trials(summary.run_dir)
+    assert len(records) == 4 and all(r["state"] == "complete" for r in records)
+    assert all(r["static"] is None or r["static"]["macs"] <= ceiling for r in records)
+    assert records[0]["rejected"] == 0  # the seed is never changed
+    assert sum(r["rejected"] for r in records) > 0
 
 
 def test_isomorphic_genotypes_are_not_trained_twice(tmp_path):

@@ -19,17 +19,15 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from optuna.samplers import BaseSampler
-from optuna.search_space import IntersectionSearchSpace
 from optuna.trial import TrialState
 
 from nas.errors import ConfigError
+from nas.samplers._resample import ResamplingSampler
 from nas.search._storage import fixed_params, trials
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from optuna.distributions import BaseDistribution
+    from optuna.samplers import BaseSampler
     from optuna.study import Study
     from optuna.trial import FrozenTrial
 
@@ -42,7 +40,7 @@ KeyFunction = Callable[[Mapping[str, Any]], Hashable | None]
 _SEEN_STATES = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING, TrialState.PRUNED)
 
 
-class DeduplicatingSampler(BaseSampler):
+class DeduplicatingSampler(ResamplingSampler):
     """Wrap ``base`` so that it skips parameter sets whose key was already tried.
 
     Args:
@@ -58,10 +56,9 @@ class DeduplicatingSampler(BaseSampler):
     def __init__(self, base: BaseSampler, key: KeyFunction, *, max_retries: int = 50):
         if max_retries < 0:
             raise ConfigError(f"max_retries must be at least 0, got {max_retries}")
-        self.base = base
+        super().__init__(base)
         self.key = key
         self.max_retries = max_retries
-        self._search_space = IntersectionSearchSpace()
 
     def __str__(self) -> str:
         return f"Deduplicating({self.base})"
@@ -77,12 +74,6 @@ class DeduplicatingSampler(BaseSampler):
             if k is not None:
                 keys.add(k)
         return keys
-
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        base_space = self.base.infer_relative_search_space(study, trial)
-        return {**self._search_space.calculate(study), **base_space}
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -100,40 +91,3 @@ class DeduplicatingSampler(BaseSampler):
             if self.key({**params, **fixed}) not in seen:
                 break
         return {name: value for name, value in params.items() if name not in fixed}
-
-    def _propose(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        search_space: dict[str, BaseDistribution],
-        base_space: dict[str, BaseDistribution],
-    ) -> dict[str, Any]:
-        params = dict(self.base.sample_relative(study, trial, base_space))
-        for name, dist in search_space.items():
-            if name not in params:
-                params[name] = self.base.sample_independent(study, trial, name, dist)
-        return params
-
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        return self.base.sample_independent(study, trial, param_name, param_distribution)
-
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self.base.before_trial(study, trial)
-
-    def after_trial(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        self.base.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.base.reseed_rng()

@@ -79,13 +79,16 @@ Layout of ``runs/NAME/`` (every file is written atomically: a temporary file, th
     started, finished    ISO local times; wall_time: seconds for the whole trial
     genotype.text        the trained genotype's canonical YAML (what genotype.yaml holds)
     sampler_seed         the seed of the worker's sampler (per machine and worker)
+    rejected             proposals over a static constraint (params, MACs, activations) that
+                         the sampler drew again before this trial (nas.samplers.FeasibleSampler;
+                         sampler option ``reject_infeasible: false`` turns it off), else null
     cuda_visible_devices CUDA_VISIBLE_DEVICES as the worker saw it (one worker per device)
     traceback            for an internal error only
 
 The storage is the run: the Optuna study (named NAME) holds every machine's trials, each
 with its whole record above as the user attribute ``nas.record`` (set when it ends), and
-``nas.seed``, ``nas.retry_of``, ``nas.worker`` (set when it starts), ``nas.heartbeat``
-(journal storages), ``nas.end_reason`` and ``nas.uncounted`` (interrupted trials),
+``nas.seed``, ``nas.retry_of``, ``nas.worker`` (set when it starts), ``nas.rejected``
+(when it samples), ``nas.heartbeat`` (journal storages), ``nas.end_reason`` and ``nas.uncounted`` (interrupted trials),
 ``nas.surplus`` (asked after the budget was spent, never run, hidden when read),
 ``nas.rung.EPOCH`` (successive halving), ``nas.proxies`` (proxy scores) and ``nas.prescreen``
 (a pre-screened trial's rank; on the study, what pre-screening did and its seconds, also in

@@ -399,6 +399,9 @@ def _check_sampler_and_pruner(config: RunConfig) -> None:
     avoid = options.pop("avoid_duplicates", False)
     if not isinstance(avoid, bool):
         raise _error(f"must be true or false, got {avoid!r}", config.file, "sampler.avoid_duplicates")
+    reject = options.pop("reject_infeasible", True)
+    if not isinstance(reject, bool):
+        raise _error(f"must be true or false, got {reject!r}", config.file, "sampler.reject_infeasible")
     try:
         _checks.check_options(sampler_class(config.sampler), options, path="sampler",
                               file=config.file, skip=SAMPLER_OWN_OPTIONS)

@@ -15,7 +15,7 @@ import datetime as _dt
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,7 @@ from nas.search._proxies import PROXIES_ATTR, PROXY_OBJECTIVE
 from nas.search._records import METRICS_SCHEMA, plain_json, trial_dir, write_json
 from nas.search._space import _plain
 from nas.search._storage import (
+    REJECTED_ATTR,
     RETRY_ATTR,
     RECORD_ATTR,
     RUNG_ATTR,
@@ -106,6 +107,7 @@ class TrialRecord:
     finished: str | None = None
     wall_time: float | None = None
     sampler_seed: int | None = None
+    rejected: int | None = None
     cuda_visible_devices: str | None = None
     traceback: str | None = None
     _t0: float = field(default_factory=time.time, repr=False)
@@ -165,6 +167,9 @@ class Evaluator:
         if config.keep_weights is not None and config.tabular is None:
             self.keeper = WeightKeeper(run_dir, config.keep_weights, config.objectives, config.directions)
         self._scorer: Any = None
+        #: Trial number -> infeasible proposals its sampler skipped (a FeasibleSampler's
+        #: ``rejected``, set by the worker), or None.
+        self.rejected: dict[int, int] | None = None
         self._generations: dict[str, int] = {}
 
     def data(self) -> Any:
@@ -190,6 +195,24 @@ class Evaluator:
 
             self._scorer = TrialScorer(self.config, self.data)
         return self._scorer
+
+    def feasible(self, params: Mapping[str, Any]) -> bool:
+        """Whether the candidate of Optuna parameters ``params`` passes the space's static
+        constraints (as trained: proxy width, the dataset's input); True when it cannot tell
+        (a choice missing, an invalid genotype: the trial reports those)."""
+        from nas.analysis import analyze
+
+        space, values = self.config.space, {}
+        for c in space.choices:
+            if c.active(values):
+                if c.label not in params:
+                    return True
+                values[c.label] = c.decode(params[c.label])
+        try:
+            stats = analyze(self.proxy(space.make_genotype(values)))
+        except Exception:  # noqa: BLE001 - the trial itself reports a candidate that fails here
+            return True
+        return space.check_constraints(stats) is None
 
     def proxy(self, genotype: Genotype) -> Genotype:
         """The genotype as trained: the dataset's input and classes, proxy width."""
@@ -228,8 +251,11 @@ class _Attempt:
 
     def run(self) -> TrialRecord:
         config, record, space = self.config, self.record, self.config.space
-        values = space.suggest(self.trial)
+        values = space.suggest(self.trial)  # the sampler proposes here (Optuna samples lazily)
         record.params = dict(self.trial.params)
+        if self.ev.rejected is not None:
+            record.rejected = self.ev.rejected.pop(self.trial.number, 0)
+            self.trial.set_user_attr(REJECTED_ATTR, record.rejected)
         self.log.write(f"trial {self.trial.number} on {self.ev.worker}; seed: {record.seed}; "
                        f"params: {values}")
         try:

@@ -52,6 +52,7 @@ SEED_ATTR = "nas.seed"
 REASON_ATTR = "nas.end_reason"
 UNCOUNTED_ATTR = "nas.uncounted"
 RETRY_ATTR = "nas.retry_of"
+REJECTED_ATTR = "nas.rejected"  # infeasible proposals the sampler skipped before this trial
 DUPLICATE_ATTR = "nas.duplicate_of"
 RUNG_ATTR = "nas.rung.{epoch}"
 TABLE_ATTR = "nas.table"  # a tabular trial's {column: value}: the objective's and the reported

@@ -66,8 +66,15 @@ def worker_seed(config: RunConfig, *, machine: str, worker: int) -> int:
     return (config.seed * 1_000_003 + zlib.crc32(f"{machine}|{worker}".encode())) % 2**31
 
 
-def make_sampler(config: RunConfig, *, seed: int | None = None) -> optuna.samplers.BaseSampler:
+def make_sampler(config: RunConfig, *, seed: int | None = None,
+                 feasible: Callable[[Mapping[str, Any]], bool] | None = None) -> optuna.samplers.BaseSampler:
     """The configured sampler, seeded with ``seed`` (default: the config's).
+
+    With ``feasible`` (a worker's static check of a parameter set against the space's
+    ``constraints``) and constraints in the space, the sampler is wrapped in a
+    :class:`~nas.samplers.FeasibleSampler`: candidates over a static ceiling are proposed
+    again instead of becoming pruned trials that would steer the sampler away from the ceiling
+    (sampler option ``reject_infeasible: false`` turns it off).
 
     Raises:
         ConfigError: an option the sampler does not take or refuses, or a sampler this
@@ -76,6 +83,7 @@ def make_sampler(config: RunConfig, *, seed: int | None = None) -> optuna.sample
     seed = config.seed if seed is None else seed
     options = dict(config.sampler_options)
     avoid = options.pop("avoid_duplicates", False)
+    reject = options.pop("reject_infeasible", True)
     name = config.sampler
     try:
         cls = sampler_class(name)
@@ -96,6 +104,12 @@ def make_sampler(config: RunConfig, *, seed: int | None = None) -> optuna.sample
         from nas.samplers import DeduplicatingSampler
 
         sampler = DeduplicatingSampler(sampler, equivalence_key(config))
+    space = config.space
+    if reject and feasible is not None and config.tabular is None and space.constraints:
+        from nas.samplers import FeasibleSampler
+
+        full = None if space.conditional else {c.label: c.distribution() for c in space.choices}
+        sampler = FeasibleSampler(sampler, feasible, space=full)
     return sampler
 
 

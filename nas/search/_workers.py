@@ -124,8 +124,6 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
         torch.set_num_threads(config.torch_threads())
     host = socket.gethostname()
     seed = worker_seed(config, machine=f"{host}:{run_dir.resolve()}", worker=index)
-    study = open_study(config, storage_url, create=False, sampler=make_sampler(config, seed=seed),
-                       heartbeat=config.heartbeat)
     worker = f"{host}:{os.getpid()}"
     last_check = [0.0]
 
@@ -137,6 +135,9 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
     halving = HalvingRule.from_config(config) if config.pruner == "halving" else None
     evaluator = Evaluator(config, run_dir, worker, halving=halving, deadline=deadline,
                           sampler_seed=seed, device=device, on_wait=recover)
+    sampler = make_sampler(config, seed=seed, feasible=evaluator.feasible)
+    evaluator.rejected = getattr(sampler, "rejected", None)  # a FeasibleSampler's, per trial
+    study = open_study(config, storage_url, create=False, sampler=sampler, heartbeat=config.heartbeat)
     states = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "fail": TrialState.FAIL}
     while True:
         if deadline is not None and time.time() >= deadline:

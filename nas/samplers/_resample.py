@@ -1,0 +1,80 @@
+"""Shared plumbing of sampler wrappers that ask their base sampler again until a proposal
+passes a test (:class:`~nas.samplers.DeduplicatingSampler`,
+:class:`~nas.samplers.FeasibleSampler`).
+
+A wrapper samples every parameter in ``sample_relative``: the base sampler's own relative
+sampling is kept, and the parameters it leaves out are filled by its ``sample_independent``,
+so that a whole parameter set can be tested before the trial sees any of it. Every base sampler
+works (random, TPE with or without ``multivariate``, regularized evolution, ...).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from optuna.samplers import BaseSampler
+from optuna.search_space import IntersectionSearchSpace
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from optuna.distributions import BaseDistribution
+    from optuna.study import Study
+    from optuna.trial import FrozenTrial, TrialState
+
+__all__ = ["ResamplingSampler"]
+
+
+class ResamplingSampler(BaseSampler):
+    """Base of wrappers around ``base``: the relative search space (the intersection search
+    space of completed trials plus the base sampler's own), :meth:`_propose`, and every other
+    sampler call passed on to ``base``."""
+
+    def __init__(self, base: BaseSampler):
+        self.base = base
+        self._search_space = IntersectionSearchSpace()
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        base_space = self.base.infer_relative_search_space(study, trial)
+        return {**self._search_space.calculate(study), **base_space}
+
+    def _propose(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        search_space: dict[str, BaseDistribution],
+        base_space: dict[str, BaseDistribution],
+    ) -> dict[str, Any]:
+        """One full proposal over ``search_space`` (``base_space``: the base sampler's own
+        relative space, recomputed by the caller so that threads may share ``self``)."""
+        params = dict(self.base.sample_relative(study, trial, base_space))
+        for name, dist in search_space.items():
+            if name not in params:
+                params[name] = self.base.sample_independent(study, trial, name, dist)
+        return params
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self.base.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self.base.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self.base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.base.reseed_rng()
