@@ -126,6 +126,8 @@ CASES = {
                          "sampler"),
         "avoid_duplicates": (config(sampler={"name": "tpe", "avoid_duplicates": "yes"}),
                              "sampler.avoid_duplicates"),
+        "reject_infeasible": (config(sampler={"name": "tpe", "reject_infeasible": 1}),
+                              "sampler.reject_infeasible"),
         "seed_is_ours": (config(sampler={"name": "tpe", "seed": 3}), "sampler.seed"),
     },
     "pruner": {

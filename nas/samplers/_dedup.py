@@ -78,16 +78,12 @@ class DeduplicatingSampler(ResamplingSampler):
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        # The base sampler's own relative space (a subset of ``search_space``), recomputed here
-        # rather than kept from infer_relative_search_space so that threads may share self.
-        base_space = self.base.infer_relative_search_space(study, trial)
-        fixed = fixed_params(trial)
-        if not search_space or set(fixed).issuperset(search_space):
-            return self.base.sample_relative(study, trial, base_space)
-        seen = self.seen_keys(study, exclude=trial.number)
-        params: dict[str, Any] = {}
-        for _ in range(self.max_retries + 1):
-            params = self._propose(study, trial, search_space, base_space)
-            if self.key({**params, **fixed}) not in seen:
-                break
-        return {name: value for name, value in params.items() if name not in fixed}
+        seen: set[Hashable] | None = None
+
+        def new(params: dict[str, Any]) -> bool:
+            nonlocal seen
+            if seen is None:  # read once, and only when there is something to check
+                seen = self.seen_keys(study, exclude=trial.number)
+            return self.key(params) not in seen
+
+        return self._resample(study, trial, search_space, new, self.max_retries + 1)[0]

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from nas.errors import ConfigError
 from nas.samplers._resample import ResamplingSampler
-from nas.search._storage import fixed_params
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -74,16 +73,6 @@ class FeasibleSampler(ResamplingSampler):
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        base_space = self.base.infer_relative_search_space(study, trial)
-        fixed = fixed_params(trial)
-        if not search_space or set(fixed).issuperset(search_space):
-            return self.base.sample_relative(study, trial, base_space)
-        params: dict[str, Any] = {}
-        rejected = 0
-        while True:
-            params = self._propose(study, trial, search_space, base_space)
-            if self.feasible({**params, **fixed}) or rejected + 1 >= self.max_tries:
-                break
-            rejected += 1
+        params, rejected = self._resample(study, trial, search_space, self.feasible, self.max_tries)
         self.rejected[trial.number] = rejected
-        return {name: value for name, value in params.items() if name not in fixed}
+        return params
