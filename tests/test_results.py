@@ -113,6 +113,13 @@ def test_analyze_trained_run(trained_run: Path, tmp_path: Path) -> None:
         assert section in report
     for name in pngs:
         assert f"({name})" in report
+    # A picture of the best architecture: an SVG with Graphviz, else a Mermaid block.
+    if shutil.which("dot"):
+        svg = (out / "best.svg").read_text()
+        assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "fc: linear 10" in svg
+        assert "(best.svg)" in report
+    else:
+        assert "```mermaid" in report and "fc: linear 10" in report
 
 
 def test_analyze_tabular_run(tabular_run: Path) -> None:

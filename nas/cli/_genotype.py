@@ -49,12 +49,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_max_memory(validate)
     validate.set_defaults(run=run_validate)
 
-    graph = subparsers.add_parser("graph", help="draw the primitive graph as DOT or Mermaid text")
+    graph = subparsers.add_parser(
+        "graph", help="draw the network: SVG, PNG (with Graphviz's dot), DOT or Mermaid text",
+        description="Draw the network, blocks collapsed to one box each (--depth opens them), "
+        "repeated blocks shortened to 'x N', norms and activations fused into the op before them.",
+    )
     graph.add_argument("file")
     graph.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE", help=_PARAM_HELP)
     graph.add_argument("--input", metavar="C,H,W")
-    graph.add_argument("--format", choices=("dot", "mermaid"), default="dot")
+    graph.add_argument(
+        "--format", choices=("svg", "png", "dot", "mermaid"),
+        help="default: from the suffix of --out (.svg, .png, .dot or .gv, .mmd); DOT on standard output",
+    )
     graph.add_argument("--out", help="write to this file instead of standard output")
+    graph.add_argument(
+        "--depth", type=int, default=0, metavar="N",
+        help="open N levels of blocks (default 0: each block of the network is one box)",
+    )
     graph.set_defaults(run=run_graph)
 
     decode = subparsers.add_parser("decode", help="build the PyTorch model and save it")
@@ -184,22 +195,27 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_graph(args: argparse.Namespace) -> int:
-    from nas.genotype._draw import to_dot, to_mermaid
+    from nas.drawing import format_for, render
 
+    if args.depth < 0:
+        raise ConfigError(f"--depth must be >= 0, got {args.depth}")
+    fmt = format_for(args.out, args.format)
+    if args.out is None and fmt == "png" and sys.stdout.isatty():
+        raise ConfigError("PNG is binary: give --out FILE.png (or redirect standard output)")
     genotype = load(args)
-    text = (to_dot if args.format == "dot" else to_mermaid)(genotype.graph)
+    data = render(genotype.graph, fmt, args.depth)
     if args.out:
-        _write_text(Path(args.out), text)
+        from nas.io import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.out), data)
         print(f"wrote {args.out}")
+    elif fmt == "png":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(data.decode())
     return 0
-
-
-def _write_text(path: Path, text: str) -> None:
-    from nas.io import atomic_write_text
-
-    atomic_write_text(path, text)
 
 
 def run_decode(args: argparse.Namespace) -> int:

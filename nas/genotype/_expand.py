@@ -4,7 +4,10 @@ Nodes are keyed by their hierarchical path (``layer1.0.conv0``); the network inp
 :data:`INPUT` (``input``, whose ``op`` is ``input`` too: it is not a registered op). Every node carries ``op`` (registered name), ``args`` (all arguments, resolved),
 ``shape`` (output shape without the batch dimension), ``params``, ``macs`` and ``inputs`` (the
 ordered source nodes; edges carry the same information for graph algorithms). The graph
-attribute ``outputs`` lists the output nodes.
+attribute ``outputs`` lists the output nodes, and ``blocks`` maps the path of every block
+application to the call as evaluated (``basic(128, s=2)``, at most :data:`CALL_TEXT`
+characters); drawings use it to collapse blocks. (Path parts that are numbers are the copies
+of a ``repeat`` or the items of a ``seq``: node names are identifiers.)
 
 Expansion checks everything the parser could not: names, argument types, shapes, recursion,
 and the size limits (:class:`Limits`), counting as it goes so a hostile file fails fast
@@ -16,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +30,7 @@ from nas.errors import GenotypeError
 from nas.genotype._expr import MATH_FUNCTIONS, Budget, Deferred, Scope, call_math, parse_expression
 from nas.genotype._model import FORMS, BlockDef, Genotype, Statement
 
-__all__ = ["INPUT", "Limits", "LIMITS", "Layer", "expand", "graph_hash", "evaluate_input"]
+__all__ = ["INPUT", "Limits", "LIMITS", "Layer", "expand", "graph_hash", "evaluate_input", "call_text", "CALL_TEXT"]
 
 #: The id (and ``op``) of the network-input node of an expanded graph.
 INPUT = "input"
@@ -130,6 +133,9 @@ class _Expander:
         self.deepest_stack = 0
         self.longest_path = 0
         self.blocks_used: set[str] = set()
+        # block applications: (path, call text), or (prefix, replay) for the calls a replay
+        # made under prefix (listed once, by reference: see _flatten_calls)
+        self.calls: list[tuple[str, Any]] = []
 
     # -------------------------------------------------------------- names
 
@@ -287,6 +293,7 @@ class _Expander:
             if layer.name in FORMS:
                 return self.form(layer, sources, path, local)
             if layer.name in self.genotype.blocks:
+                self.calls.append((path, call_text(layer)))
                 return self.block(self.genotype.blocks[layer.name], layer, sources, path)
             return self.op(layer, sources, path)
         except GenotypeError as error:
@@ -362,7 +369,7 @@ class _Expander:
         replay = self.replays.get(key) if key is not None else None
         if replay is not None and replay.fits(self, path):
             return replay.apply(self, sources, path)
-        start = (len(self.added), self.budget.used, self.nesting, len(self.stack))
+        start = (len(self.added), self.budget.used, self.nesting, len(self.stack), len(self.calls))
         outer = (self.deepest_nesting, self.deepest_stack, self.longest_path, self.blocks_used)
         self.deepest_nesting, self.deepest_stack, self.longest_path = self.nesting, len(self.stack) + 1, 0
         self.blocks_used = {block.name}
@@ -451,6 +458,7 @@ class _Replay:
     original's limits (nesting, block depth, path length, recursion) hold at the new place."""
 
     nodes: tuple[tuple[str, dict[str, Any], tuple[tuple[bool, Any], ...]], ...]  # suffix, data, inputs
+    calls: tuple[tuple[str, Any], ...]  # the block calls inside, as in _Expander.calls (suffixes)
     output: tuple[bool, Any]  # (True, source index) or (False, suffix)
     work: int
     nesting: int  # deepest layer nesting below the call
@@ -459,9 +467,9 @@ class _Replay:
     blocks: frozenset[str]
 
     @classmethod
-    def record(cls, expander: _Expander, start: tuple[int, int, int, int], sources: list[str],
+    def record(cls, expander: _Expander, start: tuple[int, int, int, int, int], sources: list[str],
                path: str, output: str) -> _Replay | None:
-        first, used, nesting, stack = start
+        first, used, nesting, stack, first_call = start
         prefix = path + "."
         index = {source: i for i, source in enumerate(sources)}
         if len(index) < len(sources):  # one node given twice: which input a node reads is ambiguous
@@ -482,8 +490,9 @@ class _Replay:
         out = ref(output)
         if out is None:
             return None
+        calls = tuple((call[len(prefix):], payload) for call, payload in expander.calls[first_call:])
         return cls(
-            tuple(nodes), out, expander.budget.used - used, expander.deepest_nesting - nesting,
+            tuple(nodes), calls, out, expander.budget.used - used, expander.deepest_nesting - nesting,
             expander.deepest_stack - stack, max(0, expander.longest_path - len(prefix)),
             frozenset(expander.blocks_used),
         )
@@ -516,8 +525,44 @@ class _Replay:
             for port, source in enumerate(resolved):
                 graph.add_edge(source, node, port=port)
             expander.added.append(node)
+        expander.calls.append((prefix, self))
         is_source, value = self.output
         return sources[value] if is_source else prefix + value
+
+
+def _flatten_calls(calls: Sequence[tuple[str, Any]], prefix: str) -> Iterator[tuple[str, str]]:
+    """``(path, text)`` of every block call, replays' calls under their prefixes. Linear in
+    the calls of a successful expansion (each was charged to the work budget)."""
+    for path, payload in calls:
+        if isinstance(payload, _Replay):
+            yield from _flatten_calls(payload.calls, prefix + path)
+        else:
+            yield prefix + path, payload
+
+
+CALL_TEXT = 120  # characters of a recorded call's text; longer ones end in "..."
+_CALL_ITEMS = 8  # items of a list argument shown in a call's text
+
+
+def call_text(layer: Layer) -> str:
+    """The call as evaluated, e.g. ``basic(128, s=2)``; lists show their first items, the
+    whole at most :data:`CALL_TEXT` characters."""
+
+    def show(value: Any) -> str:
+        if isinstance(value, Layer):
+            return call_text(value)
+        if isinstance(value, (list, tuple)):
+            items = [show(v) for v in value[:_CALL_ITEMS]]
+            return "[" + ", ".join(items + (["..."] if len(value) > _CALL_ITEMS else [])) + "]"
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        if isinstance(value, (bool, int, str, type(None))):
+            return str(value)
+        return "..."  # an unevaluated argument (a repeat's layers)
+
+    parts = [show(v) for v in layer.args] + [f"{k}={show(v)}" for k, v in layer.kwargs]
+    text = f"{layer.name}({', '.join(parts)})" if parts else layer.name
+    return text if len(text) <= CALL_TEXT else text[: CALL_TEXT - 3] + "..."
 
 
 def _value(argument: Any, **bindings: Any) -> Any:
@@ -564,6 +609,7 @@ def expand(genotype: Genotype, limits: Limits = LIMITS) -> nx.DiGraph:
             raise GenotypeError("every output is absent", file=genotype.source, path="outputs")
     graph.graph["outputs"] = outputs
     graph.graph["name"] = genotype.name
+    graph.graph["blocks"] = dict(_flatten_calls(expander.calls, ""))
     _resolve(graph, expander.added)
     return graph
 

@@ -27,7 +27,8 @@ class Analysis:
 
     Attributes:
         out: The output folder.
-        files: Every file written (CSV, Parquet, PNGs, report.md), in that order.
+        files: Every file written (CSV, Parquet, the best architecture's SVG, PNGs, report.md),
+            in that order.
         notes: What could not be done, one sentence each (also in the report).
         frame: The loaded trials.
     """
@@ -118,7 +119,10 @@ def _missing(value: Any) -> bool:
 # --------------------------------------------------------------------------- report sections
 
 
-def _best_section(frame: pd.DataFrame, several: bool) -> list[str]:
+def _best_section(frame: pd.DataFrame, several: bool, out: Path, files: list[Path],
+                  notes: list[str]) -> list[str]:
+    """The best trial of each run, with a picture of its architecture (``best.svg``, or
+    ``best-RUN.svg`` for several runs; a Mermaid block when Graphviz is not installed)."""
     lines = ["## Best architecture", ""]
     accuracy, cost = accuracy_column(frame), cost_column(frame)
     for run in dict.fromkeys(frame["run"]):
@@ -149,7 +153,34 @@ def _best_section(frame: pd.DataFrame, several: bool) -> list[str]:
         if accuracy is not None and not _missing(row[accuracy]):
             lines.append(_margin_sentence(part, row, accuracy, cost))
         lines.append("")
+        lines += _picture(row, out / (f"best-{run}.svg" if several else "best.svg"), files, notes)
     return lines
+
+
+def _picture(row: pd.Series, path: Path, files: list[Path], notes: list[str]) -> list[str]:
+    """Markdown showing the trial's architecture: an SVG written to ``path``, or a Mermaid
+    block when Graphviz's ``dot`` is missing; nothing (and a note) without a genotype file."""
+    from nas.drawing import render
+    from nas.errors import NasError
+    from nas.genotype import load_genotype
+
+    source = row.get("genotype_path")
+    if _missing(source) or not Path(source).is_file():
+        notes.append(f"trial {int(row['number'])}: no genotype file to draw")
+        return []
+    try:
+        graph = load_genotype(source).graph
+    except NasError as error:
+        notes.append(f"trial {int(row['number'])}: genotype not drawn: {error}")
+        return []
+    caption = f"Trial {int(row['number'])}, blocks collapsed (`nas graph {source} --depth 1` opens them)"
+    try:
+        atomic_write_bytes(path, render(graph, "svg"))
+    except NasError as error:  # no Graphviz: Mermaid renders in GitHub and most Markdown viewers
+        notes.append(f"{path.name} not drawn ({error}); the picture is Mermaid text")
+        return [caption + ":", "", "```mermaid", render(graph, "mermaid").decode().rstrip(), "```", ""]
+    files.append(path)
+    return [f"![{caption}]({path.name})", ""]
 
 
 def _prescreen_sentence(run_dir: Path) -> str | None:
@@ -321,7 +352,8 @@ def analyze(run_dirs: str | Path | Iterable[str | Path], out: str | Path | None 
             importance: bool = True, storage: str | None = None) -> Analysis:
     """Write ``results.csv``, ``results.parquet`` (if pyarrow is installed), the plots
     ``history.png``, ``accuracy_vs_macs.png``, ``accuracy_vs_params.png``, ``curves.png``,
-    ``importance.png`` (each only when there is something to draw) and ``report.md`` into
+    ``importance.png`` (each only when there is something to draw), ``best.svg`` (the best
+    architecture; ``best-RUN.svg`` per run for several) and ``report.md`` into
     ``out`` (default: the run folder; for several runs ``compare-A-B`` next to the first).
     ``storage`` overrides the storage URL of ``run.json`` (which masks passwords).
 
@@ -381,7 +413,7 @@ def analyze(run_dirs: str | Path | Iterable[str | Path], out: str | Path | None 
         if screened:
             lines.append(f"{'Run ' + run + ': ' if several else ''}{screened}")
     lines += ["", "States: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".", ""]
-    lines += _best_section(frame, several)
+    lines += _best_section(frame, several, out, files, notes)
     pareto_lines, pareto_notes = _pareto_section(frame, several)
     lines += pareto_lines
     lines += _retrain_section(dirs, out)
