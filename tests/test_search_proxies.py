@@ -125,6 +125,10 @@ def test_trained_run_records_data_dependent_proxies(tmp_path):
     ({"prescreen": {"proxy": "params", "candidates": 3, "top": 5}}, "proxies.prescreen.top",
      "must be at most candidates (3)"),
     ({"constraints": {"params": {"least": 3}}}, "proxies.constraints.params", "must be a mapping with min"),
+    ({"prescreen": {"proxy": "synflow", "candidates": 9, "top": 5, "shortlist": {"proxy": "params",
+      "keep": 4}}}, "proxies.prescreen.shortlist.keep", "must be between top (5) and candidates (9)"),
+    ({"prescreen": {"proxy": "synflow", "shortlist": {"proxy": "params"}}},
+     "proxies.prescreen.shortlist", "must be a mapping with proxy and keep"),
 ])
 def test_bad_proxy_sections_are_one_line(tmp_path, capsys, proxies, where, fragment):
     path = nb201_config(tmp_path, proxies=proxies)
@@ -148,7 +152,7 @@ def test_prescreen_of_given_candidates_with_a_given_scorer(tmp_path):
     by_text = {table.cell(i).to_str(): {"params": p, "macs": m} for i, (p, m) in scores.items()}
     study = optuna.create_study(direction="maximize")
     summary = prescreen(study, config, None, genotype=lambda v: Cell.from_params(v).to_str(),
-                        scorer=lambda text: by_text[text], candidates=candidates)
+                        scorer=lambda text, names: by_text[text], candidates=candidates)
     # log-rank sums (NaN ranks last): 20: log(5/5)+log(4/5) = -0.22, 40: 2 log(3/5) = -1.02,
     # 10: log(1/5)+log(5/5) = -1.61, 30 and 50: -1.83
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
@@ -157,3 +161,41 @@ def test_prescreen_of_given_candidates_with_a_given_scorer(tmp_path):
     assert [t.user_attrs[PRESCREEN_ATTR] for t in waiting] == [1, 2]
     assert summary["top"] == 2 and study.user_attrs[PRESCREEN_ATTR]["candidates"] == 5
     assert prescreen(study, config, None, genotype=str, candidates=candidates) is None  # once
+
+
+@needs_table
+def test_prescreen_shortlist_scores_only_the_kept_candidates(tmp_path):
+    import optuna
+
+    from nas.search._proxies import prescreen
+    from nas.nb201 import Cell, NB201Table
+
+    config = load_config(nb201_config(tmp_path, seeds=False, proxies={"prescreen": {
+        "proxy": ["synflow", "params"], "candidates": 6, "top": 2,
+        "shortlist": {"proxy": "params", "keep": 3}}}))
+    assert config.proxies.record == ("synflow", "params")
+    table = NB201Table.load(TABLE)
+    rows = (10, 20, 30, 40, 50, 60)
+    candidates = [table.cell(i).params() for i in rows]
+    # params keeps 30, 50, 60; their synflow+params rank sums: 50 3+2, 30 1+3, 60 2+1
+    params = dict(zip(rows, (1.0, 2.0, 6.0, 3.0, 5.0, 4.0)))
+    synflow = {30: 1.0, 50: 3.0, 60: 2.0}
+    calls: list[tuple[int, tuple[str, ...]]] = []
+    by_text = {table.cell(i).to_str(): i for i in rows}
+
+    def scorer(text: str, names) -> dict[str, float]:
+        row = by_text[text]
+        calls.append((row, tuple(names)))
+        return {n: (params if n == "params" else synflow)[row] for n in names}
+
+    study = optuna.create_study(direction="maximize")
+    summary = prescreen(study, config, None, genotype=lambda v: Cell.from_params(v).to_str(),
+                        scorer=scorer, candidates=candidates)
+    assert sorted(r for r, names in calls if names == ("params",)) == list(rows)
+    assert sorted(r for r, names in calls if names == ("synflow",)) == [30, 50, 60]
+    assert len(calls) == 9  # params is not computed again for the kept three
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    enqueued = [Cell.from_params(config.space.decode(t.system_attrs["fixed_params"])) for t in waiting]
+    assert enqueued == [table.cell(50), table.cell(30)]
+    assert summary["kept"] == 3 and summary["shortlist"] == ["params"]
+    assert summary["enqueued"][0]["scores"] == {"params": 5.0, "synflow": 3.0}

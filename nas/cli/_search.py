@@ -136,8 +136,9 @@ def run_search(args: argparse.Namespace) -> int:
         return 130
     if summary.prescreen:
         p = summary.prescreen
-        print(f"pre-screen: scored {p['candidates']} candidates with {'+'.join(p['proxy'])} in "
-              f"{p['seconds']:.1f} s; enqueued the top {p['top']}")
+        stages = (f"{'+'.join(p['shortlist'])}, the best {p['kept']} with " if p.get("shortlist") else "")
+        print(f"pre-screen: scored {p['candidates']} candidates with {stages}{'+'.join(p['proxy'])} "
+              f"in {p['seconds']:.1f} s; enqueued the top {p['top']}")
     counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items())
     print(f"{sum(summary.counts.values())} trials ({counts}) in {summary.elapsed:.0f} s")
     status = _print_best(summary.run_dir, storage=args.storage)

@@ -189,7 +189,9 @@ def _prescreen_sentence(run_dir: Path) -> str | None:
 
     try:
         p = json.loads((run_dir / "prescreen.json").read_text())
-        return (f"Pre-screening scored {p['candidates']} random candidates with "
+        stages = (f"{'+'.join(p['shortlist'])}, the best {p['kept']} of them with "
+                  if p.get("shortlist") else "")
+        return (f"Pre-screening scored {p['candidates']} random candidates with {stages}"
                 f"{'+'.join(p['proxy'])} in {float(p['seconds']):.1f} s and enqueued the top "
                 f"{p['top']} right after the seeds.")
     except (OSError, ValueError, KeyError, TypeError):

@@ -11,6 +11,7 @@ The section (every key optional)::
       batch: 64                    # images per score
       constraints: {naswot: {min: 700}}    # a candidate outside is pruned before training
       prescreen: {proxy: naswot, candidates: 200, top: 5}   # see below
+                                   # (optional shortlist: {proxy: params, keep: 50})
 
 A proxy is an objective by naming it ``proxy.NAME`` in ``objectives`` (maximised). Every proxy
 an objective, a constraint or the pre-screen uses is recorded too.
@@ -19,7 +20,11 @@ Pre-screening (:func:`prescreen`): before the first trial, ``candidates`` distin
 (by the run's equivalence key) are drawn at random from the space (seeded with the run's seed),
 scored with ``proxy`` (a name, or a list combined by their rank ensemble, ``method`` mean or
 log), and the ``top`` best are enqueued, best first, right after the space's seeds, with the
-user attribute ``nas.prescreen`` (their rank, 1 = best). It runs once per study (a resumed run
+user attribute ``nas.prescreen`` (their rank, 1 = best). With ``shortlist: {proxy: params,
+keep: 150}``, every candidate is first scored with the shortlist's proxy (or rank ensemble:
+best a static one, milliseconds a candidate) and only the best ``keep`` are scored with
+``proxy``; a proxy both lists name is not computed twice. So a cheap score screens thousands
+of candidates and the costly one reads only the few that survive. It runs once per study (a resumed run
 does not repeat it); what it did and the seconds it took are the study's user attribute
 ``nas.prescreen`` and ``runs/NAME/prescreen.json``.
 """
@@ -52,18 +57,23 @@ PROXY_OBJECTIVE = "proxy."
 PROXIES_ATTR = "nas.proxies"
 PRESCREEN_ATTR = "nas.prescreen"
 _KEYS = ("record", "data", "batch", "constraints", "prescreen")
-_PRESCREEN_KEYS = ("proxy", "candidates", "top", "method")
+_PRESCREEN_KEYS = ("proxy", "candidates", "top", "method", "shortlist")
+_SHORTLIST_KEYS = ("proxy", "keep")
 
 
 @dataclass(frozen=True)
 class Prescreen:
     """The ``prescreen`` subsection: score ``candidates`` random candidates with ``proxies``
-    (combined by their rank ensemble ``method`` when several) and enqueue the ``top``."""
+    (combined by their rank ensemble ``method`` when several) and enqueue the ``top``; with a
+    shortlist, only the best ``keep`` by ``shortlist`` (a rank ensemble the same way) are
+    scored with ``proxies``."""
 
     proxies: tuple[str, ...]
     candidates: int
     top: int
     method: str = "mean"
+    shortlist: tuple[str, ...] = ()
+    keep: int | None = None
 
 
 @dataclass(frozen=True)
@@ -158,8 +168,11 @@ def parse_proxies(value: Any, *, objectives: Sequence[str], file: str, base: Pat
         if method not in ENSEMBLE_METHODS:
             raise ConfigError(f"unknown method {method!r}; valid: {', '.join(ENSEMBLE_METHODS)}",
                               file=file, path="proxies.prescreen.method")
-        screen = Prescreen(names, candidates, top, method)
-        record += names
+        shortlist, keep = (), None
+        if raw.get("shortlist") is not None:
+            shortlist, keep = _shortlist(raw["shortlist"], top, candidates, file)
+        screen = Prescreen(names, candidates, top, method, shortlist, keep)
+        record += [*names, *shortlist]
     data = value.get("data")
     if data is not None:
         if isinstance(data, str):
@@ -177,6 +190,19 @@ def parse_proxies(value: Any, *, objectives: Sequence[str], file: str, base: Pat
         raise ConfigError("a tabular run has no dataset: give proxies.data for the proxies "
                           "that read images", file=file, path="proxies.data")
     return settings
+
+
+def _shortlist(raw: Any, top: int, candidates: int, file: str) -> tuple[tuple[str, ...], int]:
+    where = "proxies.prescreen.shortlist"
+    if not isinstance(raw, Mapping) or "proxy" not in raw or "keep" not in raw:
+        raise ConfigError("must be a mapping with proxy and keep", file=file, path=where)
+    _checks.known_keys(raw, _SHORTLIST_KEYS, path=where, file=file)
+    names = _names(raw["proxy"], file, f"{where}.proxy")
+    keep = _count(raw["keep"], 1, file, f"{where}.keep")
+    if not top <= keep <= candidates:
+        raise ConfigError(f"must be between top ({top}) and candidates ({candidates}), got {keep}",
+                          file=file, path=f"{where}.keep")
+    return names, keep
 
 
 class TrialScorer:
@@ -264,7 +290,7 @@ def sample_candidates(config: RunConfig, count: int, *, seed: int) -> list[dict[
 
 def prescreen(study: optuna.Study, config: RunConfig, run_dir: Path | None, *,
               genotype: Callable[[dict[str, Any]], Any],
-              scorer: Callable[[Any], Mapping[str, float]] | None = None,
+              scorer: Callable[[Any, Sequence[str]], Mapping[str, float]] | None = None,
               candidates: Sequence[dict[str, Any]] | None = None) -> dict[str, Any] | None:
     """Pre-screen (see the module docstring) once per study; returns its summary, or ``None``
     when the config has no pre-screen or the study was pre-screened before.
@@ -272,45 +298,43 @@ def prescreen(study: optuna.Study, config: RunConfig, run_dir: Path | None, *,
     Args:
         genotype: What a candidate (label -> value) is scored as: the trained genotype (a
             benchmark may pass any key its ``scorer`` understands).
-        scorer: ``genotype(values) -> {proxy: value}`` (NaN when undefined); default: the
-            run's :class:`TrialScorer`. A benchmark may pass cached scores.
+        scorer: ``scorer(genotype(values), names) -> {proxy: value}`` for the proxies
+            ``names`` (NaN when undefined); default: the run's :class:`TrialScorer`. A
+            benchmark may pass cached scores.
         candidates: The candidates to score; default: ``candidates`` of them drawn by
             :func:`sample_candidates` with the run's seed.
     """
     screen = config.proxies.prescreen if config.proxies is not None else None
     if screen is None or study.user_attrs.get(PRESCREEN_ATTR):
         return None
-    from nas.proxies import rank_ensemble
-
     started = time.perf_counter()
     if scorer is None:
         trial_scorer = TrialScorer(config)
 
-        def scorer(g: Genotype) -> Mapping[str, float]:
-            return {n: s.value for n, s in trial_scorer.score(g, screen.proxies).items()}
-
-    from nas.errors import NasError
+        def scorer(g: Genotype, names: Sequence[str]) -> Mapping[str, float]:
+            return {n: s.value for n, s in trial_scorer.score(g, names).items()}
 
     if candidates is None:
         candidates = sample_candidates(config, screen.candidates, seed=config.seed)
-    columns: dict[str, list[float]] = {n: [] for n in screen.proxies}
-    for values in candidates:
-        try:
-            scores = scorer(genotype(values))
-        except NasError:  # a candidate that does not make a network ranks last
-            scores = {}
-        for n in screen.proxies:
-            columns[n].append(float(scores.get(n, math.nan)))
-    combined = rank_ensemble(columns, method=screen.method) if len(screen.proxies) > 1 else \
-        [(-math.inf if math.isnan(v) else v) for v in columns[screen.proxies[0]]]
-    order = sorted(range(len(candidates)), key=lambda i: -combined[i])[: screen.top]
+    candidates = list(candidates)
+    columns: dict[str, list[float]] = {}
+    kept = list(range(len(candidates)))
+    if screen.shortlist:
+        _score_into(columns, candidates, kept, screen.shortlist, scorer, genotype)
+        kept = _best(columns, screen.shortlist, screen.method, kept, screen.keep)
+    rest = [n for n in screen.proxies if n not in columns]
+    _score_into(columns, candidates, kept, rest, scorer, genotype)
+    final = {n: [columns[n][i] for i in kept] for n in screen.proxies}
+    order = [kept[j] for j in _best(final, screen.proxies, screen.method, range(len(kept)), screen.top)]
     for rank, i in enumerate(order, 1):
         study.enqueue_trial(config.space.encode(candidates[i]), user_attrs={PRESCREEN_ATTR: rank})
     seconds = time.perf_counter() - started
+    names = list(dict.fromkeys([*screen.shortlist, *screen.proxies]))
     summary = {"proxy": list(screen.proxies), "method": screen.method, "candidates": len(candidates),
+               **({"shortlist": list(screen.shortlist), "kept": len(kept)} if screen.shortlist else {}),
                "top": len(order), "seconds": seconds,
                "enqueued": [{"rank": r, "values": {k: _plain(v) for k, v in candidates[i].items()},
-                             "scores": {n: _plain(columns[n][i]) for n in screen.proxies}}
+                             "scores": {n: _plain(columns[n][i]) for n in names}}
                             for r, i in enumerate(order, 1)]}
     study.set_user_attr(PRESCREEN_ATTR, {k: v for k, v in summary.items() if k != "enqueued"})
     if run_dir is not None:
@@ -318,6 +342,42 @@ def prescreen(study: optuna.Study, config: RunConfig, run_dir: Path | None, *,
 
         write_json(run_dir / "prescreen.json", summary)
     return summary
+
+
+def _score_into(columns: dict[str, list[float]], candidates: Sequence[dict[str, Any]],
+                which: Sequence[int], names: Sequence[str],
+                scorer: Callable[[Any, Sequence[str]], Mapping[str, float]],
+                genotype: Callable[[dict[str, Any]], Any]) -> None:
+    """Score ``candidates[i]`` for ``i`` in ``which`` with ``names`` into ``columns[name][i]``
+    (NaN elsewhere, and for a candidate that does not make a network)."""
+    from nas.errors import NasError
+
+    if not names:
+        return
+    for n in names:
+        columns[n] = [math.nan] * len(candidates)
+    for i in which:
+        try:
+            scores = scorer(genotype(candidates[i]), names)
+        except NasError:  # a candidate that does not make a network ranks last
+            scores = {}
+        for n in names:
+            columns[n][i] = float(scores.get(n, math.nan))
+
+
+def _best(columns: Mapping[str, Sequence[float]], names: Sequence[str], method: str,
+          which: Sequence[int], count: int) -> list[int]:
+    """The ``count`` best of ``which`` by the rank ensemble of ``names`` (one proxy: by its
+    value), best first; NaN ranks last, ties keep ``which``'s order."""
+    from nas.proxies import rank_ensemble
+
+    which = list(which)
+    if len(names) > 1:
+        combined = rank_ensemble({n: [columns[n][i] for i in which] for n in names}, method=method)
+    else:
+        combined = [-math.inf if math.isnan(columns[names[0]][i]) else columns[names[0]][i]
+                    for i in which]
+    return [which[j] for j in sorted(range(len(which)), key=lambda j: -combined[j])[:count]]
 
 
 def run_prescreen(study: optuna.Study, config: RunConfig, run_dir: Path) -> dict[str, Any] | None:
@@ -329,13 +389,11 @@ def run_prescreen(study: optuna.Study, config: RunConfig, run_dir: Path) -> dict
     from nas.search._evaluate import Evaluator
 
     evaluator = Evaluator(config, run_dir, "prescreen", halving=None, deadline=None)
-    names = config.proxies.prescreen.proxies
-
     def genotype(values: dict[str, Any]) -> Genotype:
         made = config.space.make_genotype(values)
         return made if config.tabular is not None else evaluator.proxy(made)
 
-    def scorer(g: Genotype) -> Mapping[str, float]:
+    def scorer(g: Genotype, names: Sequence[str]) -> Mapping[str, float]:
         return {n: s.value for n, s in evaluator.scorer().score(g, names).items()}
 
     return prescreen(study, config, run_dir, genotype=genotype, scorer=scorer)
