@@ -3,7 +3,8 @@
 Each command lives in a module of this package that defines ``register(subparsers)``; the
 parser it adds sets ``run`` to a function taking the parsed arguments and returning an exit
 status. User errors (:class:`nas.errors.NasError`) are printed as one line on stderr with exit
-status 2, never as a traceback; so is a full disk (:func:`disk_full_message`).
+status 2, never as a traceback; so is a full disk (:func:`disk_full_message`). Every command
+takes ``--plugin`` (repeatable), loaded before it runs (:mod:`nas.plugins`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _COMMAND_MODULES = (
     "nas.cli._configs",
     "nas.cli._proxies",
     "nas.cli._retrain",
+    "nas.cli._check_op",
 )
 
 
@@ -44,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    for command in subparsers.choices.values():
+        command.add_argument(
+            "--plugin", action="append", default=[], metavar="FILE|MODULE",
+            help="load a plugin first: a .py file or package folder, or a module name, that "
+                 "registers ops, datasets, samplers or block libraries (repeatable; nas.plugins)")
     return parser
 
 
@@ -63,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.plugin:
+            from nas.plugins import load_plugins
+
+            load_plugins(args.plugin, path="--plugin")
         status = args.run(args)
     except NasError as error:
         print(error, file=sys.stderr)

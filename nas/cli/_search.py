@@ -129,7 +129,7 @@ def run_search(args: argparse.Namespace) -> int:
         summary = search(config, resume=args.resume, workers=args.workers, storage=args.storage,
                          name=args.name, trials=args.trials, seed=args.seed, runs_dir=args.runs,
                          devices=args.devices, trials_per_device=args.trials_per_device,
-                         progress=not args.no_progress and sys.stderr.isatty())
+                         plugins=args.plugin, progress=not args.no_progress and sys.stderr.isatty())
     except KeyboardInterrupt:
         again = " ".join(["nas search", args.config, *([f"--name {args.name}"] if args.name else []), "--resume"])
         print(f"interrupted: finished trials are kept; continue with `{again}`", file=sys.stderr)

@@ -88,6 +88,10 @@ def check_dataset_options(name: str, options: Iterable[str]) -> None:
     """
     loader = _LOADERS.get(name)
     if loader is None:
+        from nas.plugins import load_installed
+
+        if load_installed():  # the first miss loads the installed plugins
+            return check_dataset_options(name, options)
         raise ConfigError(
             f"unknown dataset {name!r}; valid: {', '.join(dataset_names())}", path="dataset"
         )

@@ -46,6 +46,7 @@ from nas._shipped import zoo_dir
 from nas._yaml import dump_yaml, load_yaml, load_yaml_file
 from nas.errors import GenotypeError
 from nas.genotype._expr import MATH_FUNCTIONS, Expression, parse_expression
+from nas.genotype._libraries import library_dirs
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -609,15 +610,29 @@ def _resolve(path: Path) -> Path:
         return path.absolute()
 
 
+def _find_import(base: Path, item: str) -> Path:
+    """Where ``imports: [item]`` reads from: beside the importing file, else the zoo, else a
+    plugin's library folder (:mod:`nas.genotype._libraries`); the first of these when none has
+    it (reading it then reports the missing file)."""
+    for folder in (base, zoo_dir()):
+        if _exists(folder / item):
+            return folder / item
+    for folder in library_dirs():  # loads installed plugins: only on a miss
+        if _exists(folder / item):
+            return folder / item
+    return base / item
+
+
 def _import_blocks(
     imports: Any, base: Path, blocks: dict[str, BlockDef], stack: list[str], done: set[str]
 ) -> None:
     """Add the blocks of each imported file, once however often it is imported.
 
     ``ITEM`` is relative to the importing file's folder (``base``); only when no file is there
-    is it looked up in :func:`zoo_dir`. A file is known by its resolved path and by its parsed
-    content (``done`` holds both), so a copy of a library met again through the zoo, or under
-    another path, is the same library and is not loaded twice.
+    is it looked up in :func:`zoo_dir`, then in plugins' library folders (:func:`_find_import`).
+    A file is known by its resolved path and by its parsed content (``done`` holds both), so a
+    copy of a library met again through the zoo, or under another path, is the same library and
+    is not loaded twice.
     """
     if not isinstance(imports, list):
         raise GenotypeError("'imports' must be a list of files", path="imports")
@@ -626,9 +641,7 @@ def _import_blocks(
     for item in imports:
         if not isinstance(item, str):
             raise GenotypeError(f"expected a file name, got {item!r}", path="imports")
-        path = base / item
-        if not _exists(path) and _exists(zoo_dir() / item):
-            path = zoo_dir() / item
+        path = _find_import(base, item)
         resolved = str(_resolve(path))
         if resolved in stack:
             raise GenotypeError(f"import cycle: {' -> '.join([*stack, item])}", path="imports")

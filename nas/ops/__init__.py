@@ -4,10 +4,12 @@ Public API: :class:`Op` (subclass it; :func:`register` it), :class:`Arg`, :class
 :data:`KINDS` (argument schemas), :class:`Example` (every op's small valid use),
 :class:`OpInfo`, :class:`BuildContext`, :data:`REQUIRED`; lookups :func:`get`, :func:`names`,
 :func:`ops`, :func:`canonical_name`; :func:`make_activation` (an activation argument's module);
-:func:`primitive_table` (the docs' table, printed by ``nas ops``).
+:func:`primitive_table` (the docs' table, printed by ``nas ops``); :func:`check_op` (an op's
+static rule against its torch module, ``nas check-op``).
 """
 
 from nas.ops import _primitives  # noqa: F401  (registers the built-in primitives)
+from nas.ops._check import OpCheck, check_op
 from nas.ops._registry import (
     KINDS,
     REQUIRED,
@@ -35,9 +37,11 @@ __all__ = [
     "Example",
     "Kind",
     "Op",
+    "OpCheck",
     "OpInfo",
     "Shape",
     "canonical_name",
+    "check_op",
     "get",
     "make_activation",
     "names",

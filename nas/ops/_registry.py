@@ -295,13 +295,20 @@ def register(op: Op | type[Op]) -> Any:
 
 
 def canonical_name(name: str) -> str | None:
-    """The registered name for ``name`` or one of its aliases, or ``None``."""
-    return _CANONICAL.get(name)
+    """The registered name for ``name`` or one of its aliases, or ``None``. The first miss
+    loads the plugins installed under the ``nas.plugins`` entry points (:mod:`nas.plugins`)."""
+    canonical = _CANONICAL.get(name)
+    if canonical is None:
+        from nas.plugins import load_installed
+
+        if load_installed():
+            canonical = _CANONICAL.get(name)
+    return canonical
 
 
 def get(name: str) -> Op:
     """The op called ``name`` (or an alias). Raises :class:`GenotypeError` listing valid names."""
-    canonical = _CANONICAL.get(name)
+    canonical = canonical_name(name)
     if canonical is None:
         raise GenotypeError(f"unknown op '{name}' (ops: {', '.join(names())})")
     return _REGISTRY[canonical]

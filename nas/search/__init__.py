@@ -23,7 +23,7 @@ Layout of ``runs/NAME/`` (every file is written atomically: a temporary file, th
     space_genotype.yaml    the space's base genotype, canonical and self-contained
     run.json               {name, objectives, directions, study_name, storage (password
                            masked; "journal.log" for the default), sampler, pruner, trials,
-                           timeout, tabular, updated}
+                           timeout, tabular, plugins (loaded by readers), updated}
     journal.log            the Optuna journal storage (default storage; study name = NAME)
     .weights.lock          the lock workers take to decide which trials keep weights
     prescreen.json         what zero-cost pre-screening did: proxies, candidates, top, seconds,

@@ -3,6 +3,9 @@
 Top-level keys (only ``space`` is required)::
 
     name: quickstart             # runs/NAME; default: the file's stem
+    plugins: [ghost.py, my_pkg.ops]   # user modules registering ops, datasets, samplers, block
+                                 # libraries (nas.plugins): files relative to this file, or
+                                 # module names; loaded first, here and in every worker
     doc: free text
     space: {...} | FILE          # the search space (see nas.search._space), inline or a file
     dataset: {name: digits, subset: 600, resolution: 16, ...}   # nas.data.load_dataset options;
@@ -11,7 +14,8 @@ Top-level keys (only ``space`` is required)::
     train: {epochs: 4, lr: 0.05, ...}                           # nas.train.TrainConfig fields
     width_multiplier: 1.0        # proxy scale: multiplies the genotype's scaling.width params
     objectives: [val_accuracy]   # and/or params, macs, latency (minimised); several = Pareto
-    sampler: tpe | {name: tpe, options: {...}}   # tpe random nsga2 cmaes gp evolution
+    sampler: tpe | {name: tpe, options: {...}}   # tpe random nsga2 cmaes gp evolution local,
+                                 # or a plugin's (nas.samplers.register_sampler)
     pruner: none | {name: halving, rungs: [1, 2], reduction: 3}  # none median hyperband halving
     trials: 20                   # trial budget (counts every trial started, seeds included)
     timeout: 240                 # wall-clock budget in seconds; no new trial starts after it
@@ -87,7 +91,7 @@ DIRECTIONS = {
 }
 _KEYS = ("name", "doc", "space", "dataset", "train", "width_multiplier", "objectives", "sampler",
          "pruner", "trials", "timeout", "seed", "storage", "workers", "threads", "dedup", "latency", "tabular",
-         "keep_weights", "retrain", "proxies", "devices", "trials_per_device", "heartbeat")
+         "keep_weights", "retrain", "proxies", "devices", "trials_per_device", "heartbeat", "plugins")
 _LATENCY_KEYS = {"batch_size": 1, "repeats": 20, "warmup": 5}
 _TABULAR_KEYS = ("table", "objective", "report", "dataset")
 #: The column a tabular run optimises by default: NAS-Bench-201's published protocol selects on
@@ -132,6 +136,7 @@ class RunConfig:
     devices: tuple[str, ...] | None = None
     trials_per_device: int = 1
     heartbeat: int = 10
+    plugins: tuple[str, ...] = ()
     data: Mapping[str, Any] = field(repr=False, default_factory=dict)
 
     @property
@@ -186,10 +191,12 @@ def load_config(path: str | Path, *, genotype: Genotype | None = None) -> RunCon
 def with_overrides(config: RunConfig, *, name: str | None = None, trials: int | None = None,
                    workers: int | None = None, storage: str | None = None,
                    seed: int | None = None, devices: Any = None,
-                   trials_per_device: int | None = None) -> RunConfig:
+                   trials_per_device: int | None = None,
+                   plugins: list[str] | None = None) -> RunConfig:
     """``config`` with the given keys replaced (``None`` keeps the config's), validated as the
     config file's keys are; ``data`` (what a run folder freezes) follows every key but
-    ``storage``.
+    ``storage``. ``plugins`` (paths relative to the working folder, or module names) are
+    loaded and added to the config's, so the run's workers load them too.
 
     Raises:
         ConfigError: a value the config file could not hold, naming the key.
@@ -208,13 +215,18 @@ def with_overrides(config: RunConfig, *, name: str | None = None, trials: int | 
         if not isinstance(storage, str) or not storage:
             raise _error("must be a storage URL or a journal file path", None, "storage")
         changes["storage"] = storage
+    if plugins:
+        added = parse_plugins(list(plugins), base=Path.cwd(), file=None, path="--plugin")
+        merged = tuple(dict.fromkeys((*config.plugins, *added)))
+        if merged != config.plugins:
+            changes["plugins"] = merged
     if not changes:
         return config
     if "workers" in changes and "seed" not in changes:
         _checks.seed(config.seed, path="seed", file=config.file, span=changes["workers"])
     data = dict(config.data)
-    data.update({k: list(v) if k == "devices" and v else v for k, v in changes.items()
-                 if k != "storage"})
+    data.update({k: list(v) if k in ("devices", "plugins") and v else v
+                 for k, v in changes.items() if k != "storage"})
     return dataclasses.replace(config, data=data, **changes)
 
 
@@ -243,6 +255,11 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
         if key not in _KEYS:
             raise _error(f"unknown key {key!r}; valid: {', '.join(_KEYS)}", file, str(key))
     frozen: dict[str, Any] = copy.deepcopy(dict(data))
+    plugins = parse_plugins(data.get("plugins"), base=base, file=file)  # before the space: its ops
+    if plugins:
+        frozen["plugins"] = list(plugins)
+    else:
+        frozen.pop("plugins", None)
     name = _checks.folder_name(data.get("name", Path(file).stem), file=file, path="name")
     frozen["name"] = name
 
@@ -302,10 +319,12 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     if objectives[0] not in ("val_accuracy", "table_accuracy"):
         raise _error("the first objective must be the accuracy", file, "objectives[0]")
 
-    sampler, sampler_options = _named(data.get("sampler", "tpe"), SAMPLERS, file, "sampler")
+    sampler, sampler_options = _named(data.get("sampler", "tpe"), SAMPLERS, file, "sampler",
+                                      plugin=_plugin_sampler)
     pruner, pruner_options = _named(data.get("pruner", "none"), PRUNERS, file, "pruner")
     multi = len(objectives) > 1
-    if multi and sampler in ("cmaes", "evolution"):
+    if multi and (sampler in ("cmaes", "evolution")
+                  or sampler not in SAMPLERS and not _plugin_sampler(sampler).multi_objective):
         raise _error(f"sampler {sampler!r} is single-objective; with several objectives use "
                      "tpe, nsga2, random or gp", file, "sampler")
     if multi and pruner in ("median", "hyperband"):
@@ -363,7 +382,7 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
         trials=trials, timeout=None if timeout is None else float(timeout), seed=seed,
         storage=storage, workers=workers, threads=threads, dedup=dedup, latency=latency, tabular=tabular,
         keep_weights=keep, retrain=retrain, proxies=proxies, devices=devices,
-        trials_per_device=trials_per_device, heartbeat=heartbeat, data=frozen,
+        trials_per_device=trials_per_device, heartbeat=heartbeat, plugins=plugins, data=frozen,
     )
     _check_sampler_and_pruner(config)
     return config
@@ -454,7 +473,33 @@ def parse_devices(value: Any, file: str | None = None, path: str = "devices") ->
     return tuple(value)
 
 
-def _named(value: Any, valid: tuple[str, ...], file: str, key: str) -> tuple[str, dict[str, Any]]:
+def parse_plugins(value: Any, *, base: Path, file: str | None,
+                  path: str = "plugins") -> tuple[str, ...]:
+    """A config's ``plugins``: a list of file paths (relative to ``base``) and module names,
+    each loaded (:func:`nas.plugins.load_plugins`); returns them resolved, as frozen.
+
+    Raises:
+        ConfigError: not a list, or a plugin that cannot be loaded (naming it).
+    """
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _error("must be a list of plugin files or module names", file, path)
+    from nas.plugins import load_plugins
+
+    return tuple(load_plugins(value, base=base, path=path, file=file))
+
+
+def _plugin_sampler(name: str) -> Any:
+    from nas.samplers._registry import find_sampler
+
+    return find_sampler(name)
+
+
+def _named(value: Any, valid: tuple[str, ...], file: str, key: str, *,
+           plugin: Any = None) -> tuple[str, dict[str, Any]]:
+    """``(name, options)`` of a named section (``sampler``, ``pruner``): one of ``valid``, or
+    a name ``plugin(name)`` finds."""
     if isinstance(value, str):
         name, options = value, {}
     elif isinstance(value, Mapping) and isinstance(value.get("name"), str):
@@ -466,7 +511,11 @@ def _named(value: Any, valid: tuple[str, ...], file: str, key: str) -> tuple[str
         options.update(extra)
     else:
         raise _error(f"must be a name ({', '.join(valid)}) or a mapping with 'name'", file, key)
-    if name not in valid:
+    if name not in valid and (plugin is None or plugin(name) is None):
+        if plugin is not None:
+            from nas.samplers._registry import plugin_sampler_names
+
+            valid = (*valid, *plugin_sampler_names())
         raise _error(f"unknown {key} {name!r}; valid: {', '.join(valid)}", file, f"{key}.name"
                      if isinstance(value, Mapping) else key)
     return name, options

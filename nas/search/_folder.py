@@ -23,9 +23,10 @@ from nas.search._storage import mask
 __all__ = ["file_lock", "iso_time", "load_run_config", "prepare_run_dir", "write_run_info"]
 
 #: Keys of the frozen config that may change between a run and its --resume.
-#: They are this machine's choices, so a machine joining a study may differ in them too.
+#: They are this machine's choices, so a machine joining a study may differ in them too
+#: (plugins are absolute paths on this machine; the frozen genotype still has to match).
 RESUMABLE = ("trials", "timeout", "workers", "threads", "storage", "devices", "trials_per_device",
-             "heartbeat")
+             "heartbeat", "plugins")
 
 
 def freeze(config: RunConfig) -> tuple[dict[str, Any], str]:
@@ -89,12 +90,19 @@ def write_run_info(run_dir: Path, config: RunConfig, storage_url: str) -> None:
         "storage": "journal.log" if config.storage is None else mask(storage_url),
         "sampler": config.sampler, "pruner": config.pruner, "trials": config.trials,
         "timeout": config.timeout, "tabular": config.tabular is not None,
-        "updated": iso_time(time.time()),
+        "plugins": list(config.plugins), "updated": iso_time(time.time()),
     })
 
 
 def load_run_config(run_dir: Path) -> RunConfig:
-    """The frozen config of a run folder (with its frozen genotype)."""
+    """The frozen config of a run folder (with its frozen genotype), its plugins loaded
+    first (the genotype may use their ops)."""
+    from nas.plugins import load_plugins
+
+    frozen = load_yaml_file(run_dir / "config.yaml", error=ConfigError)
+    plugins = frozen.get("plugins") if isinstance(frozen, dict) else None
+    if isinstance(plugins, list):
+        load_plugins(plugins, file=str(run_dir / "config.yaml"))
     genotype = load_genotype(run_dir / "space_genotype.yaml")
     return load_config(run_dir / "config.yaml", genotype=genotype)
 

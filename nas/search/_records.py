@@ -168,11 +168,13 @@ def read_json_object(path: str | Path) -> tuple[dict[str, Any] | None, str | Non
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:
-    """``run.json`` of a run folder.
+    """``run.json`` of a run folder, with the run's plugins loaded (its genotypes may use
+    their ops).
 
     Raises:
         ConfigError: ``run_dir`` is not a run folder, or its run.json is unreadable or lacks
-            a list of objectives with one direction ("maximize" or "minimize") each.
+            a list of objectives with one direction ("maximize" or "minimize") each, or a
+            plugin of the run cannot be loaded.
     """
     path = Path(run_dir) / "run.json"
     data, why = read_json_object(path)
@@ -190,6 +192,13 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     for key in ("name", "study_name", "storage"):
         if _type_problem(data.get(key), (str, None)):
             raise ConfigError(f"unreadable: {key!r} is {type(data[key]).__name__}", file=str(path))
+    plugins = data.get("plugins") or []
+    if not isinstance(plugins, list):
+        raise ConfigError(f"unreadable: 'plugins' is {type(plugins).__name__}", file=str(path))
+    if plugins:  # the run's genotypes may use their ops
+        from nas.plugins import load_plugins
+
+        load_plugins(plugins, file=str(path))
     return data
 
 

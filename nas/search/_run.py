@@ -74,6 +74,7 @@ def run_search(
     progress: bool = True,
     devices: str | list[str] | None = None,
     trials_per_device: int | None = None,
+    plugins: list[str] | None = None,
 ) -> SearchSummary:
     """Run (or resume) the search a config describes, in ``runs_dir/NAME/``.
 
@@ -91,6 +92,9 @@ def run_search(
         devices: ``"auto"``, ``"cuda:0,cuda:1"`` or a list: one worker process per device
             (``trials_per_device`` per device), each seeing only its own. Default: the config's.
         trials_per_device: Worker processes per device. Default: the config's (1).
+        plugins: Plugins to load besides the config's (paths relative to the working folder,
+            or module names; :mod:`nas.plugins`): loaded before the config is read, and by
+            every worker.
 
     Joining: with a storage other machines use, the study of the same name is joined: its
     frozen config must match (up to this machine's choices: budget, workers, devices...), the
@@ -101,10 +105,15 @@ def run_search(
             a missing one with it, or a storage that cannot be opened; before any trial starts.
     """
     started = time.time()
+    if plugins:
+        from nas.plugins import load_plugins
+
+        load_plugins(plugins, path="--plugin")  # the config may use what they register
     if not isinstance(config, RunConfig):
         config = load_config(config)
     config = with_overrides(config, name=name, trials=trials, workers=workers, storage=storage,
-                            seed=seed, devices=devices, trials_per_device=trials_per_device)
+                            seed=seed, devices=devices, trials_per_device=trials_per_device,
+                            plugins=plugins)
     storage_path = "storage" if storage is None else "--storage"
     run_dir = Path(runs_dir) / config.name
     storage_url = config.storage or str(run_dir / "journal.log")

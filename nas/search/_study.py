@@ -27,7 +27,8 @@ __all__ = ["HalvingRule", "equivalence_key", "make_pruner", "make_sampler", "pru
 
 
 def sampler_class(name: str) -> type:
-    """The class of the sampler a config names (imports Optuna; ``cmaes`` needs the package).
+    """The class (or a plugin's factory) of the sampler a config names (imports Optuna;
+    ``cmaes`` needs the package).
 
     Raises:
         ConfigError: a sampler this install lacks.
@@ -48,9 +49,14 @@ def sampler_class(name: str) -> type:
     classes = {"tpe": samplers.TPESampler, "random": samplers.RandomSampler,
                "nsga2": samplers.NSGAIISampler, "gp": samplers.GPSampler,
                "cmaes": samplers.CmaEsSampler}
-    if name not in classes:  # pragma: no cover - validated in the config
+    if name in classes:
+        return classes[name]
+    from nas.samplers._registry import find_sampler
+
+    plugin = find_sampler(name)
+    if plugin is None:  # pragma: no cover - validated in the config
         raise ConfigError(f"unknown sampler {name!r}", path="sampler")
-    return classes[name]
+    return plugin.factory
 
 
 #: Options that :func:`make_sampler` sets itself (never from the config).

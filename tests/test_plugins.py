@@ -1,0 +1,340 @@
+"""Plugins (nas.plugins) and the op contract check (nas.ops.check_op, `nas check-op`).
+
+Plugins register into process-wide registries, so in-process tests run inside the
+``isolated`` fixture, which restores every registry afterwards; the example plugin's search
+runs in subprocesses (its two workers load the plugin from the frozen config).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import nas.data._registry
+import nas.genotype._libraries
+import nas.ops._registry
+import nas.plugins
+import nas.samplers._registry
+from nas.cli import main
+from nas.errors import ConfigError, GenotypeError
+from nas.ops import Arg, Example, Op, OpInfo, check_op
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "plugin"
+
+
+@pytest.fixture
+def isolated():
+    """Every registry a plugin can fill, restored after the test (and the plugins forgotten)."""
+    saved = [
+        (nas.ops._registry, "_REGISTRY"), (nas.ops._registry, "_CANONICAL"),
+        (nas.ops._registry, "_ACTIVATIONS"), (nas.data._registry, "_LOADERS"),
+        (nas.data._registry, "_CHECKS"), (nas.samplers._registry, "_SAMPLERS"),
+        (nas.genotype._libraries, "_DIRS"), (nas.plugins, "_LOADED"),
+    ]
+    copies = [(module, name, getattr(module, name).copy()) for module, name in saved]
+    installed = nas.plugins._INSTALLED
+    modules = set(sys.modules)
+    yield
+    for module, name, copy in copies:
+        current = getattr(module, name)
+        current.clear()
+        current.update(copy) if not isinstance(current, list) else current.extend(copy)
+    nas.plugins._INSTALLED = installed
+    for name in set(sys.modules) - modules:
+        if name.startswith("nas_plugin_") or name.startswith("fake_nas_plugin"):
+            del sys.modules[name]
+
+
+def run_nas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "nas", *args], cwd=cwd, env=env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+# --------------------------------------------------------------------------- the example plugin
+
+
+def test_example_plugin_search_runs_with_two_workers(tmp_path):
+    result = run_nas("search", str(EXAMPLE / "search.yaml"), "--runs", "runs", "--no-progress",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "runs" / "ghost_stripes"
+    frozen = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert frozen["plugins"] == [str(EXAMPLE / "ghost.py")]  # absolute: workers find it
+    assert json.loads((run_dir / "run.json").read_text())["plugins"] == frozen["plugins"]
+    records = [json.loads(p.read_text()) for p in sorted(run_dir.glob("trials/*/metrics.json"))]
+    assert len(records) == 4 and {r["state"] for r in records} == {"complete"}
+    # Trials ran in the spawned workers (the parent runs none with workers: 2), which had to
+    # load the plugin for the ghost op, its block library and the stripes dataset.
+    assert all(r["worker"].split(":")[-1] != str(os.getpid()) for r in records)
+    ghost = [r for r in records if "ghost_bottleneck" in (r["genotype"]["text"] or "")]
+    assert ghost, "the ghost seed ran"
+    assert "ghost(" in (run_dir / "trials" / f"{ghost[0]['trial']:04d}" / "genotype.yaml").read_text()
+    # A reader of the run folder loads the plugin from run.json: no --plugin needed.
+    best = run_nas("best", "runs/ghost_stripes", "--yaml", cwd=tmp_path)
+    assert best.returncode == 0, best.stderr
+    assert "trial " in best.stdout
+
+
+def test_example_plugin_op_keeps_its_contract(isolated):
+    nas.plugins.load_plugin(str(EXAMPLE / "ghost.py"))
+    report = check_op("ghost")
+    assert report.ok, report.lines()
+    assert [s.measured.params for s in report.shapes] == [s.static.params for s in report.shapes]
+    assert len([s for s in report.shapes if s.static is not None]) >= 3
+    odd = check_op("ghost", example="ghost(15, k=3, s=2, ratio=3, dw=5, relu=False)")
+    assert odd.ok, odd.lines()
+
+
+# --------------------------------------------------------------------------- the op contract
+
+
+class _Scaled(Op):
+    """A 1x1 convolution (c channels) whose static rule can be made wrong in one way."""
+
+    name = "scaled"
+    args = (Arg("c", "int"),)
+    example = Example({"c": 4}, ((3, 6, 6),))
+    params_error = macs_error = 0
+    shape_error = False
+
+    def infer(self, args, shapes):
+        if len(shapes[0]) != 3:
+            raise GenotypeError("scaled needs a feature map")
+        cin, h, w = shapes[0]
+        weights = cin * args["c"]
+        return OpInfo((args["c"], h + self.shape_error, w), weights + args["c"] + self.params_error,
+                      weights * h * w + self.macs_error)
+
+    def build(self, args, shapes, context):
+        from torch import nn
+
+        return nn.Conv2d(shapes[0][0], args["c"], 1)
+
+
+def _broken(**attributes):
+    return type("Broken", (_Scaled,), attributes)()
+
+
+def test_a_correct_op_passes():
+    report = check_op(_Scaled())
+    assert report.ok, report.lines()
+    assert [s.inputs for s in report.shapes] == [((3, 6, 6),), ((6, 6, 6),), ((3, 9, 12),), ((9, 13, 8),)]
+    assert report.lines()[-1] == "scaled: keeps its contract"
+
+
+@pytest.mark.parametrize("attributes, problem", [
+    ({"params_error": 1}, "parameters, static rule says"),
+    ({"macs_error": -5}, "MACs per sample, static rule says"),
+    ({"shape_error": True}, "output shape (4, 6, 6), static rule says (4, 7, 6)"),
+    ({"build": lambda self, a, s, c: __import__("torch").nn.Conv2d(s[0][0], a["c"], 3)},
+     "output shape (4, 4, 4)"),
+    ({"build": lambda self, a, s, c: 1 / 0}, "build raised ZeroDivisionError"),
+    ({"build": lambda self, a, s, c: "conv"}, "not an nn.Module"),
+    ({"infer": lambda self, a, s: OpInfo(s[0]) if s[0][0] == 3 else 1 / 0},
+     "static rule raised ZeroDivisionError"),
+])
+def test_a_broken_op_is_caught(attributes, problem):
+    report = check_op(_broken(**attributes))
+    assert not report.ok
+    assert any(problem in p for s in report.shapes for p in s.problems), report.lines()
+    assert report.lines()[-1] == "scaled: BREAKS its contract"
+
+
+def test_an_in_place_build_that_computes_something_else_is_caught():
+    from torch import nn
+
+    class TwiceConv(nn.Conv2d):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    class Doubling(_Scaled):
+        def build(self, args, shapes, context):
+            return (TwiceConv if context.inplace else nn.Conv2d)(shapes[0][0], args["c"], 1)
+
+    report = check_op(Doubling())
+    assert any("in-place build computes something else" in p for s in report.shapes for p in s.problems)
+
+
+def test_an_op_refusing_every_shape_or_its_own_example_is_caught():
+    report = check_op(_Scaled(), shapes=[(5,)])
+    assert not report.ok and "refuses every input shape" in report.problems[0]
+    report = check_op(_broken(infer=lambda self, a, s: s[0][2]), shapes=[(5,)])
+    assert "static rule raised IndexError" in report.shapes[0].problems[0]
+    bare = type("Bare", (_Scaled,), {"example": None})()
+    report = check_op(bare)
+    assert not report.ok and "missing argument 'c'" in report.problems[0]
+
+
+def test_check_op_cli_catches_a_broken_plugin_op(isolated, tmp_path, monkeypatch, capsys):
+    (tmp_path / "bad.py").write_text(
+        "from nas.ops import Arg, Example, Op, OpInfo, register\n"
+        "@register\n"
+        "class Bad(Op):\n"
+        "    name = 'bad_linear'\n"
+        "    args = (Arg('c', 'int'),)\n"
+        "    example = Example({'c': 3}, ((5,),))\n"
+        "    def infer(self, args, shapes):\n"
+        "        return OpInfo((args['c'],), shapes[0][0] * args['c'], shapes[0][0] * args['c'])\n"
+        "    def build(self, args, shapes, context):\n"
+        "        from torch import nn\n"
+        "        return nn.Linear(shapes[0][0], args['c'])  # has a bias the rule forgets\n")
+    monkeypatch.chdir(tmp_path)
+    status = main(["check-op", "ghost", "bad_linear", "--plugin", str(EXAMPLE / "ghost.py"),
+                   "--plugin", "bad.py"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "ghost: keeps its contract" in out
+    assert "18 parameters, static rule says 15" in out
+    assert out.splitlines()[-1] == "1 of 2 ops keep their contract; broken: bad_linear"
+
+
+def test_check_op_bad_input_is_one_line(capsys):
+    assert main(["check-op", "no_such_op"]) == 2
+    assert main(["check-op", "conv", "--example", "relu(3)"]) == 2
+    assert main(["check-op", "conv", "--shape", "0,3"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3
+    assert err[0].startswith("unknown op 'no_such_op'")
+    assert err[1] == "conv: example 'relu(3)' does not call conv"
+    assert err[2].startswith("--shape: expected C,H,W")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("source, message", [
+    (None, "plugin 'missing.py': no such file"),
+    ("def broken(:\n", "plugin 'p.py': {path}:1: SyntaxError: invalid syntax"),
+    ("x = 1\nraise RuntimeError('no GPU here')\n", "plugin 'p.py': {path}:2: RuntimeError: no GPU here"),
+    ("import no_such_module_anywhere\n", "plugin 'p.py': {path}:1: ModuleNotFoundError"),
+    ("from nas.ops import register, get\nregister(type(get('relu')))\n",
+     "plugin 'p.py': {path}:2: ValueError: op name 'relu' is already registered"),
+    ("import sys\nsys.exit(3)\n", "plugin 'p.py': {path}:2: SystemExit: 3"),
+])
+def test_a_plugin_that_fails_to_load_is_one_line_exit_2(isolated, tmp_path, monkeypatch, capsys,
+                                                        source, message):
+    monkeypatch.chdir(tmp_path)
+    name = "missing.py" if source is None else "p.py"
+    if source is not None:
+        _write(tmp_path / name, source)
+    assert main(["summary", "resnet20", "--plugin", name]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("--plugin[0]: " + message.format(path=tmp_path / name)), err
+
+
+def test_a_module_name_plugin_and_loading_once(isolated, tmp_path, monkeypatch, capsys):
+    package = tmp_path / "fake_nas_plugin_pkg"
+    package.mkdir()
+    _write(package / "__init__.py", "from . import ops\n")
+    _write(package / "ops.py", "from nas.ops import get, register\n"
+           "class Twice(type(get('identity'))):\n    name = 'twice_identity'\n    aliases = ()\n"
+           "register(Twice)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert nas.plugins.load_plugin("fake_nas_plugin_pkg") == "fake_nas_plugin_pkg"
+    assert nas.plugins.load_plugin("fake_nas_plugin_pkg") == "fake_nas_plugin_pkg"  # no-op
+    # The same package as a folder path is loaded once too (registering it again would fail).
+    folder = nas.plugins.load_plugin(str(package))
+    assert nas.plugins.load_plugin(str(package)) == folder == str(package)
+    assert nas.ops.get("twice_identity").name == "twice_identity"
+    with pytest.raises(ConfigError, match=r"plugin 'no_such_module_x': no module of that name"):
+        nas.plugins.load_plugin("no_such_module_x")
+
+
+def test_installed_plugins_load_lazily_through_entry_points(isolated, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    (site / "fake_nas_plugin_dist-1.0.dist-info").mkdir(parents=True)
+    (site / "fake_nas_plugin_dist-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: fake-nas-plugin-dist\nVersion: 1.0\n")
+    (site / "fake_nas_plugin_dist-1.0.dist-info" / "entry_points.txt").write_text(
+        "[nas.plugins]\nshift = fake_nas_plugin_ep:setup\n")
+    _write(site / "fake_nas_plugin_ep.py",
+           "def setup():\n"
+           "    from nas.ops import get, register\n"
+           "    class Shifted(type(get('identity'))):\n"
+           "        name = 'ep_identity'\n        aliases = ()\n"
+           "    register(Shifted)\n")
+    monkeypatch.syspath_prepend(str(site))
+    nas.plugins._INSTALLED = None
+    assert "fake_nas_plugin_ep" not in sys.modules  # nothing loaded before a lookup misses
+    assert nas.ops.get("ep_identity").name == "ep_identity"
+    assert "entry-point:shift" in nas.plugins.loaded_plugins()
+    assert nas.plugins.load_installed() is False  # once per process
+
+
+def test_a_failing_entry_point_names_itself(isolated, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    (site / "broken_nas-1.0.dist-info").mkdir(parents=True)
+    (site / "broken_nas-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: broken-nas\nVersion: 1.0\n")
+    (site / "broken_nas-1.0.dist-info" / "entry_points.txt").write_text(
+        "[nas.plugins]\nbroken = fake_nas_plugin_missing\n")
+    monkeypatch.syspath_prepend(str(site))
+    nas.plugins._INSTALLED = None
+    with pytest.raises(ConfigError, match=r"plugin entry point 'broken' \(fake_nas_plugin_missing\): "
+                                          r"ModuleNotFoundError"):
+        nas.ops.get("no_such_op_anywhere")
+
+
+def test_config_plugins_datasets_samplers_and_libraries(isolated, tmp_path):
+    (tmp_path / "sub").mkdir()
+    _write(tmp_path / "sub" / "extra.py",
+           "import optuna\n"
+           "from nas.samplers import register_sampler\n"
+           "@register_sampler('coin', multi_objective=False)\n"
+           "def coin(*, seed=None, flips: int = 1):\n"
+           "    return optuna.samplers.RandomSampler(seed=seed)\n")
+    config = {
+        "name": "p", "plugins": [str(EXAMPLE / "ghost.py"), "sub/extra.py"],
+        "space": {"genotype": str(EXAMPLE / "ghostnet_tiny.yaml"),
+                  "choices": {"unit": {"choices": ["ghost_bottleneck", "plain_unit"]}}},
+        "dataset": {"name": "stripes", "num_images": 40}, "sampler": {"name": "coin", "flips": 2},
+        "trials": 2,
+    }
+    path = _write(tmp_path / "config.yaml", yaml.safe_dump(config))
+    from nas.search import load_config
+    from nas.search._study import make_sampler
+
+    loaded = load_config(path)
+    assert loaded.plugins == (str(EXAMPLE / "ghost.py"), str(tmp_path / "sub" / "extra.py"))
+    assert loaded.data["plugins"] == list(loaded.plugins)
+    assert type(make_sampler(loaded)).__name__ == "RandomSampler"
+    # A single-objective plugin sampler refuses a Pareto search; options are checked.
+    for change, message in ((({"objectives": ["val_accuracy", "params"]}), "single-objective"),
+                            ({"sampler": {"name": "coin", "flip": 1}}, "flip"),
+                            ({"sampler": "dice"}, "unknown sampler 'dice'; valid: .*coin"),
+                            ({"plugins": "sub/extra.py"}, "plugins: must be a list"),
+                            ({"plugins": ["sub/extra.py", "nope.py"]},
+                             r"plugins\[1\]: plugin 'nope.py': no such file")):
+        _write(path, yaml.safe_dump({**config, **change}))
+        with pytest.raises(ConfigError, match=message):
+            load_config(path)
+
+
+def test_search_flag_plugins_are_frozen_for_workers(isolated, tmp_path, monkeypatch):
+    from nas.search import load_config
+    from nas.search._config import with_overrides
+
+    monkeypatch.chdir(tmp_path)
+    nas.plugins.load_plugin(str(EXAMPLE / "ghost.py"))
+    config = {"name": "f", "space": {"genotype": str(EXAMPLE / "ghostnet_tiny.yaml"),
+                                     "choices": {"expansion": {"choices": [2, 3]}}},
+              "dataset": {"name": "stripes", "num_images": 40}, "trials": 1}
+    loaded = load_config(_write(tmp_path / "c.yaml", yaml.safe_dump(config)))
+    assert loaded.plugins == ()
+    _write(tmp_path / "ghost_link.py", "")  # a second, empty plugin given on the command line
+    changed = with_overrides(loaded, plugins=[str(EXAMPLE / "ghost.py"), "ghost_link.py"])
+    assert changed.data["plugins"] == [str(EXAMPLE / "ghost.py"), str(tmp_path / "ghost_link.py")]
