@@ -195,6 +195,7 @@ def check_op(
         except GenotypeError as error:
             missing = "" if getattr(instance, "example", None) is not None else " (it has no example)"
             return OpCheck(instance.name, text, {}, problems=(f"its example is refused: {error.message}{missing}",))
+    args = instance.resolve(args, [], True) or args  # arguments a reader decides: a network output's
     count = len(own_inputs) if own_inputs and example is None else _input_count(instance)
     if shapes is not None:
         cases = [tuple(tuple(shape) for _ in range(count)) for shape in shapes]
