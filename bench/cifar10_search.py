@@ -20,7 +20,8 @@ MACs (the target compares at no more MACs than ResNet-20).
     python bench/cifar10_search.py --device cuda        # a GPU: full width, longer schedules
 
 Re-running with the same ``--runs`` continues a killed run (search ``--resume``, retraining
-skips finished models).
+skips finished models); ``--retrain-only`` retrains from a finished search in ``--runs`` with
+this script's budget (e.g. after changing it).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ DATA = ROOT.parent / "shared" / "data" / "cifar10" / "cifar10-jpeg.tar.gz"
 # training images (None: all 50,000), training seeds.
 BUDGETS = {
     ("cpu", False): dict(subset=5000, val_subset=1000, epochs=2, width=0.5, timeout=1200,
-                         retrain_epochs=3, retrain_width=0.5, retrain_subset=20000, seeds=3),
+                         retrain_epochs=2, retrain_width=0.5, retrain_subset=12500, seeds=3),
     ("cpu", True): dict(subset=1000, val_subset=500, epochs=1, width=0.25, trials=10, timeout=420,
                         retrain_epochs=1, retrain_width=0.25, retrain_subset=2000, seeds=2),
     ("cuda", False): dict(subset=20000, val_subset=5000, epochs=10, width=1.0, timeout=7200,
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--data", type=Path, default=DATA, help=f"the CIFAR-10 archive (default {DATA})")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench", help="folder of run folders")
+    parser.add_argument("--retrain-only", action="store_true",
+                        help="reuse the finished search in --runs: retrain with this budget and print the table")
     args = parser.parse_args(argv)
     if not args.data.exists():
         print(f"{args.data}: not found (the shared CIFAR-10 copy); pass --data", file=sys.stderr)
@@ -161,7 +164,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{again['seeds']} seeds, {again['epochs']} epochs, width x{again['width_multiplier']}, "
           f"{'all 50,000' if again['subset'] is None else format(again['subset'], ',')} "
           f"training images, test on 10,000", flush=True)
-    summary = run_search(config, resume=resume, name=name, runs_dir=args.runs, progress=False)
+    if args.retrain_only and not resume:
+        print(f"{run_dir}: no search to retrain from (run without --retrain-only first)", file=sys.stderr)
+        return 2
+    elapsed = None
+    if not args.retrain_only:
+        elapsed = run_search(config, resume=resume, name=name, runs_dir=args.runs, progress=False).elapsed
     records = read_trials(run_dir)
     counted = [r for r in records if r.get("counted", True)]
     states = {s: sum(r["state"] == s for r in counted) for s in ("complete", "pruned", "fail")}
@@ -169,10 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     for r in counted:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
     rejected = sum(r.get("rejected") or 0 for r in records)
-    print(f"search: {len(counted)} trials {states} {statuses} in {summary.elapsed:.0f} s; "
+    print(f"search: {len(counted)} trials {states} {statuses} {'' if elapsed is None else f'in {elapsed:.0f} s'}; "
           f"{rejected} proposals over a static constraint resampled (not trials)", flush=True)
 
-    result = retrain(run_dir, device=args.device, threads=1 if args.device == "cpu" else None,
+    result = retrain(run_dir, epochs=again["epochs"], seeds=again["seeds"], subset=again["subset"],
+                     width_multiplier=again["width_multiplier"],
+                     device=args.device, threads=1 if args.device == "cpu" else None,
                      workers=2 if args.device == "cpu" else 1,
                      log=lambda line: print("  " + line, flush=True))
     table = result.table
