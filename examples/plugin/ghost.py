@@ -10,7 +10,8 @@ command line (``nas COMMAND ... --plugin examples/plugin/ghost.py``); ``nas chec
   ``ratio - 1`` "ghosts" of each, and the first ``c`` channels of both are the output; each
   convolution has batch norm and (with ``relu``) ReLU (Han et al., GhostNet, CVPR 2020).
 - dataset ``stripes``: seeded grey images of stripes in one of four orientations (the class),
-  at a random frequency and phase, with pixel noise; no download, learnable in one epoch.
+  at a random frequency and phase, with pixel noise; no download (ghostnet_tiny.yaml reaches
+  100% validation accuracy in two epochs on 600 images).
 - block library folder ``blocks/`` (``imports: [ghost_blocks.yaml]`` finds it).
 """
 
