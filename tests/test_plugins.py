@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import nas.data._registry
@@ -119,6 +120,13 @@ class _Scaled(Op):
         return nn.Conv2d(shapes[0][0], args["c"], 1)
 
 
+class _Detached(torch.nn.Conv2d):
+    """A 1x1 convolution that stops its input's gradient."""
+
+    def forward(self, x):
+        return super().forward(x.detach())
+
+
 def _broken(**attributes):
     return type("Broken", (_Scaled,), attributes)()
 
@@ -134,12 +142,15 @@ def test_a_correct_op_passes():
     ({"params_error": 1}, "parameters, static rule says"),
     ({"macs_error": -5}, "MACs per sample, static rule says"),
     ({"shape_error": True}, "output shape (4, 6, 6), static rule says (4, 7, 6)"),
-    ({"build": lambda self, a, s, c: __import__("torch").nn.Conv2d(s[0][0], a["c"], 3)},
+    ({"build": lambda self, a, s, c: torch.nn.Conv2d(s[0][0], a["c"], 3)},
      "output shape (4, 4, 4)"),
     ({"build": lambda self, a, s, c: 1 / 0}, "build raised ZeroDivisionError"),
     ({"build": lambda self, a, s, c: "conv"}, "not an nn.Module"),
     ({"infer": lambda self, a, s: OpInfo(s[0]) if s[0][0] == 3 else 1 / 0},
      "static rule raised ZeroDivisionError"),
+    ({"infer": lambda self, a, s: OpInfo(s[0]), "build": lambda self, a, s, c: None},
+     "build returned None (identity) but the op is not an alias"),
+    ({"build": lambda self, a, s, c: _Detached(s[0][0], a["c"], 1)}, "no gradient reaches an input"),
 ])
 def test_a_broken_op_is_caught(attributes, problem):
     report = check_op(_broken(**attributes))
@@ -161,6 +172,13 @@ def test_an_in_place_build_that_computes_something_else_is_caught():
 
     report = check_op(Doubling())
     assert any("in-place build computes something else" in p for s in report.shapes for p in s.problems)
+
+    class Cut(_Scaled):  # same values, but the in-place build stops the input's gradient
+        def build(self, args, shapes, context):
+            return (_Detached if context.inplace else nn.Conv2d)(shapes[0][0], args["c"], 1)
+
+    report = check_op(Cut())
+    assert any("in-place build gives other input gradients" in p for s in report.shapes for p in s.problems)
 
 
 def test_an_op_refusing_every_shape_or_its_own_example_is_caught():

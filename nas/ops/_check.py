@@ -5,13 +5,17 @@ accepts, the module its builder returns
 
 - takes a tensor (one input) or a list of tensors (several inputs) with a batch dimension in
   front of those shapes, and returns one tensor of the batch size and the shape
-  :meth:`~nas.ops.Op.infer` derives, finite for finite inputs, with finite gradients;
+  :meth:`~nas.ops.Op.infer` derives, finite for finite inputs, with a finite gradient
+  reaching every input;
 - holds exactly the parameters that :meth:`~nas.ops.Op.infer` counts;
 - costs, per sample, the multiply-accumulates that :meth:`~nas.ops.Op.infer` counts, as
   ``torch.utils.flop_counter`` counts the convolutions and matrix products it runs (halved:
   it counts a multiply-accumulate as two floating-point operations); normalisation,
   activations, pooling and element-wise ops cost nothing, as in the registry;
-- computes the same whether built to run in place or not.
+- is ``None`` (no module: the output is the input) exactly when the op is an
+  :attr:`~nas.ops.Op.alias`;
+- computes the same values and input gradients whether built to run in place or not
+  (training mode, same random numbers).
 
 :func:`check_op` builds an op from its example (:attr:`Op.example <nas.ops.Op>`: arguments and
 input shapes, or a call given as text, ``"conv(8, k=3, s=2)"``) on the example's input shapes
@@ -245,6 +249,9 @@ def _check_shape(op: Op, args: dict[str, Any], inputs: tuple[Shape, ...], static
                                                     "not an nn.Module or None",))
     if module is None and len(inputs) != 1:
         return ShapeCheck(inputs, static, problems=("build returned None (identity) for several inputs",))
+    if (module is None) != getattr(op, "alias", module is None):
+        problems.append("build returned None (identity) but the op is not an alias" if module is None
+                        else "the op is an alias (its output is its input) but build returned a module")
     xs = [torch.randn(_BATCH, *shape, generator=generator) for shape in inputs]
     leaves = [x.clone().requires_grad_(True) for x in xs]
     params = 0 if module is None else sum(p.numel() for p in module.parameters())
@@ -272,9 +279,12 @@ def _check_shape(op: Op, args: dict[str, Any], inputs: tuple[Shape, ...], static
         problems.append(f"{measured.macs:,} MACs per sample, static rule says {static.macs:,}")
     if not torch.isfinite(y).all():
         problems.append("output not finite")
-    elif y.requires_grad:
-        y.float().sum().backward()
-        if any(x.grad is not None and not torch.isfinite(x.grad).all() for x in leaves):
+    else:
+        if y.requires_grad:
+            y.float().square().sum().backward()
+        if any(x.grad is None for x in leaves):
+            problems.append("no gradient reaches an input")
+        elif not all(bool(torch.isfinite(x.grad).all()) for x in leaves):
             problems.append("input gradient not finite")
     if module is not None and in_place is not None and not problems:
         problems.extend(_same_in_place(module, in_place, xs))
@@ -282,18 +292,33 @@ def _check_shape(op: Op, args: dict[str, Any], inputs: tuple[Shape, ...], static
 
 
 def _same_in_place(module: Any, in_place: Any, xs: list[Any]) -> list[str]:
-    """The in-place build, given the same weights and inputs, computes the same output."""
+    """The in-place build, given the same weights, inputs and random numbers, computes the
+    same output and the same input gradients (in training mode: dropout draws its mask)."""
     import torch
 
+    results = []
     try:
         in_place.load_state_dict(module.state_dict())
-        in_place.eval()
-        module.eval()
-        with torch.no_grad():
-            expected = module(xs[0].clone() if len(xs) == 1 else [x.clone() for x in xs])
-            got = in_place(xs[0].clone() if len(xs) == 1 else [x.clone() for x in xs])
+        for built in (module, in_place):
+            built.train()
+            leaves = [x.clone().requires_grad_(True) for x in xs]
+            inputs = [leaf * 1.0 for leaf in leaves]  # not leaves: an in-place op overwrites them
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                out = built(inputs[0] if len(inputs) == 1 else inputs)
+            out.float().square().sum().backward()
+            results.append((out.detach(), [leaf.grad for leaf in leaves]))
     except Exception as error:  # noqa: BLE001
         return [f"the in-place build fails: {_describe(error)}"]
-    if got.shape != expected.shape or not torch.allclose(got, expected, rtol=1e-5, atol=1e-6):
+    (expected, expected_grads), (got, got_grads) = results
+
+    def same(a: Any, b: Any) -> bool:
+        if a is None or b is None:
+            return a is b
+        return a.shape == b.shape and bool(torch.allclose(a, b, rtol=1e-5, atol=1e-6))
+
+    if not same(got, expected):
         return ["the in-place build computes something else"]
+    if not all(same(a, b) for a, b in zip(got_grads, expected_grads)):
+        return ["the in-place build gives other input gradients"]
     return []
