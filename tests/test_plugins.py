@@ -356,3 +356,19 @@ def test_search_flag_plugins_are_frozen_for_workers(isolated, tmp_path, monkeypa
     _write(tmp_path / "ghost_link.py", "")  # a second, empty plugin given on the command line
     changed = with_overrides(loaded, plugins=[str(EXAMPLE / "ghost.py"), "ghost_link.py"])
     assert changed.data["plugins"] == [str(EXAMPLE / "ghost.py"), str(tmp_path / "ghost_link.py")]
+
+
+def test_a_worker_that_cannot_load_the_runs_plugin_says_so_in_one_line(isolated, tmp_path,
+                                                                       monkeypatch, capsys):
+    import nas.search._workers as workers
+
+    _write(tmp_path / "gone.py", "raise RuntimeError('removed since the run started')\n")
+    _write(tmp_path / "config.yaml", yaml.safe_dump({"plugins": [str(tmp_path / "gone.py")]}))
+    monkeypatch.setattr(workers, "die_with_parent", lambda: None)
+    with pytest.raises(SystemExit) as exit_:
+        workers._worker_main(str(tmp_path), "journal.log", 1, None, {}, None)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"worker 1: {tmp_path / 'config.yaml'}: plugins[0]: plugin "
+                          f"'{tmp_path / 'gone.py'}': {tmp_path / 'gone.py'}:1: RuntimeError: removed")

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas.errors import ConfigError
+from nas.errors import ConfigError, NasError
 from nas.io import is_disk_full
 from nas.search._config import RunConfig
 from nas.search._evaluate import Evaluator, TrialRecord
@@ -205,7 +205,12 @@ def _worker_main(run_dir: str, storage_url: str, index: int, deadline: float | N
         # Before anything initialises CUDA: this worker sees its own device only, as "cuda".
         os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
         device = "cuda"
-    config = load_run_config(Path(run_dir))
+    try:
+        # Loads the run's plugins first; one that vanished since the start is one line.
+        config = load_run_config(Path(run_dir))
+    except NasError as error:
+        print(f"worker {index}: {error}", file=sys.stderr)
+        sys.exit(2)
     # The frozen config's budget may be older than this call's overrides.
     config = dataclasses.replace(config, **overrides)
     try:
