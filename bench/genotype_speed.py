@@ -4,16 +4,24 @@ For random NAS-Bench-201 cells and random candidates of the CIFAR ResNet space
 (``genotypes/search/resnet_cifar.yaml``: block type, per-stage depths in [1, 18] and widths),
 times, per candidate:
 
-- ``load+params``: ``nas.load_genotype(file, **params)`` (reads the files again);
+- ``load+params``: ``nas.load_genotype(file, **params)`` and ``.hash`` (the file and its
+  imports are read to check they are unchanged, and parsed once per process);
 - ``with_params``: ``base.with_params(**params)`` on a loaded genotype, then ``.graph``
   (expansion) and ``.hash`` (what a search does for every candidate: dedup needs the hash);
 - of which ``expand`` and ``hash`` separately;
 - ``analyze``: ``nas.analyze`` on the expanded genotype (the baseline of the ratio column).
 
+The two columns time different candidates (drawn from one seeded generator), so neither finds
+the other's candidate already expanded (variants share block expansions: nas.genotype._memo).
 Prints medians (ms) and ``with_params / analyze``. Budget (issue 15): a median under 5 ms per
 NB201 cell and under 10 ms per ResNet candidate for ``with_params``.
 
-    python bench/genotype_speed.py [--candidates 200] [--seed 0]
+``--clock cpu`` times with the process's CPU clock instead of the wall clock: on a busy
+machine a 10 ms step is preempted several times while a 1 ms one mostly is not, so wall-clock
+medians there say more about the scheduler than about the code (the CPU clock still runs a
+little slower on a loaded machine: shared caches).
+
+    python bench/genotype_speed.py [--candidates 200] [--seed 0] [--clock wall|cpu]
 """
 
 from __future__ import annotations
@@ -47,17 +55,20 @@ def resnet_candidate(rng: random.Random) -> dict[str, Any]:
     }
 
 
+CLOCK = time.perf_counter
+
+
 def _ms(function: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.perf_counter()
+    start = CLOCK()
     value = function()
-    return (time.perf_counter() - start) * 1e3, value
+    return (CLOCK() - start) * 1e3, value
 
 
-def measure(source: str, candidates: list[dict[str, Any]]) -> dict[str, float]:
+def measure(source: str, candidates: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, float]:
     base = nas.load_genotype(source)
     times: dict[str, list[float]] = {"load+params": [], "with_params": [], "expand": [], "hash": [], "analyze": []}
-    for params in candidates:
-        times["load+params"].append(_ms(lambda: nas.load_genotype(source, **params).hash)[0])
+    for loaded, params in candidates:
+        times["load+params"].append(_ms(lambda: nas.load_genotype(source, **loaded).hash)[0])
         made, genotype = _ms(lambda: base.with_params(**params))
         expand, _ = _ms(lambda: genotype.graph)
         hashing, _ = _ms(lambda: genotype.hash)
@@ -72,13 +83,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candidates", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     args = parser.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     rng = random.Random(args.seed)
     spaces = {
-        "nb201": ("nb201", [nb201_candidate(rng) for _ in range(args.candidates)]),
-        "resnet": (RESNET, [resnet_candidate(rng) for _ in range(args.candidates)]),
+        "nb201": ("nb201", [(nb201_candidate(rng), nb201_candidate(rng)) for _ in range(args.candidates)]),
+        "resnet": (RESNET, [(resnet_candidate(rng), resnet_candidate(rng)) for _ in range(args.candidates)]),
     }
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.candidates} candidates each; medians in ms")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.candidates} candidates each; "
+          f"medians in ms of {args.clock} time")
     print(f"{'space':8} {'load+params':>11} {'with_params':>11} {'expand':>7} {'hash':>7} {'analyze':>8} {'x analyze':>9} {'budget':>7}")
     for name, (source, candidates) in spaces.items():
         row = measure(source, candidates)

@@ -30,7 +30,7 @@ from yaml.resolver import Resolver
 
 from nas.errors import NasError
 
-__all__ = ["load_yaml", "load_yaml_file", "read_bounded", "dump_yaml", "MAX_FILE_BYTES", "MAX_DEPTH"]
+__all__ = ["load_yaml", "load_yaml_file", "load_yaml_bytes", "read_bounded", "dump_yaml", "MAX_FILE_BYTES", "MAX_DEPTH"]
 
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 64
@@ -202,12 +202,16 @@ def _short(name: str) -> str:
 
 def load_yaml_file(path: str | Path, *, error: type[NasError] = NasError) -> Any:
     """Read (:func:`read_bounded`) and parse a YAML file, with errors naming it."""
-    raw = read_bounded(path, error=error)
+    return load_yaml_bytes(read_bounded(path, error=error), file=str(path), error=error)
+
+
+def load_yaml_bytes(raw: bytes, *, file: str, error: type[NasError] = NasError) -> Any:
+    """Parse the bytes read from ``file`` (UTF-8 YAML), with errors naming it."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as problem:
-        raise error(f"cannot read: not UTF-8 text ({problem.reason} at byte {problem.start})", file=str(path)) from None
-    return load_yaml(text, file=str(path), error=error)
+        raise error(f"cannot read: not UTF-8 text ({problem.reason} at byte {problem.start})", file=file) from None
+    return load_yaml(text, file=file, error=error)
 
 
 class _Dumper(yaml.SafeDumper):

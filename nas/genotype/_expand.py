@@ -86,6 +86,7 @@ class _Scope(Scope):
             return shape[index]
         params = self.expander.params
         if name in params:
+            self.expander.reads.add(name)
             return params[name]
         if self.expander.callable_name(name):
             return Layer(self.expander.callable_name(name))
@@ -136,6 +137,10 @@ class _Expander:
         # block applications: (path, call text), or (prefix, replay) for the calls a replay
         # made under prefix (listed once, by reference: see _flatten_calls)
         self.calls: list[tuple[str, Any]] = []
+        # parameters read by the block being expanded (its replay is valid where they are equal)
+        self.reads: set[str] = set()
+        self.memo = genotype._memo if genotype._memo.serves(genotype.blocks) else None
+        self.typed_params: dict[str, Any] = {}
 
     # -------------------------------------------------------------- names
 
@@ -367,25 +372,53 @@ class _Expander:
                 local[name] = list(default) if isinstance(default, tuple) else default
         key = _replay_key(block.name, local, shapes)
         replay = self.replays.get(key) if key is not None else None
+        if replay is None and key is not None and self.memo is not None:
+            replay = self.memo.find((key, self.limits), self._typed_values)
         if replay is not None and replay.fits(self, path):
+            self.reads |= replay.reads
             return replay.apply(self, sources, path)
         start = (len(self.added), self.budget.used, self.nesting, len(self.stack), len(self.calls))
-        outer = (self.deepest_nesting, self.deepest_stack, self.longest_path, self.blocks_used)
+        outer = (self.deepest_nesting, self.deepest_stack, self.longest_path, self.blocks_used, self.reads)
         self.deepest_nesting, self.deepest_stack, self.longest_path = self.nesting, len(self.stack) + 1, 0
         self.blocks_used = {block.name}
+        self.reads = set()
         self.stack.append(block.name)
         try:
             output, _ = self.body(block.nodes, dict(zip(block.inputs, sources)), path + ".", local)
             if key is not None and key not in self.replays:
-                self.replays[key] = _Replay.record(self, start, sources, path, output)
+                self.replays[key] = replay = _Replay.record(self, start, sources, path, output)
+                if replay is not None and self.memo is not None:
+                    self._keep(key, replay)
         finally:
             self.stack.pop()
-            inner = (self.deepest_nesting, self.deepest_stack, self.longest_path, self.blocks_used)
+            inner = (self.deepest_nesting, self.deepest_stack, self.longest_path, self.blocks_used, self.reads)
             self.deepest_nesting = max(outer[0], inner[0])
             self.deepest_stack = max(outer[1], inner[1])
             self.longest_path = max(outer[2], inner[2])
             self.blocks_used = outer[3] | inner[3]
+            self.reads = outer[4] | inner[4]
         return output
+
+    def _typed_values(self, names: tuple[str, ...]) -> tuple | None:
+        """The typed values (:func:`_frozen`) of parameters ``names``; ``None`` if one is too large."""
+        values = []
+        for name in names:
+            if name not in self.typed_params:
+                try:
+                    self.typed_params[name] = _frozen(self.params[name], [_REPLAY_ITEMS])
+                except TypeError:
+                    self.typed_params[name] = None
+            value = self.typed_params[name]
+            if value is None:
+                return None
+            values.append(value)
+        return tuple(values)
+
+    def _keep(self, key: tuple, replay: _Replay) -> None:
+        names = tuple(sorted(replay.reads))
+        values = self._typed_values(names)
+        if values is not None and self.memo is not None:
+            self.memo.keep((key, self.limits), tuple(zip(names, values)), replay, len(replay.nodes))
 
     def form(self, layer: Layer, sources: list[str], path: str, local: Mapping[str, Any]) -> str:
         if layer.kwargs and layer.name == "seq":
@@ -425,30 +458,33 @@ _REPLAY_ITEMS = 256  # arguments holding more items than this are not worth a re
 
 
 def _replay_key(block: str, local: Mapping[str, Any], shapes: list[tuple]) -> tuple | None:
-    """What a block's expansion depends on besides the genotype's parameters (fixed during one
-    expansion): its name, its resolved arguments (types included: 1, 1.0 and True differ) and
-    its input shapes. ``None`` when an argument is too large or of an unexpected kind."""
+    """What a block's expansion depends on besides the genotype's parameters (the values of
+    those it reads are kept next to the replay): its name, its resolved arguments (types
+    included: 1, 1.0 and True differ) and its input shapes. ``None`` when an argument is too
+    large or of an unexpected kind."""
     budget = [_REPLAY_ITEMS]
-
-    def freeze(value: Any) -> Any:
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise TypeError
-        if isinstance(value, (list, tuple)):
-            return (type(value).__name__, tuple(freeze(v) for v in value))
-        if isinstance(value, Layer):
-            kwargs = tuple((k, freeze(v)) for k, v in value.kwargs)
-            return ("layer", value.name, freeze(value.args), kwargs, value.applied)
-        if isinstance(value, float):
-            return ("float", repr(value))
-        if isinstance(value, (bool, int, str, type(None))):
-            return (type(value).__name__, value)
-        raise TypeError
-
     try:
-        return (block, tuple((k, freeze(v)) for k, v in local.items()), tuple(shapes))
+        return (block, tuple((k, _frozen(v, budget)) for k, v in local.items()), tuple(shapes))
     except TypeError:
         return None
+
+
+def _frozen(value: Any, budget: list[int]) -> Any:
+    """A hashable, typed copy of ``value``; raises ``TypeError`` past ``budget[0]`` items or
+    for a value of an unexpected kind."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise TypeError
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_frozen(v, budget) for v in value))
+    if isinstance(value, Layer):
+        kwargs = tuple((k, _frozen(v, budget)) for k, v in value.kwargs)
+        return ("layer", value.name, _frozen(value.args, budget), kwargs, value.applied)
+    if isinstance(value, float):
+        return ("float", repr(value))
+    if isinstance(value, (bool, int, str, type(None))):
+        return (type(value).__name__, value)
+    raise TypeError
 
 
 @dataclass(frozen=True)
@@ -465,6 +501,7 @@ class _Replay:
     stack: int  # deepest block stack below the call
     suffix: int  # longest path suffix applied below the call
     blocks: frozenset[str]
+    reads: frozenset[str]  # genotype parameters the expansion read
 
     @classmethod
     def record(cls, expander: _Expander, start: tuple[int, int, int, int, int], sources: list[str],
@@ -494,7 +531,7 @@ class _Replay:
         return cls(
             tuple(nodes), calls, out, expander.budget.used - used, expander.deepest_nesting - nesting,
             expander.deepest_stack - stack, max(0, expander.longest_path - len(prefix)),
-            frozenset(expander.blocks_used),
+            frozenset(expander.blocks_used), frozenset(expander.reads),
         )
 
     def fits(self, expander: _Expander, path: str) -> bool:
@@ -642,32 +679,47 @@ def graph_hash(graph: nx.DiGraph, iterations: int = 4) -> str:
     position: dict[str, int] = {}
     for index, node in enumerate(graph.graph.get("outputs", [])):
         position.setdefault(node, index)
-    labels: dict[str, str] = {}
-    for node, data in graph.nodes(data=True):
-        args = ",".join(f"{k}={data['args'][k]!r}" for k in sorted(data["args"]))
+    index_of: dict[str, int] = {}
+    labels: list[str] = []
+    ordered: dict[str, bool] = {}  # op -> its edges carry their port
+    ported: list[bool] = []
+    for index, (node, data) in enumerate(graph.nodes(data=True)):
+        index_of[node] = index
+        args = data["args"]
+        text = ",".join([f"{k}={args[k]!r}" for k in sorted(args)])
         marker = f"out{position[node]}" if node in position else ""
-        labels[node] = f"{data['op']}({args}){data['shape']}{marker}"
-    successors: dict[str, list[tuple[str, str]]] = {node: [] for node in labels}
-    predecessors: dict[str, list[tuple[str, str]]] = {node: [] for node in labels}
-    ordered: dict[str, bool] = {}
-    for source, target, data in graph.edges(data=True):
-        op = graph.nodes[target]["op"]
+        op = data["op"]
+        labels.append(f"{op}({text}){data['shape']}{marker}")
         if op not in ordered:
-            ordered[op] = not ops.get(op).commutative  # the input node reads nothing
-        port = str(data["port"]) if ordered[op] else ""
-        successors[source].append((port, target))
-        predecessors[target].append((port, source))
+            ordered[op] = op != "input" and not ops.get(op).commutative
+        ported.append(ordered[op])
+    # neighbours by index, each with the port text its edge contributes
+    successors: list[list[tuple[str, int]]] = [[] for _ in labels]
+    predecessors: list[list[tuple[str, int]]] = [[] for _ in labels]
+    for target, sources in graph.pred.items():
+        target_index = index_of[target]
+        for source, edge in sources.items():
+            port = str(edge["port"]) if ported[target_index] else ""
+            successors[index_of[source]].append((port, target_index))
+            predecessors[target_index].append((port, index_of[source]))
+    neighbours = list(zip(successors, predecessors))
     counts: list[tuple[str, int]] = []
     for _ in range(iterations):
-        labels = {
-            node: _digest(
-                label
-                + "".join(sorted([port + labels[other] for port, other in successors[node]]))
-                + "".join(sorted([port + labels[other] for port, other in predecessors[node]]))
-            )
-            for node, label in labels.items()
-        }
-        counts.extend(sorted(Counter(labels.values()).items()))
+        new: list[str] = []
+        for label, (after, before) in zip(labels, neighbours):
+            if len(after) == 1:  # most nodes: one reader, one source, nothing to sort
+                port, other = after[0]
+                text = label + port + labels[other]
+            else:
+                text = label + "".join(sorted([port + labels[other] for port, other in after]))
+            if len(before) == 1:
+                port, other = before[0]
+                text += port + labels[other]
+            else:
+                text += "".join(sorted([port + labels[other] for port, other in before]))
+            new.append(_digest(text))
+        labels = new
+        counts.extend(sorted(Counter(labels).items()))
     return _digest(str(tuple(counts)))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["library_dirs", "register_library"]
+__all__ = ["library_dirs", "library_generation", "register_library"]
 
 _DIRS: list[Path] = []
 
@@ -34,3 +34,9 @@ def library_dirs() -> list[Path]:
 
     load_installed()
     return list(_DIRS)
+
+
+def library_generation() -> int:
+    """A number that changes whenever a folder is registered (without loading plugins):
+    caches of parsed genotypes key on it."""
+    return len(_DIRS)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import keyword
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -43,10 +44,12 @@ from typing import TYPE_CHECKING, Any
 
 from nas import ops
 from nas._shipped import zoo_dir
-from nas._yaml import dump_yaml, load_yaml, load_yaml_file
+from nas._yaml import dump_yaml, load_yaml
 from nas.errors import GenotypeError
 from nas.genotype._expr import MATH_FUNCTIONS, Expression, parse_expression
-from nas.genotype._libraries import library_dirs
+from nas.genotype._files import FileLog, LoadCache
+from nas.genotype._libraries import library_dirs, library_generation
+from nas.genotype._memo import ExpansionMemo
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -316,6 +319,8 @@ class Genotype:
     scaling: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     outputs: tuple[str, ...] | None = None
     source: str | None = None
+    _memo: ExpansionMemo = field(default_factory=ExpansionMemo, repr=False)
+    """Block expansions shared with the variants made from this genotype (:mod:`nas.genotype._memo`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
@@ -463,36 +468,50 @@ def load_genotype(source: str | Path | Mapping[str, Any], /, **params: Any) -> G
     :func:`zoo_dir`) when it is a bare identifier, and a path otherwise. Keyword arguments
     replace parameter defaults (:meth:`Genotype.with_params`).
 
+    Files and texts, once parsed, are kept (:mod:`nas.genotype._files`): loading the same
+    file again with other parameters reads it and its imports to check they are unchanged,
+    without parsing them again, and expands through the blocks already expanded.
+
     Raises :class:`GenotypeError` (one line: file, key path, problem) for anything wrong.
     """
-    file: str | None = None
-    base = Path.cwd()
     if isinstance(source, Mapping):
-        data = source
+        genotype = _from_data(source, file=None, base=Path.cwd(), default_name="genotype", log=FileLog())
     else:
         text_like = isinstance(source, str) and ("\n" in source or ":" in source)
         if text_like:
-            data = load_yaml(source, error=GenotypeError)
+            start: tuple[Any, ...] = ("text", hashlib.sha256(source.encode("utf-8", "surrogatepass")).digest())
         else:
-            path = Path(source)
-            if isinstance(source, str) and _IDENTIFIER.match(source) and not _exists(path):
-                path = zoo_dir() / f"{source}.yaml"
-                if not _exists(path):
-                    raise GenotypeError(f"no genotype '{source}' in {zoo_dir()}")
-            file = str(path)
-            base = _resolve(path).parent
-            data = load_yaml_file(path, error=GenotypeError)
-    genotype = _from_data(data, file=file, base=base, default_name=Path(file).stem if file else "genotype")
+            start = ("path", type(source).__name__, os.fspath(source))
+        key = (*start, os.getcwd(), str(zoo_dir()), ops.generation(), library_generation())
+        genotype = replace(_LOADED.get(key, lambda log: _parse_source(source, text_like, log)))
     if params:
         genotype = genotype.with_params(**params)
     try:
         genotype.graph  # noqa: B018 - expand now, so errors surface at load time
     except GenotypeError as error:
-        raise error.located(file=file)
+        raise error.located(file=genotype.source)
     return genotype
 
 
-def _from_data(data: Any, *, file: str | None, base: Path, default_name: str) -> Genotype:
+_LOADED = LoadCache()
+
+
+def _parse_source(source: str | Path, text_like: bool, log: FileLog) -> Genotype:
+    """Parse YAML text or a file (a path or a zoo name), reading files through ``log``."""
+    if text_like:
+        data = load_yaml(source, error=GenotypeError)  # type: ignore[arg-type]
+        return _from_data(data, file=None, base=Path.cwd(), default_name="genotype", log=log)
+    path = Path(source)
+    if isinstance(source, str) and _IDENTIFIER.match(source) and not log.exists(path):
+        path = zoo_dir() / f"{source}.yaml"
+        if not log.exists(path):
+            raise GenotypeError(f"no genotype '{source}' in {zoo_dir()}")
+    file = str(path)
+    data = log.read_yaml(path)
+    return _from_data(data, file=file, base=log.resolve(path).parent, default_name=Path(file).stem, log=log)
+
+
+def _from_data(data: Any, *, file: str | None, base: Path, default_name: str, log: FileLog) -> Genotype:
     try:
         if not isinstance(data, Mapping):
             raise GenotypeError("a genotype is a mapping with at least 'network'")
@@ -515,7 +534,7 @@ def _from_data(data: Any, *, file: str | None, base: Path, default_name: str) ->
                 raise GenotypeError(f"expected a positive integer, got {item!r}", path=f"input[{index}]")
         params = _parse_params(data.get("params") or {})
         blocks: dict[str, BlockDef] = {}
-        _import_blocks(data.get("imports") or [], base, blocks, stack=[file or "<text>"], done=set())
+        _import_blocks(data.get("imports") or [], base, blocks, stack=[file or "<text>"], done=set(), log=log)
         raw_blocks = data.get("blocks") or {}
         if not isinstance(raw_blocks, Mapping):
             raise GenotypeError("'blocks' must be a mapping of names to blocks", path="blocks")
@@ -593,38 +612,21 @@ def _parse_scaling(raw: Any, params: Mapping[str, Any]) -> dict[str, tuple[str, 
     return scaling
 
 
-def _exists(path: Path) -> bool:
-    """``path.exists()``, false for names the OS cannot take (too long, NUL bytes)."""
-    try:
-        return path.exists()
-    except (OSError, ValueError):
-        return False
-
-
-def _resolve(path: Path) -> Path:
-    """``path.resolve()``, or ``path`` made absolute when the name cannot be resolved (a NUL
-    byte, a name too long): reading it then fails with a one-line error."""
-    try:
-        return path.resolve()
-    except (OSError, ValueError):
-        return path.absolute()
-
-
-def _find_import(base: Path, item: str) -> Path:
+def _find_import(base: Path, item: str, log: FileLog) -> Path:
     """Where ``imports: [item]`` reads from: beside the importing file, else the zoo, else a
     plugin's library folder (:mod:`nas.genotype._libraries`); the first of these when none has
     it (reading it then reports the missing file)."""
     for folder in (base, zoo_dir()):
-        if _exists(folder / item):
+        if log.exists(folder / item):
             return folder / item
     for folder in library_dirs():  # loads installed plugins: only on a miss
-        if _exists(folder / item):
+        if log.exists(folder / item):
             return folder / item
     return base / item
 
 
 def _import_blocks(
-    imports: Any, base: Path, blocks: dict[str, BlockDef], stack: list[str], done: set[str]
+    imports: Any, base: Path, blocks: dict[str, BlockDef], stack: list[str], done: set[str], log: FileLog
 ) -> None:
     """Add the blocks of each imported file, once however often it is imported.
 
@@ -641,8 +643,8 @@ def _import_blocks(
     for item in imports:
         if not isinstance(item, str):
             raise GenotypeError(f"expected a file name, got {item!r}", path="imports")
-        path = _find_import(base, item)
-        resolved = str(_resolve(path))
+        path = _find_import(base, item, log)
+        resolved = str(log.resolve(path))
         if resolved in stack:
             raise GenotypeError(f"import cycle: {' -> '.join([*stack, item])}", path="imports")
         if resolved in done:
@@ -651,7 +653,7 @@ def _import_blocks(
         if len(done) > 2 * MAX_IMPORTS:  # a path and a content digest per file
             raise GenotypeError(f"more than {MAX_IMPORTS} files imported", path="imports")
         try:
-            data = load_yaml_file(path, error=GenotypeError)
+            data = log.read_yaml(path)
         except GenotypeError as error:
             if error.path is not None:  # a YAML error inside the library: name the library
                 raise
@@ -664,7 +666,7 @@ def _import_blocks(
             if not isinstance(data, Mapping):
                 raise GenotypeError("a library is a mapping with 'blocks' (and 'imports')")
             _check_keys(data, ("imports", "blocks", "meta"), None)
-            _import_blocks(data.get("imports") or [], path.parent, blocks, [*stack, resolved], done)
+            _import_blocks(data.get("imports") or [], path.parent, blocks, [*stack, resolved], done, log)
             for name, block in (data.get("blocks") or {}).items():
                 _add_block(blocks, BlockDef.parse(_block_name(name), block, f"blocks.{name}"), "blocks")
         except GenotypeError as error:

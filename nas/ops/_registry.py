@@ -314,6 +314,12 @@ def get(name: str) -> Op:
     return _REGISTRY[canonical]
 
 
+def generation() -> int:
+    """A number that changes whenever an op is registered (the count of names and aliases):
+    caches of anything that resolved names against the registry key on it."""
+    return len(_CANONICAL)
+
+
 def names() -> list[str]:
     """Registered op names, sorted (aliases left out)."""
     return sorted(_REGISTRY)
