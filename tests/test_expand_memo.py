@@ -11,7 +11,7 @@ import pytest
 import nas
 from nas.genotype import _expand
 from nas.genotype._memo import ExpansionMemo
-from nas.zoo import nb201_params
+from nas.nb201 import nb201_params
 
 NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
 READS_A_PARAMETER = """\
