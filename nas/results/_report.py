@@ -173,7 +173,11 @@ def _picture(row: pd.Series, path: Path, files: list[Path], notes: list[str]) ->
     except NasError as error:
         notes.append(f"trial {int(row['number'])}: genotype not drawn: {error}")
         return []
-    caption = f"Trial {int(row['number'])}, blocks collapsed (`nas graph {source} --depth 1` opens them)"
+    from nas.plugins import loaded_plugins
+
+    flags = "".join(f" --plugin {p}" for p in loaded_plugins() if not p.startswith("entry-point:"))
+    caption = (f"Trial {int(row['number'])}, blocks collapsed (`nas graph {source} --depth 1{flags}` "
+               "opens them)")
     try:
         atomic_write_bytes(path, render(graph, "svg"))
     except NasError as error:  # no Graphviz: Mermaid renders in GitHub and most Markdown viewers
