@@ -228,9 +228,10 @@ def _import(resolved: str) -> ModuleType:
 
 def _where(error: BaseException, resolved: str) -> str:
     """``FILE:LINE: `` of the innermost frame in the plugin's own files, or nothing."""
-    root = Path(resolved)
-    if not root.is_absolute():
+    source = _source(resolved)
+    if source is None:
         return ""
+    root = source.parent if source.name == "__init__.py" else source
     frames = [f for f in traceback.extract_tb(error.__traceback__)
               if Path(f.filename) == root or root in Path(f.filename).parents]
     if isinstance(error, SyntaxError) and error.filename and error.lineno:

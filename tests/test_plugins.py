@@ -270,6 +270,11 @@ def test_a_module_name_plugin_and_loading_once(isolated, tmp_path, monkeypatch, 
     assert nas.ops.get("twice_identity").name == "twice_identity"
     with pytest.raises(ConfigError, match=r"plugin 'no_such_module_x': no module of that name"):
         nas.plugins.load_plugin("no_such_module_x")
+    (tmp_path / "fake_nas_plugin_bad").mkdir()
+    _write(tmp_path / "fake_nas_plugin_bad" / "__init__.py", "x = 1\nraise KeyError('bad')\n")
+    where = tmp_path / "fake_nas_plugin_bad" / "__init__.py"
+    with pytest.raises(ConfigError, match=rf"plugin 'fake_nas_plugin_bad': {where}:2: KeyError: 'bad'"):
+        nas.plugins.load_plugin("fake_nas_plugin_bad")
 
 
 def test_installed_plugins_load_lazily_through_entry_points(isolated, tmp_path, monkeypatch):
