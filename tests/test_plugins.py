@@ -19,6 +19,7 @@ import yaml
 
 import nas.data._registry
 import nas.genotype._libraries
+import nas.genotype._model
 import nas.ops._registry
 import nas.plugins
 import nas.samplers._registry
@@ -43,6 +44,7 @@ def isolated():
     installed = nas.plugins._INSTALLED
     modules = set(sys.modules)
     yield
+    nas.genotype._model._LOADED.clear()  # parsed genotypes key on registry sizes, restored below
     for module, name, copy in copies:
         current = getattr(module, name)
         current.clear()
