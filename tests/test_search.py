@@ -310,3 +310,46 @@ def test_invalid_genotype_fails_its_trial_only(tmp_path, monkeypatch):
     bad = [r for r in records if r["params"].get("stage3.width") == 0]
     assert bad and all(r["state"] == "fail" and r["status"] == "invalid_genotype" for r in bad)
     assert "must be an integer >= 1" in bad[0]["end_reason"]
+
+
+def test_the_dashboard_sees_what_we_know(tmp_path):
+    """What optuna-dashboard shows, read with Optuna's API from the run's journal: objective
+    names, per-epoch intermediate values (no pruner, two objectives), the dashboard's user
+    attributes, and duplicates and constraint rejections marked."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.trial import TrialState
+
+    config = tiny_config(tmp_path, name="dash", trials=3, objectives=["val_accuracy", "latency"],
+                         latency={"batch_size": 1, "repeats": 2, "warmup": 1},
+                         train={"epochs": 2, "batch_size": 50, "lr": 0.05, "device": "cpu"})
+    data = yaml.safe_load(config.read_text())
+    # `classes` is replaced by the dataset's: seeds a and b are one network; c is over the ceiling.
+    data["space"]["choices"] = {"classes": {"choices": [10, 12]}, "width": {"param": "widths[2]", "choices": [8, 64]}}
+    data["space"]["seeds"] = {"a": {"classes": 10}, "b": {"classes": 12}, "c": {"widths": [4, 8, 64]}}
+    data["space"]["constraints"] = {"params": {"max": 5000}}
+    data["sampler"] = {"name": "random", "reject_infeasible": False}
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    summary = run_search(config, runs_dir=tmp_path / "runs", progress=False)
+
+    storage = JournalStorage(JournalFileBackend(str(summary.run_dir / "journal.log")))
+    study = optuna.load_study(study_name="dash", storage=storage)
+    assert study.metric_names == ["val_accuracy", "latency"]
+    trained, duplicate, rejected = study.get_trials()
+    record = trained.user_attrs["nas.record"]
+    assert trained.state == TrialState.COMPLETE and record["epochs"] == 2
+    assert trained.intermediate_values == {h["epoch"]: h["val_accuracy"] for h in record["history"]}
+    assert sorted(trained.intermediate_values) == [1, 2]
+    attrs = trained.user_attrs
+    assert attrs["status"] == "completed" and attrs["params"] == record["static"]["params"] > 0
+    assert attrs["macs"] == record["static"]["macs"] > 0
+    assert attrs["latency_s"] == record["latency_s"] > 0
+    assert attrs["genotype_hash"] == record["genotype"]["hash"] and len(attrs["genotype_hash"]) == 32
+    assert attrs["genotype"].startswith(record["genotype"]["name"] + "(") and "widths=[4, 8, 8]" in attrs["genotype"]
+    assert duplicate.state == TrialState.COMPLETE and duplicate.values == trained.values
+    assert duplicate.user_attrs["status"] == "duplicate" and duplicate.user_attrs["duplicate_of"] == 0
+    assert duplicate.user_attrs["genotype_hash"] == attrs["genotype_hash"]
+    assert rejected.state == TrialState.PRUNED and rejected.user_attrs["status"] == "constraint"
+    assert "params" in rejected.user_attrs["end_reason"] and rejected.user_attrs["params"] > 5000
+    assert not rejected.intermediate_values

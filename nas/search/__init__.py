@@ -90,11 +90,17 @@ with its whole record above as the user attribute ``nas.record`` (set when it en
 ``nas.seed``, ``nas.retry_of``, ``nas.worker`` (set when it starts), ``nas.rejected``
 (when it samples), ``nas.heartbeat`` (journal storages), ``nas.end_reason`` and ``nas.uncounted`` (interrupted trials),
 ``nas.surplus`` (asked after the budget was spent, never run, hidden when read),
-``nas.rung.EPOCH`` (successive halving), ``nas.proxies`` (proxy scores) and ``nas.prescreen``
+``nas.proxies`` (proxy scores) and ``nas.prescreen``
 (a pre-screened trial's rank; on the study, what pre-screening did and its seconds, also in
 ``prescreen.json`` in the run folder); runs from before records were kept have ``nas.hash``,
-``nas.duplicate_of`` and ``nas.table`` instead. The study's user attribute ``nas.config`` is
-the frozen config joining machines must match. A run folder is one machine's: its frozen
+``nas.duplicate_of`` and ``nas.table`` instead, and runs from before intermediate values
+were reported have ``nas.rung.EPOCH`` (a halving rung's accuracy). For dashboards (optuna-dashboard), a finished trial also carries the plain user
+attributes ``status``, ``end_reason``, ``duplicate_of`` (duplicates), ``params``, ``macs``,
+``latency_s`` (when measured), ``genotype_hash`` and ``genotype`` (one line: the genotype's name
+and parameters, or the cell), written with ``nas.record`` in one storage write; every trained
+epoch's validation accuracy is an intermediate value (step = epoch), whatever the pruner; and
+the study names its objectives (``Study.metric_names``). The study's user attribute
+``nas.config`` is the frozen config joining machines must match. A run folder is one machine's: its frozen
 config, ``run.json`` saying where the study lives, and the folders of the trials it ran.
 Dedup reservations are studies named ``NAME:dedup:GENERATION:HASH`` in the same storage.
 """

@@ -4,8 +4,11 @@ table -> a :class:`TrialRecord`.
 Contract: nothing a candidate does stops the search. An invalid genotype, a build error, a NaN
 loss, running out of memory or time each end the trial with a state and a reason; an engine
 bug inside one trial ends it as ``fail`` / ``error`` with its traceback. :meth:`Evaluator.run`
-has one exit: the record is ended, its log line written, ``metrics.json`` saved and the end
-reason set on the trial, in that order. Telling Optuna the outcome is the caller's.
+has one exit: the record is ended, its log line written, ``metrics.json`` saved, and the
+record with the dashboard's attributes (:data:`~nas.search._storage.DASHBOARD_ATTRS`) set on
+the trial in one storage write, in that order. Telling Optuna the outcome is the caller's.
+Every trained epoch's validation accuracy is the trial's intermediate value at that epoch,
+whatever the pruner.
 """
 
 from __future__ import annotations
@@ -30,14 +33,16 @@ from nas.search._proxies import PROXIES_ATTR, PROXY_OBJECTIVE
 from nas.search._records import METRICS_SCHEMA, plain_json, trial_dir, write_json
 from nas.search._space import _plain
 from nas.search._storage import (
+    DASHBOARD_ATTRS,
     REJECTED_ATTR,
     RETRY_ATTR,
     RECORD_ATTR,
-    RUNG_ATTR,
     SEED_ATTR,
     TABLE_ATTR,
+    report_value,
     reserve,
     rung_values,
+    set_user_attrs,
     trial_by_number,
 )
 from nas.search._study import HalvingRule
@@ -232,8 +237,26 @@ class Evaluator:
             record = attempt.record.end("fail", "error", f"internal error: {one_line(error)}")
         attempt.log.write(f"end: {record.state} ({record.status}): {record.end_reason}")
         record.save(self.run_dir)
-        trial.set_user_attr(RECORD_ATTR, plain_json(record.to_json()))
+        set_user_attrs(study, trial, {RECORD_ATTR: plain_json(record.to_json()), **dashboard_attrs(record)})
         return record
+
+
+_GENOTYPE_TEXT = 300  # characters of the genotype's one-line text among the dashboard's attributes
+
+
+def dashboard_attrs(record: TrialRecord) -> dict[str, Any]:
+    """The record's :data:`~nas.search._storage.DASHBOARD_ATTRS` that it has (no ``None``)."""
+    genotype, static = record.genotype or {}, record.static or {}
+    text = genotype.get("cell")
+    if text is None and genotype.get("name") is not None:
+        params = ", ".join(f"{k}={v}" for k, v in (genotype.get("params") or {}).items())
+        text = f"{genotype['name']}({params})"
+    if text is not None and len(text) > _GENOTYPE_TEXT:
+        text = text[: _GENOTYPE_TEXT - 3] + "..."
+    values = {"status": record.status, "end_reason": record.end_reason, "duplicate_of": record.duplicate_of,
+              "params": static.get("params"), "macs": static.get("macs"), "latency_s": record.latency_s,
+              "genotype_hash": genotype.get("hash"), "genotype": text}
+    return {k: plain_json({k: values[k]})[k] for k in DASHBOARD_ATTRS if values[k] is not None}
 
 
 class _Attempt:
@@ -463,15 +486,15 @@ class _Attempt:
         return record.end("complete", "completed", result.reason, values)
 
     def _report(self, epoch: int, accuracy: float) -> bool:
-        """Training's per-epoch callback: log, and tell whether to stop (pruning or halving)."""
+        """Training's per-epoch callback: log, store the accuracy as the trial's intermediate
+        value, and tell whether to stop (pruning or halving)."""
         self.log.write(f"epoch {epoch}: val_accuracy {accuracy:.4f}")
         config, trial, halving = self.config, self.trial, self.ev.halving
+        report_value(self.study, trial, epoch, accuracy)
         if config.pruner in ("median", "hyperband") and not config.multi_objective:
-            trial.report(accuracy, epoch)
             return trial.should_prune()
         if halving is not None and epoch in halving.rungs:
             others = rung_values(self.study, epoch, trial.number)
-            trial.set_user_attr(RUNG_ATTR.format(epoch=epoch), accuracy)
             if not halving.keep(accuracy, others):
                 self.log.write(f"halving: below the top 1/{halving.reduction:g} of "
                                f"{len(others) + 1} trials at epoch {epoch}")

@@ -40,6 +40,8 @@ __all__ = [
     "UNCOUNTED_ATTR",
     "fixed_params",
     "mask",
+    "report_value",
+    "set_user_attrs",
     "open_storage",
     "open_study",
     "quiet_optuna",
@@ -54,7 +56,7 @@ UNCOUNTED_ATTR = "nas.uncounted"
 RETRY_ATTR = "nas.retry_of"
 REJECTED_ATTR = "nas.rejected"  # infeasible proposals the sampler skipped before this trial
 DUPLICATE_ATTR = "nas.duplicate_of"
-RUNG_ATTR = "nas.rung.{epoch}"
+RUNG_ATTR = "nas.rung.{epoch}"  # a halving rung's accuracy, as runs before intermediate values kept it
 TABLE_ATTR = "nas.table"  # a tabular trial's {column: value}: the objective's and the reported
 #: The trial's whole record (``metrics.json``'s mapping), set when it ends: the storage is the run.
 RECORD_ATTR = "nas.record"
@@ -64,6 +66,14 @@ WORKER_ATTR = "nas.worker"
 HEARTBEAT_ATTR = "nas.heartbeat"
 #: A trial asked after the budget was spent: failed at once, never evaluated, not a result.
 SURPLUS_ATTR = "nas.surplus"
+#: Plain user attributes a finished trial carries for dashboards (optuna-dashboard lists them):
+#: its outcome (``status``: completed, duplicate, constraint, pruned, timeout, ...;
+#: ``end_reason``; ``duplicate_of``, the twin whose result a duplicate reuses), its static costs
+#: (``params``, ``macs``), ``latency_s`` when measured, ``genotype_hash`` and ``genotype`` (a
+#: one-line text: the cell, or the genotype's name and parameters). Set with the record, in
+#: the same write.
+DASHBOARD_ATTRS = ("status", "end_reason", "duplicate_of", "params", "macs", "latency_s",
+                   "genotype_hash", "genotype")
 #: Study attribute: the frozen config every joining worker must match.
 CONFIG_ATTR = "nas.config"
 _SEEDED_ATTR = "nas.seeded"
@@ -195,6 +205,10 @@ def open_study(config: RunConfig, storage_url: str, *, create: bool, sampler: An
     if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in config.directions]:
         raise ConfigError(f"study {config.name!r} in this storage has other objectives",
                           file=config.file, path="objectives")
+    if study.metric_names != list(config.objectives):  # dashboards name the objectives
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(config.objectives))
     return study
 
 
@@ -409,10 +423,53 @@ def trial_by_number(study: optuna.Study, number: int) -> FrozenTrial:
 
 
 def rung_values(study: optuna.Study, epoch: int, number: int) -> list[float]:
-    """Accuracies other trials than ``number`` recorded at the halving rung ``epoch``."""
+    """Accuracies other trials than ``number`` reported at the halving rung ``epoch`` (their
+    intermediate values; ``nas.rung.EPOCH`` for trials of runs made before those existed)."""
     key = RUNG_ATTR.format(epoch=epoch)
-    return [t.user_attrs[key] for t in study.get_trials(deepcopy=False)
-            if key in t.user_attrs and t.number != number]
+    values = []
+    for t in study.get_trials(deepcopy=False):
+        value = t.intermediate_values.get(epoch, t.user_attrs.get(key))
+        if value is not None and t.number != number:
+            values.append(value)
+    return values
+
+
+def report_value(study: optuna.Study, trial: optuna.Trial, step: int, value: float) -> None:
+    """Store ``value`` as the trial's intermediate value at ``step`` (one write), also in a
+    multi-objective study, where ``Trial.report`` refuses (dashboards plot them either way)."""
+    if len(study.directions) == 1:
+        trial.report(value, step)
+    else:
+        study._storage.set_trial_intermediate_value(trial_id(trial), step, value)
+
+
+def set_user_attrs(study: optuna.Study, trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
+    """Set several user attributes of a running trial in one storage write: one journal record
+    (a journal's user-attribute record holds a mapping), one transaction (an RDB storage);
+    one write per key in other storages. ``trial.user_attrs`` sees them afterwards."""
+    import optuna
+    from optuna.storages.journal._storage import JournalOperation
+
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)  # RDB storages come wrapped in a cache
+    tid = trial_id(trial)
+    if isinstance(backend, optuna.storages.JournalStorage):
+        with backend._thread_lock:
+            backend._write_log(JournalOperation.SET_TRIAL_USER_ATTR, {"trial_id": tid, "user_attr": dict(attrs)})
+            backend._sync_with_backend()
+    elif isinstance(backend, optuna.storages.RDBStorage):
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        with _create_scoped_session(backend.scoped_session, True) as session:
+            for key, value in attrs.items():
+                backend._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, tid, key, value)
+    else:
+        for key, value in attrs.items():
+            storage.set_trial_user_attr(tid, key, value)
+    cached = getattr(trial, "_cached_frozen_trial", None)
+    if cached is not None:
+        cached.user_attrs.update(attrs)
 
 
 # --------------------------------------------------------------------------- the frozen config

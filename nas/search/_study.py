@@ -3,9 +3,9 @@
 Opening storages and studies is :mod:`nas.search._storage`'s.
 
 Successive halving (``pruner: halving``) is ours, because Optuna's pruners refuse
-multi-objective studies. At each rung (an epoch number) a trial records its validation
-accuracy as the user attribute ``nas.rung.EPOCH``; it goes on only if that accuracy is in the
-top ``1 / reduction`` of the accuracies every trial of the study recorded at that rung
+multi-objective studies. At each rung (an epoch number) a trial goes on only if its
+validation accuracy (its intermediate value at that epoch) is in the top ``1 / reduction`` of
+the accuracies every trial of the study reported at that rung
 (asynchronous successive halving: no trial waits for others). Until ``min_trials`` trials have
 reached a rung, everyone goes on.
 """
