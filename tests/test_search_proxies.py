@@ -74,6 +74,17 @@ def test_prescreen_comes_after_the_seeds(tmp_path):
 
 
 @needs_table
+def test_prescreen_first_comes_before_the_seeds(tmp_path):
+    config = load_config(nb201_config(tmp_path, trials=5, sampler="random", proxies={
+        "prescreen": {"proxy": "params", "candidates": 10, "top": 2, "first": True}}))
+    summary = run_search(config, runs_dir=tmp_path / "runs", progress=False)
+    records = read_trials(summary.run_dir)
+    screened = [e["values"] for e in summary.prescreen["enqueued"]]
+    assert [config.space.decode(r["params"]) for r in records[:2]] == screened
+    assert [r["seed"] for r in records[2:5]] == ["resnet_basic", "resnet_bottleneck", "all_conv3x3"]
+
+
+@needs_table
 def test_recorded_proxies_objectives_constraints_and_their_correlation(tmp_path):
     config_path = nb201_config(
         tmp_path, name="scored", sampler="random", trials=24,
@@ -129,6 +140,7 @@ def test_trained_run_records_data_dependent_proxies(tmp_path):
       "keep": 4}}}, "proxies.prescreen.shortlist.keep", "must be between top (5) and candidates (9)"),
     ({"prescreen": {"proxy": "synflow", "shortlist": {"proxy": "params"}}},
      "proxies.prescreen.shortlist", "must be a mapping with proxy and keep"),
+    ({"prescreen": {"proxy": "params", "first": "yes"}}, "proxies.prescreen.first", "must be true or false"),
 ])
 def test_bad_proxy_sections_are_one_line(tmp_path, capsys, proxies, where, fragment):
     path = nb201_config(tmp_path, proxies=proxies)

@@ -197,7 +197,7 @@ def _prescreen_sentence(run_dir: Path) -> str | None:
                   if p.get("shortlist") else "")
         return (f"Pre-screening scored {p['candidates']} random candidates with {stages}"
                 f"{'+'.join(p['proxy'])} in {float(p['seconds']):.1f} s and enqueued the top "
-                f"{p['top']} right after the seeds.")
+                f"{p['top']} {'before' if p.get('first') else 'right after'} the seeds.")
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

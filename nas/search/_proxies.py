@@ -24,7 +24,8 @@ user attribute ``nas.prescreen`` (their rank, 1 = best). With ``shortlist: {prox
 keep: 150}``, every candidate is first scored with the shortlist's proxy (or rank ensemble:
 best a static one, milliseconds a candidate) and only the best ``keep`` are scored with
 ``proxy``; a proxy both lists name is not computed twice. So a cheap score screens thousands
-of candidates and the costly one reads only the few that survive. It runs once per study (a resumed run
+of candidates and the costly one reads only the few that survive. With ``first: true`` the top
+are enqueued before the space's seeds instead (the first trials are the pre-screen's). It runs once per study (a resumed run
 does not repeat it); what it did and the seconds it took are the study's user attribute
 ``nas.prescreen`` and ``runs/NAME/prescreen.json``.
 """
@@ -57,7 +58,7 @@ PROXY_OBJECTIVE = "proxy."
 PROXIES_ATTR = "nas.proxies"
 PRESCREEN_ATTR = "nas.prescreen"
 _KEYS = ("record", "data", "batch", "constraints", "prescreen")
-_PRESCREEN_KEYS = ("proxy", "candidates", "top", "method", "shortlist")
+_PRESCREEN_KEYS = ("proxy", "candidates", "top", "method", "shortlist", "first")
 _SHORTLIST_KEYS = ("proxy", "keep")
 
 
@@ -74,6 +75,7 @@ class Prescreen:
     method: str = "mean"
     shortlist: tuple[str, ...] = ()
     keep: int | None = None
+    first: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,11 @@ def parse_proxies(value: Any, *, objectives: Sequence[str], file: str, base: Pat
         shortlist, keep = (), None
         if raw.get("shortlist") is not None:
             shortlist, keep = _shortlist(raw["shortlist"], top, candidates, file)
-        screen = Prescreen(names, candidates, top, method, shortlist, keep)
+        first = raw.get("first", False)
+        if not isinstance(first, bool):
+            raise ConfigError(f"must be true or false, got {first!r}", file=file,
+                              path="proxies.prescreen.first")
+        screen = Prescreen(names, candidates, top, method, shortlist, keep, first)
         record += [*names, *shortlist]
     data = value.get("data")
     if data is not None:
@@ -332,6 +338,7 @@ def prescreen(study: optuna.Study, config: RunConfig, run_dir: Path | None, *,
     names = list(dict.fromkeys([*screen.shortlist, *screen.proxies]))
     summary = {"proxy": list(screen.proxies), "method": screen.method, "candidates": len(candidates),
                **({"shortlist": list(screen.shortlist), "kept": len(kept)} if screen.shortlist else {}),
+               **({"first": True} if screen.first else {}),
                "top": len(order), "seconds": seconds,
                "enqueued": [{"rank": r, "values": {k: _plain(v) for k, v in candidates[i].items()},
                              "scores": {n: _plain(columns[n][i]) for n in names}}

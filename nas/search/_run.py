@@ -140,8 +140,13 @@ def run_search(
         raise
     write_run_info(run_dir, config, storage_url)
     recover_stale(study, run_dir, heartbeat=config.heartbeat)
+    # Each once per study; the pre-screen's top after the seeds unless it comes first.
+    first = config.proxies is not None and config.proxies.prescreen is not None \
+        and config.proxies.prescreen.first
+    screened = run_prescreen(study, config, run_dir) if first else None
     enqueue_seeds(study, config)
-    screened = run_prescreen(study, config, run_dir)  # after the seeds; once per study
+    if not first:
+        screened = run_prescreen(study, config, run_dir)
 
     deadline = None if config.timeout is None else started + config.timeout
     bar = Progress(study, config, enabled=progress)
