@@ -140,10 +140,12 @@ def read_cache(path: Path) -> dict[int, dict]:
             except json.JSONDecodeError:
                 continue
             merged = records.setdefault(int(record["index"]), {"index": int(record["index"]),
-                                        "scores": {}, "reasons": {}, "seconds": {}, "runs": []})
-            for key in ("scores", "reasons", "seconds"):
-                merged[key].update(record[key])
-            merged["runs"].append((sorted(record["scores"]), record["total_seconds"]))
+                                        "scores": {}, "reasons": {}, "seconds": {}, "cpu": {},
+                                        "runs": []})
+            for key in ("scores", "reasons", "seconds", "cpu"):
+                merged[key].update(record.get(key, {}))
+            merged["runs"].append((sorted(record["scores"]), record["total_seconds"],
+                                   record.get("total_cpu")))
     return records
 
 
@@ -170,7 +172,7 @@ def _score_cell(task: tuple[int, list[str]]) -> dict:
     from nas.proxies import score
 
     index, names = task
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     genotype = nb201_genotype(_WORK["arches"][index])
     scores = score(genotype, _WORK["batch"], names, seed=_WORK["seed"])
     return {
@@ -178,7 +180,9 @@ def _score_cell(task: tuple[int, list[str]]) -> dict:
         "scores": {n: (None if math.isnan(s.value) else s.value) for n, s in scores.items()},
         "reasons": {n: s.reason for n, s in scores.items() if s.reason},
         "seconds": {n: s.seconds for n, s in scores.items()},
+        "cpu": {n: s.cpu_seconds for n, s in scores.items()},
         "total_seconds": time.perf_counter() - started,
+        "total_cpu": time.process_time() - cpu,
     }
 
 
@@ -199,12 +203,34 @@ def run_zero(args, table, sample: list[int], cache: Path) -> dict[int, dict]:
         ) as pool:
             for n, record in enumerate(pool.imap_unordered(_score_cell, todo, chunksize=1), 1):
                 append(cache, record)
-                if n % 50 == 0:
+                if n % max(50, len(todo) // 40) == 0:
                     rate = (time.perf_counter() - started) / n
                     print(f"  zero-cost: {n}/{len(todo)} cells, {rate:.2f} s wall per cell",
                           flush=True)
         done = read_cache(cache)
     return {i: done[i] for i in sample if i in done}
+
+
+# --------------------------------------------------------------------------- space part
+
+
+def conv_weight_order(arches: Sequence[str]) -> list[int]:
+    """Table rows, the cells with most convolution weights first (a 3x3 conv counts 9, a 1x1
+    conv 1; ties by row): the order the ``space`` part scores in, so a partial run has scored
+    the large networks, where the best cells are, first."""
+    weight = [9 * a.count("nor_conv_3x3") + a.count("nor_conv_1x1") for a in arches]
+    return sorted(range(len(arches)), key=lambda i: (-weight[i], i))
+
+
+def run_space(args, table, cache: Path) -> dict[int, dict]:
+    """``--space-proxies`` on every cell of the table (the pre-screen's scores: the search part
+    reads them), in :func:`conv_weight_order`; per-cell wall and CPU seconds recorded."""
+    saved = args.proxies
+    args.proxies = args.space_proxies
+    try:
+        return run_zero(args, table, conv_weight_order(list(table["arch"])), cache)
+    finally:
+        args.proxies = saved
 
 
 # --------------------------------------------------------------------------- timing part
@@ -340,44 +366,184 @@ def run_trained(args, table, cells: list[int], settings: Sequence[Setting], cach
 
 # --------------------------------------------------------------------------- search part
 
-# Pre-screening as benchmarked: the mean-rank ensemble of the three cheapest strong proxies,
-# chosen before the search runs (from the zero-cost table's cost column and literature).
+# The zero-cost table's ensemble row of the three cheapest strong proxies (the pre-screen of the
+# last session's search rows).
 PRESCREEN_PROXIES = ("meco", "naswot", "synflow")
 
 
-def run_search_part(args, records: dict[int, dict], pool: list[int]) -> None:
+@dataclass(frozen=True)
+class Screen:
+    """A pre-screen setting of the search part: ``candidates`` drawn from the whole space per
+    seed (``nas.search._proxies.sample_candidates``), the best ``keep`` by ``shortlist`` (none:
+    all) scored with ``proxies``, the ``top`` enqueued."""
+
+    candidates: int
+    keep: int | None
+    top: int
+    proxies: tuple[str, ...]
+    shortlist: tuple[str, ...]
+    first: bool = False
+
+    @property
+    def name(self) -> str:
+        short = f"{'+'.join(self.shortlist)}>{self.keep}>" if self.keep else ""
+        return f"ps{self.candidates}:{short}{'+'.join(self.proxies)}>{self.top}{'f' if self.first else ''}"
+
+    def prescreen(self):
+        from nas.search._proxies import Prescreen
+
+        return Prescreen(self.proxies, self.candidates, self.top, "mean",
+                         self.shortlist if self.keep else (), self.keep, self.first)
+
+
+def _screens(args) -> list[Screen]:
+    out = []
+    for spec, first in args.prescreen:
+        m, *keep, k = spec
+        out.append(Screen(m, keep[0] if keep else None, k, tuple(args.prescreen_proxies),
+                          tuple(args.shortlist_proxies), first))
+    return out
+
+
+def _candidates(run, count: int, seed: int, row_of: dict[str, int], cache: Path) -> tuple[list[int], float]:
+    """Table rows of the ``count`` candidates ``nas search`` draws for ``seed`` (the real
+    sampler, from the whole space), and the CPU seconds drawing them took; cached on disk.
+    The draws are sequential, so the first M of them are what a run drawing M gets."""
+    import dataclasses as dc
+
+    from nas.nb201 import Cell
+    from nas.search._proxies import sample_candidates
+
+    path = cache / f"candidates_{count}_s{seed}.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return saved["rows"], saved["cpu_seconds"]
+    cpu = time.process_time()
+    values = sample_candidates(dc.replace(run, seed=seed), count, seed=seed)
+    seconds = time.process_time() - cpu
+    rows = [row_of[Cell.from_params(v).to_str()] for v in values]
+    path.write_text(json.dumps({"rows": rows, "cpu_seconds": seconds}))
+    return rows, seconds
+
+
+def _needed(screen: Screen, rows: list[int], records: dict[int, dict]) -> dict[int, list[str]]:
+    """The proxies each candidate needs under ``screen`` that ``records`` lack: the shortlist's
+    on every candidate, the proxies on the ``keep`` best by the shortlist (computable only
+    once the shortlist's scores are all there)."""
+    from nas.search._proxies import _best
+
+    need: dict[int, list[str]] = {}
+    first = screen.shortlist if screen.keep else screen.proxies
+    for i in rows:
+        missing = [n for n in first if n not in records.get(i, {"scores": {}})["scores"]]
+        if missing:
+            need[i] = missing
+    if need or not screen.keep:
+        return need
+    columns = {n: [_value(records[i]["scores"][n]) for i in rows] for n in screen.shortlist}
+    for j in _best(columns, screen.shortlist, "mean", range(len(rows)), screen.keep):
+        missing = [n for n in screen.proxies if n not in records[rows[j]]["scores"]]
+        if missing:
+            need[rows[j]] = missing
+    return need
+
+
+def _call_cost(record: dict, names: Sequence[str]) -> tuple[float, float]:
+    """Measured (wall, CPU) seconds of scoring one cell with ``names``: the cached run (one
+    score() call with its genotype load, timed when it was computed) that computed the fewest
+    proxies covering ``names``; when none covers all, the sum of the runs covering each one
+    (an overestimate: the network is built once per run)."""
+    runs = [(set(r[0]), r[1], r[2]) for r in record["runs"] if r[2] is not None]
+    covering = [r for r in runs if set(names) <= r[0]]
+    if covering:
+        best = min(covering, key=lambda r: len(r[0]))
+        return best[1], best[2]
+    wall = cpu = 0.0
+    for n in names:
+        best = min((r for r in runs if n in r[0]), key=lambda r: len(r[0]))
+        wall, cpu = wall + best[1], cpu + best[2]
+    return wall, cpu
+
+
+def run_search_part(args, table_df, cache: Path) -> None:
     """The NAS-Bench-201 search (bench/search_nb201.py's machinery, validation protocol) with
-    and without zero-cost pre-screening, against TPE and random search."""
+    and without zero-cost pre-screening, against TPE and random search.
+
+    Pre-screening is ``nas.search._proxies.prescreen`` as ``nas search`` runs it, on the
+    candidates ``nas search`` draws for the seed (the whole space), with scores read from the
+    space cache (``--cache``/space_*.jsonl; what it lacks is computed first). Its cost per run
+    is measured: for every score() call the pre-screen makes, the wall and CPU seconds that
+    call took when it was computed (genotype load included; the once-per-run image loading
+    excluded); a cell scored in several runs counts in each. The proxies' seed is the bench's
+    ``--seed`` in every run (``nas search`` would use the run's seed)."""
     import dataclasses as dc
 
     sys.path.insert(0, str(ROOT / "bench"))
     import search_nb201 as sb
 
-    from nas.search import load_config
-    from nas.search._proxies import Prescreen, ProxySettings, prescreen
     from nas.nb201 import Cell, NB201Table
+    from nas.search import load_config
+    from nas.search._proxies import ProxySettings, prescreen
 
     run = load_config(sb.DEFAULT_CONFIG)
     table = NB201Table.load(run.tabular["table"])
-    pool = [i for i in pool if all(n in records[i]["scores"] for n in PRESCREEN_PROXIES)]
-    arch = {i: table.cell(i).to_str() for i in pool}
-    cached = {arch[i]: {n: _value(records[i]["scores"][n]) for n in PRESCREEN_PROXIES} for i in pool}
-    per_cell = sum(statistics.fmean(records[i]["seconds"][n] for i in pool) for n in PRESCREEN_PROXIES)
-    seeds_first = sb.enqueue_space_seeds(run)
+    row_of = {a: i for i, a in enumerate(table_df["arch"])}
+    screens = _screens(args)
+    space = args.cache / f"space_b{args.batch}_s{args.seed}.jsonl"
+    seeds = range(args.search_seeds)
+    most = max(s.candidates for s in screens)
+    drawn = {seed: _candidates(run, most, seed, row_of, cache) for seed in seeds}
+    rows = {(s.candidates, seed): drawn[seed][0][: s.candidates] for s in screens for seed in seeds}
+    # Drawing M of them costs their share of the measured drawing time.
+    draw_cpu = {(s.candidates, seed): drawn[seed][1] * s.candidates / most
+                for s in screens for seed in seeds}
+    for _ in range(2):  # the shortlist's scores first, then the kept candidates' proxies
+        records = read_cache(space)
+        need: dict[int, set[str]] = {}
+        for s in screens:
+            for seed in seeds:
+                for i, names in _needed(s, rows[s.candidates, seed], records).items():
+                    need.setdefault(i, set()).update(names)
+        if not need or args.print_only:
+            break
+        print(f"  search: scoring {len(need)} candidate cells the cache lacks", flush=True)
+        for names in sorted({tuple(sorted(v)) for v in need.values()}):
+            cells = [i for i, v in need.items() if tuple(sorted(v)) == names]
+            saved, args.proxies = args.proxies, list(names)
+            run_zero(args, table_df, cells, space)
+            args.proxies = saved
+    records = read_cache(space)
+    missing = {i for s in screens for seed in seeds for i in _needed(s, rows[s.candidates, seed], records)}
+    if missing:
+        print(f"search part: {len(missing)} candidate cells lack scores (--print-only?); skipped")
+        return
 
-    def screened(m: int, k: int):
-        settings = ProxySettings(PRESCREEN_PROXIES, None, args.batch,
-                                 prescreen=Prescreen(PRESCREEN_PROXIES, m, k, "mean"))
+    def screened(screen: Screen):
+        settings = ProxySettings(tuple(dict.fromkeys([*screen.shortlist, *screen.proxies])), None,
+                                 args.batch, prescreen=screen.prescreen())
 
-        def before(study, seed: int) -> float:
-            seeds_first(study, seed)
-            rng = np.random.default_rng(10_000 + seed)
-            chosen = rng.choice(pool, size=min(m, len(pool)), replace=False)
-            prescreen(study, dc.replace(run, seed=seed, proxies=settings), None,
-                      genotype=lambda values: Cell.from_params(values).to_str(),
-                      scorer=lambda text: cached[text],
-                      candidates=[table.cell(int(i)).params() for i in chosen])
-            return len(chosen) * per_cell  # what scoring them fresh costs at the measured s/cell
+        def before(study, seed: int) -> tuple[float, float]:
+            if not screen.first:
+                sb.enqueue_space_seeds(run)(study, seed)
+            cost = [0.0, 0.0]
+
+            def scorer(text: str, names) -> dict[str, float]:
+                record = records[row_of[text]]
+                wall, cpu = _call_cost(record, names)
+                cost[0], cost[1] = cost[0] + wall, cost[1] + cpu
+                return {n: _value(record["scores"][n]) for n in names}
+
+            cpu = time.process_time()
+            summary = prescreen(study, dc.replace(run, seed=seed, proxies=settings), None,
+                                genotype=lambda values: Cell.from_params(values).to_str(),
+                                scorer=scorer,
+                                candidates=[table.cell(i).params() for i in rows[screen.candidates, seed]])
+            if screen.first:
+                sb.enqueue_space_seeds(run)(study, seed)
+            # Drawing (measured once per seed), ranking (measured now) and the scoring calls.
+            draw = draw_cpu[screen.candidates, seed]
+            return (draw + summary["seconds"] + cost[0],
+                    draw + time.process_time() - cpu + cost[1])
 
         return before
 
@@ -385,29 +551,26 @@ def run_search_part(args, records: dict[int, dict], pool: list[int]) -> None:
     known = {
         "random": sb.Config("random", lambda seed: s.RandomSampler(seed=seed)),
         "tpe": sb.Config("tpe", lambda seed: s.TPESampler(seed=seed)),
-        "shipped": sb.Config("shipped", sb.shipped_sampler(run), seeds_first),
+        "shipped": sb.Config("shipped", sb.shipped_sampler(run), sb.enqueue_space_seeds(run)),
     }
     # The shipped sampler samples at random until n_startup_trials trials completed (the seeds
     # and enqueued trials count); "ls0" is the same sampler starting its local search at once.
     ls0 = dc.replace(run, sampler_options={**run.sampler_options, "n_startup_trials": 0})
-    for m, k in args.prescreen:
-        name = f"shipped+prescreen{m}/{k}"
-        known[name] = sb.Config(name, sb.shipped_sampler(run), screened(m, k))
-        name = f"ls0+prescreen{m}/{k}"
-        known[name] = sb.Config(name, sb.shipped_sampler(ls0), screened(m, k))
-        tname = f"tpe+prescreen{m}/{k}"
-        known[tname] = sb.Config(tname, lambda seed: s.TPESampler(seed=seed), screened(m, k))
-    known["ls0"] = sb.Config("ls0", sb.shipped_sampler(ls0), seeds_first)
+    for screen in screens:
+        for base, sampler in (("shipped", run), ("ls0", ls0)):
+            name = f"{base}+{screen.name}"
+            known[name] = sb.Config(name, sb.shipped_sampler(sampler), screened(screen))
     known = {n: c for n, c in known.items() if not args.search_rows or n in args.search_rows}
     started = time.perf_counter()
     results = sb.run_all(known, list(known), table, run, seeds=args.search_seeds,
                          max_trials=args.search_budget, workers=args.workers)
     print(f"\nZero-cost warm start in the NAS-Bench-201 search ({args.search_seeds} seeds per row; "
-          f"pre-screen = mean rank of {', '.join(PRESCREEN_PROXIES)} over M candidates drawn per "
-          f"seed from the {len(pool)} scored sample cells, top k enqueued after the 3 seeds; "
-          f"'extra s/run' = M x {per_cell:.2f} s, the measured zero-cost seconds per cell of those "
-          f"proxies, i.e. what scoring M fresh cells costs; queries include the seeds and the "
-          f"enqueued cells)")
+          f"psM:P>K = M candidates drawn from the whole space per seed, scored with P, the top K "
+          f"enqueued after the 3 seeds; psM:S>N>P>K = all M scored with S, the best N of them with "
+          f"P; a final f: enqueued before the seeds; '+' = mean-rank ensemble; ls0 = the shipped sampler with n_startup_trials 0; queries "
+          f"include the seeds and the enqueued cells; 'extra s/run' = measured pre-screen seconds "
+          f"(wall, CPU) per run: each score() call's time when it was computed, plus drawing the "
+          f"candidates (CPU time, in both columns) and ranking them; load average {os.getloadavg()[0]:.1f} now)")
     sb.print_table(known, results, run, table, args.search_budget)
     print(f"search part wall time {time.perf_counter() - started:.0f} s")
 
@@ -475,7 +638,7 @@ def _run_times(records: dict[int, dict], cells: Sequence[int]) -> list[tuple[tup
     """Mean wall seconds per cell of each set of proxies computed together in one call."""
     by_set: dict[tuple[str, ...], list[float]] = {}
     for i in cells:
-        for names, seconds in records[i]["runs"]:
+        for names, seconds, _cpu in records[i]["runs"]:
             by_set.setdefault(tuple(names), []).append(seconds)
     return [(names, statistics.fmean(v)) for names, v in by_set.items() if len(v) >= len(cells) // 2]
 
@@ -514,6 +677,18 @@ def _greedy_ensemble(columns, records, cells):
 # --------------------------------------------------------------------------- main
 
 
+def _screen_spec(text: str) -> tuple[tuple[int, ...], bool]:
+    first = text.endswith("f")
+    try:
+        values = tuple(int(v) for v in text.removesuffix("f").split("/"))
+    except ValueError:
+        values = ()
+    if len(values) not in (2, 3) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected M/K or M/KEEP/K (positive "
+                                         f"integers), with a final f to enqueue before the seeds")
+    return values, first
+
+
 def main(argv: list[str] | None = None) -> int:
     global _GREEDY_TARGET
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -524,16 +699,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32, help="images per zero-cost batch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--parts", nargs="+", default=["zero", "trained"], choices=["zero", "trained", "search", "timing"])
+    parser.add_argument("--parts", nargs="+", default=["zero", "trained"], choices=["zero", "trained", "search", "timing", "space"])
+    parser.add_argument("--space-proxies", nargs="+", default=["params", "macs", "meco"],
+                        help="proxies the space part computes on every cell")
     parser.add_argument("--timing-cells", type=int, default=20, help="cells of the timing part")
     parser.add_argument("--timing-threads", type=int, default=1, help="torch threads when timing")
     parser.add_argument("--trained-cells", type=int, default=40, help="cells proxy-trained")
     parser.add_argument("--search-seeds", type=int, default=50, help="seeds per search row")
     parser.add_argument("--search-budget", type=int, default=150, help="queries per search run")
     parser.add_argument("--search-rows", nargs="+", default=None, help="search rows to run")
-    parser.add_argument("--prescreen", type=lambda t: tuple(int(v) for v in t.split("/")),
-                        nargs="+", default=[(100, 5), (300, 10)], metavar="M/K",
-                        help="pre-screen settings: candidates/top")
+    parser.add_argument("--prescreen", type=_screen_spec, nargs="+",
+                        default=[((3000, 150, 10), False), ((3000, 150, 10), True)],
+                        metavar="M[/KEEP]/K[f]",
+                        help="pre-screen settings: candidates[/shortlist keep]/top, f: the top "
+                             "enqueued before the seeds")
+    parser.add_argument("--prescreen-proxies", nargs="+", default=["meco", "params"],
+                        help="the pre-screen's proxies (a mean-rank ensemble when several)")
+    parser.add_argument("--shortlist-proxies", nargs="+", default=["params"],
+                        help="the pre-screen shortlist's proxies (settings M/KEEP/K)")
     parser.add_argument("--proxies", nargs="+", default=None,
                         help="zero-cost proxies to compute (default: all); cells keep the scores "
                              "of earlier runs")
@@ -584,12 +767,14 @@ def main(argv: list[str] | None = None) -> int:
                      for names, seconds in _run_times(records, every)]
             print_table(title + "; every proxy (a prefix of the sample: the expensive proxies "
                         "ran last)", rows, table, every)
+    if "space" in args.parts:
+        records = run_space(args, table, args.cache / f"space_b{args.batch}_s{args.seed}.jsonl")
+        print(f"space: {len(records)} of {len(table)} cells scored")
     if "timing" in args.parts:
         run_timing(args, table, sample[: args.timing_cells],
                    args.cache / f"timing_b{args.batch}_t{args.timing_threads}_s{args.seed}.jsonl")
     if "search" in args.parts:
-        zero = read_cache(args.cache / f"zero_b{args.batch}_s{args.seed}.jsonl")
-        run_search_part(args, zero, [i for i in sample if i in zero])
+        run_search_part(args, table, args.cache)
     if "trained" in args.parts:
         settings = QUICK_SETTINGS if args.quick else SETTINGS
         cells = sample[: args.trained_cells]
