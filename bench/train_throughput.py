@@ -16,7 +16,8 @@ with 4 pixels of padding, random horizontal flip, normalisation.
 
 Each run trains two epochs and times the second (the first warms up oneDNN's kernels); the
 loops run interleaved in a rotating order, ``--runs`` times, and the table shows the median
-images per second and the ratio to the DataLoader loop. The "data only" rows time producing the batches without
+images per second, and the median and range over the runs of the ratio to the DataLoader loop
+measured in the same run (paired, so a change of machine load between runs cancels out). The "data only" rows time producing the batches without
 training. All use the same number of threads (``--threads``, default torch's).
 
 Usage::
@@ -27,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -207,17 +209,18 @@ def main(argv: list[str] | None = None) -> int:
             rates[name].append(loops[name]())
     print(
         f"ResNet-20, synthetic 3x32x32, batch {BATCH}, {len(data.train_labels)} images/epoch, "
-        f"CPU, {args.threads} threads, median of {args.runs} interleaved runs"
+        f"CPU, {args.threads} threads, {args.runs} interleaved runs; load average "
+        f"{os.getloadavg()[0]:.1f} at the end"
     )
     width = max(map(len, loops))
-    print(f"{'loop':<{width}}  {'images/s':>9}  {'ratio':>6}")
+    print(f"{'loop':<{width}}  {'images/s':>9}  {'ratio':>6}  {'per run':>13}")
     baselines = {"DataLoader loop": "DataLoader loop (per-sample transforms)",
                  "data only": "data only: DataLoader"}
     for name, values in rates.items():
-        base = baselines["data only" if name.startswith("data only") else "DataLoader loop"]
-        median = statistics.median(values)
-        ratio = median / statistics.median(rates[base])
-        print(f"{name:<{width}}  {median:>9.0f}  {ratio:>5.2f}x")
+        base = rates[baselines["data only" if name.startswith("data only") else "DataLoader loop"]]
+        ratios = [value / reference for value, reference in zip(values, base)]  # paired: same run
+        print(f"{name:<{width}}  {statistics.median(values):>9.0f}  {statistics.median(ratios):>5.2f}x"
+              f"  {min(ratios):>5.2f}-{max(ratios):.2f}x")
     return 0
 
 

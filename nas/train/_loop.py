@@ -58,7 +58,6 @@ def is_out_of_memory(error: BaseException) -> bool:
     )
 
 
-@torch.no_grad()
 def native_bf16(device: torch.device) -> bool:
     """True where bf16 matrix arithmetic runs natively: CUDA, or a CPU with AMX tiles."""
     if device.type == "cuda":
@@ -67,8 +66,10 @@ def native_bf16(device: torch.device) -> bool:
     return device.type == "cpu" and callable(amx) and bool(amx())
 
 
+@torch.no_grad()
 def evaluate(model: nn.Module, loader: DeviceLoader, *, amp: bool = False) -> float:
-    """Top-1 accuracy of ``model`` (switched to eval mode) over ``loader``, in [0, 1]."""
+    """Top-1 accuracy of ``model`` (switched to eval mode) over ``loader``, in [0, 1].
+    Runs without autograd (no graph recorded, no activations kept)."""
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=loader.labels.device)
     device_type = loader.labels.device.type
