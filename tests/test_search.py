@@ -353,3 +353,30 @@ def test_the_dashboard_sees_what_we_know(tmp_path):
     assert rejected.state == TrialState.PRUNED and rejected.user_attrs["status"] == "constraint"
     assert "params" in rejected.user_attrs["end_reason"] and rejected.user_attrs["params"] > 5000
     assert not rejected.intermediate_values
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_user_attributes_are_set_in_one_write(tmp_path, kind, monkeypatch):
+    import optuna
+
+    from nas.search._storage import open_storage, set_user_attrs
+
+    url = str(tmp_path / "journal.log") if kind == "journal" else f"sqlite:///{tmp_path / 'db.sqlite'}"
+    study = optuna.create_study(storage=open_storage(url), directions=["maximize", "minimize"])
+    trial = study.ask()
+    appends = []
+    if kind == "journal":
+        backend = study._storage._backend
+        monkeypatch.setattr(backend, "append_logs", lambda logs, write=backend.append_logs: (appends.append(logs), write(logs)))
+
+    def one_by_one(*args, **kwargs):
+        raise AssertionError("set one attribute at a time")
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_user_attr", one_by_one)
+    set_user_attrs(study, trial, {"params": 12, "genotype": "net(width=4)", "nas.record": {"a": [1]}})
+    if kind == "journal":
+        assert len(appends) == 1 and len(appends[0]) == 3  # one append (lock, fsync), a record per key
+    assert trial.user_attrs["params"] == 12
+    stored = optuna.load_study(study_name=study.study_name, storage=open_storage(url)).trials[0]
+    assert stored.user_attrs == {"params": 12, "genotype": "net(width=4)", "nas.record": {"a": [1]}}

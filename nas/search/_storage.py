@@ -444,26 +444,31 @@ def report_value(study: optuna.Study, trial: optuna.Trial, step: int, value: flo
 
 
 def set_user_attrs(study: optuna.Study, trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
-    """Set several user attributes of a running trial in one storage write: one journal record
-    (a journal's user-attribute record holds a mapping), one transaction (an RDB storage);
-    one write per key in other storages. ``trial.user_attrs`` sees them afterwards."""
+    """Set several user attributes of a running trial in one storage write: one append to a
+    journal (one lock, one fsync; a record per key, as Optuna's replay requires), one
+    transaction in an RDB storage; one write per key in other storages. ``trial.user_attrs``
+    sees them afterwards."""
     import optuna
     from optuna.storages.journal._storage import JournalOperation
 
     storage = study._storage
-    backend = getattr(storage, "_backend", storage)  # RDB storages come wrapped in a cache
     tid = trial_id(trial)
-    if isinstance(backend, optuna.storages.JournalStorage):
-        with backend._thread_lock:
-            backend._write_log(JournalOperation.SET_TRIAL_USER_ATTR, {"trial_id": tid, "user_attr": dict(attrs)})
-            backend._sync_with_backend()
-    elif isinstance(backend, optuna.storages.RDBStorage):
+    rdb = getattr(storage, "_backend", None)  # RDB storages come wrapped in a cache
+    if isinstance(storage, optuna.storages.JournalStorage):
+        with storage._thread_lock:
+            worker = storage._replay_result.worker_id
+            storage._backend.append_logs([
+                {"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker, "trial_id": tid,
+                 "user_attr": {key: value}} for key, value in attrs.items()
+            ])
+            storage._sync_with_backend()
+    elif isinstance(rdb, optuna.storages.RDBStorage):
         from optuna.storages._rdb import models
         from optuna.storages._rdb.storage import _create_scoped_session
 
-        with _create_scoped_session(backend.scoped_session, True) as session:
+        with _create_scoped_session(rdb.scoped_session, True) as session:
             for key, value in attrs.items():
-                backend._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, tid, key, value)
+                rdb._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, tid, key, value)
     else:
         for key, value in attrs.items():
             storage.set_trial_user_attr(tid, key, value)
