@@ -80,13 +80,20 @@ def resolve_plugin(ref: str, *, base: Path | None = None, path: str | None = Non
                           path=path)
     if not _is_path(ref):
         return ref
-    target = ((base or Path.cwd()) / Path(ref).expanduser()).resolve()
-    if target.is_dir():
-        if not (target / "__init__.py").is_file():
-            raise ConfigError(f"plugin {ref!r}: the folder {target} has no __init__.py", file=file,
-                              path=path)
-    elif not target.is_file():
-        raise ConfigError(f"plugin {ref!r}: no such file ({target})", file=file, path=path)
+    try:
+        target = ((base or Path.cwd()) / Path(ref).expanduser()).resolve()
+        folder, is_file = target.is_dir(), target.is_file()
+        package = folder and (target / "__init__.py").is_file()
+    except (OSError, ValueError, RuntimeError) as error:  # NUL byte, name too long, link loop
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise ConfigError(f"plugin {_name(ref)}: not a usable path ({reason})", file=file,
+                          path=path) from None
+    if folder and not package:
+        raise ConfigError(f"plugin {_name(ref)}: the folder {target} has no __init__.py", file=file,
+                          path=path)
+    if not folder and not is_file:
+        what = "not a regular file" if target.exists() else "no such file"
+        raise ConfigError(f"plugin {_name(ref)}: {what} ({target})", file=file, path=path)
     return str(target)
 
 
@@ -102,14 +109,14 @@ def load_plugin(ref: str, *, base: Path | None = None, path: str | None = None,
     if resolved in _LOADED:
         return resolved
     if not Path(resolved).is_absolute() and not _module_exists(resolved):
-        raise ConfigError(f"plugin {ref!r}: no module of that name (and no such file)", file=file,
+        raise ConfigError(f"plugin {_name(ref)}: no module of that name (and no such file)", file=file,
                           path=path)
     try:
         module = _imported(resolved) or _import(resolved)
     except BaseException as error:  # noqa: BLE001 - a plugin's code may raise anything
         if isinstance(error, KeyboardInterrupt):
             raise
-        raise ConfigError(f"plugin {ref!r}: {_where(error, resolved)}{_describe(error)}",
+        raise ConfigError(f"plugin {_name(ref)}: {_where(error, resolved)}{_describe(error)}",
                           file=file, path=path) from None
     _LOADED[resolved] = module
     return resolved
@@ -237,6 +244,11 @@ def _where(error: BaseException, resolved: str) -> str:
     if isinstance(error, SyntaxError) and error.filename and error.lineno:
         return f"{error.filename}:{error.lineno}: "
     return f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
+
+
+def _name(ref: str) -> str:
+    """``ref`` quoted, cut to 120 characters (a hostile name must not hide the problem)."""
+    return repr(ref if len(ref) <= 120 else ref[:117] + "...")
 
 
 def _describe(error: BaseException) -> str:

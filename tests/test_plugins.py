@@ -256,6 +256,20 @@ def test_a_plugin_that_fails_to_load_is_one_line_exit_2(isolated, tmp_path, monk
     assert err.startswith("--plugin[0]: " + message.format(path=tmp_path / name)), err
 
 
+@pytest.mark.parametrize("ref, message", [
+    ("a\0b.py", "plugin 'a\\x00b.py': not a usable path (embedded null byte)"),
+    ("x" * 5000 + ".py", "not a usable path (File name too long)"),
+    (".", "has no __init__.py"),
+    ("/dev/null", "plugin '/dev/null': not a regular file (/dev/null)"),
+    (3, "a plugin is a file path or a module name, got 3"),
+])
+def test_a_plugin_path_that_is_not_a_file_is_one_line(isolated, tmp_path, ref, message):
+    with pytest.raises(ConfigError) as error:
+        nas.plugins.load_plugins([ref], base=tmp_path, file="c.yaml")
+    assert str(error.value).startswith("c.yaml: plugins[0]: ") and message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
 def test_a_module_name_plugin_and_loading_once(isolated, tmp_path, monkeypatch, capsys):
     package = tmp_path / "fake_nas_plugin_pkg"
     package.mkdir()

@@ -198,7 +198,8 @@ def check_op(
             args = instance.bind([], own_args)
         except GenotypeError as error:
             missing = "" if getattr(instance, "example", None) is not None else " (it has no example)"
-            return OpCheck(instance.name, text, {}, problems=(f"its example is refused: {error.message}{missing}",))
+            problem = f"its example is refused: {error.message}{missing}"
+            return OpCheck(instance.name, text, {}, problems=(problem,))
     args = instance.resolve(args, [], True) or args  # arguments a reader decides: a network output's
     count = len(own_inputs) if own_inputs and example is None else _input_count(instance)
     if shapes is not None:
@@ -268,7 +269,8 @@ def _check_shape(op: Op, args: dict[str, Any], inputs: tuple[Shape, ...], static
     if not isinstance(y, torch.Tensor):
         return ShapeCheck(inputs, static, problems=(f"forward returned {type(y).__name__}, not a tensor",))
     shape = tuple(y.shape[1:])
-    measured = OpInfo(shape, params, flops // (2 * _BATCH) if flops % (2 * _BATCH) == 0 else flops / (2 * _BATCH))
+    per_sample = 2 * _BATCH  # FLOPs per multiply-accumulate, times the batch
+    measured = OpInfo(shape, params, flops // per_sample if flops % per_sample == 0 else flops / per_sample)
     if y.shape[:1] != (_BATCH,):
         problems.append(f"output batch {y.shape[0] if y.dim() else 'none'}, expected {_BATCH}")
     if shape != tuple(static.shape):
