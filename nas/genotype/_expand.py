@@ -323,9 +323,10 @@ class _Expander:
         self.added.append(path)
         return path
 
-    def _count(self, params: int, shape: tuple) -> None:
+    def _count(self, params: int, shape: tuple, pending: int = 0) -> None:
+        """Count a node about to be added (``pending`` more are on their way) against the limits."""
         limits = self.limits
-        if self.graph.number_of_nodes() >= limits.max_nodes:
+        if self.graph.number_of_nodes() + pending >= limits.max_nodes:
             raise GenotypeError(f"network has more than {limits.max_nodes} primitives (the size limit)")
         self.total_params += params
         if self.total_params > limits.max_params:
@@ -550,18 +551,20 @@ class _Replay:
         expander.deepest_stack = max(expander.deepest_stack, len(expander.stack) + self.stack)
         expander.longest_path = max(expander.longest_path, len(path) + 1 + self.suffix)
         prefix = path + "."
-        graph = expander.graph
+        nodes, edges = [], []
         for suffix, data, inputs in self.nodes:
             node = prefix + suffix
             try:
-                expander._count(data["params"], data["shape"])
+                expander._count(data["params"], data["shape"], len(nodes))
             except GenotypeError as error:
                 raise error.located(path=node)
             resolved = tuple(sources[i] if is_source else prefix + i for is_source, i in inputs)
-            graph.add_node(node, **{**data, "args": dict(data["args"]), "inputs": resolved})
-            for port, source in enumerate(resolved):
-                graph.add_edge(source, node, port=port)
+            nodes.append((node, {**data, "args": dict(data["args"]), "inputs": resolved}))
+            edges.extend((source, node, {"port": port}) for port, source in enumerate(resolved))
             expander.added.append(node)
+        # in bulk, in the order one add_node / add_edge each would give (sources come first)
+        expander.graph.add_nodes_from(nodes)
+        expander.graph.add_edges_from(edges)
         expander.calls.append((prefix, self))
         is_source, value = self.output
         return sources[value] if is_source else prefix + value
@@ -655,9 +658,14 @@ def _resolve(graph: nx.DiGraph, nodes: Sequence[str]) -> None:
     """Let every op node resolve the arguments its readers decide (:meth:`nas.ops.Op.resolve`:
     a convolution's unset ``bias``), re-running its static rule when they change."""
     outputs = set(graph.graph["outputs"])
+    resolving: dict[str, bool] = {}  # op -> it overrides Op.resolve (the rest never change)
     for node in nodes:
         data = graph.nodes[node]
         op = ops.get(data["op"])
+        if op.name not in resolving:
+            resolving[op.name] = type(op).resolve is not ops.Op.resolve
+        if not resolving[op.name]:
+            continue
         readers = [ops.get(graph.nodes[r]["op"]) for r in graph.successors(node)]
         args = op.resolve(data["args"], readers, node in outputs)
         if args is None:
