@@ -71,11 +71,12 @@ def test_example_plugin_search_runs_with_two_workers(tmp_path):
     run_dir = tmp_path / "runs" / "ghost_stripes"
     frozen = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert frozen["plugins"] == [str(EXAMPLE / "ghost.py")]  # absolute: workers find it
-    assert json.loads((run_dir / "run.json").read_text())["plugins"] == frozen["plugins"]
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["plugins"] == frozen["plugins"] and run["sampler"] == "quick_tpe"
     records = [json.loads(p.read_text()) for p in sorted(run_dir.glob("trials/*/metrics.json"))]
     assert len(records) == 4 and {r["state"] for r in records} == {"complete"}
     # Trials ran in the spawned workers (the parent runs none with workers: 2), which had to
-    # load the plugin for the ghost op, its block library and the stripes dataset.
+    # load the plugin for the ghost op, its block library, the stripes dataset and the sampler.
     assert all(r["worker"].split(":")[-1] != str(os.getpid()) for r in records)
     ghost = [r for r in records if "ghost_bottleneck" in (r["genotype"]["text"] or "")]
     assert ghost, "the ghost seed ran"

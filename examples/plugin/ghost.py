@@ -13,6 +13,8 @@ command line (``nas COMMAND ... --plugin examples/plugin/ghost.py``); ``nas chec
   at a random frequency and phase, with pixel noise; no download (ghostnet_tiny.yaml reaches
   100% validation accuracy in two epochs on 600 images).
 - block library folder ``blocks/`` (``imports: [ghost_blocks.yaml]`` finds it).
+- sampler ``quick_tpe(startup=2)``: Optuna's multivariate TPE modelling after ``startup``
+  trials instead of ten, for budgets of a handful of trials.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import optuna
 import torch
 from torch import nn
 
@@ -27,6 +30,7 @@ from nas.data import RawData, register_dataset
 from nas.errors import ConfigError, GenotypeError
 from nas.genotype import register_library
 from nas.ops import Arg, Example, Op, OpInfo, register
+from nas.samplers import register_sampler
 
 
 @register
@@ -114,6 +118,14 @@ def load_stripes(*, num_images: int = 600, size: int = 12, noise: float = 40.0,
     pixels = 127.5 + 100 * wave + noise * torch.randn(num_images, size, size, generator=generator)
     images = pixels.round().clamp(0, 255).to(torch.uint8).unsqueeze(1)
     return RawData(images, labels.to(torch.int64), len(_ORIENTATIONS), classes=_ORIENTATIONS)
+
+
+@register_sampler("quick_tpe", multi_objective=True)
+def quick_tpe(*, seed: int | None = None, startup: int = 2) -> optuna.samplers.TPESampler:
+    """Multivariate TPE that models the results after ``startup`` trials (Optuna's default
+    waits for ten); ``seed`` is each worker's own."""
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True,
+                                      constant_liar=True)
 
 
 register_library(Path(__file__).resolve().parent / "blocks")
