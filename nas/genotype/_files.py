@@ -29,8 +29,9 @@ from nas.errors import GenotypeError
 
 __all__ = ["FileLog", "LoadCache", "MAX_ENTRIES"]
 
-MAX_ENTRIES = 64
-"""Most parsed genotypes kept."""
+MAX_ENTRIES = 16
+"""Most parsed genotypes kept (each with its expansion memo: up to nas.genotype._memo.MAX_NODES
+recorded nodes, a few MB)."""
 
 
 def exists(path: Path) -> bool:
