@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in counted:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
     rejected = sum(r.get("rejected") or 0 for r in records)
-    print(f"search: {len(counted)} trials {states} {statuses} {'' if elapsed is None else f'in {elapsed:.0f} s'}; "
+    took = "" if elapsed is None else f" in {elapsed:.0f} s"
+    print(f"search: {len(counted)} trials {states} {statuses}{took}; "
           f"{rejected} proposals over a static constraint resampled (not trials)", flush=True)
 
     result = retrain(run_dir, epochs=again["epochs"], seeds=again["seeds"], subset=again["subset"],
