@@ -75,6 +75,21 @@ def test_dump_round_trips_and_is_stable():
     assert again.hash == genotype.hash
 
 
+def test_dump_cached_by_entry_equals_a_whole_dump():
+    from nas._yaml import _dump, dump_yaml
+
+    shared = [1, 2]
+    documents = [nas.load_genotype(p).to_dict() for p in sorted(nas.zoo_dir().rglob("*.yaml"))
+                 if "lib" not in p.relative_to(nas.zoo_dir()).parts]
+    documents += [{"a": shared, "b": shared},  # one list twice: an anchor and an alias
+                  {"a": {"x": shared}, "b": [shared]}, {"a": "x", "b": "kept\n\n"},
+                  {"a": 1, "b": 1.0, "c": True, "d": "1"}, {"a": 1.0, "b": 1, "c": "1", "d": True}, {}]
+    base = nas.load_genotype(CELL)
+    documents += [base.with_params(op_a=op).to_dict() for op in ("conv3", "identity", "conv3")]
+    for data in documents * 2:  # the second round reads the cache
+        assert dump_yaml(data) == _dump(data)
+
+
 def test_dump_inlines_only_reachable_blocks(tmp_path):
     genotype = nas.load_genotype("resnet18")
     blocks = genotype.to_dict()["blocks"]
