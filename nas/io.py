@@ -1,6 +1,8 @@
 """Atomic file writes: a temporary file in the same folder, flushed, then ``os.replace``.
 
-A killed process leaves either the previous file or the new one, never half of one. A full
+A killed process leaves either the previous file or the new one, never half of one; the data
+is forced to disk first (``fsync``) unless the caller says the file is a copy it can lose in a
+power cut (``sync=False``). A full
 disk (``ENOSPC``, or a full quota) is an ``OSError`` whose ``filename`` is the file being
 written (:func:`disk_full`), so the command line can say which file in one line.
 """
@@ -23,29 +25,31 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, creating parent folders.
+def atomic_write_bytes(path: str | Path, data: bytes, *, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically, creating parent folders; ``sync``: fsync the
+    data before the rename (without it a power cut may leave an empty file, not a torn one).
 
     Raises:
         OSError: as the system raised it; for a full disk, :func:`disk_full` of ``path``.
     """
     path = Path(path)
     try:
-        _write(path, data)
+        _write(path, data, sync)
     except OSError as error:
         if is_disk_full(error):
             raise disk_full(path) from None
         raise
 
 
-def _write(path: Path, data: bytes) -> None:
+def _write(path: Path, data: bytes, sync: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
@@ -53,9 +57,9 @@ def _write(path: Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write UTF-8 ``text`` to ``path`` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | Path, text: str, *, sync: bool = True) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically (``sync``: see :func:`atomic_write_bytes`)."""
+    atomic_write_bytes(path, text.encode("utf-8"), sync=sync)
 
 
 def is_disk_full(error: BaseException) -> bool:

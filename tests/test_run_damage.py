@@ -157,7 +157,7 @@ def test_full_disk_in_the_journal_is_one_line_and_the_run_resumes(tmp_path, caps
 
     config, runs = nb201_config(tmp_path), tmp_path / "runs"
     journal = runs / "nb201" / "journal.log"
-    monkeypatch.setattr(journal_module, "os", _FullDisk(after=40))
+    monkeypatch.setattr(journal_module, "os", _FullDisk(after=15))  # in the third trial or so
     assert search(config, runs, "--trials", "8") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"{journal}: no space left on device"), err
@@ -176,10 +176,10 @@ def test_full_disk_in_the_run_folder_is_one_line_and_the_run_resumes(tmp_path, c
     config, runs = nb201_config(tmp_path), tmp_path / "runs"
     write = nas.io._write
 
-    def full(path, data):
+    def full(path, data, *rest):
         if path.name == "metrics.json" and path.parent.name == "0003":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        write(path, data)
+        write(path, data, *rest)
 
     monkeypatch.setattr(nas.io, "_write", full)
     assert search(config, runs, "--trials", "8") == 2

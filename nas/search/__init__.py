@@ -87,8 +87,9 @@ Layout of ``runs/NAME/`` (every file is written atomically: a temporary file, th
 
 The storage is the run: the Optuna study (named NAME) holds every machine's trials, each
 with its whole record above as the user attribute ``nas.record`` (set when it ends), and
-``nas.seed``, ``nas.retry_of``, ``nas.worker`` (set when it starts), ``nas.rejected``
-(when it samples), ``nas.heartbeat`` (journal storages), ``nas.end_reason`` and ``nas.uncounted`` (interrupted trials),
+``nas.seed``, ``nas.retry_of``, ``nas.worker`` (set when it starts; in a journal with its
+first write), ``nas.rejected`` (when it samples), ``nas.heartbeat`` (journal storages),
+``nas.end_reason`` and ``nas.uncounted`` (interrupted trials),
 ``nas.surplus`` (asked after the budget was spent, never run, hidden when read),
 ``nas.proxies`` (proxy scores) and ``nas.prescreen``
 (a pre-screened trial's rank; on the study, what pre-screening did and its seconds, also in
@@ -102,7 +103,9 @@ epoch's validation accuracy is an intermediate value (step = epoch), whatever th
 the study names its objectives (``Study.metric_names``). The study's user attribute
 ``nas.config`` is the frozen config joining machines must match. A run folder is one machine's: its frozen
 config, ``run.json`` saying where the study lives, and the folders of the trials it ran.
-Dedup reservations are studies named ``NAME:dedup:GENERATION:HASH`` in the same storage.
+Dedup reservations are, in a journal, the trial attribute ``nas.reserve.GENERATION.HASH``
+(the first trial in the journal to set it holds it), and in an RDB storage studies named
+``NAME:dedup:GENERATION:HASH``.
 """
 
 from __future__ import annotations

@@ -9,6 +9,13 @@ record with the dashboard's attributes (:data:`~nas.search._storage.DASHBOARD_AT
 the trial in one storage write, in that order. Telling Optuna the outcome is the caller's.
 Every trained epoch's validation accuracy is the trial's intermediate value at that epoch,
 whatever the pruner.
+
+Writes to the storage per trial (beyond Optuna's own: the trial, its parameters, its
+outcome): the worker (``nas.worker``) and, with dedup, the reservation; then the record. In
+a journal the parameters and the worker are written with the reservation (one append, one
+fsync), or with the record when the trial ends before it (four appends per trial where
+Optuna's own loop makes eight); in an RDB storage the worker is written when the trial starts
+(its liveness check reads it).
 """
 
 from __future__ import annotations
@@ -39,11 +46,14 @@ from nas.search._storage import (
     RECORD_ATTR,
     SEED_ATTR,
     TABLE_ATTR,
+    WORKER_ATTR,
+    is_indexed_journal,
     report_value,
     reserve,
     rung_values,
     set_user_attrs,
     trial_by_number,
+    writes_held,
 )
 from nas.search._study import HalvingRule
 
@@ -131,8 +141,9 @@ class TrialRecord:
         return {"schema": schema, **data}
 
     def save(self, run_dir: Path) -> None:
-        """Write ``trials/NNNN/metrics.json`` atomically."""
-        write_json(trial_dir(run_dir, self.trial) / "metrics.json", self.to_json())
+        """Write ``trials/NNNN/metrics.json`` atomically, not forced to disk: the storage
+        holds the record durably (``nas.record``), the file is this machine's copy."""
+        write_json(trial_dir(run_dir, self.trial) / "metrics.json", self.to_json(), sync=False)
 
 
 class TrialLog:
@@ -227,17 +238,24 @@ class Evaluator:
     def run(self, study: optuna.Study, trial: optuna.Trial) -> TrialRecord:
         """Evaluate ``trial`` (see the module's contract); the record's state is complete,
         pruned or fail."""
-        attempt = _Attempt(self, study, trial)
-        try:
-            record = attempt.run()
-        except Exception as error:  # noqa: BLE001 - an engine bug in one trial: record, go on
-            if is_disk_full(error):  # stops the run; the trial is re-run on --resume
-                raise
-            attempt.record.traceback = traceback.format_exc()
-            record = attempt.record.end("fail", "error", f"internal error: {one_line(error)}")
-        attempt.log.write(f"end: {record.state} ({record.status}): {record.end_reason}")
-        record.save(self.run_dir)
-        set_user_attrs(study, trial, {RECORD_ATTR: plain_json(record.to_json()), **dashboard_attrs(record)})
+        import optuna
+
+        with writes_held(study):  # the parameters, written with the trial's next write
+            attempt = _Attempt(self, study, trial)
+            try:
+                record = attempt.run()
+            except Exception as error:  # noqa: BLE001 - an engine bug in one trial: record, go on
+                if is_disk_full(error):  # stops the run; the trial is re-run on --resume
+                    raise
+                attempt.record.traceback = traceback.format_exc()
+                record = attempt.record.end("fail", "error", f"internal error: {one_line(error)}")
+            attempt.log.write(f"end: {record.state} ({record.status}): {record.end_reason}")
+            record.save(self.run_dir)
+            try:
+                set_user_attrs(study, trial, {**attempt.pending, RECORD_ATTR: plain_json(record.to_json()),
+                                              **dashboard_attrs(record)})
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # another worker took this trial for dead and re-queued it; its retry reruns it
         return record
 
 
@@ -271,6 +289,16 @@ class _Attempt:
             objectives={o: None for o in self.config.objectives}, sampler_seed=evaluator.sampler_seed,
             cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
         self.record.started = iso_time(self.record._t0)
+        # Attributes not written yet: written with the trial's next write (see the module).
+        self.pending: dict[str, Any] = {WORKER_ATTR: evaluator.worker}
+        if not is_indexed_journal(study):
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the pending attributes now."""
+        if self.pending:
+            set_user_attrs(self.study, self.trial, self.pending)
+            self.pending = {}
 
     def run(self) -> TrialRecord:
         config, record, space = self.config, self.record, self.config.space
@@ -290,7 +318,8 @@ class _Attempt:
         except NasError as error:
             return record.end("fail", "invalid_genotype", f"invalid genotype: {error}")
         text = genotype.dump()
-        atomic_write_text(trial_dir(self.ev.run_dir, self.trial.number) / "genotype.yaml", text)
+        # A copy of the record's genotype text (in the storage): not forced to disk.
+        atomic_write_text(trial_dir(self.ev.run_dir, self.trial.number) / "genotype.yaml", text, sync=False)
         record.genotype = {"name": genotype.name, "hash": key, "path": "genotype.yaml",
                            "text": text,
                            "params": {k: _plain(v) for k, v in genotype.params.items()},
@@ -389,10 +418,13 @@ class _Attempt:
 
         self.record.genotype["hash"] = key
         if not self.config.dedup:
+            self._flush()
             return None
         generation = self.ev._generations.get(key, 0)
         while True:
-            generation, owner = reserve(self.study, key, self.trial.number, generation=generation)
+            generation, owner = reserve(self.study, self.trial, key, generation=generation,
+                                        attrs=self.pending)
+            self.pending = {}
             self.ev._generations[key] = generation
             if owner is None:
                 return None

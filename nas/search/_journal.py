@@ -25,12 +25,15 @@ import contextlib
 import json
 import os
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.storages.journal._file import get_lock_file
 
 from nas.io import disk_full, is_disk_full
+from nas.search._index import AttrIndex
 
 __all__ = ["SafeJournalBackend", "complete_length", "open_journal", "repair_journal"]
 
@@ -102,9 +105,37 @@ def repair_journal(path: str | Path, *, announce: bool = True) -> int:
 
 class SafeJournalBackend(JournalFileBackend):
     """Optuna's journal file backend that never appends after a torn record and reports a
-    full disk by path (see the module docstring)."""
+    full disk by path (see the module docstring); its :attr:`index`, when set, sees every
+    record the storage reads (:class:`~nas.search._index.AttrIndex`). A thread may hold its
+    appends and write them later in one append, one fsync (:meth:`hold`, :meth:`release`)."""
+
+    def __init__(self, *args: object, **kwargs: object):
+        super().__init__(*args, **kwargs)
+        self.index: AttrIndex | None = None
+        self._held_logs: dict[int, list[dict]] = {}  # thread id -> its held records
+
+    def hold(self) -> None:
+        """Hold this thread's appends (in memory, in order) until :meth:`release`."""
+        self._held_logs.setdefault(threading.get_ident(), [])
+
+    def release(self) -> list[dict]:
+        """Stop holding this thread's appends; returns those held (none when not holding):
+        the caller appends them."""
+        return self._held_logs.pop(threading.get_ident(), [])
+
+    def read_logs(self, log_number_from: int) -> Iterator[dict]:
+        number = log_number_from
+        for log in super().read_logs(log_number_from):
+            if self.index is not None:
+                self.index.feed(number, log)
+            number += 1
+            yield log
 
     def append_logs(self, logs: list[dict]) -> None:
+        held = self._held_logs.get(threading.get_ident())
+        if held is not None:
+            held.extend(logs)
+            return
         data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode()
         path = self._file_path
         with get_lock_file(self._lock):
@@ -147,12 +178,14 @@ def _ends_with_newline(path: str) -> bool:
         return handle.read(1) == b"\n"
 
 
-def open_journal(path: str) -> JournalFileBackend:
+def open_journal(path: str, *, index: AttrIndex | None = None) -> JournalFileBackend:
     """The journal backend for ``path``, repaired first under its lock (see the module
-    docstring). Creates an empty journal when there is none."""
+    docstring), with ``index`` fed the records it reads. Creates an empty journal when there
+    is none."""
     lock = JournalFileOpenLock(path)
     try:
         backend = SafeJournalBackend(path, lock_obj=lock)
+        backend.index = index
     except OSError as error:
         if is_disk_full(error):
             raise disk_full(path) from None

@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from nas.search._config import RunConfig
-from nas.search._storage import UNCOUNTED_ATTR
+from nas.search._storage import state_counts
 
 if TYPE_CHECKING:
     import optuna
@@ -31,27 +31,20 @@ class Progress:
             self.update()
 
     def update(self, *, force: bool = False) -> None:
-        """Redraw from the study, at most once a second unless ``force`` (it reads every
-        trial: after each trial it would make a long run's cost per trial grow)."""
+        """Redraw from the study's counts and best value, at most once a second unless
+        ``force``."""
         if self.bar is None or (not force and time.monotonic() - self._last < 1.0):
             return
         self._last = time.monotonic()
-        from optuna.trial import TrialState
-
-        trials = self.study.get_trials(deepcopy=False)
-        finished = [t for t in trials if t.state.is_finished() and not t.user_attrs.get(UNCOUNTED_ATTR)]
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        postfix = {}
-        if complete:
+        counts = state_counts(self.study)
+        postfix: dict[str, object] = {}
+        if counts["complete"]:
             if self.config.multi_objective:
                 postfix["pareto"] = len(self.study.best_trials)
             else:
-                sign = 1 if self.config.directions[0] == "maximize" else -1
-                postfix["best"] = f"{max(sign * t.values[0] for t in complete) * sign:.4g}"
-        pruned = sum(t.state == TrialState.PRUNED for t in finished)
-        failed = sum(t.state == TrialState.FAIL for t in finished)
-        postfix.update(pruned=pruned, failed=failed)
-        self.bar.n = len(finished)
+                postfix["best"] = f"{self.study.best_value:.4g}"
+        postfix.update(pruned=counts["pruned"], failed=counts["fail"])
+        self.bar.n = sum(counts.values())
         self.bar.set_postfix(postfix, refresh=False)
         self.bar.refresh()
 

@@ -55,9 +55,10 @@ def plain_json(data: Mapping[str, Any]) -> dict[str, Any]:
     return _clean(data)
 
 
-def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` as indented JSON (NaN and infinities as null), atomically."""
-    atomic_write_text(path, json.dumps(_clean(data), indent=2, sort_keys=False) + "\n")
+def write_json(path: Path, data: Mapping[str, Any], *, sync: bool = True) -> None:
+    """Write ``data`` as indented JSON (NaN and infinities as null), atomically (``sync``:
+    see :func:`nas.io.atomic_write_bytes`)."""
+    atomic_write_text(path, json.dumps(_clean(data), indent=2, sort_keys=False) + "\n", sync=sync)
 
 
 #: The largest ``metrics.json`` or ``run.json`` read (a real one is a few kilobytes).
@@ -216,22 +217,25 @@ def read_trial_files(run_dir: str | Path) -> tuple[list[dict[str, Any]], dict[Pa
     return sorted(records, key=lambda r: r["trial"]), unreadable
 
 
-def read_trials(run_dir: str | Path, *, storage: str | None = None) -> list[dict[str, Any]]:
+def read_trials(run_dir: str | Path, *, storage: str | None = None,
+                study: Any = None) -> list[dict[str, Any]]:
     """Every ended trial's record, by trial number: from the Optuna storage ``run.json`` points
-    at (or ``storage``), which holds every machine's trials; from the well-formed
-    ``trials/NNNN/metrics.json`` files of this folder when the storage cannot be read or holds
-    no records (damaged files are left out: :func:`read_trial_files` names them)."""
-    stored = stored_trials(run_dir, storage=storage)
+    at (or ``storage``, or the open ``study``), which holds every machine's trials; from the
+    well-formed ``trials/NNNN/metrics.json`` files of this folder when the storage cannot be
+    read or holds no records (damaged files are left out: :func:`read_trial_files` names them)."""
+    stored = stored_trials(run_dir, storage=storage, study=study)
     return stored if stored is not None else read_trial_files(run_dir)[0]
 
 
-def stored_trials(run_dir: str | Path, *, storage: str | None = None) -> list[dict[str, Any]] | None:
+def stored_trials(run_dir: str | Path, *, storage: str | None = None,
+                  study: Any = None) -> list[dict[str, Any]] | None:
     """The ended trials' well-formed records the storage holds (see :func:`read_trials`), or
     None when it cannot be read or holds none (a run from before records were stored)."""
     from nas.search._storage import open_run_study, stored_records
 
     run_dir = Path(run_dir)
-    study = open_run_study(run_dir, read_run(run_dir), storage=storage, notes=[])
+    if study is None:
+        study = open_run_study(run_dir, read_run(run_dir), storage=storage, notes=[])
     if study is None:
         return None
     records = [r for r in stored_records(study) if r.get("state") in _STATES]
@@ -291,13 +295,15 @@ def pareto_front(records: Sequence[Mapping[str, Any]], objectives: Sequence[str]
     return front
 
 
-def best_trials(run_dir: str | Path, *, storage: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def best_trials(run_dir: str | Path, *, storage: str | None = None,
+                study: Any = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """``(run, best)``: the run's ``run.json`` and its best complete trial (one objective) or
-    Pareto set (several, sorted by the first objective), from :func:`read_trials`.
-    Duplicates (trials that reused an isomorphic genotype's result) are left out."""
+    Pareto set (several, sorted by the first objective), from :func:`read_trials` (``study``:
+    the run's study, already open). Duplicates (trials that reused an isomorphic genotype's
+    result) are left out."""
     run = read_run(run_dir)
     objectives, directions = run["objectives"], run["directions"]
-    done = [r for r in read_trials(run_dir, storage=storage)
+    done = [r for r in read_trials(run_dir, storage=storage, study=study)
             if r["state"] == "complete" and r.get("duplicate_of") is None
             and all((r.get("objectives") or {}).get(o) is not None for o in objectives)]
     if not done:

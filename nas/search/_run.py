@@ -152,12 +152,13 @@ def run_search(
     bar = Progress(study, config, enabled=progress)
     try:
         if config.n_workers == 1 and not config.devices:
-            worker_loop(config, run_dir, storage_url, index=0, deadline=deadline, on_trial=bar.update)
+            worker_loop(config, run_dir, storage_url, index=0, deadline=deadline, on_trial=bar.update,
+                        shared_with=study)
         else:
             spawn_workers(config, run_dir, storage_url, deadline, bar.update)
     finally:
         bar.close()
-    _, best = best_trials(run_dir, storage=storage_url)
+    _, best = best_trials(run_dir, study=study)
     return SearchSummary(run_dir=run_dir, counts=state_counts(study), best=best,
                          objectives=config.objectives, elapsed=time.time() - started,
                          prescreen=screened)

@@ -13,11 +13,12 @@ RDB storage (``sqlite:///...``, ``postgresql://...``) for workers on many machin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "HASH_ATTR",
     "REASON_ATTR",
     "RETRY_ATTR",
+    "RESERVE_ATTR",
     "RUNG_ATTR",
     "SEED_ATTR",
     "TABLE_ATTR",
@@ -45,6 +47,7 @@ __all__ = [
     "open_storage",
     "open_study",
     "quiet_optuna",
+    "writes_held",
     "trial_id",
     "trials",
 ]
@@ -57,6 +60,8 @@ RETRY_ATTR = "nas.retry_of"
 REJECTED_ATTR = "nas.rejected"  # infeasible proposals the sampler skipped before this trial
 DUPLICATE_ATTR = "nas.duplicate_of"
 RUNG_ATTR = "nas.rung.{epoch}"  # a halving rung's accuracy, as runs before intermediate values kept it
+#: A journal trial's reservation of a dedup key in a generation (true; see :func:`reserve`).
+RESERVE_ATTR = "nas.reserve.{generation}.{key}"
 TABLE_ATTR = "nas.table"  # a tabular trial's {column: value}: the objective's and the reported
 #: The trial's whole record (``metrics.json``'s mapping), set when it ends: the storage is the run.
 RECORD_ATTR = "nas.record"
@@ -107,13 +112,15 @@ def open_storage(url: str, *, file: str | None = None, path: str = "storage",
     from optuna.storages import JournalStorage
 
     from nas.io import is_disk_full
+    from nas.search._index import AttrIndex
     from nas.search._journal import open_journal
 
     try:
         if "://" in url:
             return _open_rdb(url, heartbeat or HEARTBEAT_INTERVAL)
         Path(url).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(open_journal(url))
+        index = AttrIndex(lambda key: key == UNCOUNTED_ATTR or key.startswith(("nas.rung.", "nas.reserve.")))
+        return JournalStorage(open_journal(url, index=index))
     except Exception as error:  # noqa: BLE001 - any failure to open is the user's URL
         if is_disk_full(error):
             raise
@@ -184,9 +191,11 @@ def mask(url: str) -> str:
 
 
 def open_study(config: RunConfig, storage_url: str, *, create: bool, sampler: Any = None,
-               storage_path: str = "storage", heartbeat: int | None = None) -> optuna.Study:
+               storage_path: str = "storage", heartbeat: int | None = None,
+               shared_with: optuna.Study | None = None) -> optuna.Study:
     """The run's study (named after the run) in ``storage_url``; ``create`` makes it if absent.
-    ``heartbeat``: see :func:`open_storage`.
+    ``heartbeat``: see :func:`open_storage`. ``shared_with``: a study of this process whose
+    open storage is used (a journal is then replayed once per process, not once per study).
 
     Raises:
         ConfigError: the storage cannot be opened, or it holds a study of this name with
@@ -196,7 +205,10 @@ def open_study(config: RunConfig, storage_url: str, *, create: bool, sampler: An
 
     from nas.search._study import make_pruner
 
-    storage = open_storage(storage_url, file=config.file, path=storage_path, heartbeat=heartbeat)
+    if shared_with is not None:
+        storage = shared_with._storage
+    else:
+        storage = open_storage(storage_url, file=config.file, path=storage_path, heartbeat=heartbeat)
     kwargs = {"study_name": config.name, "storage": storage, "sampler": sampler,
               "pruner": make_pruner(config)}
     if not create:
@@ -235,12 +247,78 @@ def n_trials(study: optuna.Study) -> int:
     return study._storage.get_n_trials(study._study_id)
 
 
-def _uncounted(study: optuna.Study) -> list[FrozenTrial]:
-    # Uncounted trials (interrupted, surplus) are all failed: read failed trials only.
+def _journal_index(study: optuna.Study) -> Any:
+    """The :class:`~nas.search._index.AttrIndex` of a journal opened by :func:`open_storage`,
+    else None (an RDB storage, or a journal opened for reading only)."""
+    from optuna.storages import JournalStorage
+
+    storage = study._storage
+    index = getattr(getattr(storage, "_backend", None), "index", None)
+    return index if isinstance(storage, JournalStorage) and index is not None and index.complete else None
+
+
+def _rdb(study: optuna.Study) -> Any:
+    """The study's RDB storage (Optuna wraps it in a cache), else None."""
+    from optuna.storages import RDBStorage
+
+    storage = getattr(study._storage, "_backend", study._storage)
+    return storage if isinstance(storage, RDBStorage) else None
+
+
+def _step_key(step: int) -> str:
+    """The journal index's key of the trials that reported an intermediate value at ``step``."""
+    return f"step:{step}"
+
+
+def is_indexed_journal(study: optuna.Study) -> bool:
+    """Whether the study is in a journal with an index (see :func:`_journal_index`): its
+    trials' attribute writes are cheap to batch, and its reservations are trial attributes."""
+    return _journal_index(study) is not None
+
+
+def _indexed(study: optuna.Study, index: Any, key: str) -> list[FrozenTrial]:
+    """This study's trials the journal ``index`` lists for ``key``, in log order, as the
+    storage holds them now: the caller checks the attribute (the storage ignores a write to a
+    finished trial)."""
+    storage = study._storage
+    with storage._thread_lock:
+        storage._sync_with_backend()  # feeds the index
+        ids = index.with_key(key)
+        replay = storage._replay_result
+        return [replay.get_trial(i) for i in ids if replay._trial_id_to_study_id.get(i) == study._study_id]
+
+
+def _numbers(study: optuna.Study, state: TrialState, key: str | None = None) -> list[int]:
+    """Numbers of the study's trials in ``state`` (and with a true user attribute ``key``):
+    one query in an RDB storage, the index of a journal for ``key``, else a read of the
+    trials in ``state``."""
+    import json
+
+    index, rdb = _journal_index(study), _rdb(study)
+    if key is not None and index is not None:
+        return [t.number for t in _indexed(study, index, key) if t.state == state and t.user_attrs.get(key)]
+    if rdb is not None:
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        trial, attr = models.TrialModel, models.TrialUserAttributeModel
+        with _create_scoped_session(rdb.scoped_session) as session:
+            if key is None:
+                return [n for (n,) in session.query(trial.number).filter(
+                    trial.study_id == study._study_id, trial.state == state).all()]
+            rows = (session.query(trial.number, attr.value_json)
+                    .join(attr, attr.trial_id == trial.trial_id)
+                    .filter(trial.study_id == study._study_id, trial.state == state, attr.key == key).all())
+        return [n for n, value in rows if json.loads(value)]
+    return [t.number for t in study.get_trials(deepcopy=False, states=(state,))
+            if key is None or t.user_attrs.get(key)]
+
+
+def _uncounted(study: optuna.Study) -> list[int]:
+    # The numbers of the uncounted trials (interrupted, surplus): all failed.
     from optuna.trial import TrialState
 
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if t.user_attrs.get(UNCOUNTED_ATTR)]
+    return _numbers(study, TrialState.FAIL, UNCOUNTED_ATTR)
 
 
 def budget_left(study: optuna.Study, budget: int) -> bool:
@@ -248,9 +326,9 @@ def budget_left(study: optuna.Study, budget: int) -> bool:
     trial if there is one, else creates a trial numbered after every existing one."""
     from optuna.trial import TrialState
 
-    uncounted = [t.number for t in _uncounted(study)]
-    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-    number = min(t.number for t in waiting) if waiting else n_trials(study)
+    uncounted = _uncounted(study)
+    waiting = _numbers(study, TrialState.WAITING)
+    number = min(waiting) if waiting else n_trials(study)
     return number - sum(1 for n in uncounted if n < number) < budget
 
 
@@ -264,7 +342,7 @@ def admit(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
     interrupted or surplus. Every worker on every machine applies the same rule to the same
     numbers, so the budget is never overshot.
     """
-    before = trial.number - sum(1 for t in _uncounted(study) if t.number < trial.number)
+    before = trial.number - sum(1 for n in _uncounted(study) if n < trial.number)
     if before < budget:
         return True
     claim_fail(study, trial, {UNCOUNTED_ATTR: True, SURPLUS_ATTR: True,
@@ -273,14 +351,14 @@ def admit(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
 
 
 def state_counts(study: optuna.Study) -> dict[str, int]:
-    """Counted finished trials per state: ``complete``, ``pruned``, ``fail``."""
+    """Counted finished trials per state: ``complete``, ``pruned``, ``fail`` (count queries,
+    and a read of the uncounted trials, which are all failed)."""
     from optuna.trial import TrialState
 
-    counts = {"complete": 0, "pruned": 0, "fail": 0}
-    for t in study.get_trials(deepcopy=False):
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) \
-                and not t.user_attrs.get(UNCOUNTED_ATTR):
-            counts[t.state.name.lower()] += 1
+    storage = study._storage
+    counts = {state.name.lower(): storage.get_n_trials(study._study_id, state=state)
+              for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    counts["fail"] -= len(_uncounted(study))
     return counts
 
 
@@ -308,8 +386,7 @@ def claim_fail(study: optuna.Study, trial: optuna.Trial | FrozenTrial, attrs: Ma
 
     storage, tid = study._storage, trial_id(trial)
     try:
-        for key, value in attrs.items():
-            storage.set_trial_user_attr(tid, key, value)
+        set_user_attrs(study, trial, attrs)
         return bool(storage.set_trial_state_values(tid, TrialState.FAIL))
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
@@ -326,6 +403,86 @@ def mark_interrupted(study: optuna.Study, trial: optuna.Trial | FrozenTrial, rea
         retry[SEED_ATTR] = trial.user_attrs[SEED_ATTR]
     study.enqueue_trial(dict(trial.params), user_attrs=retry)
     return True
+
+
+def set_user_attrs(study: optuna.Study, trial: optuna.Trial | FrozenTrial, attrs: Mapping[str, Any]) -> None:
+    """Set several user attributes of a running trial in one storage write: one append to a
+    journal (one lock, one fsync; a record per key, as Optuna's replay requires; with this
+    thread's held writes first, see :func:`writes_held`), one transaction in an RDB storage;
+    one write per key in other storages. ``trial.user_attrs`` sees them afterwards.
+
+    Raises:
+        optuna.exceptions.UpdateFinishedTrialError: the trial has finished (another worker
+            took it for dead); nothing was set.
+    """
+    import optuna
+    from optuna.storages.journal._storage import JournalOperation
+
+    storage, tid, rdb = study._storage, trial_id(trial), _rdb(study)
+    if isinstance(storage, optuna.storages.JournalStorage):
+        with storage._thread_lock:
+            worker = storage._replay_result.worker_id
+            _append_released(storage, [
+                {"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker, "trial_id": tid,
+                 "user_attr": {key: value}} for key, value in attrs.items()])
+    elif rdb is not None:
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        with _create_scoped_session(rdb.scoped_session, True) as session:
+            for key, value in attrs.items():
+                rdb._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, tid, key, value)
+    else:
+        for key, value in attrs.items():
+            storage.set_trial_user_attr(tid, key, value)
+    cached = getattr(trial, "_cached_frozen_trial", None)
+    if cached is not None:
+        cached.user_attrs.update(attrs)
+
+
+def _append_released(storage: Any, logs: list[dict]) -> None:
+    """Append this thread's held records (see :func:`writes_held`) and ``logs`` in one
+    append, then replay them. Call with the storage's thread lock held."""
+    import optuna
+
+    release = getattr(storage._backend, "release", None)  # a journal opened by open_storage
+    logs = (release() if release is not None else []) + logs
+    if not logs:
+        return
+    storage._backend.append_logs(logs)
+    # Replaying stops at the first of our records the storage refused (a trial another worker
+    # failed): replay on, so the others are read now, not raised by a later call.
+    refused = None
+    while True:
+        try:
+            storage._sync_with_backend()
+            break
+        except optuna.exceptions.UpdateFinishedTrialError as error:
+            refused = refused or error
+    if refused is not None:
+        raise refused
+
+
+@contextlib.contextmanager
+def writes_held(study: optuna.Study) -> Iterator[None]:
+    """In a journal, hold this thread's writes (Optuna's parameter writes while a trial
+    samples) until the next :func:`set_user_attrs` or :func:`reserve`, which writes them with
+    its own in one append (one fsync instead of one per parameter), or the end of the block.
+    Elsewhere nothing is held.
+
+    Inside the block, before that write, nothing may read back what it wrote through the
+    storage (the trial object keeps its own parameters; a pruner's reports would not be seen).
+    """
+    if _journal_index(study) is None:
+        yield
+        return
+    storage = study._storage
+    storage._backend.hold()
+    try:
+        yield
+    finally:
+        with storage._thread_lock:
+            _append_released(storage, [])
 
 
 # --------------------------------------------------------------------------- liveness
@@ -388,18 +545,35 @@ def _alive(pid: int) -> bool:
 # --------------------------------------------------------------------------- dedup
 
 
-def reserve(study: optuna.Study, key: str, number: int, *, generation: int = 0) -> tuple[int, int | None]:
-    """Reserve genotype ``key`` for trial ``number``: ``(generation, None)`` when this trial
-    holds the reservation, ``(generation, owner)`` when trial ``owner`` does.
+def reserve(study: optuna.Study, trial: optuna.Trial, key: str, *, generation: int = 0,
+            attrs: Mapping[str, Any] | None = None) -> tuple[int, int | None]:
+    """Reserve genotype ``key`` for ``trial``: ``(generation, None)`` when this trial holds
+    the reservation, ``(generation, owner)`` when trial number ``owner`` does. ``attrs`` are
+    set on the trial first (with the reservation, in one write, on a journal).
 
-    A reservation is a study named ``RUN:dedup:GENERATION:KEY`` in the same storage. Creating
-    a study is atomic in both storages (a unique column in an RDB storage; the first create in
-    a journal's log wins), so exactly one trial gets each name. A later generation is reserved
-    when the owner of the previous one ended without a result (see :func:`reservation_owner`).
+    In a journal a reservation is the trial attribute ``nas.reserve.GENERATION.KEY`` (one
+    append): the journal orders every write, so the owner is the first trial in the log that
+    set it, found through the journal's index. In an RDB storage it is a study named
+    ``RUN:dedup:GENERATION:KEY`` (a unique column: exactly one trial creates it), whose
+    system attribute ``owner`` is the trial's number. A later generation is reserved when the
+    owner of the previous one ended without a result.
+
+    Raises:
+        optuna.exceptions.UpdateFinishedTrialError: the trial has finished (a journal).
     """
     import optuna
 
-    storage = study._storage
+    index = _journal_index(study)
+    if index is not None:
+        attr = RESERVE_ATTR.format(generation=generation, key=key)
+        set_user_attrs(study, trial, {**(attrs or {}), attr: True})
+        for holder in _indexed(study, index, attr):
+            if holder.user_attrs.get(attr):
+                return generation, None if holder.number == trial.number else holder.number
+        raise RuntimeError(f"reservation {attr} of trial {trial.number} not in the journal")
+    if attrs:
+        set_user_attrs(study, trial, attrs)
+    storage, number = study._storage, trial.number
     name = f"{study.study_name}:dedup:{generation}:{key}"
     try:
         lock = storage.create_new_study(directions=[optuna.study.StudyDirection.MINIMIZE],
@@ -424,10 +598,35 @@ def trial_by_number(study: optuna.Study, number: int) -> FrozenTrial:
 
 def rung_values(study: optuna.Study, epoch: int, number: int) -> list[float]:
     """Accuracies other trials than ``number`` reported at the halving rung ``epoch`` (their
-    intermediate values; ``nas.rung.EPOCH`` for trials of runs made before those existed)."""
+    intermediate values; ``nas.rung.EPOCH`` for trials of runs made before those existed):
+    the trials a journal's index lists, or two queries in an RDB storage (not a read of every
+    trial)."""
+    import json
+
     key = RUNG_ATTR.format(epoch=epoch)
+    index, rdb = _journal_index(study), _rdb(study)
+    if rdb is not None:
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        trial, step, attr = models.TrialModel, models.TrialIntermediateValueModel, models.TrialUserAttributeModel
+        with _create_scoped_session(rdb.scoped_session) as session:
+            reported = (session.query(trial.number, step.intermediate_value, step.intermediate_value_type)
+                        .join(step, step.trial_id == trial.trial_id)
+                        .filter(trial.study_id == study._study_id, step.step == epoch).all())
+            old = (session.query(trial.number, attr.value_json).join(attr, attr.trial_id == trial.trial_id)
+                   .filter(trial.study_id == study._study_id, attr.key == key).all())
+        found = {n: step.stored_repr_to_intermediate_value(v, t) for n, v, t in reported}
+        for n, value in old:
+            found.setdefault(n, json.loads(value))
+        return [v for n, v in found.items() if n != number and v is not None]
+    if index is not None:
+        trials_ = {t.number: t for t in _indexed(study, index, key) + _indexed(study, index, _step_key(epoch))}
+        candidates = list(trials_.values())
+    else:
+        candidates = study.get_trials(deepcopy=False)
     values = []
-    for t in study.get_trials(deepcopy=False):
+    for t in candidates:
         value = t.intermediate_values.get(epoch, t.user_attrs.get(key))
         if value is not None and t.number != number:
             values.append(value)
@@ -441,40 +640,6 @@ def report_value(study: optuna.Study, trial: optuna.Trial, step: int, value: flo
         trial.report(value, step)
     else:
         study._storage.set_trial_intermediate_value(trial_id(trial), step, value)
-
-
-def set_user_attrs(study: optuna.Study, trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
-    """Set several user attributes of a running trial in one storage write: one append to a
-    journal (one lock, one fsync; a record per key, as Optuna's replay requires), one
-    transaction in an RDB storage; one write per key in other storages. ``trial.user_attrs``
-    sees them afterwards."""
-    import optuna
-    from optuna.storages.journal._storage import JournalOperation
-
-    storage = study._storage
-    tid = trial_id(trial)
-    rdb = getattr(storage, "_backend", None)  # RDB storages come wrapped in a cache
-    if isinstance(storage, optuna.storages.JournalStorage):
-        with storage._thread_lock:
-            worker = storage._replay_result.worker_id
-            storage._backend.append_logs([
-                {"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker, "trial_id": tid,
-                 "user_attr": {key: value}} for key, value in attrs.items()
-            ])
-            storage._sync_with_backend()
-    elif isinstance(rdb, optuna.storages.RDBStorage):
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
-
-        with _create_scoped_session(rdb.scoped_session, True) as session:
-            for key, value in attrs.items():
-                rdb._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, tid, key, value)
-    else:
-        for key, value in attrs.items():
-            storage.set_trial_user_attr(tid, key, value)
-    cached = getattr(trial, "_cached_frozen_trial", None)
-    if cached is not None:
-        cached.user_attrs.update(attrs)
 
 
 # --------------------------------------------------------------------------- the frozen config

@@ -109,9 +109,10 @@ def _heartbeat(study: optuna.Study, trial: optuna.Trial, interval: float, *,
 
 def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: int,
                 deadline: float | None, on_trial: Callable[[], None] | None = None,
-                device: str | None = None) -> None:
+                device: str | None = None, shared_with: optuna.Study | None = None) -> None:
     """Ask, evaluate and tell until the budget (counted in the storage) or the deadline is
-    spent; ``device`` overrides the training device."""
+    spent; ``device`` overrides the training device; ``shared_with``: a study of this process
+    whose open storage the worker uses (see :func:`~nas.search._storage.open_study`)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -137,7 +138,8 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
                           sampler_seed=seed, device=device, on_wait=recover)
     sampler = make_sampler(config, seed=seed, feasible=evaluator.feasible)
     evaluator.rejected = getattr(sampler, "rejected", None)  # a FeasibleSampler's, per trial
-    study = open_study(config, storage_url, create=False, sampler=sampler, heartbeat=config.heartbeat)
+    study = open_study(config, storage_url, create=False, sampler=sampler, heartbeat=config.heartbeat,
+                       shared_with=shared_with)
     states = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "fail": TrialState.FAIL}
     while True:
         if deadline is not None and time.time() >= deadline:
@@ -152,7 +154,6 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
         if config.trials is not None and not admit(study, trial, config.trials):
             continue
         with _heartbeat(study, trial, config.heartbeat, first="://" in storage_url):
-            trial.set_user_attr(WORKER_ATTR, worker)
             try:
                 record = evaluator.run(study, trial)
             except KeyboardInterrupt:

@@ -1,0 +1,97 @@
+"""The journal's attribute index, batched writes and reservations, and the queries an RDB
+storage answers instead (no search run: a few trials, two storages on one file standing for
+two processes)."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed")
+from optuna.trial import TrialState
+
+from nas.search import _storage
+from nas.search._storage import (
+    UNCOUNTED_ATTR,
+    open_storage,
+    reserve,
+    rung_values,
+    set_user_attrs,
+    state_counts,
+    writes_held,
+)
+
+
+def _two(url):
+    """The same study opened through two storages (two processes, as far as they know)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    first = optuna.create_study(study_name="run", storage=open_storage(url))
+    second = optuna.load_study(study_name="run", storage=open_storage(url))
+    return first, second
+
+
+@pytest.fixture(params=["journal", "sqlite"])
+def two(request, tmp_path):
+    return _two(str(tmp_path / "journal.log") if request.param == "journal" else f"sqlite:///{tmp_path}/s.db")
+
+
+def _lines(study):
+    return sum(1 for _ in open(study._storage._backend._file_path, "rb"))
+
+
+def test_one_owner_per_key_and_generation(two):
+    first, second = two
+    a, b = first.ask(), second.ask()
+    assert reserve(second, b, "k") == (0, None)  # b reserved first
+    assert reserve(first, a, "k") == (0, b.number)
+    assert reserve(first, a, "k", generation=1) == (1, None)
+    assert reserve(second, b, "other") == (0, None)
+    assert reserve(first, first.ask(), "k") == (0, b.number)
+
+
+def test_a_finished_trial_does_not_hold_a_journal_reservation(tmp_path):
+    first, second = _two(str(tmp_path / "journal.log"))
+    a, b = first.ask(), second.ask()
+    second.tell(a.number, state=TrialState.FAIL)  # another worker took a for dead
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        reserve(first, a, "k")
+    assert reserve(second, b, "k") == (0, None)
+    assert first.get_trials()[1].user_attrs == second.get_trials()[1].user_attrs  # nothing left over
+
+
+def test_uncounted_rungs_and_counts_from_the_index_agree_with_a_read(two):
+    first, second = two
+    trials = [first.ask() for _ in range(5)]
+    set_user_attrs(first, trials[1], {UNCOUNTED_ATTR: True, "nas.end_reason": "interrupted"})
+    first.tell(trials[1], state=TrialState.FAIL)
+    first.tell(trials[2], state=TrialState.FAIL)  # failed, counted
+    trials[3].set_user_attr("nas.rung.2", 0.5)  # a run from before intermediate values
+    trials[4].set_user_attr("nas.rung.2", 0.25)
+    trials[0].report(0.75, 2)
+    trials[0].report(0.7, 3)
+    first.tell(trials[4], 1.0)
+    for study in (first, second):
+        assert _storage._uncounted(study) == [1]
+        assert sorted(rung_values(study, 2, number=4)) == [0.5, 0.75]
+        assert state_counts(study) == {"complete": 1, "pruned": 0, "fail": 1}
+
+
+def test_held_parameters_are_written_with_the_next_attributes_in_one_append(tmp_path):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="run", storage=open_storage(str(tmp_path / "j.log")))
+    trial = study.ask()
+    before = _lines(study)
+    with writes_held(study):
+        trial.suggest_categorical("a", ["x", "y"])
+        trial.suggest_int("b", 0, 9)
+        assert _lines(study) == before  # held
+        set_user_attrs(study, trial, {"nas.worker": "w", "nas.x": 1})
+        assert _lines(study) == before + 4
+        trial.suggest_float("c", 0, 1)  # after the write: not held
+        assert _lines(study) == before + 5
+    with writes_held(study):
+        trial.suggest_int("d", 0, 9)
+    assert _lines(study) == before + 6  # written when the block ends
+    again = optuna.load_study(study_name="run", storage=open_storage(str(tmp_path / "j.log")))
+    stored = again.get_trials()[0]
+    assert set(stored.params) == {"a", "b", "c", "d"} and stored.user_attrs == {"nas.worker": "w", "nas.x": 1}
