@@ -9,15 +9,22 @@ twice, side by side in one process:
   a record per trial in the storage, the trial folder (genotype, log, metrics.json).
 
 Both open the storage the same way (:func:`nas.search._storage.open_storage`: the journal
-file backend that repairs torn records, SQLite, PostgreSQL). Printed per storage and N: seconds
-per trial for each, their ratio, and the growth of the cost per trial from the first N to the
-last (target: ratio at most 2, and growth no larger than Optuna's own). The machine's load
+file backend that repairs torn records, SQLite, PostgreSQL). Printed: a line per measurement
+as it ends, then a table with a row per N and, per storage, seconds per trial for each and
+their ratio, and the growth of the cost per trial from one N to the next (target: ratio at
+most 2, and growth no larger than Optuna's own). The machine's load
 average is printed with the table: the figures are wall times.
 
 Usage::
 
     python bench/search_overhead.py [--quick] [--trials 100 1000 5000]
+                                    [--storages journal sqlite postgresql]
                                     [--postgres URL]  (default: $NAS_TEST_POSTGRES_URL)
+
+Each measurement gets a fresh storage (a new journal file or SQLite database; new studies in
+the PostgreSQL database), ours first, then Optuna's; one 5-trial measurement per storage
+first, not shown (imports, the table's first load and a database's schema are not a cost per
+trial).
 """
 
 from __future__ import annotations
@@ -71,42 +78,78 @@ def nas_per_trial(url: str, trials: int, runs: Path) -> float:
     return elapsed / trials
 
 
+def measure(kind: str, n: int, tmp: Path, postgres: str | None, *,
+            who: str = "") -> tuple[float, float]:
+    """(Optuna's, ours) seconds per trial for ``n`` trials on a fresh storage of ``kind`` (a
+    new file for the journal and SQLite; new studies in the PostgreSQL database)."""
+    def url(name: str) -> str:
+        return {"journal": str(tmp / f"{name}{who}-{n}.log"),
+                "sqlite": f"sqlite:///{tmp / f'{name}{who}-{n}.db'}",
+                "postgresql": postgres or ""}[kind]
+
+    ours = nas_per_trial(url("nas"), n, tmp / "runs")
+    theirs = optuna_per_trial(url("optuna"), n)
+    return theirs, ours
+
+
+def table(results: dict[str, dict[int, tuple[float, float]]], sizes: list[int]) -> list[str]:
+    """The side-by-side table: one row per trial count, per storage Optuna's and our seconds
+    per trial and their ratio; then the growth of each from the first size to the last."""
+    kinds = list(results)
+    lines = ["| trials | " + " | ".join(f"{k} optuna | {k} nas | {k} ratio" for k in kinds) + " |",
+             "|---:|" + "---:|---:|---:|" * len(kinds)]
+    for n in sizes:
+        cells = []
+        for k in kinds:
+            if n in results[k]:
+                theirs, ours = results[k][n]
+                cells += [f"{theirs:.4f}", f"{ours:.4f}", f"{ours / theirs:.2f}"]
+            else:
+                cells += ["-", "-", "-"]
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    for k in kinds:
+        done = [n for n in sizes if n in results[k]]
+        for a, b in zip(done, done[1:]):
+            (t0, o0), (t1, o1) = results[k][a], results[k][b]
+            lines.append(f"{k}: growth of the cost per trial {a} -> {b}: optuna {t1 / t0:.2f}x, "
+                         f"nas {o1 / o0:.2f}x (target: nas no more than optuna's)")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, nargs="+", default=[100, 1000, 5000])
     parser.add_argument("--quick", action="store_true", help="100 and 300 trials only")
     parser.add_argument("--postgres", default=os.environ.get("NAS_TEST_POSTGRES_URL"),
                         help="PostgreSQL URL (default: $NAS_TEST_POSTGRES_URL; left out when unset)")
-    parser.add_argument("--storages", nargs="+", default=["journal", "sqlite", "postgresql"])
+    parser.add_argument("--storages", nargs="+", default=["journal", "sqlite", "postgresql"],
+                        choices=["journal", "sqlite", "postgresql"])
     args = parser.parse_args()
     if not TABLE.is_file():
         print(f"no NAS-Bench-201 table at {TABLE}; nothing to measure")
         return 1
-    sizes = [100, 300] if args.quick else args.trials
+    sizes = [100, 300] if args.quick else sorted(args.trials)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    print(f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
-    print(f"{'storage':<11} {'trials':>6} {'optuna s/trial':>15} {'nas s/trial':>12} {'ratio':>6}")
+    kinds = [k for k in args.storages if k != "postgresql" or args.postgres]
+    if len(kinds) < len(args.storages):
+        print("postgresql: no URL (--postgres or NAS_TEST_POSTGRES_URL); left out")
+    print(f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)", flush=True)
+    results: dict[str, dict[int, tuple[float, float]]] = {k: {} for k in kinds}
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in args.storages:
-            if kind == "postgresql" and not args.postgres:
-                print("postgresql: no URL (--postgres or NAS_TEST_POSTGRES_URL); left out")
-                continue
-            rows = []
-            for n in sizes:
-                url = {"journal": str(Path(tmp) / f"{kind}-{n}.log"),
-                       "sqlite": f"sqlite:///{Path(tmp) / f'{kind}-{n}.db'}",
-                       "postgresql": args.postgres}[kind]
-                ours = nas_per_trial(url, n, Path(tmp) / "runs")
-                theirs = optuna_per_trial(url, n)
-                rows.append((n, theirs, ours))
-                print(f"{kind:<11} {n:>6} {theirs:>15.4f} {ours:>12.4f} {ours / theirs:>6.2f}", flush=True)
-            if len(rows) > 1:
-                (n0, t0, o0), (n1, t1, o1) = rows[-2], rows[-1]
-                print(f"{kind:<11} growth of the cost per trial {n0} -> {n1}: optuna {t1 / t0:.2f}x, "
-                      f"nas {o1 / o0:.2f}x (target: nas no more than optuna's)")
+        for kind in kinds:  # imports, the table's first load, the storage's schema: not timed
+            measure(kind, 5, Path(tmp), args.postgres, who="-warm-up")
+        for n in sizes:  # every storage at a size before the next size: the table fills by rows
+            for kind in kinds:
+                started = time.time()
+                results[kind][n] = measure(kind, n, Path(tmp), args.postgres)
+                theirs, ours = results[kind][n]
+                print(f"{kind:<11} {n:>6} trials: optuna {theirs:.4f} s/trial, nas {ours:.4f} s/trial, "
+                      f"ratio {ours / theirs:.2f} ({time.time() - started:.0f} s, load "
+                      f"{os.getloadavg()[0]:.1f})", flush=True)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
+    print("\n".join(table(results, sizes)))
     return 0
 
 
