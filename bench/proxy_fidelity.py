@@ -426,6 +426,16 @@ def _candidates(run, count: int, seed: int, row_of: dict[str, int], cache: Path)
     return rows, seconds
 
 
+def _draw(count: int, seed: int, cache: Path) -> tuple[list[int], float]:
+    return _candidates(_WORK["run"], count, seed, _WORK["row_of"], cache)
+
+
+def _quiet() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
 def _needed(screen: Screen, rows: list[int], records: dict[int, dict]) -> dict[int, list[str]]:
     """The proxies each candidate needs under ``screen`` that ``records`` lack: the shortlist's
     on every candidate, the proxies on the ``keep`` best by the shortlist (computable only
@@ -492,7 +502,10 @@ def run_search_part(args, table_df, cache: Path) -> None:
     space = args.cache / f"space_b{args.batch}_s{args.seed}.jsonl"
     seeds = range(args.search_seeds)
     most = max(s.candidates for s in screens)
-    drawn = {seed: _candidates(run, most, seed, row_of, cache) for seed in seeds}
+    _WORK.update(run=run, row_of=row_of)  # reaches the workers by fork (a config does not pickle)
+    with multiprocessing.get_context("fork").Pool(args.workers, initializer=_quiet) as pool:
+        drawn = dict(zip(seeds, pool.starmap(
+            _draw, [(most, seed, cache) for seed in seeds], chunksize=1)))
     rows = {(s.candidates, seed): drawn[seed][0][: s.candidates] for s in screens for seed in seeds}
     # Drawing M of them costs their share of the measured drawing time.
     draw_cpu = {(s.candidates, seed): drawn[seed][1] * s.candidates / most
