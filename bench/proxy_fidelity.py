@@ -14,10 +14,12 @@ Parts (``--parts``, default ``zero trained``):
   at several reduced settings on a CIFAR-10 training subset, validated on a held-out subset;
   the same table per setting, and "zero-cost ensemble + the shortest setting" as one more row.
 - ``search``: zero-cost warm start: the NB201 search of ``bench/search_nb201.py`` (validation
-  protocol) with and without pre-screening (``nas.search._proxies.prescreen`` with cached
-  scores of the sample's cells), against TPE and random search: median queries to a top-0.1%
-  cell by validation, test accuracy of the best-by-validation cell after 25/50/100 queries,
-  and the pre-screening seconds.
+  protocol) with and without pre-screening (``nas.search._proxies.prescreen`` on the
+  candidates ``nas search`` draws from the whole space, scores from the ``space`` cache),
+  against TPE and random search: median queries to a top-0.1% cell by validation, test
+  accuracy of the best-by-validation cell after 25/50/100 queries, and the measured
+  pre-screening seconds (wall and CPU).
+- ``space``: ``--space-proxies`` on every cell of the table (the search part's cache).
 - ``timing``: wall and processor seconds per cell of each proxy alone, on a few cells.
 
 Scores are appended, one JSON line per cell, to files in ``--cache`` (default
@@ -28,7 +30,7 @@ proxies only (cheap ones on every cell first, then the expensive ones on a prefi
 
 Usage::
 
-    python bench/proxy_fidelity.py [--quick] [--parts zero trained search timing] [--cells 1000]
+    python bench/proxy_fidelity.py [--quick] [--parts zero trained search timing space] [--cells 1000]
 """
 
 from __future__ import annotations
@@ -722,11 +724,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search-budget", type=int, default=150, help="queries per search run")
     parser.add_argument("--search-rows", nargs="+", default=None, help="search rows to run")
     parser.add_argument("--prescreen", type=_screen_spec, nargs="+",
-                        default=[((3000, 150, 10), False), ((3000, 150, 10), True)],
+                        default=[((3000, 100, 5), False), ((3000, 100, 5), True),
+                                 ((1000, 50, 5), False)],
                         metavar="M[/KEEP]/K[f]",
                         help="pre-screen settings: candidates[/shortlist keep]/top, f: the top "
                              "enqueued before the seeds")
-    parser.add_argument("--prescreen-proxies", nargs="+", default=["meco", "params"],
+    parser.add_argument("--prescreen-proxies", nargs="+", default=["synflow"],
                         help="the pre-screen's proxies (a mean-rank ensemble when several)")
     parser.add_argument("--shortlist-proxies", nargs="+", default=["params"],
                         help="the pre-screen shortlist's proxies (settings M/KEEP/K)")
