@@ -381,3 +381,33 @@ def test_user_attributes_are_set_in_one_write(tmp_path, kind, monkeypatch):
     assert trial.user_attrs["params"] == 12
     stored = optuna.load_study(study_name=study.study_name, storage=open_storage(url)).trials[0]
     assert stored.user_attrs == {"params": 12, "genotype": "net(width=4)", "nas.record": {"a": [1]}}
+
+
+@pytest.mark.skipif(not NB201_TABLE.is_file(), reason="NAS-Bench-201 table not present")
+def test_ctrl_c_after_a_trial_finished_keeps_its_result(tmp_path, monkeypatch):
+    """A Ctrl-C that lands after a trial's metrics.json is written but before Optuna is told
+    (here: while its heartbeat thread is joined) tells the result; the trial is not re-run."""
+    import contextlib
+
+    from nas.search import _workers
+
+    heartbeat = _workers._heartbeat
+
+    @contextlib.contextmanager
+    def interrupted_on_exit(*args, **kwargs):
+        with heartbeat(*args, **kwargs):
+            yield
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_workers, "_heartbeat", interrupted_on_exit)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(load_config(ROOT / "search_spaces" / "nb201.yaml"), runs_dir=tmp_path / "runs",
+                   trials=3, progress=False)
+    monkeypatch.undo()
+    (record,) = read_trials(tmp_path / "runs" / "nb201")
+    assert record["state"] == "complete" and record["counted"]
+    summary = run_search(load_config(ROOT / "search_spaces" / "nb201.yaml"), runs_dir=tmp_path / "runs",
+                         trials=3, resume=True, progress=False)
+    records = read_trials(summary.run_dir)
+    assert [r["state"] for r in records] == ["complete"] * 3  # trial 0 kept, none interrupted
+    assert records[0] == record

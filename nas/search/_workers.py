@@ -113,8 +113,6 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
     """Ask, evaluate and tell until the budget (counted in the storage) or the deadline is
     spent; ``device`` overrides the training device; ``shared_with``: a study of this process
     whose open storage the worker uses (see :func:`~nas.search._storage.open_study`)."""
-    import optuna
-    from optuna.trial import TrialState
 
     quiet_optuna()
     # Heartbeats are sent by _heartbeat below, which Optuna cannot see from ask().
@@ -140,7 +138,6 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
     evaluator.rejected = getattr(sampler, "rejected", None)  # a FeasibleSampler's, per trial
     study = open_study(config, storage_url, create=False, sampler=sampler, heartbeat=config.heartbeat,
                        shared_with=shared_with)
-    states = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "fail": TrialState.FAIL}
     while True:
         if deadline is not None and time.time() >= deadline:
             return
@@ -153,23 +150,37 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
         trial = study.ask()
         if config.trials is not None and not admit(study, trial, config.trials):
             continue
-        with _heartbeat(study, trial, config.heartbeat, first="://" in storage_url):
-            try:
+        record: TrialRecord | None = None
+        try:
+            with _heartbeat(study, trial, config.heartbeat, first="://" in storage_url):
                 record = evaluator.run(study, trial)
-            except KeyboardInterrupt:
-                with _sigint_deferred():  # a second Ctrl-C must not cut the bookkeeping short
+            with _sigint_deferred():  # a finished trial's result reaches the storage whole
+                _tell(study, trial, record)
+        except KeyboardInterrupt:
+            with _sigint_deferred():  # a second Ctrl-C must not cut the bookkeeping short
+                if record is None:
                     interrupt(study, trial, run_dir)
-                raise
-        with _sigint_deferred():  # a finished trial's result reaches the storage whole
-            try:
-                if record.state == "complete":
-                    study.tell(trial, record.values)
-                else:
-                    study.tell(trial, state=states[record.state])
-            except optuna.exceptions.UpdateFinishedTrialError:
-                pass  # another worker took this trial for dead and re-queued it; its retry reruns it
+                else:  # it finished (its metrics.json is written) before the Ctrl-C: keep it
+                    _tell(study, trial, record)
+            raise
         if on_trial is not None:
             on_trial()
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, record: TrialRecord) -> None:
+    """Tell the storage how ``trial`` ended; nothing when it is finished already (told before
+    a Ctrl-C, or taken for dead and re-queued by another worker: its retry reruns it)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    states = {"pruned": TrialState.PRUNED, "fail": TrialState.FAIL}
+    try:
+        if record.state == "complete":
+            study.tell(trial, record.values, skip_if_finished=True)
+        else:
+            study.tell(trial, state=states[record.state], skip_if_finished=True)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass  # finished by another process between the check and the write
 
 
 @contextlib.contextmanager
