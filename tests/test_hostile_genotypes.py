@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HANG_GUARD = 30.0
+HANG_GUARD = 60.0
 HEADER = "input: [3, 8, 8]\n"
 
 
