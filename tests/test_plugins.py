@@ -294,13 +294,19 @@ def test_a_module_name_plugin_and_loading_once(isolated, tmp_path, monkeypatch, 
         nas.plugins.load_plugin("fake_nas_plugin_bad")
 
 
-def test_installed_plugins_load_lazily_through_entry_points(isolated, tmp_path, monkeypatch):
+def _distribution(tmp_path: Path, name: str, entry_point: str) -> Path:
+    """A site folder holding an installed distribution ``name`` 1.0 with one ``nas.plugins``
+    entry point (``entry_point`` as entry_points.txt writes it)."""
     site = tmp_path / "site"
-    (site / "fake_nas_plugin_dist-1.0.dist-info").mkdir(parents=True)
-    (site / "fake_nas_plugin_dist-1.0.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: fake-nas-plugin-dist\nVersion: 1.0\n")
-    (site / "fake_nas_plugin_dist-1.0.dist-info" / "entry_points.txt").write_text(
-        "[nas.plugins]\nshift = fake_nas_plugin_ep:setup\n")
+    info = site / f"{name.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[nas.plugins]\n{entry_point}\n")
+    return site
+
+
+def test_installed_plugins_load_lazily_through_entry_points(isolated, tmp_path, monkeypatch):
+    site = _distribution(tmp_path, "fake-nas-plugin-dist", "shift = fake_nas_plugin_ep:setup")
     _write(site / "fake_nas_plugin_ep.py",
            "def setup():\n"
            "    from nas.ops import get, register\n"
@@ -316,12 +322,7 @@ def test_installed_plugins_load_lazily_through_entry_points(isolated, tmp_path, 
 
 
 def test_a_failing_entry_point_names_itself(isolated, tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    (site / "broken_nas-1.0.dist-info").mkdir(parents=True)
-    (site / "broken_nas-1.0.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: broken-nas\nVersion: 1.0\n")
-    (site / "broken_nas-1.0.dist-info" / "entry_points.txt").write_text(
-        "[nas.plugins]\nbroken = fake_nas_plugin_missing\n")
+    site = _distribution(tmp_path, "broken-nas", "broken = fake_nas_plugin_missing")
     monkeypatch.syspath_prepend(str(site))
     nas.plugins._INSTALLED = None
     with pytest.raises(ConfigError, match=r"plugin entry point 'broken' \(fake_nas_plugin_missing\): "
