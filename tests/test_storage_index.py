@@ -95,23 +95,3 @@ def test_held_parameters_are_written_with_the_next_attributes_in_one_append(tmp_
     again = optuna.load_study(study_name="run", storage=open_storage(str(tmp_path / "j.log")))
     stored = again.get_trials()[0]
     assert set(stored.params) == {"a", "b", "c", "d"} and stored.user_attrs == {"nas.worker": "w", "nas.x": 1}
-
-
-def test_an_rdb_storage_beats_in_optunas_heartbeat_table(tmp_path):
-    """On an RDB storage (wrapped in Optuna's cache) a beat goes to Optuna's heartbeat table,
-    judged by the database's clock, not to a user attribute; a trial of another host's worker
-    is stale once its beats stop for the grace period."""
-    import time
-
-    from nas.search._storage import HEARTBEAT_ATTR, WORKER_ATTR, beat, stale_trials
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name="run", storage=open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat=1))
-    trial = study.ask()
-    trial.set_user_attr(WORKER_ATTR, "another-host:1")
-    beat(study, trial)
-    (frozen,) = study.get_trials()
-    assert HEARTBEAT_ATTR not in frozen.user_attrs
-    assert stale_trials(study, grace=3) == []
-    time.sleep(4.5)  # Optuna's grace: 3 beats of 1 s, on SQLite's whole-second clock
-    assert [t.number for t in stale_trials(study, grace=3)] == [trial.number]

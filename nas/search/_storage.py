@@ -491,11 +491,13 @@ def writes_held(study: optuna.Study) -> Iterator[None]:
 def beat(study: optuna.Study, trial: optuna.Trial) -> None:
     """One heartbeat of a running trial: Optuna's heartbeat table for an RDB storage, the
     ``nas.heartbeat`` user attribute (Unix time) for a journal."""
-    rdb = _rdb(study)
-    if rdb is not None:
-        rdb.record_heartbeat(trial_id(trial))
+    from optuna.storages import RDBStorage
+
+    storage = study._storage
+    if isinstance(storage, RDBStorage):
+        storage.record_heartbeat(trial_id(trial))
     else:
-        study._storage.set_trial_user_attr(trial_id(trial), HEARTBEAT_ATTR, time.time())
+        storage.set_trial_user_attr(trial_id(trial), HEARTBEAT_ATTR, time.time())
 
 
 def stale_trials(study: optuna.Study, *, grace: float) -> list[FrozenTrial]:
@@ -503,9 +505,12 @@ def stale_trials(study: optuna.Study, *, grace: float) -> list[FrozenTrial]:
     measures it with the database's clock and Optuna's grace period), a worker on this host
     whose process no longer exists, or (RDB) no heartbeat ever, three grace periods after the
     trial started."""
-    rdb, now, host = _rdb(study), time.time(), socket.gethostname()
+    from optuna.storages import RDBStorage
+
+    storage, now, host = study._storage, time.time(), socket.gethostname()
     out = []
-    stale_ids = set(rdb._get_stale_trial_ids(study._study_id)) if rdb is not None else None
+    stale_ids = set(storage._get_stale_trial_ids(study._study_id)) \
+        if isinstance(storage, RDBStorage) else None
     for t in running(study):
         worker = str(t.user_attrs.get(WORKER_ATTR, ""))
         name, _, pid = worker.rpartition(":")
