@@ -43,8 +43,8 @@ DATA = ROOT.parent / "shared" / "data" / "cifar10" / "cifar10-jpeg.tar.gz"
 # training images (None: all 50,000), training seeds; mobile_batch: the mobile space's batch size
 # (proxy and retraining) where the shipped 128 gives it too few steps (see MOBILE_STEPS).
 BUDGETS = {
-    ("cpu", False): dict(subset=5000, val_subset=1000, epochs=2, width=0.5, timeout=1200,
-                         retrain_epochs=2, retrain_width=0.5, retrain_subset=12500, seeds=3),
+    ("cpu", False): dict(subset=5000, val_subset=2500, epochs=2, width=0.5, timeout=1200,
+                         retrain_epochs=5, retrain_width=0.5, retrain_subset=25000, seeds=3),
     ("cpu", True): dict(subset=1000, val_subset=500, epochs=1, width=0.25, trials=10, timeout=420,
                         retrain_epochs=1, retrain_width=0.25, retrain_subset=2000, seeds=2,
                         mobile_batch=32),
