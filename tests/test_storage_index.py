@@ -95,3 +95,50 @@ def test_held_parameters_are_written_with_the_next_attributes_in_one_append(tmp_
     again = optuna.load_study(study_name="run", storage=open_storage(str(tmp_path / "j.log")))
     stored = again.get_trials()[0]
     assert set(stored.params) == {"a", "b", "c", "d"} and stored.user_attrs == {"nas.worker": "w", "nas.x": 1}
+
+
+def test_the_budget_counts_waiting_and_uncounted_trials(two):
+    """The number ``ask`` gives next (one query in an RDB storage) is the oldest waiting
+    trial's, else one past the last; the budget leaves out uncounted trials before it."""
+    first, second = two
+    trials = [first.ask() for _ in range(3)]
+    assert _storage._next_number(second) == 3
+    second.enqueue_trial({})  # trial 3 waits
+    assert _storage._next_number(first) == 3
+    assert second.ask().number == 3  # popped
+    assert _storage._next_number(first) == 4
+    first.enqueue_trial({})  # trial 4 waits
+    assert _storage._next_number(first) == 4
+    assert _storage.budget_left(first, 5) and not _storage.budget_left(first, 4)
+    set_user_attrs(first, trials[1], {UNCOUNTED_ATTR: True})
+    first.tell(trials[1], state=TrialState.FAIL)  # interrupted: does not count
+    assert _storage.budget_left(second, 4) and not _storage.budget_left(second, 3)
+    popped = second.ask()
+    assert popped.number == 4 and _storage.admit(second, popped, 4)
+    late = first.ask()
+    assert not _storage.admit(first, late, 4)  # failed as surplus
+    assert second.get_trials()[late.number].state == TrialState.FAIL
+
+
+def test_attributes_of_a_finished_trial_are_refused_whole(two):
+    first, second = two
+    trial = first.ask()
+    set_user_attrs(first, trial, {"nas.worker": "w", "nas.x": 1})
+    set_user_attrs(first, trial, {"nas.x": 2, "nas.y": [3]})  # an update and a new one
+    assert second.get_trials()[0].user_attrs == {"nas.worker": "w", "nas.x": 2, "nas.y": [3]}
+    second.tell(trial.number, state=TrialState.FAIL)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        set_user_attrs(first, trial, {"nas.x": 3, "nas.z": 4})
+    assert first.get_trials()[0].user_attrs == {"nas.worker": "w", "nas.x": 2, "nas.y": [3]}
+
+
+def test_an_rdb_lock_without_owner_passes_the_reservation_on(tmp_path):
+    """A dedup lock an older nas made in two writes and left without its owner (its worker
+    was killed between them) is passed over at once: every twin used to wait 30 s for the
+    owner, then fail."""
+    first, second = _two(f"sqlite:///{tmp_path}/s.db")
+    first._storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], study_name="run:dedup:0:k")
+    a, b = first.ask(), second.ask()
+    assert reserve(first, a, "k") == (1, None)
+    assert reserve(second, b, "k") == (1, a.number)
+    assert reserve(second, b, "k", generation=1) == (1, a.number)

@@ -14,8 +14,8 @@ Writes to the storage per trial (beyond Optuna's own: the trial, its parameters,
 outcome): the worker (``nas.worker``) and, with dedup, the reservation; then the record. In
 a journal the parameters and the worker are written with the reservation (one append, one
 fsync), or with the record when the trial ends before it (four appends per trial where
-Optuna's own loop makes eight); in an RDB storage the worker is written when the trial starts
-(its liveness check reads it).
+Optuna's own loop makes eight); in other storages the worker loop writes the worker with
+the trial's first heartbeat, before evaluation starts (the liveness check reads it).
 """
 
 from __future__ import annotations
@@ -290,9 +290,8 @@ class _Attempt:
             cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
         self.record.started = iso_time(self.record._t0)
         # Attributes not written yet: written with the trial's next write (see the module).
-        self.pending: dict[str, Any] = {WORKER_ATTR: evaluator.worker}
-        if not is_indexed_journal(study):
-            self._flush()
+        # Elsewhere than in a journal the worker loop wrote the worker with the first beat.
+        self.pending: dict[str, Any] = {WORKER_ATTR: evaluator.worker} if is_indexed_journal(study) else {}
 
     def _flush(self) -> None:
         """Write the pending attributes now."""

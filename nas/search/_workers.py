@@ -45,11 +45,13 @@ from nas.search._storage import (
     admit,
     beat,
     budget_left,
+    is_indexed_journal,
     mark_interrupted,
     open_study,
     quiet_optuna,
     running,
     stale_trials,
+    tell,
 )
 from nas.search._study import HalvingRule, make_sampler, worker_seed
 
@@ -85,10 +87,10 @@ def recover_stale(study: optuna.Study, run_dir: Path, *, heartbeat: int) -> int:
 
 @contextlib.contextmanager
 def _heartbeat(study: optuna.Study, trial: optuna.Trial, interval: float, *,
-               first: bool) -> Iterator[None]:
-    """Beat for ``trial`` every ``interval`` seconds until the block ends (and at once when
-    ``first``: Optuna never finds a trial without a beat stale; a journal falls back on the
-    trial's start time)."""
+               first: dict[str, Any] | None) -> Iterator[None]:
+    """Beat for ``trial`` every ``interval`` seconds until the block ends, and at once with
+    user attributes ``first`` unless it is None (a trial without a beat is judged by its
+    start time)."""
     stop = threading.Event()
 
     def loop() -> None:
@@ -96,8 +98,8 @@ def _heartbeat(study: optuna.Study, trial: optuna.Trial, interval: float, *,
             with contextlib.suppress(Exception):  # a missed beat is only a later one
                 beat(study, trial)
 
-    if first:
-        beat(study, trial)
+    if first is not None:
+        beat(study, trial, first)
     thread = threading.Thread(target=loop, name=f"nas-heartbeat-{trial.number}", daemon=True)
     thread.start()
     try:
@@ -152,7 +154,9 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
             continue
         record: TrialRecord | None = None
         try:
-            with _heartbeat(study, trial, config.heartbeat, first="://" in storage_url):
+            # The worker goes with the first beat, except in a journal (with the reservation).
+            first = None if is_indexed_journal(study) else {WORKER_ATTR: worker}
+            with _heartbeat(study, trial, config.heartbeat, first=first):
                 record = evaluator.run(study, trial)
             with _sigint_deferred():  # a finished trial's result reaches the storage whole
                 _tell(study, trial, record)
@@ -176,9 +180,9 @@ def _tell(study: optuna.Study, trial: optuna.Trial, record: TrialRecord) -> None
     states = {"pruned": TrialState.PRUNED, "fail": TrialState.FAIL}
     try:
         if record.state == "complete":
-            study.tell(trial, record.values, skip_if_finished=True)
+            tell(study, trial, record.values)
         else:
-            study.tell(trial, state=states[record.state], skip_if_finished=True)
+            tell(study, trial, state=states[record.state])
     except optuna.exceptions.UpdateFinishedTrialError:
         pass  # finished by another process between the check and the write
 
