@@ -10,7 +10,7 @@ import pytest
 
 import nas
 from nas import ops
-from nas.genotype import _expand
+from nas.genotype import _expand, _hash
 from nas.nb201 import nb201_params
 
 NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
@@ -78,3 +78,67 @@ def test_replay_keeps_recursion_through_parameters_an_error():
     )
     with pytest.raises(nas.GenotypeError, match="references itself"):
         nas.load_genotype(text)
+
+
+BIAS_BY_READER = """\
+input: [3, 8, 8]
+blocks:
+  unit:
+    nodes: [conv(4), bn, conv(4)]
+network:
+  a: unit
+  b: bn
+  c: unit <- b
+  d: relu
+  e: unit <- d
+"""
+
+
+@pytest.mark.parametrize("replays", [True, False])
+def test_a_replayed_blocks_output_is_resolved_by_its_own_readers(replays, monkeypatch):
+    # c and e are one block call (same arguments and input shape): e is c replayed; the inner
+    # conv is resolved inside the block, the output conv by whatever reads it outside
+    if not replays:
+        monkeypatch.setattr(_expand._Replay, "fits", lambda *args: False)
+    graph = _expand.expand(nas.load_genotype(BIAS_BY_READER))
+    bias = {node: data["args"]["bias"] for node, data in graph.nodes(data=True) if data["op"] == "conv"}
+    assert bias == {
+        "a.conv0": False, "a.conv1": False,  # a's output is read by bn
+        "c.conv0": False, "c.conv1": True,  # c's output is read by relu
+        "e.conv0": False, "e.conv1": True,  # e's output is the network's
+    }
+    assert graph.nodes["c.conv1"]["params"] == 4 * 4 * 9 + 4
+    assert graph.nodes["a.conv1"]["params"] == 4 * 4 * 9
+
+
+@pytest.mark.parametrize("limits", [_expand.Limits(max_nodes=15), _expand.Limits(max_params=600)])
+def test_limits_reached_inside_a_replay_fail_at_the_same_node(limits, monkeypatch):
+    # the last unit is the one before it replayed, and crosses the limit at its second node
+    genotype = nas.load_genotype(
+        "input: [3, 8, 8]\nblocks:\n  unit:\n    nodes: [conv(4), bn, relu]\n"
+        "network:\n  - repeat(3, unit)\n  - 'conv(4, k=1, s=2)'\n  - unit\n  - unit\n"
+    )
+    with pytest.raises(nas.GenotypeError) as replayed:
+        _expand.expand(genotype, limits)
+    monkeypatch.setattr(_expand._Replay, "fits", lambda *args: False)
+    with pytest.raises(nas.GenotypeError) as full:
+        _expand.expand(genotype, limits)
+    assert "unit1" in str(replayed.value)
+    assert str(replayed.value) == str(full.value)
+
+
+def test_hash_tables_keep_label_texts_apart():
+    # equal values of other types or signs would share a kept label if the key ignored them
+    for args in ({"x": 1}, {"x": 1.0}, {"x": True}, {"x": 0.0}, {"x": -0.0}, {"x": (1, 2)}, {"x": [1, 2]}):
+        assert _hash._label("op", args, (4, 8, 8), "") == _hash._label_text("op", args, (4, 8, 8), "")
+    assert _hash._label("op", {"x": 1}, (4.0, 8, 8), "out0") == "op(x=1)(4.0, 8, 8)out0"
+
+
+def test_hash_is_the_same_from_empty_and_from_full_tables(monkeypatch):
+    genotypes = CANDIDATES[5:9]
+    warm = [_hash.graph_hash(g.graph) for g in genotypes]
+    monkeypatch.setattr(_hash, "MAX_KEPT", 7)  # emptied over and over
+    _hash._DIGESTS.clear()
+    _hash._LABELS.clear()
+    assert [_hash.graph_hash(g.graph) for g in genotypes] == warm
+    assert len(_hash._DIGESTS) <= 7 and len(_hash._LABELS) <= 7

@@ -3,7 +3,8 @@
 Does not import torch.
 """
 
-from nas.genotype._expand import INPUT, LIMITS, Limits, expand, graph_hash
+from nas.genotype._expand import INPUT, LIMITS, Limits, expand
+from nas.genotype._hash import graph_hash
 from nas.genotype._expr import MATH_FUNCTIONS, parse_expression
 from nas.genotype._libraries import library_dirs, register_library
 from nas.genotype._model import BlockDef, Genotype, Statement, load_genotype, zoo_dir

@@ -16,9 +16,8 @@ instead of exhausting memory. The graph is acyclic by construction.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-from collections import Counter
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ import networkx as nx
 from nas import ops
 from nas.errors import GenotypeError
 from nas.genotype._expr import MATH_FUNCTIONS, Budget, Deferred, Scope, call_math, parse_expression
+from nas.genotype._hash import graph_hash
 from nas.genotype._model import FORMS, BlockDef, Genotype, Statement
 
 __all__ = ["INPUT", "Limits", "LIMITS", "Layer", "expand", "graph_hash", "evaluate_input", "call_text", "CALL_TEXT"]
@@ -129,6 +129,8 @@ class _Expander:
         self.params = {k: list(v) if isinstance(v, tuple) else v for k, v in genotype.params.items()}
         # block expansions already made in this expansion, replayed under a new path (_Replay)
         self.added: list[str] = []  # op nodes in the order they were added
+        # op nodes whose readers-decided arguments (Op.resolve) are not settled yet (_settle)
+        self.unresolved: list[str] = []
         self.replays: dict[tuple, _Replay | None] = {}
         self.deepest_nesting = 0
         self.deepest_stack = 0
@@ -321,6 +323,8 @@ class _Expander:
         for port, source in enumerate(sources):
             self.graph.add_edge(source, path, port=port)
         self.added.append(path)
+        if _resolves(op):
+            self.unresolved.append(path)
         return path
 
     def _count(self, params: int, shape: tuple, pending: int = 0) -> None:
@@ -379,6 +383,7 @@ class _Expander:
             self.reads |= replay.reads
             return replay.apply(self, sources, path)
         start = (len(self.added), self.budget.used, self.nesting, len(self.stack), len(self.calls))
+        unresolved = len(self.unresolved)
         outer = (self.deepest_nesting, self.deepest_stack, self.longest_path, self.blocks_used, self.reads)
         self.deepest_nesting, self.deepest_stack, self.longest_path = self.nesting, len(self.stack) + 1, 0
         self.blocks_used = {block.name}
@@ -386,6 +391,7 @@ class _Expander:
         self.stack.append(block.name)
         try:
             output, _ = self.body(block.nodes, dict(zip(block.inputs, sources)), path + ".", local)
+            self._settle(unresolved, output)
             if key is not None and key not in self.replays:
                 self.replays[key] = replay = _Replay.record(self, start, sources, path, output)
                 if replay is not None and self.memo is not None:
@@ -399,6 +405,18 @@ class _Expander:
             self.blocks_used = outer[3] | inner[3]
             self.reads = outer[4] | inner[4]
         return output
+
+    def _settle(self, mark: int, output: str) -> None:
+        """Resolve (:meth:`nas.ops.Op.resolve`) the nodes a block just added, ``unresolved[mark:]``,
+        except its output: nothing outside a block reads its other nodes, so their readers are
+        all known now, and a replay of the block carries them resolved."""
+        waiting = self.unresolved[mark:]
+        del self.unresolved[mark:]
+        for node in waiting:
+            if node == output:
+                self.unresolved.append(node)
+            else:
+                _resolve_node(self.graph, node, output=False)
 
     def _typed_values(self, names: tuple[str, ...]) -> tuple | None:
         """The typed values (:func:`_frozen`) of parameters ``names``; ``None`` if one is too large."""
@@ -419,7 +437,7 @@ class _Expander:
         names = tuple(sorted(replay.reads))
         values = self._typed_values(names)
         if values is not None and self.memo is not None:
-            self.memo.keep((key, self.limits), tuple(zip(names, values)), replay, len(replay.nodes))
+            self.memo.keep((key, self.limits), tuple(zip(names, values)), replay, len(replay.suffixes))
 
     def form(self, layer: Layer, sources: list[str], path: str, local: Mapping[str, Any]) -> str:
         if layer.kwargs and layer.name == "seq":
@@ -492,47 +510,65 @@ def _frozen(value: Any, budget: list[int]) -> Any:
 class _Replay:
     """A block expansion recorded once and replayed for later calls with the same key: the same
     nodes, data and edges under another path, charged the same work, and only where the
-    original's limits (nesting, block depth, path length, recursion) hold at the new place."""
+    original's limits (nesting, block depth, path length, recursion) hold at the new place.
 
-    nodes: tuple[tuple[str, dict[str, Any], tuple[tuple[bool, Any], ...]], ...]  # suffix, data, inputs
+    Its nodes carry their data resolved (:meth:`_Expander._settle`) except the output's, which
+    waits for its readers (``open_output``)."""
+
+    # the nodes, in the order they were added: path suffixes, data, inputs; an input or the
+    # output is an index into the call's sources followed by these nodes
+    suffixes: tuple[str, ...]
+    data: tuple[dict[str, Any], ...]
+    inputs: tuple[tuple[int, ...], ...]
+    edges: tuple[tuple[int, int, dict[str, int]], ...]  # source, target (indices as inputs), data
+    output: int
     calls: tuple[tuple[str, Any], ...]  # the block calls inside, as in _Expander.calls (suffixes)
-    output: tuple[bool, Any]  # (True, source index) or (False, suffix)
     work: int
     nesting: int  # deepest layer nesting below the call
     stack: int  # deepest block stack below the call
     suffix: int  # longest path suffix applied below the call
     blocks: frozenset[str]
     reads: frozenset[str]  # genotype parameters the expansion read
+    open_output: bool  # the output node's Op.resolve is still to run
+    params: int  # the nodes' parameters
+    peak_params: int  # the largest running total of the nodes' parameters, in order
+    largest: int  # elements of the largest node output
 
     @classmethod
     def record(cls, expander: _Expander, start: tuple[int, int, int, int, int], sources: list[str],
                path: str, output: str) -> _Replay | None:
         first, used, nesting, stack, first_call = start
         prefix = path + "."
+        added = expander.added[first:]
         index = {source: i for i, source in enumerate(sources)}
         if len(index) < len(sources):  # one node given twice: which input a node reads is ambiguous
             return None
-
-        def ref(node: str) -> tuple[bool, Any] | None:
-            if node in index:
-                return (True, index[node])
-            return (False, node[len(prefix):]) if node.startswith(prefix) else None
-
-        nodes = []
-        for node in expander.added[first:]:
-            data = dict(expander.graph.nodes[node])
-            inputs = tuple(ref(s) for s in data["inputs"])
-            if not node.startswith(prefix) or None in inputs:
+        for node in added:
+            if not node.startswith(prefix):
                 return None
-            nodes.append((node[len(prefix):], data, inputs))
-        out = ref(output)
-        if out is None:
+            index[node] = len(index)
+        suffixes, data, inputs, edges = [], [], [], []
+        total = peak = largest = 0
+        for node in added:
+            values = dict(expander.graph.nodes[node])
+            refs = tuple(index.get(source, -1) for source in values["inputs"])
+            if -1 in refs:
+                return None
+            suffixes.append(node[len(prefix):])
+            data.append(values)
+            inputs.append(refs)
+            edges.extend((ref, index[node], _port(port)) for port, ref in enumerate(refs))
+            total += values["params"]
+            peak = max(peak, total)
+            largest = max(largest, math.prod(values["shape"]))
+        if output not in index:
             return None
         calls = tuple((call[len(prefix):], payload) for call, payload in expander.calls[first_call:])
         return cls(
-            tuple(nodes), calls, out, expander.budget.used - used, expander.deepest_nesting - nesting,
-            expander.deepest_stack - stack, max(0, expander.longest_path - len(prefix)),
-            frozenset(expander.blocks_used), frozenset(expander.reads),
+            tuple(suffixes), tuple(data), tuple(inputs), tuple(edges), index[output], calls,
+            expander.budget.used - used, expander.deepest_nesting - nesting, expander.deepest_stack - stack,
+            max(0, expander.longest_path - len(prefix)), frozenset(expander.blocks_used),
+            frozenset(expander.reads), expander.unresolved[-1:] == [output], total, peak, largest,
         )
 
     def fits(self, expander: _Expander, path: str) -> bool:
@@ -551,23 +587,52 @@ class _Replay:
         expander.deepest_stack = max(expander.deepest_stack, len(expander.stack) + self.stack)
         expander.longest_path = max(expander.longest_path, len(path) + 1 + self.suffix)
         prefix = path + "."
-        nodes, edges = [], []
-        for suffix, data, inputs in self.nodes:
-            node = prefix + suffix
+        names = [prefix + suffix for suffix in self.suffixes]
+        self._count(expander, names)
+        nodes = [*sources, *names]
+        inputs = [tuple(map(nodes.__getitem__, refs)) for refs in self.inputs]
+        # in bulk, in the order one add_node / add_edge each would give (sources come first);
+        # names only: networkx takes a (name, data) pair through a TypeError per node
+        graph = expander.graph
+        graph.add_nodes_from(names)
+        attributes = graph.nodes
+        for node, data, resolved in zip(names, self.data, inputs):
+            node_data = attributes[node]
+            node_data.update(data)
+            node_data["args"] = dict(data["args"])
+            node_data["inputs"] = resolved
+        graph.add_edges_from([(nodes[source], nodes[target], port) for source, target, port in self.edges])
+        expander.added.extend(names)
+        expander.calls.append((prefix, self))
+        output = nodes[self.output]
+        if self.open_output:
+            expander.unresolved.append(output)
+        return output
+
+    def _count(self, expander: _Expander, names: list[str]) -> None:
+        """Count the nodes against the limits: at once where none can reach them, else node by
+        node (:meth:`_Expander._count`), so an error names the node that reached one."""
+        limits = expander.limits
+        if (
+            expander.graph.number_of_nodes() + len(names) <= limits.max_nodes
+            and expander.total_params + self.peak_params <= limits.max_params
+            and self.largest <= limits.max_activation
+        ):
+            expander.total_params += self.params
+            return
+        for pending, (node, data) in enumerate(zip(names, self.data)):
             try:
-                expander._count(data["params"], data["shape"], len(nodes))
+                expander._count(data["params"], data["shape"], pending)
             except GenotypeError as error:
                 raise error.located(path=node)
-            resolved = tuple(sources[i] if is_source else prefix + i for is_source, i in inputs)
-            nodes.append((node, {**data, "args": dict(data["args"]), "inputs": resolved}))
-            edges.extend((source, node, {"port": port}) for port, source in enumerate(resolved))
-            expander.added.append(node)
-        # in bulk, in the order one add_node / add_edge each would give (sources come first)
-        expander.graph.add_nodes_from(nodes)
-        expander.graph.add_edges_from(edges)
-        expander.calls.append((prefix, self))
-        is_source, value = self.output
-        return sources[value] if is_source else prefix + value
+
+
+_PORTS = tuple({"port": port} for port in range(8))
+
+
+def _port(port: int) -> dict[str, int]:
+    """Edge data for input ``port`` (networkx copies it into the graph: one shared dict will do)."""
+    return _PORTS[port] if port < len(_PORTS) else {"port": port}
 
 
 def _flatten_calls(calls: Sequence[tuple[str, Any]], prefix: str) -> Iterator[tuple[str, str]]:
@@ -650,86 +715,27 @@ def expand(genotype: Genotype, limits: Limits = LIMITS) -> nx.DiGraph:
     graph.graph["outputs"] = outputs
     graph.graph["name"] = genotype.name
     graph.graph["blocks"] = dict(_flatten_calls(expander.calls, ""))
-    _resolve(graph, expander.added)
+    outputs = set(outputs)
+    for node in expander.unresolved:
+        _resolve_node(graph, node, output=node in outputs)
     return graph
 
 
-def _resolve(graph: nx.DiGraph, nodes: Sequence[str]) -> None:
-    """Let every op node resolve the arguments its readers decide (:meth:`nas.ops.Op.resolve`:
-    a convolution's unset ``bias``), re-running its static rule when they change."""
-    outputs = set(graph.graph["outputs"])
-    resolving: dict[str, bool] = {}  # op -> it overrides Op.resolve (the rest never change)
-    for node in nodes:
-        data = graph.nodes[node]
-        op = ops.get(data["op"])
-        if op.name not in resolving:
-            resolving[op.name] = type(op).resolve is not ops.Op.resolve
-        if not resolving[op.name]:
-            continue
-        readers = [ops.get(graph.nodes[r]["op"]) for r in graph.successors(node)]
-        args = op.resolve(data["args"], readers, node in outputs)
-        if args is None:
-            continue
-        shapes = [graph.nodes[s]["shape"] for s in data["inputs"]]
-        info = op.infer(args, shapes)
-        data.update(args=args, params=info.params, macs=info.macs)
+def _resolves(op: ops.Op) -> bool:
+    """True when ``op`` overrides :meth:`nas.ops.Op.resolve` (the others never change)."""
+    return type(op).resolve is not ops.Op.resolve
 
 
-def graph_hash(graph: nx.DiGraph, iterations: int = 4) -> str:
-    """Weisfeiler-Lehman hash of the primitive graph, invariant to node names.
-
-    Nodes are labelled ``op(args)shape`` (plus ``outN`` on outputs); an edge carries its input
-    port where input order matters. The result equals networkx 3.5's
-    ``weisfeiler_lehman_graph_hash(labelled, node_attr="label", edge_attr="port",
-    iterations=4, digest_size=16)`` of that labelled graph (kept identical, so hashes stored in
-    existing runs stay valid); it is computed here directly, without building the labelled
-    copy, in time linear in the graph's size per iteration."""
-    position: dict[str, int] = {}
-    for index, node in enumerate(graph.graph.get("outputs", [])):
-        position.setdefault(node, index)
-    index_of: dict[str, int] = {}
-    labels: list[str] = []
-    ordered: dict[str, bool] = {}  # op -> its edges carry their port
-    ported: list[bool] = []
-    for index, (node, data) in enumerate(graph.nodes(data=True)):
-        index_of[node] = index
-        args = data["args"]
-        text = ",".join([f"{k}={args[k]!r}" for k in sorted(args)])
-        marker = f"out{position[node]}" if node in position else ""
-        op = data["op"]
-        labels.append(f"{op}({text}){data['shape']}{marker}")
-        if op not in ordered:
-            ordered[op] = op != "input" and not ops.get(op).commutative
-        ported.append(ordered[op])
-    # neighbours by index, each with the port text its edge contributes
-    successors: list[list[tuple[str, int]]] = [[] for _ in labels]
-    predecessors: list[list[tuple[str, int]]] = [[] for _ in labels]
-    for target, sources in graph.pred.items():
-        target_index = index_of[target]
-        for source, edge in sources.items():
-            port = str(edge["port"]) if ported[target_index] else ""
-            successors[index_of[source]].append((port, target_index))
-            predecessors[target_index].append((port, index_of[source]))
-    neighbours = list(zip(successors, predecessors))
-    counts: list[tuple[str, int]] = []
-    for _ in range(iterations):
-        new: list[str] = []
-        for label, (after, before) in zip(labels, neighbours):
-            if len(after) == 1:  # most nodes: one reader, one source, nothing to sort
-                port, other = after[0]
-                text = label + port + labels[other]
-            else:
-                text = label + "".join(sorted([port + labels[other] for port, other in after]))
-            if len(before) == 1:
-                port, other = before[0]
-                text += port + labels[other]
-            else:
-                text += "".join(sorted([port + labels[other] for port, other in before]))
-            new.append(_digest(text))
-        labels = new
-        counts.extend(sorted(Counter(labels).items()))
-    return _digest(str(tuple(counts)))
-
-
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode("ascii"), digest_size=16).hexdigest()
+def _resolve_node(graph: nx.DiGraph, node: str, *, output: bool) -> None:
+    """Let ``node`` resolve the arguments its readers decide (:meth:`nas.ops.Op.resolve`: a
+    convolution's unset ``bias``), re-running its static rule when they change. Its readers
+    must all be in ``graph``; ``output``: it is a network output."""
+    data = graph.nodes[node]
+    op = ops.get(data["op"])
+    readers = [ops.get(graph.nodes[r]["op"]) for r in graph.successors(node)]
+    args = op.resolve(data["args"], readers, output)
+    if args is None:
+        return
+    shapes = [graph.nodes[s]["shape"] for s in data["inputs"]]
+    info = op.infer(args, shapes)
+    data.update(args=args, params=info.params, macs=info.macs)

@@ -479,58 +479,71 @@ class _Evaluator:
 
     def visit(self, node: ast.AST) -> Any:
         self.budget.charge()
-        match node:
-            case ast.Constant(value=value):
-                return value
-            case ast.Name(id=name):
-                return self.scope.lookup(name)
-            case ast.List(elts=elts) | ast.Tuple(elts=elts):
-                return self.bounded([self.visit(e) for e in elts])
-            case ast.BinOp(left=left, op=op, right=right):
-                return self.binary(op, self.visit(left), self.visit(right))
-            case ast.UnaryOp(op=ast.Not(), operand=operand):
-                return not self.visit(operand)
-            case ast.UnaryOp(op=op, operand=operand):
-                value = self.visit(operand)
-                if not _number(value):
-                    raise self.fail(f"cannot negate {value!r}")
-                return -value if isinstance(op, ast.USub) else +value
-            case ast.BoolOp(op=op, values=values):
-                result = None
-                for item in values:
-                    result = self.visit(item)
-                    if isinstance(op, ast.And) and not result:
-                        return result
-                    if isinstance(op, ast.Or) and result:
-                        return result
+        method = _VISITS.get(type(node))
+        if method is None:
+            raise self.fail(f"unsupported syntax {type(node).__name__}")  # pragma: no cover
+        return method(self, node)
+
+    def constant(self, node: ast.Constant) -> Any:
+        return node.value
+
+    def name(self, node: ast.Name) -> Any:
+        return self.scope.lookup(node.id)
+
+    def sequence(self, node: ast.List | ast.Tuple) -> Any:
+        return self.bounded([self.visit(e) for e in node.elts])
+
+    def binop(self, node: ast.BinOp) -> Any:
+        return self.binary(node.op, self.visit(node.left), self.visit(node.right))
+
+    def unary(self, node: ast.UnaryOp) -> Any:
+        if isinstance(node.op, ast.Not):
+            return not self.visit(node.operand)
+        value = self.visit(node.operand)
+        if not _number(value):
+            raise self.fail(f"cannot negate {value!r}")
+        return -value if isinstance(node.op, ast.USub) else +value
+
+    def boolop(self, node: ast.BoolOp) -> Any:
+        result = None
+        for item in node.values:
+            result = self.visit(item)
+            if isinstance(node.op, ast.And) and not result:
                 return result
-            case ast.Compare(left=left, ops=ops, comparators=comparators):
-                current = self.visit(left)
-                for op, comparator in zip(ops, comparators):
-                    other = self.visit(comparator)
-                    self.budget.charge(cost(current) + cost(other))
-                    if not _COMPARE[type(op)](current, other):
-                        return False
-                    current = other
-                return True
-            case ast.IfExp(test=test, body=body, orelse=orelse):
-                return self.visit(body) if self.visit(test) else self.visit(orelse)
-            case ast.Subscript(value=value, slice=index):
-                return self.subscript(self.visit(value), index)
-            case ast.Call(func=ast.Name(id=name), args=args, keywords=keywords):
-                if self.scope.defers(name):
-                    argument = lambda a: Deferred(a, self.scope, self.text)  # noqa: E731
-                else:
-                    argument = self.visit
-                positional = [argument(a) for a in args]
-                named: dict[str, Any] = {}
-                for keyword in keywords:
-                    if keyword.arg in named:
-                        raise self.fail(f"argument '{keyword.arg}' given twice")
-                    named[keyword.arg] = argument(keyword.value)
-                self.budget.charge(sum(map(cost, positional)) + sum(map(cost, named.values())))
-                return self.bounded(self.scope.call(name, positional, named))
-        raise self.fail(f"unsupported syntax {type(node).__name__}")  # pragma: no cover
+            if isinstance(node.op, ast.Or) and result:
+                return result
+        return result
+
+    def compare(self, node: ast.Compare) -> Any:
+        current = self.visit(node.left)
+        for op, comparator in zip(node.ops, node.comparators):
+            other = self.visit(comparator)
+            self.budget.charge(cost(current) + cost(other))
+            if not _COMPARE[type(op)](current, other):
+                return False
+            current = other
+        return True
+
+    def ifexp(self, node: ast.IfExp) -> Any:
+        return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
+
+    def subscript_node(self, node: ast.Subscript) -> Any:
+        return self.subscript(self.visit(node.value), node.slice)
+
+    def call(self, node: ast.Call) -> Any:
+        name = node.func.id  # type: ignore[attr-defined]  # parse_expression allows names only
+        if self.scope.defers(name):
+            argument = lambda a: Deferred(a, self.scope, self.text)  # noqa: E731
+        else:
+            argument = self.visit
+        positional = [argument(a) for a in node.args]
+        named: dict[str, Any] = {}
+        for keyword in node.keywords:
+            if keyword.arg in named:
+                raise self.fail(f"argument '{keyword.arg}' given twice")
+            named[keyword.arg] = argument(keyword.value)
+        self.budget.charge(sum(map(cost, positional)) + sum(map(cost, named.values())))
+        return self.bounded(self.scope.call(name, positional, named))
 
     def bounded(self, value: Any) -> Any:
         try:
@@ -574,6 +587,23 @@ class _Evaluator:
         if not -len(value) <= position < len(value):
             raise self.fail(f"index {position} out of range for {len(value)} items")
         return value[position]
+
+
+_VISITS: dict[type, Callable[[_Evaluator, Any], Any]] = {
+    ast.Constant: _Evaluator.constant,
+    ast.Name: _Evaluator.name,
+    ast.List: _Evaluator.sequence,
+    ast.Tuple: _Evaluator.sequence,
+    ast.BinOp: _Evaluator.binop,
+    ast.UnaryOp: _Evaluator.unary,
+    ast.BoolOp: _Evaluator.boolop,
+    ast.Compare: _Evaluator.compare,
+    ast.IfExp: _Evaluator.ifexp,
+    ast.Subscript: _Evaluator.subscript_node,
+    ast.Call: _Evaluator.call,
+}
+"""The evaluator's method for each node type the grammar allows (by exact type: ast classes
+are not subclassed)."""
 
 
 def call_math(name: str, args: list[Any], kwargs: Mapping[str, Any]) -> Any:

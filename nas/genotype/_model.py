@@ -352,7 +352,7 @@ class Genotype:
         """A hex digest equal for genotypes whose primitive graphs are isomorphic
         (Weisfeiler-Lehman over op, arguments and shapes; edges labelled by input port where
         input order matters)."""
-        from nas.genotype._expand import graph_hash
+        from nas.genotype._hash import graph_hash
 
         return graph_hash(self.graph)
 

@@ -1,0 +1,133 @@
+"""The isomorphism hash of an expanded genotype: Weisfeiler-Lehman over op, arguments and shapes.
+
+A search hashes every candidate (deduplication), and candidates of one space share most of
+their nodes and neighbourhoods. So the text of a node's label (``op(args)shape``) and the
+digest of every label text a refinement step builds are kept across calls, in two bounded
+tables (:data:`MAX_KEPT` entries each, emptied when full): a digest is a pure function of its
+text, so what a table returns is what the computation would give. Thread-safe (a table read
+while another thread empties it is a miss).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from typing import Any
+
+import networkx as nx
+from networkx.classes.reportviews import InEdgeView
+
+from nas import ops
+
+__all__ = ["graph_hash", "MAX_KEPT"]
+
+MAX_KEPT = 1 << 15
+"""Most entries each table keeps (label texts; digests of refinement texts)."""
+
+_DIGESTS: dict[str, str] = {}
+_LABELS: dict[tuple, str] = {}
+
+
+def graph_hash(graph: nx.DiGraph, iterations: int = 4) -> str:
+    """Weisfeiler-Lehman hash of the primitive graph, invariant to node names.
+
+    Nodes are labelled ``op(args)shape`` (plus ``outN`` on outputs); an edge carries its input
+    port where input order matters. The result equals networkx 3.5's
+    ``weisfeiler_lehman_graph_hash(labelled, node_attr="label", edge_attr="port",
+    iterations=4, digest_size=16)`` of that labelled graph (kept identical, so hashes stored in
+    existing runs stay valid); it is computed here directly, without building the labelled
+    copy, in time linear in the graph's size per iteration."""
+    position: dict[str, int] = {}
+    for index, node in enumerate(graph.graph.get("outputs", [])):
+        position.setdefault(node, index)
+    index_of: dict[str, int] = {}
+    labels: list[str] = []
+    ordered: dict[str, bool] = {}  # op -> its edges carry their port
+    ported: list[bool] = []
+    for index, (node, data) in enumerate(graph.nodes(data=True)):
+        index_of[node] = index
+        op = data["op"]
+        labels.append(_label(op, data["args"], data["shape"], f"out{position[node]}" if node in position else ""))
+        if op not in ordered:
+            ordered[op] = op != "input" and not ops.get(op).commutative
+        ported.append(ordered[op])
+    # neighbours by index, each with the port text its edge contributes
+    successors: list[list[tuple[str, int]]] = [[] for _ in labels]
+    predecessors: list[list[tuple[str, int]]] = [[] for _ in labels]
+    # a view of its own: graph.in_edges would stay in the graph, a cycle only the GC frees
+    for source, target, port in InEdgeView(graph)(data="port"):
+        target_index = index_of[target]
+        text = str(port) if ported[target_index] else ""
+        successors[index_of[source]].append((text, target_index))
+        predecessors[target_index].append((text, index_of[source]))
+    neighbours = list(zip(successors, predecessors))
+    counts: list[tuple[str, int]] = []
+    digests = _DIGESTS
+    for _ in range(iterations):
+        new: list[str] = []
+        for label, (after, before) in zip(labels, neighbours):
+            if len(after) == 1:  # most nodes: one reader, one source, nothing to sort
+                port, other = after[0]
+                text = label + port + labels[other]
+            else:
+                text = label + "".join(sorted([port + labels[other] for port, other in after]))
+            if len(before) == 1:
+                port, other = before[0]
+                text += port + labels[other]
+            else:
+                text += "".join(sorted([port + labels[other] for port, other in before]))
+            digest = digests.get(text)
+            if digest is None:
+                digest = _keep(digests, text, _digest(text))
+            new.append(digest)
+        labels = new
+        counts.extend(sorted(Counter(labels).items()))
+    return _digest(str(tuple(counts)))
+
+
+def _label(op: str, args: dict[str, Any], shape: Any, marker: str) -> str:
+    """``op(k=v,...)shape`` plus ``marker``, arguments sorted by name, values as ``repr``."""
+    key = _label_key(op, args, shape, marker)
+    if key is None:
+        return _label_text(op, args, shape, marker)
+    label = _LABELS.get(key)
+    if label is None:
+        label = _keep(_LABELS, key, _label_text(op, args, shape, marker))
+    return label
+
+
+def _label_text(op: str, args: dict[str, Any], shape: Any, marker: str) -> str:
+    text = ",".join([f"{k}={args[k]!r}" for k in sorted(args)])
+    return f"{op}({text}){shape}{marker}"
+
+
+# equal values of one of these types have equal repr (but 0.0 and -0.0, kept out of keys)
+_EXACT = frozenset({int, str, bool, float, type(None)})
+_INTEGER = frozenset({int})
+
+
+def _label_key(op: str, args: dict[str, Any], shape: Any, marker: str) -> tuple | None:
+    """A key equal only for equal label texts, or ``None`` where the values do not say their
+    text: arguments other than numbers, strings, booleans and None, a float zero, a shape
+    other than a tuple of integers. Types are part of the key (``1``, ``1.0``, ``True``)."""
+    values = tuple(args.values())
+    types = tuple(map(type, values))
+    if not (
+        _EXACT.issuperset(types)
+        and (float not in types or 0.0 not in values)
+        and shape.__class__ is tuple
+        and _INTEGER.issuperset(map(type, shape))
+    ):
+        return None
+    return (op, shape, marker, tuple(args), values, types)
+
+
+def _keep(table: dict, key: Any, value: str) -> str:
+    if len(table) >= MAX_KEPT:
+        table.clear()
+    table[key] = value
+    return value
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("ascii"), digest_size=16).hexdigest()
