@@ -142,3 +142,34 @@ def test_an_rdb_lock_without_owner_passes_the_reservation_on(tmp_path):
     assert reserve(first, a, "k") == (1, None)
     assert reserve(second, b, "k") == (1, a.number)
     assert reserve(second, b, "k", generation=1) == (1, a.number)
+
+
+def test_an_rdb_storage_beats_in_optunas_heartbeat_table(tmp_path):
+    """On an RDB storage (which Optuna wraps in its cache) a beat is the trial's row of
+    Optuna's heartbeat table, stamped by the database's clock, written in one transaction with
+    the attributes given, not a user attribute; another host's trial is stale once its last
+    beat is older than Optuna's grace period by the database's clock (no sleep: the row is
+    dated back)."""
+    import datetime
+
+    import sqlalchemy
+    from optuna.storages._rdb import models
+
+    from nas.search._storage import HEARTBEAT_ATTR, WORKER_ATTR, beat, stale_trials
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="run", storage=open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat=60))
+    trial, other = study.ask(), study.ask()
+    beat(study, trial, {WORKER_ATTR: "another-host:1"})
+    beat(study, trial)
+    beat(study, other, {WORKER_ATTR: "another-host:2"})
+    assert [t.user_attrs for t in study.get_trials()] == [{WORKER_ATTR: "another-host:1"},
+                                                          {WORKER_ATTR: "another-host:2"}]
+    assert HEARTBEAT_ATTR not in study.get_trials()[0].user_attrs
+    assert stale_trials(study, grace=180) == []
+    rdb = _storage._rdb(study)
+    with rdb.engine.begin() as connection:  # trial's last beat in 2000, by the database's clock
+        connection.execute(sqlalchemy.update(models.TrialHeartbeatModel)
+                           .where(models.TrialHeartbeatModel.trial_id == _storage.trial_id(trial))
+                           .values(heartbeat=datetime.datetime(2000, 1, 1)))
+    assert [t.number for t in stale_trials(study, grace=180)] == [trial.number]

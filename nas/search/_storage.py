@@ -539,10 +539,28 @@ def writes_held(study: optuna.Study) -> Iterator[None]:
 
 
 def beat(study: optuna.Study, trial: optuna.Trial, attrs: Mapping[str, Any] | None = None) -> None:
-    """One heartbeat of a running trial, the ``nas.heartbeat`` user attribute (Unix time),
-    with user attributes ``attrs`` in the same write (:func:`set_user_attrs`; the trial
-    object's copy of its attributes is left alone: a beat may come from another thread)."""
-    _write_attrs(study, trial_id(trial), {HEARTBEAT_ATTR: time.time(), **(attrs or {})})
+    """One heartbeat of a running trial, with user attributes ``attrs`` in the same write (the
+    trial object's copy of its attributes is left alone: a beat may come from another thread):
+    in an RDB storage, the trial's row of Optuna's heartbeat table, stamped with the database's
+    clock (one transaction with ``attrs``); elsewhere the ``nas.heartbeat`` user attribute
+    (Unix time, :func:`set_user_attrs`)."""
+    rdb, tid = _rdb(study), trial_id(trial)
+    if rdb is None:
+        _write_attrs(study, tid, {HEARTBEAT_ATTR: time.time(), **(attrs or {})})
+    elif not attrs:
+        rdb.record_heartbeat(tid)
+    else:
+        import sqlalchemy
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        with _create_scoped_session(rdb.scoped_session, True) as session:
+            _upsert_attrs(rdb, session, tid, attrs)
+            row = models.TrialHeartbeatModel.where_trial_id(tid, session, for_update=True)
+            if row is None:  # stamped by the table's default: the database's clock
+                session.add(models.TrialHeartbeatModel(trial_id=tid))
+            else:
+                row.heartbeat = session.execute(sqlalchemy.func.now()).scalar_one()
 
 
 def stale_trials(study: optuna.Study, *, grace: float) -> list[FrozenTrial]:
@@ -550,12 +568,9 @@ def stale_trials(study: optuna.Study, *, grace: float) -> list[FrozenTrial]:
     measures it with the database's clock and Optuna's grace period), a worker on this host
     whose process no longer exists, or (RDB) no heartbeat ever, three grace periods after the
     trial started."""
-    from optuna.storages import RDBStorage
-
-    storage, now, host = study._storage, time.time(), socket.gethostname()
+    rdb, now, host = _rdb(study), time.time(), socket.gethostname()
     out = []
-    stale_ids = set(storage._get_stale_trial_ids(study._study_id)) \
-        if isinstance(storage, RDBStorage) else None
+    stale_ids = set(rdb._get_stale_trial_ids(study._study_id)) if rdb is not None else None
     for t in running(study):
         worker = str(t.user_attrs.get(WORKER_ATTR, ""))
         name, _, pid = worker.rpartition(":")
