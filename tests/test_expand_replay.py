@@ -33,6 +33,10 @@ def _candidates() -> list[nas.Genotype]:
         "network:\n  s: relu\n  t: relu <- in\n  p: pair <- s, s\n  q: pair <- s, t\n  r: pair <- t, s\n"
         "  out: add <- p, q, r\n"
     ))
+    genotypes.append(nas.load_genotype(  # a replayed node reading one source twice: one edge
+        "input: [3, 8, 8]\nblocks:\n  twice:\n    nodes:\n      a: relu\n      out: add <- a, a\n"
+        "network: [twice, twice, twice]\n"
+    ))
     return genotypes
 
 

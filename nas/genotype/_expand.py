@@ -591,17 +591,12 @@ class _Replay:
         self._count(expander, names)
         nodes = [*sources, *names]
         inputs = [tuple(map(nodes.__getitem__, refs)) for refs in self.inputs]
-        # in bulk, in the order one add_node / add_edge each would give (sources come first);
-        # names only: networkx takes a (name, data) pair through a TypeError per node
-        graph = expander.graph
-        graph.add_nodes_from(names)
-        attributes = graph.nodes
-        for node, data, resolved in zip(names, self.data, inputs):
-            node_data = attributes[node]
-            node_data.update(data)
-            node_data["args"] = dict(data["args"])
-            node_data["inputs"] = resolved
-        graph.add_edges_from([(nodes[source], nodes[target], port) for source, target, port in self.edges])
+        _add_in_bulk(
+            expander.graph,
+            [(node, {**data, "args": dict(data["args"]), "inputs": resolved})
+             for node, data, resolved in zip(names, self.data, inputs)],
+            [(nodes[source], nodes[target], port) for source, target, port in self.edges],
+        )
         expander.added.extend(names)
         expander.calls.append((prefix, self))
         output = nodes[self.output]
@@ -625,6 +620,30 @@ class _Replay:
                 expander._count(data["params"], data["shape"], pending)
             except GenotypeError as error:
                 raise error.located(path=node)
+
+
+def _add_in_bulk(graph: nx.DiGraph, nodes: list[tuple[str, dict[str, Any]]],
+                 edges: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Add ``nodes`` (name, data: the dict itself becomes the node's) and then ``edges``
+    (source, target, data: copied) to a graph expansion is building, in the order
+    ``add_node`` / ``add_edge`` calls would give.
+
+    The one place that writes networkx's adjacency dicts (``_succ``, ``_pred``, ``_node``)
+    itself, as ``add_nodes_from`` / ``add_edges_from`` do but without their per-item work
+    (most of a replay's time went there). For an ``nx.DiGraph`` of plain dicts that no
+    algorithm has cached anything for yet, and node names not in it (a node's path is
+    unique in an expansion); edges between nodes in it."""
+    succ, pred, attributes = graph._succ, graph._pred, graph._node
+    for name, data in nodes:
+        succ[name] = {}
+        pred[name] = {}
+        attributes[name] = data
+    for source, target, data in edges:
+        edge = succ[source].get(target)
+        if edge is None:
+            succ[source][target] = pred[target][source] = dict(data)
+        else:  # a node that reads one source twice: one edge, the last port (as add_edge)
+            edge.update(data)
 
 
 _PORTS = tuple({"port": port} for port in range(8))
