@@ -211,3 +211,28 @@ def test_prescreen_shortlist_scores_only_the_kept_candidates(tmp_path):
     assert enqueued == [table.cell(50), table.cell(30)]
     assert summary["kept"] == 3 and summary["shortlist"] == ["params"]
     assert summary["enqueued"][0]["scores"] == {"params": 5.0, "synflow": 3.0}
+
+
+@needs_table
+def test_prescreen_and_tabular_trials_score_on_the_runs_threads(tmp_path, monkeypatch):
+    import torch
+
+    from nas.search._proxies import TrialScorer
+
+    seen: list[int] = []
+    score = TrialScorer.score
+
+    def counting(self, genotype, names=None):
+        seen.append(torch.get_num_threads())
+        return score(self, genotype, names)
+
+    monkeypatch.setattr(TrialScorer, "score", counting)
+    config = load_config(nb201_config(tmp_path, seeds=False, sampler="random", trials=3, threads=1, proxies={
+        "record": ["params"], "prescreen": {"proxy": "params", "candidates": 4, "top": 1}}))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # torch's own setting, which the run's threads: 1 replaces
+    try:
+        run_search(config, runs_dir=tmp_path / "runs", progress=False)
+        assert len(seen) == 4 + 3 and set(seen) == {1}  # 4 pre-screened, 3 trials
+    finally:
+        torch.set_num_threads(before)

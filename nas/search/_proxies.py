@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -390,8 +391,10 @@ def _best(columns: Mapping[str, Sequence[float]], names: Sequence[str], method: 
 def run_prescreen(study: optuna.Study, config: RunConfig, run_dir: Path) -> dict[str, Any] | None:
     """:func:`prescreen` as ``nas search`` runs it: candidates scored as the trials will be
     trained (the dataset's input and classes, the proxy width; a tabular run's genotype as
-    it is), with the run's :class:`TrialScorer`."""
-    if config.proxies is None or config.proxies.prescreen is None:
+    it is), with the run's :class:`TrialScorer`, on as many torch threads as a trial's worker
+    (``threads``, default the cores shared among the workers: ``RunConfig.torch_threads``;
+    torch's setting is restored afterwards)."""
+    if config.proxies is None or config.proxies.prescreen is None or study.user_attrs.get(PRESCREEN_ATTR):
         return None
     from nas.search._evaluate import Evaluator
 
@@ -403,7 +406,21 @@ def run_prescreen(study: optuna.Study, config: RunConfig, run_dir: Path) -> dict
     def scorer(g: Genotype, names: Sequence[str]) -> Mapping[str, float]:
         return {n: s.value for n, s in evaluator.scorer().score(g, names).items()}
 
-    return prescreen(study, config, run_dir, genotype=genotype, scorer=scorer)
+    with torch_threads(config.torch_threads()):
+        return prescreen(study, config, run_dir, genotype=genotype, scorer=scorer)
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Torch's intra-op threads set to ``count`` inside the block, restored after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _plain(value: Any) -> Any:

@@ -119,7 +119,7 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
     quiet_optuna()
     # Heartbeats are sent by _heartbeat below, which Optuna cannot see from ask().
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-    if config.tabular is None:
+    if config.tabular is None or config.proxies is not None:  # torch trains or scores proxies
         import torch
 
         torch.set_num_threads(config.torch_threads())
