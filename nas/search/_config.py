@@ -23,7 +23,7 @@ Top-level keys (only ``space`` is required)::
                                  # the worker index: see nas.search._study.worker_seed)
     storage: null                # default: the journal file runs/NAME/journal.log; or an RDB URL
     workers: 1                   # processes on this machine (ignored when devices are given)
-    threads: null                # torch threads per worker; default: CPU cores // workers
+    threads: null                # torch threads per worker and the pre-screen; default: cores // workers
     devices: null                # [cuda:0, cuda:1] or auto: one worker per device, each seeing
                                  # only its own (CUDA_VISIBLE_DEVICES) and training on "cuda"
     trials_per_device: 1         # workers per device (small proxy models leave a GPU idle)
