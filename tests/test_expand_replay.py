@@ -146,3 +146,17 @@ def test_hash_is_the_same_from_empty_and_from_full_tables(monkeypatch):
     _hash._LABELS.clear()
     assert [_hash.graph_hash(g.graph) for g in genotypes] == warm
     assert len(_hash._DIGESTS) <= 7 and len(_hash._LABELS) <= 7
+
+
+def test_a_replay_passing_its_input_through_leaves_the_inputs_bias_to_its_readers(monkeypatch):
+    # `same` adds no node; it is recorded while `a` waits for its readers, and replayed inside
+    # `wrap`, where `a` must not be settled as wrap's own: relu reads `a` after wrap
+    genotype = nas.load_genotype(
+        "input: [3, 8, 8]\nblocks:\n  same:\n    nodes: ['repeat(0, relu)']\n  wrap:\n    nodes: [same, bn]\n"
+        "network:\n  a: conv(4)\n  r: same <- a\n  w: wrap <- a\n  out: relu <- a\noutputs: [out, w]\n"
+    )
+    replayed = genotype.graph
+    monkeypatch.setattr(_expand._Replay, "fits", lambda *args: False)
+    full = _expand.expand(genotype)
+    assert full.nodes["a"]["args"]["bias"] is True  # relu does not cancel a bias
+    assert list(replayed.nodes(data=True)) == list(full.nodes(data=True))

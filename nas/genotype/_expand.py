@@ -529,7 +529,7 @@ class _Replay:
     suffix: int  # longest path suffix applied below the call
     blocks: frozenset[str]
     reads: frozenset[str]  # genotype parameters the expansion read
-    open_output: bool  # the output node's Op.resolve is still to run
+    open_output: bool  # the output is a node of the block whose Op.resolve is still to run
     params: int  # the nodes' parameters
     peak_params: int  # the largest running total of the nodes' parameters, in order
     largest: int  # elements of the largest node output
@@ -563,12 +563,15 @@ class _Replay:
             largest = max(largest, math.prod(values["shape"]))
         if output not in index:
             return None
+        # the output's Op.resolve is still to run only if this block added it (then _settle left
+        # it last in `unresolved`); a source passed through is resolved, or waits, where it was added
+        open_output = index[output] >= len(sources) and expander.unresolved[-1:] == [output]
         calls = tuple((call[len(prefix):], payload) for call, payload in expander.calls[first_call:])
         return cls(
             tuple(suffixes), tuple(data), tuple(inputs), tuple(edges), index[output], calls,
             expander.budget.used - used, expander.deepest_nesting - nesting, expander.deepest_stack - stack,
             max(0, expander.longest_path - len(prefix)), frozenset(expander.blocks_used),
-            frozenset(expander.reads), expander.unresolved[-1:] == [output], total, peak, largest,
+            frozenset(expander.reads), open_output, total, peak, largest,
         )
 
     def fits(self, expander: _Expander, path: str) -> bool:
