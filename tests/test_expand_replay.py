@@ -160,3 +160,26 @@ def test_a_replay_passing_its_input_through_leaves_the_inputs_bias_to_its_reader
     full = _expand.expand(genotype)
     assert full.nodes["a"]["args"]["bias"] is True  # relu does not cancel a bias
     assert list(replayed.nodes(data=True)) == list(full.nodes(data=True))
+
+
+def test_add_in_bulk_leaves_the_graph_as_add_node_and_add_edge_do():
+    # _add_in_bulk writes networkx's private adjacency dicts: this fails if networkx keeps
+    # anything else for a node or an edge, or lays these out differently
+    nodes = [("a", {"op": "relu"}), ("b", {"op": "add"})]
+    edges = [("s", "a", {"port": 0}), ("s", "b", {"port": 0}), ("a", "b", {"port": 1}), ("a", "b", {"port": 2})]
+    bulk, public = nx.DiGraph(), nx.DiGraph()
+    for graph in (bulk, public):
+        graph.add_node("s", op="input")
+    _expand._add_in_bulk(bulk, nodes, edges)
+    for node, data in nodes:
+        public.add_node(node, **data)
+    for source, target, data in edges:
+        public.add_edge(source, target, **data)
+
+    def layout(graph: nx.DiGraph) -> dict:
+        return {key: list(value.items()) if isinstance(value, dict) else value for key, value in vars(graph).items()}
+
+    assert layout(bulk) == layout(public)
+    assert list(bulk.edges(data=True)) == list(public.edges(data=True))
+    assert list(bulk.in_edges(data=True)) == list(public.in_edges(data=True))
+    assert bulk.adj["a"]["b"] is bulk.pred["b"]["a"]  # one edge dict, as networkx shares it
