@@ -183,3 +183,14 @@ def test_add_in_bulk_leaves_the_graph_as_add_node_and_add_edge_do():
     assert list(bulk.edges(data=True)) == list(public.edges(data=True))
     assert list(bulk.in_edges(data=True)) == list(public.in_edges(data=True))
     assert bulk.adj["a"]["b"] is bulk.pred["b"]["a"]  # one edge dict, as networkx shares it
+
+
+def test_hash_keeps_no_digest_of_a_long_text():
+    # `a` has 40 readers: its refinement texts are longer than the tables keep
+    readers = "".join(f"  n{i}: bn <- a\n" for i in range(40))
+    genotype = nas.load_genotype(
+        f"input: [3, 8, 8]\nnetwork:\n  a: relu\n{readers}  out: add <- {', '.join(f'n{i}' for i in range(40))}\n"
+    )
+    _hash._DIGESTS.clear()
+    assert _hash.graph_hash(genotype.graph) == _networkx_hash(genotype.graph)
+    assert _hash._DIGESTS and max(map(len, _hash._DIGESTS)) <= _hash.MAX_KEPT_TEXT

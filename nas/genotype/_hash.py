@@ -3,9 +3,10 @@
 A search hashes every candidate (deduplication), and candidates of one space share most of
 their nodes and neighbourhoods. So the text of a node's label (``op(args)shape``) and the
 digest of every label text a refinement step builds are kept across calls, in two bounded
-tables (:data:`MAX_KEPT` entries each, emptied when full): a digest is a pure function of its
-text, so what a table returns is what the computation would give. Thread-safe (a table read
-while another thread empties it is a miss).
+tables (:data:`MAX_KEPT` entries each, emptied when full; digests only of texts up to
+:data:`MAX_KEPT_TEXT` characters, so the tables' size in bytes is bounded too): a digest is a
+pure function of its text, so what a table returns is what the computation would give.
+Thread-safe (a table read while another thread empties it is a miss).
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from networkx.classes.reportviews import InEdgeView
 
 from nas import ops
 
-__all__ = ["graph_hash", "MAX_KEPT"]
+__all__ = ["graph_hash", "MAX_KEPT", "MAX_KEPT_TEXT"]
 
 MAX_KEPT = 1 << 15
 """Most entries each table keeps (label texts; digests of refinement texts)."""
+MAX_KEPT_TEXT = 1 << 10
+"""Longest refinement text whose digest is kept (a node and its neighbours' labels: a few
+hundred characters in the zoo; a node with many neighbours is digested every time)."""
 
 _DIGESTS: dict[str, str] = {}
 _LABELS: dict[tuple, str] = {}
@@ -78,7 +82,9 @@ def graph_hash(graph: nx.DiGraph, iterations: int = 4) -> str:
                 text += "".join(sorted([port + labels[other] for port, other in before]))
             digest = digests.get(text)
             if digest is None:
-                digest = _keep(digests, text, _digest(text))
+                digest = _digest(text)
+                if len(text) <= MAX_KEPT_TEXT:
+                    _keep(digests, text, digest)
             new.append(digest)
         labels = new
         counts.extend(sorted(Counter(labels).items()))
