@@ -27,10 +27,9 @@ import networkx as nx
 from nas import ops
 from nas.errors import GenotypeError
 from nas.genotype._expr import MATH_FUNCTIONS, Budget, Deferred, Scope, call_math, parse_expression
-from nas.genotype._hash import graph_hash
 from nas.genotype._model import FORMS, BlockDef, Genotype, Statement
 
-__all__ = ["INPUT", "Limits", "LIMITS", "Layer", "expand", "graph_hash", "evaluate_input", "call_text", "CALL_TEXT"]
+__all__ = ["INPUT", "Limits", "LIMITS", "Layer", "expand", "evaluate_input", "call_text", "CALL_TEXT"]
 
 #: The id (and ``op``) of the network-input node of an expanded graph.
 INPUT = "input"
