@@ -194,3 +194,13 @@ def test_hash_keeps_no_digest_of_a_long_text():
     _hash._DIGESTS.clear()
     assert _hash.graph_hash(genotype.graph) == _networkx_hash(genotype.graph)
     assert _hash._DIGESTS and max(map(len, _hash._DIGESTS)) <= _hash.MAX_KEPT_TEXT
+
+
+def test_a_recorded_expansion_shares_no_arguments_with_the_graph_it_was_recorded_from():
+    # the memo outlives the graph: a caller's edit of one genotype's graph must not reach a
+    # variant's expansion
+    genotype = nas.load_genotype(
+        "input: [3, 8, 8]\nparams: {w: 4}\nblocks:\n  unit:\n    nodes: [conv(4), bn]\nnetwork: [unit, 'conv(w)']\n"
+    )
+    genotype.graph.nodes["unit0.conv0"]["args"]["k"] = 5
+    assert genotype.with_params(w=8).graph.nodes["unit0.conv0"]["args"]["k"] == 3

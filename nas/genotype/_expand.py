@@ -550,6 +550,7 @@ class _Replay:
         total = peak = largest = 0
         for node in added:
             values = dict(expander.graph.nodes[node])
+            values["args"] = dict(values["args"])  # the graph is the caller's; the memo outlives it
             refs = tuple(index.get(source, -1) for source in values["inputs"])
             if -1 in refs:
                 return None
