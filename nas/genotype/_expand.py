@@ -653,7 +653,8 @@ _PORTS = tuple({"port": port} for port in range(8))
 
 
 def _port(port: int) -> dict[str, int]:
-    """Edge data for input ``port`` (networkx copies it into the graph: one shared dict will do)."""
+    """Edge data for input ``port`` (:func:`_add_in_bulk` copies it into the graph: one shared
+    dict will do)."""
     return _PORTS[port] if port < len(_PORTS) else {"port": port}
 
 

@@ -107,7 +107,8 @@ def _label_text(op: str, args: dict[str, Any], shape: Any, marker: str) -> str:
     return f"{op}({text}){shape}{marker}"
 
 
-# equal values of one of these types have equal repr (but 0.0 and -0.0, kept out of keys)
+# equal values of one of these types have equal repr (but 0.0 and -0.0, kept out of keys; a NaN
+# equals only itself, so another NaN is a miss)
 _EXACT = frozenset({int, str, bool, float, type(None)})
 _INTEGER = frozenset({int})
 
@@ -129,6 +130,7 @@ def _label_key(op: str, args: dict[str, Any], shape: Any, marker: str) -> tuple 
 
 
 def _keep(table: dict, key: Any, value: str) -> str:
+    """``table[key] = value``, emptying ``table`` first when it holds :data:`MAX_KEPT` entries."""
     if len(table) >= MAX_KEPT:
         table.clear()
     table[key] = value

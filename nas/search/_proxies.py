@@ -394,6 +394,7 @@ def run_prescreen(study: optuna.Study, config: RunConfig, run_dir: Path) -> dict
     it is), with the run's :class:`TrialScorer`, on as many torch threads as a trial's worker
     (``threads``, default the cores shared among the workers: ``RunConfig.torch_threads``;
     torch's setting is restored afterwards)."""
+    # prescreen() checks this too; here, so that a resumed, pre-screened study imports no torch
     if config.proxies is None or config.proxies.prescreen is None or study.user_attrs.get(PRESCREEN_ATTR):
         return None
     from nas.search._evaluate import Evaluator
