@@ -204,3 +204,21 @@ def test_a_recorded_expansion_shares_no_arguments_with_the_graph_it_was_recorded
     )
     genotype.graph.nodes["unit0.conv0"]["args"]["k"] = 5
     assert genotype.with_params(w=8).graph.nodes["unit0.conv0"]["args"]["k"] == 3
+
+
+@pytest.mark.parametrize("max_params", [3 * 81, 3 * 81 - 1])
+def test_a_replay_counts_parameters_as_the_full_expansion_does(max_params, monkeypatch):
+    # the limit counts a node's parameters when it is added: unit's conv (81 weights) gets its
+    # bias (relu reads it) only when the block ends, and a replay must not count that bias
+    genotype = nas.load_genotype("input: [3, 8, 8]\nblocks:\n  unit:\n    nodes: [conv(3), relu]\nnetwork: [unit, unit, unit]\n")
+    limits = _expand.Limits(max_params=max_params)
+
+    def outcome() -> object:
+        try:
+            return list(_expand.expand(genotype, limits).nodes(data=True))
+        except nas.GenotypeError as error:
+            return str(error)
+
+    replayed = outcome()
+    monkeypatch.setattr(_expand._Replay, "fits", lambda *args: False)
+    assert replayed == outcome()

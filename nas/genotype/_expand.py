@@ -128,6 +128,9 @@ class _Expander:
         self.params = {k: list(v) if isinstance(v, tuple) else v for k, v in genotype.params.items()}
         # block expansions already made in this expansion, replayed under a new path (_Replay)
         self.added: list[str] = []  # op nodes in the order they were added
+        # the parameters each node of `added` was counted with (_count): before _settle may
+        # change them, so a replay counts what a full expansion counts
+        self.counted: list[int] = []
         # op nodes whose readers-decided arguments (Op.resolve) are not settled yet (_settle)
         self.unresolved: list[str] = []
         self.replays: dict[tuple, _Replay | None] = {}
@@ -322,6 +325,7 @@ class _Expander:
         for port, source in enumerate(sources):
             self.graph.add_edge(source, path, port=port)
         self.added.append(path)
+        self.counted.append(info.params)
         if _resolves(op):
             self.unresolved.append(path)
         return path
@@ -529,8 +533,9 @@ class _Replay:
     blocks: frozenset[str]
     reads: frozenset[str]  # genotype parameters the expansion read
     open_output: bool  # the output is a node of the block whose Op.resolve is still to run
-    params: int  # the nodes' parameters
-    peak_params: int  # the largest running total of the nodes' parameters, in order
+    counted: tuple[int, ...]  # each node's parameters as counted against the limits (_Expander.counted)
+    params: int  # the nodes' counted parameters
+    peak_params: int  # the largest running total of the nodes' counted parameters, in order
     largest: int  # elements of the largest node output
 
     @classmethod
@@ -548,7 +553,8 @@ class _Replay:
             index[node] = len(index)
         suffixes, data, inputs, edges = [], [], [], []
         total = peak = largest = 0
-        for node in added:
+        counted = tuple(expander.counted[first:])
+        for node, params in zip(added, counted):
             values = dict(expander.graph.nodes[node])
             values["args"] = dict(values["args"])  # the graph is the caller's; the memo outlives it
             refs = tuple(index.get(source, -1) for source in values["inputs"])
@@ -558,7 +564,7 @@ class _Replay:
             data.append(values)
             inputs.append(refs)
             edges.extend((ref, index[node], _port(port)) for port, ref in enumerate(refs))
-            total += values["params"]
+            total += params
             peak = max(peak, total)
             largest = max(largest, math.prod(values["shape"]))
         if output not in index:
@@ -571,7 +577,7 @@ class _Replay:
             tuple(suffixes), tuple(data), tuple(inputs), tuple(edges), index[output], calls,
             expander.budget.used - used, expander.deepest_nesting - nesting, expander.deepest_stack - stack,
             max(0, expander.longest_path - len(prefix)), frozenset(expander.blocks_used),
-            frozenset(expander.reads), open_output, total, peak, largest,
+            frozenset(expander.reads), open_output, counted, total, peak, largest,
         )
 
     def fits(self, expander: _Expander, path: str) -> bool:
@@ -601,6 +607,7 @@ class _Replay:
             [(nodes[source], nodes[target], port) for source, target, port in self.edges],
         )
         expander.added.extend(names)
+        expander.counted.extend(self.counted)
         expander.calls.append((prefix, self))
         output = nodes[self.output]
         if self.open_output:
@@ -618,9 +625,9 @@ class _Replay:
         ):
             expander.total_params += self.params
             return
-        for pending, (node, data) in enumerate(zip(names, self.data)):
+        for pending, (node, params, data) in enumerate(zip(names, self.counted, self.data)):
             try:
-                expander._count(data["params"], data["shape"], pending)
+                expander._count(params, data["shape"], pending)
             except GenotypeError as error:
                 raise error.located(path=node)
 
