@@ -642,7 +642,8 @@ def _add_in_bulk(graph: nx.DiGraph, nodes: list[tuple[str, dict[str, Any]]],
     itself, as ``add_nodes_from`` / ``add_edges_from`` do but without their per-item work
     (most of a replay's time went there). For an ``nx.DiGraph`` of plain dicts that no
     algorithm has cached anything for yet, and node names not in it (a node's path is
-    unique in an expansion); edges between nodes in it."""
+    unique in an expansion); edges between nodes in it. A networkx that lays its graphs out
+    otherwise fails ``test_add_in_bulk_leaves_the_graph_as_add_node_and_add_edge_do``."""
     succ, pred, attributes = graph._succ, graph._pred, graph._node
     for name, data in nodes:
         succ[name] = {}
