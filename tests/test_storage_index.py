@@ -173,3 +173,27 @@ def test_an_rdb_storage_beats_in_optunas_heartbeat_table(tmp_path):
                            .where(models.TrialHeartbeatModel.trial_id == _storage.trial_id(trial))
                            .values(heartbeat=datetime.datetime(2000, 1, 1)))
     assert [t.number for t in stale_trials(study, grace=180)] == [trial.number]
+
+
+def test_held_parameters_go_with_the_next_attributes_in_an_rdb_storage(tmp_path):
+    """In an RDB storage the parameters a trial samples are written in one transaction with
+    its next attributes (another process sees none of them before), or when the block ends."""
+    first, second = _two(f"sqlite:///{tmp_path}/s.db")
+    trial = first.ask()
+
+    def stored():
+        return second.get_trials()[0]
+
+    with writes_held(first):
+        trial.suggest_categorical("a", ["x", "y"])
+        trial.suggest_int("b", 0, 9)
+        assert stored().params == {} and trial.params.keys() == {"a", "b"}
+        set_user_attrs(first, trial, {"nas.worker": "w"})
+        assert stored().params == trial.params and stored().user_attrs == {"nas.worker": "w"}
+        trial.suggest_float("c", 0, 1)
+    assert stored().params == trial.params  # written when the block ends
+    with writes_held(first):
+        other = first.ask()
+        other.suggest_int("b", 0, 9)
+        reserve(first, other, "k")  # the parameters go before the reservation
+        assert second.get_trials()[1].params == other.params

@@ -14,8 +14,9 @@ Writes to the storage per trial (beyond Optuna's own: the trial, its parameters,
 outcome): the worker (``nas.worker``) and, with dedup, the reservation; then the record. In
 a journal the parameters and the worker are written with the reservation (one append, one
 fsync), or with the record when the trial ends before it (four appends per trial where
-Optuna's own loop makes eight); in other storages the worker loop writes the worker with
-the trial's first heartbeat, before evaluation starts (the liveness check reads it).
+Optuna's own loop makes eight); in an RDB storage the parameters likewise (one transaction,
+where Optuna's loop commits each parameter), and the worker loop writes the worker with the
+trial's first heartbeat, before evaluation starts (the liveness check reads it).
 """
 
 from __future__ import annotations
@@ -294,10 +295,9 @@ class _Attempt:
         self.pending: dict[str, Any] = {WORKER_ATTR: evaluator.worker} if is_indexed_journal(study) else {}
 
     def _flush(self) -> None:
-        """Write the pending attributes now."""
-        if self.pending:
-            set_user_attrs(self.study, self.trial, self.pending)
-            self.pending = {}
+        """Write the pending attributes and the held parameters now."""
+        set_user_attrs(self.study, self.trial, self.pending)
+        self.pending = {}
 
     def run(self) -> TrialRecord:
         config, record, space = self.config, self.record, self.config.space

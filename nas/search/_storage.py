@@ -454,7 +454,11 @@ def _write_attrs(study: optuna.Study, tid: int, attrs: Mapping[str, Any]) -> Non
     elif rdb is not None:
         from optuna.storages._rdb.storage import _create_scoped_session
 
+        params = _held_params(storage, tid)
+        if not params and not attrs:
+            return
         with _create_scoped_session(rdb.scoped_session, True) as session:
+            _add_params(storage, rdb, session, params)
             _upsert_attrs(rdb, session, tid, attrs)
     else:
         for key, value in attrs.items():
@@ -490,6 +494,31 @@ def _upsert_attrs(rdb: Any, session: Any, tid: int, attrs: Mapping[str, Any]) ->
         rdb._set_trial_attr_without_commit(session, model, tid, key, value)
 
 
+def _held_params(storage: Any, tid: int) -> list[tuple]:
+    """This thread's parameter writes held for trial ``tid`` in a cached RDB storage (see
+    :func:`writes_held`), taken out (empty when none, or when they are another trial's)."""
+    held = getattr(storage, "_nas_held", None)
+    writes = getattr(held, "params", None)
+    if not writes or writes[0][0] != tid:
+        return []
+    held.params = []
+    return writes
+
+
+def _add_params(storage: Any, rdb: Any, session: Any, params: list[tuple]) -> None:
+    """Add held parameter writes ``(trial id, name, internal value, distribution)`` to
+    ``session`` as Optuna's cached storage writes them one by one (the distribution checked
+    against the study's first one, which it caches), inserted together at the commit."""
+    with session.no_autoflush:
+        for tid, name, value, distribution in params:
+            with storage._lock:
+                info = storage._studies[storage._trial_id_to_study_id_and_number[tid][0]]
+                previous = info.param_distribution.get(name)
+            rdb._set_trial_param_without_commit(session, tid, name, value, distribution, previous)
+            with storage._lock:
+                info.param_distribution.setdefault(name, distribution)
+
+
 def _append_released(storage: Any, logs: list[dict]) -> None:
     """Append this thread's held records (see :func:`writes_held`) and ``logs`` in one
     append, then replay them. Call with the storage's thread lock held."""
@@ -518,21 +547,58 @@ def writes_held(study: optuna.Study) -> Iterator[None]:
     """In a journal, hold this thread's writes (Optuna's parameter writes while a trial
     samples) until the next :func:`set_user_attrs` or :func:`reserve`, which writes them with
     its own in one append (one fsync instead of one per parameter), or the end of the block.
-    Elsewhere nothing is held.
+    In an RDB storage, hold this thread's parameter writes the same way (one transaction
+    instead of one per parameter). Elsewhere nothing is held.
 
     Inside the block, before that write, nothing may read back what it wrote through the
-    storage (the trial object keeps its own parameters; a pruner's reports would not be seen).
+    storage (the trial object keeps its own parameters; a pruner's reports would not be seen
+    in a journal).
     """
+    storage, rdb = study._storage, _rdb(study)
+    if rdb is not None and rdb is not storage:
+        held = _param_holder(storage)
+        held.params = []
+        try:
+            yield
+        finally:
+            params = held.params
+            held.params = None
+            if params:
+                from optuna.storages._rdb.storage import _create_scoped_session
+
+                with _create_scoped_session(rdb.scoped_session, True) as session:
+                    _add_params(storage, rdb, session, params)
+        return
     if _journal_index(study) is None:
         yield
         return
-    storage = study._storage
     storage._backend.hold()
     try:
         yield
     finally:
         with storage._thread_lock:
             _append_released(storage, [])
+
+
+def _param_holder(storage: Any) -> Any:
+    """The per-thread list of held parameter writes of a cached RDB storage (``params``:
+    None when this thread holds nothing); made once per storage, by routing its
+    ``set_trial_param`` through it."""
+    import threading
+
+    held = getattr(storage, "_nas_held", None)
+    if held is None:
+        held, write = threading.local(), storage.set_trial_param
+
+        def set_trial_param(trial_id: int, name: str, value: float, distribution: Any) -> None:
+            params = getattr(held, "params", None)
+            if params is None:
+                write(trial_id, name, value, distribution)
+            else:
+                params.append((trial_id, name, value, distribution))
+
+        storage.set_trial_param, storage._nas_held = set_trial_param, held
+    return held
 
 
 # --------------------------------------------------------------------------- liveness
@@ -633,8 +699,7 @@ def reserve(study: optuna.Study, trial: optuna.Trial, key: str, *, generation: i
             if holder.user_attrs.get(attr):
                 return generation, None if holder.number == trial.number else holder.number
         raise RuntimeError(f"reservation {attr} of trial {trial.number} not in the journal")
-    if attrs:
-        set_user_attrs(study, trial, attrs)
+    set_user_attrs(study, trial, attrs or {})  # with the held parameters in an RDB storage
     storage, number, rdb = study._storage, trial.number, _rdb(study)
     while rdb is not None:
         name = f"{study.study_name}:dedup:{generation}:{key}"
