@@ -232,7 +232,11 @@ def test_prescreen_and_tabular_trials_score_on_the_runs_threads(tmp_path, monkey
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # torch's own setting, which the run's threads: 1 replaces
     try:
-        run_search(config, runs_dir=tmp_path / "runs", progress=False)
-        assert len(seen) == 4 + 3 and set(seen) == {1}  # 4 pre-screened, 3 trials
+        summary = run_search(config, runs_dir=tmp_path / "runs", progress=False)
+        # 4 pre-screened, then every trial but a repeat of an equivalent cell (two random NB201
+        # cells are equivalent a few times in a hundred, e.g. both with no path to the output):
+        # a repeat takes its twin's record and is not scored again.
+        scored = [r for r in read_trials(summary.run_dir) if r["duplicate_of"] is None]
+        assert len(seen) == 4 + len(scored) and len(scored) >= 1 and set(seen) == {1}
     finally:
         torch.set_num_threads(before)
