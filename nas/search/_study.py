@@ -64,9 +64,10 @@ SAMPLER_OWN_OPTIONS = ("seed", "key")
 
 
 def worker_seed(config: RunConfig, *, machine: str, worker: int) -> int:
-    """The sampler seed of worker ``worker`` on ``machine`` (a host and run folder): the
-    config's ``seed`` mixed with both, so workers of one machine and of different machines
-    joining one study sample differently, and a rerun on the same machine repeats itself."""
+    """The sampler seed of worker ``worker`` on ``machine`` (a host and run folder, or ``""``
+    for a run folder's own storage): the config's ``seed`` mixed with both, so workers of one
+    machine and of different machines joining one study sample differently, and a rerun on
+    the same machine repeats itself."""
     import zlib
 
     return (config.seed * 1_000_003 + zlib.crc32(f"{machine}|{worker}".encode())) % 2**31

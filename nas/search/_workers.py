@@ -124,7 +124,11 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
 
         torch.set_num_threads(config.torch_threads())
     host = socket.gethostname()
-    seed = worker_seed(config, machine=f"{host}:{run_dir.resolve()}", worker=index)
+    # A run folder's own journal serves one machine: its seeds follow from the config alone, so
+    # the same config and seed sample the same trials in any folder on any host. Machines that
+    # join a shared storage mix in their host and folder, so that they sample differently.
+    machine = f"{host}:{run_dir.resolve()}" if config.storage else ""
+    seed = worker_seed(config, machine=machine, worker=index)
     worker = f"{host}:{os.getpid()}"
     last_check = [0.0]
 
