@@ -21,11 +21,15 @@ import argparse
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+if __package__ in (None, ""):  # run as a script from a checkout: make `nas` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas.data import load_dataset
 from nas.data._folder import load_folder

@@ -23,10 +23,15 @@ import argparse
 import os
 import random
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torchvision
+
+if __package__ in (None, ""):  # run as a script from a checkout: make `nas` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import nas
 

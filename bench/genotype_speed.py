@@ -30,9 +30,14 @@ import argparse
 import os
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as a script from a checkout: make `nas` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import nas
 from nas.nb201 import nb201_params
