@@ -343,12 +343,16 @@ def _next_number(study: optuna.Study) -> int:
     return count if oldest is None else oldest
 
 
+def _counted_before(study: optuna.Study, number: int, budget: int) -> bool:
+    """Whether fewer than ``budget`` counted trials come before trial ``number``: the budget
+    rule of :func:`budget_left` and :func:`admit` (the uncounted trials are read only when
+    ``number`` itself reaches the budget; below it the answer cannot change)."""
+    return number < budget or number - sum(1 for n in _uncounted(study) if n < number) < budget
+
+
 def budget_left(study: optuna.Study, budget: int) -> bool:
     """Whether asking now gives a trial :func:`admit` accepts (see :func:`_next_number`)."""
-    number = _next_number(study)
-    if number < budget:  # fewer trials before it than the budget, counted or not
-        return True
-    return number - sum(1 for n in _uncounted(study) if n < number) < budget
+    return _counted_before(study, _next_number(study), budget)
 
 
 def admit(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
@@ -361,7 +365,7 @@ def admit(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
     interrupted or surplus. Every worker on every machine applies the same rule to the same
     numbers, so the budget is never overshot.
     """
-    if trial.number < budget or trial.number - sum(1 for n in _uncounted(study) if n < trial.number) < budget:
+    if _counted_before(study, trial.number, budget):
         return True
     claim_fail(study, trial, {UNCOUNTED_ATTR: True, SURPLUS_ATTR: True,
                               REASON_ATTR: "asked after the budget was spent; not evaluated"})
