@@ -16,7 +16,6 @@ Knows nothing about genotypes or search.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

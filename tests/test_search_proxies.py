@@ -238,5 +238,6 @@ def test_prescreen_and_tabular_trials_score_on_the_runs_threads(tmp_path, monkey
         # a repeat takes its twin's record and is not scored again.
         scored = [r for r in read_trials(summary.run_dir) if r["duplicate_of"] is None]
         assert len(seen) == 4 + len(scored) and len(scored) >= 1 and set(seen) == {1}
+        assert torch.get_num_threads() == 2  # the in-process worker restored torch's setting
     finally:
         torch.set_num_threads(before)

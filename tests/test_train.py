@@ -259,3 +259,16 @@ def test_quickstart_budget_trains_resnet20_to_95_percent(digits: Dataset) -> Non
     result = train_model(nas.build_model(genotype), digits, TrainConfig(**settings))
     assert result.status == "completed"
     assert result.best_val_accuracy >= 0.95
+
+
+def test_torch_threads_are_restored_however_the_block_ends():
+    from nas._threads import torch_threads
+
+    before = torch.get_num_threads()
+    with pytest.raises(KeyError):
+        with torch_threads(before + 1):
+            assert torch.get_num_threads() == before + 1
+            raise KeyError("the block fails")
+    assert torch.get_num_threads() == before
+    with torch_threads(None):  # None leaves torch's setting alone
+        assert torch.get_num_threads() == before

@@ -16,7 +16,6 @@ Does not write anything into the run folder.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path

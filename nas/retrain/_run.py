@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nas._threads import torch_threads
 from nas.errors import ConfigError
 from nas.io import atomic_write_text
 from nas.retrain._options import RetrainOptions, resolve
@@ -211,10 +212,7 @@ def _work(context: _Context, say: Callable[[str], None], *, progress: bool) -> N
     import nas
     from nas.io import try_file_lock
 
-    threads = torch.get_num_threads()
-    if context.base.threads is not None:
-        torch.set_num_threads(context.base.threads)  # latency and export too, not only training
-    try:
+    with torch_threads(context.base.threads):  # latency and export too, not only training
         for candidate, seed, job in context.jobs():
             if _read_result(job, candidate.genotype.hash) is not None:
                 continue
@@ -233,8 +231,6 @@ def _work(context: _Context, say: Callable[[str], None], *, progress: bool) -> N
                 + (f"test accuracy {accuracy:.4f}" if accuracy is not None
                    else f"{record['status']}: {record['reason']}")
                 + f" ({record['epochs']} epochs, {record['train_time']:.0f} s)")
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _start_helpers(count: int, run_dir: Path, out: Any, device: Any, threads: Any,

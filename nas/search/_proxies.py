@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas import _checks
+from nas._threads import torch_threads
 from nas.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -409,19 +409,6 @@ def run_prescreen(study: optuna.Study, config: RunConfig, run_dir: Path) -> dict
 
     with torch_threads(config.torch_threads()):
         return prescreen(study, config, run_dir, genotype=genotype, scorer=scorer)
-
-
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Torch's intra-op threads set to ``count`` inside the block, restored after it."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _plain(value: Any) -> Any:

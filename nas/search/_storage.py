@@ -109,7 +109,6 @@ def open_storage(url: str, *, file: str | None = None, path: str = "storage",
         ConfigError: the storage cannot be opened (bad URL, missing driver, no server,
             unwritable folder), naming ``file`` and ``path``.
     """
-    import optuna
     from optuna.storages import JournalStorage
 
     from nas.io import is_disk_full
@@ -706,7 +705,7 @@ def reserve(study: optuna.Study, trial: optuna.Trial, key: str, *, generation: i
     set_user_attrs(study, trial, attrs or {})  # with the held parameters in an RDB storage
     storage, number, rdb = study._storage, trial.number, _rdb(study)
     while rdb is not None:
-        name = f"{study.study_name}:dedup:{generation}:{key}"
+        name = _lock_name(study, generation, key)
         try:
             _create_lock_study(rdb, name, number)
             return generation, None
@@ -715,7 +714,7 @@ def reserve(study: optuna.Study, trial: optuna.Trial, key: str, *, generation: i
             if owner is not None:
                 return generation, owner
             generation += 1  # a lock an older nas made in two writes and was killed between
-    name = f"{study.study_name}:dedup:{generation}:{key}"
+    name = _lock_name(study, generation, key)
     try:
         lock = storage.create_new_study(directions=[optuna.study.StudyDirection.MINIMIZE],
                                         study_name=name)
@@ -729,6 +728,11 @@ def reserve(study: optuna.Study, trial: optuna.Trial, key: str, *, generation: i
         raise RuntimeError(f"reservation {name!r} has no owner after 30 s") from None
     storage.set_study_system_attr(lock, "owner", number)
     return generation, None
+
+
+def _lock_name(study: optuna.Study, generation: int, key: str) -> str:
+    """The name of the study that is the dedup lock of ``key`` in ``generation``."""
+    return f"{study.study_name}:dedup:{generation}:{key}"
 
 
 def _create_lock_study(rdb: Any, name: str, owner: int) -> None:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nas._threads import torch_threads
 from nas.errors import ConfigError, NasError
 from nas.io import is_disk_full
 from nas.search._config import RunConfig
@@ -114,15 +115,21 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
                 device: str | None = None, shared_with: optuna.Study | None = None) -> None:
     """Ask, evaluate and tell until the budget (counted in the storage) or the deadline is
     spent; ``device`` overrides the training device; ``shared_with``: a study of this process
-    whose open storage the worker uses (see :func:`~nas.search._storage.open_study`)."""
+    whose open storage the worker uses (see :func:`~nas.search._storage.open_study`). Torch's
+    thread count is the run's while the worker runs, and restored when it returns."""
 
     quiet_optuna()
     # Heartbeats are sent by _heartbeat below, which Optuna cannot see from ask().
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-    if config.tabular is None or config.proxies is not None:  # torch trains or scores proxies
-        import torch
+    uses_torch = config.tabular is None or config.proxies is not None  # trains or scores proxies
+    with torch_threads(config.torch_threads() if uses_torch else None):
+        _ask_evaluate_tell(config, run_dir, storage_url, index=index, deadline=deadline,
+                           on_trial=on_trial, device=device, shared_with=shared_with)
 
-        torch.set_num_threads(config.torch_threads())
+
+def _ask_evaluate_tell(config: RunConfig, run_dir: Path, storage_url: str, *, index: int,
+                       deadline: float | None, on_trial: Callable[[], None] | None,
+                       device: str | None, shared_with: optuna.Study | None) -> None:
     host = socket.gethostname()
     # A run folder's own journal serves one machine: its seeds follow from the config alone, so
     # the same config and seed sample the same trials in any folder on any host. Machines that

@@ -10,7 +10,6 @@ propagates. The loop knows nothing about Optuna: the search wraps ``trial.report
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gc
 import math
@@ -23,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas._threads import torch_threads
 from nas.data import Dataset, DeviceLoader
 from nas.errors import ConfigError
 from nas.train._config import TrainConfig, resolve_device
@@ -119,13 +119,8 @@ def train_model(
         ConfigError: an unusable device, or a checkpoint written with a different config.
     """
     config = config or TrainConfig()
-    threads = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         return _train(model, data, config, report, checkpoint, resume, on_epoch, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(
