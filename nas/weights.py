@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,7 +21,11 @@ from torch import nn
 from nas.errors import ConfigError, NasError
 from nas.genotype import INPUT
 
-__all__ = ["load_torchvision_weights", "genotype_tensors", "load_state_dict_file"]
+__all__ = ["load_torchvision_weights", "genotype_tensors", "load_state_dict_file", "load_torch_file",
+           "MAX_TORCH_FILE_BYTES"]
+
+#: Largest file :func:`load_torch_file` reads when its caller knows no tighter bound.
+MAX_TORCH_FILE_BYTES = 8 << 30
 
 
 def genotype_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
@@ -68,6 +74,38 @@ def _listing(keys: list[str]) -> str:
     return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
 
 
+def load_torch_file(path: str | Path, *, max_bytes: int = MAX_TORCH_FILE_BYTES,
+                    what: str = "a checkpoint") -> Any:
+    """The object ``torch.save`` wrote to ``path``, read with ``torch.load(weights_only=True)``
+    (tensors, numbers, strings, lists and dicts only: no code runs).
+
+    The file is read whole first (:func:`nas._yaml.read_bounded`: a regular file of at most
+    ``max_bytes`` bytes, so a FIFO, a device or a huge file is refused before any work), and
+    torch's warnings are silenced, so the only output is the error.
+
+    Raises:
+        ConfigError: one line naming the file: not a regular file, too large, or not ``what``
+            saved by ``torch.save`` (a pickle that would run code, a truncated or foreign
+            file; whatever torch raises while decoding it).
+    """
+    from nas._yaml import read_bounded
+
+    name = str(path)
+    raw = read_bounded(path, limit=max_bytes, error=ConfigError)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": not one line
+            return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ConfigError(
+            f"not {what} saved by torch.save (or it holds more than tensors, which "
+            "weights_only loading refuses)", file=name,
+        ) from None
+    except Exception as error:  # noqa: BLE001 - any failure to decode is the file's
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise ConfigError(f"not {what} saved by torch.save: {reason}", file=name) from None
+
+
 @torch.no_grad()
 def load_state_dict_file(model: nn.Module, path: str | Path, *, max_bytes: int) -> nn.Module:
     """Load the ``state_dict`` saved at ``path`` into ``model`` (every key, every shape).
@@ -80,20 +118,8 @@ def load_state_dict_file(model: nn.Module, path: str | Path, *, max_bytes: int) 
     not a ``state_dict``, or when its keys or shapes differ from the model's (the first few
     missing, unexpected and mismatched keys are named).
     """
-    from nas._yaml import read_bounded
-
     name = str(path)
-    raw = read_bounded(path, limit=max_bytes, error=ConfigError)
-    try:
-        state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise ConfigError(
-            "not a state_dict saved by torch.save (or it holds more than tensors, which "
-            "weights_only loading refuses)", file=name,
-        ) from None
-    except (RuntimeError, EOFError, ValueError, TypeError, AttributeError) as error:
-        reason = " ".join(str(error).split())[:200]
-        raise ConfigError(f"not a state_dict saved by torch.save: {reason}", file=name) from None
+    state = load_torch_file(path, max_bytes=max_bytes, what="a state_dict")
     if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
         state = state["model"]
     if not isinstance(state, Mapping) or not all(

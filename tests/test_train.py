@@ -272,3 +272,67 @@ def test_torch_threads_are_restored_however_the_block_ends():
     assert torch.get_num_threads() == before
     with torch_threads(None):  # None leaves torch's setting alone
         assert torch.get_num_threads() == before
+
+
+class _RunsCode:
+    """Pickles to a call of os.system: weights_only loading must refuse it."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _hostile_checkpoint(kind: str, path: Path) -> None:
+    import io
+    import os
+    import pickle
+
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "code":
+        path.write_bytes(pickle.dumps({"model": _RunsCode(path.with_name("ran"))}))
+    elif kind == "garbage":
+        path.write_bytes(bytes(range(256)) * 10)
+    elif kind == "truncated":
+        buffer = io.BytesIO()
+        torch.save({"model": {"w": torch.zeros(1000)}}, buffer)
+        path.write_bytes(buffer.getvalue()[:300])
+    elif kind == "too_large":
+        with open(path, "wb") as handle:
+            handle.truncate(2000)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "code", "garbage", "truncated", "too_large"])
+def test_a_hostile_checkpoint_is_one_line_naming_it(kind: str, tmp_path: Path) -> None:
+    ckpt = tmp_path / "checkpoint.pt"
+    _hostile_checkpoint(kind, ckpt)
+    with pytest.raises(ConfigError) as error:
+        load_checkpoint(ckpt, max_bytes=1000)
+    assert error.value.file == str(ckpt) and "\n" not in str(error.value)
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "code"])
+def test_nas_train_resume_from_a_hostile_checkpoint_is_one_line(kind: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    _hostile_checkpoint(kind, out / "checkpoint.pt")
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "nas", "train", "lenet5", "--out", str(out), "--resume",
+         "--epochs", "1", "--quiet", "--device", "cpu", "--threads", "1"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(out / "checkpoint.pt") in lines[0], result.stderr
+    assert not (out / "ran").exists()

@@ -17,6 +17,7 @@ import torch
 from nas.errors import ConfigError
 from nas.io import atomic_write_bytes, atomic_write_text
 from nas.train._result import EpochRecord
+from nas.weights import MAX_TORCH_FILE_BYTES, load_torch_file
 
 __all__ = ["load_checkpoint", "save_checkpoint", "write_history_csv"]
 
@@ -28,16 +29,15 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint with ``torch.load(weights_only=True)``: no code is run.
+def load_checkpoint(path: str | Path, *, max_bytes: int = MAX_TORCH_FILE_BYTES) -> dict[str, Any]:
+    """Load a checkpoint with ``torch.load(weights_only=True)``: no code is run
+    (:func:`nas.weights.load_torch_file`; a file over ``max_bytes`` is refused unread).
 
     Raises:
-        ConfigError: the file is missing or not a checkpoint.
+        ConfigError: one line naming the file: missing, not a regular file, too large, or
+            not a checkpoint (a pickle that would run code, a truncated or foreign file).
     """
-    try:
-        state = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as error:  # pickle errors surface as these
-        raise ConfigError(f"cannot load checkpoint: {error}", file=str(path)) from None
+    state = load_torch_file(path, max_bytes=max_bytes, what="a checkpoint")
     if not isinstance(state, dict):
         raise ConfigError("not a checkpoint (expected a dict)", file=str(path))
     return state

@@ -337,7 +337,9 @@ class _Attempt:
         }
 
     def _restore(self, path: Path) -> list[EpochRecord]:
-        state = load_checkpoint(path)
+        # The model, the optimizer's state (AdamW: two more copies of it) and small things.
+        model_bytes = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
+        state = load_checkpoint(path, max_bytes=4 * model_bytes + (64 << 20))
         saved = state.get("config", {})
         for key, value in dataclasses.asdict(self.config).items():
             if key not in _RESUMABLE_CHANGES and key in saved and saved[key] != value:
