@@ -170,3 +170,30 @@ def test_best_on_a_corrupt_run_json_is_one_line(tmp_path, capsys):
     assert main(["best", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"{tmp_path / 'run.json'}: unreadable:") and "\n" not in err
+
+
+def _limit_memory() -> None:  # in the child: an unbounded read fails instead of swapping
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_a_journal_that_is_not_a_regular_file_is_one_line(kind, tmp_path):
+    if kind == "fifo":
+        journal = tmp_path / "journal.log"
+        os.mkfifo(journal)
+    elif kind == "device":
+        journal = Path("/dev/zero")
+    else:
+        journal = tmp_path / "journal.log"
+        journal.mkdir()
+    file = tmp_path / "run.yaml"
+    file.write_text(yaml.safe_dump({**base(), "storage": str(journal)}))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-m", "nas", "search", str(file), "--runs",
+                             str(tmp_path / "runs"), "--no-progress"], capture_output=True,
+                            text=True, env=env, timeout=120, preexec_fn=_limit_memory)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0] == f"{file}: storage: journal '{journal}' is not a regular file"

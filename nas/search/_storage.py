@@ -115,6 +115,8 @@ def open_storage(url: str, *, file: str | None = None, path: str = "storage",
     from nas.search._index import AttrIndex
     from nas.search._journal import open_journal
 
+    if "://" not in url:
+        _check_journal_path(url, file=file, path=path)
     try:
         if "://" in url:
             return _open_rdb(url, heartbeat or HEARTBEAT_INTERVAL)
@@ -127,6 +129,22 @@ def open_storage(url: str, *, file: str | None = None, path: str = "storage",
         message = " ".join(str(error).split())[:300]
         raise ConfigError(f"cannot open storage {mask(url)!r}: {type(error).__name__}: {message}",
                           file=file, path=path) from None
+
+
+def _check_journal_path(url: str, *, file: str | None, path: str) -> None:
+    """A journal is a regular file, or none yet: a FIFO would block the open and a device
+    (``/dev/zero``) would be read without end, so both are refused before Optuna opens them."""
+    import stat
+
+    try:
+        mode = os.stat(url).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise ConfigError(f"cannot open journal {url!r}: {error.strerror or error}", file=file,
+                          path=path) from None
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"journal {url!r} is not a regular file", file=file, path=path)
 
 
 _SCHEMA_RACE_TRIES = 5
