@@ -413,3 +413,18 @@ def test_links_in_an_archive_are_skipped_and_zip_paths_checked_too(tmp_path: Pat
     bad_zip = _zip(tmp_path / "bad.zip", {"a/0.png": png, "a/../../x.png": png})
     with pytest.raises(ConfigError, match="unsafe member path 'a/../../x.png'"):
         load_dataset("folder", root=bad_zip, cache=False)
+
+
+@pytest.mark.parametrize("link", ["loop", "dangling"])
+def test_a_broken_link_in_a_cached_folder_is_one_line(tmp_path: Path, link: str) -> None:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(buffer, "PNG")
+    root = _folder_of(tmp_path / "images", {f"{c}/{i}.png": buffer.getvalue()
+                                            for c in "ab" for i in range(3)})
+    bad = root / "a" / "bad.png"
+    os.symlink("bad.png" if link == "loop" else "/nonexistent/x.png", bad)
+    with pytest.raises(ConfigError) as error:  # as without a cache: the read names the link
+        load_dataset("folder", root=root, cache=tmp_path / "cache", decode_workers=0)
+    assert error.value.file == str(bad) and "cannot read" in str(error.value)

@@ -11,7 +11,9 @@ an edited one misses:
   :data:`SAMPLES` evenly spaced 1 MiB blocks (first and last included), so a cached load
   of a large archive never reads it all; an edit that keeps the size and the time and
   misses every sampled block would go unnoticed;
-- a folder is keyed by every file's relative path, size and modification time.
+- a folder is keyed by every regular file's relative path, size and modification time
+  (entries that cannot be read, such as a dangling link or a link loop, are left out here and
+  reported by the read).
 
 An entry is a folder holding ``meta.json`` and one ``.npy`` per array, written into a
 temporary folder next to it and renamed into place in one step, so a reader sees a whole
@@ -28,6 +30,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -52,7 +55,12 @@ def fingerprint(path: Path) -> str:
             dirs.sort()
             for name in sorted(files):
                 file = Path(folder) / name
-                info = file.stat()
+                try:
+                    info = file.stat()
+                except OSError:  # a dangling link, a link loop: reading the folder reports it
+                    continue
+                if not stat.S_ISREG(info.st_mode):  # never read: FIFOs, devices
+                    continue
                 relative = file.relative_to(path).as_posix()
                 digest.update(f"{relative}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
         return "d" + digest.hexdigest()
