@@ -228,7 +228,7 @@ def test_decoding_in_several_processes_gives_the_same_arrays(
     assert torch.equal(pooled.train_labels, serial.train_labels)
 
 
-def _die_in_a_worker(names, blobs, grayscale, resolution):
+def _die_in_a_worker(names, blobs, grayscale, resolution, budget):
     """Stands in for the chunk decoder in the forked processes: kills the one it runs in."""
     os._exit(9)
 
@@ -428,3 +428,52 @@ def test_a_broken_link_in_a_cached_folder_is_one_line(tmp_path: Path, link: str)
     with pytest.raises(ConfigError) as error:  # as without a cache: the read names the link
         load_dataset("folder", root=root, cache=tmp_path / "cache", decode_workers=0)
     assert error.value.file == str(bad) and "cannot read" in str(error.value)
+
+
+def test_decoding_chunks_are_bounded_in_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A source of a few huge members never holds them all undecoded at once."""
+    from nas.data import _decode
+
+    monkeypatch.setattr(_decode, "_CHUNK_BYTES", 3000)
+    chunks: list[int] = []
+    real = _decode._decode
+
+    def recording(names, blobs, *args):  # type: ignore[no-untyped-def]
+        chunks.append(sum(map(len, blobs)))
+        return real(names, blobs, *args)
+
+    monkeypatch.setattr(_decode, "_decode", recording)
+    rng = np.random.default_rng(0)
+    files = {}
+    for c in "ab":
+        for i in range(4):
+            buffer = io.BytesIO()
+            from PIL import Image
+
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(buffer, "PNG")
+            files[f"{c}/{i}.png"] = buffer.getvalue()  # about 800 bytes each
+    archive = _zip(tmp_path / "noise.zip", files)
+    data = load_dataset("folder", root=archive, cache=False, decode_workers=0, test_fraction=0)
+    assert len(data.train_labels) + len(data.val_labels) == 8
+    assert len(chunks) > 1 and max(chunks) <= 3000
+
+
+def test_a_chunk_too_large_to_decode_is_refused_before_allocation(tmp_path: Path) -> None:
+    """100 images of 8000x8000 (19 GB decoded, more than max_decoded_bytes) fail in one line
+    naming the member, under a 6 GiB address-space limit, without a MemoryError."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8000, 8000)).save(buffer, "PNG")
+    archive = _tar(tmp_path / "big.tar", {f"{c}/{i}.png": buffer.getvalue()
+                                          for c in "ab" for i in range(50)}, mode="w")
+    code = ("import sys, resource; resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30)); "
+            "from nas.cli import main; from nas.data import load_dataset; from nas.errors import NasError\n"
+            "try:\n    load_dataset('folder', root=sys.argv[1], cache=False, decode_workers=0)\n"
+            "except NasError as error:\n    print(error, file=sys.stderr); sys.exit(2)\n")
+    result = subprocess.run([sys.executable, "-c", code, str(archive)], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"{archive}: a/0.png: decoded images exceed max_decoded_bytes "
+                     "(17,179,869,184 bytes); set a smaller resolution or raise the bound"]

@@ -9,7 +9,10 @@ resolution`` (bilinear, as Pillow antialiases when shrinking).
 
 Contract: a file Pillow cannot read is a :class:`~nas.errors.ConfigError` naming the
 member; so is an image over Pillow's decompression-bomb bound, images of different sizes
-when no resolution is set, and decoded pixels beyond ``max_decoded_bytes`` in all.
+when no resolution is set, and decoded pixels beyond ``max_decoded_bytes`` in all (a chunk's
+pixels are checked before they are allocated). Memory is bounded by bytes as well as counts:
+a chunk holds at most 1,024 images and at most 64 MiB of encoded bytes (or one larger
+image alone).
 Knows nothing of classes, splits or archives.
 """
 
@@ -32,6 +35,7 @@ IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
 _CHUNK = 1024  # images per task: large enough to amortise pickling, small for a smooth bar
+_CHUNK_BYTES = 64 << 20  # encoded bytes per task: a source of huge members is decoded as read
 
 
 def is_image_name(path: str) -> bool:
@@ -45,11 +49,18 @@ def is_image_name(path: str) -> bool:
     return dot > 0 and name[dot:] in IMAGE_SUFFIXES
 
 
+def _over_budget(max_decoded_bytes: int) -> str:
+    return (f"decoded images exceed max_decoded_bytes ({max_decoded_bytes:,} bytes); set a "
+            "smaller resolution or raise the bound")
+
+
 def _decode(
-    names: list[str], blobs: list[bytes], grayscale: bool, resolution: int | None
+    names: list[str], blobs: list[bytes], grayscale: bool, resolution: int | None, budget: int
 ) -> tuple[np.ndarray, bool] | tuple[str, str]:
     """Decode one chunk: ``(pixels [n, H, W, C], whether any image was resized)``, or
-    ``(member, problem)`` at the first image that fails."""
+    ``(member, problem)`` at the first image that fails, or when the chunk's pixels (the
+    first image's size times the chunk's length, checked before they are allocated) would
+    exceed ``budget`` bytes."""
     from PIL import Image
 
     mode = "L" if grayscale else "RGB"
@@ -76,6 +87,8 @@ def _decode(
             if pixels.ndim == 2:
                 pixels = pixels[:, :, None]
             if out is None:
+                if len(blobs) * pixels.nbytes > budget:
+                    return name, _over_budget(budget)
                 out = np.empty((len(blobs), *pixels.shape), dtype=np.uint8)
                 first = name
             elif pixels.shape != out.shape[1:]:
@@ -133,6 +146,7 @@ class ChunkDecoder:
         self.max_decoded_bytes = max_decoded_bytes
         self._names: list[str] = []
         self._blobs: list[bytes] = []
+        self._buffered = 0  # bytes in _blobs
         self._done: list[np.ndarray] = []
         self._pending: deque[Future] = deque()
         self._decoded_bytes = 0
@@ -156,16 +170,20 @@ class ChunkDecoder:
 
     def add(self, name: str, blob: bytes) -> None:
         """Queue one image; decodes a chunk when enough are queued."""
+        if self._names and self._buffered + len(blob) > _CHUNK_BYTES:
+            self._flush()  # a chunk holds at most _CHUNK_BYTES, or one larger member alone
         self._names.append(name)
         self._blobs.append(blob)
+        self._buffered += len(blob)
         if len(self._names) >= _CHUNK:
             self._flush()
 
     def _flush(self, *, last: bool = False) -> None:
         if not self._names:
             return
-        args = (self._names, self._blobs, self.grayscale, self.resolution)
-        self._names, self._blobs = [], []
+        budget = self.max_decoded_bytes - self._decoded_bytes
+        args = (self._names, self._blobs, self.grayscale, self.resolution, budget)
+        self._names, self._blobs, self._buffered = [], [], 0
         if self._pool is None and self._context is not None and not last:
             # Started on the first full chunk: a source of one chunk never pays for it.
             self._pool = ProcessPoolExecutor(self._workers, mp_context=self._context)
@@ -204,11 +222,7 @@ class ChunkDecoder:
             )
         self._decoded_bytes += result.nbytes
         if self._decoded_bytes > self.max_decoded_bytes:
-            raise ConfigError(
-                f"decoded images exceed max_decoded_bytes ({self.max_decoded_bytes:,} bytes); "
-                "set a smaller resolution or raise the bound",
-                file=self.source,
-            )
+            raise ConfigError(_over_budget(self.max_decoded_bytes), file=self.source)
         self._done.append(result)
 
     def finish(self, positions: np.ndarray) -> np.ndarray:
