@@ -305,3 +305,63 @@ def test_a_resolution_too_large_for_memory_is_one_line() -> None:
     assert error.value.path == "resolution" and "at most 8,589,934,592" in str(error.value)
     with pytest.raises(ConfigError, match="must be an integer in"):
         load_dataset("digits", resolution=10**6)
+
+
+def _idx(path: Path, code: int, shape: tuple[int, ...], body: bytes) -> Path:
+    path.write_bytes(bytes([0, 0, code, len(shape)]) + np.array(shape, dtype=">u4").tobytes() + body)
+    return path
+
+
+def _hostile_array_files(case: str, tmp_path: Path) -> tuple[str, dict[str, object], Path]:
+    """``(source, options, the file the error must name)`` of one hostile IDX or npz input."""
+    import io
+    import zipfile
+
+    if case.startswith("idx"):
+        images = _idx(tmp_path / "images", 0x08, (4, 8, 8), bytes(4 * 64))
+        labels = _idx(tmp_path / "labels", 0x08, (4,), bytes([0, 1, 0, 1]))
+        if case == "idx_dims_overflow":  # the product of the dimensions wraps int64 to 0
+            images = _idx(images, 0x08, (4, 1 << 31, 1 << 31, 1 << 31, 1 << 30, 2, 2), b"")
+        elif case == "idx_huge_label":
+            labels = _idx(labels, 0x0C, (4,), np.array([2**31 - 1, 0, 1, 0], ">i4").tobytes())
+        elif case == "idx_negative_label":
+            labels = _idx(labels, 0x09, (4,), bytes([255, 0, 1, 0]))
+        bad = labels if "label" in case else images
+        return "idx", {"images": images, "labels": labels}, bad
+    path = tmp_path / "d.npz"
+    if case == "npz_claims_huge":  # a header of 150 GB of images over 100 bytes of data
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "|u1", "fortran_order": False, "shape": (10**6, 3, 224, 224)})
+        labels = io.BytesIO()
+        np.save(labels, np.arange(10))
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("images.npy", header.getvalue() + bytes(100))
+            archive.writestr("labels.npy", labels.getvalue())
+    elif case == "npz_empty":
+        np.savez(path, images=np.zeros((0, 8, 8), np.uint8), labels=np.zeros(0, np.int64))
+    elif case == "npz_huge_label":
+        np.savez(path, images=np.zeros((4, 8, 8), np.uint8), labels=np.array([2**40, 0, 1, 0]))
+    return "npz", {"path": path}, path
+
+
+@pytest.mark.parametrize("case", ["idx_dims_overflow", "idx_huge_label", "idx_negative_label",
+                                  "npz_claims_huge", "npz_empty", "npz_huge_label"])
+def test_hostile_array_files_fail_in_one_line_naming_the_file(case: str, tmp_path: Path) -> None:
+    source, options, bad = _hostile_array_files(case, tmp_path)
+    with pytest.raises(ConfigError) as error:
+        load_dataset(source, **options)
+    assert error.value.file == str(bad) and "\n" not in str(error.value)
+
+
+def test_array_files_over_max_bytes_are_refused_before_reading(tmp_path: Path) -> None:
+    images = _idx(tmp_path / "images.gz", 0x08, (4, 8, 8), bytes(4 * 64))
+    images.write_bytes(gzip.compress(images.read_bytes()))
+    with pytest.raises(ConfigError, match=r"256 bytes: more than max_bytes \(100\)"):
+        read_idx(images, max_bytes=100)
+    np.savez(tmp_path / "d.npz", images=np.zeros((4, 8, 8), np.uint8), labels=np.arange(4))
+    with pytest.raises(ConfigError, match=r"more than max_bytes \(100\)"):
+        load_dataset("npz", path=tmp_path / "d.npz", max_bytes=100)
+    np.savez(tmp_path / "o.npz", images=np.array([{}, {}], dtype=object), labels=np.arange(2))
+    with pytest.raises(ConfigError, match="'images' holds Python objects"):
+        load_dataset("npz", path=tmp_path / "o.npz")

@@ -118,7 +118,19 @@ class RawData:
     classes: tuple[str, ...] | None = None
 
 
+#: Most classes a dataset may have (ImageNet-21k has 21,841): a label of 2**31 would
+#: otherwise size the per-class counts and class names of a split.
+MAX_CLASSES = 1 << 20
+
+
+def _check_num_classes(name: str, num_classes: int) -> None:
+    if not 1 <= num_classes <= MAX_CLASSES:
+        raise ConfigError(f"{num_classes:,} classes: a dataset has 1 to {MAX_CLASSES:,} classes "
+                          "(labels 0 to num_classes - 1)", path=name)
+
+
 def _class_names(name: str, classes: tuple[str, ...] | None, num_classes: int) -> tuple[str, ...]:
+    _check_num_classes(name, num_classes)
     if not classes:
         return tuple(str(i) for i in range(num_classes))
     if len(classes) != num_classes or not all(isinstance(c, str) for c in classes):
@@ -129,6 +141,7 @@ def _class_names(name: str, classes: tuple[str, ...] | None, num_classes: int) -
 def _check_split(
     name: str, split: str, images: torch.Tensor, labels: torch.Tensor, num_classes: int
 ) -> None:
+    _check_num_classes(name, num_classes)
     if images.dtype != torch.uint8 or images.dim() != 4:
         raise ConfigError(
             f"{split} images must be a uint8 tensor [N, C, H, W], got {images.dtype} "

@@ -8,16 +8,22 @@ into :class:`~nas.data._dataset.RawData`. Every problem with a file is a
 from __future__ import annotations
 
 import gzip
+import math
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from nas.data._dataset import RawData
+from nas.data._dataset import MAX_CLASSES, RawData
 from nas.data._registry import register_dataset
 from nas.errors import ConfigError
 
-__all__ = ["read_idx"]
+__all__ = ["read_idx", "MAX_ARRAY_BYTES"]
+
+#: Largest data an IDX or ``.npz`` file may hold (checked from its headers before reading).
+MAX_ARRAY_BYTES = 16 << 30
 
 # IDX type codes (third byte of the magic number) and their big-endian NumPy types.
 _IDX_TYPES = {
@@ -30,37 +36,78 @@ _IDX_TYPES = {
 }
 
 
-def read_idx(path: str | Path) -> np.ndarray:
+def read_idx(path: str | Path, *, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
     """Read an IDX file (gzip-compressed or not) into an array of its stored shape.
 
     The format: two zero bytes, a type code, the number of dimensions, one big-endian
-    uint32 per dimension, then the data in C order.
+    uint32 per dimension, then the data in C order. The header is read and checked first:
+    data the header says is over ``max_bytes`` is refused before anything is allocated, and
+    at most one byte past the data is read (a gzip bomb or a huge file costs no more).
 
     Raises:
-        ConfigError: the file is missing, truncated or not IDX.
+        ConfigError: the file is missing, not a regular file, truncated, too large or not IDX.
     """
     file = Path(path)
+    name = str(file)
+    if not file.is_file():
+        raise ConfigError("cannot read IDX file: not a regular file", file=name)
     try:
-        raw = file.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-        raw = bytearray(raw)  # a writable buffer, so tensors made from it may be written
-    except (OSError, EOFError) as error:
-        raise ConfigError(f"cannot read IDX file: {error}", file=str(file)) from None
-    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in _IDX_TYPES:
-        raise ConfigError("not an IDX file (bad magic number)", file=str(file))
-    dtype, ndim = _IDX_TYPES[raw[2]], raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ConfigError("truncated IDX header", file=str(file))
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    count = int(np.prod(shape)) if shape else 1
-    if len(raw) - header != count * dtype.itemsize:
-        raise ConfigError(
-            f"IDX header says {shape} of {dtype} but the file holds {len(raw) - header} data bytes",
-            file=str(file),
-        )
-    return np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(shape)
+        with open(file, "rb") as handle:
+            compressed = handle.read(2) == b"\x1f\x8b"
+            handle.seek(0)
+            stream = gzip.GzipFile(fileobj=handle) if compressed else handle
+            magic = stream.read(4)
+            if len(magic) < 4 or magic[:2] != b"\x00\x00" or magic[2] not in _IDX_TYPES:
+                raise ConfigError("not an IDX file (bad magic number)", file=name)
+            dtype, ndim = _IDX_TYPES[magic[2]], magic[3]
+            dims = stream.read(4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise ConfigError("truncated IDX header", file=name)
+            shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
+            size = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+            if size > max_bytes:
+                raise ConfigError(
+                    f"IDX header says {shape} of {dtype}, {size:,} bytes: more than max_bytes "
+                    f"({max_bytes:,})", file=name)
+            raw = bytearray(size)  # writable, so tensors made from it may be written
+            got = stream.readinto(raw) if size else 0
+            while got < size and (more := stream.readinto(memoryview(raw)[got:])):
+                got += more
+            extra = len(stream.read(1))
+    except MemoryError:
+        raise ConfigError(f"IDX header says {shape} of {dtype}, {size:,} bytes: more than this "
+                          "machine can allocate", file=name) from None
+    except (OSError, EOFError, zlib.error) as error:
+        raise ConfigError(f"cannot read IDX file: {error}", file=name) from None
+    if got != size or extra:
+        held = f"{got} data bytes" if got != size else "more data bytes"
+        raise ConfigError(f"IDX header says {shape} of {dtype} but the file holds {held}", file=name)
+    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+
+
+def _check_npz_members(file: str, max_bytes: int) -> None:
+    """Read the header of every array of an ``.npz`` file (never the data) and refuse an
+    object array or arrays over ``max_bytes`` in all, before NumPy allocates them."""
+    total = 0
+    with zipfile.ZipFile(file) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            key = info.filename[:-4]
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version not in ((1, 0), (2, 0), (3, 0)):
+                    raise ValueError(f"array {key!r}: unknown .npy version {version}")
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(member)
+            if dtype.hasobject:
+                raise ConfigError(f"array {key!r} holds Python objects, which are never "
+                                  "unpickled (allow_pickle=False)", file=file)
+            total += math.prod(shape) * dtype.itemsize
+            if total > max_bytes:
+                raise ConfigError(f"arrays up to {key!r} {tuple(shape)} of {dtype} take {total:,} "
+                                  f"bytes: more than max_bytes ({max_bytes:,})", file=file)
 
 
 def _images_to_uint8(array: np.ndarray, *, layout: str | None, file: str) -> torch.Tensor:
@@ -99,8 +146,17 @@ def _labels(array: np.ndarray, count: int, file: str) -> torch.Tensor:
     return torch.from_numpy(array.astype(np.int64))
 
 
-def _num_classes(given: int | None, *labels: torch.Tensor) -> int:
+def _num_classes(given: int | None, *labels: torch.Tensor, file: str) -> int:
+    """The class count: ``given``, or the largest label plus one. ``file`` (the images'
+    file) is named when there are no images or a label is out of the range any dataset may
+    use (negative, or beyond :data:`~nas.data._dataset.MAX_CLASSES`)."""
+    if not any(t.numel() for t in labels):
+        raise ConfigError("holds no images", file=file)
+    low = min(int(t.min()) for t in labels if t.numel())
     found = max(int(t.max()) for t in labels if t.numel()) + 1
+    if low < 0 or found > MAX_CLASSES:
+        raise ConfigError(f"labels must lie in [0, {MAX_CLASSES:,}), got [{low:,}, {found - 1:,}]",
+                          file=file)
     if given is None:
         return found
     if given < found:
@@ -126,7 +182,8 @@ def _need_files(kind: str, *paths: tuple[str, str | Path | None]) -> None:
 
 def _check_idx(*, images: str | Path, labels: str | Path, test_images: str | Path | None = None,
                test_labels: str | Path | None = None, num_classes: int | None = None,
-               flip: bool = False, root: str | Path | None = None) -> None:
+               flip: bool = False, root: str | Path | None = None,
+               max_bytes: int = MAX_ARRAY_BYTES) -> None:
     if (test_images is None) != (test_labels is None):
         raise ConfigError("give both test_images and test_labels, or neither", path="test_images")
     _need_files("IDX", *((k, _under(root, v)) for k, v in (
@@ -135,7 +192,8 @@ def _check_idx(*, images: str | Path, labels: str | Path, test_images: str | Pat
 
 
 def _check_npz(*, path: str | Path, layout: str | None = None, num_classes: int | None = None,
-               flip: bool = False, root: str | Path | None = None) -> None:
+               flip: bool = False, root: str | Path | None = None,
+               max_bytes: int = MAX_ARRAY_BYTES) -> None:
     if layout not in (None, "NCHW", "NHWC"):
         raise ConfigError(f"must be 'NCHW' or 'NHWC', got {layout!r}", path="layout")
     _need_files(".npz", ("path", _under(root, path)))
@@ -151,23 +209,26 @@ def load_idx(
     num_classes: int | None = None,
     flip: bool = False,
     root: str | Path | None = None,
+    max_bytes: int = MAX_ARRAY_BYTES,
 ) -> RawData:
     """Images and labels from IDX files (MNIST's format), optionally with a test split.
 
     ``num_classes`` defaults to the largest label plus one. Relative file names are read from
-    the folder ``root`` when it is given.
+    the folder ``root`` when it is given. A file whose header claims more than ``max_bytes``
+    of data is refused before it is read.
     """
     images, labels = _under(root, images), _under(root, labels)
     test_images, test_labels = _under(root, test_images), _under(root, test_labels)
-    x = _images_to_uint8(read_idx(images), layout=None, file=str(images))
-    y = _labels(read_idx(labels), x.shape[0], str(labels))
+    x = _images_to_uint8(read_idx(images, max_bytes=max_bytes), layout=None, file=str(images))
+    y = _labels(read_idx(labels, max_bytes=max_bytes), x.shape[0], str(labels))
     tx = ty = None
     if (test_images is None) != (test_labels is None):
         raise ConfigError("give both test_images and test_labels, or neither", path="test_images")
     if test_images is not None and test_labels is not None:
-        tx = _images_to_uint8(read_idx(test_images), layout=None, file=str(test_images))
-        ty = _labels(read_idx(test_labels), tx.shape[0], str(test_labels))
-    classes = _num_classes(num_classes, y, *([ty] if ty is not None else []))
+        tx = _images_to_uint8(read_idx(test_images, max_bytes=max_bytes), layout=None,
+                              file=str(test_images))
+        ty = _labels(read_idx(test_labels, max_bytes=max_bytes), tx.shape[0], str(test_labels))
+    classes = _num_classes(num_classes, y, *([ty] if ty is not None else []), file=str(labels))
     return RawData(x, y, classes, flip=flip, test_images=tx, test_labels=ty)
 
 
@@ -183,9 +244,11 @@ def load_npz(
     num_classes: int | None = None,
     flip: bool = False,
     root: str | Path | None = None,
+    max_bytes: int = MAX_ARRAY_BYTES,
 ) -> RawData:
     """Arrays from a NumPy ``.npz`` file (a relative ``path`` is read from the folder ``root``
-    when it is given).
+    when it is given). Arrays over ``max_bytes`` in all (by their headers) or holding Python
+    objects are refused before any is read.
 
     The file holds ``x_train``/``y_train`` (and optionally ``x_test``/``y_test``), or
     ``images``/``labels``. Images are uint8 (or floats in [0, 1]) shaped ``[N, H, W]``,
@@ -194,9 +257,13 @@ def load_npz(
     """
     file = str(_under(root, path))
     try:
+        _check_npz_members(file, max_bytes)
         with np.load(file, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as error:
+    except MemoryError:
+        raise ConfigError("cannot read .npz file: its arrays take more memory than this machine "
+                          "can allocate", file=file) from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise ConfigError(f"cannot read .npz file: {error}", file=file) from None
     for image_key, label_key in _NPZ_KEYS:
         if image_key in arrays and label_key in arrays:
@@ -213,5 +280,5 @@ def load_npz(
     if "x_test" in arrays and "y_test" in arrays:
         tx = _images_to_uint8(arrays["x_test"], layout=layout, file=file)
         ty = _labels(arrays["y_test"], tx.shape[0], file)
-    classes = _num_classes(num_classes, y, *([ty] if ty is not None else []))
+    classes = _num_classes(num_classes, y, *([ty] if ty is not None else []), file=file)
     return RawData(x, y, classes, flip=flip, test_images=tx, test_labels=ty)
