@@ -15,8 +15,14 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "disk_full", "is_disk_full", "try_file_lock"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "disk_full", "is_disk_full", "try_file_lock",
+           "read_json_object", "MAX_RECORD_BYTES"]
+
+#: The largest JSON file of a run folder read (``metrics.json``, ``run.json``: a real one is a
+#: few kilobytes).
+MAX_RECORD_BYTES = 16 << 20
 
 
 def _umask() -> int:
@@ -89,3 +95,40 @@ def try_file_lock(path: str | Path) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_json_object(path: str | Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``(data, None)`` for a regular file holding a JSON object; ``(None, None)`` when it does
+    not exist; ``(None, why)`` otherwise (not a regular file, so a FIFO never blocks; over
+    :data:`MAX_RECORD_BYTES`; not UTF-8, not JSON, nested too deeply, not an object). Never
+    raises for a damaged file: every JSON file of a run folder is read through it."""
+    import json
+    import stat
+
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None, None
+    except OSError as error:
+        return None, f"{type(error).__name__}: {error.strerror or error}"
+    if not stat.S_ISREG(mode):
+        return None, "not a regular file"
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_RECORD_BYTES + 1)
+    except OSError as error:
+        return None, f"{type(error).__name__}: {error.strerror or error}"
+    if len(raw) > MAX_RECORD_BYTES:
+        return None, f"larger than {MAX_RECORD_BYTES} bytes"
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except ValueError as error:  # JSONDecodeError; also a nesting too deep for the parser
+        return None, f"not JSON ({' '.join(str(error).split())[:120]})"
+    except RecursionError:
+        return None, "not JSON (nested too deeply)"
+    if not isinstance(data, dict):
+        return None, f"not a JSON object ({type(data).__name__})"
+    return data, None

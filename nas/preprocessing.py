@@ -102,10 +102,11 @@ class Preprocessing:
     @classmethod
     def read(cls, path: str | Path) -> Preprocessing:
         """Read a file written by :meth:`write`. Raises :class:`ConfigError`."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as error:
-            raise ConfigError(f"cannot read: {error}", file=str(path)) from None
+        from nas.io import read_json_object
+
+        data, why = read_json_object(path)
+        if data is None:
+            raise ConfigError(f"cannot read: {why or 'file not found'}", file=str(path))
         return cls.from_dict(data, file=str(path))
 
     def metadata(self) -> dict[str, str]:

@@ -349,3 +349,47 @@ def test_search_pareto_front_rejects_undocumented_directions():
     assert pareto_front(records, ["a", "b"], ["maximize", "minimize"]) == records
     with pytest.raises(ValueError, match="unknown direction 'max'; valid: 'maximize', 'minimize'"):
         pareto_front(records, ["a", "b"], ["max", "min"])
+
+
+# --- the side JSON files of a run folder: never block, never raise past their reader ------------
+
+SIDE_FILES = {  # case: (file under the run folder, the call, what it must print)
+    "prescreen_fifo": ("prescreen.json", "from nas.results._report import _prescreen_sentence as f; "
+                       "print(f(run))", "None"),
+    "prescreen_deep": ("prescreen.json", "from nas.results._report import _prescreen_sentence as f; "
+                       "print(f(run))", "None"),
+    "plan_list": ("retrain/plan.json", "from nas.retrain._run import _check_plan as f\n"
+                  "try:\n    f(run / 'retrain', {})\nexcept ConfigError as e:\n    print(e)",
+                  "{run}/retrain/plan.json: unreadable: not a JSON object (list)"),
+    "job_fifo": ("retrain/job/job.json", "from nas.retrain._run import _claim as f; "
+                 "f(run / 'retrain' / 'job', 'h'); print((run / 'retrain/job/job.json').read_text())",
+                 '{"hash": "h"}'),
+    "result_deep": ("retrain/job/test.json", "from nas.retrain._run import _read_result as f; "
+                    "print(f(run / 'retrain' / 'job', 'h'))", "None"),
+    "preprocessing_fifo": ("trial_0001.json", "from nas.preprocessing import Preprocessing\n"
+                           "try:\n    Preprocessing.read(run / 'trial_0001.json')\n"
+                           "except ConfigError as e:\n    print(e)",
+                           "{run}/trial_0001.json: cannot read: not a regular file"),
+    "weights_index_fifo": ("trials/0001/weights.json", "from nas.search._keep import WeightKeeper; "
+                           "print(WeightKeeper(run, None, ['a'], ['maximize'])._index())", "[]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SIDE_FILES))
+def test_a_hostile_side_json_file_never_blocks_or_escapes(tmp_path, case):
+    name, call, expected = SIDE_FILES[case]
+    run = tmp_path / "run"
+    path = run / name
+    path.parent.mkdir(parents=True)
+    if case.endswith("fifo"):
+        os.mkfifo(path)
+    elif case.endswith("deep"):
+        path.write_text("[" * 200_000)
+    else:
+        path.write_text("[1]")
+    code = (f"from pathlib import Path; from nas.errors import ConfigError; run = Path({str(run)!r})\n"
+            + call)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-500:]
+    assert result.stdout.strip() == expected.replace("{run}", str(run))

@@ -189,10 +189,12 @@ def _picture(row: pd.Series, path: Path, files: list[Path], notes: list[str]) ->
 
 def _prescreen_sentence(run_dir: Path) -> str | None:
     """What pre-screening did and cost, from ``prescreen.json`` (``None`` without one)."""
-    import json
+    from nas.io import read_json_object
 
+    p, _ = read_json_object(run_dir / "prescreen.json")  # never blocks, never raises
+    if p is None:
+        return None
     try:
-        p = json.loads((run_dir / "prescreen.json").read_text())
         stages = (f"{'+'.join(p['shortlist'])}, the best {p['kept']} of them with "
                   if p.get("shortlist") else "")
         return (f"Pre-screening scored {p['candidates']} random candidates with {stages}"

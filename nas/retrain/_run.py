@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas._threads import torch_threads
 from nas.errors import ConfigError
-from nas.io import atomic_write_text
+from nas.io import atomic_write_text, read_json_object
 from nas.retrain._options import RetrainOptions, resolve
 from nas.retrain._select import Candidate, select_candidates
 from nas.retrain import _table
@@ -94,11 +94,10 @@ def _plan(options: RetrainOptions, train_config: Any, data: Any, config: Any) ->
 
 def _check_plan(out: Path, plan: dict[str, Any]) -> None:
     path = out / "plan.json"
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except ValueError as error:
-            raise ConfigError(f"unreadable: {error}", file=str(path)) from None
+    old, why = read_json_object(path)
+    if why is not None:
+        raise ConfigError(f"unreadable: {why}", file=str(path))
+    if old is not None:
         for key in _FIXED:
             if json.loads(json.dumps(plan[key])) != old.get(key):
                 raise ConfigError(f"this retraining differs from the one in {out} ({key}: "
@@ -257,10 +256,8 @@ def _claim(job: Path, genotype_hash: str) -> None:
     """Mark ``job`` as training ``genotype_hash``; files a job of another genotype left there
     (a checkpoint it could resume from, its result) are deleted first."""
     marker = job / "job.json"
-    try:
-        old = json.loads(marker.read_text()).get("hash")
-    except (OSError, ValueError, AttributeError):
-        old = None
+    data, _ = read_json_object(marker)
+    old = data.get("hash") if data is not None else None
     if old != genotype_hash:
         for name in ("test.json", "checkpoint.pt", "model.pth", "result.json", "metrics.csv"):
             (job / name).unlink(missing_ok=True)
@@ -270,14 +267,8 @@ def _claim(job: Path, genotype_hash: str) -> None:
 def _read_result(job: Path, genotype_hash: str) -> dict[str, Any] | None:
     """The job's finished result, or None when it has none, or one of another genotype (a
     foreign or stale file: the job is trained again and the file replaced)."""
-    path = job / RESULT
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except ValueError:  # written atomically, so only a foreign file: train again
-        return None
-    return record if isinstance(record, dict) and record.get("hash") == genotype_hash else None
+    record, _ = read_json_object(job / RESULT)  # written atomically: a damaged one is foreign
+    return record if record is not None and record.get("hash") == genotype_hash else None
 
 
 def _train_one(model: Any, candidate: Candidate, stats: Any, data: Any, train_config: Any, job: Path,

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas import _checks
 from nas.errors import ConfigError
-from nas.io import atomic_write_bytes
+from nas.io import atomic_write_bytes, read_json_object
 
 if TYPE_CHECKING:
     from torch import nn
@@ -152,11 +152,13 @@ class WeightKeeper:
     def _index(self) -> list[_Entry]:
         entries = []
         for path in (self.run_dir / "trials").glob(f"*/{WEIGHTS_JSON}"):
+            data, _ = read_json_object(path)  # never blocks on a FIFO, never raises
+            if data is None:
+                continue
             try:
-                data = json.loads(path.read_text())
                 entry = _Entry(int(data["trial"]), tuple(float(v) for v in data["values"]),
                                int(data["bytes"]))
-            except (OSError, ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError):
                 continue  # not ours or damaged: never counted, never deleted
             if (path.parent / WEIGHTS).is_file():
                 entries.append(entry)

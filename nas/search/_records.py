@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import ConfigError
-from nas.io import atomic_write_text
+from nas.io import MAX_RECORD_BYTES, atomic_write_text, read_json_object
 
 __all__ = [
     "DIRECTION_SIGNS",
@@ -61,8 +61,6 @@ def write_json(path: Path, data: Mapping[str, Any], *, sync: bool = True) -> Non
     atomic_write_text(path, json.dumps(_clean(data), indent=2, sort_keys=False) + "\n", sync=sync)
 
 
-#: The largest ``metrics.json`` or ``run.json`` read (a real one is a few kilobytes).
-MAX_RECORD_BYTES = 16 << 20
 
 # Field -> the types it may hold (``None`` means null is allowed). Fields not listed are free.
 _NUMBER = (int, float)
@@ -131,41 +129,6 @@ def read_record(path: str | Path, *, number: int | None = None) -> tuple[dict[st
         return None, why
     why = _record_problem(data, number)
     return (None, why) if why else (data, None)
-
-
-def read_json_object(path: str | Path) -> tuple[dict[str, Any] | None, str | None]:
-    """``(data, None)`` for a regular file holding a JSON object; ``(None, None)`` when it does
-    not exist; ``(None, why)`` otherwise (not a regular file, too large, not UTF-8, not JSON,
-    not an object). Never raises for a damaged file."""
-    import stat
-
-    path = Path(path)
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return None, None
-    except OSError as error:
-        return None, f"{type(error).__name__}: {error.strerror or error}"
-    if not stat.S_ISREG(mode):
-        return None, "not a regular file"
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_RECORD_BYTES + 1)
-    except OSError as error:
-        return None, f"{type(error).__name__}: {error.strerror or error}"
-    if len(raw) > MAX_RECORD_BYTES:
-        return None, f"larger than {MAX_RECORD_BYTES} bytes"
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        return None, "not UTF-8 text"
-    except ValueError as error:  # JSONDecodeError; also a nesting too deep for the parser
-        return None, f"not JSON ({' '.join(str(error).split())[:120]})"
-    except RecursionError:
-        return None, "not JSON (nested too deeply)"
-    if not isinstance(data, dict):
-        return None, f"not a JSON object ({type(data).__name__})"
-    return data, None
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:
