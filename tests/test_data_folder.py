@@ -178,6 +178,20 @@ def test_second_load_reads_the_cache_and_does_not_decode(
     assert calls == [1, 1, 1]
 
 
+def test_a_load_at_half_size_first_does_not_take_the_native_entry(
+    members: dict[str, bytes], tmp_path: Path
+) -> None:
+    """JPEG drafting decodes a 32x32 image straight at 16x16, with no resize call: that load
+    was cached as the images' own size, and a later native load got 16x16 images."""
+    source = _tar(tmp_path / "small.tar.gz", members)
+    small = _load(source, tmp_path / "cache", resolution=16)
+    native = _load(source, tmp_path / "cache")
+    again = _load(source, tmp_path / "cache", resolution=16)
+    assert small.input_shape == again.input_shape == (3, 16, 16)
+    assert native.input_shape == (3, 32, 32)
+    assert torch.equal(small.train_images, again.train_images)
+
+
 def test_cache_entry_appears_whole_or_not_at_all(
     members: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -71,7 +71,10 @@ def _decode(
         for i, (name, blob) in enumerate(zip(names, blobs)):
             try:
                 with Image.open(io.BytesIO(blob)) as image:
-                    if resolution is not None:
+                    if resolution is not None and image.size != (resolution, resolution):
+                        # Resized, whether by draft or resize: a 32x32 JPEG drafted to 16 comes
+                        # out at 16x16 with no resize, and must not count as its own size.
+                        resized = True
                         # JPEG: decode at the smallest 1/2, 1/4 or 1/8 scale still at least
                         # `resolution` on each side (much faster for large photographs).
                         image.draft(mode, (resolution, resolution))
@@ -79,7 +82,6 @@ def _decode(
                         image = image.convert(mode)
                     if resolution is not None and image.size != (resolution, resolution):
                         image = image.resize((resolution, resolution), Image.BILINEAR)
-                        resized = True
                     pixels = np.asarray(image, dtype=np.uint8)
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
                     Image.DecompressionBombWarning) as error:
