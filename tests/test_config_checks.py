@@ -89,6 +89,10 @@ CASES = {
         "threads_many": (config(train__threads=10_000), "train.threads"),
         "seed_too_big": (config(train__seed=2**32), "train.seed"),
         "time_limit_inf": (config(train__time_limit=float("inf")), "train.time_limit"),
+        "bn_recalibration_negative": (config(train__bn_recalibration_batches=-1),
+                                      "train.bn_recalibration_batches"),
+        "bn_recalibration_fraction": (config(train__bn_recalibration_batches=2.5),
+                                      "train.bn_recalibration_batches"),
     },
     "dataset": {
         "unknown_name": (config(dataset="imagenet22k"), "dataset"),

@@ -1,7 +1,9 @@
-"""nas.train: the loop's results, failure statuses, resume, config validation, latency."""
+"""nas.train: the loop's results, failure statuses, resume, config validation, latency,
+training-speed estimates and batch-norm recalibration."""
 
 from __future__ import annotations
 
+import copy
 import csv
 from pathlib import Path
 
@@ -10,9 +12,15 @@ import torch
 from torch import nn
 
 import nas.train._loop as loop
-from nas.data import Dataset, load_dataset
+from nas.data import Dataset, DeviceLoader, load_dataset
 from nas.errors import ConfigError
-from nas.train import TrainConfig, load_checkpoint, measure_latency, train_model
+from nas.train import (
+    TrainConfig,
+    load_checkpoint,
+    measure_latency,
+    recalibrate_batchnorm,
+    train_model,
+)
 from nas.train._io import write_history_csv
 from nas.train._optim import schedule_factor
 
@@ -160,6 +168,7 @@ def test_resume_continues_exactly_where_the_checkpoint_left_off(
     resumed = train_model(small_cnn(), digits, config, checkpoint=ckpt, resume=True)
     assert resumed.status == "completed" and resumed.epochs == 3
     assert [r.val_accuracy for r in resumed.history] == [r.val_accuracy for r in straight.history]
+    assert resumed.step_losses == straight.step_losses and resumed.tse() == straight.tse()
     with pytest.raises(ConfigError, match="lr=0.05, not 0.1") as error:
         train_model(small_cnn(), digits, config.replace(lr=0.1), checkpoint=ckpt, resume=True)
     assert error.value.file == str(ckpt)
@@ -190,6 +199,9 @@ def test_history_csv(digits: Dataset, tmp_path: Path) -> None:
         ({"amp": "yes"}, "amp"),
         ({"crop_padding": -1}, "crop_padding"),
         ({"threads": 0}, "threads"),
+        ({"bn_recalibration_batches": -1}, "bn_recalibration_batches"),
+        ({"bn_recalibration_batches": 1.5}, "bn_recalibration_batches"),
+        ({"bn_recalibration_batches": True}, "bn_recalibration_batches"),
     ],
 )
 def test_config_errors_name_the_key(changes: dict[str, object], key: str) -> None:
@@ -336,3 +348,93 @@ def test_nas_train_resume_from_a_hostile_checkpoint_is_one_line(kind: str, tmp_p
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(out / "checkpoint.pt") in lines[0], result.stderr
     assert not (out / "ran").exists()
+
+
+def test_step_losses_and_training_speed_estimates(digits: Dataset) -> None:
+    result = train_model(small_cnn(), digits, TrainConfig(epochs=3, **FAST))
+    steps = [r.steps for r in result.history]
+    assert steps == [len(digits.train_labels) // 64] * 3
+    assert len(result.step_losses) == sum(steps)
+    per_epoch = [result.step_losses[sum(steps[:i]):sum(steps[: i + 1])] for i in range(3)]
+    for record, losses in zip(result.history, per_epoch):
+        assert record.train_loss == pytest.approx(sum(losses) / len(losses), rel=1e-5)
+        assert record.val_loss is not None and 0 < record.val_loss < 10
+    sums = [sum(losses) for losses in per_epoch]
+    assert result.tse() == pytest.approx(sum(sums), rel=1e-5)
+    assert result.tse(last=1) == pytest.approx(sums[-1], rel=1e-5)
+    assert result.tse(last=5) == pytest.approx(sum(sums), rel=1e-5)
+    assert result.tse_ema() == pytest.approx(0.81 * sums[0] + 0.9 * sums[1] + sums[2], rel=1e-5)
+    assert result.tse_ema(1.0) == pytest.approx(result.tse(), rel=1e-9)
+    assert result.to_dict()["step_losses"] == list(result.step_losses)
+    with pytest.raises(ValueError, match="last"):
+        result.tse(last=0)
+    with pytest.raises(ValueError, match="gamma"):
+        result.tse_ema(0.0)
+
+
+def _bn_input_stats(batches: list[torch.Tensor], features: nn.Module) -> tuple[torch.Tensor, ...]:
+    """By hand: the mean over batches of each batch's per-channel mean and unbiased variance
+    of ``features(batch)`` (what a cumulative-average batch norm records)."""
+    means, variances = [], []
+    with torch.no_grad():
+        for x in batches:
+            h = features(x).double()
+            means.append(h.mean(dim=(0, 2, 3)))
+            variances.append(h.var(dim=(0, 2, 3), unbiased=True))
+    return torch.stack(means).mean(0), torch.stack(variances).mean(0)
+
+
+def test_recalibrate_batchnorm_matches_a_hand_computation() -> None:
+    torch.manual_seed(0)
+    model = small_cnn().eval()
+    model[1].momentum = 0.3
+    batches = [torch.randn(16, 1, 8, 8) * 2 + 1 for _ in range(3)]
+    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k
+               and "tracked" not in k}
+    rng = torch.get_rng_state()
+    assert recalibrate_batchnorm(model, [(x, None) for x in batches]) == 3
+    mean, var = _bn_input_stats(batches, model[0])
+    assert torch.allclose(model[1].running_mean.double(), mean, atol=1e-5)
+    assert torch.allclose(model[1].running_var.double(), var, rtol=1e-4)
+    assert int(model[1].num_batches_tracked) == 3
+    # The second norm sees the first one's output in train mode (batch statistics).
+    mean, var = _bn_input_stats(batches, copy.deepcopy(model[:4]).train())
+    assert torch.allclose(model[4].running_mean.double(), mean, atol=1e-5)
+    assert torch.allclose(model[4].running_var.double(), var, rtol=1e-4)
+    assert model[1].momentum == 0.3 and model[4].momentum == 0.1
+    assert not any(m.training for m in model.modules())
+    assert torch.equal(torch.get_rng_state(), rng)
+    for key, value in model.state_dict().items():
+        if key in weights:
+            assert torch.equal(value, weights[key]), key
+    before = model[1].running_mean.clone()
+    assert recalibrate_batchnorm(model, []) == 0
+    assert torch.equal(model[1].running_mean, before)
+
+
+def test_train_model_recalibrates_before_validating(digits: Dataset) -> None:
+    base = TrainConfig(epochs=2, **{**FAST, "augment": True, "amp": False})
+    config = base.replace(bn_recalibration_batches=2)
+    off_model, on_model = small_cnn(), small_cnn()
+    off = train_model(off_model, digits, base)
+    on = train_model(on_model, digits, config)
+    # Training is the same; only the running statistics (and so validation) differ.
+    assert on.step_losses == off.step_losses
+    for key, value in on_model.state_dict().items():
+        if "running" not in key and "tracked" not in key:
+            assert torch.equal(value, off_model.state_dict()[key]), key
+    assert int(off_model[1].num_batches_tracked) == 2 * off.history[0].steps
+    assert int(on_model[1].num_batches_tracked) == 2
+    assert [r.val_loss for r in on.history] != [r.val_loss for r in off.history]
+    # The batches: the loop's calibration loader (shuffled with the run's seed, no
+    # augmentation), the first two of its second pass (the second epoch's recalibration).
+    loader = DeviceLoader(digits.train_images, digits.train_labels, batch_size=64,
+                          mean=digits.mean, std=digits.std, shuffle=True, drop_last=True,
+                          seed=config.seed)
+    list(loader)
+    batches = [x for x, _ in list(loader)[:2]]
+    on_model.eval()
+    mean, var = _bn_input_stats(batches, on_model[0])
+    assert torch.allclose(on_model[1].running_mean.double(), mean, atol=1e-4)
+    assert torch.allclose(on_model[1].running_var.double(), var, rtol=1e-3)
+    assert not torch.allclose(off_model[1].running_mean.double(), mean, atol=1e-4)

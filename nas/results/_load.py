@@ -305,7 +305,8 @@ def load(run_dirs: str | Path | Iterable[str | Path], *, storage: str | None = N
 def load_history(run_dirs: str | Path | Iterable[str | Path], *, storage: str | None = None) -> pd.DataFrame:
     """Per-epoch history of every trained trial, from the storage's records (the metrics files
     when it cannot be read): columns ``run``, ``number``, ``epoch``, ``train_loss``,
-    ``val_accuracy``, ``seconds``, ``lr``."""
+    ``val_accuracy``, ``seconds``, ``lr``, then any other field the records hold (``steps``,
+    ``val_loss`` since those were recorded)."""
     import pandas as pd
 
     history: list[dict[str, Any]] = []

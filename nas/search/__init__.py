@@ -68,7 +68,7 @@ Layout of ``runs/NAME/`` (every file is written atomically: a temporary file, th
     epochs               epochs finished
     best_val_accuracy    best validation accuracy over epochs (the val_accuracy objective)
     final_val_accuracy   validation accuracy after the last finished epoch
-    history              [{epoch, train_loss, val_accuracy, seconds, lr}, ...]
+    history              [{epoch, train_loss, val_accuracy, seconds, lr, steps, val_loss}, ...]
     latency_s            measured seconds per forward pass (when latency is an objective)
     batch_size, train_time   as trained (batch size halves after an out-of-memory retry)
     weights              null (not trained), or whether the trained weights were kept when the

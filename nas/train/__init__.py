@@ -3,7 +3,9 @@
 ``train_model(model, data, config, report=...)`` trains in place and returns a
 :class:`TrainResult` whose ``status`` says how it ended (``completed``, ``pruned``,
 ``nan_loss``, ``oom``, ``timeout``); failures a search must survive are statuses, not
-exceptions. ``measure_latency`` times forward passes. Chooses no architectures and imports
+exceptions. The result holds every step's training loss, and ``tse()`` / ``tse_ema()`` turn
+them into training-speed estimates (Ru et al. 2021). ``recalibrate_batchnorm`` re-estimates
+batch-norm statistics (``TrainConfig.bn_recalibration_batches`` does it before validation). ``measure_latency`` times forward passes. Chooses no architectures and imports
 no Optuna: a search wraps its trial's ``report`` / ``should_prune`` into ``report``.
 
 Example (run by the test suite):
@@ -18,11 +20,12 @@ Example (run by the test suite):
 
 from __future__ import annotations
 
+from nas.train._batchnorm import recalibrate_batchnorm
 from nas.train._config import TrainConfig
 from nas.train._full import train_to_folder
 from nas.train._io import load_checkpoint
 from nas.train._latency import measure_latency
-from nas.train._loop import ReportFn, evaluate, train_model
+from nas.train._loop import ReportFn, evaluate, train_model, validate
 from nas.train._result import EpochRecord, Status, TrainResult
 
 # What users call; helpers of the loop (optimiser and schedule makers, device and bf16 checks,
@@ -36,6 +39,8 @@ __all__ = [
     "evaluate",
     "load_checkpoint",
     "measure_latency",
+    "recalibrate_batchnorm",
     "train_model",
     "train_to_folder",
+    "validate",
 ]

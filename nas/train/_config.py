@@ -54,6 +54,16 @@ class TrainConfig:
             ResNet-20 trained 1.1-1.4x faster than in NCHW; see bench/train_throughput.py).
         compile: Train through ``torch.compile``. Default: False.
         eval_batch_size: Validation batch size. Default: None, twice ``batch_size``.
+        bn_recalibration_batches: Before each validation, re-estimate every batch norm's
+            running statistics from this many training batches (``batch_size`` images each,
+            shuffled with the run's seed, not augmented), as a cumulative average in train
+            mode without autograd (:func:`nas.train.recalibrate_batchnorm`); the model keeps
+            the recalibrated statistics. Training itself (weights, data order, augmentation)
+            is the same with or without it. For short proxy runs: after tens of steps the
+            running statistics (momentum 0.1) still hold much of their initial values and
+            the validation accuracy can be noise. At most the batches of one epoch are used;
+            when on, the device holds a second, unpadded copy of the training images.
+            Default: 0 (off).
         threads: CPU threads for the run (``torch.set_num_threads``, restored afterwards).
             Default: None, torch's setting. Set it to cores / workers when several runs share
             a machine: oversubscribed threads make small models' steps up to 100x slower
@@ -84,6 +94,7 @@ class TrainConfig:
     channels_last: bool | None = None
     compile: bool = False
     eval_batch_size: int | None = None
+    bn_recalibration_batches: int = 0
     threads: int | None = None
     seed: int = 0
     device: str = "auto"
@@ -146,6 +157,7 @@ _NUMBERS: dict[str, tuple[bool, dict[str, Any]]] = {
     "epochs": (False, {"low": 1, "high": 100_000, "integer": True}),
     "batch_size": (False, {"low": 1, "high": 1 << 20, "integer": True}),
     "eval_batch_size": (True, {"low": 1, "high": 1 << 20, "integer": True}),
+    "bn_recalibration_batches": (False, {"low": 0, "high": 1 << 20, "integer": True}),
     "lr": (False, {"low": 0.0, "high": 10.0, "low_open": True}),
     "momentum": (False, {"low": 0.0, "high": 1.0, "high_open": True}),
     "weight_decay": (False, {"low": 0.0, "high": 1.0}),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -25,12 +26,13 @@ from torch import nn
 from nas._threads import torch_threads
 from nas.data import Dataset, DeviceLoader
 from nas.errors import ConfigError
+from nas.train._batchnorm import recalibrate_batchnorm
 from nas.train._config import TrainConfig, resolve_device
 from nas.train._io import load_checkpoint, save_checkpoint
 from nas.train._optim import make_optimizer, make_schedule
 from nas.train._result import EpochRecord, Status, TrainResult
 
-__all__ = ["ReportFn", "evaluate", "is_out_of_memory", "train_model"]
+__all__ = ["ReportFn", "evaluate", "is_out_of_memory", "train_model", "validate"]
 
 ReportFn = Callable[[int, float], bool]
 """``report(epoch, val_accuracy) -> stop``: called after every epoch; True ends the run as
@@ -66,18 +68,27 @@ def native_bf16(device: torch.device) -> bool:
     return device.type == "cpu" and callable(amx) and bool(amx())
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, loader: DeviceLoader, *, amp: bool = False) -> float:
     """Top-1 accuracy of ``model`` (switched to eval mode) over ``loader``, in [0, 1].
     Runs without autograd (no graph recorded, no activations kept)."""
+    return validate(model, loader, amp=amp)[0]
+
+
+@torch.no_grad()
+def validate(model: nn.Module, loader: DeviceLoader, *, amp: bool = False) -> tuple[float, float]:
+    """``(top-1 accuracy in [0, 1], mean cross-entropy)`` of ``model`` (switched to eval mode)
+    over ``loader``, without autograd; the loss has no label smoothing."""
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=loader.labels.device)
+    loss = torch.zeros((), dtype=torch.float64, device=loader.labels.device)
     device_type = loader.labels.device.type
     for x, y in loader:
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=amp):
             logits = model(x)
         correct += (logits.argmax(1) == y).sum()
-    return correct.item() / max(1, loader.num_images)
+        loss += F.cross_entropy(logits.float(), y, reduction="sum").double()
+    n = max(1, loader.num_images)
+    return correct.item() / n, loss.item() / n
 
 
 def train_model(
@@ -140,6 +151,7 @@ def _train(
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
     batch_size = min(config.batch_size, len(on_device.train_labels))
     history: list[EpochRecord] = []
+    step_losses: list[float] = []
     oom_error = ""
     for attempt in range(2):
         run = _Attempt(model, on_device, config, device, batch_size, deadline)
@@ -151,6 +163,7 @@ def _train(
                 on_epoch=on_epoch,
                 progress=progress,
             )
+            step_losses = run.step_losses
             break
         except Exception as error:  # noqa: BLE001 - out of memory is the only one handled
             if not is_out_of_memory(error):
@@ -165,11 +178,16 @@ def _train(
         history, status = [], "oom"
         reason = f"out of memory at batch size {batch_size}: {oom_error}"
         break
-    return _result(status, reason, history, started, batch_size)
+    return _result(status, reason, history, started, batch_size, step_losses)
 
 
 def _result(
-    status: Status, reason: str, history: Sequence[EpochRecord], started: float, batch: int
+    status: Status,
+    reason: str,
+    history: Sequence[EpochRecord],
+    started: float,
+    batch: int,
+    step_losses: Sequence[float],
 ) -> TrainResult:
     accuracies = [r.val_accuracy for r in history]
     return TrainResult(
@@ -181,6 +199,7 @@ def _result(
         epochs=len(history),
         wall_time=time.perf_counter() - started,
         batch_size=batch,
+        step_losses=tuple(step_losses),
     )
 
 
@@ -213,27 +232,36 @@ class _Attempt:
         height = data.input_shape[1]
         padding = config.crop_padding if config.crop_padding is not None else round(height / 8)
         flip = data.flip if config.flip is None else config.flip
-        self.train_loader = DeviceLoader(
+
+        def loader(images: torch.Tensor, labels: torch.Tensor, **options: Any) -> DeviceLoader:
+            return DeviceLoader(
+                images,
+                labels,
+                mean=data.mean,
+                std=data.std,
+                channels_last=self.channels_last,
+                **options,
+            )
+
+        train = {"batch_size": batch_size, "shuffle": True, "drop_last": True, "seed": config.seed}
+        self.train_loader = loader(
             data.train_images,
             data.train_labels,
-            batch_size=batch_size,
-            mean=data.mean,
-            std=data.std,
-            shuffle=True,
             crop_padding=padding if config.augment else 0,
             flip=flip and config.augment,
-            drop_last=True,
-            seed=config.seed,
-            channels_last=self.channels_last,
+            **train,
         )
-        self.val_loader = DeviceLoader(
-            data.val_images,
-            data.val_labels,
-            batch_size=config.eval_batch_size or 2 * batch_size,
-            mean=data.mean,
-            std=data.std,
-            channels_last=self.channels_last,
+        self.val_loader = loader(
+            data.val_images, data.val_labels, batch_size=config.eval_batch_size or 2 * batch_size
         )
+        # Recalibration batches: the training images in their own shuffled order, without
+        # augmentation, so the training loader's random stream is the same with or without.
+        self.calibration_loader = (
+            loader(data.train_images, data.train_labels, **train)
+            if config.bn_recalibration_batches
+            else None
+        )
+        self.step_losses: list[float] = []
         self.total_steps = config.epochs * len(self.train_loader)
         self.optimizer = make_optimizer(model, config)
         self.schedule = make_schedule(self.optimizer, config, self.total_steps)
@@ -256,10 +284,11 @@ class _Attempt:
             try:
                 for epoch in range(len(history) + 1, self.config.epochs + 1):
                     try:
-                        record = self._epoch(epoch, bar)
+                        record, losses = self._epoch(epoch, bar)
                     except _Stop as stop:
                         return history, stop.status, stop.reason
                     history.append(record)
+                    self.step_losses += losses
                     if checkpoint is not None:
                         save_checkpoint(checkpoint, self._state(history))
                     if on_epoch is not None:
@@ -278,11 +307,13 @@ class _Attempt:
                     bar.close()
         return history, "completed", f"trained {self.config.epochs} epochs"
 
-    def _epoch(self, epoch: int, bar: Any) -> EpochRecord:
+    def _epoch(self, epoch: int, bar: Any) -> tuple[EpochRecord, list[float]]:
+        """One epoch: its record and its step losses (read from the device once)."""
         started = time.perf_counter()
         net, optimizer, config = self.net, self.optimizer, self.config
         net.train()
         loss_sum = torch.zeros((), device=self.device)
+        losses = torch.zeros(len(self.train_loader), device=self.device)
         steps = 0
         for x, y in self.train_loader:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -294,6 +325,7 @@ class _Attempt:
             optimizer.step()
             self.schedule.step()
             loss_sum += loss.detach().float()
+            losses[steps] = loss.detach().float()
             steps += 1
             if steps % _NAN_CHECK_EVERY == 0:
                 self._check_finite(loss_sum, epoch)
@@ -302,14 +334,20 @@ class _Attempt:
             if self._out_of_time():
                 raise _Stop("timeout", self._timeout_reason(epoch - 1))
         self._check_finite(loss_sum, epoch)
-        accuracy = evaluate(net, self.val_loader, amp=self.amp)
-        return EpochRecord(
+        if self.calibration_loader is not None:
+            batches = itertools.islice(self.calibration_loader, config.bn_recalibration_batches)
+            recalibrate_batchnorm(self.model, batches, amp=self.amp)
+        accuracy, val_loss = validate(net, self.val_loader, amp=self.amp)
+        record = EpochRecord(
             epoch=epoch,
             train_loss=loss_sum.item() / max(1, steps),
             val_accuracy=accuracy,
             seconds=time.perf_counter() - started,
             lr=self.schedule.get_last_lr()[0],
+            steps=steps,
+            val_loss=val_loss,
         )
+        return record, losses[:steps].tolist()
 
     def _check_finite(self, loss_sum: torch.Tensor, epoch: int) -> None:
         if not math.isfinite(loss_sum.item()):
@@ -330,6 +368,7 @@ class _Attempt:
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "history": [dataclasses.asdict(r) for r in history],
+            "step_losses": list(self.step_losses),
             "batch_size": self.batch_size,
             "config": dataclasses.asdict(self.config),
             "loader_rng": self.train_loader.generator.get_state(),
@@ -360,6 +399,7 @@ class _Attempt:
             self.schedule.load_state_dict(state["schedule"])
             self.train_loader.generator.set_state(state["loader_rng"])
             torch.set_rng_state(state["torch_rng"])
+            self.step_losses = [float(v) for v in state.get("step_losses", ())]
             return [EpochRecord(**r) for r in state["history"]]
         except (KeyError, TypeError, RuntimeError, ValueError) as error:
             raise ConfigError(
