@@ -11,8 +11,15 @@ Parts (``--parts``, default ``zero trained``):
   cell; also the rank ensembles.
 - ``trained``: the first ``--trained-cells`` cells of the same sample (the sample's order is
   stratified, so every prefix is), trained with the project's loop (``nas.train.train_model``)
-  at several reduced settings on a CIFAR-10 training subset, validated on a held-out subset;
-  the same table per setting, and "zero-cost ensemble + the shortest setting" as one more row.
+  at several reduced settings (``SETTINGS``: width, cells per stage, epochs, images,
+  resolution) on a CIFAR-10 training subset, validated on a held-out subset. Each run records
+  several scores (``TRAINED_SCORES``): validation accuracy and loss, the same after batch-norm
+  recalibration ("+bnr", ``nas.train.recalibrate_batchnorm`` before each validation, outside
+  the training), and training-speed estimates (TSE, TSE-E, TSE-EMA of Ru et al. 2021, from
+  the run's step losses); the same table for every setting and score with CPU seconds per
+  cell, and "zero-cost ensemble + the shortest setting" as separate rows (they need the zero
+  part's scores of those cells: ``--parts zero trained --cells 40 --proxies meco naswot
+  synflow jacov`` computes just those, since every prefix of the sample is the same).
 - ``search``: zero-cost warm start: the NB201 search of ``bench/search_nb201.py`` (validation
   protocol) with and without pre-screening (``nas.search._proxies.prescreen`` on the
   candidates ``nas search`` draws from the whole space, scores from the ``space`` cache),
@@ -285,59 +292,126 @@ def run_timing(args, table, cells: list[int], cache: Path) -> None:
 class Setting:
     """A proxy-training setting: the NB201 network at ``width`` channels in its first stage and
     ``cells`` cells per stage, trained ``epochs`` epochs on ``images`` CIFAR-10 training
-    images (class-stratified), validated on 1,000 held-out training images."""
+    images (class-stratified) at ``resolution`` x ``resolution`` pixels, validated on 1,000
+    held-out training images at the same resolution."""
 
     name: str
     width: int
     cells: int
     epochs: int
     images: int
+    resolution: int = 32
 
 
 # Cheapest first; "zero-cost + shortest" combines the zero-cost ensemble with SETTINGS[0].
+# w8-c1-e2-n2k of the first measurement (0.038 Spearman at 3.4 s) gave way to r16-w16-c1-e8-n10k:
+# 16x16 images (a quarter of the pixels), so 2.5x the images and steps of w16-c1-e8-n4k.
 SETTINGS = (
     Setting("w8-c1-e1-n1k", 8, 1, 1, 1000),
-    Setting("w8-c1-e2-n2k", 8, 1, 2, 2000),
     Setting("w16-c1-e4-n2k", 16, 1, 4, 2000),
     Setting("w16-c1-e8-n4k", 16, 1, 8, 4000),
+    Setting("r16-w16-c1-e8-n10k", 16, 1, 8, 10000, 16),
 )
-QUICK_SETTINGS = (Setting("w4-c1-e1-n500", 4, 1, 1, 500),)
+QUICK_SETTINGS = (Setting("w4-c1-e1-n500", 4, 1, 1, 500), Setting("r16-w4-c1-e1-n500", 4, 1, 1, 500, 16))
+# Batches of 128 training images (shuffled, not augmented) that re-estimate batch-norm
+# statistics before each validation for the "+bnr" scores (nas.train.recalibrate_batchnorm).
+RECAL_BATCHES = 4
+# Scores of a trained record, higher = better: (key, row label, whether it needs the
+# recalibration pass, sign). TSE variants follow Ru et al. 2021 (lower loss sum = better).
+TRAINED_SCORES = (
+    ("val_accuracy", "val acc (best epoch)", False, 1),
+    ("final_accuracy", "val acc (last epoch)", False, 1),
+    ("val_loss", "-val loss (last epoch)", False, -1),
+    ("recal_accuracy", "val acc +bnr (best epoch)", True, 1),
+    ("recal_final_accuracy", "val acc +bnr (last epoch)", True, 1),
+    ("recal_val_loss", "-val loss +bnr (last epoch)", True, -1),
+    ("tse", "-TSE (all steps)", False, -1),
+    ("tse_last", "-TSE-E (last epoch)", False, -1),
+    ("tse_ema", "-TSE-EMA (gamma 0.9)", False, -1),
+    ("tse_late", "-TSE late half (of steps)", False, -1),
+)
 
 
-def _init_trained(arches: dict[int, str], cifar: str, seed: int) -> None:
+def _init_trained(arches: dict[int, str], cifar: str, seed: int,
+                  settings: Sequence[Setting]) -> None:
     import torch
 
     from nas.data import load_dataset
 
     torch.set_num_threads(1)
-    data = load_dataset("folder", root=cifar, subset=max(s.images for s in SETTINGS),
-                        val_subset=1000, seed=seed)
+    data = {}
+    for resolution in sorted({s.resolution for s in settings}):
+        images = max(s.images for s in settings if s.resolution == resolution)
+        data[resolution] = load_dataset("folder", root=cifar, subset=images, val_subset=1000,
+                                        resolution=None if resolution == 32 else resolution,
+                                        seed=seed)
     _WORK.update(arches=arches, data=data, seed=seed)
 
 
 def _train_cell(task: tuple[int, Setting]) -> dict:
     import dataclasses as dc
+    import itertools
 
     import torch
 
     from nas.build import build_model
-    from nas.train import TrainConfig, train_model
+    from nas.data import DeviceLoader
+    from nas.train import TrainConfig, recalibrate_batchnorm, train_model, validate
+    from nas.train._loop import native_bf16
 
     index, setting = task
     wall, cpu = time.perf_counter(), time.process_time()
-    data = _WORK["data"]
+    data = _WORK["data"][setting.resolution]
     # The loader's subset is a stratified prefix order, so the first n images are stratified.
     subset = dc.replace(data, train_images=data.train_images[: setting.images],
                         train_labels=data.train_labels[: setting.images])
     genotype = nb201_genotype(_WORK["arches"][index], width=setting.width, cells=setting.cells)
+    genotype = genotype.with_input(subset.input_shape)
     torch.manual_seed(_WORK["seed"])
     model = build_model(genotype)
     config = TrainConfig(epochs=setting.epochs, batch_size=128, lr=0.1, device="cpu", threads=1,
                          seed=_WORK["seed"])
-    result = train_model(model, subset, config)
-    return {"index": index, "setting": setting.name, "status": result.status,
-            "val_accuracy": result.best_val_accuracy, "cpu_seconds": time.process_time() - cpu,
-            "wall_seconds": time.perf_counter() - wall}
+    amp = native_bf16(torch.device("cpu")) if config.amp is None else config.amp
+    # After every epoch, outside the training: recalibrate batch-norm statistics on a copy of
+    # the buffers, validate, and put the buffers back (training is unchanged; its CPU time is
+    # counted apart). The same as TrainConfig(bn_recalibration_batches=RECAL_BATCHES) would
+    # give, with the plain validation kept as well.
+    calibration = DeviceLoader(subset.train_images, subset.train_labels, batch_size=128,
+                               mean=subset.mean, std=subset.std, shuffle=True, drop_last=True,
+                               seed=config.seed, channels_last=True)
+    val = DeviceLoader(subset.val_images, subset.val_labels, batch_size=256, mean=subset.mean,
+                       std=subset.std, channels_last=True)
+    recal: list[tuple[float, float]] = []
+    extra = [0.0]
+
+    def on_epoch(history) -> None:
+        started = time.process_time()
+        buffers = {k: v.clone() for k, v in model.state_dict().items()
+                   if "running_" in k or "num_batches_tracked" in k}
+        recalibrate_batchnorm(model, itertools.islice(calibration, RECAL_BATCHES), amp=amp)
+        recal.append(validate(model, val, amp=amp))
+        model.load_state_dict(buffers, strict=False)
+        extra[0] += time.process_time() - started
+
+    result = train_model(model, subset, config, on_epoch=on_epoch)
+    history = result.history
+    steps = result.step_losses
+    return {
+        "index": index, "setting": setting.name, "status": result.status,
+        "val_accuracy": result.best_val_accuracy, "final_accuracy": result.final_val_accuracy,
+        "val_loss": history[-1].val_loss if history else None,
+        "recal_accuracy": max(a for a, _ in recal) if recal else None,
+        "recal_final_accuracy": recal[-1][0] if recal else None,
+        "recal_val_loss": recal[-1][1] if recal else None,
+        "tse": result.tse(), "tse_last": result.tse(last=1), "tse_ema": result.tse_ema(0.9),
+        "tse_late": sum(steps[len(steps) // 2:]) if steps else None,
+        "step_losses": [round(v, 5) for v in steps],
+        "val_accuracies": [r.val_accuracy for r in history],
+        "recal_accuracies": [a for a, _ in recal],
+        "recal_batches": RECAL_BATCHES, "amp": amp,
+        "cpu_seconds": time.process_time() - cpu, "recal_cpu_seconds": extra[0],
+        "wall_seconds": time.perf_counter() - wall,
+    }
 
 
 def run_trained(args, table, cells: list[int], settings: Sequence[Setting], cache: Path) -> dict:
@@ -355,15 +429,43 @@ def run_trained(args, table, cells: list[int], settings: Sequence[Setting], cach
         arches = {i: table["arch"][i] for i in cells}
         started = time.perf_counter()
         with multiprocessing.get_context("fork").Pool(
-            args.workers, initializer=_init_trained, initargs=(arches, str(args.cifar), args.seed)
+            args.workers, initializer=_init_trained,
+            initargs=(arches, str(args.cifar), args.seed, tuple(settings)),
         ) as pool:
             for n, record in enumerate(pool.imap(_train_cell, todo, chunksize=1), 1):
                 append(cache, record)
                 done.setdefault(record["setting"], {})[record["index"]] = record
                 if n % 10 == 0:
                     print(f"  trained: {n}/{len(todo)} runs, "
-                          f"{(time.perf_counter() - started) / n:.1f} s wall per run", flush=True)
+                          f"{(time.perf_counter() - started) / n:.1f} s wall per run, load "
+                          f"{os.getloadavg()[0]:.1f}", flush=True)
     return done
+
+
+def trained_rows(settings: Sequence[Setting], runs: dict, cells: Sequence[int]) -> list[tuple]:
+    """Rows of :func:`print_table` for every setting and score; s/cell is CPU seconds per cell:
+    the training (plain validation included) for the plain scores, plus the recalibration
+    pass for the "+bnr" ones."""
+    rows = []
+    for setting in settings:
+        recs = runs.get(setting.name, {})
+        have = [i for i in cells if i in recs]
+        if not have:
+            continue
+        train_cpu = statistics.fmean(recs[i]["cpu_seconds"] - recs[i].get("recal_cpu_seconds", 0)
+                                     for i in have)
+        recal_cpu = statistics.fmean(recs[i].get("recal_cpu_seconds", 0) for i in have)
+        failed = sum(recs[i]["status"] != "completed" for i in have)
+        for key, label, needs_recal, sign in TRAINED_SCORES:
+            if not all(key in recs[i] for i in have):
+                continue
+            pred = [sign * _value(recs[i][key]) for i in have]
+            note = "CPU s per cell (1 thread)" + (f", incl. {recal_cpu:.2f} s recal." if needs_recal else "")
+            if failed:
+                note += f"; {failed} not completed"
+            rows.append((f"{setting.name} {label}", pred,
+                         train_cpu + (recal_cpu if needs_recal else 0.0), note, have))
+    return rows
 
 
 # --------------------------------------------------------------------------- search part
@@ -606,16 +708,18 @@ def correlations(pred: Sequence[float], table, rows: Sequence[int]) -> list[tupl
 def print_table(title: str, rows: Iterable[tuple], table, cells: Sequence[int]) -> None:
     """Rows ``(name, predictions, seconds, note[, cells])``: predictions over ``cells``, or over
     the row's own cells when it gives them."""
+    rows = list(rows)
+    width = max([34, *(len(row[0]) for row in rows)])
     print(f"\n{title} ({len(cells)} cells)")
-    head = f"{'score':<34}" + "".join(f" | {c:>15}" for c in COLUMNS) + f" | {'s/cell':>7} | note"
+    head = f"{'score':<{width}}" + "".join(f" | {c:>15}" for c in COLUMNS) + f" | {'s/cell':>7} | note"
     print(head)
-    print(f"{'':<34}" + "".join(f" | {'rho':>7} {'tau':>7}" for _ in COLUMNS) + f" | {'':>7} |")
+    print(f"{'':<{width}}" + "".join(f" | {'rho':>7} {'tau':>7}" for _ in COLUMNS) + f" | {'':>7} |")
     print("-" * len(head))
     for name, pred, seconds, note, *own in rows:
         corr = correlations(pred, table, own[0] if own else cells)
         if own and len(own[0]) != len(cells):
             note = f"{note}; over {len(own[0])} cells"
-        print(f"{name:<34}" + "".join(f" | {r:7.3f} {t:7.3f}" for r, t in corr)
+        print(f"{name:<{width}}" + "".join(f" | {r:7.3f} {t:7.3f}" for r, t in corr)
               + f" | {seconds:7.3f} | {note}")
 
 
@@ -794,41 +898,35 @@ def main(argv: list[str] | None = None) -> int:
     if "trained" in args.parts:
         settings = QUICK_SETTINGS if args.quick else SETTINGS
         cells = sample[: args.trained_cells]
-        cache = args.cache / f"trained_s{args.seed}.jsonl"
+        # trained2: records with the TSE and recalibration scores (trained_s*.jsonl: the first
+        # measurement, accuracy only).
+        cache = args.cache / f"trained2_s{args.seed}.jsonl"
         runs = run_trained(args, table, cells, settings, cache)
         zero = read_cache(args.cache / f"zero_b{args.batch}_s{args.seed}.jsonl")
-        rows, complete = [], None
-        for setting in settings:
-            have = [i for i in cells if i in runs.get(setting.name, {})]
-            complete = have if complete is None else [i for i in complete if i in have]
-        complete = complete or []
-        for setting in settings:
-            recs = runs.get(setting.name, {})
-            have = [i for i in cells if i in recs]
-            if not have:
-                continue
-            pred = [_value(recs[i]["val_accuracy"]) for i in have]
-            cpu = statistics.fmean(recs[i]["cpu_seconds"] for i in have)
-            rows.append((f"trained {setting.name}", pred, cpu, "CPU s per cell (1 thread)", have))
+        rows = trained_rows(settings, runs, cells)
         first = runs.get(settings[0].name, {})
         complete = [i for i in cells if i in first]
         ens_cells = [i for i in complete if i in zero and all(n in zero[i]["scores"] for n in ENSEMBLE)]
-        if ens_cells and ens_cells == complete:
+        if complete and ens_cells == complete:
             from nas.proxies import rank_ensemble
 
+            short_cpu = statistics.fmean(first[i]["cpu_seconds"] - first[i].get("recal_cpu_seconds", 0)
+                                         for i in complete)
             zc = rank_ensemble({n: [_value(zero[i]["scores"][n]) for i in complete] for n in ENSEMBLE})
-            short = [_value(runs[settings[0].name][i]["val_accuracy"]) for i in complete]
+            short = [_value(first[i]["val_accuracy"]) for i in complete]
             both = rank_ensemble({"zero": list(zc), "short": short})
-            seconds = (sum(statistics.fmean(zero[i]["seconds"][n] for i in complete) for n in ENSEMBLE)
-                       + rows[0][2])
-            rows.append((f"zero-cost mean({','.join(ENSEMBLE)})", list(zc),
-                         seconds - rows[0][2], "same cells, for comparison"))
-            rows.append((f"zero-cost ens + {settings[0].name}", list(both), seconds,
-                         "mean rank of the two"))
+            seconds = sum(statistics.fmean(zero[i]["seconds"][n] for i in complete) for n in ENSEMBLE)
+            rows.append((f"zero-cost mean({','.join(ENSEMBLE)})", list(zc), seconds,
+                         "same cells, for comparison (not a trained proxy)", complete))
+            rows.append((f"zero-cost ens + {settings[0].name} val acc", list(both),
+                         seconds + short_cpu, "mean rank of the two (not a trained proxy)",
+                         complete))
         print_table(f"Proxy training with the project's loop (nas.train.train_model, SGD lr 0.1 "
                     f"one-cycle, batch 128, 1 CPU thread), validated on 1,000 held-out CIFAR-10 "
-                    f"training images; the first {args.trained_cells} cells of the sample",
-                    rows, table, cells)
+                    f"training images; the first {args.trained_cells} cells of the sample; +bnr = "
+                    f"batch-norm statistics recalibrated on {RECAL_BATCHES} batches of 128 before "
+                    f"each validation; TSE = sum of training step losses (Ru et al. 2021); load "
+                    f"average {os.getloadavg()[0]:.1f} now", rows, table, cells)
     print(f"\nload average at end {os.getloadavg()[0]:.1f}")
     return 0
 
