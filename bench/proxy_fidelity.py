@@ -309,8 +309,8 @@ class Setting:
 SETTINGS = (
     Setting("w8-c1-e1-n1k", 8, 1, 1, 1000),
     Setting("w16-c1-e4-n2k", 16, 1, 4, 2000),
-    Setting("w16-c1-e8-n4k", 16, 1, 8, 4000),
     Setting("r16-w16-c1-e8-n10k", 16, 1, 8, 10000, 16),
+    Setting("w16-c1-e8-n4k", 16, 1, 8, 4000),
 )
 QUICK_SETTINGS = (Setting("w4-c1-e1-n500", 4, 1, 1, 500), Setting("r16-w4-c1-e1-n500", 4, 1, 1, 500, 16))
 # Batches of 128 training images (shuffled, not augmented) that re-estimate batch-norm
