@@ -491,3 +491,34 @@ def test_a_chunk_too_large_to_decode_is_refused_before_allocation(tmp_path: Path
     lines = result.stderr.strip().splitlines()
     assert lines == [f"{archive}: a/0.png: decoded images exceed max_decoded_bytes "
                      "(17,179,869,184 bytes); set a smaller resolution or raise the bound"]
+
+
+@pytest.mark.parametrize("kind", ["tar.gz", "zip"])
+def test_a_compression_bomb_is_refused_from_its_headers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Members holding hundreds of times the archive's size fail before their bulk is
+    decompressed, even when they would be skipped (not images); max_expansion lets them in."""
+    from PIL import Image
+
+    from nas.data import _members
+
+    monkeypatch.setattr(_members, "EXPANSION_SLACK", 0)  # else the first GiB is always allowed
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(buffer, "PNG")
+    files = {"a/zeros.bin": bytes(4 << 20)}  # compresses to a few kB
+    files.update({f"{c}/{i}.png": buffer.getvalue() for c in "ab" for i in range(3)})
+    if kind == "zip":
+        archive = tmp_path / "bomb.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as handle:
+            for name, data in files.items():
+                handle.writestr(name, data)
+    else:
+        archive = _tar(tmp_path / "bomb.tar.gz", files)
+    with pytest.raises(ConfigError) as error:
+        load_dataset("folder", root=archive, cache=False, decode_workers=0)
+    assert error.value.file == str(archive) and "\n" not in str(error.value)
+    assert "'a/zeros.bin' hold 4,194,304 bytes, more than max_expansion (100)" in str(error.value)
+    data = load_dataset("folder", root=archive, cache=False, decode_workers=0, test_fraction=0,
+                        max_expansion=100_000)
+    assert data.classes == ("a", "b")

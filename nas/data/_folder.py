@@ -172,6 +172,7 @@ def load_folder(
     decode_workers: int | None = None,
     max_members: int = Limits.max_members,
     max_decoded_bytes: int = Limits.max_decoded_bytes,
+    max_expansion: int = Limits.max_expansion,
 ) -> RawData:
     """Images in class folders, from a folder or an archive (see the module docstring).
 
@@ -193,7 +194,7 @@ def load_folder(
             decode while reading). Default: one per CPU core, at most 4 (the reading
             process mostly waits for them: on 2 busy cores, 2 decoded CIFAR-10 in 0.66-0.72
             of the time of none, 1 in 0.84-1.01; ``bench/data_load.py``).
-        max_members, max_decoded_bytes: Bounds on the work a source may cause
+        max_members, max_decoded_bytes, max_expansion: Bounds on the work a source may cause
             (:class:`~nas.data._members.Limits`).
 
     Raises:
@@ -201,7 +202,8 @@ def load_folder(
     """
     if resolution is not None:
         _positive(resolution, "resolution")
-    for key, value in (("max_members", max_members), ("max_decoded_bytes", max_decoded_bytes)):
+    for key, value in (("max_members", max_members), ("max_decoded_bytes", max_decoded_bytes),
+                       ("max_expansion", max_expansion)):
         _positive(value, key)
     if decode_workers is not None and (
         not isinstance(decode_workers, int) or isinstance(decode_workers, bool) or decode_workers < 0
@@ -220,7 +222,8 @@ def load_folder(
     settings = {
         "grayscale": bool(grayscale), "resolution": resolution,
         "workers": min(4, os.cpu_count() or 1) if decode_workers is None else decode_workers,
-        "limits": Limits(max_members=max_members, max_decoded_bytes=max_decoded_bytes),
+        "limits": Limits(max_members=max_members, max_decoded_bytes=max_decoded_bytes,
+                         max_expansion=max_expansion),
     }
     source = Path(root).expanduser()
     source_kind(source)  # a missing source fails here, before any cache folder is made

@@ -12,7 +12,10 @@ The contract for hostile input:
   followed); in a folder, links to files are read (they are the user's own files) and
   links to folders are not followed;
 - at most ``limits.max_members`` members are looked at and no member may hold more than
-  ``limits.max_member_bytes`` bytes; past either bound, an error.
+  ``limits.max_member_bytes`` bytes; the members of an archive may hold at most
+  ``limits.max_expansion`` times the archive's size in all (or 1 GiB, when more), so a
+  compression bomb is refused from its headers before its bulk is decompressed, even in
+  members that are skipped unread; past any bound, an error.
 
 Empty folders are reported too (``Member.data is None``), so that an empty class folder can
 be told apart from a missing one. This module knows nothing of images or classes.
@@ -47,11 +50,20 @@ class Limits:
         max_member_bytes: Bytes in one member. Default: 256 MiB.
         max_decoded_bytes: Bytes of all decoded images together (after resizing), checked
             by the decoder. Default: 16 GiB.
+        max_expansion: Bytes all members of an archive hold together, as a multiple of the
+            archive's size (a first :data:`EXPANSION_SLACK` is always allowed). Image
+            archives hold about their own size (JPEG and PNG do not compress further); a
+            compression bomb, hundreds of times it. Default: 100.
     """
 
     max_members: int = 5_000_000
     max_member_bytes: int = 256 << 20
     max_decoded_bytes: int = 16 << 30
+    max_expansion: int = 100
+
+
+#: Member bytes an archive may always hold, whatever its size and ``max_expansion``.
+EXPANSION_SLACK = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -100,11 +112,21 @@ def _clean(name: str, source: Path) -> str | None:
 
 
 class _Counter:
-    def __init__(self, source: Path, limits: Limits):
-        self.source, self.limits, self.count = source, limits, 0
+    def __init__(self, source: Path, limits: Limits, archive_bytes: int | None = None):
+        self.source, self.limits, self.count, self.total = source, limits, 0, 0
+        self.max_total = (None if archive_bytes is None
+                          else max(EXPANSION_SLACK, limits.max_expansion * archive_bytes))
 
     def member(self, name: str, size: int) -> None:
         self.count += 1
+        self.total += size
+        if self.max_total is not None and self.total > self.max_total:
+            raise ConfigError(
+                f"members up to {name!r} hold {self.total:,} bytes, more than max_expansion "
+                f"({self.limits.max_expansion}) times the archive's size (a compression bomb?); "
+                "raise max_expansion if this is intended",
+                file=str(self.source),
+            )
         if self.count > self.limits.max_members:
             raise ConfigError(
                 f"more than {self.limits.max_members:,} members; raise max_members if this "
@@ -230,10 +252,10 @@ def iter_members(
     Raises:
         ConfigError: a missing or unreadable source, an unsafe member path, a bound passed.
     """
-    counter = _Counter(path, limits)
     kind = source_kind(path)
     if kind == "folder":
-        return _iter_folder(path, counter, progress, wanted)
+        return _iter_folder(path, _Counter(path, limits), progress, wanted)
+    counter = _Counter(path, limits, archive_bytes=path.stat().st_size)
     if kind == "tar":
         return _iter_tar(path, counter, progress, wanted)
     return _iter_zip(path, counter, progress, wanted)
