@@ -522,3 +522,17 @@ def test_a_compression_bomb_is_refused_from_its_headers(
     data = load_dataset("folder", root=archive, cache=False, decode_workers=0, test_fraction=0,
                         max_expansion=100_000)
     assert data.classes == ("a", "b")
+
+
+@pytest.mark.parametrize("data", [b"", b"hello world", JPEG_MAGIC + b"\0" * 10])
+def test_a_non_image_is_named_without_an_object_address(tmp_path: Path, data: bytes) -> None:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG")
+    archive = _tar(tmp_path / "x.tar", {"a/0.png": buffer.getvalue(), "b/0.png": buffer.getvalue(),
+                                        "a/x.jpg": data}, mode="w")
+    with pytest.raises(ConfigError) as error:
+        load_dataset("folder", root=archive, cache=False, decode_workers=0)
+    assert str(error.value).startswith(f"{archive}: a/x.jpg: cannot read image: ")
+    assert " at 0x" not in str(error.value)  # messages are stable: the same file, the same line

@@ -85,6 +85,8 @@ def _decode(
                     pixels = np.asarray(image, dtype=np.uint8)
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
                     Image.DecompressionBombWarning) as error:
+                if isinstance(error, Image.UnidentifiedImageError):  # its text: an object address
+                    return name, "cannot read image: not an image file Pillow knows (empty or damaged?)"
                 return name, f"cannot read image: {' '.join(str(error).split()) or type(error).__name__}"
             if pixels.ndim == 2:
                 pixels = pixels[:, :, None]
