@@ -393,3 +393,25 @@ def test_a_hostile_side_json_file_never_blocks_or_escapes(tmp_path, case):
                             timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-500:]
     assert result.stdout.strip() == expected.replace("{run}", str(run))
+
+
+@pytest.mark.parametrize("where", ["middle", "end"])
+def test_a_journal_line_too_long_to_be_a_record_is_refused_before_replay(tmp_path, where):
+    """Optuna replays a journal a line at a time: a 17 MB line (a real record is a few kB)
+    would be held whole, so it is refused, by the search and by the readers, in one line."""
+    import optuna
+
+    from nas.errors import ConfigError
+    from nas.search._storage import load_study, open_storage
+
+    journal = tmp_path / "journal.log"
+    optuna.create_study(study_name="s", storage=open_storage(str(journal)))
+    good = journal.read_bytes()
+    huge = b"x" * (17 << 20) + b"\n"
+    journal.write_bytes(huge + good if where == "middle" else good + huge)
+    for opener in (lambda: open_storage(str(journal), file="run.yaml"),
+                   lambda: load_study(str(journal), "s")):
+        with pytest.raises(ConfigError) as error:
+            opener()
+        assert error.value.file == str(journal) and "\n" not in str(error.value)
+        assert "longer than 16,777,216 bytes" in str(error.value)

@@ -133,7 +133,8 @@ def open_storage(url: str, *, file: str | None = None, path: str = "storage",
 
 def _check_journal_path(url: str, *, file: str | None, path: str) -> None:
     """A journal is a regular file, or none yet: a FIFO would block the open and a device
-    (``/dev/zero``) would be read without end, so both are refused before Optuna opens them."""
+    (``/dev/zero``) would be read without end, so both are refused before Optuna opens them,
+    as is a file with a line too long to be a record (``check_record_lengths``)."""
     import stat
 
     try:
@@ -145,6 +146,12 @@ def _check_journal_path(url: str, *, file: str | None, path: str) -> None:
                           path=path) from None
     if not stat.S_ISREG(mode):
         raise ConfigError(f"journal {url!r} is not a regular file", file=file, path=path)
+    from nas.search._journal import check_record_lengths
+
+    try:
+        check_record_lengths(url)
+    except ConfigError as error:
+        raise error.located(file=file, path=path) from None
 
 
 _SCHEMA_RACE_TRIES = 5
@@ -893,6 +900,9 @@ def load_study(url: str, name: str) -> optuna.Study:
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
+        from nas.search._journal import check_record_lengths
+
+        check_record_lengths(url)
         storage = JournalStorage(JournalFileBackend(url, lock_obj=JournalFileOpenLock(url)))
     return optuna.load_study(study_name=name, storage=storage)
 
