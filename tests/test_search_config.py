@@ -197,3 +197,32 @@ def test_a_journal_that_is_not_a_regular_file_is_one_line(kind, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0] == f"{file}: storage: journal '{journal}' is not a regular file"
+
+
+@pytest.mark.parametrize("damage", ["missing", "fifo", "huge", "not_utf8"])
+def test_resume_over_a_damaged_frozen_genotype_is_one_line(damage, tmp_path):
+    from nas.search._folder import prepare_run_dir
+
+    file = tmp_path / "run.yaml"
+    file.write_text(yaml.safe_dump(base()))
+    run_dir = tmp_path / "runs" / "bad"
+    prepare_run_dir(load_config(file), run_dir, resume=False)
+    frozen = run_dir / "space_genotype.yaml"
+    frozen.unlink()
+    if damage == "fifo":
+        os.mkfifo(frozen)
+    elif damage == "huge":
+        frozen.write_bytes(b"#" * (2 << 20))
+    elif damage == "not_utf8":
+        frozen.write_bytes(b"\xff\xfe name: x\n")
+    code = ("import sys; from pathlib import Path; from nas.errors import ConfigError\n"
+            "from nas.search import load_config; from nas.search._folder import prepare_run_dir\n"
+            "try:\n    prepare_run_dir(load_config(sys.argv[1]), Path(sys.argv[2]), resume=True)\n"
+            "except ConfigError as error:\n    print(error)\n")
+    result = subprocess.run([sys.executable, "-c", code, str(file), str(run_dir)], capture_output=True,
+                            text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-500:]
+    expected = {"missing": f"{frozen}: file not found", "fifo": f"{frozen}: not a regular file",
+                "huge": f"{frozen}: larger than 1048576 bytes",
+                "not_utf8": f"{file}: space.genotype: the genotype differs from the run being resumed"}
+    assert result.stdout.strip().startswith(expected[damage]), result.stdout

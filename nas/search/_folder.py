@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from nas._yaml import dump_yaml, load_yaml_file
+from nas._yaml import dump_yaml, load_yaml_file, read_bounded
 from nas.errors import ConfigError
 from nas.genotype import Genotype, load_genotype
 from nas.io import atomic_write_text
@@ -66,7 +66,9 @@ def prepare_run_dir(config: RunConfig, run_dir: Path, *, resume: bool) -> None:
             raise ConfigError(f"nothing to resume: {run_dir} holds no run", file=config.file,
                               path="name")
         old = load_yaml_file(frozen, error=ConfigError)
-        old_text = (run_dir / "space_genotype.yaml").read_text()
+        # Bounded, and never blocking: a FIFO, a missing or huge file is one line naming it.
+        old_raw = read_bounded(run_dir / "space_genotype.yaml", error=ConfigError)
+        old_text = old_raw.decode("utf-8", errors="replace")  # not UTF-8: differs, said below
         for key in sorted(set(old) | set(data)):
             if key not in RESUMABLE and old.get(key) != data.get(key):
                 raise ConfigError(f"differs from the run being resumed ({frozen}); start a new "
