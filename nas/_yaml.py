@@ -31,7 +31,8 @@ from yaml.resolver import Resolver
 
 from nas.errors import NasError
 
-__all__ = ["load_yaml", "load_yaml_file", "load_yaml_bytes", "read_bounded", "dump_yaml", "MAX_FILE_BYTES", "MAX_DEPTH"]
+__all__ = ["load_yaml", "load_yaml_file", "load_yaml_bytes", "read_bounded", "read_text", "dump_yaml",
+           "MAX_FILE_BYTES", "MAX_DEPTH"]
 
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 64
@@ -197,6 +198,17 @@ def read_bounded(path: str | Path, *, limit: int = MAX_FILE_BYTES, error: type[N
     return b"".join(chunks)
 
 
+def read_text(path: str | Path, *, limit: int = MAX_FILE_BYTES, error: type[NasError] = NasError) -> str:
+    """The UTF-8 text of ``path``, read by :func:`read_bounded` (a regular file of at most
+    ``limit`` bytes, never blocking). Raises ``error`` naming the file."""
+    raw = read_bounded(path, limit=limit, error=error)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as problem:
+        raise error(f"cannot read: not UTF-8 text ({problem.reason} at byte {problem.start})",
+                    file=str(path)) from None
+
+
 def _short(name: str) -> str:
     return name if len(name) <= 200 else name[:197] + "..."
 
@@ -211,7 +223,8 @@ def load_yaml_bytes(raw: bytes, *, file: str, error: type[NasError] = NasError) 
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as problem:
-        raise error(f"cannot read: not UTF-8 text ({problem.reason} at byte {problem.start})", file=file) from None
+        raise error(f"cannot read: not UTF-8 text ({problem.reason} at byte {problem.start})",
+                    file=file) from None
     return load_yaml(text, file=file, error=error)
 
 

@@ -415,3 +415,30 @@ def test_a_journal_line_too_long_to_be_a_record_is_refused_before_replay(tmp_pat
             opener()
         assert error.value.file == str(journal) and "\n" not in str(error.value)
         assert "longer than 16,777,216 bytes" in str(error.value)
+
+
+@pytest.mark.parametrize("damage", ["fifo", "missing", "not_utf8"])
+def test_best_yaml_over_a_damaged_genotype_file_is_one_line(nb201_run, tmp_path, damage):
+    """Without a storage and with records that lack the genotype's text, ``nas best --yaml``
+    reads the trial's genotype.yaml: bounded, never blocking, one line when it is damaged."""
+    import shutil
+
+    run = tmp_path / "nb201"
+    shutil.copytree(nb201_run, run)
+    (run / "journal.log").unlink()
+    for metrics in run.glob("trials/*/metrics.json"):
+        record = json.loads(metrics.read_text())
+        (record.get("genotype") or {}).pop("text", None)
+        metrics.write_text(json.dumps(record))
+    for path in run.glob("trials/*/genotype.yaml"):
+        path.unlink()
+        if damage == "fifo":
+            os.mkfifo(path)
+        elif damage == "not_utf8":
+            path.write_bytes(b"\xff\xfe")
+    result = subprocess.run([sys.executable, "-m", "nas", "best", str(run), "--yaml"],
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-500:]
+    assert lines[0].startswith(str(run / "trials")) and "genotype.yaml: " in lines[0]

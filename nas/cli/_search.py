@@ -97,7 +97,12 @@ def _print_best(run_dir: Path, *, yaml: bool = False, storage: str | None = None
     if yaml and len(best) == 1:
         path = run_dir / "trials" / f"{best[0]['trial']:04d}" / "genotype.yaml"
         text = (best[0].get("genotype") or {}).get("text")
-        print(text if text is not None else path.read_text(), end="")
+        if text is None:  # bounded, never blocking: a damaged file is one line naming it
+            from nas._yaml import read_text
+            from nas.errors import ConfigError
+
+            text = read_text(path, error=ConfigError)
+        print(text, end="")
     return 0
 
 

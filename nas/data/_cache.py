@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from nas.io import read_json_object
+
 __all__ = ["FORMAT", "entry_dir", "fingerprint", "locked", "read_entry", "write_entry"]
 
 #: Version of the entry format; part of every key.
@@ -90,8 +92,8 @@ def read_entry(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]] | N
     """``(meta, arrays)`` of a complete entry, or ``None`` when there is none (or it is
     unreadable, e.g. written by another format version)."""
     try:
-        meta = json.loads((folder / "meta.json").read_text())
-        if meta.get("format") != FORMAT:
+        meta, _ = read_json_object(folder / "meta.json")  # bounded, never blocking
+        if meta is None or meta.get("format") != FORMAT:
             return None
         # Copy-on-write maps: nothing is read until used, the page cache is shared by every
         # worker of a search, and the arrays are writable (as torch wants them).

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas.io import atomic_write_bytes, atomic_write_text
+from nas._yaml import read_text
+from nas.errors import ConfigError
+from nas.io import MAX_RECORD_BYTES, atomic_write_bytes, atomic_write_text
 from nas.results._load import PARAM_PREFIX, PROXY_PREFIX, TABLE_PREFIX, _as_dirs, load, load_history
 from nas.results._summary import (accuracy_column, best, best_seed, budget, candidates, cost_column,
                                   importances, pareto_front)
@@ -323,7 +325,10 @@ def _retrain_section(dirs: Sequence[Path], out: Path) -> list[str]:
     for run_dir in dirs:
         path = run_dir / "retrain" / "retrain.md"
         if path.is_file() and out.resolve() == run_dir.resolve():
-            lines += path.read_text().splitlines() + [""]
+            try:
+                lines += read_text(path, limit=MAX_RECORD_BYTES, error=ConfigError).splitlines() + [""]
+            except ConfigError:  # damaged: the report goes on without the section
+                continue
     return lines
 
 

@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from nas import _checks
-from nas._yaml import dump_yaml, load_yaml_file
+from nas._yaml import dump_yaml, load_yaml_file, read_text
 from nas.errors import ConfigError, NasError
 from nas.genotype import Genotype
 from nas.io import atomic_write_text
@@ -332,7 +332,7 @@ def run_scale_search(
         if not (run_dir / "config.yaml").is_file():
             raise ConfigError(f"nothing to resume: {run_dir} holds no scale-search run",
                               file=config.file, path="name")
-        if (run_dir / "config.yaml").read_text() != frozen:
+        if read_text(run_dir / "config.yaml", error=ConfigError) != frozen:
             raise ConfigError(f"the config differs from the run being resumed ({run_dir / 'config.yaml'}); "
                               "start a new run with --name", file=config.file, path="name")
     elif run_dir.exists():
