@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,17 @@ def test_digits_loads_offline_with_the_right_counts(digits: Dataset) -> None:
     # Stratified: every class holds 35-37 of the 359 validation images.
     counts = torch.bincount(digits.val_labels, minlength=10).tolist()
     assert counts == pytest.approx([36] * 10, abs=1)
+
+
+def test_digits_are_scikit_learns_read_without_importing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    from nas.data._sources import _digits_arrays
+
+    bunch = sklearn_digits()
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # an import of it would fail
+    images, target = _digits_arrays()
+    assert np.array_equal(images, bunch.images) and np.array_equal(target, bunch.target)
 
 
 def test_split_is_seeded_and_disjoint() -> None:

@@ -35,13 +35,34 @@ def load_digits() -> RawData:
 
     Bundled with scikit-learn, so it loads offline. No official test split.
     """
+    images, target = _digits_arrays()
+    pixels = np.rint(images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
+    return RawData(images=torch.from_numpy(pixels).unsqueeze(1),
+                   labels=torch.from_numpy(target.astype(np.int64)), num_classes=10, flip=False)
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The digits' images (N x 8 x 8, 0..16, float) and labels, as ``sklearn.datasets.load_digits``
+    gives them. Read from scikit-learn's bundled ``datasets/data/digits.csv.gz`` (64 pixels and
+    the label per line) without importing scikit-learn, whose import costs seconds in every
+    search process; through scikit-learn's loader when that file is not where it has been
+    since scikit-learn 0.x."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
+    folders = spec.submodule_search_locations if spec is not None else None
+    for folder in folders or []:
+        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            import gzip
+
+            with gzip.open(path, mode="rt", encoding="utf-8") as file:
+                data = np.loadtxt(file, delimiter=",")
+            return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
-    pixels = np.rint(bunch.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
-    images = torch.from_numpy(pixels).unsqueeze(1)
-    labels = torch.from_numpy(bunch.target.astype(np.int64))
-    return RawData(images=images, labels=labels, num_classes=10, flip=False)
+    return bunch.images, bunch.target
 
 
 @dataclass(frozen=True)
