@@ -192,7 +192,10 @@ def test_two_workers_share_one_journal(tmp_path):
 
 
 def test_sigkill_and_resume(tmp_path):
-    config = tiny_config(tmp_path, name="killed", trials=8)
+    # A trial killed before its worker was written (a journal writes it with the reservation)
+    # is re-queued on --resume after three missed beats: 3 s here, not the default 30. One
+    # search process runs at a time, so no live trial can be taken for dead.
+    config = tiny_config(tmp_path, name="killed", trials=8, heartbeat=1)
     runs = tmp_path / "runs"
     run_dir = runs / "killed"
     process = nas_cli("search", str(config), "--runs", str(runs), cwd=tmp_path)
