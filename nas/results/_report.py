@@ -209,11 +209,11 @@ def _prescreen_sentence(run_dir: Path) -> str | None:
 def _proxy_section(frame: pd.DataFrame) -> list[str]:
     """Rank correlation of every recorded zero-cost proxy with the accuracies, over the
     completed trials that were evaluated (not duplicates) and have the proxy's score."""
-    from nas.proxies import kendall, spearman
-
     proxies = [c for c in frame.columns if str(c).startswith(PROXY_PREFIX)]
     if not proxies:
         return []
+    from nas.proxies import kendall, spearman  # imports torch: only for runs that scored proxies
+
     targets = [c for c in (accuracy_column(frame), *(c for c in frame.columns
                if str(c).startswith(TABLE_PREFIX))) if c is not None and frame[c].notna().any()]
     done = frame[(frame["state"] == "complete") & frame["duplicate_of"].isna()]
