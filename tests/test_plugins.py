@@ -64,7 +64,7 @@ def run_nas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Completed
 # --------------------------------------------------------------------------- the example plugin
 
 
-def test_example_plugin_search_runs_with_two_workers(tmp_path):
+def test_example_plugin_search_runs_with_two_workers(tmp_path, isolated, capsys):
     result = run_nas("search", str(EXAMPLE / "search.yaml"), "--runs", "runs", "--no-progress",
                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -81,10 +81,13 @@ def test_example_plugin_search_runs_with_two_workers(tmp_path):
     ghost = [r for r in records if "ghost_bottleneck" in (r["genotype"]["text"] or "")]
     assert ghost, "the ghost seed ran"
     assert "ghost(" in (run_dir / "trials" / f"{ghost[0]['trial']:04d}" / "genotype.yaml").read_text()
-    # A reader of the run folder loads the plugin from run.json: no --plugin needed.
-    best = run_nas("best", "runs/ghost_stripes", "--yaml", cwd=tmp_path)
-    assert best.returncode == 0, best.stderr
-    assert "trial " in best.stdout
+    # A reader of the run folder loads the plugin from run.json: no --plugin needed (read in
+    # this process, which has not loaded it: the search ran in others).
+    assert str(EXAMPLE / "ghost.py") not in nas.plugins.loaded_plugins()
+    capsys.readouterr()
+    assert main(["best", str(run_dir), "--yaml"]) == 0
+    assert "trial " in capsys.readouterr().out
+    assert str(EXAMPLE / "ghost.py") in nas.plugins.loaded_plugins()
 
 
 def test_example_plugin_op_keeps_its_contract(isolated):
