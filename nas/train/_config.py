@@ -63,7 +63,8 @@ class TrainConfig:
             running statistics (momentum 0.1) still hold much of their initial values and
             the validation accuracy can be noise. At most the batches of one epoch are used;
             when on, the device holds a second, unpadded copy of the training images.
-            Default: 0 (off).
+            Default: 0 (off: on 40 NAS-Bench-201 cells it made the validation accuracy of
+            runs of 60-600 steps rank worse, bench/proxy_fidelity.py).
         threads: CPU threads for the run (``torch.set_num_threads``, restored afterwards).
             Default: None, torch's setting. Set it to cores / workers when several runs share
             a machine: oversubscribed threads make small models' steps up to 100x slower
