@@ -438,3 +438,16 @@ def test_train_model_recalibrates_before_validating(digits: Dataset) -> None:
     assert torch.allclose(on_model[1].running_mean.double(), mean, atol=1e-4)
     assert torch.allclose(on_model[1].running_var.double(), var, rtol=1e-3)
     assert not torch.allclose(off_model[1].running_mean.double(), mean, atol=1e-4)
+
+
+@pytest.mark.parametrize("amp_validation", [False, True])
+def test_bf16_training_validates_in_float32_unless_asked(digits: Dataset, amp_validation: bool) -> None:
+    model = small_cnn()
+    config = TrainConfig(epochs=1, **FAST, amp=True, amp_validation=amp_validation)
+    result = train_model(model, digits, config)
+    loader = DeviceLoader(digits.val_images, digits.val_labels, batch_size=128,
+                          mean=digits.mean, std=digits.std)
+    in_float32, in_bf16 = (loop.validate(model, loader, amp=amp) for amp in (False, True))
+    assert in_float32[1] != pytest.approx(in_bf16[1], rel=1e-6)  # bf16 does change the loss
+    expected = in_bf16 if amp_validation else in_float32
+    assert (result.final_val_accuracy, result.history[-1].val_loss) == pytest.approx(expected, rel=1e-6)

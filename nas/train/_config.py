@@ -48,7 +48,13 @@ class TrainConfig:
         flip: Random horizontal flips. Default: None, the dataset's ``flip``.
         amp: bf16 autocast. Default: None, on where bf16 runs natively: CUDA, and CPUs with AMX
             (there a CIFAR ResNet-20 trains 2-3x faster, and proxy accuracies on digits stay
-            within the seed-to-seed spread); off on other CPUs.
+            within the seed-to-seed spread); off on other CPUs. Training steps only: see
+            ``amp_validation``.
+        amp_validation: Validate under bf16 autocast too (when ``amp`` is on). Default: False:
+            validation runs in float32, so the recorded accuracy is exactly what the saved
+            float32 model (and its ONNX export) scores; under bf16 a near-tie image can flip
+            (a ResNet-20 on digits: 121 vs 122 of 359 right). Costs little: validation is a
+            forward pass over a fifth of the images a training epoch runs forward and back.
         channels_last: Model and batches in channels-last memory format. Default: None, on
             for CUDA and the CPU alike (on a 2-core Sapphire Rapids CPU with oneDNN, a CIFAR
             ResNet-20 trained 1.1-1.4x faster than in NCHW; see bench/train_throughput.py).
@@ -92,6 +98,7 @@ class TrainConfig:
     crop_padding: int | None = None
     flip: bool | None = None
     amp: bool | None = None
+    amp_validation: bool = False
     channels_last: bool | None = None
     compile: bool = False
     eval_batch_size: int | None = None
@@ -111,7 +118,7 @@ class TrainConfig:
         _choice(self, "optimizer", _OPTIMIZERS)
         _choice(self, "schedule", _SCHEDULES)
         _choice(self, "device", _DEVICES)
-        for key in ("nesterov", "augment", "compile"):
+        for key in ("nesterov", "augment", "compile", "amp_validation"):
             _bool(self, key, optional=False)
         for key in ("flip", "amp", "channels_last"):
             _bool(self, key, optional=True)

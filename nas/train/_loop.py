@@ -337,7 +337,7 @@ class _Attempt:
         if self.calibration_loader is not None:
             batches = itertools.islice(self.calibration_loader, config.bn_recalibration_batches)
             recalibrate_batchnorm(self.model, batches, amp=self.amp)
-        accuracy, val_loss = validate(net, self.val_loader, amp=self.amp)
+        accuracy, val_loss = validate(net, self.val_loader, amp=self.amp and config.amp_validation)
         record = EpochRecord(
             epoch=epoch,
             train_loss=loss_sum.item() / max(1, steps),
