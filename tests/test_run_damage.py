@@ -109,8 +109,11 @@ def test_torn_journal_resume_completes_the_exact_budget(tmp_path, capsys, damage
     assert len(counted(trials)) == 10  # exactly the budget
     done = {t.number: t for t in trials if t.state.name == "COMPLETE"}
     assert set(range(5)) <= set(done)  # every trial finished before the tear is still there
-    (retry,) = [t for t in trials if t.user_attrs.get("nas.retry_of") == 5]
-    assert retry.state.name == "COMPLETE"  # the torn trial ran again
+    # The tear took trial 5's tell, after its record was stored: the resume finishes it with
+    # that record instead of training it again.
+    torn_trial = done[5]
+    assert torn_trial.values == torn_trial.user_attrs["nas.record"]["values"]
+    assert not [t for t in trials if t.user_attrs.get("nas.retry_of") == 5]
     assert journal.read_bytes().endswith(b"\n") and complete_length(journal) == journal.stat().st_size
 
 
@@ -191,7 +194,12 @@ def test_full_disk_in_the_run_folder_is_one_line_and_the_run_resumes(tmp_path, c
     assert search(config, runs, "--trials", "8", "--resume") == 0
     trials = journal_trials(runs / "nb201")
     assert len(counted(trials)) == 8
-    assert any(t.user_attrs.get("nas.retry_of") == 3 for t in trials)
+    # Trial 3's record reached the storage before its file failed: the resume finishes it with
+    # that record and writes the file, instead of training it again.
+    (trial,) = [t for t in trials if t.number == 3]
+    assert trial.state.name == "COMPLETE"
+    assert json.loads(metrics.read_text()) == trial.user_attrs["nas.record"]
+    assert not any(t.user_attrs.get("nas.retry_of") == 3 for t in trials)
 
 
 @needs_table

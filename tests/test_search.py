@@ -223,6 +223,61 @@ def test_sigkill_and_resume(tmp_path):
     assert not done_before & set(retried)
 
 
+class _Killed(BaseException):
+    """A worker's death, as a SIGKILL would leave the run (nothing after it runs)."""
+
+
+@pytest.mark.parametrize("told", [False, True], ids=["before_its_file", "after_its_file"])
+def test_a_worker_killed_after_storing_its_result_loses_nothing(tmp_path, monkeypatch, told):
+    # Trial 1's result reaches the storage; the worker dies before (or just after) writing
+    # metrics.json, always before telling Optuna. The resume finishes trial 1 with the stored
+    # result (no retry, its file written once) instead of re-running it.
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from nas.search._evaluate import TrialRecord
+    from nas.search._storage import WORKER_ATTR
+
+    save = TrialRecord.save
+
+    def dying_save(record, run_dir):
+        if record.trial == 1:
+            if told:
+                save(record, run_dir)
+            raise _Killed
+        save(record, run_dir)
+
+    config = tiny_config(tmp_path, name="dies", trials=3)
+    runs = tmp_path / "runs"
+    with monkeypatch.context() as patch:
+        patch.setattr(TrialRecord, "save", dying_save)
+        with pytest.raises(_Killed):
+            run_search(config, runs_dir=runs, progress=False)
+    run_dir = runs / "dies"
+    storage = JournalStorage(JournalFileBackend(str(run_dir / "journal.log")))
+    (trial,) = optuna.load_study(study_name="dies", storage=storage).get_trials(
+        states=[optuna.trial.TrialState.RUNNING])
+    stored = trial.user_attrs["nas.record"]
+    assert trial.number == 1 and stored["state"] == "complete"
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()  # the worker's process is gone
+    host = trial.user_attrs[WORKER_ATTR].rpartition(":")[0]
+    storage.set_trial_user_attr(trial._trial_id, WORKER_ATTR, f"{host}:{dead.pid}")
+    metrics = run_dir / "trials" / "0001" / "metrics.json"
+    written = metrics.read_text() if told else None
+    assert metrics.exists() == told
+
+    run_search(config, runs_dir=runs, resume=True, progress=False)
+    records = read_trials(run_dir)
+    assert [(r["trial"], r["state"], r["counted"]) for r in records] == [
+        (0, "complete", True), (1, "complete", True), (2, "complete", True)]
+    assert records[1]["values"] == stored["values"] and records[1]["retry_of"] is None
+    assert json.loads(metrics.read_text()) == stored
+    if told:
+        assert metrics.read_text() == written  # left as it was
+
+
 def test_ctrl_c_keeps_finished_trials_and_says_how_to_resume(tmp_path):
     config = tiny_config(tmp_path, name="stopped", trials=8, workers=2)
     runs = tmp_path / "runs"

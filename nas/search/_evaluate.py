@@ -251,12 +251,15 @@ class Evaluator:
                 attempt.record.traceback = traceback.format_exc()
                 record = attempt.record.end("fail", "error", f"internal error: {one_line(error)}")
             attempt.log.write(f"end: {record.state} ({record.status}): {record.end_reason}")
-            record.save(self.run_dir)
+            # The storage first: a worker killed after this write, before its tell, leaves a
+            # trial that recovery finishes with this record (and writes its metrics.json).
             try:
                 set_user_attrs(study, trial, {**attempt.pending, RECORD_ATTR: plain_json(record.to_json()),
                                               **dashboard_attrs(record)})
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass  # another worker took this trial for dead and re-queued it; its retry reruns it
+            else:
+                record.save(self.run_dir)
         return record
 
 

@@ -797,7 +797,7 @@ def _lock_owner(rdb: Any, name: str) -> int | None:
     return None if row is None else int(json.loads(row[0]))
 
 
-def tell(study: optuna.Study, trial: optuna.Trial, values: list[float] | None = None,
+def tell(study: optuna.Study, trial: optuna.Trial | int, values: list[float] | None = None,
          state: TrialState | None = None) -> None:
     """``study.tell(trial, values, state, skip_if_finished=True)`` as Optuna's own optimize
     loop tells, without reading the finished trial back (six queries in an RDB storage)."""

@@ -10,8 +10,9 @@ Liveness: while a trial runs, a thread sends its heartbeat every ``heartbeat`` s
 (Optuna's heartbeat table on an RDB storage, a user attribute on a journal). A running trial
 whose heartbeat stopped for three intervals, or whose worker process on this host is gone, is
 failed as interrupted and enqueued again by whichever live worker sees it first (the storage
-lets exactly one of them fail it). A live trial is never touched, so killing a worker costs
-the others nothing.
+lets exactly one of them fail it); one whose result reached the storage before its worker
+died is finished with that result instead. A live trial is never touched, so killing a worker
+costs the others nothing.
 
 A worker process dies with its parent (``PR_SET_PDEATHSIG``); Ctrl-C reaches every worker,
 each marks its running trial interrupted and exits with status 130.
@@ -41,6 +42,7 @@ from nas.search._evaluate import Evaluator, TrialRecord
 from nas.search._folder import load_run_config
 from nas.search._storage import (
     GRACE_BEATS,
+    RECORD_ATTR,
     SEED_ATTR,
     WORKER_ATTR,
     admit,
@@ -79,11 +81,34 @@ def interrupt(study: optuna.Study, trial: optuna.Trial | FrozenTrial, run_dir: P
 
 
 def recover_stale(study: optuna.Study, run_dir: Path, *, heartbeat: int) -> int:
-    """Interrupt (re-queue) running trials whose worker is gone; returns how many."""
+    """Settle the running trials whose worker is gone; returns how many. A trial whose record
+    reached the storage (its worker died after storing the result, before telling Optuna) is
+    finished with that result, and its ``metrics.json`` written when this machine ran it and
+    the file is missing; any other is interrupted (re-queued)."""
     stale = stale_trials(study, grace=GRACE_BEATS * heartbeat)
     for trial in stale:
-        interrupt(study, trial, run_dir)
+        record = trial.user_attrs.get(RECORD_ATTR)
+        if isinstance(record, dict) and record.get("state") in _FINISHED:
+            _finish_from_record(study, trial, record, run_dir)
+        else:
+            interrupt(study, trial, run_dir)
     return len(stale)
+
+
+def _finish_from_record(study: optuna.Study, trial: FrozenTrial, record: dict[str, Any],
+                        run_dir: Path) -> None:
+    import optuna
+
+    from nas.search._records import write_json
+
+    values = record.get("values") if record["state"] == "complete" else None
+    try:
+        tell(study, trial.number, values, state=_trial_state(record["state"]))
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return  # another process settled it first
+    folder = run_dir / "trials" / f"{trial.number:04d}"
+    if folder.is_dir() and not (folder / "metrics.json").exists():
+        write_json(folder / "metrics.json", record, sync=False)
 
 
 @contextlib.contextmanager
@@ -186,16 +211,22 @@ def _tell(study: optuna.Study, trial: optuna.Trial, record: TrialRecord) -> None
     """Tell the storage how ``trial`` ended; nothing when it is finished already (told before
     a Ctrl-C, or taken for dead and re-queued by another worker: its retry reruns it)."""
     import optuna
-    from optuna.trial import TrialState
 
-    states = {"pruned": TrialState.PRUNED, "fail": TrialState.FAIL}
+    values = record.values if record.state == "complete" else None
     try:
-        if record.state == "complete":
-            tell(study, trial, record.values)
-        else:
-            tell(study, trial, state=states[record.state])
+        tell(study, trial, values, state=_trial_state(str(record.state)))
     except optuna.exceptions.UpdateFinishedTrialError:
         pass  # finished by another process between the check and the write
+
+
+_FINISHED = ("complete", "pruned", "fail")  # a record's states
+
+
+def _trial_state(state: str) -> Any:
+    """Optuna's ``TrialState`` for a record's ``state`` (one of ``_FINISHED``)."""
+    from optuna.trial import TrialState
+
+    return TrialState[state.upper()]
 
 
 @contextlib.contextmanager
