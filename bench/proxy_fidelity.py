@@ -306,9 +306,13 @@ class Setting:
 # Cheapest first; "zero-cost + shortest" combines the zero-cost ensemble with SETTINGS[0].
 # w8-c1-e2-n2k of the first measurement (0.038 Spearman at 3.4 s) gave way to r16-w16-c1-e8-n10k:
 # 16x16 images (a quarter of the pixels), so 2.5x the images and steps of w16-c1-e8-n4k.
+# Width 8 for more epochs within 60 CPU s ranked worse (TSE-E vs cifar10_test, 40 cells, load 2):
+# r16-w8-c1-e16-n7k 0.763 at 54 s, r16-w8-c1-e12-n9k 0.733 at 58 s; w16-c1-e8-n4k 0.747 at 99 s.
 SETTINGS = (
     Setting("w8-c1-e1-n1k", 8, 1, 1, 1000),
     Setting("w16-c1-e4-n2k", 16, 1, 4, 2000),
+    Setting("r16-w8-c1-e16-n7k", 8, 1, 16, 7000, 16),
+    Setting("r16-w8-c1-e12-n9k", 8, 1, 12, 9000, 16),
     Setting("r16-w16-c1-e8-n10k", 16, 1, 8, 10000, 16),
     Setting("w16-c1-e8-n4k", 16, 1, 8, 4000),
 )
