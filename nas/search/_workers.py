@@ -40,6 +40,7 @@ from nas.io import is_disk_full
 from nas.search._config import RunConfig
 from nas.search._evaluate import Evaluator, TrialRecord
 from nas.search._folder import load_run_config
+from nas.search._records import trial_dir, write_json
 from nas.search._storage import (
     GRACE_BEATS,
     RECORD_ATTR,
@@ -76,7 +77,7 @@ def interrupt(study: optuna.Study, trial: optuna.Trial | FrozenTrial, run_dir: P
                          worker=trial.user_attrs.get(WORKER_ATTR), counted=False,
                          params=dict(trial.params))
     record.end("fail", "interrupted", _INTERRUPTED)
-    if (run_dir / "trials" / f"{trial.number:04d}").exists():
+    if trial_dir(run_dir, trial.number).exists():
         record.save(run_dir)
 
 
@@ -97,16 +98,9 @@ def recover_stale(study: optuna.Study, run_dir: Path, *, heartbeat: int) -> int:
 
 def _finish_from_record(study: optuna.Study, trial: FrozenTrial, record: dict[str, Any],
                         run_dir: Path) -> None:
-    import optuna
-
-    from nas.search._records import write_json
-
-    values = record.get("values") if record["state"] == "complete" else None
-    try:
-        tell(study, trial.number, values, state=_trial_state(record["state"]))
-    except optuna.exceptions.UpdateFinishedTrialError:
+    if not _tell_state(study, trial.number, record["state"], record.get("values")):
         return  # another process settled it first
-    folder = run_dir / "trials" / f"{trial.number:04d}"
+    folder = trial_dir(run_dir, trial.number)
     if folder.is_dir() and not (folder / "metrics.json").exists():
         write_json(folder / "metrics.json", record, sync=False)
 
@@ -210,23 +204,24 @@ def _ask_evaluate_tell(config: RunConfig, run_dir: Path, storage_url: str, *, in
 def _tell(study: optuna.Study, trial: optuna.Trial, record: TrialRecord) -> None:
     """Tell the storage how ``trial`` ended; nothing when it is finished already (told before
     a Ctrl-C, or taken for dead and re-queued by another worker: its retry reruns it)."""
-    import optuna
-
-    values = record.values if record.state == "complete" else None
-    try:
-        tell(study, trial, values, state=_trial_state(str(record.state)))
-    except optuna.exceptions.UpdateFinishedTrialError:
-        pass  # finished by another process between the check and the write
+    _tell_state(study, trial, str(record.state), record.values)
 
 
 _FINISHED = ("complete", "pruned", "fail")  # a record's states
 
 
-def _trial_state(state: str) -> Any:
-    """Optuna's ``TrialState`` for a record's ``state`` (one of ``_FINISHED``)."""
+def _tell_state(study: optuna.Study, trial: optuna.Trial | int, state: str,
+                values: list[float] | None) -> bool:
+    """Finish ``trial`` as a record's ``state`` (one of ``_FINISHED``; ``values`` only for
+    ``"complete"``); False when another process had finished it first."""
+    import optuna
     from optuna.trial import TrialState
 
-    return TrialState[state.upper()]
+    try:
+        tell(study, trial, values if state == "complete" else None, state=TrialState[state.upper()])
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False  # finished by another process between the check and the write
+    return True
 
 
 @contextlib.contextmanager
