@@ -17,7 +17,7 @@ Parts (``--parts``, default ``zero trained``):
   recalibration ("+bnr", ``nas.train.recalibrate_batchnorm`` before each validation, outside
   the training), and training-speed estimates (TSE, TSE-E, TSE-EMA of Ru et al. 2021, from
   the run's step losses); the same table for every setting and score with CPU seconds per
-  cell, and "zero-cost ensemble + the shortest setting" as separate rows (they need the zero
+  cell, and "zero-cost ensemble + each setting's TSE-E" as separate rows (they need the zero
   part's scores of those cells: ``--parts zero trained --cells 40 --proxies meco naswot
   synflow jacov`` computes just those, since every prefix of the sample is the same).
 - ``search``: zero-cost warm start: the NB201 search of ``bench/search_nb201.py`` (validation
@@ -303,7 +303,6 @@ class Setting:
     resolution: int = 32
 
 
-# Cheapest first; "zero-cost + shortest" combines the zero-cost ensemble with SETTINGS[0].
 # w8-c1-e2-n2k of the first measurement (0.038 Spearman at 3.4 s) gave way to r16-w16-c1-e8-n10k:
 # 16x16 images (a quarter of the pixels), so 2.5x the images and steps of w16-c1-e8-n4k.
 # Width 8 for more epochs within 60 CPU s ranked worse (TSE-E vs cifar10_test, 40 cells, load 2):
@@ -469,6 +468,38 @@ def trained_rows(settings: Sequence[Setting], runs: dict, cells: Sequence[int]) 
                 note += f"; {failed} not completed"
             rows.append((f"{setting.name} {label}", pred,
                          train_cpu + (recal_cpu if needs_recal else 0.0), note, have))
+    return rows
+
+
+def hybrid_rows(settings: Sequence[Setting], runs: dict, zero: dict[int, dict],
+                cells: Sequence[int]) -> list[tuple]:
+    """The zero-cost ensemble (``ENSEMBLE``) alone, then its mean rank with each setting's
+    last-epoch TSE: does short training add to what the untrained scores already say? Each row
+    covers the cells that have both; its seconds add the ensemble's to the training's."""
+    from nas.proxies import rank_ensemble
+
+    scored = [i for i in cells if i in zero and all(n in zero[i]["scores"] for n in ENSEMBLE)]
+
+    def ensemble(have: list[int]) -> tuple[list[float], float]:
+        ranks = rank_ensemble({n: [_value(zero[i]["scores"][n]) for i in have] for n in ENSEMBLE})
+        return list(ranks), sum(statistics.fmean(zero[i]["seconds"][n] for i in have) for n in ENSEMBLE)
+
+    if not scored:
+        return []
+    zc, zero_seconds = ensemble(scored)
+    rows = [(f"zero-cost mean({','.join(ENSEMBLE)})", zc, zero_seconds,
+             "same cells, for comparison (not a trained proxy)", scored)]
+    for setting in settings:
+        recs = runs.get(setting.name, {})
+        have = [i for i in scored if i in recs]
+        if not have:
+            continue
+        zc, zero_seconds = ensemble(have)
+        train_cpu = statistics.fmean(recs[i]["cpu_seconds"] - recs[i].get("recal_cpu_seconds", 0)
+                                     for i in have)
+        both = rank_ensemble({"zero": zc, "tse": [-_value(recs[i]["tse_last"]) for i in have]})
+        rows.append((f"zero-cost ens + {setting.name} TSE-E", list(both), zero_seconds + train_cpu,
+                     "mean rank of the two", have))
     return rows
 
 
@@ -908,23 +939,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = run_trained(args, table, cells, settings, cache)
         zero = read_cache(args.cache / f"zero_b{args.batch}_s{args.seed}.jsonl")
         rows = trained_rows(settings, runs, cells)
-        first = runs.get(settings[0].name, {})
-        complete = [i for i in cells if i in first]
-        ens_cells = [i for i in complete if i in zero and all(n in zero[i]["scores"] for n in ENSEMBLE)]
-        if complete and ens_cells == complete:
-            from nas.proxies import rank_ensemble
-
-            short_cpu = statistics.fmean(first[i]["cpu_seconds"] - first[i].get("recal_cpu_seconds", 0)
-                                         for i in complete)
-            zc = rank_ensemble({n: [_value(zero[i]["scores"][n]) for i in complete] for n in ENSEMBLE})
-            short = [_value(first[i]["val_accuracy"]) for i in complete]
-            both = rank_ensemble({"zero": list(zc), "short": short})
-            seconds = sum(statistics.fmean(zero[i]["seconds"][n] for i in complete) for n in ENSEMBLE)
-            rows.append((f"zero-cost mean({','.join(ENSEMBLE)})", list(zc), seconds,
-                         "same cells, for comparison (not a trained proxy)", complete))
-            rows.append((f"zero-cost ens + {settings[0].name} val acc", list(both),
-                         seconds + short_cpu, "mean rank of the two (not a trained proxy)",
-                         complete))
+        rows += hybrid_rows(settings, runs, zero, cells)
         print_table(f"Proxy training with the project's loop (nas.train.train_model, SGD lr 0.1 "
                     f"one-cycle, batch 128, 1 CPU thread), validated on 1,000 held-out CIFAR-10 "
                     f"training images; the first {args.trained_cells} cells of the sample; +bnr = "
