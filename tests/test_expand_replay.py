@@ -74,6 +74,16 @@ def test_hash_equals_networkx_weisfeiler_lehman(genotype):
     assert genotype.hash == _networkx_hash(genotype.graph)
 
 
+@pytest.mark.parametrize("genotype", [*CANDIDATES, "bias_by_reader"], ids=lambda g: getattr(g, "name", g))
+def test_expansion_labels_every_node_as_its_data_says(genotype):
+    # the labels genotype.hash uses come from expansion (replays bring theirs, resolved nodes
+    # are relabelled): each must be what the node's data gives now
+    genotype = nas.load_genotype(BIAS_BY_READER) if genotype == "bias_by_reader" else genotype
+    graph, labels = _expand.expand_labelled(genotype)
+    assert {node: _hash.node_label(d["op"], d["args"], d["shape"]) for node, d in graph.nodes(data=True)} == labels
+    assert _hash.graph_hash(graph, labels=labels) == _hash.graph_hash(graph)
+
+
 def test_replay_keeps_recursion_through_parameters_an_error():
     text = (
         "input: [3, 8, 8]\nparams: {inner: relu}\n"

@@ -26,6 +26,7 @@ import networkx as nx
 
 from nas import ops
 from nas.errors import GenotypeError
+from nas.genotype._hash import node_label
 from nas.genotype._expr import MATH_FUNCTIONS, Budget, Deferred, Scope, call_math, parse_expression
 from nas.genotype._model import FORMS, BlockDef, Genotype, Statement
 
@@ -128,6 +129,7 @@ class _Expander:
         self.params = {k: list(v) if isinstance(v, tuple) else v for k, v in genotype.params.items()}
         # block expansions already made in this expansion, replayed under a new path (_Replay)
         self.added: list[str] = []  # op nodes in the order they were added
+        self.labels: dict[str, str] = {}  # node -> its hash label (nas.genotype._hash.node_label)
         # the parameters each node of `added` was counted with (_count): before _settle may
         # change them, so a replay counts what a full expansion counts
         self.counted: list[int] = []
@@ -317,14 +319,15 @@ class _Expander:
         args = op.bind([plain(a) for a in layer.args], {k: plain(v) for k, v in layer.kwargs})
         shapes = [self.graph.nodes[s]["shape"] for s in sources]
         info = op.infer(args, shapes)
-        self._count(info.params, info.shape)
+        shape = tuple(info.shape)
+        self._count(info.params, shape)
         self.graph.add_node(
-            path, op=op.name, args=args, shape=tuple(info.shape), params=info.params,
-            macs=info.macs, inputs=tuple(sources),
+            path, op=op.name, args=args, shape=shape, params=info.params, macs=info.macs, inputs=tuple(sources),
         )
         for port, source in enumerate(sources):
             self.graph.add_edge(source, path, port=port)
         self.added.append(path)
+        self.labels[path] = node_label(op.name, args, shape)
         self.counted.append(info.params)
         if _resolves(op):
             self.unresolved.append(path)
@@ -419,7 +422,7 @@ class _Expander:
             if node == output:
                 self.unresolved.append(node)
             else:
-                _resolve_node(self.graph, node, output=False)
+                _resolve_node(self.graph, self.labels, node, output=False)
 
     def _typed_values(self, names: tuple[str, ...]) -> tuple | None:
         """The typed values (:func:`_frozen`) of parameters ``names``; ``None`` if one is too large."""
@@ -534,6 +537,7 @@ class _Replay:
     reads: frozenset[str]  # genotype parameters the expansion read
     open_output: bool  # the output is a node of the block whose Op.resolve is still to run
     counted: tuple[int, ...]  # each node's parameters as counted against the limits (_Expander.counted)
+    labels: tuple[str, ...]  # each node's hash label (_Expander.labels)
     params: int  # the nodes' counted parameters
     peak_params: int  # the largest running total of the nodes' counted parameters, in order
     largest: int  # elements of the largest node output
@@ -577,7 +581,8 @@ class _Replay:
             tuple(suffixes), tuple(data), tuple(inputs), tuple(edges), index[output], calls,
             expander.budget.used - used, expander.deepest_nesting - nesting, expander.deepest_stack - stack,
             max(0, expander.longest_path - len(prefix)), frozenset(expander.blocks_used),
-            frozenset(expander.reads), open_output, counted, total, peak, largest,
+            frozenset(expander.reads), open_output, counted, tuple(map(expander.labels.__getitem__, added)),
+            total, peak, largest,
         )
 
     def fits(self, expander: _Expander, path: str) -> bool:
@@ -607,6 +612,7 @@ class _Replay:
             [(nodes[source], nodes[target], port) for source, target, port in self.edges],
         )
         expander.added.extend(names)
+        expander.labels.update(zip(names, self.labels))
         expander.counted.extend(self.counted)
         expander.calls.append((prefix, self))
         output = nodes[self.output]
@@ -724,9 +730,17 @@ def evaluate_input(genotype: Genotype) -> tuple[int, ...]:
 def expand(genotype: Genotype, limits: Limits = LIMITS) -> nx.DiGraph:
     """Expand ``genotype`` into its primitive DAG. Raises :class:`GenotypeError` located at
     the node path where expansion failed."""
+    return expand_labelled(genotype, limits)[0]
+
+
+def expand_labelled(genotype: Genotype, limits: Limits = LIMITS) -> tuple[nx.DiGraph, dict[str, str]]:
+    """:func:`expand`, and every node's hash label (:func:`nas.genotype._hash.node_label` of its
+    data in the graph), made as the nodes were: replayed nodes bring theirs along."""
     expander = _Expander(genotype, limits)
     graph = expander.graph
-    graph.add_node(INPUT, op=INPUT, args={}, shape=genotype.input_shape, params=0, macs=0, inputs=())
+    shape = genotype.input_shape
+    graph.add_node(INPUT, op=INPUT, args={}, shape=shape, params=0, macs=0, inputs=())
+    expander.labels[INPUT] = node_label(INPUT, {}, shape)
     try:
         output, env = expander.body(genotype.network, {"in": INPUT}, "", {})
     except GenotypeError as error:
@@ -748,8 +762,8 @@ def expand(genotype: Genotype, limits: Limits = LIMITS) -> nx.DiGraph:
     graph.graph["blocks"] = dict(_flatten_calls(expander.calls, ""))
     outputs = set(outputs)
     for node in expander.unresolved:
-        _resolve_node(graph, node, output=node in outputs)
-    return graph
+        _resolve_node(graph, expander.labels, node, output=node in outputs)
+    return graph, expander.labels
 
 
 def _resolves(op: ops.Op) -> bool:
@@ -757,10 +771,10 @@ def _resolves(op: ops.Op) -> bool:
     return type(op).resolve is not ops.Op.resolve
 
 
-def _resolve_node(graph: nx.DiGraph, node: str, *, output: bool) -> None:
+def _resolve_node(graph: nx.DiGraph, labels: dict[str, str], node: str, *, output: bool) -> None:
     """Let ``node`` resolve the arguments its readers decide (:meth:`nas.ops.Op.resolve`: a
-    convolution's unset ``bias``), re-running its static rule when they change. Its readers
-    must all be in ``graph``; ``output``: it is a network output."""
+    convolution's unset ``bias``), re-running its static rule and its label in ``labels`` when
+    they change. Its readers must all be in ``graph``; ``output``: it is a network output."""
     data = graph.nodes[node]
     op = ops.get(data["op"])
     readers = [ops.get(graph.nodes[r]["op"]) for r in graph.successors(node)]
@@ -770,3 +784,4 @@ def _resolve_node(graph: nx.DiGraph, node: str, *, output: bool) -> None:
     shapes = [graph.nodes[s]["shape"] for s in data["inputs"]]
     info = op.infer(args, shapes)
     data.update(args=args, params=info.params, macs=info.macs)
+    labels[node] = node_label(data["op"], args, data["shape"])

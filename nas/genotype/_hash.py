@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import networkx as nx
@@ -20,7 +21,7 @@ from networkx.classes.reportviews import InEdgeView
 
 from nas import ops
 
-__all__ = ["graph_hash", "MAX_KEPT", "MAX_KEPT_TEXT"]
+__all__ = ["graph_hash", "node_label", "MAX_KEPT", "MAX_KEPT_TEXT"]
 
 MAX_KEPT = 1 << 15
 """Most entries each table keeps (label texts; digests of refinement texts)."""
@@ -32,7 +33,7 @@ _DIGESTS: dict[str, str] = {}
 _LABELS: dict[tuple, str] = {}
 
 
-def graph_hash(graph: nx.DiGraph, iterations: int = 4) -> str:
+def graph_hash(graph: nx.DiGraph, iterations: int = 4, *, labels: Mapping[str, str] | None = None) -> str:
     """Weisfeiler-Lehman hash of the primitive graph, invariant to node names.
 
     Nodes are labelled ``op(args)shape`` (plus ``outN`` on outputs); an edge carries its input
@@ -40,24 +41,32 @@ def graph_hash(graph: nx.DiGraph, iterations: int = 4) -> str:
     ``weisfeiler_lehman_graph_hash(labelled, node_attr="label", edge_attr="port",
     iterations=4, digest_size=16)`` of that labelled graph (kept identical, so hashes stored in
     existing runs stay valid); it is computed here directly, without building the labelled
-    copy, in time linear in the graph's size per iteration."""
+    copy, in time linear in the graph's size per iteration.
+
+    ``labels``: every node's :func:`node_label`, when the caller has them (expansion makes
+    them as it adds nodes: :func:`nas.genotype._expand.expand_labelled`); they must be what
+    :func:`node_label` gives for the node's data now."""
     position: dict[str, int] = {}
     for index, node in enumerate(graph.graph.get("outputs", [])):
         position.setdefault(node, index)
     index_of: dict[str, int] = {}
-    labels: list[str] = []
+    texts: list[str] = []  # each node's label, then each refinement's digest
     ordered: dict[str, bool] = {}  # op -> its edges carry their port
     ported: list[bool] = []
     for index, (node, data) in enumerate(graph.nodes(data=True)):
         index_of[node] = index
         op = data["op"]
-        labels.append(_label(op, data["args"], data["shape"], f"out{position[node]}" if node in position else ""))
+        marker = f"out{position[node]}" if node in position else ""
+        if labels is None:
+            texts.append(_label(op, data["args"], data["shape"], marker))
+        else:
+            texts.append(labels[node] + marker)
         if op not in ordered:
             ordered[op] = op != "input" and not ops.get(op).commutative
         ported.append(ordered[op])
     # neighbours by index, each with the port text its edge contributes
-    successors: list[list[tuple[str, int]]] = [[] for _ in labels]
-    predecessors: list[list[tuple[str, int]]] = [[] for _ in labels]
+    successors: list[list[tuple[str, int]]] = [[] for _ in texts]
+    predecessors: list[list[tuple[str, int]]] = [[] for _ in texts]
     # a view of its own: graph.in_edges would stay in the graph, a cycle only the GC frees
     for source, target, port in InEdgeView(graph)(data="port"):
         target_index = index_of[target]
@@ -69,29 +78,35 @@ def graph_hash(graph: nx.DiGraph, iterations: int = 4) -> str:
     digests = _DIGESTS
     for _ in range(iterations):
         new: list[str] = []
-        for label, (after, before) in zip(labels, neighbours):
+        for label, (after, before) in zip(texts, neighbours):
             if len(after) == 1:  # most nodes: one reader, one source, nothing to sort
                 port, other = after[0]
-                text = label + port + labels[other]
+                text = label + port + texts[other]
             else:
-                text = label + "".join(sorted([port + labels[other] for port, other in after]))
+                text = label + "".join(sorted([port + texts[other] for port, other in after]))
             if len(before) == 1:
                 port, other = before[0]
-                text += port + labels[other]
+                text += port + texts[other]
             else:
-                text += "".join(sorted([port + labels[other] for port, other in before]))
+                text += "".join(sorted([port + texts[other] for port, other in before]))
             digest = digests.get(text)
             if digest is None:
                 digest = _digest(text)
                 if len(text) <= MAX_KEPT_TEXT:
                     _keep(digests, text, digest)
             new.append(digest)
-        labels = new
-        counts.extend(sorted(Counter(labels).items()))
+        texts = new
+        counts.extend(sorted(Counter(texts).items()))
     return _digest(str(tuple(counts)))
 
 
-def _label(op: str, args: dict[str, Any], shape: Any, marker: str) -> str:
+def node_label(op: str, args: Mapping[str, Any], shape: Any) -> str:
+    """A node's label in the hash: ``op(k=v,...)shape``, arguments sorted by name, values as
+    ``repr`` (an output's adds its ``outN``)."""
+    return _label(op, args, shape, "")
+
+
+def _label(op: str, args: Mapping[str, Any], shape: Any, marker: str) -> str:
     """``op(k=v,...)shape`` plus ``marker``, arguments sorted by name, values as ``repr``."""
     key = _label_key(op, args, shape, marker)
     if key is None:

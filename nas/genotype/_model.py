@@ -343,9 +343,7 @@ class Genotype:
     @cached_property
     def graph(self) -> nx.DiGraph:
         """The expanded primitive DAG (see :mod:`nas.genotype._expand`). Computed once."""
-        from nas.genotype._expand import expand
-
-        return expand(self)
+        return self._expansion[0]
 
     @cached_property
     def hash(self) -> str:
@@ -354,7 +352,15 @@ class Genotype:
         input order matters)."""
         from nas.genotype._hash import graph_hash
 
-        return graph_hash(self.graph)
+        graph, labels = self._expansion
+        return graph_hash(graph, labels=labels)
+
+    @cached_property
+    def _expansion(self) -> tuple[nx.DiGraph, dict[str, str]]:
+        """The graph and its nodes' hash labels, made together (``expand_labelled``)."""
+        from nas.genotype._expand import expand_labelled
+
+        return expand_labelled(self)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
