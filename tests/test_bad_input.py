@@ -231,3 +231,27 @@ def test_subprocess_prints_one_line_and_exits_2(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"{path}: stem: conv: argument 'k' must be a positive integer or a pair [h, w], got 0"
+
+
+@pytest.mark.parametrize("error", [RecursionError, MemoryError])
+@pytest.mark.parametrize("command, runner", [
+    (["train", "{input}", "--out", "{input}.out"], "nas.cli._train.run_train"),
+    (["search", "{input}"], "nas.cli._search.run_search"),
+    (["best", "{input}"], "nas.cli._search.run_best"),
+    (["summary", "{input}"], "nas.cli._genotype.run_summary"),
+    (["scale", "{input}"], "nas.cli._scaling.run_scale"),
+], ids=lambda value: value[0] if isinstance(value, list) else None)
+def test_an_exhausted_stack_or_memory_is_one_line_naming_the_input(tmp_path, capsys, monkeypatch, command,
+                                                                      runner, error):
+    # a limit the input checks did not foresee: whatever the command, the line names its input
+    path = tmp_path / "input.yaml"
+
+    def exhausted(args):
+        raise error()
+
+    monkeypatch.setattr(runner, exhausted)
+    status = main([part.format(input=path) for part in command])
+    assert status == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}: input too large or nested too deeply to process ({error.__name__})"
+    ]

@@ -66,6 +66,18 @@ def exhausted_message(error: BaseException) -> str:
     return f"input too large or nested too deeply to process ({type(error).__name__})"
 
 
+def named_input(args: argparse.Namespace) -> str | None:
+    """The file or folder a command reads (its first positional input), for an error line that
+    cannot say more; ``None`` when it reads several or none."""
+    for key in ("file", "config", "genotype", "run_dir", "files", "run_dirs"):
+        value = getattr(args, key, None)
+        if isinstance(value, list):
+            value = value[0] if len(value) == 1 else None
+        if value:
+            return str(value)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -82,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (RecursionError, MemoryError) as error:  # a limit the input checks did not foresee
-        print(NasError(exhausted_message(error), file=getattr(args, "file", None)), file=sys.stderr)
+        print(NasError(exhausted_message(error), file=named_input(args)), file=sys.stderr)
         return 2
     except OSError as error:
         from nas.io import is_disk_full
