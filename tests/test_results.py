@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -184,6 +186,43 @@ def test_metrics_only_when_storage_is_gone(trained_run: Path, tmp_path: Path) ->
     frame = load(copy)
     assert len(frame) == 4 and (frame["state"] == "complete").all()
     assert any("no Optuna storage" in n for n in frame.attrs["notes"])
+
+
+def _point_storage_at(run: Path, url: str) -> None:
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "storage": url}))
+
+
+def test_reading_a_run_creates_no_database_its_run_json_names(trained_run: Path, tmp_path: Path) -> None:
+    # a run folder is input: reading it must not make the SQLite file (or tables) run.json names
+    copy = tmp_path / "digits"
+    shutil.copytree(trained_run, copy)
+    target = tmp_path / "elsewhere" / "made.db"
+    target.parent.mkdir()
+    _point_storage_at(copy, f"sqlite:///{target}")
+    frame = load(copy)
+    assert len(frame) == 4 and not target.exists()
+    assert any(f"no SQLite database at {target}" in n for n in frame.attrs["notes"])
+
+
+def test_reading_a_run_waits_a_bounded_time_for_a_silent_server(trained_run: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # run.json names a server that accepts the connection and never answers: the read gives up
+    pytest.importorskip("psycopg", reason="PostgreSQL's driver is in the dev extra")
+    from nas.search import _storage
+
+    monkeypatch.setattr(_storage, "READ_CONNECT_TIMEOUT", 2)
+    copy = tmp_path / "digits"
+    shutil.copytree(trained_run, copy)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # the kernel completes the handshake; nobody ever reads or writes
+        _point_storage_at(copy, f"postgresql://nas@127.0.0.1:{silent.getsockname()[1]}/nas")
+        started = time.monotonic()
+        frame = load(copy)
+        assert time.monotonic() - started < 60  # without a timeout: forever
+    assert len(frame) == 4
+    assert any("cannot read storage" in n for n in frame.attrs["notes"])
 
 
 def test_several_runs(trained_run: Path, tabular_run: Path, tmp_path: Path) -> None:

@@ -205,6 +205,23 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     return {"pool_pre_ping": True}
 
 
+def _read_engine_kwargs(url: str) -> dict[str, Any]:
+    """Engine options for reading ``url``: a connect timeout for a server; for SQLite, the
+    database must be an existing regular file (connecting would create it)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or not Path(database).is_file():
+            raise ConfigError(f"no SQLite database at {database or '(none)'}")
+        return {"connect_args": {"timeout": 60}}
+    if backend in ("postgresql", "mysql"):
+        return {"connect_args": {"connect_timeout": READ_CONNECT_TIMEOUT}}
+    return {}
+
+
 def mask(url: str) -> str:
     """The URL with any password replaced by ``***``."""
     scheme, sep, rest = url.partition("://")
@@ -888,14 +905,27 @@ def check_frozen_config(study: optuna.Study, frozen: Mapping[str, Any], *,
 # --------------------------------------------------------------------------- reading a run
 
 
+#: Seconds a read (``nas best``, ``nas analyze``, ``nas.results.load``) waits for a database
+#: server to accept the connection: a run folder's ``run.json`` may name a host that is gone.
+READ_CONNECT_TIMEOUT = 10
+
+
 def load_study(url: str, name: str) -> optuna.Study:
-    """Study ``name`` for reading: no heartbeat, no schema check; a journal is read with
-    Optuna's own backend (not repaired: reading changes nothing)."""
+    """Study ``name`` for reading: no heartbeat, no schema check, nothing created (an SQLite
+    file must exist; no tables are made), a server given :data:`READ_CONNECT_TIMEOUT` seconds
+    to answer; a journal is read with Optuna's own backend (not repaired: reading changes
+    nothing).
+
+    Raises:
+        ConfigError: an SQLite URL naming no existing file."""
     import optuna
 
     quiet_optuna()
     if "://" in url:
-        storage: Any = optuna.storages.RDBStorage(normalize_url(url), skip_compatibility_check=True)
+        storage: Any = optuna.storages.RDBStorage(
+            normalize_url(url), engine_kwargs=_read_engine_kwargs(url), skip_compatibility_check=True,
+            skip_table_creation=True,
+        )
     else:
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
