@@ -310,6 +310,10 @@ JPEG_MAGIC = b"\xff\xd8\xff"
         ({"train/a/x.jpg": "ok", "test/b/x.jpg": "ok"},
          "class folders differ between train/ and test/: only in train/: a; only in test/: b"),
         ({"train/a/x.jpg": "ok"}, "has train/ but neither test/ nor val/"),
+        ({"train/": None, "test/a/x.jpg": "ok"}, "train/ holds no images"),
+        ({"train/a/": None, "test/a/x.jpg": "ok"}, "class folder 'train/a' holds no images"),
+        ({"test/a/x.jpg": "ok", "test/b/x.jpg": "ok"}, "has test/ but no train/"),
+        ({"data/val/a/x.jpg": "ok", "data/val/b/x.jpg": "ok"}, "has val/ but no train/"),
         ({"train/x.jpg": "ok", "test/a/x.jpg": "ok"}, "'train/x.jpg' is not inside a class folder"),
         ({"a/x.jpg": "ok", "b/y.jpg": "big"}, "different sizes; set resolution"),
     ],
@@ -332,6 +336,20 @@ def test_bad_archives_fail_in_one_line(
     text = str(error.value)
     assert message in text and "\n" not in text and str(archive) in text
     assert not (tmp_path / "evil").exists() and not Path("/etc/x.jpg").exists()
+
+
+def test_an_empty_folder_added_to_a_cached_folder_is_seen(tmp_path: Path) -> None:
+    # empty folders change the layout (an empty class folder is an error): the cache key has them
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (9, 99, 199)).save(buffer, "PNG")
+    image = buffer.getvalue()
+    root = _folder_of(tmp_path / "data", {f"{split}/{c}/x.png": image for split in ("train", "test") for c in "ab"})
+    assert _load(root, tmp_path / "cache").classes == ("a", "b")
+    (root / "train" / "c").mkdir()
+    with pytest.raises(ConfigError, match="class folder 'train/c' holds no images"):
+        _load(root, tmp_path / "cache")
 
 
 def test_non_images_are_skipped_and_bounds_are_enforced(tmp_path: Path) -> None:

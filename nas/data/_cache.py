@@ -11,9 +11,9 @@ an edited one misses:
   :data:`SAMPLES` evenly spaced 1 MiB blocks (first and last included), so a cached load
   of a large archive never reads it all; an edit that keeps the size and the time and
   misses every sampled block would go unnoticed;
-- a folder is keyed by every regular file's relative path, size and modification time
-  (entries that cannot be read, such as a dangling link or a link loop, are left out here and
-  reported by the read).
+- a folder is keyed by every regular file's relative path, size and modification time, and
+  every folder's path (an empty class folder changes the layout); entries that cannot be
+  read, such as a dangling link or a link loop, are left out here and reported by the read.
 
 An entry is a folder holding ``meta.json`` and one ``.npy`` per array, written into a
 temporary folder next to it and renamed into place in one step, so a reader sees a whole
@@ -42,8 +42,9 @@ from nas.io import read_json_object
 
 __all__ = ["FORMAT", "entry_dir", "fingerprint", "locked", "read_entry", "write_entry"]
 
-#: Version of the entry format; part of every key.
-FORMAT = 1
+#: Version of the entry format and of the layout rules (nas.data._layout); part of every key.
+#: 2: an empty train/ or a test/ alone is an error (1 took them for class folders).
+FORMAT = 2
 FULL_HASH_BYTES = 256 << 20
 SAMPLES = 16
 _BLOCK = 1 << 20
@@ -55,6 +56,7 @@ def fingerprint(path: Path) -> str:
     if path.is_dir():
         for folder, dirs, files in os.walk(path):
             dirs.sort()
+            digest.update(f"{Path(folder).relative_to(path).as_posix()}/\n".encode())  # empty ones too
             for name in sorted(files):
                 file = Path(folder) / name
                 try:

@@ -13,8 +13,10 @@ deeper inside a class folder. Images are ordered by split, class, then path, so 
 never depends on the order of an archive's members.
 
 Every departure is a :class:`~nas.errors.ConfigError` of one line: an image outside a class
-folder, a class folder without images, different class sets in the two splits, a folder
-next to ``train/`` that is neither ``test/`` nor ``val/``, or no image at all.
+folder, a class folder without images, a ``train/`` without images (an empty ``train/`` folder
+still makes the split layout), a ``test/`` or ``val/`` without ``train/``, different class sets
+in the two splits, a folder next to ``train/`` that is neither ``test/`` nor ``val/``, or no
+image at all.
 """
 
 from __future__ import annotations
@@ -86,7 +88,11 @@ def resolve_layout(paths: list[str], folders: Iterable[str], *, source: str) -> 
     parts = [p[depth:] for p in split_paths]
     wrapper = split_paths[0][:depth]
     tops = {p[0] for p in parts}
-    layout_split = "train" in tops
+    folders = list(folders)
+    # a train/ folder makes the split layout even when it holds no image (an error below)
+    layout_split = "train" in tops or "train" in _top_folders(folders, wrapper)
+    if not layout_split and tops <= {"test", "val"}:
+        raise ConfigError(f"has {'/ and '.join(sorted(tops))}/ but no train/ ({_EXPECTED})", file=source)
     if layout_split:
         test_folder = "test" if "test" in tops else "val" if "val" in tops else None
         if test_folder is None:
@@ -119,6 +125,8 @@ def resolve_layout(paths: list[str], folders: Iterable[str], *, source: str) -> 
     classes = tuple(sorted(seen[0]))
     with_images = dict(zip(used, seen)) if layout_split else {"": seen[0]}
     _check_empty_classes(folders, wrapper, with_images, source)
+    if layout_split and not seen[0]:
+        raise ConfigError(f"train/ holds no images ({_EXPECTED})", file=source)
     if layout_split and seen[0] != seen[1]:
         only_train = ", ".join(sorted(seen[0] - seen[1])) or "none"
         only_test = ", ".join(sorted(seen[1] - seen[0])) or "none"
@@ -141,6 +149,16 @@ def resolve_layout(paths: list[str], folders: Iterable[str], *, source: str) -> 
         train_labels=ordered_labels[ordered_split == 0],
         test_labels=ordered_labels[ordered_split == 1],
     )
+
+
+def _top_folders(folders: Iterable[str], wrapper: tuple[str, ...]) -> set[str]:
+    """The first folder names inside ``wrapper`` (the dataset's top)."""
+    tops = set()
+    for folder in folders:
+        parts = tuple(folder.split("/"))
+        if len(parts) > len(wrapper) and parts[: len(wrapper)] == wrapper:
+            tops.add(parts[len(wrapper)])
+    return tops
 
 
 def _check_empty_classes(
