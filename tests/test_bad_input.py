@@ -255,3 +255,18 @@ def test_an_exhausted_stack_or_memory_is_one_line_naming_the_input(tmp_path, cap
     assert capsys.readouterr().err.splitlines() == [
         f"{path}: input too large or nested too deeply to process ({error.__name__})"
     ]
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "resnet20", "--epochs", "1", "--out", "{file}"],
+    ["search", "quickstart", "--trials", "1", "--runs", "{file}"],
+    ["graph", "resnet20", "--out", "{file}/resnet20.svg"],
+], ids=lambda command: command[0])
+def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, capsys, command):
+    file = tmp_path / "taken"
+    file.write_text("not a folder")
+    status = main([part.format(file=file) for part in command])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and str(file) in lines[0], lines
+    assert "exists and is not a folder" in lines[0] or "is a file, not a folder" in lines[0]
+    assert file.read_text() == "not a folder"

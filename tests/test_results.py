@@ -239,6 +239,18 @@ def test_several_runs(trained_run: Path, tabular_run: Path, tmp_path: Path) -> N
     assert "of run digits" in report and "of run nb201" in report
 
 
+@pytest.mark.parametrize("command", [["analyze", "{run}", "--out", "{file}"],
+                                     ["best", "{run}", "--export", "{file}", "--untrained"]],
+                         ids=lambda command: command[0])
+def test_an_output_folder_that_is_a_file_is_one_line(trained_run: Path, tmp_path: Path, command: list[str],
+                                                     capsys: pytest.CaptureFixture) -> None:
+    file = tmp_path / "taken"
+    file.write_text("not a folder")
+    assert nas([part.format(run=trained_run, file=file) for part in command]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"{file}: exists and is not a folder"]
+    assert file.read_text() == "not a folder"
+
+
 def test_pareto_front_two_objectives(trained_run: Path) -> None:
     frame = load(trained_run)
     front = pareto_front(frame, ["val_accuracy", "macs"], ["maximize", "minimize"])

@@ -3,15 +3,19 @@
 Each command lives in a module of this package that defines ``register(subparsers)``; the
 parser it adds sets ``run`` to a function taking the parsed arguments and returning an exit
 status. User errors (:class:`nas.errors.NasError`) are printed as one line on stderr with exit
-status 2, never as a traceback; so is a full disk (:func:`disk_full_message`). Every command
+status 2, never as a traceback; so are a full disk (:func:`disk_full_message`) and any other
+path the command cannot use (:func:`os_error_message`: an output folder that is a file, a
+folder without permission). Every command
 takes ``--plugin`` (repeatable), loaded before it runs (:mod:`nas.plugins`).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
+from pathlib import Path
 
 from nas.errors import NasError
 
@@ -61,6 +65,33 @@ def disk_full_message(error: OSError) -> str:
             "run the command again (nas search and nas train: add --resume)")
 
 
+_OS_PROBLEMS = {
+    errno.EEXIST: "exists and is not a folder",
+    errno.ENOTDIR: "a part of this path is a file, not a folder",
+    errno.EISDIR: "is a folder, not a file",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "not permitted",
+    errno.EROFS: "read-only file system",
+    errno.ENOENT: "no such file or folder",
+    errno.ENAMETOOLONG: "name too long",
+}
+
+
+def os_error_message(error: OSError) -> str:
+    """One line for an operating-system error: the path it names and the problem in words (a
+    full disk: :func:`disk_full_message`)."""
+    from nas.io import is_disk_full
+
+    if is_disk_full(error):
+        return disk_full_message(error)
+    problem = _OS_PROBLEMS.get(error.errno) or error.strerror or type(error).__name__
+    if error.errno == errno.EEXIST and not (error.filename and Path(error.filename).exists()
+                                            and not Path(error.filename).is_dir()):
+        problem = "already exists"
+    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    return str(NasError(problem, file=" -> ".join(paths) or None))
+
+
 def exhausted_message(error: BaseException) -> str:
     """The line for an input that exhausted the stack or memory despite the checks."""
     return f"input too large or nested too deeply to process ({type(error).__name__})"
@@ -96,12 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     except (RecursionError, MemoryError) as error:  # a limit the input checks did not foresee
         print(NasError(exhausted_message(error), file=named_input(args)), file=sys.stderr)
         return 2
-    except OSError as error:
-        from nas.io import is_disk_full
-
-        if not is_disk_full(error):
-            raise
-        print(disk_full_message(error), file=sys.stderr)
+    except OSError as error:  # a path the command cannot use: one line, as for bad input
+        print(os_error_message(error), file=sys.stderr)
         return 2
     return int(status or 0)
 
