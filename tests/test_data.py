@@ -74,6 +74,10 @@ def test_unknown_names_and_options_list_the_valid_ones() -> None:
         load_dataset("cifar")
     with pytest.raises(ConfigError, match="unknown option 'root'.*valid: resolution"):
         load_dataset("digits", root="x")
+    for name, given, missing in (("idx", {"images": "x.idx"}, "labels"), ("npz", {}, "path"), ("folder", {}, "root")):
+        with pytest.raises(ConfigError, match=f"dataset '{name}' needs option '{missing}'") as error:
+            load_dataset(name, **given)
+        assert error.value.path == missing
     with pytest.raises(ConfigError, match="no test split"):
         load_dataset("digits", val_split="test")
     with pytest.raises(ConfigError) as error:

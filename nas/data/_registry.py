@@ -163,6 +163,11 @@ def check_dataset(name: str, **options: Any) -> dict[str, Any]:
     shared = check_split_options(**{k: v for k, v in options.items() if k in _SHARED_OPTIONS})
     own = {k: v for k, v in options.items() if k not in _SHARED_OPTIONS}
     check_options(loader, own, path=None)
+    missing = [p.name for p in inspect.signature(loader).parameters.values()
+               if p.default is inspect.Parameter.empty and p.name not in own
+               and p.kind is inspect.Parameter.KEYWORD_ONLY]
+    if missing:
+        raise ConfigError(f"dataset {name!r} needs option {missing[0]!r}", path=missing[0])
     for key, value in own.items():
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, (int, float)) and not isinstance(item, bool) and item < 0:
