@@ -259,6 +259,25 @@ def test_nas_train_command_writes_outputs_and_resumes(
     assert [r["epoch"] for r in rows] == ["1"]
 
 
+@pytest.mark.parametrize(("flag", "amp"), [([], None), (["--amp", "auto"], None), (["--amp", "on"], True),
+                                           (["--amp", "off"], False)])
+def test_nas_train_amp_flag_sets_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag, amp) -> None:
+    import nas.train
+    from nas.cli import main
+
+    seen = []
+
+    def train_to_folder(model, data, config, *args, **kwargs):
+        seen.append(config)
+        raise KeyboardInterrupt  # stop here: the config is what this test is about
+
+    monkeypatch.setattr(nas.train, "train_to_folder", train_to_folder)
+    argv = ["train", "resnet20", "--resolution", "8", "--subset", "100", "--epochs", "1", "--quiet",
+            "--out", str(tmp_path / "run"), *flag]
+    assert main(argv) == 130
+    assert [config.amp for config in seen] == [amp]
+
+
 def test_quickstart_budget_trains_resnet20_to_95_percent(digits: Dataset) -> None:
     """The quickstart's own training settings, on its ResNet-20 seed (the zoo's resnet20)."""
     import nas

@@ -59,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--no-augment", dest="augment", action="store_false",
                        help="no random crop or flip")
     train.add_argument("--compile", action="store_true", help="train through torch.compile")
+    train.add_argument("--amp", choices=("auto", "on", "off"), default="auto",
+                       help="bf16 autocast for training steps (validation stays float32): auto "
+                            "(default) is on for CUDA and CPUs with AMX, off elsewhere")
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     train.add_argument("--threads", type=int,
                        help="CPU threads (default: torch's); 1 is fastest on a busy machine")
@@ -87,7 +90,8 @@ def run_train(args: argparse.Namespace) -> int:
     from nas.io import atomic_write_text
     from nas.train import TrainConfig, train_to_folder
 
-    config = TrainConfig(**{key: getattr(args, key) for key in _CONFIG_KEYS})
+    config = TrainConfig(**{key: getattr(args, key) for key in _CONFIG_KEYS},
+                         amp={"auto": None, "on": True, "off": False}[args.amp])
     genotype = nas.load_genotype(args.genotype)
     resolution = args.resolution or genotype.input_shape[1]
     data = load_dataset(args.dataset, **_dataset_options(args, resolution))
