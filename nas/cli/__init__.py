@@ -5,8 +5,8 @@ parser it adds sets ``run`` to a function taking the parsed arguments and return
 status. User errors (:class:`nas.errors.NasError`) are printed as one line on stderr with exit
 status 2, never as a traceback; so are a full disk (:func:`disk_full_message`) and any other
 path the command cannot use (:func:`os_error_message`: an output folder that is a file, a
-folder without permission). Every command
-takes ``--plugin`` (repeatable), loaded before it runs (:mod:`nas.plugins`).
+folder without permission). Every command takes ``--plugin`` (repeatable), loaded before it
+runs (:mod:`nas.plugins`).
 """
 
 from __future__ import annotations
@@ -66,7 +66,6 @@ def disk_full_message(error: OSError) -> str:
 
 
 _OS_PROBLEMS = {
-    errno.EEXIST: "exists and is not a folder",
     errno.ENOTDIR: "a part of this path is a file, not a folder",
     errno.EISDIR: "is a folder, not a file",
     errno.EACCES: "permission denied",
@@ -85,9 +84,9 @@ def os_error_message(error: OSError) -> str:
     if is_disk_full(error):
         return disk_full_message(error)
     problem = _OS_PROBLEMS.get(error.errno) or error.strerror or type(error).__name__
-    if error.errno == errno.EEXIST and not (error.filename and Path(error.filename).exists()
-                                            and not Path(error.filename).is_dir()):
-        problem = "already exists"
+    if error.errno == errno.EEXIST:  # most often a folder to make where a file is
+        taken = error.filename is not None and Path(error.filename).exists() and not Path(error.filename).is_dir()
+        problem = "exists and is not a folder" if taken else "already exists"
     paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
     return str(NasError(problem, file=" -> ".join(paths) or None))
 
