@@ -2,12 +2,14 @@
 
 Loading uses PyYAML's safe constructor, tightened: duplicate keys and anchors/aliases are
 errors (aliases let a small file expand into a huge document), as are files over 1 MiB,
-documents nested deeper than :data:`MAX_DEPTH` levels (checked while composing, so a file of
-``[[[[...`` fails after a few events instead of exhausting the stack) and any tag outside the
-YAML core schema (``!!python/...``). A number with an exponent is a number as in YAML 1.2
-(``1.0e6``, ``1e-3``), where PyYAML's YAML 1.1 rules would read a string. Files are read only when they are regular files, and never
-more than ``MAX_FILE_BYTES + 1`` bytes whatever the file system reports (``/dev/zero`` and
-``/dev/stdin`` are refused, a growing file is cut at the cap and rejected).
+documents of more than :data:`MAX_NODES` values or nested deeper than :data:`MAX_DEPTH`
+levels (both checked while composing, so a file of ``[[[[...`` fails after a few events
+instead of exhausting the stack, and a long list stops before it is built) and any tag
+outside the YAML core schema (``!!python/...``). A number with an exponent is a number as in
+YAML 1.2 (``1.0e6``, ``1e-3``), where PyYAML's YAML 1.1 rules would read a string. Files are
+read only when they are regular files, and never more than ``MAX_FILE_BYTES + 1`` bytes
+whatever the file system reports (``/dev/zero`` and ``/dev/stdin`` are refused, a growing
+file is cut at the cap and rejected).
 
 Scanning and parsing run in libyaml when PyYAML has it (events only: composition and
 construction stay in Python, where the depth and alias checks live), so a 1 MiB file loads in
@@ -32,11 +34,15 @@ from yaml.resolver import Resolver
 from nas.errors import NasError
 
 __all__ = ["load_yaml", "load_yaml_file", "load_yaml_bytes", "read_bounded", "read_text", "dump_yaml",
-           "MAX_FILE_BYTES", "MAX_DEPTH"]
+           "MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES"]
 
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 64
 """Deepest nesting of collections in a document (genotypes and configs use fewer than 10)."""
+MAX_NODES = 250_000
+"""Most scalars and collections in a document (a genotype at the 50,000-primitive limit needs
+about 100,000): a 1 MiB file of short scalars holds 500,000, and each costs time to compose
+and construct."""
 MAX_NUMBER_CHARS = 64
 """Longest number written in a document: a longer integer (or a base-60 one such as
 ``1:59:59:...``) would take time quadratic in its length to convert."""
@@ -46,8 +52,14 @@ class _StrictComposer:
     """Composition with the depth and alias checks; mixed into both loaders below."""
 
     _depth = 0
+    _nodes = 0
 
     def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"more than {MAX_NODES:,} values in one document", self.peek_event().start_mark
+            )
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(

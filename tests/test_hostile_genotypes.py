@@ -200,7 +200,7 @@ def test_one_mebibyte_files_are_decided_quickly(tmp_path):
     refused(tmp_path, chain, "more than 50000 primitives")
     flow = "params: {a: [" + ",".join(["1"] * 520_000) + "]}\nnetwork: [relu]\n"
     assert len(flow) < 1 << 20
-    refused(tmp_path, flow, "list longer than 4096")
+    refused(tmp_path, flow, "more than 250,000 values")  # stopped while composing
     dag = HEADER + "network:\n" + "  - relu <- in\n" * 60_000  # fan-out: 60,000 readers of the input
     assert len(dag) < 1 << 20
     refused(tmp_path, dag, "more than 50000 primitives")
