@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -248,8 +249,10 @@ def test_nas_train_command_writes_outputs_and_resumes(
             "--epochs", "1", "--batch-size", "50", "--device", "cpu", "--quiet", "--out", str(out)]
     assert main(argv) == 0
     assert "completed" in capsys.readouterr().out
-    for name in ("checkpoint.pt", "metrics.csv", "model.pth", "result.json", "genotype.yaml"):
+    for name in ("checkpoint.pt", "metrics.csv", "model.pth", "result.json", "train.json", "genotype.yaml"):
         assert (out / name).is_file(), name
+    saved = TrainConfig.from_dict(json.loads((out / "train.json").read_text()))
+    assert (saved.epochs, saved.batch_size, saved.device) == (1, 50, "cpu")
     weights = torch.load(out / "model.pth", weights_only=True)
     assert weights["fc.weight"].shape[0] == 10
     assert main(argv) == 2  # the checkpoint exists and --resume was not given

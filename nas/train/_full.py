@@ -7,6 +7,8 @@ Layout of ``out``:
 - ``metrics.csv``: one row per finished epoch (:class:`EpochRecord` fields);
 - ``model.pth``: the trained model's ``state_dict``;
 - ``result.json``: the :class:`TrainResult` as JSON;
+- ``train.json``: the :class:`TrainConfig` it was trained with (``TrainConfig.from_dict`` reads
+  it back);
 - ``preprocessing.json``: input shape, normalisation (mean, std) and class names the model
   was trained with (:class:`nas.preprocessing.Preprocessing`): a model loaded from
   ``model.pth`` expects ``(image - mean) / std``, or wrap it in
@@ -18,6 +20,7 @@ Every file is written atomically, so a killed run leaves the last finished epoch
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -33,9 +36,10 @@ from nas.train._io import save_checkpoint, write_history_csv
 from nas.train._loop import train_model
 from nas.train._result import TrainResult
 
-__all__ = ["CHECKPOINT", "METRICS", "PREPROCESSING", "WEIGHTS", "RESULT", "train_to_folder"]
+__all__ = ["CHECKPOINT", "CONFIG", "METRICS", "PREPROCESSING", "WEIGHTS", "RESULT", "train_to_folder"]
 
 CHECKPOINT, METRICS, WEIGHTS, RESULT = "checkpoint.pt", "metrics.csv", "model.pth", "result.json"
+CONFIG = "train.json"
 
 
 def train_to_folder(
@@ -61,6 +65,7 @@ def train_to_folder(
         )
     folder.mkdir(parents=True, exist_ok=True)
     Preprocessing.from_dataset(data).write(folder / PREPROCESSING)
+    atomic_write_text(folder / CONFIG, json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     result = train_model(
         model,
         data,
