@@ -6,7 +6,7 @@ Layout of ``runs/NAME/retrain/`` (every file written atomically)::
                              call must match it (architectures and seeds may be added)
     LABEL/genotype.yaml      the retrained genotype (LABEL: a seed's name or trial_NNNN)
     LABEL/seedS/             nas.train.train_to_folder's files (checkpoint.pt, metrics.csv,
-                             model.pth, preprocessing.json, result.json), plus
+                             model.pth, preprocessing.json, result.json, train.json), plus
         job.json             the genotype hash the job trains (files of another are deleted)
         model.onnx, model.json   the trained model: takes [0, 1] images, normalises inside
         test.json            the result, written last: a job with test.json (of its genotype
