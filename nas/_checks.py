@@ -235,6 +235,21 @@ def check_options(target: Callable[..., Any], given: Mapping[str, Any], *, path:
             raise ConfigError(f"must be {text}, got {value!r}", file=file, path=where)
 
 
+def check_not_negative(given: Mapping[str, Any], *, path: str | None, file: str | None = None) -> None:
+    """Every number in ``given`` (or in a list value) is at least 0: counts, sizes, rates and
+    probabilities of datasets and samplers, where Optuna and torch would take a negative one
+    silently (``n_startup_trials: -5`` ran as 0).
+
+    Raises:
+        ConfigError: naming ``path.OPTION`` (``OPTION`` when ``path`` is None).
+    """
+    for key, value in given.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, (int, float)) and not isinstance(item, bool) and item < 0:
+                raise ConfigError(f"must not be negative, got {value!r}", file=file,
+                                  path=f"{path}.{key}" if path else str(key))
+
+
 # --------------------------------------------------------------------------- datasets
 
 

@@ -133,6 +133,7 @@ CASES = {
         "reject_infeasible": (config(sampler={"name": "tpe", "reject_infeasible": 1}),
                               "sampler.reject_infeasible"),
         "seed_is_ours": (config(sampler={"name": "tpe", "seed": 3}), "sampler.seed"),
+        "negative_count": (config(sampler={"name": "tpe", "n_startup_trials": -5}), "sampler.n_startup_trials"),
     },
     "pruner": {
         "unknown_option": (config(pruner={"name": "median", "patience": 2}), "pruner.patience"),

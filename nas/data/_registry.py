@@ -156,7 +156,7 @@ def check_dataset(name: str, **options: Any) -> dict[str, Any]:
     Raises:
         ConfigError: naming the option (``path`` is the option's name).
     """
-    from nas._checks import check_options
+    from nas._checks import check_not_negative, check_options
 
     check_dataset_options(name, options)
     loader = _LOADERS[name]
@@ -168,10 +168,7 @@ def check_dataset(name: str, **options: Any) -> dict[str, Any]:
                and p.kind is inspect.Parameter.KEYWORD_ONLY]
     if missing:
         raise ConfigError(f"dataset {name!r} needs option {missing[0]!r}", path=missing[0])
-    for key, value in own.items():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, (int, float)) and not isinstance(item, bool) and item < 0:
-                raise ConfigError(f"must not be negative, got {value!r}", path=key)
+    check_not_negative(own, path=None)
     if name in _CHECKS:
         _CHECKS[name](**own)
     return shared

@@ -424,6 +424,8 @@ def _check_sampler_and_pruner(config: RunConfig) -> None:
     try:
         _checks.check_options(sampler_class(config.sampler), options, path="sampler",
                               file=config.file, skip=SAMPLER_OWN_OPTIONS)
+        if config.sampler in SAMPLERS:  # a plugin's sampler may take negative numbers
+            _checks.check_not_negative(options, path="sampler", file=config.file)
     except ConfigError as error:
         raise error.located(file=config.file)
     cls = pruner_class(config.pruner)
