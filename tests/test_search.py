@@ -370,6 +370,35 @@ def test_invalid_genotype_fails_its_trial_only(tmp_path, monkeypatch):
     assert "must be an integer >= 1" in bad[0]["end_reason"]
 
 
+def test_a_multi_objective_study_with_pruned_trials_keeps_sampling():
+    """Halving prunes in a multi-objective study too. A pruned trial's accuracies must not be
+    intermediate values there, or Optuna's TPE fails on every later trial ("A single direction
+    cannot be retrieved from a multi-objective study"); halving still reads them, and a
+    completed trial gets them as intermediate values for dashboards."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from nas.search._storage import report_curve, report_value, rung_values
+
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.TPESampler(n_startup_trials=2, seed=0))
+    for number in range(6):
+        trial = study.ask()
+        x = trial.suggest_float("x", 0, 1)
+        report_value(study, trial, 1, x)
+        if number % 2:
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            report_curve(study, trial, {1: x})
+            study.tell(trial, [x, 1 - x])
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)  # TPE ranks the pruned trials here
+    done = study.get_trials()[:6]
+    assert all(not t.intermediate_values for t in done if t.state == TrialState.PRUNED)
+    assert all(t.intermediate_values == {1: t.params["x"]} for t in done if t.state == TrialState.COMPLETE)
+    assert sorted(rung_values(study, 1, trial.number)) == sorted(t.params["x"] for t in done)
+
+
 def test_the_dashboard_sees_what_we_know(tmp_path):
     """What optuna-dashboard shows, read with Optuna's API from the run's journal: objective
     names, per-epoch intermediate values (no pruner, two objectives), the dashboard's user

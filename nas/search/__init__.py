@@ -99,7 +99,9 @@ were reported have ``nas.rung.EPOCH`` (a halving rung's accuracy). For dashboard
 attributes ``status``, ``end_reason``, ``duplicate_of`` (duplicates), ``params``, ``macs``,
 ``latency_s`` (when measured), ``genotype_hash`` and ``genotype`` (one line: the genotype's name
 and parameters, or the cell), written with ``nas.record`` in one storage write; every trained
-epoch's validation accuracy is an intermediate value (step = epoch), whatever the pruner; and
+epoch's validation accuracy is an intermediate value (step = epoch), whatever the pruner (in a
+multi-objective study, ``nas.rung.EPOCH`` while the trial runs, intermediate values once it
+completes: Optuna's TPE fails on a pruned multi-objective trial that has them); and
 the study names its objectives (``Study.metric_names``). The study's user attribute
 ``nas.config`` is the frozen config joining machines must match. A run folder is one machine's: its frozen
 config, ``run.json`` saying where the study lives, and the folders of the trials it ran.

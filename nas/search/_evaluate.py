@@ -8,7 +8,8 @@ has one exit: the record is ended, its log line written, ``metrics.json`` saved,
 record with the dashboard's attributes (:data:`~nas.search._storage.DASHBOARD_ATTRS`) set on
 the trial in one storage write, in that order. Telling Optuna the outcome is the caller's.
 Every trained epoch's validation accuracy is the trial's intermediate value at that epoch,
-whatever the pruner.
+whatever the pruner (in a multi-objective study, a ``nas.rung.EPOCH`` attribute while it runs
+and intermediate values once it completes: :func:`~nas.search._storage.report_value`).
 
 Writes to the storage per trial (beyond Optuna's own: the trial, its parameters, its
 outcome): the worker (``nas.worker``) and, with dedup, the reservation; then the record. In
@@ -49,6 +50,7 @@ from nas.search._storage import (
     TABLE_ATTR,
     WORKER_ATTR,
     is_indexed_journal,
+    report_curve,
     report_value,
     reserve,
     rung_values,
@@ -502,6 +504,7 @@ class _Attempt:
             return record.end("fail", result.status, result.reason)
         if result.status in ("pruned", "timeout"):
             return record.end("pruned", result.status, result.reason)
+        report_curve(self.study, self.trial, {h.epoch: h.val_accuracy for h in result.history})
         record.objectives["val_accuracy"] = result.best_val_accuracy
         if "latency" in config.objectives:
             lat = config.latency

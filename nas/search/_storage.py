@@ -42,6 +42,7 @@ __all__ = [
     "UNCOUNTED_ATTR",
     "fixed_params",
     "mask",
+    "report_curve",
     "report_value",
     "set_user_attrs",
     "tell",
@@ -867,12 +868,24 @@ def rung_values(study: optuna.Study, epoch: int, number: int) -> list[float]:
 
 
 def report_value(study: optuna.Study, trial: optuna.Trial, step: int, value: float) -> None:
-    """Store ``value`` as the trial's intermediate value at ``step`` (one write), also in a
-    multi-objective study, where ``Trial.report`` refuses (dashboards plot them either way)."""
+    """Store the validation accuracy ``value`` after epoch ``step`` while the trial runs (one
+    write): its intermediate value in a single-objective study; in a multi-objective one the
+    user attribute ``nas.rung.STEP`` (halving reads both), because Optuna's samplers assume a
+    multi-objective trial has no intermediate values (TPE fails on a pruned one that has);
+    :func:`report_curve` makes them intermediate values when it completes."""
     if len(study.directions) == 1:
         trial.report(value, step)
     else:
-        study._storage.set_trial_intermediate_value(trial_id(trial), step, value)
+        study._storage.set_trial_user_attr(trial_id(trial), RUNG_ATTR.format(epoch=step), value)
+
+
+def report_curve(study: optuna.Study, trial: optuna.Trial, values: Mapping[int, float]) -> None:
+    """In a multi-objective study, store a trial's accuracies by epoch as its intermediate
+    values (dashboards plot them) just before it completes; nothing in a single-objective one,
+    where :func:`report_value` stored each."""
+    if len(study.directions) > 1:
+        for step, value in values.items():
+            study._storage.set_trial_intermediate_value(trial_id(trial), step, value)
 
 
 # --------------------------------------------------------------------------- the frozen config
