@@ -370,6 +370,24 @@ def test_invalid_genotype_fails_its_trial_only(tmp_path, monkeypatch):
     assert "must be an integer >= 1" in bad[0]["end_reason"]
 
 
+def test_a_worker_stops_after_internal_errors_in_a_row(tmp_path, monkeypatch):
+    # a bug that fails every trial at once must not spin through the budget or the timeout
+    from nas.errors import NasError
+    from nas.search import _evaluate, _workers
+
+    def broken(self):
+        raise RuntimeError("a bug in every trial")
+
+    monkeypatch.setattr(_evaluate._Attempt, "run", broken)
+    config = tiny_config(tmp_path, trials=50, workers=1)
+    with pytest.raises(NasError, match=f"{_workers.MAX_INTERNAL_ERRORS} trials in a row ended in an internal "
+                                       "error, the last RuntimeError: a bug in every trial"):
+        run_search(config, runs_dir=tmp_path / "runs", progress=False)
+    records = read_trials(tmp_path / "runs" / "tiny")
+    assert len(records) == _workers.MAX_INTERNAL_ERRORS
+    assert all(r["status"] == "error" and "Traceback" in r["traceback"] for r in records)
+
+
 def test_a_multi_objective_study_with_pruned_trials_keeps_sampling():
     """Halving prunes in a multi-objective study too. A pruned trial's accuracies must not be
     intermediate values there, or Optuna's TPE fails on every later trial ("A single direction

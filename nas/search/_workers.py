@@ -146,6 +146,12 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
                            on_trial=on_trial, device=device, shared_with=shared_with)
 
 
+#: Trials in a row one worker may end with an internal error (a bug in nas, not the trial's
+#: fault) before it stops: else it would fail trial after trial at once until the budget or
+#: the timeout is spent.
+MAX_INTERNAL_ERRORS = 5
+
+
 def _ask_evaluate_tell(config: RunConfig, run_dir: Path, storage_url: str, *, index: int,
                        deadline: float | None, on_trial: Callable[[], None] | None,
                        device: str | None, shared_with: optuna.Study | None) -> None:
@@ -170,6 +176,7 @@ def _ask_evaluate_tell(config: RunConfig, run_dir: Path, storage_url: str, *, in
     evaluator.rejected = getattr(sampler, "rejected", None)  # a FeasibleSampler's, per trial
     study = open_study(config, storage_url, create=False, sampler=sampler, heartbeat=config.heartbeat,
                        shared_with=shared_with)
+    internal_errors = 0
     while True:
         if deadline is not None and time.time() >= deadline:
             return
@@ -199,6 +206,11 @@ def _ask_evaluate_tell(config: RunConfig, run_dir: Path, storage_url: str, *, in
             raise
         if on_trial is not None:
             on_trial()
+        internal_errors = internal_errors + 1 if record.traceback is not None else 0
+        if internal_errors >= MAX_INTERNAL_ERRORS:
+            raise NasError(f"{internal_errors} trials in a row ended in an internal error, the last "
+                           f"{record.end_reason[len('internal error: '):]}; stopping (a bug in nas: its "
+                           f"traceback is in trials/{trial.number:04d}/metrics.json)", file=str(run_dir))
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, record: TrialRecord) -> None:
@@ -270,6 +282,9 @@ def _worker_main(run_dir: str, storage_url: str, index: int, deadline: float | N
         worker_loop(config, Path(run_dir), storage_url, index=index, deadline=deadline, device=device)
     except KeyboardInterrupt:
         sys.exit(130)
+    except NasError as error:
+        print(f"worker {index}: {error}", file=sys.stderr)
+        sys.exit(2)
     except OSError as error:
         if not is_disk_full(error):
             raise
