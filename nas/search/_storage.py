@@ -217,7 +217,7 @@ def _read_engine_kwargs(url: str) -> dict[str, Any]:
         database = parsed.database or ""
         if database in ("", ":memory:") or not Path(database).is_file():
             raise ConfigError(f"no SQLite database at {database or '(none)'}")
-        return {"connect_args": {"timeout": 60}}
+        return _engine_kwargs(url)
     if backend in ("postgresql", "mysql"):
         return {"connect_args": {"connect_timeout": READ_CONNECT_TIMEOUT}}
     return {}
