@@ -176,15 +176,15 @@ def test_add_in_bulk_leaves_the_graph_as_add_node_and_add_edge_do():
     # _add_in_bulk writes networkx's private adjacency dicts: this fails if networkx keeps
     # anything else for a node or an edge, or lays these out differently
     nodes = [("a", {"op": "relu"}), ("b", {"op": "add"})]
-    edges = [("s", "a", {"port": 0}), ("s", "b", {"port": 0}), ("a", "b", {"port": 1}), ("a", "b", {"port": 2})]
+    edges = [("s", "a", 0), ("s", "b", 0), ("a", "b", 1), ("a", "b", 2)]
     bulk, public = nx.DiGraph(), nx.DiGraph()
     for graph in (bulk, public):
         graph.add_node("s", op="input")
     _expand._add_in_bulk(bulk, nodes, edges)
     for node, data in nodes:
         public.add_node(node, **data)
-    for source, target, data in edges:
-        public.add_edge(source, target, **data)
+    for source, target, port in edges:
+        public.add_edge(source, target, port=port)
 
     def layout(graph: nx.DiGraph) -> dict:
         return {key: list(value.items()) if isinstance(value, dict) else value for key, value in vars(graph).items()}

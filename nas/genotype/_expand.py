@@ -526,7 +526,7 @@ class _Replay:
     suffixes: tuple[str, ...]
     data: tuple[dict[str, Any], ...]
     inputs: tuple[tuple[int, ...], ...]
-    edges: tuple[tuple[int, int, dict[str, int]], ...]  # source, target (indices as inputs), data
+    edges: tuple[tuple[int, int, int], ...]  # source, target (indices as inputs), port
     output: int
     calls: tuple[tuple[str, Any], ...]  # the block calls inside, as in _Expander.calls (suffixes)
     work: int
@@ -558,19 +558,25 @@ class _Replay:
         suffixes, data, inputs, edges = [], [], [], []
         total = peak = largest = 0
         counted = tuple(expander.counted[first:])
+        attributes = expander.graph._node  # read only (NodeView's per-item work, skipped)
+        skip = len(prefix)
         for node, params in zip(added, counted):
-            values = dict(expander.graph.nodes[node])
-            values["args"] = dict(values["args"])  # the graph is the caller's; the memo outlives it
-            refs = tuple(index.get(source, -1) for source in values["inputs"])
+            values = attributes[node].copy()
+            values["args"] = values["args"].copy()  # the graph is the caller's; the memo outlives it
+            refs = tuple([index.get(source, -1) for source in values["inputs"]])
             if -1 in refs:
                 return None
-            suffixes.append(node[len(prefix):])
+            suffixes.append(node[skip:])
             data.append(values)
             inputs.append(refs)
-            edges.extend((ref, index[node], _port(port)) for port, ref in enumerate(refs))
+            target = index[node]
+            edges.extend([(ref, target, port) for port, ref in enumerate(refs)])
             total += params
-            peak = max(peak, total)
-            largest = max(largest, math.prod(values["shape"]))
+            if total > peak:
+                peak = total
+            elements = math.prod(values["shape"])
+            if elements > largest:
+                largest = elements
         if output not in index:
             return None
         # the output's Op.resolve is still to run only if this block added it (then _settle left
@@ -604,11 +610,10 @@ class _Replay:
         names = [prefix + suffix for suffix in self.suffixes]
         self._count(expander, names)
         nodes = [*sources, *names]
-        inputs = [tuple(map(nodes.__getitem__, refs)) for refs in self.inputs]
         _add_in_bulk(
             expander.graph,
-            [(node, {**data, "args": dict(data["args"]), "inputs": resolved})
-             for node, data, resolved in zip(names, self.data, inputs)],
+            [(name, {**data, "args": data["args"].copy(), "inputs": tuple([nodes[ref] for ref in refs])})
+             for name, data, refs in zip(names, self.data, self.inputs)],
             [(nodes[source], nodes[target], port) for source, target, port in self.edges],
         )
         expander.added.extend(names)
@@ -639,10 +644,10 @@ class _Replay:
 
 
 def _add_in_bulk(graph: nx.DiGraph, nodes: list[tuple[str, dict[str, Any]]],
-                 edges: list[tuple[str, str, dict[str, Any]]]) -> None:
+                 edges: list[tuple[str, str, int]]) -> None:
     """Add ``nodes`` (name, data: the dict itself becomes the node's) and then ``edges``
-    (source, target, data: copied) to a graph expansion is building, in the order
-    ``add_node`` / ``add_edge`` calls would give.
+    (source, target, input port) to a graph expansion is building, in the order
+    ``add_node`` / ``add_edge(source, target, port=port)`` calls would give.
 
     The one place that writes networkx's adjacency dicts (``_succ``, ``_pred``, ``_node``)
     itself, as ``add_nodes_from`` / ``add_edges_from`` do but without their per-item work
@@ -655,21 +660,13 @@ def _add_in_bulk(graph: nx.DiGraph, nodes: list[tuple[str, dict[str, Any]]],
         succ[name] = {}
         pred[name] = {}
         attributes[name] = data
-    for source, target, data in edges:
-        edge = succ[source].get(target)
+    for source, target, port in edges:
+        readers = succ[source]
+        edge = readers.get(target)
         if edge is None:
-            succ[source][target] = pred[target][source] = dict(data)
+            readers[target] = pred[target][source] = {"port": port}
         else:  # a node that reads one source twice: one edge, the last port (as add_edge)
-            edge.update(data)
-
-
-_PORTS = tuple({"port": port} for port in range(8))
-
-
-def _port(port: int) -> dict[str, int]:
-    """Edge data for input ``port`` (:func:`_add_in_bulk` copies it into the graph: one shared
-    dict will do)."""
-    return _PORTS[port] if port < len(_PORTS) else {"port": port}
+            edge["port"] = port
 
 
 def _flatten_calls(calls: Sequence[tuple[str, Any]], prefix: str) -> Iterator[tuple[str, str]]:

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import networkx as nx
-from networkx.classes.reportviews import InEdgeView
 
 from nas import ops
 
@@ -53,7 +52,7 @@ def graph_hash(graph: nx.DiGraph, iterations: int = 4, *, labels: Mapping[str, s
     texts: list[str] = []  # each node's label, then each refinement's digest
     ordered: dict[str, bool] = {}  # op -> its edges carry their port
     ported: list[bool] = []
-    for index, (node, data) in enumerate(graph.nodes(data=True)):
+    for index, (node, data) in enumerate(graph._node.items()):
         index_of[node] = index
         op = data["op"]
         marker = f"out{position[node]}" if node in position else ""
@@ -67,34 +66,39 @@ def graph_hash(graph: nx.DiGraph, iterations: int = 4, *, labels: Mapping[str, s
     # neighbours by index, each with the port text its edge contributes
     successors: list[list[tuple[str, int]]] = [[] for _ in texts]
     predecessors: list[list[tuple[str, int]]] = [[] for _ in texts]
-    # a view of its own: graph.in_edges would stay in the graph, a cycle only the GC frees
-    for source, target, port in InEdgeView(graph)(data="port"):
+    # networkx's own predecessor dicts, read (what graph.in_edges(data="port") iterates)
+    for target, sources in graph._pred.items():
         target_index = index_of[target]
-        text = str(port) if ported[target_index] else ""
-        successors[index_of[source]].append((text, target_index))
-        predecessors[target_index].append((text, index_of[source]))
-    neighbours = list(zip(successors, predecessors))
+        before = predecessors[target_index]
+        for source, data in sources.items():
+            text = str(data.get("port")) if ported[target_index] else ""
+            source_index = index_of[source]
+            successors[source_index].append((text, target_index))
+            before.append((text, source_index))
+    # most nodes have one reader and one source: nothing to sort, their text in one expression
+    single: list[tuple[int, str, int, str, int]] = []
+    several: list[tuple[int, list[tuple[str, int]], list[tuple[str, int]]]] = []
+    for index, (after, before) in enumerate(zip(successors, predecessors)):
+        if len(after) == 1 and len(before) == 1:
+            single.append((index, *after[0], *before[0]))
+        else:
+            several.append((index, after, before))
     counts: list[tuple[str, int]] = []
     digests = _DIGESTS
     for _ in range(iterations):
-        new: list[str] = []
-        for label, (after, before) in zip(texts, neighbours):
-            if len(after) == 1:  # most nodes: one reader, one source, nothing to sort
-                port, other = after[0]
-                text = label + port + texts[other]
-            else:
-                text = label + "".join(sorted([port + texts[other] for port, other in after]))
-            if len(before) == 1:
-                port, other = before[0]
-                text += port + texts[other]
-            else:
-                text += "".join(sorted([port + texts[other] for port, other in before]))
+        new = texts.copy()  # each node's entry replaced below
+        for index, port, reader, source_port, source in single:
+            text = texts[index] + port + texts[reader] + source_port + texts[source]
             digest = digests.get(text)
-            if digest is None:
-                digest = _digest(text)
-                if len(text) <= MAX_KEPT_TEXT:
-                    _keep(digests, text, digest)
-            new.append(digest)
+            new[index] = digest if digest is not None else _new_digest(text)
+        for index, after, before in several:
+            text = (
+                texts[index]
+                + "".join(sorted([port + texts[other] for port, other in after]))
+                + "".join(sorted([port + texts[other] for port, other in before]))
+            )
+            digest = digests.get(text)
+            new[index] = digest if digest is not None else _new_digest(text)
         texts = new
         counts.extend(sorted(Counter(texts).items()))
     return _digest(str(tuple(counts)))
@@ -150,6 +154,14 @@ def _keep(table: dict, key: Any, value: str) -> str:
         table.clear()
     table[key] = value
     return value
+
+
+def _new_digest(text: str) -> str:
+    """The digest of a refinement ``text`` not in the table, kept there if short enough."""
+    digest = _digest(text)
+    if len(text) <= MAX_KEPT_TEXT:
+        _keep(_DIGESTS, text, digest)
+    return digest
 
 
 def _digest(text: str) -> str:
