@@ -53,6 +53,30 @@ def test_replayed_expansion_equals_full_expansion(genotype, monkeypatch):
     assert replayed.graph == full.graph
 
 
+MIXED_CALLS = """\
+input: [3, 8, 8]
+network:
+  - conv(4, k=1)
+  - conv(4, k=1)
+  - avgpool(2)
+  - conv(4, k=1)
+  - conv(4, k=1, bias=True)
+  - bn
+  - conv(4, k=1)
+"""
+
+
+@pytest.mark.parametrize("genotype", [*CANDIDATES, "mixed_calls"], ids=lambda g: getattr(g, "name", g))
+def test_expansion_running_each_static_rule_once_equals_running_it_per_node(genotype, monkeypatch):
+    # equal calls (op, arguments, input shapes) share one OpInfo; the same arguments at
+    # another input shape, or resolved otherwise by their readers, are other calls
+    genotype = nas.load_genotype(MIXED_CALLS) if genotype == "mixed_calls" else genotype
+    cached = _expand.expand(genotype)
+    monkeypatch.setattr(_expand._Expander, "infer", lambda self, op, args, shapes: op.infer(args, shapes))
+    uncached = _expand.expand(genotype)
+    assert list(cached.nodes(data=True)) == list(uncached.nodes(data=True))
+
+
 def _networkx_hash(graph: nx.DiGraph) -> str:
     labelled = nx.DiGraph()
     outputs = graph.graph["outputs"]

@@ -26,7 +26,7 @@ import networkx as nx
 
 from nas import ops
 from nas.errors import GenotypeError
-from nas.genotype._hash import node_label
+from nas.genotype._hash import exact_key, node_label
 from nas.genotype._expr import MATH_FUNCTIONS, Budget, Deferred, Scope, call_math, parse_expression
 from nas.genotype._model import FORMS, BlockDef, Genotype, Statement
 
@@ -147,6 +147,8 @@ class _Expander:
         self.reads: set[str] = set()
         self.memo = genotype._memo if genotype._memo.serves(genotype.blocks) else None
         self.typed_params: dict[str, Any] = {}
+        # static rules already run in this expansion: (op, arguments, input shapes) -> OpInfo
+        self.inferred: dict[tuple, ops.OpInfo] = {}
 
     # -------------------------------------------------------------- names
 
@@ -318,7 +320,7 @@ class _Expander:
         plain = lambda v: v.name if isinstance(v, Layer) and not v.applied else v  # noqa: E731
         args = op.bind([plain(a) for a in layer.args], {k: plain(v) for k, v in layer.kwargs})
         shapes = [self.graph.nodes[s]["shape"] for s in sources]
-        info = op.infer(args, shapes)
+        info = self.infer(op, args, shapes)
         shape = tuple(info.shape)
         self._count(info.params, shape)
         self.graph.add_node(
@@ -332,6 +334,33 @@ class _Expander:
         if _resolves(op):
             self.unresolved.append(path)
         return path
+
+    def infer(self, op: ops.Op, args: dict[str, Any], shapes: list[tuple]) -> ops.OpInfo:
+        """``op.infer(args, shapes)``, run once per distinct call in an expansion (a static
+        rule is a pure function of its arguments and input shapes; long chains repeat one)."""
+        key = exact_key(args)
+        if key is None:
+            return op.infer(args, shapes)
+        key = (op.name, *key, tuple(shapes))
+        info = self.inferred.get(key)
+        if info is None:
+            info = self.inferred[key] = op.infer(args, shapes)
+        return info
+
+    def resolve(self, node: str, *, output: bool) -> None:
+        """Let ``node`` resolve the arguments its readers decide (:meth:`nas.ops.Op.resolve`: a
+        convolution's unset ``bias``), re-running its static rule and its label when they
+        change. Its readers must all be in the graph; ``output``: it is a network output."""
+        graph = self.graph
+        data = graph.nodes[node]
+        op = ops.get(data["op"])
+        readers = [ops.get(graph.nodes[r]["op"]) for r in graph.successors(node)]
+        args = op.resolve(data["args"], readers, output)
+        if args is None:
+            return
+        info = self.infer(op, args, [graph.nodes[s]["shape"] for s in data["inputs"]])
+        data.update(args=args, params=info.params, macs=info.macs)
+        self.labels[node] = node_label(data["op"], args, data["shape"])
 
     def _count(self, params: int, shape: tuple, pending: int = 0) -> None:
         """Count a node about to be added (``pending`` more are on their way) against the limits."""
@@ -422,7 +451,7 @@ class _Expander:
             if node == output:
                 self.unresolved.append(node)
             else:
-                _resolve_node(self.graph, self.labels, node, output=False)
+                self.resolve(node, output=False)
 
     def _typed_values(self, names: tuple[str, ...]) -> tuple | None:
         """The typed values (:func:`_frozen`) of parameters ``names``; ``None`` if one is too large."""
@@ -759,26 +788,10 @@ def expand_labelled(genotype: Genotype, limits: Limits = LIMITS) -> tuple[nx.DiG
     graph.graph["blocks"] = dict(_flatten_calls(expander.calls, ""))
     outputs = set(outputs)
     for node in expander.unresolved:
-        _resolve_node(graph, expander.labels, node, output=node in outputs)
+        expander.resolve(node, output=node in outputs)
     return graph, expander.labels
 
 
 def _resolves(op: ops.Op) -> bool:
     """True when ``op`` overrides :meth:`nas.ops.Op.resolve` (the others never change)."""
     return type(op).resolve is not ops.Op.resolve
-
-
-def _resolve_node(graph: nx.DiGraph, labels: dict[str, str], node: str, *, output: bool) -> None:
-    """Let ``node`` resolve the arguments its readers decide (:meth:`nas.ops.Op.resolve`: a
-    convolution's unset ``bias``), re-running its static rule and its label in ``labels`` when
-    they change. Its readers must all be in ``graph``; ``output``: it is a network output."""
-    data = graph.nodes[node]
-    op = ops.get(data["op"])
-    readers = [ops.get(graph.nodes[r]["op"]) for r in graph.successors(node)]
-    args = op.resolve(data["args"], readers, output)
-    if args is None:
-        return
-    shapes = [graph.nodes[s]["shape"] for s in data["inputs"]]
-    info = op.infer(args, shapes)
-    data.update(args=args, params=info.params, macs=info.macs)
-    labels[node] = node_label(data["op"], args, data["shape"])

@@ -20,7 +20,7 @@ import networkx as nx
 
 from nas import ops
 
-__all__ = ["graph_hash", "node_label", "MAX_KEPT", "MAX_KEPT_TEXT"]
+__all__ = ["graph_hash", "node_label", "exact_key", "MAX_KEPT", "MAX_KEPT_TEXT"]
 
 MAX_KEPT = 1 << 15
 """Most entries each table keeps (label texts; digests of refinement texts)."""
@@ -136,16 +136,21 @@ def _label_key(op: str, args: dict[str, Any], shape: Any, marker: str) -> tuple 
     """A key equal only for equal label texts, or ``None`` where the values do not say their
     text: arguments other than numbers, strings, booleans and None, a float zero, a shape
     other than a tuple of integers. Types are part of the key (``1``, ``1.0``, ``True``)."""
+    key = exact_key(args)
+    if key is None or not (shape.__class__ is tuple and _INTEGER.issuperset(map(type, shape))):
+        return None
+    return (op, shape, marker, *key)
+
+
+def exact_key(args: Mapping[str, Any]) -> tuple | None:
+    """A hashable key equal only for arguments of equal names, values and types (``1``,
+    ``1.0`` and ``True`` differ; a float zero, whose sign ``==`` ignores, gives no key), or
+    ``None`` for values other than numbers, strings, booleans and None."""
     values = tuple(args.values())
     types = tuple(map(type, values))
-    if not (
-        _EXACT.issuperset(types)
-        and (float not in types or 0.0 not in values)
-        and shape.__class__ is tuple
-        and _INTEGER.issuperset(map(type, shape))
-    ):
+    if not _EXACT.issuperset(types) or (float in types and 0.0 in values):
         return None
-    return (op, shape, marker, tuple(args), values, types)
+    return (tuple(args), values, types)
 
 
 def _keep(table: dict, key: Any, value: str) -> str:
