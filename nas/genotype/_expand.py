@@ -121,6 +121,7 @@ class _Expander:
         self.genotype = genotype
         self.limits = limits
         self.graph = nx.DiGraph()
+        self.nodes = self.graph._node  # node -> data, read without NodeView's per-item work
         self.stack: list[str] = []
         self.total_params = 0
         self.budget = Budget(limits.max_work)
@@ -206,7 +207,7 @@ class _Expander:
             path = prefix + name
             sources = [env[dep] for dep in deps[name]]
             present = [s for s in sources if s is not None]
-            shapes = [self.graph.nodes[s]["shape"] for s in present]
+            shapes = [self.nodes[s]["shape"] for s in present]
             try:
                 value = by_name[name].expression.evaluate(_Scope(self, local, shapes))
                 if value is not None and len(present) < len(sources):
@@ -319,7 +320,7 @@ class _Expander:
         op.check_inputs(len(sources))
         plain = lambda v: v.name if isinstance(v, Layer) and not v.applied else v  # noqa: E731
         args = op.bind([plain(a) for a in layer.args], {k: plain(v) for k, v in layer.kwargs})
-        shapes = [self.graph.nodes[s]["shape"] for s in sources]
+        shapes = [self.nodes[s]["shape"] for s in sources]
         info = self.infer(op, args, shapes)
         shape = tuple(info.shape)
         self._count(info.params, shape)
@@ -351,14 +352,14 @@ class _Expander:
         """Let ``node`` resolve the arguments its readers decide (:meth:`nas.ops.Op.resolve`: a
         convolution's unset ``bias``), re-running its static rule and its label when they
         change. Its readers must all be in the graph; ``output``: it is a network output."""
-        graph = self.graph
-        data = graph.nodes[node]
+        nodes = self.nodes
+        data = nodes[node]
         op = ops.get(data["op"])
-        readers = [ops.get(graph.nodes[r]["op"]) for r in graph.successors(node)]
+        readers = [ops.get(nodes[r]["op"]) for r in self.graph._succ[node]]
         args = op.resolve(data["args"], readers, output)
         if args is None:
             return
-        info = self.infer(op, args, [graph.nodes[s]["shape"] for s in data["inputs"]])
+        info = self.infer(op, args, [nodes[s]["shape"] for s in data["inputs"]])
         data.update(args=args, params=info.params, macs=info.macs)
         self.labels[node] = node_label(data["op"], args, data["shape"])
 
@@ -399,7 +400,7 @@ class _Expander:
             if key in given:
                 raise GenotypeError(f"{block.name}: argument '{key}' given twice")
             given[key] = value
-        shapes = [self.graph.nodes[s]["shape"] for s in sources]
+        shapes = [self.nodes[s]["shape"] for s in sources]
         local: dict[str, Any] = {}
         for name, default in block.args:
             if name in given:
