@@ -11,13 +11,17 @@ never saw), params, MACs, and Kendall's tau between proxy and retrained rank.
 The shipped configs are used as they are except for what a CPU budget forces (stated in the
 output): the dataset (the shared archive, a training subset for the proxy), the proxy
 schedule, the width multiplier, the trial and time budget, the seeds (only the first: the
-others are far beyond ResNet-20's MACs), and, for ``resnet``, a MACs ceiling at ResNet-20's
-MACs (the target compares at no more MACs than ResNet-20).
+others are far beyond ResNet-20's MACs), and, for ``resnet`` and ``zoo`` (whose first seed is
+ResNet-20), a MACs ceiling at ResNet-20's MACs and accuracy as the one objective (the target
+compares at no more MACs than ResNet-20). ``--proxy-epochs``, ``--rungs`` (successive
+halving), ``--timeout`` and ``--seeds`` override the budget: a longer proxy whose cost the
+halving keeps to the candidates still in the running.
 
     python bench/cifar10_search.py                      # about 50-60 min on 2 shared cores
     python bench/cifar10_search.py --quick              # smoke run, under 10 min
     python bench/cifar10_search.py --space mobile --quick
     python bench/cifar10_search.py --device cuda        # a GPU: full width, longer schedules
+    python bench/cifar10_search.py --space zoo --proxy-epochs 6 --rungs 1,2 --timeout 2400 --seeds 2
 
 Re-running with the same ``--runs`` continues a killed run (search ``--resume``, retraining
 skips finished models); ``--retrain-only`` retrains from a finished search in ``--runs`` with
@@ -90,8 +94,9 @@ def bench_config(space: str, data: Path, budget: dict, device: str, out: Path) -
     config["space"]["genotype"] = str((shipped.parent / config["space"]["genotype"]).resolve())
     first = next(iter(config["space"]["seeds"]))
     config["space"]["seeds"] = {first: config["space"]["seeds"][first]}
-    if space == "resnet":  # the target: better than ResNet-20 at no more MACs
-        config["space"]["choices"] = dict(config["space"]["choices"], **RESNET_AT_RESNET20_MACS)
+    if space in ("resnet", "zoo"):  # first seed ResNet-20; the target: better at no more MACs
+        if space == "resnet":
+            config["space"]["choices"] = dict(config["space"]["choices"], **RESNET_AT_RESNET20_MACS)
         config["space"]["constraints"] = {**(config["space"].get("constraints") or {}),
                                           "macs": {"max": _proxy_macs(config["space"], shipped, first, budget)}}
         config.update(objectives=["val_accuracy"], sampler="tpe")
@@ -104,7 +109,7 @@ def bench_config(space: str, data: Path, budget: dict, device: str, out: Path) -
         width_multiplier=budget["width"], trials=trials, timeout=budget["timeout"],
         # Successive halving after the first epoch only: a rung at the last epoch would mark
         # fully trained trials as pruned. A one-epoch proxy has nothing to halve.
-        pruner={"name": "halving", "rungs": [1], "reduction": 3} if budget["epochs"] > 1 else "none",
+        pruner={"name": "halving", "rungs": budget.get("rungs", [1]), "reduction": 3} if budget["epochs"] > 1 else "none",
         workers=1 if device == "cuda" else 2, threads=1, seed=0,
         retrain={"top": 3, "seeds": budget["seeds"], "epochs": budget["retrain_epochs"],
                  "width_multiplier": budget["retrain_width"], "subset": budget["retrain_subset"]},
@@ -137,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench", help="folder of run folders")
     parser.add_argument("--retrain-only", action="store_true",
                         help="reuse the finished search in --runs: retrain with this budget and print the table")
+    parser.add_argument("--proxy-epochs", type=int, help="proxy epochs (default: the budget's)")
+    parser.add_argument("--rungs", type=lambda text: [int(r) for r in text.split(",")],
+                        help="successive-halving rungs, epochs, e.g. 1,2 (default 1; each below --proxy-epochs)")
+    parser.add_argument("--timeout", type=int, help="search seconds (default: the budget's)")
+    parser.add_argument("--seeds", type=int, help="retraining seeds (default: the budget's)")
     args = parser.parse_args(argv)
     if not args.data.exists():
         print(f"{args.data}: not found (the shared CIFAR-10 copy); pass --data", file=sys.stderr)
@@ -149,7 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     from nas.retrain._table import markdown_table
     from nas.search import read_trials, run_search
 
-    budget = BUDGETS[(args.device, args.quick)]
+    budget = dict(BUDGETS[(args.device, args.quick)])
+    for key, value in (("epochs", args.proxy_epochs), ("rungs", args.rungs), ("timeout", args.timeout),
+                       ("seeds", args.seeds)):
+        if value is not None:
+            budget[key] = value
+    if any(not 0 < rung < budget["epochs"] for rung in budget.get("rungs", [])):
+        print(f"--rungs {budget['rungs']}: each rung must lie between 0 and the {budget['epochs']} proxy epochs",
+              file=sys.stderr)
+        return 2
     started = time.time()
     t0 = time.perf_counter()
     load_dataset("folder", root=str(args.data))  # decode once (or hit the cache) before timing
@@ -172,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     again = frozen["retrain"]
     print(f"budget: search {frozen['trials'] or 'no cap on'} trials, at most {frozen['timeout']} s, proxy "
           f"{budget['subset']:,} training / {budget['val_subset']:,} validation images, "
-          f"{budget['epochs']} epochs, batch {frozen['train'].get('batch_size', 128)}, "
+          f"{budget['epochs']} epochs (halving at {frozen['pruner'] if frozen['pruner'] == 'none' else frozen['pruner']['rungs']}), "
+          f"batch {frozen['train'].get('batch_size', 128)}, "
           f"width x{frozen['width_multiplier']}; retrain top 3 + seed, "
           f"{again['seeds']} seeds, {again['epochs']} epochs, width x{again['width_multiplier']}, "
           f"{'all 50,000' if again['subset'] is None else format(again['subset'], ',')} "
