@@ -262,6 +262,35 @@ def test_nas_train_command_writes_outputs_and_resumes(
     assert [r["epoch"] for r in rows] == ["1"]
 
 
+SAME_SHAPES = "input: [1, 8, 8]\nnetwork: [conv(4), {act}, gap, linear(10)]\n"
+
+
+@pytest.mark.parametrize("change", ["genotype", "data", "config"])
+def test_nas_train_refuses_to_resume_another_run_and_leaves_its_folder_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: str
+) -> None:
+    # weights of the same shapes would load: the genotype, the data and the config must match
+    from nas.cli import main
+
+    first, other = tmp_path / "relu.yaml", tmp_path / "gelu.yaml"
+    first.write_text(SAME_SHAPES.format(act="relu"))
+    other.write_text(SAME_SHAPES.format(act="gelu"))
+    out = tmp_path / "run"
+    argv = ["--dataset", "digits", "--resolution", "8", "--subset", "200", "--epochs", "1",
+            "--batch-size", "50", "--device", "cpu", "--quiet", "--out", str(out)]
+    assert main(["train", str(first), *argv]) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    again = {"genotype": ["train", str(other), *argv],
+             "data": ["train", str(first), *argv, "--subset", "300"],
+             "config": ["train", str(first), *argv, "--lr", "0.5"]}[change]
+    capsys.readouterr()
+    assert main([*again, "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1
+    assert {"genotype": "genotype.yaml", "data": "other data", "config": "lr="}[change] in error
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
 @pytest.mark.parametrize(("flag", "amp"), [([], None), (["--amp", "auto"], None), (["--amp", "on"], True),
                                            (["--amp", "off"], False)])
 def test_nas_train_amp_flag_sets_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag, amp) -> None:

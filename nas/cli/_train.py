@@ -87,7 +87,6 @@ def run_train(args: argparse.Namespace) -> int:
     import nas
     from nas.cli._genotype import parse_assignments
     from nas.data import load_dataset
-    from nas.io import atomic_write_text
     from nas.train import TrainConfig, train_to_folder
 
     config = TrainConfig(**{key: getattr(args, key) for key in _CONFIG_KEYS},
@@ -103,8 +102,7 @@ def run_train(args: argparse.Namespace) -> int:
     genotype = genotype.with_input(data.input_shape)
     model = nas.build_model(genotype)
     result = train_to_folder(model, data, config, args.out, resume=args.resume,
-                             progress=not args.quiet)
-    atomic_write_text(f"{args.out}/genotype.yaml", genotype.dump())
+                             progress=not args.quiet, files={"genotype.yaml": genotype.dump()})
     best = "n/a" if result.best_val_accuracy is None else f"{result.best_val_accuracy:.4f}"
     failed = result.status in ("nan_loss", "oom")
     print(f"{result.status}: {result.reason}; best val accuracy {best} after "

@@ -12,7 +12,8 @@ Layout of ``out``:
 - ``preprocessing.json``: input shape, normalisation (mean, std) and class names the model
   was trained with (:class:`nas.preprocessing.Preprocessing`): a model loaded from
   ``model.pth`` expects ``(image - mean) / std``, or wrap it in
-  :class:`nas.preprocessing.Normalized` to feed images in [0, 1].
+  :class:`nas.preprocessing.Normalized` to feed images in [0, 1];
+- the caller's own ``files`` (``nas train``: ``genotype.yaml``).
 
 Every file is written atomically, so a killed run leaves the last finished epoch behind and
 ``resume=True`` continues from it.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from torch import nn
@@ -50,12 +52,19 @@ def train_to_folder(
     *,
     resume: bool = False,
     progress: bool = True,
+    files: Mapping[str, str] | None = None,
 ) -> TrainResult:
     """Train ``model`` with :func:`train_model`, keeping everything in ``out`` (see above).
 
+    ``files``: more files of the run, name -> text (``nas train`` passes its
+    ``genotype.yaml``), written before training. Resuming checks that the folder's
+    ``preprocessing.json`` and these files say what they say now, and rewrites ``train.json``
+    only once the checkpoint has accepted the config, so a refused resume changes nothing.
+
     Raises:
         ConfigError: ``out`` already holds a checkpoint and ``resume`` is false (so a finished
-            run is never overwritten by accident), or the checkpoint does not match.
+            run is never overwritten by accident), or the checkpoint does not match: another
+            config, model, data (its normalisation, input shape or class names) or ``files``.
     """
     folder = Path(out)
     checkpoint = folder / CHECKPOINT
@@ -63,9 +72,17 @@ def train_to_folder(
         raise ConfigError(
             f"{checkpoint} exists; resume it (--resume) or choose another output folder", path="out"
         )
+    preprocessing = Preprocessing.from_dataset(data)
+    files = dict(files or {})
+    resuming = checkpoint.exists()
+    if resuming:
+        _check_same_run(folder, preprocessing, files)
     folder.mkdir(parents=True, exist_ok=True)
-    Preprocessing.from_dataset(data).write(folder / PREPROCESSING)
-    atomic_write_text(folder / CONFIG, json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    preprocessing.write(folder / PREPROCESSING)
+    for name, text in files.items():
+        atomic_write_text(folder / name, text)
+    if not resuming:
+        _write_config(folder, config)
     result = train_model(
         model,
         data,
@@ -75,6 +92,37 @@ def train_to_folder(
         on_epoch=lambda history: write_history_csv(folder / METRICS, history),
         progress=progress,
     )
+    if resuming:  # the checkpoint took the config: what may change on resume (time limit, ...) did
+        _write_config(folder, config)
     save_checkpoint(folder / WEIGHTS, model.state_dict())
     atomic_write_text(folder / RESULT, json.dumps(result.to_dict(), indent=2) + "\n")
     return result
+
+
+def _write_config(folder: Path, config: TrainConfig) -> None:
+    atomic_write_text(folder / CONFIG, json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+
+
+def _check_same_run(folder: Path, preprocessing: Preprocessing, files: Mapping[str, str]) -> None:
+    """Raise :class:`ConfigError` unless ``folder``'s preprocessing and ``files`` (those it
+    holds) are these."""
+    saved = folder / PREPROCESSING
+    if saved.exists() and Preprocessing.read(saved) != preprocessing:
+        raise ConfigError(
+            "the checkpoint was trained on other data (its normalisation, input shape or class names "
+            "differ): resume with the same dataset options",
+            file=str(saved),
+        )
+    for name, text in files.items():
+        path = folder / name
+        if not path.exists():
+            continue
+        expected = text.encode()
+        try:
+            with path.open("rb") as file:
+                found = file.read(len(expected) + 1)  # enough to tell: a hostile file is not read whole
+        except OSError as error:
+            raise ConfigError(f"cannot read: {error.strerror or error}", file=str(path)) from None
+        if found != expected:
+            raise ConfigError(f"the checkpoint was trained with another {name}: resume with the same one",
+                              file=str(path))
