@@ -209,7 +209,7 @@ def _ask_evaluate_tell(config: RunConfig, run_dir: Path, storage_url: str, *, in
         internal_errors = internal_errors + 1 if record.traceback is not None else 0
         if internal_errors >= MAX_INTERNAL_ERRORS:
             raise NasError(f"{internal_errors} trials in a row ended in an internal error, the last "
-                           f"{record.end_reason[len('internal error: '):]}; stopping (a bug in nas: its "
+                           f"{record.end_reason.removeprefix('internal error: ')}; stopping (a bug in nas: its "
                            f"traceback is in trials/{trial.number:04d}/metrics.json)", file=str(run_dir))
 
 
