@@ -28,6 +28,7 @@ from pathlib import Path
 
 from torch import nn
 
+from nas._yaml import read_bounded
 from nas.data import Dataset
 from nas.errors import ConfigError
 from nas.io import atomic_write_text
@@ -115,14 +116,14 @@ def _check_same_run(folder: Path, preprocessing: Preprocessing, files: Mapping[s
         )
     for name, text in files.items():
         path = folder / name
-        if not path.exists():
-            continue
-        expected = text.encode()
         try:
-            with path.open("rb") as file:
-                found = file.read(len(expected) + 1)  # enough to tell: a hostile file is not read whole
+            size = path.stat().st_size
+        except FileNotFoundError:
+            continue
         except OSError as error:
             raise ConfigError(f"cannot read: {error.strerror or error}", file=str(path)) from None
-        if found != expected:
+        expected = text.encode()
+        # a file of another size differs unread; else read_bounded (a FIFO never blocks it)
+        if size != len(expected) or read_bounded(path, limit=len(expected), error=ConfigError) != expected:
             raise ConfigError(f"the checkpoint was trained with another {name}: resume with the same one",
                               file=str(path))
