@@ -588,10 +588,9 @@ class _Replay:
         suffixes, data, inputs, edges = [], [], [], []
         total = peak = largest = 0
         counted = tuple(expander.counted[first:])
-        attributes = expander.graph._node  # read only (NodeView's per-item work, skipped)
         skip = len(prefix)
         for node, params in zip(added, counted):
-            values = attributes[node].copy()
+            values = expander.nodes[node].copy()
             values["args"] = values["args"].copy()  # the graph is the caller's; the memo outlives it
             refs = tuple([index.get(source, -1) for source in values["inputs"]])
             if -1 in refs:
