@@ -14,8 +14,9 @@ schedule, the width multiplier, the trial and time budget, the seeds (only the f
 others are far beyond ResNet-20's MACs), and, for ``resnet`` and ``zoo`` (whose first seed is
 ResNet-20), a MACs ceiling at ResNet-20's MACs and accuracy as the one objective (the target
 compares at no more MACs than ResNet-20). ``--proxy-epochs``, ``--rungs`` (successive
-halving), ``--timeout`` and ``--seeds`` override the budget: a longer proxy whose cost the
-halving keeps to the candidates still in the running.
+halving), ``--timeout``, ``--seeds``, ``--proxy-subset``, ``--val-subset`` and ``--width``
+override the budget: e.g. a longer proxy on more images, whose cost the halving keeps to
+the candidates still in the running.
 
     python bench/cifar10_search.py                      # about 50-60 min on 2 shared cores
     python bench/cifar10_search.py --quick              # smoke run, under 10 min
@@ -147,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="successive-halving rungs, epochs, e.g. 1,2 (default 1; each below --proxy-epochs)")
     parser.add_argument("--timeout", type=int, help="search seconds (default: the budget's)")
     parser.add_argument("--seeds", type=int, help="retraining seeds (default: the budget's)")
+    parser.add_argument("--proxy-subset", type=int, help="proxy training images (default: the budget's)")
+    parser.add_argument("--val-subset", type=int, help="validation images carved from training (default: the budget's)")
+    parser.add_argument("--width", type=float,
+                        help="width multiplier of the proxy and the retraining (resnet space; default: the budget's)")
     args = parser.parse_args(argv)
     if not args.data.exists():
         print(f"{args.data}: not found (the shared CIFAR-10 copy); pass --data", file=sys.stderr)
@@ -161,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
 
     budget = dict(BUDGETS[(args.device, args.quick)])
     for key, value in (("epochs", args.proxy_epochs), ("rungs", args.rungs), ("timeout", args.timeout),
-                       ("seeds", args.seeds)):
+                       ("seeds", args.seeds), ("subset", args.proxy_subset), ("val_subset", args.val_subset),
+                       ("width", args.width), ("retrain_width", args.width)):
         if value is not None:
             budget[key] = value
     if any(not 0 < rung < budget["epochs"] for rung in budget.get("rungs", [])):
