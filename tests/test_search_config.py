@@ -131,6 +131,23 @@ def test_cli_subprocess_prints_one_line(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("key, value, message", [
+    ("trials", -1, "trials: must be an integer in [1, 1000000], got -1"),
+    ("train/epochs", "x", "train.epochs: must be an integer in [1, 100000], got 'x'"),
+    ("width_multiplier", -2, "width_multiplier: must be a number in (0, 16], got -2"),
+])
+def test_a_mistyped_value_is_reported_before_torch_loads(key, value, message, tmp_path):
+    # checking the dataset loads torch (seconds): every other key of the file is checked first
+    file = tmp_path / "bad.yaml"
+    file.write_text(yaml.safe_dump(set_key(base(), key, value)))
+    code = ("import sys\nfrom nas.errors import ConfigError\nfrom nas.search import load_config\n"
+            "try:\n    load_config(sys.argv[1])\nexcept ConfigError as error:\n    print(error)\n"
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code, str(file)], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert result.stdout.splitlines() == [f"{file}: {message}", "False"], result.stderr
+
+
 def test_space_language_per_stage_and_conditions():
     space = parse_space({
         "genotype": str(ROOT / "genotypes" / "search" / "mobile_macro.yaml"),

@@ -297,10 +297,8 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     train = data.get("train", {}) or {}
     if not isinstance(train, Mapping):
         raise _error("must be a mapping of training options", file, "train")
-    dataset: dict[str, Any] = {"name": "digits"}
     if tabular is None:
         _check_train(train, file)
-        dataset = _checks.dataset(data.get("dataset", "digits"), base=base, file=file)
 
     width = _number(data, "width_multiplier", file, 1.0)
 
@@ -375,6 +373,9 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     if proxies is not None and "proxies" in data and proxies.data is not None:
         frozen["proxies"] = {**dict(data["proxies"]), "data": dict(proxies.data)}
 
+    dataset: dict[str, Any] = {"name": "digits"}
+    if tabular is None:  # last of the file's checks: it loads torch (seconds), the others do not
+        dataset = _checks.dataset(data.get("dataset", "digits"), base=base, file=file)
     config = RunConfig(
         file=file, name=name, space=space, dataset=dataset, train=dict(train),
         width_multiplier=float(width), objectives=tuple(objectives), sampler=sampler,

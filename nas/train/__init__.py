@@ -20,13 +20,25 @@ Example (run by the test suite):
 
 from __future__ import annotations
 
-from nas.train._batchnorm import recalibrate_batchnorm
+from typing import Any
+
 from nas.train._config import TrainConfig
-from nas.train._full import train_to_folder
-from nas.train._io import load_checkpoint
-from nas.train._latency import measure_latency
-from nas.train._loop import ReportFn, evaluate, train_model, validate
-from nas.train._result import EpochRecord, Status, TrainResult
+
+# The rest loads torch: imported on first use, so ``TrainConfig`` (which checks a run config's
+# ``train:`` section) is available without it.
+_LAZY = {
+    "recalibrate_batchnorm": "nas.train._batchnorm",
+    "train_to_folder": "nas.train._full",
+    "load_checkpoint": "nas.train._io",
+    "measure_latency": "nas.train._latency",
+    "ReportFn": "nas.train._loop",
+    "evaluate": "nas.train._loop",
+    "train_model": "nas.train._loop",
+    "validate": "nas.train._loop",
+    "EpochRecord": "nas.train._result",
+    "Status": "nas.train._result",
+    "TrainResult": "nas.train._result",
+}
 
 # What users call; helpers of the loop (optimiser and schedule makers, device and bf16 checks,
 # out-of-memory detection, history files) stay in the private modules.
@@ -44,3 +56,16 @@ __all__ = [
     "train_to_folder",
     "validate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nas.train' has no attribute '{name}'")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,16 +1,20 @@
-"""The training configuration: one frozen dataclass, validated on construction."""
+"""The training configuration: one frozen dataclass, validated on construction.
+
+Imports no torch (a run config's ``train:`` section is checked before torch loads); only
+:func:`resolve_device` does."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from nas import _checks
 from nas.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["TrainConfig", "resolve_device"]
 
@@ -150,6 +154,8 @@ class TrainConfig:
 
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` → CUDA when available, else the CPU; ``"cuda"`` without CUDA is an error."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
