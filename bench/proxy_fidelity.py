@@ -292,9 +292,8 @@ def run_timing(args, table, cells: list[int], cache: Path) -> None:
 class Setting:
     """A proxy-training setting: the NB201 network at ``width`` channels in its first stage and
     ``cells`` cells per stage, trained ``epochs`` epochs on ``images`` CIFAR-10 training
-    images (class-stratified) at ``resolution`` x ``resolution`` pixels in batches of
-    ``batch`` at peak learning rate ``lr``, validated on 1,000 held-out training images at the
-    same resolution."""
+    images (class-stratified) at ``resolution`` x ``resolution`` pixels, validated on 1,000
+    held-out training images at the same resolution."""
 
     name: str
     width: int
@@ -302,8 +301,6 @@ class Setting:
     epochs: int
     images: int
     resolution: int = 32
-    batch: int = 128
-    lr: float = 0.1
 
 
 # w8-c1-e2-n2k of the first measurement (0.038 Spearman at 3.4 s) gave way to r16-w16-c1-e8-n10k:
@@ -317,10 +314,6 @@ SETTINGS = (
     Setting("r16-w8-c1-e12-n9k", 8, 1, 12, 9000, 16),
     Setting("r16-w16-c1-e8-n10k", 16, 1, 8, 10000, 16),
     Setting("w16-c1-e8-n4k", 16, 1, 8, 4000),
-    # A step of these small networks costs nearly as much at batch 256 as at 128 (one epoch of
-    # 10k images at 16x16: 9.2 vs 12.3 CPU s): more images or epochs within the same seconds.
-    Setting("r16-w16-c1-e8-n11k-b256", 16, 1, 8, 11000, 16, batch=256, lr=0.2),
-    Setting("r16-w16-c1-e10-n9k-b256", 16, 1, 10, 9000, 16, batch=256, lr=0.2),
 )
 QUICK_SETTINGS = (Setting("w4-c1-e1-n500", 4, 1, 1, 500), Setting("r16-w4-c1-e1-n500", 4, 1, 1, 500, 16))
 # Batches of 128 training images (shuffled, not augmented) that re-estimate batch-norm
@@ -379,7 +372,7 @@ def _train_cell(task: tuple[int, Setting]) -> dict:
     genotype = genotype.with_input(subset.input_shape)
     torch.manual_seed(_WORK["seed"])
     model = build_model(genotype)
-    config = TrainConfig(epochs=setting.epochs, batch_size=setting.batch, lr=setting.lr, device="cpu", threads=1,
+    config = TrainConfig(epochs=setting.epochs, batch_size=128, lr=0.1, device="cpu", threads=1,
                          seed=_WORK["seed"])
     amp = native_bf16(torch.device("cpu")) if config.amp is None else config.amp
     # After every epoch, outside the training: recalibrate batch-norm statistics on a copy of
@@ -947,12 +940,12 @@ def main(argv: list[str] | None = None) -> int:
         zero = read_cache(args.cache / f"zero_b{args.batch}_s{args.seed}.jsonl")
         rows = trained_rows(settings, runs, cells)
         rows += hybrid_rows(settings, runs, zero, cells)
-        print_table(f"Proxy training with the project's loop (nas.train.train_model, SGD one-cycle "
-                    f"to lr 0.1 at batch 128, or 0.2 at b256; 1 CPU thread), validated on 1,000 "
-                    f"held-out CIFAR-10 training images; the first {args.trained_cells} cells of "
-                    f"the sample; +bnr = batch-norm statistics recalibrated on {RECAL_BATCHES} "
-                    f"batches of 128 before each validation; TSE = sum of training step losses "
-                    f"(Ru et al. 2021); load average {os.getloadavg()[0]:.1f} now", rows, table, cells)
+        print_table(f"Proxy training with the project's loop (nas.train.train_model, SGD lr 0.1 "
+                    f"one-cycle, batch 128, 1 CPU thread), validated on 1,000 held-out CIFAR-10 "
+                    f"training images; the first {args.trained_cells} cells of the sample; +bnr = "
+                    f"batch-norm statistics recalibrated on {RECAL_BATCHES} batches of 128 before "
+                    f"each validation; TSE = sum of training step losses (Ru et al. 2021); load "
+                    f"average {os.getloadavg()[0]:.1f} now", rows, table, cells)
     print(f"\nload average at end {os.getloadavg()[0]:.1f}")
     return 0
 
