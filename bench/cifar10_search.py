@@ -14,9 +14,9 @@ schedule, the width multiplier, the trial and time budget, the seeds (only the f
 others are far beyond ResNet-20's MACs), and, for ``resnet`` and ``zoo`` (whose first seed is
 ResNet-20), a MACs ceiling at ResNet-20's MACs and accuracy as the one objective (the target
 compares at no more MACs than ResNet-20). ``--proxy-epochs``, ``--rungs`` (successive
-halving), ``--timeout``, ``--seeds``, ``--proxy-subset``, ``--val-subset`` and ``--width``
-override the budget: e.g. a longer proxy on more images, whose cost the halving keeps to
-the candidates still in the running.
+halving), ``--timeout``, ``--seeds``, ``--proxy-subset``, ``--val-subset``, ``--width`` and
+``--retrain-epochs`` (retrained in ``RUN/retrain_eN``) override the budget: e.g. a longer
+proxy on more images, whose cost the halving keeps to the candidates still in the running.
 
     python bench/cifar10_search.py                      # about 65 min on 2 cores
     python bench/cifar10_search.py --quick              # smoke run, under 10 min
@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, help="retraining seeds (default: the budget's)")
     parser.add_argument("--proxy-subset", type=int, help="proxy training images (default: the budget's)")
     parser.add_argument("--val-subset", type=int, help="validation images carved from training (default: the budget's)")
+    parser.add_argument("--retrain-epochs", type=int, help="retraining epochs (default: the budget's)")
     parser.add_argument("--width", type=float,
                         help="width multiplier of the proxy and the retraining (resnet space; default: the budget's)")
     args = parser.parse_args(argv)
@@ -169,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     budget = dict(BUDGETS[(args.device, args.quick)])
     for key, value in (("epochs", args.proxy_epochs), ("rungs", args.rungs), ("timeout", args.timeout),
                        ("seeds", args.seeds), ("subset", args.proxy_subset), ("val_subset", args.val_subset),
-                       ("width", args.width), ("retrain_width", args.width)):
+                       ("width", args.width), ("retrain_width", args.width),
+                       ("retrain_epochs", args.retrain_epochs)):
         if value is not None:
             budget[key] = value
     if any(not 0 < rung < budget["epochs"] for rung in budget.get("rungs", [])):
@@ -225,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
                      width_multiplier=again["width_multiplier"],
                      device=args.device, threads=1 if args.device == "cpu" else None,
                      workers=2 if args.device == "cpu" else 1,
+                     # another schedule than the budget's goes to its own folder (a retrain
+                     # folder refuses a second schedule)
+                     out=None if args.retrain_epochs is None else run_dir / f"retrain_e{args.retrain_epochs}",
                      log=lambda line: print("  " + line, flush=True))
     table = result.table
     print()
