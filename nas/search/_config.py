@@ -68,6 +68,7 @@ from nas.genotype import Genotype
 from nas.search._keep import KeepPolicy, parse_keep
 from nas.search._proxies import PROXY_OBJECTIVE, ProxySettings, parse_proxies
 from nas.search._space import Space, parse_space
+from nas.train import TrainConfig  # no torch: nas.train loads the loop on first use
 
 __all__ = [
     "DIRECTIONS",
@@ -547,10 +548,6 @@ def _check_pruner_options(pruner: str, options: Mapping[str, Any], file: str, *,
 
 
 def _check_train(train: Mapping[str, Any], file: str) -> None:
-    try:
-        from nas.train import TrainConfig
-    except ImportError:  # pragma: no cover - torch missing
-        return
     try:
         TrainConfig.from_dict(train)
     except NasError as error:
