@@ -17,6 +17,8 @@ compares at no more MACs than ResNet-20). ``--proxy-epochs``, ``--rungs`` (succe
 halving), ``--timeout``, ``--seeds``, ``--proxy-subset``, ``--val-subset``, ``--width`` and
 ``--retrain-epochs`` (retrained in ``RUN/retrain_eN``) override the budget: e.g. a longer
 proxy on more images, whose cost the halving keeps to the candidates still in the running.
+``--grow`` also retrains each searched architecture widened to ResNet-20's MACs
+(``nas retrain --grow``): the search on a short proxy favours small networks.
 
     python bench/cifar10_search.py                      # about 65 min on 2 cores
     python bench/cifar10_search.py --quick              # smoke run, under 10 min
@@ -153,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proxy-subset", type=int, help="proxy training images (default: the budget's)")
     parser.add_argument("--val-subset", type=int, help="validation images carved from training (default: the budget's)")
     parser.add_argument("--retrain-epochs", type=int, help="retraining epochs (default: the budget's)")
+    parser.add_argument("--grow", action="store_true",
+                        help="also retrain each searched architecture widened to ResNet-20's MACs (nas retrain --grow)")
     parser.add_argument("--width", type=float,
                         help="width multiplier of the proxy and the retraining (resnet space; default: the budget's)")
     args = parser.parse_args(argv)
@@ -224,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{rejected} proposals over a static constraint resampled (not trials)", flush=True)
 
     result = retrain(run_dir, epochs=again["epochs"], seeds=again["seeds"], subset=again["subset"],
-                     width_multiplier=again["width_multiplier"],
+                     width_multiplier=again["width_multiplier"], grow=args.grow or None,
                      device=args.device, threads=1 if args.device == "cpu" else None,
                      workers=2 if args.device == "cpu" else 1,
                      # another schedule than the budget's goes to its own folder (a retrain

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from nas.cli import main as nas
+from nas.errors import ConfigError
 from nas.retrain import kendall_tau, retrain
 from nas.search import run_search
 from tests.test_deploy import tiny_config
@@ -127,3 +128,50 @@ def test_retrain_resumes_after_sigkill_without_retraining_finished_models(tmp_pa
     assert len(list(run_dir.glob("retrain/*/seed*/test.json"))) == 3
     assert done.stdout.count("test accuracy") == 3 - len(finished)  # each model trained once
     assert "Kendall's tau" in done.stdout
+
+
+def test_grow_widens_to_the_largest_width_within_the_macs(tmp_path: Path) -> None:
+    import nas
+    from nas.retrain import Candidate
+    from nas.retrain._select import widen_to_macs
+    from nas.scaling import scale
+
+    resnet20 = nas.load_genotype(ROOT / "genotypes" / "search" / "resnet_cifar.yaml")  # its defaults
+    budget = nas.analyze(resnet20).macs
+    small = resnet20.with_params(depths=[1, 1, 3])
+    found = widen_to_macs(Candidate("trial_0007", 7, None, small, 0.6, "top"), budget)
+    assert found is not None and found.label == "trial_0007_grown" and found.selected_by == "grown"
+    assert found.proxy_val_accuracy is None and found.trial == 7
+    macs = nas.analyze(found.genotype).macs
+    assert nas.analyze(small).macs < macs <= budget
+    assert found.genotype.params["depths"] == (1, 1, 3)
+    # no width multiplier on a grid gives a network within the budget with more MACs
+    for step in range(101):
+        wider = nas.analyze(scale(small, width=1 + step / 50)).macs
+        assert wider > budget or wider <= macs
+    # nothing to grow: already at the budget, or a genotype that declares no width
+    assert widen_to_macs(Candidate("r", None, None, resnet20, None, "top"), budget) is None
+    bare = nas.load_genotype(ROOT / "genotypes" / "alexnet.yaml")
+    with pytest.raises(ConfigError, match="cannot grow bare.*declares no scaling"):
+        widen_to_macs(Candidate("bare", None, None, bare, None, "top"), 10 * nas.analyze(bare).macs)
+
+
+def test_retrain_grow_adds_the_searched_architectures_widened_to_the_seed(tmp_path: Path,
+                                                                          digits_npz: Path) -> None:
+    config = tiny_config(
+        tmp_path, "grow", trials=4,
+        dataset={"name": "npz", "path": str(digits_npz), "subset": 300, "val_subset": 150},
+        train={"epochs": 1, "batch_size": 50, "lr": 0.05, "device": "cpu"},
+        retrain={"top": 1, "seeds": 1, "epochs": 1, "subset": 300, "grow": True})
+    data = yaml.safe_load(config.read_text())
+    # one searched point, [4, 8, 8], and the seed, the same but wider in stage 1
+    data["space"]["choices"] = {"stage1.width": {"param": "widths[0]", "choices": [4, 16]}}
+    data["space"]["seeds"] = {"wide": {"widths": [16, 8, 8]}}
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    run_dir = run_search(config, runs_dir=tmp_path / "runs", progress=False).run_dir
+    table = retrain(run_dir).table
+    assert list(table["selected_by"]) == ["top", "grown", "seed"]
+    top, grown, seed = (row for _, row in table.iterrows())
+    assert grown["label"] == f"{top['label']}_grown" and grown["proxy_val_accuracy"] != grown["proxy_val_accuracy"]
+    assert top["macs"] < grown["macs"] <= seed["macs"] and grown["failed"] == 0
+    assert "*grown*" in (run_dir / "retrain" / "retrain.md").read_text()

@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="width of the retrained networks (default 1.0: the architecture itself)")
     parser.add_argument("--subset", type=int, metavar="N",
                         help="train on N images (default: the full training split)")
+    parser.add_argument("--grow", action="store_true",
+                        help="also retrain each searched architecture widened to the seed architectures' "
+                             "MACs (compound scaling's width axis), labelled LABEL_grown")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--threads", type=int, help="torch threads per process")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
@@ -42,7 +45,7 @@ def run_retrain(args: argparse.Namespace) -> int:
 
     summary = retrain(args.run_dir, select="pareto" if args.pareto else None, top=args.top,
                       seeds=args.seeds, epochs=args.epochs, width_multiplier=args.width_multiplier,
-                      subset=args.subset, device=args.device, threads=args.threads, workers=args.workers, out=args.out,
+                      subset=args.subset, grow=args.grow or None, device=args.device, threads=args.threads, workers=args.workers, out=args.out,
                       progress=not args.quiet and sys.stderr.isatty(),
                       log=None if args.quiet else lambda line: print(line, flush=True))
     print(markdown_table(summary.table))

@@ -10,6 +10,8 @@ Run config key (every entry optional)::
       epochs: null         # default: 4 x the search's train.epochs
       width_multiplier: 1.0   # 1.0 = the architecture itself (the search may train narrower)
       subset: null         # training images (stratified); default: the FULL training split
+      grow: false          # also retrain each searched architecture widened to the seeds' MACs
+                           # (nas.retrain._select.widen_to_macs)
       train: {}            # TrainConfig fields replacing the search's (lr, batch_size, ...)
 
 Imports neither torch nor Optuna (the run config is validated with it).
@@ -26,7 +28,7 @@ from nas.errors import ConfigError
 
 __all__ = ["RetrainOptions", "parse_retrain"]
 
-_KEYS = ("select", "top", "seeds", "epochs", "width_multiplier", "subset", "train")
+_KEYS = ("select", "top", "seeds", "epochs", "width_multiplier", "subset", "grow", "train")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class RetrainOptions:
     epochs: int = 20
     width_multiplier: float = 1.0
     subset: int | None = None
+    grow: bool = False
     train: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -69,6 +72,8 @@ def parse_retrain(value: Any, *, file: str | None) -> dict[str, Any]:
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 16:
         raise ConfigError(f"must be a number in (0, 16], got {width!r}", file=file,
                           path="retrain.width_multiplier")
+    if not isinstance(value.get("grow", False), bool):
+        raise ConfigError(f"must be true or false, got {value['grow']!r}", file=file, path="retrain.grow")
     train = value.get("train", {}) or {}
     if not isinstance(train, Mapping):
         raise ConfigError("must be a mapping of training options", file=file, path="retrain.train")
@@ -92,5 +97,5 @@ def resolve(config_retrain: Mapping[str, Any], search_train: Mapping[str, Any], 
     return RetrainOptions(
         select=merged.get("select", "top"), top=merged.get("top", 3), seeds=merged.get("seeds", 2),
         epochs=epochs, width_multiplier=float(merged.get("width_multiplier", 1.0)),
-        subset=merged.get("subset"), train=dict(merged.get("train") or {}),
+        subset=merged.get("subset"), grow=merged.get("grow", False), train=dict(merged.get("train") or {}),
     )

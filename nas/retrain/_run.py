@@ -137,7 +137,7 @@ def _prepare(run_dir: Path, out: str | Path | None, device: str | None, threads:
     data = _test_dataset(config, options)
     candidates = select_candidates(run_dir, config, select=options.select, top=options.top,
                                    input_shape=data.input_shape, num_classes=data.num_classes,
-                                   width_multiplier=options.width_multiplier)
+                                   width_multiplier=options.width_multiplier, grow=options.grow)
     out = Path(out) if out is not None else run_dir / "retrain"
     plan = _plan(options, base, data, config)
     plan["architectures"] = [{"label": c.label, "trial": c.trial, "seed": c.seed,
@@ -155,6 +155,7 @@ def retrain(
     epochs: int | None = None,
     width_multiplier: float | None = None,
     subset: int | None = None,
+    grow: bool | None = None,
     device: str | None = None,
     threads: int | None = None,
     workers: int = 1,
@@ -178,7 +179,7 @@ def retrain(
         raise ConfigError(f"must be at least 1, got {workers!r}", path="--workers")
     run_dir = Path(run_dir)
     overrides = dict(select=select, top=top, seeds=seeds, epochs=epochs,
-                     width_multiplier=width_multiplier, subset=subset)
+                     width_multiplier=width_multiplier, subset=subset, grow=grow)
     context = _prepare(run_dir, out, device, threads, **overrides)
     _check_plan(context.out, context.plan)
     say = log or (lambda line: None)

@@ -7,6 +7,11 @@ hand-designed points, whether or not their seed trial finished). Isomorphic geno
 listed once: a searched trial equal to a seed (or to a better trial) is skipped. Genotypes are rebuilt from
 the trials' parameters at ``width_multiplier`` (1.0: the architecture itself, not the
 search's proxy width).
+
+With ``grow``, each searched architecture is also retrained widened to the seeds' MACs
+(:func:`widen_to_macs`): a search on a short proxy favours small networks that learn fast, so the fair
+question at equal cost is whether the searched shape, grown as compound scaling grows a
+network, beats the seed.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.errors import ConfigError, NasError
+from nas.analysis import analyze
+from nas.errors import ConfigError, GenotypeError, NasError
 from nas.genotype import Genotype
 
 __all__ = ["Candidate", "select_candidates"]
@@ -56,8 +62,9 @@ def _dominated(r: Mapping, others: Sequence[Mapping], objectives: Sequence[str],
 
 def select_candidates(run_dir: str | Path, config: Any, *, select: str, top: int,
                       input_shape: Sequence[int], num_classes: int,
-                      width_multiplier: float) -> list[Candidate]:
-    """The architectures to retrain, searched ones first (best first), then the seeds.
+                      width_multiplier: float, grow: bool = False) -> list[Candidate]:
+    """The architectures to retrain, searched ones first (best first), then (with ``grow``)
+    each searched one widened to the seeds' MACs (:func:`widen_to_macs`), then the seeds.
 
     Args:
         run_dir: The search's run folder.
@@ -65,9 +72,11 @@ def select_candidates(run_dir: str | Path, config: Any, *, select: str, top: int
         select: ``"top"`` (the ``top`` best by validation accuracy) or ``"pareto"``.
         input_shape, num_classes: Of the retraining dataset.
         width_multiplier: Width of the retrained genotypes.
+        grow: Add the grown searched architectures.
 
     Raises:
-        ConfigError: a tabular run, or a trial whose parameters no longer make a genotype.
+        ConfigError: a tabular run, a trial whose parameters no longer make a genotype, or
+            ``grow`` where there is no seed or a genotype declares no width scaling.
     """
     from nas.search import read_trials
     from nas.search._proxy import fit_to_data
@@ -116,4 +125,58 @@ def select_candidates(run_dir: str | Path, config: Any, *, select: str, top: int
         searched.append(Candidate(label=f"trial_{r['trial']:04d}", trial=r["trial"], seed=None,
                                   genotype=genotype, proxy_val_accuracy=r["objectives"][accuracy],
                                   selected_by=select))
-    return searched + seeds
+    grown: list[Candidate] = []
+    if grow:
+        if not seeds:
+            raise ConfigError("growing needs a seed architecture whose MACs to grow to; the space "
+                              "has none", file=str(run_dir), path="retrain.grow")
+        budget = max(analyze(s.genotype).macs for s in seeds)
+        for candidate in searched:
+            wider = widen_to_macs(candidate, budget, where=str(run_dir))
+            if wider is not None and wider.genotype.hash not in taken:
+                taken.add(wider.genotype.hash)
+                grown.append(wider)
+    return searched + grown + seeds
+
+
+GROWTH_STEPS = 12
+"""Bisection steps of :func:`widen_to_macs` (the multiplier to within 16 / 2**12, finer than rounding)."""
+
+
+def widen_to_macs(candidate: Candidate, macs: int, *, where: str | None = None) -> Candidate | None:
+    """``candidate`` widened to the largest width multiplier whose MACs are at most ``macs``:
+    :func:`nas.scaling.scale` along the width axis its genotype declares, widths rounded to
+    multiples of 8 (as ``nas scale`` rounds). Labelled ``LABEL_grown``, selected by
+    ``"grown"``, with no proxy accuracy (the search never trained it). ``None`` when it
+    already has ``macs`` or more, or no rounded width fits between.
+
+    Raises:
+        ConfigError: the genotype declares no width to scale, naming the candidate.
+    """
+    from nas.scaling import scale
+
+    def widened(multiplier: float) -> Genotype | None:
+        try:
+            genotype = scale(candidate.genotype, width=multiplier)
+        except GenotypeError as error:
+            if "declares no" in error.message:
+                raise ConfigError(f"cannot grow {candidate.label}: {error.message}", file=where,
+                                  path="retrain.grow") from None
+            return None  # past the size limits: too wide
+        return genotype if analyze(genotype).macs <= macs else None
+
+    if analyze(candidate.genotype).macs >= macs:
+        return None
+    low, high = 1.0, 16.0
+    best = None
+    for _ in range(GROWTH_STEPS):
+        middle = (low + high) / 2
+        genotype = widened(middle)
+        if genotype is None:
+            high = middle
+        else:
+            low, best = middle, genotype
+    if best is None or best.hash == candidate.genotype.hash:
+        return None
+    return Candidate(label=f"{candidate.label}_grown", trial=candidate.trial, seed=None, genotype=best,
+                     proxy_val_accuracy=None, selected_by="grown")

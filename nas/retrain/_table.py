@@ -114,6 +114,10 @@ def section(table: pd.DataFrame, plan: Mapping[str, Any], *, plot_name: str | No
         f"{plan['test_images']:,} images of the test split, which the search never saw. "
         "Proxy validation accuracy is the search's figure (validation split carved from the "
         "training images, proxy schedule).", "",
+        *(["Rows chosen as *grown* are searched architectures widened (compound scaling's "
+           "width axis) to the largest width whose MACs do not exceed the seed architectures'; "
+           "the search never trained them, so they have no proxy figure.", ""]
+          if (table["selected_by"] == "grown").any() else []),
         markdown_table(table), "",
         f"Kendall's tau between proxy and retrained rank: {tau_text} over {n} architectures.", "",
     ]
@@ -136,8 +140,11 @@ def plot(table: pd.DataFrame, path: Path) -> Path | None:
         return None
     figure = Figure(figsize=(7, 4.5))
     ax = figure.add_subplot()
-    for kind, colour, name in (("searched", "tab:blue", "searched"), ("seed", "tab:orange", "seed architecture")):
-        part = rows[(rows["selected_by"] == "seed") == (kind == "seed")]
+    kinds = (("searched", "tab:blue", "searched"), ("grown", "tab:green", "searched, grown to the seeds' MACs"),
+             ("seed", "tab:orange", "seed architecture"))
+    for kind, colour, name in kinds:
+        chosen = rows["selected_by"].isin(("seed", "grown"))
+        part = rows[~chosen] if kind == "searched" else rows[rows["selected_by"] == kind]
         if part.empty:
             continue
         std = [0.0 if s is None or s != s else 100 * s for s in part["test_std"]]
