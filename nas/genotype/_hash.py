@@ -88,7 +88,7 @@ def graph_hash(graph: nx.DiGraph, iterations: int = 4, *, labels: Mapping[str, s
     for _ in range(iterations):
         new = texts.copy()  # each node's entry replaced below
         for index, port, reader, source_port, source in single:
-            text = texts[index] + port + texts[reader] + source_port + texts[source]
+            text = f"{texts[index]}{port}{texts[reader]}{source_port}{texts[source]}"  # one allocation
             digest = digests.get(text)
             new[index] = digest if digest is not None else _new_digest(text)
         for index, after, before in several:
