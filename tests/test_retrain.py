@@ -175,3 +175,18 @@ def test_retrain_grow_adds_the_searched_architectures_widened_to_the_seed(tmp_pa
     assert grown["label"] == f"{top['label']}_grown" and grown["proxy_val_accuracy"] != grown["proxy_val_accuracy"]
     assert top["macs"] < grown["macs"] <= seed["macs"] and grown["failed"] == 0
     assert "*grown*" in (run_dir / "retrain" / "retrain.md").read_text()
+
+
+@pytest.mark.parametrize("retrain_key, message", [
+    ({"grow": "yes"}, "retrain.grow: must be true or false, got 'yes'"),
+    ({"top": 0}, "retrain.top: must be an integer >= 1, got 0"),
+    ({"width_multiplier": 0}, "retrain.width_multiplier: must be a number in (0, 16], got 0"),
+    ({"sedes": 2}, "retrain"),
+])
+def test_a_bad_retrain_key_is_named(retrain_key: dict, message: str) -> None:
+    from nas.retrain import parse_retrain
+
+    with pytest.raises(ConfigError) as error:
+        parse_retrain(retrain_key, file="run.yaml")
+    assert str(error.value).startswith("run.yaml: ") and message in str(error.value)
+    assert "\n" not in str(error.value)
