@@ -152,7 +152,7 @@ def test_grow_widens_to_the_largest_width_within_the_macs(tmp_path: Path) -> Non
     # nothing to grow: already at the budget, or a genotype that declares no width
     assert widen_to_macs(Candidate("r", None, None, resnet20, None, "top"), budget) is None
     bare = nas.load_genotype(ROOT / "genotypes" / "alexnet.yaml")
-    with pytest.raises(ConfigError, match="cannot grow bare.*declares no scaling"):
+    with pytest.raises(ConfigError, match="cannot grow bare: its genotype .* declares no width"):
         widen_to_macs(Candidate("bare", None, None, bare, None, "top"), 10 * nas.analyze(bare).macs)
 
 

@@ -45,7 +45,8 @@ def run_retrain(args: argparse.Namespace) -> int:
 
     summary = retrain(args.run_dir, select="pareto" if args.pareto else None, top=args.top,
                       seeds=args.seeds, epochs=args.epochs, width_multiplier=args.width_multiplier,
-                      subset=args.subset, grow=args.grow or None, device=args.device, threads=args.threads, workers=args.workers, out=args.out,
+                      subset=args.subset, grow=args.grow or None, device=args.device, threads=args.threads,
+                      workers=args.workers, out=args.out,
                       progress=not args.quiet and sys.stderr.isatty(),
                       log=None if args.quiet else lambda line: print(line, flush=True))
     print(markdown_table(summary.table))

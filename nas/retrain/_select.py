@@ -155,13 +155,15 @@ def widen_to_macs(candidate: Candidate, macs: int, *, where: str | None = None) 
     """
     from nas.scaling import scale
 
+    if not (candidate.genotype.scaling or {}).get("width"):
+        raise ConfigError(f"cannot grow {candidate.label}: its genotype '{candidate.genotype.name}' "
+                          "declares no width parameters to scale (scaling: {width: [...]})",
+                          file=where, path="retrain.grow")
+
     def widened(multiplier: float) -> Genotype | None:
         try:
             genotype = scale(candidate.genotype, width=multiplier)
-        except GenotypeError as error:
-            if "declares no" in error.message:
-                raise ConfigError(f"cannot grow {candidate.label}: {error.message}", file=where,
-                                  path="retrain.grow") from None
+        except GenotypeError:
             return None  # past the size limits: too wide
         return genotype if analyze(genotype).macs <= macs else None
 
