@@ -252,7 +252,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def verdict(table) -> str:
     """The target: a searched architecture beats the seed on mean test accuracy, at no more
-    MACs, by more than the larger of the two standard deviations."""
+    MACs, by more than the larger of the two standard deviations. Each line also gives the
+    one-sided p-value of Welch's t-test on the per-seed accuracies (is it more accurate?)."""
+    from scipy.stats import ttest_ind
+
     seed = table[table["selected_by"] == "seed"]
     if seed.empty or seed.iloc[0]["test_mean"] is None:
         return "target: no retrained seed to compare with"
@@ -266,8 +269,13 @@ def verdict(table) -> str:
         noise = max(s for s in (row["test_std"], ref["test_std"], 0.0) if s == s and s is not None)
         ok = row["macs"] <= ref["macs"] and margin > noise
         met |= ok
+        welch = ""
+        if len(row["test_accuracies"]) > 1 and len(ref["test_accuracies"]) > 1:
+            p = ttest_ind(row["test_accuracies"], ref["test_accuracies"], equal_var=False,
+                          alternative="greater").pvalue
+            welch = f", Welch p {p:.3f}"
         lines.append(f"  {row['label']}: {100 * margin:+.2f} points vs {ref['label']} (noise "
-                     f"{100 * noise:.2f}), MACs {row['macs'] / ref['macs']:.2f}x -> "
+                     f"{100 * noise:.2f}{welch}), MACs {row['macs'] / ref['macs']:.2f}x -> "
                      f"{'beats it' if ok else 'does not beat it'}")
     head = f"target (beat {ref['label']} at <= its MACs by > max std): {'MET' if met else 'NOT MET'}"
     return "\n".join([head, *lines])
