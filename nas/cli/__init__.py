@@ -5,7 +5,9 @@ parser it adds sets ``run`` to a function taking the parsed arguments and return
 status. User errors (:class:`nas.errors.NasError`) are printed as one line on stderr with exit
 status 2, never as a traceback; so are a full disk (:func:`disk_full_message`) and any other
 path the command cannot use (:func:`os_error_message`: an output folder that is a file, a
-folder without permission). Every command takes ``--plugin`` (repeatable), loaded before it
+folder without permission), a usage error (:class:`_Parser`), and any other exception: an
+input no check foresaw, or a bug (:func:`unexpected_message`; ``NAS_DEBUG=1`` re-raises it
+with its traceback). Every command takes ``--plugin`` (repeatable), loaded before it
 runs (:mod:`nas.plugins`).
 """
 
@@ -14,8 +16,10 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from nas.errors import NasError
 
@@ -42,10 +46,17 @@ def _version() -> str:
     return version()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with a usage error on one line (``nas retrain: argument --epochs:
+    invalid int value: '1e3' (nas retrain --help)``), exit status 2; subcommand parsers are
+    made of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} ({self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="nas", description="Neural architecture search over YAML genotypes."
-    )
+    parser = _Parser(prog="nas", description="Neural architecture search over YAML genotypes.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
@@ -96,6 +107,15 @@ def exhausted_message(error: BaseException) -> str:
     return f"input too large or nested too deeply to process ({type(error).__name__})"
 
 
+def unexpected_message(error: BaseException) -> str:
+    """The line for an exception no check raised as a :class:`NasError`: its type and the first
+    line of its message (at most 300 characters)."""
+    text = (str(error).strip().splitlines() or [""])[0]
+    text = text if len(text) <= 300 else text[:297] + "..."
+    return (f"unexpected {type(error).__name__}{': ' + text if text else ''} (an input nas does "
+            "not check, or a bug; NAS_DEBUG=1 shows the traceback)")
+
+
 def named_input(args: argparse.Namespace) -> str | None:
     """The file or folder a command reads (its first positional input), for an error line that
     cannot say more; ``None`` when it reads several or none."""
@@ -128,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as error:  # a path the command cannot use: one line, as for bad input
         print(os_error_message(error), file=sys.stderr)
+        return 2
+    except Exception as error:  # no input gets a traceback; a developer asks for it
+        if os.environ.get("NAS_DEBUG"):
+            raise
+        print(NasError(unexpected_message(error), file=named_input(args)), file=sys.stderr)
         return 2
     return int(status or 0)
 
