@@ -270,3 +270,67 @@ def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, capsys, command):
     assert status == 2 and len(lines) == 1 and str(file) in lines[0], lines
     assert "exists and is not a folder" in lines[0] or "is a file, not a folder" in lines[0]
     assert file.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("error", [ValueError("embedded null byte"), TypeError("a\nb"), AssertionError()])
+def test_any_unforeseen_exception_is_one_line_naming_the_input(tmp_path, capsys, monkeypatch, error):
+    # the class of inputs no check foresaw: never a traceback; NAS_DEBUG=1 re-raises
+    path = tmp_path / "input.yaml"
+
+    def fails(args):
+        raise error
+
+    monkeypatch.setattr("nas.cli._genotype.run_summary", fails)
+    monkeypatch.delenv("NAS_DEBUG", raising=False)
+    assert main(["summary", str(path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: unexpected {type(error).__name__}")
+    assert "NAS_DEBUG=1" in lines[0]
+    monkeypatch.setenv("NAS_DEBUG", "1")
+    with pytest.raises(type(error)):
+        main(["summary", str(path)])
+
+
+@pytest.mark.parametrize("argv", [
+    ["retrain", "run", "--epochs", "1e3"], ["validate"], ["nosuch"], ["train", "lenet5", "--out", ""],
+])
+def test_a_usage_error_is_one_line(capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and lines[0].startswith("nas"), lines
+    assert "--help)" in lines[0]
+
+
+@pytest.mark.parametrize("network, message", [
+    ("network:\n  - {null: relu}\n", "network[0]: a node name must be text, got None"),
+    ("network:\n  1: relu\n", "network: a node name must be text, got 1"),
+    ("network:\n  - 5\n", "node0: expected an op or block, got 5"),
+    ("network:\n  - conv(**w)\n", "keyword unpacking (**) is not allowed"),
+])
+def test_node_names_and_calls_that_yaml_allows_but_a_genotype_does_not(tmp_path, capsys, network, message):
+    check(tmp_path, capsys, HEADER + network, message)
+
+
+def test_a_network_whose_head_does_not_fit_the_classes_is_refused_before_training(tmp_path, capsys):
+    path = tmp_path / "head.yaml"
+    path.write_text("input: [1, 8, 8]\nnetwork: ['conv(4)', bn, relu, gap, 'linear(3)']\n")
+    assert main(["train", str(path), "--out", str(tmp_path / "out"), "--epochs", "1"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"{path}: the network outputs (3,), not one score for each of the dataset's 10 classes: "
+        "give it a 'classes' parameter, or end it with linear(10)")
+    assert not (tmp_path / "out" / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["score", "lenet5", "--device", "tpu", "--proxy", "params"], "--device: must be cpu, cuda or cuda:N"),
+    (["train", "lenet5", "--out", "{tmp}/o", "--data-option", "subset=5"],
+     "--data-option: subset has its own flag: use --subset"),
+    (["train", "lenet5", "--out", "{tmp}/o", "--resolution", "0"], "resolution: must be an integer in [1, 4096], got 0"),
+    (["retrain", "{tmp}", "--workers", "100000"], "--workers: must be an integer from 1 to"),
+], ids=["score-device", "train-data-option", "train-resolution-0", "retrain-workers"])
+def test_an_argument_out_of_range_is_one_line_never_ignored(tmp_path, capsys, argv, line):
+    assert main([part.format(tmp=tmp_path) for part in argv]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(line), lines
+    assert not (tmp_path / "o").exists()

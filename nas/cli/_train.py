@@ -12,6 +12,8 @@ import argparse
 import sys
 from typing import Any
 
+from nas.errors import ConfigError
+
 _PARAM_HELP = "replace a genotype parameter default, e.g. --set width=32"
 # Options passed straight to nas.train.TrainConfig (argparse dest = field name).
 _CONFIG_KEYS = (
@@ -66,17 +68,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--threads", type=int,
                        help="CPU threads (default: torch's); 1 is fastest on a busy machine")
     train.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", required=True, type=_folder, help="output folder")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the checkpoint in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_train)
 
 
+def _folder(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path is not a folder")
+    return text
+
+
 def _dataset_options(args: argparse.Namespace, resolution: int) -> dict[str, Any]:
     from nas.cli._genotype import parse_assignments
 
     options = parse_assignments(args.data_options)
+    for key in ("root", "resolution", "subset", "val_split"):  # options with a flag of their own
+        if key in options:
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(f"{key} has its own flag: use {flag}", path="--data-option")
     if args.root is not None:
         options["root"] = args.root
     options.update(resolution=resolution, subset=args.subset, val_split=args.val_split)
@@ -87,19 +99,20 @@ def run_train(args: argparse.Namespace) -> int:
     import nas
     from nas.cli._genotype import parse_assignments
     from nas.data import load_dataset
+    from nas.search._proxy import check_classifier
     from nas.train import TrainConfig, train_to_folder
 
     config = TrainConfig(**{key: getattr(args, key) for key in _CONFIG_KEYS},
                          amp={"auto": None, "on": True, "off": False}[args.amp])
     genotype = nas.load_genotype(args.genotype)
-    resolution = args.resolution or genotype.input_shape[1]
+    resolution = args.resolution if args.resolution is not None else genotype.input_shape[1]
     data = load_dataset(args.dataset, **_dataset_options(args, resolution))
     params = parse_assignments(args.params)
     if "classes" in genotype.params and "classes" not in params:
         params["classes"] = data.num_classes
     if params:
         genotype = genotype.with_params(**params)
-    genotype = genotype.with_input(data.input_shape)
+    genotype = check_classifier(genotype.with_input(data.input_shape), data.num_classes)
     model = nas.build_model(genotype)
     result = train_to_folder(model, data, config, args.out, resume=args.resume,
                              progress=not args.quiet, files={"genotype.yaml": genotype.dump()})

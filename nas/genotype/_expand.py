@@ -292,7 +292,10 @@ class _Expander:
     # -------------------------------------------------------------- layers
 
     def apply(self, value: Any, sources: list[str], path: str, local: Mapping[str, Any]) -> str:
-        layer = self.as_layer(value)
+        try:
+            layer = self.as_layer(value)
+        except GenotypeError as error:
+            raise error.located(path=path)
         self.budget.charge()
         self.longest_path = max(self.longest_path, len(path))
         if len(path) > self.limits.max_path:

@@ -434,6 +434,8 @@ def parse_expression(text: str) -> Expression:
     for node in nodes:
         if isinstance(node, ast.Call) and not isinstance(node.func, ast.Name):
             raise GenotypeError(f"'{_short(text)}': only names can be called")
+        if isinstance(node, ast.keyword) and node.arg is None:
+            raise GenotypeError(f"'{_short(text)}': keyword unpacking (**) is not allowed in expressions")
         if isinstance(node, ast.Constant):
             if not isinstance(node.value, (int, float, str, bool, type(None))):
                 raise GenotypeError(f"'{_short(text)}': constant {node.value!r} is not allowed")

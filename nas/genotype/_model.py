@@ -121,11 +121,18 @@ class Statement:
         return self.expr if self.inputs is None else f"{self.expr} <- {', '.join(self.inputs)}"
 
 
+def _node_name(name: Any, where: str) -> str:
+    """A mapping key naming a node: text (YAML reads ``null:``, ``1:`` or ``true:`` as others)."""
+    if not isinstance(name, str):
+        raise GenotypeError(f"a node name must be text, got {name!r}", path=where)
+    return name
+
+
 def _parse_body(data: Any, where: str) -> tuple[Statement, ...]:
     statements: list[Statement] = []
     if isinstance(data, Mapping):
         items: Iterable[tuple[str | None, Any, str]] = (
-            (name, value, f"{where}.{name}") for name, value in data.items()
+            (_node_name(name, where), value, f"{where}.{name}") for name, value in data.items()
         )
     elif isinstance(data, list):
         def list_items():
@@ -136,7 +143,7 @@ def _parse_body(data: Any, where: str) -> tuple[Statement, ...]:
                             "a named chain item is a mapping with one key", path=f"{where}[{index}]"
                         )
                     ((name, value),) = item.items()
-                    yield name, value, f"{where}.{name}"
+                    yield _node_name(name, f"{where}[{index}]"), value, f"{where}.{name}"
                 else:
                     yield None, item, f"{where}[{index}]"
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from nas.errors import GenotypeError
 from nas.genotype import Genotype
 
-__all__ = ["fit_to_data", "scale_widths"]
+__all__ = ["check_classifier", "fit_to_data", "scale_widths"]
 
 
 def scale_widths(genotype: Genotype, multiplier: float) -> Genotype:
@@ -39,4 +40,20 @@ def fit_to_data(genotype: Genotype, input_shape: Sequence[int], num_classes: int
     genotype = genotype.with_input(tuple(input_shape))
     if "classes" in genotype.params:
         genotype = genotype.with_params(classes=num_classes)
-    return scale_widths(genotype, width_multiplier)
+    return check_classifier(scale_widths(genotype, width_multiplier), num_classes)
+
+
+def check_classifier(genotype: Genotype, num_classes: int) -> Genotype:
+    """``genotype``, whose (first) output must be one score per class: ``(num_classes,)``.
+
+    Raises:
+        GenotypeError: another output shape, naming the genotype's file.
+    """
+    graph = genotype.graph
+    shape = tuple(graph.nodes[graph.graph["outputs"][0]]["shape"])
+    if shape != (num_classes,):
+        raise GenotypeError(
+            f"the network outputs {shape}, not one score for each of the dataset's {num_classes} "
+            f"classes: give it a 'classes' parameter, or end it with linear({num_classes})",
+            file=genotype.source)
+    return genotype
