@@ -79,6 +79,18 @@ CASES = {
         "width_nan": (config(width_multiplier=float("nan")), "width_multiplier"),
         "latency_repeats": (config(objectives=["val_accuracy", "latency"],
                                    latency={"repeats": 10**9}), "latency.repeats"),
+        "latency_warmup": (config(objectives=["val_accuracy", "latency"],
+                                  latency={"warmup": 100_000}), "latency.warmup"),
+        "storage_nul": (config(storage="a\0b"), "storage"),
+        "keep_max_mb_nan": (config(keep_weights={"max_mb": float("nan")}), "keep_weights.max_mb"),
+        "doc_not_text": (config(doc=[1]), "doc"),
+        "prescreen_huge": (config(proxies={"prescreen": {"proxy": ["params"], "candidates": 10**9, "top": 1}}),
+                           "proxies.prescreen.candidates"),
+    },
+    "retrain": {
+        "train_lr": (config(retrain={"train": {"lr": "x"}}), "retrain.train.lr"),
+        "seeds_huge": (config(retrain={"seeds": 10**9}), "retrain.seeds"),
+        "grow_text": (config(retrain={"grow": "yes"}), "retrain.grow"),
     },
     "train_numbers": {
         "lr_huge": (config(train__lr=1e300), "train.lr"),
@@ -159,6 +171,8 @@ CASES = {
         "constraint_text": (config(space__constraints={"params": {"max": "lots"}}),
                             "space.constraints.params.max"),
         "genotype_missing": (config(space__genotype="nowhere/net.yaml"), "space.genotype"),
+        "constraint_min_over_max": (config(space__constraints={"params": {"min": 10, "max": 1}}),
+                                    "space.constraints.params"),
     },
 }
 

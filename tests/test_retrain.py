@@ -179,7 +179,8 @@ def test_retrain_grow_adds_the_searched_architectures_widened_to_the_seed(tmp_pa
 
 @pytest.mark.parametrize("retrain_key, message", [
     ({"grow": "yes"}, "retrain.grow: must be true or false, got 'yes'"),
-    ({"top": 0}, "retrain.top: must be an integer >= 1, got 0"),
+    ({"top": 0}, "retrain.top: must be an integer from 1 to 1,000, got 0"),
+    ({"seeds": 10**9}, "retrain.seeds: must be an integer from 1 to 1,000, got 1000000000"),
     ({"width_multiplier": 0}, "retrain.width_multiplier: must be a number in (0, 16], got 0"),
     ({"sedes": 2}, "retrain"),
 ])

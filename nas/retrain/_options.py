@@ -45,9 +45,13 @@ class RetrainOptions:
     train: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _positive_int(value: Any, path: str, file: str | None) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"must be an integer >= 1, got {value!r}", file=file, path=path)
+# Upper bounds: far beyond any real retraining, they turn a typo (seeds: 10**9) into an error.
+_HIGH = {"top": 1_000, "seeds": 1_000, "epochs": 100_000, "subset": 10**9}
+
+
+def _positive_int(value: Any, path: str, file: str | None, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
+        raise ConfigError(f"must be an integer from 1 to {high:,}, got {value!r}", file=file, path=path)
     return value
 
 
@@ -65,9 +69,9 @@ def parse_retrain(value: Any, *, file: str | None) -> dict[str, Any]:
     if value.get("select", "top") not in ("top", "pareto"):
         raise ConfigError(f"must be top or pareto, got {value['select']!r}", file=file,
                           path="retrain.select")
-    for key in ("top", "seeds", "epochs", "subset"):
+    for key, high in _HIGH.items():
         if value.get(key) is not None:
-            _positive_int(value[key], f"retrain.{key}", file)
+            _positive_int(value[key], f"retrain.{key}", file, high)
     width = value.get("width_multiplier", 1.0)
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 16:
         raise ConfigError(f"must be a number in (0, 16], got {width!r}", file=file,
@@ -91,8 +95,11 @@ def resolve(config_retrain: Mapping[str, Any], search_train: Mapping[str, Any], 
     merged = {**parse_retrain(config_retrain, file=file)}
     for key, value in overrides.items():
         if value is not None:
+            try:  # a bad value given as an argument is the argument's, not the config file's
+                parse_retrain({key: value}, file=None)
+            except ConfigError as error:
+                raise ConfigError(error.message, path=key) from None
             merged[key] = value
-    parse_retrain(merged, file=file)
     epochs = merged.get("epochs") or 4 * int(search_train.get("epochs", 10))
     return RetrainOptions(
         select=merged.get("select", "top"), top=merged.get("top", 3), seeds=merged.get("seeds", 2),

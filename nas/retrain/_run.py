@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nas._checks import cores
 from nas._threads import torch_threads
 from nas.errors import ConfigError
 from nas.io import atomic_write_text, read_json_object
@@ -175,8 +176,10 @@ def retrain(
             option out of range, or a retrain folder made with another schedule.
     """
     started = time.time()
-    if not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"must be at least 1, got {workers!r}", path="--workers")
+    most = max(4, cores())  # as a search's workers: more processes than cores slow each other
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= most:
+        raise ConfigError(f"must be an integer from 1 to {most} on this machine, got {workers!r}",
+                          path="--workers")
     run_dir = Path(run_dir)
     overrides = dict(select=select, top=top, seeds=seeds, epochs=epochs,
                      width_multiplier=width_multiplier, subset=subset, grow=grow)

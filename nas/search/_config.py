@@ -94,6 +94,7 @@ _KEYS = ("name", "doc", "space", "dataset", "train", "width_multiplier", "object
          "pruner", "trials", "timeout", "seed", "storage", "workers", "threads", "dedup", "latency", "tabular",
          "keep_weights", "retrain", "proxies", "devices", "trials_per_device", "heartbeat", "plugins")
 _LATENCY_KEYS = {"batch_size": 1, "repeats": 20, "warmup": 5}
+_LATENCY_MAX = {"batch_size": 1024, "repeats": 1000, "warmup": 1000}  # bound one measurement's work
 _TABULAR_KEYS = ("table", "objective", "report", "dataset")
 #: The column a tabular run optimises by default: NAS-Bench-201's published protocol selects on
 #: validation accuracy and reports test accuracy.
@@ -213,7 +214,7 @@ def with_overrides(config: RunConfig, *, name: str | None = None, trials: int | 
     if devices is not None:
         changes["devices"] = parse_devices(devices)
     if storage is not None:
-        if not isinstance(storage, str) or not storage:
+        if not isinstance(storage, str) or not storage or "\0" in storage:
             raise _error("must be a storage URL or a journal file path", None, "storage")
         changes["storage"] = storage
     if plugins:
@@ -262,6 +263,8 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     else:
         frozen.pop("plugins", None)
     name = _checks.folder_name(data.get("name", Path(file).stem), file=file, path="name")
+    if not isinstance(data.get("doc", ""), str):
+        raise _error("must be text", file, "doc")
     frozen["name"] = name
 
     if "space" not in data:
@@ -350,7 +353,7 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     trials_per_device = _number(data, "trials_per_device", file, 1, integer=True)
     heartbeat = _number(data, "heartbeat", file, 10, integer=True)
     storage = data.get("storage")
-    if storage is not None and (not isinstance(storage, str) or not storage):
+    if storage is not None and (not isinstance(storage, str) or not storage or "\0" in storage):
         raise _error("must be a storage URL or a journal file path", file, "storage")
     dedup = data.get("dedup", True)
     if not isinstance(dedup, bool):
@@ -361,14 +364,17 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     for key, value in latency.items():
         if key not in _LATENCY_KEYS:
             raise _error(f"unknown key {key!r}; valid: {', '.join(_LATENCY_KEYS)}", file, f"latency.{key}")
-        if (not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "warmup" else 1)
-                or value > 100_000):
-            raise _error(f"must be a positive integer, got {value!r}", file, f"latency.{key}")
+        low = 0 if key == "warmup" else 1
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= _LATENCY_MAX[key]:
+            raise _error(f"must be an integer from {low} to {_LATENCY_MAX[key]:,}, got {value!r}", file,
+                         f"latency.{key}")
     latency = {**_LATENCY_KEYS, **latency}
     keep = None if tabular is not None else parse_keep(data.get("keep_weights"), file=file)
     from nas.retrain._options import parse_retrain
 
     retrain = parse_retrain(data.get("retrain"), file=file)
+    if tabular is None and retrain.get("train"):
+        _check_train({**train, **retrain["train"]}, file, prefix="retrain.")
     proxies = parse_proxies(data.get("proxies"), objectives=objectives, file=file, base=base,
                             trained=tabular is None, paths=_DATASET_PATHS)
     if proxies is not None and "proxies" in data and proxies.data is not None:
@@ -547,11 +553,12 @@ def _check_pruner_options(pruner: str, options: Mapping[str, Any], file: str, *,
             raise _error(f"unknown key {key!r}; valid: rungs, reduction, min_trials", file, where)
 
 
-def _check_train(train: Mapping[str, Any], file: str) -> None:
+def _check_train(train: Mapping[str, Any], file: str, *, prefix: str = "") -> None:
     try:
         TrainConfig.from_dict(train)
     except NasError as error:
         error.file = file
+        error.path = prefix + error.path if error.path else error.path
         raise
 
 

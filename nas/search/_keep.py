@@ -95,7 +95,7 @@ def parse_keep(value: Any, *, file: str) -> KeepPolicy | None:
     if not isinstance(top, int) or isinstance(top, bool) or top < 1:
         raise ConfigError(f"must be an integer >= 1, got {top!r}", file=file, path="keep_weights.top")
     max_mb = value.get("max_mb", 200.0)
-    if isinstance(max_mb, bool) or not isinstance(max_mb, (int, float)) or max_mb <= 0:
+    if isinstance(max_mb, bool) or not isinstance(max_mb, (int, float)) or not 0 < max_mb < float("inf"):
         raise ConfigError(f"must be a positive number of megabytes, got {max_mb!r}", file=file,
                           path="keep_weights.max_mb")
     return KeepPolicy(select=select, top=top, max_mb=float(max_mb))

@@ -112,9 +112,14 @@ def _names(value: Any, file: str, where: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+MAX_COUNT = 1_000_000
+"""Most candidates a pre-screen scores (or keeps, or puts in a batch): a bound on its work."""
+
+
 def _count(value: Any, low: int, file: str, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"must be an integer >= {low}, got {value!r}", file=file, path=where)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_COUNT:
+        raise ConfigError(f"must be an integer from {low} to {MAX_COUNT:,}, got {value!r}", file=file,
+                          path=where)
     return value
 
 
@@ -148,6 +153,8 @@ def parse_proxies(value: Any, *, objectives: Sequence[str], file: str, base: Pat
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ConfigError(f"must be a finite number, got {v!r}", file=file, path=f"{where}.{k}")
         constraints[name] = {k: float(v) for k, v in bounds.items()}
+        if constraints[name].get("min", -math.inf) > constraints[name].get("max", math.inf):
+            raise ConfigError("min is above max: no candidate can meet it", file=file, path=where)
         record.append(name)
     screen = None
     if value.get("prescreen") is not None:

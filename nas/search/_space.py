@@ -338,7 +338,11 @@ def _parse_constraints(data: Any, file: str | None) -> dict[str, tuple[float | N
             if key not in ("max", "min"):
                 raise ConfigError(f"unknown key {key!r}; valid: max, min", file=file, path=f"{where}.{key}")
             _checks.number(value, path=f"{where}.{key}", file=file, low=0)
-        out[metric] = (bounds.get("min"), bounds.get("max"))
+        low, high = bounds.get("min"), bounds.get("max")
+        if low is not None and high is not None and low > high:
+            raise ConfigError(f"min {low:g} is above max {high:g}: no candidate can meet it", file=file,
+                              path=where)
+        out[metric] = (low, high)
     return out
 
 
