@@ -554,3 +554,20 @@ def test_a_non_image_is_named_without_an_object_address(tmp_path: Path, data: by
         load_dataset("folder", root=archive, cache=False, decode_workers=0)
     assert str(error.value).startswith(f"{archive}: a/x.jpg: cannot read image: ")
     assert " at 0x" not in str(error.value)  # messages are stable: the same file, the same line
+
+
+def test_an_encrypted_zip_is_one_line(tmp_path: Path) -> None:
+    # the "encrypted" flag bit set in the local and the central header of every member: zipfile
+    # asks for a password (RuntimeError), which is the archive's problem, said in one line
+    archive = _zip(tmp_path / "locked.zip", {"a/1.png": b"x" * 40, "b/1.png": b"y" * 40})
+    raw = bytearray(archive.read_bytes())
+    for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = raw.find(signature)
+        while start != -1:
+            raw[start + flags_at] |= 1
+            start = raw.find(signature, start + 4)
+    archive.write_bytes(bytes(raw))
+    with pytest.raises(ConfigError) as error:
+        _load(archive, tmp_path / "cache")
+    text = str(error.value)
+    assert "\n" not in text and text.startswith(f"{archive}: cannot read the zip archive") and "encrypted" in text

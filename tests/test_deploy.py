@@ -122,6 +122,22 @@ def test_without_weights_nothing_is_exported_unless_untrained(tmp_path: Path,
     assert (out / "trial_0000.onnx").is_file() and not (out / "trial_0000.json").exists()
 
 
+def test_kept_weights_far_larger_than_the_model_are_refused_unread(kept_run: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    run = tmp_path / "kept"
+    shutil.copytree(kept_run, run)
+    weights = sorted(run.glob("trials/*/weights.pth"))
+    for path in weights:
+        with open(path, "r+b") as file:
+            file.truncate(1 << 30)  # sparse: a 1 GB file on disk in no time
+    capsys.readouterr()
+    assert nas(["best", str(run), "--export", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(str(run / "trials")) and "weights.pth: larger than" in err[0], err
+
+
 def test_nas_train_saves_the_normalisation_and_class_names(tmp_path: Path) -> None:
     import nas as nas_api
     from nas.data import load_dataset

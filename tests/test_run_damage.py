@@ -302,6 +302,19 @@ def test_damaged_run_json_is_one_line(nb201_run, tmp_path, capsys):
             assert len(err) == 1 and err[0].startswith(f"{run / 'run.json'}: unreadable"), err
 
 
+@pytest.mark.parametrize("text", [b"[1]\n", b"3\n", b"just text\n"])
+def test_a_frozen_config_that_is_not_a_mapping_is_one_line_on_resume(nb201_run, tmp_path, capsys, text):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(nb201_run, runs / "nb201")
+    (runs / "nb201" / "config.yaml").write_bytes(text)
+    assert search(nb201_config(tmp_path), runs, "--resume") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"{runs / 'nb201' / 'config.yaml'}: damaged: not a run config "
+                   f"(a {type(yaml.safe_load(text)).__name__}, not a mapping)"], err
+
+
 # --- pareto_front takes only what it documents --------------------------------------------------
 
 

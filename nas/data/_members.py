@@ -214,7 +214,8 @@ def _iter_zip(
                     if not wanted(name):
                         continue
                     yield Member(name, archive.read(info))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as error:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
+            RuntimeError, NotImplementedError) as error:  # the last two: encrypted, unknown compression
         raise ConfigError(f"cannot read the zip archive: {error}", file=str(path)) from None
 
 

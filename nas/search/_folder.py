@@ -66,6 +66,9 @@ def prepare_run_dir(config: RunConfig, run_dir: Path, *, resume: bool) -> None:
             raise ConfigError(f"nothing to resume: {run_dir} holds no run", file=config.file,
                               path="name")
         old = load_yaml_file(frozen, error=ConfigError)
+        if not isinstance(old, dict):
+            raise ConfigError(f"damaged: not a run config (a {type(old).__name__}, not a mapping)",
+                              file=str(frozen))
         # Bounded, and never blocking: a FIFO, a missing or huge file is one line naming it.
         old_raw = read_bounded(run_dir / "space_genotype.yaml", error=ConfigError)
         old_text = old_raw.decode("utf-8", errors="replace")  # not UTF-8: differs, said below
