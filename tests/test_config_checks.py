@@ -86,6 +86,7 @@ CASES = {
         "doc_not_text": (config(doc=[1]), "doc"),
         "prescreen_huge": (config(proxies={"prescreen": {"proxy": ["params"], "candidates": 10**9, "top": 1}}),
                            "proxies.prescreen.candidates"),
+        "proxy_batch_huge": (config(proxies={"batch": 10**6}), "proxies.batch"),
     },
     "retrain": {
         "train_lr": (config(retrain={"train": {"lr": "x"}}), "retrain.train.lr"),

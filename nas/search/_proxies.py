@@ -113,12 +113,14 @@ def _names(value: Any, file: str, where: str) -> tuple[str, ...]:
 
 
 MAX_COUNT = 1_000_000
-"""Most candidates a pre-screen scores (or keeps, or puts in a batch): a bound on its work."""
+"""Most candidates a pre-screen scores or keeps: a bound on its work."""
+MAX_BATCH = 4_096
+"""Most images in the batch a zero-cost proxy reads: a bound on its memory."""
 
 
-def _count(value: Any, low: int, file: str, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_COUNT:
-        raise ConfigError(f"must be an integer from {low} to {MAX_COUNT:,}, got {value!r}", file=file,
+def _count(value: Any, low: int, file: str, where: str, high: int = MAX_COUNT) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"must be an integer from {low} to {high:,}, got {value!r}", file=file,
                           path=where)
     return value
 
@@ -198,7 +200,7 @@ def parse_proxies(value: Any, *, objectives: Sequence[str], file: str, base: Pat
         for key in paths:
             if isinstance(data.get(key), str):
                 data[key] = str(_checks.dataset_path(data[key], key, base))
-    batch = _count(value.get("batch", 64), 2, file, "proxies.batch")
+    batch = _count(value.get("batch", 64), 2, file, "proxies.batch", MAX_BATCH)
     settings = ProxySettings(tuple(dict.fromkeys(record)), data, batch, constraints, screen)
     if data is None and not trained and settings.needs_data:
         raise ConfigError("a tabular run has no dataset: give proxies.data for the proxies "
