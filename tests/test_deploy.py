@@ -138,6 +138,26 @@ def test_kept_weights_far_larger_than_the_model_are_refused_unread(kept_run: Pat
     assert len(err) == 1 and err[0].startswith(str(run / "trials")) and "weights.pth: larger than" in err[0], err
 
 
+@pytest.mark.parametrize("damage", ["folder", "fifo", "link_loop"])
+def test_kept_weights_that_are_not_a_regular_file_are_damage_not_missing(kept_run: Path, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture,
+                                                                        damage: str) -> None:
+    import os
+    import shutil
+
+    run = tmp_path / "kept"
+    shutil.copytree(kept_run, run)
+    for weights in run.glob("trials/*/weights.pth"):
+        weights.unlink()
+        {"folder": weights.mkdir, "fifo": lambda: os.mkfifo(weights),
+         "link_loop": lambda: weights.symlink_to(weights)}[damage]()
+    capsys.readouterr()
+    assert nas(["best", str(run), "--export", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith("weights.pth: damaged: not a regular file"), err
+    assert not (tmp_path / "out").exists()
+
+
 def test_nas_train_saves_the_normalisation_and_class_names(tmp_path: Path) -> None:
     import nas as nas_api
     from nas.data import load_dataset

@@ -315,6 +315,20 @@ def test_a_frozen_config_that_is_not_a_mapping_is_one_line_on_resume(nb201_run, 
                    f"(a {type(yaml.safe_load(text)).__name__}, not a mapping)"], err
 
 
+@pytest.mark.parametrize("damage", ["folder", "fifo", "broken_link"])
+def test_a_frozen_config_that_is_not_a_regular_file_is_damage_not_no_run(nb201_run, tmp_path, capsys, damage):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(nb201_run, runs / "nb201")
+    frozen = runs / "nb201" / "config.yaml"
+    frozen.unlink()
+    {"folder": frozen.mkdir, "fifo": lambda: os.mkfifo(frozen),
+     "broken_link": lambda: frozen.symlink_to(tmp_path / "nowhere")}[damage]()
+    assert search(nb201_config(tmp_path), runs, "--resume") == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"{frozen}: damaged: not a regular file"]
+
+
 # --- pareto_front takes only what it documents --------------------------------------------------
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,8 @@ def prepare_run_dir(config: RunConfig, run_dir: Path, *, resume: bool) -> None:
     frozen = run_dir / "config.yaml"
     if resume:
         if not frozen.is_file():
+            if os.path.lexists(frozen):  # a folder, a FIFO, a broken link: damage, not "no run"
+                raise ConfigError("damaged: not a regular file", file=str(frozen))
             raise ConfigError(f"nothing to resume: {run_dir} holds no run", file=config.file,
                               path="name")
         old = load_yaml_file(frozen, error=ConfigError)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,8 +103,17 @@ def parse_keep(value: Any, *, file: str) -> KeepPolicy | None:
 
 
 def kept_weights(folder: str | Path) -> Path | None:
-    """A trial folder's ``weights.pth`` if its weights are kept (both files exist), else None."""
+    """A trial folder's ``weights.pth`` if its weights are kept (both files exist), else None.
+
+    Raises:
+        ConfigError: either file is there but is not a regular file (a folder, a FIFO, a
+            broken or looping link): damage, not "no weights kept".
+    """
     folder = Path(folder)
+    for name in (WEIGHTS, WEIGHTS_JSON):
+        path = folder / name
+        if os.path.lexists(path) and not path.is_file():
+            raise ConfigError("damaged: not a regular file", file=str(path))
     if (folder / WEIGHTS).is_file() and (folder / WEIGHTS_JSON).is_file():
         return folder / WEIGHTS
     return None
