@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from nas.data import load_dataset
     from nas.retrain import retrain
-    from nas.retrain._table import markdown_table
+    from nas.retrain._table import markdown_table, tau_of
     from nas.search import read_trials, run_search
 
     budget = dict(BUDGETS[(args.device, args.quick)])
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown_table(table))
     tau = "n/a" if result.tau is None else f"{result.tau:.3f}"
     print(f"\nKendall's tau (proxy val accuracy rank vs retrained test accuracy rank): {tau} "
-          f"over {table['test_mean'].notna().sum()} architectures")
+          f"over {tau_of(table)[1]} architectures (grown ones have no proxy figure)")
     print(verdict(table))
     from nas.results import analyze
 

@@ -191,3 +191,20 @@ def test_a_bad_retrain_key_is_named(retrain_key: dict, message: str) -> None:
         parse_retrain(retrain_key, file="run.yaml")
     assert str(error.value).startswith("run.yaml: ") and message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_a_narrow_network_grows_at_the_granularity_of_its_widths() -> None:
+    # at a quarter of ResNet-20's widths (4/8/16), rounding to multiples of 8 (or 4) can only
+    # double the first stage, past the seed's MACs: a narrow network rounds finer
+    import nas
+    from nas.retrain import Candidate
+    from nas.retrain._select import widen_to_macs, width_divisor
+
+    space = nas.load_genotype(ROOT / "genotypes" / "search" / "resnet_cifar.yaml")
+    assert [width_divisor(space.with_params(widths=w)) for w in ([16, 32, 64], [24, 40, 80], [8, 16, 32],
+                                                                 [4, 8, 16], [6, 12, 24], [3, 5, 7])] == [8, 8, 4, 2, 2, 1]
+    seed = space.with_params(widths=[4, 8, 16])  # ResNet-20 at x0.25
+    small = seed.with_params(depths=[1, 1, 2])
+    found = widen_to_macs(Candidate("trial_0002", 2, None, small, 0.2, "top"), nas.analyze(seed).macs)
+    assert found is not None and all(w % 2 == 0 for w in found.genotype.params["widths"])
+    assert nas.analyze(small).macs < nas.analyze(found.genotype).macs <= nas.analyze(seed).macs

@@ -115,6 +115,7 @@ class _Context:
     base: Any  # TrainConfig
     data: Any  # Dataset
     preprocessing: Any
+    grow: bool
 
     def jobs(self) -> list[tuple[Candidate, int, Path]]:
         return [(c, s, self.out / c.label / f"seed{s}") for c in self.candidates for s in range(self.seeds)]
@@ -144,7 +145,7 @@ def _prepare(run_dir: Path, out: str | Path | None, device: str | None, threads:
     plan["architectures"] = [{"label": c.label, "trial": c.trial, "seed": c.seed,
                               "selected_by": c.selected_by, "hash": c.genotype.hash} for c in candidates]
     return _Context(out=out, plan=plan, candidates=candidates, seeds=options.seeds, base=base,
-                    data=data, preprocessing=Preprocessing.from_dataset(data))
+                    data=data, preprocessing=Preprocessing.from_dataset(data), grow=options.grow)
 
 
 def retrain(
@@ -189,6 +190,9 @@ def retrain(
     plan = context.plan
     say(f"retraining {len(context.candidates)} architectures x {context.seeds} seeds, {plan['epochs']} "
         f"epochs on {plan['train_images']:,} training images; test split: {plan['test_images']:,} images")
+    if context.grow and not any(c.selected_by == "grown" for c in context.candidates):
+        say("grow: no searched architecture widens within the seeds' MACs (each is at or over them, "
+            "or its next rounded width is)")
     for candidate in context.candidates:
         atomic_write_text(context.out / candidate.label / "genotype.yaml", candidate.genotype.dump())
     skipped = [(c.label, s) for c, s, job in context.jobs() if _read_result(job, c.genotype.hash) is not None]

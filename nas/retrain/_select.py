@@ -146,9 +146,10 @@ GROWTH_STEPS = 12
 def widen_to_macs(candidate: Candidate, macs: int, *, where: str | None = None) -> Candidate | None:
     """``candidate`` widened to the largest width multiplier whose MACs are at most ``macs``:
     :func:`nas.scaling.scale` along the width axis its genotype declares, widths rounded to
-    multiples of 8 (as ``nas scale`` rounds). Labelled ``LABEL_grown``, selected by
-    ``"grown"``, with no proxy accuracy (the search never trained it). ``None`` when it
-    already has ``macs`` or more, or no rounded width fits between.
+    multiples of 8 as ``nas scale`` rounds them, or finer for a narrow network
+    (:func:`width_divisor`: 2 for widths 4/8/16, which could otherwise only double).
+    Labelled ``LABEL_grown``, selected by ``"grown"``, with no proxy accuracy (the search never
+    trained it). ``None`` when it already has ``macs`` or more, or no rounded width fits between.
 
     Raises:
         ConfigError: the genotype declares no width to scale, naming the candidate.
@@ -160,9 +161,11 @@ def widen_to_macs(candidate: Candidate, macs: int, *, where: str | None = None) 
                           "declares no width parameters to scale (scaling: {width: [...]})",
                           file=where, path="retrain.grow")
 
+    divisor = width_divisor(candidate.genotype)
+
     def widened(multiplier: float) -> Genotype | None:
         try:
-            genotype = scale(candidate.genotype, width=multiplier)
+            genotype = scale(candidate.genotype, width=multiplier, width_divisor=divisor)
         except GenotypeError:
             return None  # past the size limits: too wide
         return genotype if analyze(genotype).macs <= macs else None
@@ -182,3 +185,18 @@ def widen_to_macs(candidate: Candidate, macs: int, *, where: str | None = None) 
         return None
     return Candidate(label=f"{candidate.label}_grown", trial=candidate.trial, seed=None, genotype=best,
                      proxy_val_accuracy=None, selected_by="grown")
+
+
+def width_divisor(genotype: Genotype, most: int = 8) -> int:
+    """The multiple widths round to when ``genotype`` grows: the largest power of two up to
+    ``most`` that divides every width its ``scaling: width`` parameters hold now and is at most
+    half the narrowest (so the narrowest can grow by half, not only double)."""
+    widths: list[int] = []
+    for name in genotype.scaling.get("width", ()):
+        value = genotype.params.get(name)
+        widths += [v for v in (value if isinstance(value, (list, tuple)) else [value])
+                   if isinstance(v, int) and not isinstance(v, bool) and v > 0]
+    divisor = most
+    while divisor > 1 and (any(w % divisor for w in widths) or 2 * divisor > min(widths, default=most)):
+        divisor //= 2
+    return divisor
