@@ -197,6 +197,6 @@ def width_divisor(genotype: Genotype, most: int = 8) -> int:
         widths += [v for v in (value if isinstance(value, (list, tuple)) else [value])
                    if isinstance(v, int) and not isinstance(v, bool) and v > 0]
     divisor = most
-    while divisor > 1 and (any(w % divisor for w in widths) or 2 * divisor > min(widths, default=most)):
+    while divisor > 1 and (any(w % divisor for w in widths) or 2 * divisor > min(widths, default=2 * most)):
         divisor //= 2
     return divisor
