@@ -130,7 +130,7 @@ def test_retrain_resumes_after_sigkill_without_retraining_finished_models(tmp_pa
     assert "Kendall's tau" in done.stdout
 
 
-def test_grow_widens_to_the_largest_width_within_the_macs(tmp_path: Path) -> None:
+def test_grow_widens_to_the_largest_width_within_the_macs() -> None:
     import nas
     from nas.retrain import Candidate
     from nas.retrain._select import widen_to_macs
