@@ -22,10 +22,16 @@ from nas.errors import ConfigError, NasError
 from nas.genotype import INPUT
 
 __all__ = ["load_torchvision_weights", "genotype_tensors", "load_state_dict_file", "load_torch_file",
-           "MAX_TORCH_FILE_BYTES"]
+           "state_dict_bytes", "MAX_TORCH_FILE_BYTES"]
 
 #: Largest file :func:`load_torch_file` reads when its caller knows no tighter bound.
 MAX_TORCH_FILE_BYTES = 8 << 30
+
+
+def state_dict_bytes(model: nn.Module) -> int:
+    """Bytes of ``model``'s parameters and buffers: what its saved ``state_dict`` is about, so a
+    file far larger can be refused unread (:func:`load_torch_file`'s ``max_bytes``)."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
 def genotype_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:

@@ -100,13 +100,12 @@ def _export_models(genotype, stem: Path, formats: tuple[str, ...], weights: Path
     from nas.export import export_model
     from nas.preprocessing import Preprocessing
     from nas.train import load_checkpoint
+    from nas.weights import state_dict_bytes
 
     model = build_model(genotype)
     preprocessing = None
     if weights is not None:
-        # a state_dict is about the model's size: a larger file is refused unread
-        size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-        state = load_checkpoint(weights, max_bytes=2 * size + (64 << 20))
+        state = load_checkpoint(weights, max_bytes=2 * state_dict_bytes(model) + (64 << 20))
         try:
             model.load_state_dict(state)
         except RuntimeError as error:

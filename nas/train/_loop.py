@@ -31,6 +31,7 @@ from nas.train._config import TrainConfig, resolve_device
 from nas.train._io import load_checkpoint, save_checkpoint
 from nas.train._optim import make_optimizer, make_schedule
 from nas.train._result import EpochRecord, Status, TrainResult
+from nas.weights import state_dict_bytes
 
 __all__ = ["ReportFn", "evaluate", "is_out_of_memory", "train_model", "validate"]
 
@@ -377,8 +378,7 @@ class _Attempt:
 
     def _restore(self, path: Path) -> list[EpochRecord]:
         # The model, the optimizer's state (AdamW: two more copies of it) and small things.
-        model_bytes = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
-        state = load_checkpoint(path, max_bytes=4 * model_bytes + (64 << 20))
+        state = load_checkpoint(path, max_bytes=4 * state_dict_bytes(self.model) + (64 << 20))
         saved = state.get("config", {})
         for key, value in dataclasses.asdict(self.config).items():
             if key not in _RESUMABLE_CHANGES and key in saved and saved[key] != value:
