@@ -214,8 +214,7 @@ def with_overrides(config: RunConfig, *, name: str | None = None, trials: int | 
     if devices is not None:
         changes["devices"] = parse_devices(devices)
     if storage is not None:
-        if not isinstance(storage, str) or not storage or "\0" in storage:
-            raise _error("must be a storage URL or a journal file path", None, "storage")
+        _check_storage(storage, None)
         changes["storage"] = storage
     if plugins:
         added = parse_plugins(list(plugins), base=Path.cwd(), file=None, path="--plugin")
@@ -353,8 +352,8 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     trials_per_device = _number(data, "trials_per_device", file, 1, integer=True)
     heartbeat = _number(data, "heartbeat", file, 10, integer=True)
     storage = data.get("storage")
-    if storage is not None and (not isinstance(storage, str) or not storage or "\0" in storage):
-        raise _error("must be a storage URL or a journal file path", file, "storage")
+    if storage is not None:
+        _check_storage(storage, file)
     dedup = data.get("dedup", True)
     if not isinstance(dedup, bool):
         raise _error("must be true or false", file, "dedup")
@@ -551,6 +550,12 @@ def _check_pruner_options(pruner: str, options: Mapping[str, Any], file: str, *,
             _checks.number(value, path=where, file=file, low=1, high=1_000_000, integer=True)
         else:
             raise _error(f"unknown key {key!r}; valid: rungs, reduction, min_trials", file, where)
+
+
+def _check_storage(storage: Any, file: str | None) -> None:
+    """A storage URL or journal path: non-empty text without a NUL byte."""
+    if not isinstance(storage, str) or not storage or "\0" in storage:
+        raise _error("must be a storage URL or a journal file path", file, "storage")
 
 
 def _check_train(train: Mapping[str, Any], file: str, *, prefix: str = "") -> None:
