@@ -142,9 +142,9 @@ def plot(table: pd.DataFrame, path: Path) -> Path | None:
     ax = figure.add_subplot()
     kinds = (("searched", "tab:blue", "searched"), ("grown", "tab:green", "searched, grown to the seeds' MACs"),
              ("seed", "tab:orange", "seed architecture"))
+    kind_of = rows["selected_by"].where(rows["selected_by"].isin(("seed", "grown")), "searched")  # top, pareto
     for kind, colour, name in kinds:
-        chosen = rows["selected_by"].isin(("seed", "grown"))
-        part = rows[~chosen] if kind == "searched" else rows[rows["selected_by"] == kind]
+        part = rows[kind_of == kind]
         if part.empty:
             continue
         std = [0.0 if s is None or s != s else 100 * s for s in part["test_std"]]
