@@ -165,6 +165,11 @@ def test_limits_reached_inside_a_replay_fail_at_the_same_node(limits, monkeypatc
     assert str(replayed.value) == str(full.value)
 
 
+@pytest.mark.parametrize("counts", [[], [("0f" * 16, 1)], [("0f" * 16, 3), ("a1" * 16, 12)]])
+def test_the_counts_text_is_the_tuples_str(counts):
+    assert _hash._tuple_text(counts) == str(tuple(counts))
+
+
 def test_hash_tables_keep_label_texts_apart():
     # equal values of other types or signs would share a kept label if the key ignored them
     for args in ({"x": 1}, {"x": 1.0}, {"x": True}, {"x": 0.0}, {"x": -0.0}, {"x": (1, 2)}, {"x": [1, 2]}):
