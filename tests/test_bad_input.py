@@ -334,3 +334,16 @@ def test_an_argument_out_of_range_is_one_line_never_ignored(tmp_path, capsys, ar
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(line), lines
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["validate", ""], ["best", ""], ["train", "", "--out", "x"], ["search", "quickstart", "--runs", ""],
+    ["summary", "nb201", "--set", ""], ["validate", "nb201", ""],
+])
+def test_an_empty_argument_is_one_line_naming_it(argv, capsys):
+    # Path("") is the working folder: `nas validate ""` said ".: not a regular file"
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "an empty value" in err[0] and err[0].startswith(f"nas {argv[0]}: argument "), err

@@ -99,6 +99,7 @@ def test_retrain_needs_a_test_split(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert nas(["retrain", str(run_dir), "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "has no test split" in err
+    assert err.startswith(f"{run_dir / 'config.yaml'}: dataset: "), err
 
 
 def test_retrain_resumes_after_sigkill_without_retraining_finished_models(tmp_path: Path,

@@ -302,6 +302,21 @@ def test_damaged_run_json_is_one_line(nb201_run, tmp_path, capsys):
             assert len(err) == 1 and err[0].startswith(f"{run / 'run.json'}: unreadable"), err
 
 
+def test_a_run_json_naming_objectives_no_trial_records_is_one_line(nb201_run, tmp_path, capsys):
+    # not "no complete trial" (exit 1, as if the run were empty): run.json and trials disagree
+    import shutil
+
+    run = tmp_path / "nb201"
+    shutil.copytree(nb201_run, run)
+    data = json.loads((run / "run.json").read_text())
+    data["objectives"] = ["accuracy"]
+    (run / "run.json").write_text(json.dumps(data))
+    assert nas(["best", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"{run / 'run.json'}: the run's objectives (accuracy) are recorded by none of its "
+                   f"6 complete trials (they record: table_accuracy)"], err
+
+
 @pytest.mark.parametrize("text", [b"[1]\n", b"3\n", b"just text\n"])
 def test_a_frozen_config_that_is_not_a_mapping_is_one_line_on_resume(nb201_run, tmp_path, capsys, text):
     import shutil

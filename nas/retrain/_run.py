@@ -69,7 +69,9 @@ class RetrainSummary:
     elapsed: float
 
 
-def _test_dataset(config: Any, options: RetrainOptions) -> Any:
+def _test_dataset(config: Any, options: RetrainOptions, file: str) -> Any:
+    """The search's dataset with its test split as the validation split (``file``: the run's
+    frozen config, named by an error)."""
     from nas.data import load_dataset
 
     dataset = dict(config.dataset)
@@ -81,7 +83,7 @@ def _test_dataset(config: Any, options: RetrainOptions) -> Any:
     except ConfigError as error:
         if "no test split" in str(error):
             raise ConfigError(f"dataset {name!r} has no test split; retraining scores architectures "
-                              "on a test split the search never saw", path="dataset") from None
+                              "on a test split the search never saw", file=file, path="dataset") from None
         raise
 
 
@@ -136,7 +138,7 @@ def _prepare(run_dir: Path, out: str | Path | None, device: str | None, threads:
     if threads is not None:
         changes["threads"] = threads
     base = config.train_config().replace(**{**dict(options.train), **changes})
-    data = _test_dataset(config, options)
+    data = _test_dataset(config, options, str(run_dir / "config.yaml"))
     candidates = select_candidates(run_dir, config, select=options.select, top=options.top,
                                    input_shape=data.input_shape, num_classes=data.num_classes,
                                    width_multiplier=options.width_multiplier, grow=options.grow)

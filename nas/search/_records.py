@@ -266,9 +266,16 @@ def best_trials(run_dir: str | Path, *, storage: str | None = None,
     result) are left out."""
     run = read_run(run_dir)
     objectives, directions = run["objectives"], run["directions"]
-    done = [r for r in read_trials(run_dir, storage=storage, study=study)
-            if r["state"] == "complete" and r.get("duplicate_of") is None
-            and all((r.get("objectives") or {}).get(o) is not None for o in objectives)]
+    complete = [r for r in read_trials(run_dir, storage=storage, study=study)
+                if r["state"] == "complete" and r.get("duplicate_of") is None]
+    done = [r for r in complete if all((r.get("objectives") or {}).get(o) is not None for o in objectives)]
+    if complete and not done:  # run.json and the trials disagree: not "no complete trial"
+        recorded = sorted({str(o) for r in complete for o in (r.get("objectives") or {})})
+        raise ConfigError(
+            f"the run's objectives ({', '.join(objectives)}) are recorded by none of its "
+            f"{len(complete)} complete trials (they record: {', '.join(recorded) or 'nothing'})",
+            file=str(Path(run_dir) / "run.json"),
+        )
     if not done:
         return run, []
     sign = 1 if directions[0] == "maximize" else -1
