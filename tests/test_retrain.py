@@ -178,6 +178,24 @@ def test_retrain_grow_adds_the_searched_architectures_widened_to_the_seed(tmp_pa
     assert "*grown*" in (run_dir / "retrain" / "retrain.md").read_text()
 
 
+def test_retrain_grow_says_when_nothing_could_be_grown(tmp_path: Path, digits_npz: Path) -> None:
+    # every searched point is at or over the seed's MACs: no grown row, and a line saying why
+    config = tiny_config(
+        tmp_path, "nogrow", trials=2,
+        dataset={"name": "npz", "path": str(digits_npz), "subset": 300, "val_subset": 150},
+        train={"epochs": 1, "batch_size": 50, "lr": 0.05, "device": "cpu"},
+        retrain={"top": 2, "seeds": 1, "epochs": 1, "subset": 300, "grow": True})
+    data = yaml.safe_load(config.read_text())
+    data["space"]["choices"] = {"stage1.width": {"param": "widths[0]", "choices": [16, 32]}}
+    data["space"]["seeds"] = {"narrow": {"widths": [16, 8, 8]}}
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    run_dir = run_search(config, runs_dir=tmp_path / "runs", progress=False).run_dir
+    lines: list[str] = []
+    table = retrain(run_dir, log=lines.append).table
+    assert "grown" not in set(table["selected_by"])
+    assert "grow: no searched architecture widens within the seeds' MACs" in "\n".join(lines)
+
+
 @pytest.mark.parametrize("retrain_key, message", [
     ({"grow": "yes"}, "retrain.grow: must be true or false, got 'yes'"),
     ({"top": 0}, "retrain.top: must be an integer from 1 to 1,000, got 0"),
