@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -701,14 +701,16 @@ def _add_in_bulk(graph: nx.DiGraph, nodes: list[tuple[str, dict[str, Any]]],
             edge["port"] = port
 
 
-def _flatten_calls(calls: Sequence[tuple[str, Any]], prefix: str) -> Iterator[tuple[str, str]]:
-    """``(path, text)`` of every block call, replays' calls under their prefixes. Linear in
-    the calls of a successful expansion (each was charged to the work budget)."""
+def _flatten_calls(calls: Sequence[tuple[str, Any]], prefix: str, into: dict[str, str]) -> dict[str, str]:
+    """``into``, with ``path: text`` of every block call added, replays' calls under their
+    prefixes. Linear in the calls of a successful expansion (each was charged to the work
+    budget); recursion as deep as replays nest (within the nesting limits)."""
     for path, payload in calls:
-        if isinstance(payload, _Replay):
-            yield from _flatten_calls(payload.calls, prefix + path)
+        if payload.__class__ is _Replay:
+            _flatten_calls(payload.calls, prefix + path, into)
         else:
-            yield prefix + path, payload
+            into[prefix + path] = payload
+    return into
 
 
 CALL_TEXT = 120  # characters of a recorded call's text; longer ones end in "..."
@@ -788,7 +790,7 @@ def expand_labelled(genotype: Genotype, limits: Limits = LIMITS) -> tuple[nx.DiG
             raise GenotypeError("every output is absent", file=genotype.source, path="outputs")
     graph.graph["outputs"] = outputs
     graph.graph["name"] = genotype.name
-    graph.graph["blocks"] = dict(_flatten_calls(expander.calls, ""))
+    graph.graph["blocks"] = _flatten_calls(expander.calls, "", {})
     outputs = set(outputs)
     for node in expander.unresolved:
         expander.resolve(node, output=node in outputs)
