@@ -302,6 +302,22 @@ def test_damaged_run_json_is_one_line(nb201_run, tmp_path, capsys):
             assert len(err) == 1 and err[0].startswith(f"{run / 'run.json'}: unreadable"), err
 
 
+@pytest.mark.parametrize("record", [b'{"op_code": 99, "worker_id": "x"}\n',
+                                    b'{"op_code": 4, "worker_id": "x", "trial_id": "a"}\n'])
+def test_a_journal_record_optuna_cannot_replay_is_one_line_naming_the_journal(nb201_run, tmp_path, capsys,
+                                                                              record):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(nb201_run, runs / "nb201")
+    journal = runs / "nb201" / "journal.log"
+    with journal.open("ab") as handle:
+        handle.write(record)
+    assert search(nb201_config(tmp_path), runs, "--resume") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{journal}: damaged journal: Optuna cannot replay"), err
+
+
 def test_a_run_json_naming_objectives_no_trial_records_is_one_line(nb201_run, tmp_path, capsys):
     # not "no complete trial" (exit 1, as if the run were empty): run.json and trials disagree
     import shutil

@@ -128,6 +128,11 @@ def open_storage(url: str, *, file: str | None = None, path: str = "storage",
         if is_disk_full(error):
             raise
         message = " ".join(str(error).split())[:300]
+        if "://" not in url and not isinstance(error, OSError) and Path(url).is_file():
+            # the file opened; Optuna's replay of its records failed (a record it does not know)
+            raise ConfigError(f"damaged journal: Optuna cannot replay its records ({type(error).__name__}: "
+                              f"{message}); the trials' own files (trials/NNNN) are untouched",
+                              file=url) from None
         raise ConfigError(f"cannot open storage {mask(url)!r}: {type(error).__name__}: {message}",
                           file=file, path=path) from None
 
