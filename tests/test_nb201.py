@@ -22,6 +22,7 @@ from nas.nb201 import (
     cell_key,
     make_nb201_objective,
 )
+from nas.nb201._table import MAX_TABLE_BYTES
 
 CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nasbench201" / "nb201_cifar.csv"
 needs_csv = pytest.mark.skipif(not CSV.is_file(), reason=f"NAS-Bench-201 table absent: {CSV}")
@@ -198,6 +199,17 @@ def test_table_errors_name_what_is_wrong(tmp_path):
     bad.write_text("index,arch\n0,|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n")
     with pytest.raises(TableError, match="missing value columns"):
         NB201Table.load(bad)
+
+
+def test_a_table_file_larger_than_any_table_is_refused_unread(tmp_path):
+    # pandas would read a file of one endless header line whole: the size is checked first
+    huge = tmp_path / "huge.csv"
+    with huge.open("wb") as handle:
+        handle.truncate(MAX_TABLE_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(TableError) as info:
+        NB201Table.load(huge)
+    assert str(info.value) == (f"{huge}: {MAX_TABLE_BYTES + 1:,} bytes: larger than a NAS-Bench-201 "
+                               f"table (at most {MAX_TABLE_BYTES:,})")
 
 
 def test_table_loads_from_a_csv_file(tmp_path):

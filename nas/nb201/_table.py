@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["TableError", "NB201Table", "read_columns", "resolve_column", "value_columns"]
 
 _REQUIRED = ("index", "arch")
+MAX_TABLE_BYTES = 256 << 20
+"""Largest table file read: the benchmark's 15,625 cells with every metric of its datasets
+take a few dozen megabytes (a larger file would be read whole into memory by pandas)."""
 _COLUMN = re.compile(r"^[a-z][a-z0-9]*_[a-z][a-z0-9]*$")
 
 
@@ -53,6 +56,10 @@ def read_columns(path: str | PathLike[str]) -> tuple[str, ...]:
     path = Path(path)
     if not path.is_file():
         raise TableError("NAS-Bench-201 table not found", file=str(path))
+    size = path.stat().st_size
+    if size > MAX_TABLE_BYTES:
+        raise TableError(f"{size:,} bytes: larger than a NAS-Bench-201 table (at most {MAX_TABLE_BYTES:,})",
+                         file=str(path))
     try:
         names = list(pd.read_csv(path, nrows=0).columns)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
