@@ -179,6 +179,21 @@ def test_corrupt_trial_file_is_reported(trained_run: Path, tmp_path: Path, drop_
     assert 2 not in best(result.frame)["number"].tolist()
 
 
+def test_trial_folder_not_named_by_a_number_is_left_out(trained_run: Path, tmp_path: Path) -> None:
+    # twenty digits overflowed pandas' int64 in `nas analyze`; '+1' shadowed trial 1's file
+    copy = tmp_path / "digits"
+    shutil.copytree(trained_run, copy)
+    for name in ("99999999999999999999", "+1", "٣"):
+        (copy / "trials" / name).mkdir()
+        shutil.copy(copy / "trials" / "0000" / "metrics.json", copy / "trials" / name)
+    frame = load(copy)
+    assert frame["number"].tolist() == [0, 1, 2, 3]
+    assert not any("trials/0001" in n for n in frame.attrs["notes"])
+    for name in ("99999999999999999999", "+1", "٣"):
+        assert any(f"trials/{name}/metrics.json is unreadable" in n for n in frame.attrs["notes"])
+    assert nas(["analyze", str(copy), "--out", str(tmp_path / "out")]) == 0
+
+
 def test_metrics_only_when_storage_is_gone(trained_run: Path, tmp_path: Path) -> None:
     copy = tmp_path / "digits"
     shutil.copytree(trained_run, copy)

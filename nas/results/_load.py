@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas.errors import ConfigError
+from nas.errors import ConfigError, _printable
 from nas.search._records import read_record, read_run
 
 if TYPE_CHECKING:
@@ -92,22 +92,32 @@ def open_study(run_dir: str | Path, *, storage: str | None = None) -> Any:
                           f"{' '.join(str(error).split())[:200]}", file=str(run_dir)) from None
 
 
-def _number(path: Path) -> int | None:
-    try:
-        return int(path.name)
-    except ValueError:
-        return None
+#: The most digits a trial folder's name has (the search writes ``f"{number:04d}"``).
+_MAX_TRIAL_DIGITS = 9
 
 
-def _metrics_files(run_dir: Path) -> dict[int, Path]:
+def _number(name: str) -> int | None:
+    """The trial number a folder name under ``trials/`` spells (1 to 9 ASCII digits), or None:
+    ``+1``, `` 7``, ``1_0``, ``٣`` or twenty digits are not trial folders."""
+    if name.isascii() and name.isdigit() and len(name) <= _MAX_TRIAL_DIGITS:
+        return int(name)
+    return None
+
+
+def _metrics_files(run_dir: Path, notes: list[str] | None = None) -> dict[int, Path]:
+    """``trials/NNNN/metrics.json`` by trial number; a folder that holds a metrics file but
+    whose name is not a trial number (:func:`_number`) is left out, with a note in ``notes``."""
     folder = run_dir / "trials"
     if not folder.is_dir():
         return {}
     out = {}
-    for child in folder.iterdir():
-        number = _number(child)
+    for child in sorted(folder.iterdir()):
+        number = _number(child.name)
         if number is not None:
             out[number] = child / "metrics.json"
+        elif notes is not None and (child / "metrics.json").exists():
+            notes.append(f"{run_dir.name}: trials/{_printable(child.name, 80)}/metrics.json is "
+                         "unreadable (the folder's name is not a trial number); left out")
     return out
 
 
@@ -198,7 +208,7 @@ def _read_run(run_dir: Path, *, storage: str | None,
     run = info.get("name") or run_dir.name
     objectives = list(info.get("objectives") or [])
     trials = _storage_trials(run_dir, info, storage, notes)
-    files = _metrics_files(run_dir)
+    files = _metrics_files(run_dir, notes)
     numbers = sorted(set(files) | set(trials or ()))
     rows = []
     for number in numbers:
