@@ -318,6 +318,37 @@ def test_a_journal_record_optuna_cannot_replay_is_one_line_naming_the_journal(nb
     assert len(err) == 1 and err[0].startswith(f"{journal}: damaged journal: Optuna cannot replay"), err
 
 
+@pytest.mark.parametrize("damage", ["journal_deleted", "journal_emptied", "journal_cut_in_its_header",
+                                    "config_lost_too"])
+def test_trial_folders_the_storage_does_not_know_are_never_overwritten(nb201_run, tmp_path, capsys, damage):
+    # a new study in the folder would number its trials from 0 and write over trials/0000...
+    import shutil
+
+    runs = tmp_path / "runs"
+    run = runs / "nb201"
+    shutil.copytree(nb201_run, run)
+    before = {path: path.read_bytes() for path in (run / "trials").rglob("*") if path.is_file()}
+    journal = run / "journal.log"
+    if damage == "journal_deleted":
+        journal.unlink()
+    elif damage == "journal_emptied":
+        journal.write_bytes(b"")
+    elif damage == "journal_cut_in_its_header":
+        journal.write_bytes(journal.read_bytes()[:journal.read_bytes().index(b"\n") + 40])
+    else:
+        for name in ("journal.log", "config.yaml", "run.json"):
+            (run / name).unlink()
+    resume = () if damage == "config_lost_too" else ("--resume",)
+    assert search(nb201_config(tmp_path), runs, *resume) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    if damage == "config_lost_too":
+        assert len(err) == 1 and f"run folder {run} holds trials/ but no config.yaml" in err[0], err
+    else:
+        assert err[-1].startswith(f"{run / 'trials'}: holds 6 trial folder(s) from 0000 on that the run's "
+                                  "storage does not know (it has 0 trials)"), err
+    assert {path: path.read_bytes() for path in (run / "trials").rglob("*") if path.is_file()} == before
+
+
 def test_a_run_json_naming_objectives_no_trial_records_is_one_line(nb201_run, tmp_path, capsys):
     # not "no complete trial" (exit 1, as if the run were empty): run.json and trials disagree
     import shutil

@@ -21,7 +21,7 @@ from nas.search._config import RunConfig, load_config
 from nas.search._records import write_json
 from nas.search._storage import mask
 
-__all__ = ["file_lock", "iso_time", "load_run_config", "prepare_run_dir", "write_run_info"]
+__all__ = ["check_trial_folders", "file_lock", "iso_time", "load_run_config", "prepare_run_dir", "write_run_info"]
 
 #: Keys of the frozen config that may change between a run and its --resume.
 #: They are this machine's choices, so a machine joining a study may differ in them too
@@ -85,9 +85,33 @@ def prepare_run_dir(config: RunConfig, run_dir: Path, *, resume: bool) -> None:
     elif frozen.exists():
         raise ConfigError(f"run folder {run_dir} exists; use --resume to continue it or --name "
                           "to start another", file=config.file, path="name")
+    elif os.path.lexists(run_dir / "trials"):  # an earlier run's results, its config lost
+        raise ConfigError(f"run folder {run_dir} holds trials/ but no config.yaml (an earlier run's, "
+                          "damaged?); a new run would overwrite its trials: move it aside or use --name",
+                          file=config.file, path="name")
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "space_genotype.yaml", genotype_text)
     atomic_write_text(frozen, dump_yaml(data))
+
+
+def check_trial_folders(run_dir: Path, known: int) -> None:
+    """Refuse to run on where the study (``known`` trials, numbered from 0) does not know a
+    trial folder of ``run_dir``: its storage lost them (a journal deleted, emptied or cut
+    short) or is another run's, and the next trials would overwrite them.
+
+    Raises:
+        ConfigError: naming the trials folder and the first unknown trial.
+    """
+    trials = run_dir / "trials"
+    if not trials.is_dir():
+        return
+    unknown = sorted(int(entry.name) for entry in os.scandir(trials)
+                     if entry.name.isdigit() and len(entry.name) <= 9 and int(entry.name) >= known)
+    if unknown:
+        raise ConfigError(f"holds {len(unknown)} trial folder(s) from {unknown[0]:04d} on that the run's "
+                          f"storage does not know (it has {known} trials): it lost them or is another "
+                          "run's, and new trials would overwrite them; restore the storage or move the "
+                          "run folder aside", file=str(trials))
 
 
 def write_run_info(run_dir: Path, config: RunConfig, storage_url: str) -> None:

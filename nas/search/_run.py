@@ -21,7 +21,8 @@ from typing import Any
 from nas.errors import ConfigError
 from nas.search._config import RunConfig, load_config, with_overrides
 from nas.search._evaluate import load_run_dataset
-from nas.search._folder import RESUMABLE, freeze, load_run_config, prepare_run_dir, write_run_info
+from nas.search._folder import (RESUMABLE, check_trial_folders, freeze, load_run_config, prepare_run_dir,
+                                write_run_info)
 from nas.search._progress import Progress
 from nas.search._proxies import run_prescreen
 from nas.search._records import best_trials
@@ -134,6 +135,7 @@ def run_search(
         data, genotype_text = freeze(config)
         check_frozen_config(study, {"config": data, "genotype": genotype_text},
                             resumable=RESUMABLE, file=config.file)
+        check_trial_folders(run_dir, len(study.get_trials(deepcopy=False)))
     except ConfigError:
         if fresh:  # a refused join leaves no folder behind
             shutil.rmtree(run_dir, ignore_errors=True)
