@@ -20,6 +20,8 @@ from nas.cli import main as nas
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT.parent / "shared" / "data" / "nasbench201" / "nb201_cifar.csv"
 
+NO_USER = "nas-no-such-user"  # a ~USER no system has
+
 BASE = {
     "name": "bad",
     "space": {
@@ -82,6 +84,9 @@ CASES = {
         "latency_warmup": (config(objectives=["val_accuracy", "latency"],
                                   latency={"warmup": 100_000}), "latency.warmup"),
         "storage_nul": (config(storage="a\0b"), "storage"),
+        "storage_in_memory": (config(storage="sqlite:///:memory:"), "storage"),
+        "storage_in_memory_bare": (config(storage="sqlite://"), "storage"),
+        "storage_in_memory_shared": (config(storage="sqlite+pysqlite:///file::memory:?cache=shared"), "storage"),
         "keep_max_mb_nan": (config(keep_weights={"max_mb": float("nan")}), "keep_weights.max_mb"),
         "doc_not_text": (config(doc=[1]), "doc"),
         "prescreen_huge": (config(proxies={"prescreen": {"proxy": ["params"], "candidates": 10**9, "top": 1}}),
@@ -124,6 +129,12 @@ CASES = {
         "idx_missing": (config(dataset={"name": "idx", "images": "nope.idx", "labels": "nope.idx"}),
                         "dataset.images"),
         "not_a_mapping": (config(dataset=[1, 2]), "dataset"),
+        "root_no_such_user": (config(dataset={"name": "folder", "root": f"~{NO_USER}/x"}),
+                              "dataset.root: '~nas-no-such-user/x': no such user"),
+        "cache_no_such_user": (config(dataset={"name": "folder", "root": ".", "cache": f"~{NO_USER}"}),
+                               "dataset.cache: '~nas-no-such-user': no such user"),
+        "proxies_no_such_user": (config(proxies={"data": {"name": "folder", "root": f"~{NO_USER}"}}),
+                                 "proxies.data.root: '~nas-no-such-user': no such user"),
     },
     "dataset_offline": {
         "cifar10": (config(dataset="cifar10"), "dataset.root"),
@@ -240,6 +251,25 @@ def test_tabular_op_not_in_the_table(sandbox, capsys):
                            "NAS-Bench-201 op"), line
 
 
+@pytest.mark.parametrize("key", ["root", "cache"])
+def test_a_dataset_path_through_a_symlink_loop(sandbox, capsys, key):
+    work = sandbox / "work"
+    (work / "sl1").symlink_to("sl2")
+    (work / "sl2").symlink_to("sl1")
+    file, line = _run_bad(sandbox, config(dataset={"name": "folder", "root": ".", key: "sl1/x"}), capsys)
+    assert line == f"{file}: dataset.{key}: '{work / 'sl1' / 'x'}': symlink loop"
+
+
+def test_a_storage_through_a_symlink_loop(sandbox, capsys):
+    work = sandbox / "work"
+    (work / "sl1").symlink_to("sl2")
+    (work / "sl2").symlink_to("sl1")
+    file = work / "ok.yaml"
+    file.write_text(yaml.safe_dump(config()))
+    assert nas(["search", str(file), "--runs", str(work / "runs"), "--storage", "sl1/j.log"]) == 2
+    assert capsys.readouterr().err.strip() == f"{file}: --storage: 'sl1/j.log': symlink loop"
+
+
 YAML_NUMBERS = """\
 name: yaml12
 space:
@@ -275,6 +305,7 @@ def test_yaml_1_1_exponents_are_numbers(sandbox, capsys):
     (["--name", ".."], "--name"),
     (["--trials", "0"], "--trials"),
     (["--workers", "100000"], "--workers"),
+    (["--storage", "sqlite:///run.db?mode=memory"], "storage"),
 ])
 def test_bad_search_flags(sandbox, capsys, flags, where):
     file = sandbox / "work" / "ok.yaml"
@@ -325,6 +356,9 @@ def test_bad_scale_search_config(sandbox, capsys, change, where):
     (["--epochs", "0"], "epochs"),
     (["--dataset", "cifar10"], "root"),
     (["--dataset", "digits", "--subset", "-3"], "subset"),
+    (["--dataset", "folder", "--root", f"~{NO_USER}/x"], "root"),
+    (["--dataset", "folder", "--root", ".", "--data-option", f"cache=~{NO_USER}"], "cache"),
+    (["--dataset", "npz", "--root", ".", "--data-option", f"path=~{NO_USER}/x.npz"], "path"),
 ])
 def test_bad_train_options(sandbox, capsys, flags, where):
     before = _tree(sandbox)

@@ -553,9 +553,24 @@ def _check_pruner_options(pruner: str, options: Mapping[str, Any], file: str, *,
 
 
 def _check_storage(storage: Any, file: str | None) -> None:
-    """A storage URL or journal path: non-empty text without a NUL byte."""
+    """A storage URL or journal path: non-empty text without a NUL byte, not an in-memory
+    database."""
     if not isinstance(storage, str) or not storage or "\0" in storage:
         raise _error("must be a storage URL or a journal file path", file, "storage")
+    if _in_memory(storage):
+        raise _error("an in-memory SQLite database is lost when the run ends and is not shared "
+                     "between worker processes; give a file (sqlite:///path/run.db) or a journal "
+                     "file path", file, "storage")
+
+
+def _in_memory(url: str) -> bool:
+    """True for SQLAlchemy's in-memory SQLite URLs: ``sqlite://``, ``sqlite:///:memory:``,
+    ``sqlite+pysqlite:///file::memory:?cache=shared``, ``...?mode=memory``."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.split("+")[0].lower() != "sqlite":
+        return False
+    database = rest.removeprefix("/").split("?")[0]
+    return database == "" or ":memory:" in rest or "mode=memory" in rest
 
 
 def _check_train(train: Mapping[str, Any], file: str, *, prefix: str = "") -> None:
