@@ -175,6 +175,31 @@ def test_resume_continues_exactly_where_the_checkpoint_left_off(
     assert error.value.file == str(ckpt)
 
 
+@pytest.mark.parametrize("damage, where", [
+    (lambda s: s["history"][0].update(val_accuracy="x"), "history[0].val_accuracy"),
+    (lambda s: s["history"][0].update(epoch=1.5), "history[0].epoch"),
+    (lambda s: s["history"][0].pop("lr"), "history[0].lr"),
+    (lambda s: s["history"][0].update(bogus=1), "history[0].bogus"),
+    (lambda s: s.update(history=["x"]), "history[0]"),
+    (lambda s: s.update(history={}), "history"),
+    (lambda s: s.pop("torch_rng"), "torch_rng"),
+    (lambda s: s.pop("model"), "model"),
+    (lambda s: s.update(step_losses=[None]), "step_losses[0]"),
+    (lambda s: s.update(config=5), "config"),
+])
+def test_a_damaged_checkpoint_entry_is_named(damage, where: str, digits: Dataset,
+                                             tmp_path: Path) -> None:
+    config = TrainConfig(epochs=2, **FAST)
+    ckpt = tmp_path / "last.pt"
+    train_model(small_cnn(), digits, config, checkpoint=ckpt, report=lambda e, a: True)
+    state = load_checkpoint(ckpt)
+    damage(state)
+    torch.save(state, ckpt)
+    with pytest.raises(ConfigError) as error:
+        train_model(small_cnn(), digits, config, checkpoint=ckpt, resume=True)
+    assert (error.value.file, error.value.path) == (str(ckpt), where), str(error.value)
+
+
 def test_history_csv(digits: Dataset, tmp_path: Path) -> None:
     result = train_model(small_cnn(), digits, TrainConfig(epochs=1, **FAST))
     write_history_csv(tmp_path / "m.csv", result.history)

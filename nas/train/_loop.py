@@ -28,7 +28,7 @@ from nas.data import Dataset, DeviceLoader
 from nas.errors import ConfigError
 from nas.train._batchnorm import recalibrate_batchnorm
 from nas.train._config import TrainConfig, resolve_device
-from nas.train._io import load_checkpoint, save_checkpoint
+from nas.train._io import checkpoint_history, load_checkpoint, save_checkpoint
 from nas.train._optim import make_optimizer, make_schedule
 from nas.train._result import EpochRecord, Status, TrainResult
 from nas.weights import state_dict_bytes
@@ -379,6 +379,7 @@ class _Attempt:
     def _restore(self, path: Path) -> list[EpochRecord]:
         # The model, the optimizer's state (AdamW: two more copies of it) and small things.
         state = load_checkpoint(path, max_bytes=4 * state_dict_bytes(self.model) + (64 << 20))
+        history = checkpoint_history(state, file=str(path))
         saved = state.get("config", {})
         for key, value in dataclasses.asdict(self.config).items():
             if key not in _RESUMABLE_CHANGES and key in saved and saved[key] != value:
@@ -400,8 +401,8 @@ class _Attempt:
             self.train_loader.generator.set_state(state["loader_rng"])
             torch.set_rng_state(state["torch_rng"])
             self.step_losses = [float(v) for v in state.get("step_losses", ())]
-            return [EpochRecord(**r) for r in state["history"]]
-        except (KeyError, TypeError, RuntimeError, ValueError) as error:
+            return history
+        except (TypeError, RuntimeError, ValueError) as error:
             raise ConfigError(
                 f"checkpoint does not match this model: {error}", file=str(path)
             ) from None
