@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from nas.cli import main as nas
@@ -306,6 +307,7 @@ def test_yaml_1_1_exponents_are_numbers(sandbox, capsys):
     (["--trials", "0"], "--trials"),
     (["--workers", "100000"], "--workers"),
     (["--storage", "sqlite:///run.db?mode=memory"], "storage"),
+    (["--devices", "cpu,cuda:99"], "devices[1]"),
 ])
 def test_bad_search_flags(sandbox, capsys, flags, where):
     file = sandbox / "work" / "ok.yaml"
@@ -314,6 +316,18 @@ def test_bad_search_flags(sandbox, capsys, flags, where):
     assert nas(["search", str(file), "--runs", str(sandbox / "work" / "runs"), *flags]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"{where}: "), err
+    assert _tree(sandbox) == before
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_a_cuda_training_device_without_a_gpu_is_refused_before_the_run_folder(sandbox, capsys):
+    # every trial would fail alike ("CUDA is not available") and spend the whole budget
+    file = sandbox / "work" / "gpu.yaml"
+    file.write_text(yaml.safe_dump(config(train__device="cuda")))
+    before = _tree(sandbox)
+    assert nas(["search", str(file), "--runs", str(sandbox / "work" / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"{file}: train.device: cuda: this machine has 0 GPUs"], err
     assert _tree(sandbox) == before
 
 

@@ -482,6 +482,30 @@ def parse_devices(value: Any, file: str | None = None, path: str = "devices") ->
     return tuple(value)
 
 
+def check_devices(config: RunConfig, *, overridden: bool = False) -> None:
+    """The devices the search's trials would train on exist here: each of ``devices``
+    (``cuda:N`` below this machine's GPU count), else the training device (``cuda`` needs
+    one GPU). Checked before the run folder is made: otherwise every trial fails alike.
+
+    Raises:
+        ConfigError: naming the config file and the key (``devices`` alone when
+            ``overridden``: they were given apart from the file).
+    """
+    wanted = [(f"devices[{i}]", d) for i, d in enumerate(config.devices or ())]
+    if not wanted:
+        wanted = [("train.device", config.train.get("device", "auto"))]
+    if not any(device.startswith("cuda") for _, device in wanted):
+        return
+    import torch
+
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for path, device in wanted:
+        index = int(device[5:]) if device.startswith("cuda:") else 0 if device == "cuda" else None
+        if index is not None and index >= have:
+            file = None if overridden and path.startswith("devices") else config.file
+            raise _error(f"{device}: this machine has {have} GPU{'s' * (have != 1)}", file, path)
+
+
 def parse_plugins(value: Any, *, base: Path, file: str | None,
                   path: str = "plugins") -> tuple[str, ...]:
     """A config's ``plugins``: a list of file paths (relative to ``base``) and module names,

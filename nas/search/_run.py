@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import ConfigError
-from nas.search._config import RunConfig, load_config, with_overrides
+from nas.search._config import RunConfig, check_devices, load_config, with_overrides
 from nas.search._evaluate import load_run_dataset
 from nas.search._folder import (RESUMABLE, check_trial_folders, freeze, load_run_config, prepare_run_dir,
                                 write_run_info)
@@ -123,6 +123,7 @@ def run_search(
 
     quiet_optuna()
     make_sampler(config)  # a sampler this install lacks, or a bad option: fail before the folder
+    check_devices(config, overridden=devices is not None)  # a GPU this machine lacks: one line now, not a failure in every trial
     if "://" in storage_url:
         open_storage(storage_url, file=config.file, path=storage_path)  # fail before the folder
     if config.tabular is None:
