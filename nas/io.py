@@ -36,19 +36,24 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, sync: bool = True) -> N
     data before the rename (without it a power cut may leave an empty file, not a torn one).
 
     Raises:
-        OSError: as the system raised it; for a full disk, :func:`disk_full` of ``path``.
+        OSError: whose ``filename`` is ``path``, never the temporary file (same ``errno``, so
+            the same subclass: ``IsADirectoryError`` for a folder at ``path``); for a full
+            disk, :func:`disk_full` of ``path``. A parent folder that cannot be made is the
+            error of ``mkdir``, naming that folder.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         _write(path, data, sync)
     except OSError as error:
         if is_disk_full(error):
             raise disk_full(path) from None
-        raise
+        if error.errno is None:
+            raise
+        raise OSError(error.errno, error.strerror or os.strerror(error.errno), str(path)) from None
 
 
 def _write(path: Path, data: bytes, sync: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -270,6 +271,25 @@ def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, capsys, command):
     assert status == 2 and len(lines) == 1 and str(file) in lines[0], lines
     assert "exists and is not a folder" in lines[0] or "is a file, not a folder" in lines[0]
     assert file.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("command", [
+    ["graph", "nb201", "--format", "mermaid", "--out", "{out}"],
+    ["scale", "resnet20", "--phi", "1", "--out", "{out}"],
+], ids=lambda command: command[0])
+@pytest.mark.parametrize("where", ["folder", "proc"])
+def test_an_output_file_that_cannot_be_written_is_one_line_naming_it(tmp_path, capsys, command, where):
+    # atomic writes once named their temporary file ('.x.yaml.ca06_z9z.tmp') instead of --out
+    out = tmp_path / "taken" if where == "folder" else Path("/proc/nas-test.yaml")
+    if where == "folder":
+        out.mkdir()
+    elif not Path("/proc/self").is_dir():
+        pytest.skip("no /proc")
+    status = main([part.format(out=out) for part in command])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and lines[0].startswith(f"{out}: "), lines
+    assert ".tmp" not in lines[0]
+    assert list(tmp_path.iterdir()) == ([out] if where == "folder" else [])
 
 
 @pytest.mark.parametrize("error", [ValueError("embedded null byte"), TypeError("a\nb"), AssertionError()])
