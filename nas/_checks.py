@@ -5,7 +5,8 @@ takes one of these values calls the function here, so a value means the same and
 same everywhere: run names (:func:`folder_name`), numbers finite and in range (:func:`number`),
 threads (:func:`threads`), seeds (:func:`seed`), options against a callable's signature and
 annotated types (:func:`check_options`), a dataset reference (:func:`dataset`: normalised,
-checked against the source and its files before anything is written), a genotype reference
+checked against the source and its files before anything is written), paths (:func:`user_path`,
+:func:`resolved_path`), a genotype reference
 (:func:`genotype`) and op-valued parameters (:func:`callable_names`).
 
 Each raises :class:`~nas.errors.ConfigError` naming ``file`` and ``path`` (the key), and writes
@@ -41,8 +42,10 @@ __all__ = [
     "folder_name",
     "genotype",
     "number",
+    "resolved_path",
     "seed",
     "threads",
+    "user_path",
 ]
 
 #: Seeds lie in ``[0, MAX_SEED)`` (NumPy's and Optuna's samplers take 32-bit seeds).
@@ -260,14 +263,50 @@ DATASET_PATHS = ("root", "val_root", "cache")
 DATASET_SOURCES = ("root", "val_root")
 
 
-def dataset_path(value: str, key: str, base: Path) -> Path:
+def user_path(value: str | Path, *, path: str | None, file: str | None = None,
+              error: type[NasError] = ConfigError) -> Path:
+    """``Path(value)`` with a leading ``~`` or ``~USER`` expanded (:meth:`Path.expanduser`).
+
+    Raises:
+        error: ``~USER`` names no user, or ``~`` has no home folder (pathlib's
+            ``RuntimeError``), naming ``file`` and ``path`` (the key).
+    """
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:
+        problem = "no home folder" if Path(value).parts[0] == "~" else "no such user"
+        raise error(f"{str(value)!r}: {problem}", file=file, path=path) from None
+
+
+def resolved_path(value: str | Path, *, path: str | None, file: str | None = None,
+                  error: type[NasError] = ConfigError) -> Path:
+    """``Path(value).resolve()`` (absolute, symlinks followed, ``..`` removed).
+
+    Raises:
+        error: a symlink loop on the way (pathlib's ``RuntimeError`` before Python 3.13, which
+            returns the path instead: opening it then fails), naming ``file`` and ``path``.
+    """
+    try:
+        return Path(value).resolve()
+    except RuntimeError:
+        raise error(f"{str(value)!r}: symlink loop", file=file, path=path) from None
+
+
+def dataset_path(value: str, key: str, base: Path, *, file: str | None = None,
+                 path: str | None = None) -> Path:
     """A dataset path option made absolute: relative to the config's folder ``base``; a source
     (``root``, ``val_root``) missing there but present relative to the working folder is taken
-    from there (the rule of a tabular ``table``)."""
-    path = Path(value).expanduser()
-    beside = (base / path).resolve()
-    if key in DATASET_SOURCES and not beside.exists() and (Path.cwd() / path).exists():
-        return (Path.cwd() / path).resolve()
+    from there (the rule of a tabular ``table``).
+
+    Raises:
+        ConfigError: naming ``path`` (default ``key``): ``~USER`` names no user
+            (:func:`user_path`), or a symlink loop on the way (:func:`resolved_path`).
+    """
+    where = path or key
+    given = user_path(value, path=where, file=file)
+    beside = resolved_path(base / given, path=where, file=file)
+    if key in DATASET_SOURCES and not beside.exists() and (Path.cwd() / given).exists():
+        return resolved_path(Path.cwd() / given, path=where, file=file)
     return beside
 
 
@@ -290,7 +329,7 @@ def dataset(value: Any, *, base: Path, file: str | None = None, path: str = "dat
     out = dict(value)
     for key in DATASET_PATHS:  # relative to the config file, like every path in it
         if isinstance(out.get(key), str):
-            out[key] = str(dataset_path(out[key], key, base))
+            out[key] = str(dataset_path(out[key], key, base, file=file, path=f"{path}.{key}"))
     options = {k: v for k, v in out.items() if k != "name"}
     try:
         check_dataset(out["name"], **options)

@@ -190,6 +190,13 @@ def test_import_names_the_os_cannot_take(tmp_path, name):
     refused(tmp_path, HEADER + f'imports: ["{name}"]\nnetwork: [relu]\n')
 
 
+def test_an_import_through_a_symlink_loop(tmp_path):
+    (tmp_path / "loop1.yaml").symlink_to("loop2.yaml")
+    (tmp_path / "loop2.yaml").symlink_to("loop1.yaml")
+    refused(tmp_path, HEADER + "imports: [loop1.yaml]\nnetwork: [relu]\n",
+            "bad.yaml: imports: cannot import 'loop1.yaml': cannot read:")
+
+
 # ----------------------------------------------------------------------------- size and time
 
 def test_one_mebibyte_files_are_decided_quickly(tmp_path):

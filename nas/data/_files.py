@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nas._checks import user_path
 from nas.data._dataset import MAX_CLASSES, RawData
 from nas.data._registry import register_dataset
 from nas.errors import ConfigError
@@ -166,11 +167,12 @@ def _num_classes(given: int | None, *labels: torch.Tensor, file: str) -> int:
     return given
 
 
-def _under(root: str | Path | None, path: str | Path | None) -> str | Path | None:
-    """``path`` read from the folder ``root`` (when both are given and ``path`` is relative)."""
+def _under(root: str | Path | None, path: str | Path | None, key: str) -> str | Path | None:
+    """``path`` (the option ``key``) read from the folder ``root`` (when both are given and
+    ``path`` is relative). Raises ConfigError for a ``~USER`` naming no user."""
     if root is None or path is None:
         return path
-    return Path(root).expanduser() / Path(path).expanduser()
+    return user_path(root, path="root") / user_path(path, path=key)
 
 
 def _need_files(kind: str, *paths: tuple[str, str | Path | None]) -> None:
@@ -186,7 +188,7 @@ def _check_idx(*, images: str | Path, labels: str | Path, test_images: str | Pat
                max_bytes: int = MAX_ARRAY_BYTES) -> None:
     if (test_images is None) != (test_labels is None):
         raise ConfigError("give both test_images and test_labels, or neither", path="test_images")
-    _need_files("IDX", *((k, _under(root, v)) for k, v in (
+    _need_files("IDX", *((k, _under(root, v, k)) for k, v in (
         ("images", images), ("labels", labels), ("test_images", test_images),
         ("test_labels", test_labels))))
 
@@ -196,7 +198,7 @@ def _check_npz(*, path: str | Path, layout: str | None = None, num_classes: int 
                max_bytes: int = MAX_ARRAY_BYTES) -> None:
     if layout not in (None, "NCHW", "NHWC"):
         raise ConfigError(f"must be 'NCHW' or 'NHWC', got {layout!r}", path="layout")
-    _need_files(".npz", ("path", _under(root, path)))
+    _need_files(".npz", ("path", _under(root, path, "path")))
 
 
 @register_dataset("idx", check=_check_idx)
@@ -217,8 +219,9 @@ def load_idx(
     the folder ``root`` when it is given. A file whose header claims more than ``max_bytes``
     of data is refused before it is read.
     """
-    images, labels = _under(root, images), _under(root, labels)
-    test_images, test_labels = _under(root, test_images), _under(root, test_labels)
+    images, labels = _under(root, images, "images"), _under(root, labels, "labels")
+    test_images = _under(root, test_images, "test_images")
+    test_labels = _under(root, test_labels, "test_labels")
     x = _images_to_uint8(read_idx(images, max_bytes=max_bytes), layout=None, file=str(images))
     y = _labels(read_idx(labels, max_bytes=max_bytes), x.shape[0], str(labels))
     tx = ty = None
@@ -255,7 +258,7 @@ def load_npz(
     ``[N, H, W, C]`` or ``[N, C, H, W]``; ``layout`` ("NHWC" or "NCHW") settles a 4-d
     array whose layout cannot be told from its shape.
     """
-    file = str(_under(root, path))
+    file = str(_under(root, path, "path"))
     try:
         _check_npz_members(file, max_bytes)
         with np.load(file, allow_pickle=False) as archive:

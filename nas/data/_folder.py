@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas._checks import user_path
 from nas.data import _cache
 from nas.data._dataset import RawData, select_rows, stratified_order
 from nas.data._decode import ChunkDecoder, is_image_name
@@ -218,14 +219,14 @@ def load_folder(
     elif cache is False or cache is None:
         cache_root = None
     else:
-        cache_root = Path(cache).expanduser()
+        cache_root = user_path(cache, path="cache")
     settings = {
         "grayscale": bool(grayscale), "resolution": resolution,
         "workers": min(4, os.cpu_count() or 1) if decode_workers is None else decode_workers,
         "limits": Limits(max_members=max_members, max_decoded_bytes=max_decoded_bytes,
                          max_expansion=max_expansion),
     }
-    source = Path(root).expanduser()
+    source = user_path(root, path="root")
     source_kind(source)  # a missing source fails here, before any cache folder is made
     meta, arrays = _cached(source, cache_root, **settings)
     classes = tuple(meta["classes"])
@@ -235,7 +236,7 @@ def load_folder(
     ty: torch.Tensor | None = torch.from_numpy(arrays["test_labels"])
     if meta["test_folder"] is None:
         if val_root is not None:
-            val_source = Path(val_root).expanduser()
+            val_source = user_path(val_root, path="val_root")
             source_kind(val_source)
             val_meta, val_arrays = _cached(val_source, cache_root, **settings)
             if val_meta["test_folder"] is not None or tuple(val_meta["classes"]) != classes:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nas._checks import user_path
 from nas.data._dataset import RawData
 from nas.data._registry import register_dataset
 from nas.errors import ConfigError
@@ -127,7 +128,7 @@ def _torchvision_split(
 
 def _load_torchvision(name: str, root: str | Path | None, download: bool) -> RawData:
     source = _TORCHVISION[name]
-    folder = Path(root).expanduser() if root is not None else default_root()
+    folder = user_path(root, path="root") if root is not None else default_root()
     train = _torchvision_split(source, name, folder, True, download)
     test = _torchvision_split(source, name, folder, False, download)
     images, labels = _as_tensors(train)
@@ -181,7 +182,7 @@ def _torchvision_files(source: _TorchvisionSource, root: Path) -> tuple[list[Pat
 def _check_torchvision(name: str, root: str | Path | None, download: bool) -> None:
     """The files are under ``root``, or can be downloaded there; reads and writes nothing."""
     source = _TORCHVISION[name]
-    folder = Path(root).expanduser() if root is not None else default_root()
+    folder = user_path(root, path="root") if root is not None else default_root()
     files, archives, url = _torchvision_files(source, folder)
     if all(f.is_file() for f in files) or (download and all(a.is_file() for a in archives)):
         return

@@ -44,10 +44,11 @@ def exists(path: Path) -> bool:
 
 def resolve(path: Path) -> Path:
     """``path.resolve()``, or ``path`` made absolute when the name cannot be resolved (a NUL
-    byte, a name too long): reading it then fails with a one-line error."""
+    byte, a name too long, a symlink loop: pathlib's ``RuntimeError`` before Python 3.13):
+    reading it then fails with a one-line error."""
     try:
         return path.resolve()
-    except (OSError, ValueError):
+    except (OSError, ValueError, RuntimeError):
         return path.absolute()
 
 

@@ -18,9 +18,13 @@ def register_library(folder: str | Path) -> Path:
     twice is a no-op. Returns the absolute folder.
 
     Raises:
-        ValueError: ``folder`` is not a folder (a programming error in the plugin).
+        ValueError: ``folder`` is not a folder, names no user (``~USER``) or loops through
+            symlinks (a programming error in the plugin).
     """
-    path = Path(folder).expanduser().resolve()
+    try:
+        path = Path(folder).expanduser().resolve()
+    except RuntimeError as error:  # pathlib's: no such user, a symlink loop
+        raise ValueError(f"block library folder {str(folder)!r}: {error}") from None
     if not path.is_dir():
         raise ValueError(f"block library folder {str(folder)!r} is not a folder")
     if path not in _DIRS:

@@ -199,7 +199,8 @@ def parse_proxies(value: Any, *, objectives: Sequence[str], file: str, base: Pat
         data = dict(data)
         for key in paths:
             if isinstance(data.get(key), str):
-                data[key] = str(_checks.dataset_path(data[key], key, base))
+                data[key] = str(_checks.dataset_path(data[key], key, base, file=file,
+                                                     path=f"proxies.data.{key}"))
     batch = _count(value.get("batch", 64), 2, file, "proxies.batch", MAX_BATCH)
     settings = ProxySettings(tuple(dict.fromkeys(record)), data, batch, constraints, screen)
     if data is None and not trained and settings.needs_data:
