@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas import _checks
 from nas.errors import ConfigError
 from nas.search._config import RunConfig, check_devices, load_config, with_overrides
 from nas.search._evaluate import load_run_dataset
@@ -119,11 +120,12 @@ def run_search(
     run_dir = Path(runs_dir) / config.name
     storage_url = config.storage or str(run_dir / "journal.log")
     if config.storage and "://" not in config.storage:
-        storage_url = str(Path(config.storage).resolve())
+        storage_url = str(_checks.resolved_path(config.storage, file=config.file, path=storage_path))
 
     quiet_optuna()
     make_sampler(config)  # a sampler this install lacks, or a bad option: fail before the folder
     check_devices(config, overridden=devices is not None)  # a GPU this machine lacks: one line now, not a failure in every trial
+    config.space.check_some_valid()  # fixed params that make every candidate invalid: likewise
     if "://" in storage_url:
         open_storage(storage_url, file=config.file, path=storage_path)  # fail before the folder
     if config.tabular is None:
