@@ -331,6 +331,29 @@ def test_a_cuda_training_device_without_a_gpu_is_refused_before_the_run_folder(s
     assert _tree(sandbox) == before
 
 
+def test_a_space_without_a_valid_candidate_is_refused_before_the_run_folder(sandbox, capsys):
+    # widths has 2 items, the genotype reads widths[2]: every trial would be invalid
+    file = sandbox / "work" / "none_valid.yaml"
+    file.write_text(yaml.safe_dump(config(space__params={"widths": [4, 8], "depths": [1, 1, 1]},
+                                          space__seeds=None)))
+    before = _tree(sandbox)
+    assert nas(["search", str(file), "--runs", str(sandbox / "work" / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{file}: space: none of 32 candidates drawn from the space "
+                                               "is a valid genotype (the first: "), err
+    assert "index 2 out of range for 2 items" in err[0]
+    assert _tree(sandbox) == before
+
+
+def test_a_space_drawing_some_invalid_candidates_is_searched():
+    # invalid points are the search's to find (invalid trials); one valid draw is enough
+    from nas.search._space import parse_space
+
+    space = parse_space({"genotype": str(ROOT / "genotypes" / "search" / "resnet_cifar.yaml"),
+                         "choices": {"width": {"param": "widths", "per_stage": True, "choices": [0, 16]}}})
+    space.check_some_valid(draws=64)
+
+
 SCALE = {
     "name": "scale",
     "genotype": str(ROOT / "genotypes" / "search" / "resnet_cifar.yaml"),

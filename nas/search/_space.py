@@ -32,6 +32,7 @@ at the top; :meth:`Space.suggest` takes any object with Optuna's ``suggest_*`` m
 from __future__ import annotations
 
 import math
+import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -256,6 +257,29 @@ class Space:
                     file=self.file, path=f"{where}.{key}")
         return values
 
+    def check_some_valid(self, draws: int = 32, seed: int = 0) -> None:
+        """Refuse a space none of whose ``draws`` random candidates (uniform over each
+        choice, seeded) expands: fixed ``params`` that no choice can mend make every trial
+        invalid, and a search would spend its whole budget finding that out. A space with
+        seeds has a valid point already (each seed was expanded) and is not drawn from.
+
+        Raises:
+            ConfigError: naming the file and the first candidate's problem.
+        """
+        if self.seeds:
+            return
+        draw = _RandomDraw(random.Random(seed))
+        first = None
+        for _ in range(draws):
+            try:
+                self.make_genotype(self.suggest(draw)).graph  # noqa: B018 - it must expand
+                return
+            except NasError as error:
+                first = first or error.message
+        raise ConfigError(f"none of {draws} candidates drawn from the space is a valid genotype "
+                          f"(the first: {first}); check space.params and space.choices",
+                          file=self.file, path="space")
+
     def check_constraints(self, stats: Any) -> str | None:
         """The first violated constraint as one line, or None when ``stats`` is feasible."""
         for metric, (low, high) in self.constraints.items():
@@ -265,6 +289,28 @@ class Space:
             if low is not None and value < low:
                 return f"{metric} {value:,} < min {low:,.0f}"
         return None
+
+
+class _RandomDraw:
+    """The ``suggest_*`` calls of an Optuna trial, answered uniformly at random (log-uniform
+    for ``log`` ranges), for :meth:`Space.check_some_valid`."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        return self.rng.randrange(low, high + 1, step)
+
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None,
+                      log: bool = False) -> float:
+        if step:
+            return low + step * self.rng.randint(0, int((high - low) / step + 1e-9))
+        if log:
+            return math.exp(self.rng.uniform(math.log(low), math.log(high)))
+        return self.rng.uniform(low, high)
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
+        return self.rng.choice(choices)
 
 
 def parse_space(data: Any, *, file: str | None = None, base: Path | None = None,
