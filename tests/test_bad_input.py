@@ -137,6 +137,21 @@ network:
     check(tmp_path, capsys, text, "stage.0.sum: add: inputs have shapes (8, 32, 32) and (3, 32, 32)")
 
 
+@pytest.mark.parametrize("text, where", [
+    ("network: [{c: 'conv(1%s)'}, gap]\n", "network.c"),
+    ("network: [{c: 'conv(8 if 1%s > 1 else 4)'}, gap]\n", "network.c"),
+    ("network: [{c: 'conv(ceil(1%s / 2))'}, gap]\n", "network.c"),
+], ids=["argument", "comparison", "math function"])
+def test_an_integer_beyond_float_range_is_one_line_naming_the_node(tmp_path, capsys, text, where):
+    line = check(tmp_path, capsys, HEADER + text % ("0" * 310), f": {where}: ")
+    assert line.endswith("constant 1000...(311 digits) is not a finite number within 2**53"), line
+
+
+def test_an_integer_beyond_float_range_in_the_input_shape(tmp_path, capsys):
+    check(tmp_path, capsys, f"input: [1, '1{'0' * 310}', 8]\nnetwork: [relu]\n",
+          ": input[1]: ", "constant 1000...(311 digits)")
+
+
 def test_cycle(tmp_path, capsys):
     text = HEADER + """
 network:

@@ -64,6 +64,10 @@ def test_evaluates(text, expected):
         ("depths[0](3)", "only names can be called"),
         ("__import__('os').system('true')", "attributes are not allowed"),
         ("width +", "invalid expression"),
+        ("conv(1" + "0" * 310 + ")", r"constant 1000\.\.\.\(311 digits\) is not a finite number"),
+        ("a if 1" + "0" * 310 + " > 1.5 else b", r"constant 1000\.\.\.\(311 digits\)"),
+        ("1" + "0" * 20, r"constant 1000\.\.\.\(21 digits\)"),
+        ("2 ** 60 if 1e400 else 1", "constant inf is not a finite number"),
     ],
 )
 def test_refused_at_parse(text, message):

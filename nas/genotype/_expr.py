@@ -440,17 +440,25 @@ def parse_expression(text: str) -> Expression:
             if not isinstance(node.value, (int, float, str, bool, type(None))):
                 raise GenotypeError(f"'{_short(text)}': constant {node.value!r} is not allowed")
             value = node.value
-            if _number(value) and not isinstance(value, bool) and not (
-                math.isfinite(value) and abs(value) <= _MAX_MAGNITUDE
-            ):
+            # compared, never converted: float(10**400) overflows; nan and inf compare false
+            if _number(value) and not isinstance(value, bool) and not abs(value) <= _MAX_MAGNITUDE:
                 raise GenotypeError(
-                    f"'{_short(text)}': constant {_short(repr(value))} is not a finite number within 2**53"
+                    f"'{_short(text)}': constant {_show_number(value)} is not a finite number within 2**53"
                 )
     return Expression(text, tree)
 
 
 def _short(text: str) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _show_number(value: int | float) -> str:
+    """``value`` for a message: an integer of more than 20 digits as its first digits and its
+    length (``1000...(310 digits)``), never converted to float or to all its digits."""
+    if isinstance(value, int) and abs(value) >= 10**20:
+        digits = len(str(abs(value)))  # at most MAX_TEXT digits: an expression's length
+        return f"{'-' if value < 0 else ''}{str(abs(value))[:4]}...({digits} digits)"
+    return repr(value)
 
 
 def _walk(tree: ast.AST) -> list[ast.AST]:

@@ -542,7 +542,10 @@ def _from_data(data: Any, *, file: str | None, base: Path, default_name: str, lo
             raise GenotypeError("'input' must be a list [C, H, W]", path="input")
         for index, item in enumerate(shape):
             if isinstance(item, str):
-                parse_expression(item)
+                try:
+                    parse_expression(item)
+                except GenotypeError as error:
+                    raise error.located(path=f"input[{index}]")
             elif isinstance(item, bool) or not isinstance(item, int) or item < 1:
                 raise GenotypeError(f"expected a positive integer, got {item!r}", path=f"input[{index}]")
         params = _parse_params(data.get("params") or {})
