@@ -85,14 +85,20 @@ class Preprocessing:
         for key in ("input", "mean", "std", "classes"):
             if not isinstance(data.get(key), list):
                 raise ConfigError(f"missing or not a list: {key!r}", file=file, path=key)
+        from nas._checks import number
+
+        if len(data["input"]) != 3:
+            raise ConfigError(f"expected [C, H, W], got {data['input']!r}", file=file, path="input")
+        shape = [number(v, file=file, path=f"input[{i}]", low=1, integer=True)
+                 for i, v in enumerate(data["input"])]
+        mean, std = ([number(v, file=file, path=f"{key}[{i}]") for i, v in enumerate(data[key])]
+                     for key in ("mean", "std"))
         try:
-            return cls(input_shape=tuple(int(v) for v in data["input"]),  # type: ignore[arg-type]
-                       mean=tuple(float(v) for v in data["mean"]),
-                       std=tuple(float(v) for v in data["std"]),
-                       classes=tuple(str(v) for v in data["classes"]),
+            return cls(input_shape=tuple(shape), mean=tuple(map(float, mean)),  # type: ignore[arg-type]
+                       std=tuple(map(float, std)), classes=tuple(str(v) for v in data["classes"]),
                        dataset=str(data.get("dataset", "")))
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"bad value: {error}", file=file) from None
+        except ConfigError as error:
+            raise error.located(file=file) from None
 
     def write(self, path: str | Path, **extra: Any) -> Path:
         """Write the JSON (plus ``extra`` keys) atomically; returns ``path``."""

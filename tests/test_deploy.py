@@ -158,6 +158,48 @@ def test_kept_weights_that_are_not_a_regular_file_are_damage_not_missing(kept_ru
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("input_, where, problem", [
+    ([1, 100000, 100000], "input", "the weights were trained at [1, 100000, 100000]"),
+    (None, "input", "missing or not a list"),
+    ([1, 8.5, 8], "input[1]", "must be an integer"),
+])
+def test_a_damaged_weights_json_is_named_and_nothing_is_exported(kept_run: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture,
+                                                                  input_, where: str, problem: str) -> None:
+    # was 'OUT/trial_0000.onnx: the preprocessing is for input ...', with trial_0000.yaml left behind
+    import shutil
+
+    run = tmp_path / "kept"
+    shutil.copytree(kept_run, run)
+    for meta in run.glob("trials/*/weights.json"):
+        data = json.loads(meta.read_text())
+        data.pop("input") if input_ is None else data.update(input=input_)
+        meta.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert nas(["best", str(run), "--export", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(str(run / "trials")), err
+    assert f"weights.json: {where}: " in err[0] and problem in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_export_leaves_no_file_of_its_trial(kept_run: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from nas import export as exporting
+
+    real = exporting.export_model
+
+    def fails_at_pt2(genotype, path, **options):
+        if Path(path).suffix == ".pt2":
+            raise OSError(28, "No space left on device", str(path))
+        return real(genotype, path, **options)
+
+    monkeypatch.setattr(exporting, "export_model", fails_at_pt2)
+    out = tmp_path / "out"
+    assert nas(["best", str(kept_run), "--export", str(out)]) == 2
+    assert list(out.iterdir()) == []
+
+
 def test_nas_train_saves_the_normalisation_and_class_names(tmp_path: Path) -> None:
     import nas as nas_api
     from nas.data import load_dataset

@@ -13,11 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nas.errors import ConfigError
 from nas.io import atomic_write_text
 from nas.results._load import load
 from nas.results._summary import best
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nas.genotype import Genotype
+    from nas.preprocessing import Preprocessing
 
 __all__ = ["ExportedGenotype", "export_best"]
 
@@ -53,11 +60,13 @@ def export_best(run_dir: str | Path, out: str | Path, *, onnx: bool = True,
 
     Raises:
         ConfigError: not a run folder, no complete trial, a best trial without its genotype
-            file, or (with ``onnx`` and not ``untrained``) a best trial without kept weights;
-            in each case before anything is written.
+            file, (with ``onnx`` and not ``untrained``) a best trial without kept weights, or
+            kept weights or ``weights.json`` that do not fit its genotype: in each case before
+            anything is written. A model that fails to export leaves no file of its trial.
     """
+    from nas.export import export_model
     from nas.genotype import load_genotype
-    from nas.search._keep import WEIGHTS_JSON, kept_weights
+    from nas.search._keep import kept_weights
 
     run_dir, out = Path(run_dir), Path(out)
     top = best(load(run_dir))
@@ -78,39 +87,49 @@ def export_best(run_dir: str | Path, out: str | Path, *, onnx: bool = True,
             f"{', '.join(map(str, missing))}; nothing exported (pass --untrained to export the "
             "architecture with random weights, or retrain it: nas retrain / nas train)",
             file=str(run_dir))
+    trained = [_trained(genotype, weights) if onnx else (None, None)
+               for _, _, genotype, weights in plans]  # every file checked before any is written
     exported = []
-    for number, row, genotype, weights in plans:
+    for (number, row, genotype, weights), (model, preprocessing) in zip(plans, trained):
         stem = out / f"trial_{number:04d}"
-        yaml_path = stem.with_suffix(".yaml")
-        atomic_write_text(yaml_path, genotype.dump())
-        models: list[Path] = []
-        if onnx:
-            models = _export_models(genotype, stem, formats, weights,
-                                    None if weights is None else weights.parent / WEIGHTS_JSON)
+        models = [stem.with_suffix(suffix) for suffix in formats] if onnx else []
+        files = [stem.with_suffix(".yaml"), *models, *([stem.with_suffix(".json")] if preprocessing else [])]
+        try:
+            atomic_write_text(files[0], genotype.dump())
+            for path in models:
+                export_model(genotype, path, model=model, preprocessing=preprocessing)
+        except BaseException:
+            for path in files:  # no part of a failed export is left behind
+                path.unlink(missing_ok=True)
+            raise
         onnx_path = next((m for m in models if m.suffix == ".onnx"), None)
         exported.append(ExportedGenotype(trial=number, seed=row["seed"] if row["is_seed"] else None,
-                                         yaml=yaml_path, onnx=onnx_path, trained=weights is not None,
+                                         yaml=files[0], onnx=onnx_path, trained=weights is not None,
                                          models=tuple(models)))
     return exported
 
 
-def _export_models(genotype, stem: Path, formats: tuple[str, ...], weights: Path | None,
-                   meta: Path | None) -> list[Path]:
+def _trained(genotype: Genotype, weights: Path | None) -> tuple[nn.Module, Preprocessing | None]:
+    """The model of ``genotype`` with the kept ``weights`` and the preprocessing of their
+    ``weights.json`` (random weights and None without ``weights``).
+
+    Raises:
+        ConfigError: naming the file: the weights do not fit the genotype, or ``weights.json``
+            is unreadable or is for another input shape (naming its key ``input``).
+    """
     from nas.build import build_model
-    from nas.export import export_model
     from nas.preprocessing import Preprocessing
-    from nas.train import load_checkpoint
-    from nas.weights import state_dict_bytes
+    from nas.search._keep import WEIGHTS_JSON
+    from nas.weights import load_state_dict_file, state_dict_bytes
 
     model = build_model(genotype)
-    preprocessing = None
-    if weights is not None:
-        state = load_checkpoint(weights, max_bytes=2 * state_dict_bytes(model) + (64 << 20))
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as error:
-            raise ConfigError(f"weights do not fit the genotype: {' '.join(str(error).split())[:200]}",
-                              file=str(weights)) from None
-        preprocessing = Preprocessing.read(meta)
-    return [export_model(genotype, stem.with_suffix(suffix), model=model, preprocessing=preprocessing)
-            for suffix in formats]
+    if weights is None:
+        return model, None
+    load_state_dict_file(model, weights, max_bytes=2 * state_dict_bytes(model) + (64 << 20))
+    meta = weights.parent / WEIGHTS_JSON
+    preprocessing = Preprocessing.read(meta)
+    if tuple(preprocessing.input_shape) != tuple(genotype.input_shape):
+        raise ConfigError(f"the weights were trained at {list(preprocessing.input_shape)}, the "
+                          f"trial's genotype takes {list(genotype.input_shape)}",
+                          file=str(meta), path="input")
+    return model, preprocessing
