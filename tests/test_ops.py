@@ -107,6 +107,25 @@ def test_pooling_padding_is_at_most_half_the_kernel():
     nas.analyze(nas.load_genotype("input: [3, 8, 8]\nnetwork:\n  - conv(4, k=3, p=2)\n"))  # not a pooling
 
 
+@pytest.mark.parametrize("call, message", [
+    ("bn(eps=0)", "bn: argument 'eps' must be a finite number > 0, got 0"),
+    ("bn(eps=-1, momentum=0.1)", "bn: argument 'eps' must be a finite number > 0, got -1"),
+    ("bn(momentum=5)", r"bn: argument 'momentum' must be a number in \[0, 1\], got 5"),
+    ("bn(momentum=-0.5)", r"bn: argument 'momentum' must be a number in \[0, 1\], got -0.5"),
+    ("bn(momentum=None)", r"bn: argument 'momentum' must be a number in \[0, 1\], got None"),
+    ("lrn(k=0)", "lrn: argument 'k' must be a finite number > 0, got 0"),
+    ("lrn(alpha=-1)", "lrn: argument 'alpha' must be a finite number >= 0, got -1"),
+])
+def test_a_normalisation_refuses_an_epsilon_or_momentum_out_of_range(call, message):
+    with pytest.raises(GenotypeError, match=message):
+        nas.analyze(nas.load_genotype(f"input: [3, 8, 8]\nnetwork:\n  - {call}\n"))
+
+
+@pytest.mark.parametrize("call", ["bn(eps=1e-3, momentum=0)", "bn(momentum=1)", "lrn(5, alpha=0, k=1)"])
+def test_a_normalisation_takes_its_range_bounds(call):
+    nas.analyze(nas.load_genotype(f"input: [3, 8, 8]\nnetwork:\n  - {call}\n"))
+
+
 def test_the_docs_table_is_the_registry_table(capsys):
     text = README.read_text(encoding="utf-8")
     documented = text[text.index(BEGIN) + len(BEGIN) + 1 : text.index(END)]

@@ -190,10 +190,13 @@ class Linear(Op):
 
 @register
 class BatchNorm(Op):
-    """Batch normalisation (2-D on feature maps, 1-D on vectors)."""
+    """Batch normalisation (2-D on feature maps, 1-D on vectors).
+
+    ``eps`` > 0 keeps the division by the standard deviation finite; ``momentum`` in [0, 1]
+    weights the running statistics (torch's ``None``, a cumulative average, is not offered)."""
 
     name = "bn"
-    args = (Arg("eps", "float", 1e-5), Arg("momentum", "float", 0.1), Arg("affine", "bool", True))
+    args = (Arg("eps", "positive", 1e-5), Arg("momentum", "fraction", 0.1), Arg("affine", "bool", True))
     example = Example()
     overwritable = True
     cancels_bias = True
@@ -210,14 +213,17 @@ class BatchNorm(Op):
 
 @register
 class LocalResponseNorm(Op):
-    """Local response normalisation across channels; torch's alpha is divided by size (AlexNet's 1e-4 is ``alpha=5e-4``)."""
+    """Local response normalisation across channels; torch's alpha is divided by size (AlexNet's 1e-4 is ``alpha=5e-4``).
+
+    The divisor is ``(k + alpha/size * sum of squares) ** beta``: ``k`` > 0 and ``alpha`` >= 0
+    keep its base positive (else a zero or negative base gives infinities or NaN)."""
 
     name = "lrn"
     args = (
         Arg("size", "int", 5),
-        Arg("alpha", "float", 1e-4),
+        Arg("alpha", "non_negative", 1e-4),
         Arg("beta", "float", 0.75),
-        Arg("k", "float", 2.0),
+        Arg("k", "positive", 2.0),
     )
     example = Example({"size": 3})
 

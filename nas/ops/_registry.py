@@ -77,7 +77,9 @@ class Arg:
     """One argument of an op.
 
     ``kind`` is a :class:`Kind` or the name of a built-in one: ``int`` (an integer
-    ``>= minimum``), ``float``, ``prob`` (a float in [0, 1)), ``bool``, ``size`` (a positive
+    ``>= minimum``), ``float``, ``positive`` (a float > 0: an epsilon), ``non_negative`` (a
+    float >= 0), ``prob`` (a float in [0, 1)), ``fraction`` (a float in [0, 1]: a momentum),
+    ``bool``, ``size`` (a positive
     integer or a ``[h, w]`` pair), ``padding`` (``"same"``, a non-negative integer or a pair),
     ``activation`` (the name of an activation op, or from Python a callable that returns a
     torch module, e.g. ``torch.nn.Mish``: see :func:`make_activation`) or ``any``. ``unset``
@@ -132,7 +134,10 @@ def _kind(check: Callable[[Arg, Any], bool], expected: str | Callable[[Arg], str
 KINDS: dict[str, Kind] = {
     "int": _kind(lambda arg, v: _is_int(v) and v >= arg.minimum, lambda arg: f"an integer >= {arg.minimum}"),
     "float": _kind(lambda arg, v: _is_finite_number(v), "a finite number"),
+    "positive": _kind(lambda arg, v: _is_finite_number(v) and v > 0, "a finite number > 0"),
+    "non_negative": _kind(lambda arg, v: _is_finite_number(v) and v >= 0, "a finite number >= 0"),
     "prob": _kind(lambda arg, v: _is_finite_number(v) and 0 <= v < 1, "a probability in [0, 1)"),
+    "fraction": _kind(lambda arg, v: _is_finite_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "bool": _kind(lambda arg, v: isinstance(v, bool), "true or false"),
     "size": _kind(lambda arg, v: (_is_int(v) and v >= 1) or (_is_pair(v) and min(v) >= 1),
                   "a positive integer or a pair [h, w]"),
