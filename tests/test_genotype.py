@@ -137,6 +137,12 @@ def test_with_params_checks_kind():
     assert genotype.with_params(width=16).params["width"] == 16
 
 
+def test_with_params_refuses_an_integer_beyond_float_range():
+    genotype = nas.load_genotype(CELL)
+    with pytest.raises(GenotypeError, match=r"params.width: 1000\.\.\.\(401 digits\) is not a finite number"):
+        genotype.with_params(width=10**400)
+
+
 def test_load_keyword_params_and_input():
     genotype = nas.load_genotype("resnet18", width=32, classes=10).with_input((3, 32, 32))
     stats = analyze(genotype)

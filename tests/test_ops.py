@@ -101,6 +101,15 @@ def test_an_argument_kind_is_a_known_name_or_a_kind():
         even.check("op", 3)
 
 
+def test_a_float_argument_refuses_an_integer_a_float_cannot_hold():
+    from nas.ops import Arg
+
+    for kind in ("float", "positive", "fraction"):
+        with pytest.raises(GenotypeError, match="op: argument 'x' must be a"):
+            Arg("x", kind).check("op", 10**400)
+    assert Arg("x", "float").check("op", 10**300) == 1e300
+
+
 def test_pooling_padding_is_at_most_half_the_kernel():
     with pytest.raises(GenotypeError, match=r"maxpool: padding \(2, 2\) is more than half the kernel 3"):
         nas.analyze(nas.load_genotype("input: [3, 8, 8]\nnetwork:\n  - maxpool(3, p=2)\n"))

@@ -443,7 +443,7 @@ def parse_expression(text: str) -> Expression:
             # compared, never converted: float(10**400) overflows; nan and inf compare false
             if _number(value) and not isinstance(value, bool) and not abs(value) <= _MAX_MAGNITUDE:
                 raise GenotypeError(
-                    f"'{_short(text)}': constant {_show_number(value)} is not a finite number within 2**53"
+                    f"'{_short(text)}': constant {show_number(value)} is not a finite number within 2**53"
                 )
     return Expression(text, tree)
 
@@ -452,7 +452,7 @@ def _short(text: str) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _show_number(value: int | float) -> str:
+def show_number(value: int | float) -> str:
     """``value`` for a message: an integer of more than 20 digits as its first digits and its
     length (``1000...(310 digits)``), never converted to float or to all its digits."""
     if isinstance(value, int) and abs(value) >= 10**20:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import keyword
-import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -46,7 +45,7 @@ from nas import ops
 from nas._shipped import zoo_dir
 from nas._yaml import dump_yaml, load_yaml
 from nas.errors import GenotypeError
-from nas.genotype._expr import MATH_FUNCTIONS, Expression, parse_expression
+from nas.genotype._expr import MATH_FUNCTIONS, Expression, parse_expression, show_number
 from nas.genotype._files import FileLog, LoadCache
 from nas.genotype._libraries import library_dirs, library_generation
 from nas.genotype._memo import ExpansionMemo
@@ -276,10 +275,9 @@ def _check_value(value: Any, depth: int = 0) -> None:
             _check_value(item, depth + 1)
     elif not isinstance(value, (int, float, str, bool, type(None))):
         raise GenotypeError(f"expected a number, string, boolean or list, got {type(value).__name__}")
-    elif isinstance(value, (int, float)) and not isinstance(value, bool) and not (
-        math.isfinite(value) and abs(value) <= 2**53
-    ):
-        raise GenotypeError(f"{value!r} is not a finite number within 2**53")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and not abs(value) <= 2**53:
+        # compared, never converted: float(10**400) overflows; nan and inf compare false
+        raise GenotypeError(f"{show_number(value)} is not a finite number within 2**53")
 
 
 def _plain(value: Any) -> Any:
