@@ -152,6 +152,25 @@ def test_an_integer_beyond_float_range_in_the_input_shape(tmp_path, capsys):
           ": input[1]: ", "constant 1000...(311 digits)")
 
 
+@pytest.mark.parametrize("value", ["[]", "[conv]", "0", "''"])
+def test_a_library_whose_blocks_are_not_a_mapping(tmp_path, capsys, value):
+    library = tmp_path / "lib.yaml"
+    library.write_text(f"blocks: {value}\n")
+    (tmp_path / "net.yaml").write_text(HEADER + "imports: [lib.yaml]\nnetwork: [relu]\n")
+    assert main(["validate", str(tmp_path / "net.yaml")]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line == f"{library}: blocks: 'blocks' must be a mapping of names to blocks", line
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("blocks", "[]", "'blocks' must be a mapping of names to blocks"),
+    ("imports", "{}", "'imports' must be a list of files"),
+    ("imports", "0", "'imports' must be a list of files"),
+])
+def test_an_empty_section_of_the_wrong_type(tmp_path, capsys, key, value, message):
+    check(tmp_path, capsys, HEADER + f"{key}: {value}\nnetwork: [relu]\n", f": {key}: {message}")
+
+
 def test_cycle(tmp_path, capsys):
     text = HEADER + """
 network:

@@ -548,11 +548,8 @@ def _from_data(data: Any, *, file: str | None, base: Path, default_name: str, lo
                 raise GenotypeError(f"expected a positive integer, got {item!r}", path=f"input[{index}]")
         params = _parse_params(data.get("params") or {})
         blocks: dict[str, BlockDef] = {}
-        _import_blocks(data.get("imports") or [], base, blocks, stack=[file or "<text>"], done=set(), log=log)
-        raw_blocks = data.get("blocks") or {}
-        if not isinstance(raw_blocks, Mapping):
-            raise GenotypeError("'blocks' must be a mapping of names to blocks", path="blocks")
-        for block_name, block in raw_blocks.items():
+        _import_blocks(data.get("imports"), base, blocks, stack=[file or "<text>"], done=set(), log=log)
+        for block_name, block in _blocks_of(data).items():
             _add_block(blocks, BlockDef.parse(_block_name(block_name), block, f"blocks.{block_name}"), "blocks")
         scaling = _parse_scaling(data.get("scaling") or {}, params)
         outputs = data.get("outputs")
@@ -578,6 +575,20 @@ def _from_data(data: Any, *, file: str | None, base: Path, default_name: str, lo
         )
     except GenotypeError as error:
         raise error.located(file=file)
+
+
+def _blocks_of(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``blocks`` of a genotype or library file: a mapping, empty when left out or null.
+
+    Raises:
+        GenotypeError: at ``blocks``, for anything else (``blocks: []`` was taken as none).
+    """
+    raw = data.get("blocks")
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise GenotypeError("'blocks' must be a mapping of names to blocks", path="blocks")
+    return raw
 
 
 def _block_name(name: Any) -> str:
@@ -642,7 +653,8 @@ def _find_import(base: Path, item: str, log: FileLog) -> Path:
 def _import_blocks(
     imports: Any, base: Path, blocks: dict[str, BlockDef], stack: list[str], done: set[str], log: FileLog
 ) -> None:
-    """Add the blocks of each imported file, once however often it is imported.
+    """Add the blocks of each imported file (``imports``: a list, or None for none), once
+    however often it is imported.
 
     ``ITEM`` is relative to the importing file's folder (``base``); only when no file is there
     is it looked up in :func:`zoo_dir`, then in plugins' library folders (:func:`_find_import`).
@@ -650,6 +662,8 @@ def _import_blocks(
     copy of a library met again through the zoo, or under another path, is the same library and
     is not loaded twice.
     """
+    if imports is None:  # left out, or null
+        return
     if not isinstance(imports, list):
         raise GenotypeError("'imports' must be a list of files", path="imports")
     if len(stack) > MAX_IMPORT_DEPTH:
@@ -680,8 +694,8 @@ def _import_blocks(
             if not isinstance(data, Mapping):
                 raise GenotypeError("a library is a mapping with 'blocks' (and 'imports')")
             _check_keys(data, ("imports", "blocks", "meta"), None)
-            _import_blocks(data.get("imports") or [], path.parent, blocks, [*stack, resolved], done, log)
-            for name, block in (data.get("blocks") or {}).items():
+            _import_blocks(data.get("imports"), path.parent, blocks, [*stack, resolved], done, log)
+            for name, block in _blocks_of(data).items():
                 _add_block(blocks, BlockDef.parse(_block_name(name), block, f"blocks.{name}"), "blocks")
         except GenotypeError as error:
             raise error.located(file=str(path))
