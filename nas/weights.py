@@ -22,7 +22,7 @@ from nas.errors import ConfigError, NasError
 from nas.genotype import INPUT
 
 __all__ = ["load_torchvision_weights", "genotype_tensors", "load_state_dict_file", "load_torch_file",
-           "state_dict_bytes", "MAX_TORCH_FILE_BYTES"]
+           "check_finite", "state_dict_bytes", "MAX_TORCH_FILE_BYTES"]
 
 #: Largest file :func:`load_torch_file` reads when its caller knows no tighter bound.
 MAX_TORCH_FILE_BYTES = 8 << 30
@@ -113,6 +113,20 @@ def load_torch_file(path: str | Path, *, max_bytes: int = MAX_TORCH_FILE_BYTES,
 
 
 @torch.no_grad()
+def check_finite(state: Mapping[str, Any], *, file: str, path: str = "") -> None:
+    """Refuse a ``state_dict`` one of whose floating-point tensors holds NaN or an infinity
+    (a model that would only ever output NaN); ``path`` prefixes the key in the error.
+
+    Raises:
+        ConfigError: naming ``file`` and the first such tensor's key.
+    """
+    for key, tensor in state.items():
+        if (isinstance(tensor, torch.Tensor) and (tensor.is_floating_point() or tensor.is_complex())
+                and not bool(torch.isfinite(tensor).all())):
+            raise ConfigError("holds NaN or infinite values", file=file, path=f"{path}{key}")
+
+
+@torch.no_grad()
 def load_state_dict_file(model: nn.Module, path: str | Path, *, max_bytes: int) -> nn.Module:
     """Load the ``state_dict`` saved at ``path`` into ``model`` (every key, every shape).
 
@@ -121,8 +135,9 @@ def load_state_dict_file(model: nn.Module, path: str | Path, *, max_bytes: int) 
     ``"model"`` entry is the ``state_dict``) is accepted too. Returns ``model``.
 
     Raises :class:`ConfigError` (one line naming the file) when the file cannot be read or is
-    not a ``state_dict``, or when its keys or shapes differ from the model's (the first few
-    missing, unexpected and mismatched keys are named).
+    not a ``state_dict``, when its keys or shapes differ from the model's (the first few
+    missing, unexpected and mismatched keys are named), or when a tensor holds NaN or an
+    infinity (:func:`check_finite`, naming its key).
     """
     name = str(path)
     state = load_torch_file(path, max_bytes=max_bytes, what="a state_dict")
@@ -149,6 +164,7 @@ def load_state_dict_file(model: nn.Module, path: str | Path, *, max_bytes: int) 
         )
     if problems:
         raise ConfigError("does not match the genotype: " + "; ".join(problems), file=name)
+    check_finite(state, file=name)
     try:
         model.load_state_dict(dict(state), strict=True)
     except RuntimeError as error:  # e.g. a dtype that cannot be copied

@@ -362,3 +362,22 @@ def test_decode_seed_and_weights(tmp_path, monkeypatch, capsys):
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().splitlines() == [
         "a.pth: " + result.stderr.split(": ", 1)[1].strip()] and "file (4, 3, 3, 3)" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_decode_refuses_weights_that_are_not_finite(tmp_path, monkeypatch, capsys, value):
+    # was written (exit 0): a model that only ever outputs NaN
+    import torch
+
+    from nas.cli import main as nas
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(HEADER + "network: ['conv(4)', bn, relu, gap, 'linear(3)']\n")
+    assert nas(["decode", "net.yaml", "--out", "a.pth"]) == 0
+    state = torch.load(tmp_path / "a.pth", weights_only=True)
+    state["conv0.weight"][0, 0, 0, 0] = float(value)
+    torch.save(state, tmp_path / "bad.pth")
+    capsys.readouterr()
+    assert nas(["decode", "net.yaml", "--out", "model.pth", "--weights", "bad.pth"]) == 2
+    assert capsys.readouterr().err.splitlines() == ["bad.pth: conv0.weight: holds NaN or infinite values"]
+    assert not (tmp_path / "model.pth").exists()

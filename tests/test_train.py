@@ -186,6 +186,7 @@ def test_resume_continues_exactly_where_the_checkpoint_left_off(
     (lambda s: s.pop("model"), "model"),
     (lambda s: s.update(step_losses=[None]), "step_losses[0]"),
     (lambda s: s.update(config=5), "config"),
+    (lambda s: s["model"]["1.running_var"].fill_(float("inf")), "model.1.running_var"),
 ])
 def test_a_damaged_checkpoint_entry_is_named(damage, where: str, digits: Dataset,
                                              tmp_path: Path) -> None:
