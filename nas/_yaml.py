@@ -166,6 +166,9 @@ def load_yaml(text: str, *, file: str | None = None, error: type[NasError] = Nas
         message = getattr(problem, "problem", None) or str(problem)
         if "could not determine a constructor for the tag" in message:
             message = f"tag {message.split('tag', 1)[1].strip()} is not allowed (plain YAML only)"
+        elif message.startswith("mapping values are not allowed") and mark is not None and mark.column > 1024:
+            # PyYAML forgets a possible key after 1,024 characters, then meets its ':'
+            message += " (likely a key longer than 1,024 characters, which YAML does not allow)"
         raise error(f"invalid YAML: {message}", file=file, path=where) from None
     except RecursionError:  # pragma: no cover - the depth cap keeps well below the stack limit
         raise error(f"invalid YAML: nested deeper than {MAX_DEPTH} levels", file=file) from None

@@ -39,6 +39,13 @@ def test_yaml_syntax_error(tmp_path, capsys):
     check(tmp_path, capsys, "network: [conv(8\nfoo: : bar\n", "invalid YAML", "line ")
 
 
+def test_a_key_longer_than_yaml_allows(tmp_path, capsys):
+    line = check(tmp_path, capsys, HEADER + f"network:\n  - {'a' * 3000}: relu\n", ": line 3: invalid YAML: ")
+    assert line.endswith("(likely a key longer than 1,024 characters, which YAML does not allow)"), line
+    line = check(tmp_path, capsys, HEADER + "network:\n  - a: b: relu\n", "mapping values are not allowed")
+    assert "1,024" not in line
+
+
 def test_python_tag(tmp_path, capsys):
     check(tmp_path, capsys, "network: !!python/object/apply:os.system ['true']\n", "tag", "not allowed")
 
