@@ -45,9 +45,18 @@ def _shipped(folder: str) -> Path:
 
 def zoo_dir() -> Path:
     """The folder of hand-designed genotypes shipped with nas (``genotypes/``), or
-    ``$NAS_GENOTYPES`` when set."""
+    ``$NAS_GENOTYPES`` when set (and not empty).
+
+    Raises:
+        ConfigError: ``$NAS_GENOTYPES`` is set to something that is not a folder (a missing
+            path, a file): ``$NAS_GENOTYPES: VALUE: not a folder``.
+    """
     override = os.environ.get("NAS_GENOTYPES")
-    return Path(override) if override else _shipped("genotypes")
+    if not override:
+        return _shipped("genotypes")
+    if not Path(override).is_dir():
+        raise ConfigError("not a folder", file="$NAS_GENOTYPES", path=override)
+    return Path(override)
 
 
 def configs_dir() -> Path:

@@ -39,8 +39,23 @@ def copy(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def no_zoo(monkeypatch, tmp_path) -> None:
-    """No zoo to fall back on: every import must resolve inside the copy."""
+    """No zoo to fall back on (an empty one): every import must resolve inside the copy."""
+    (tmp_path / "no-zoo").mkdir()
     monkeypatch.setenv("NAS_GENOTYPES", str(tmp_path / "no-zoo"))
+
+
+@pytest.mark.parametrize("value", ["missing", "file"])
+def test_nas_genotypes_that_is_not_a_folder_is_refused(monkeypatch, tmp_path, capsys, value):
+    # was exit 0 and '0 genotypes in /nonexist'
+    target = tmp_path / value
+    if value == "file":
+        target.write_text("not a folder")
+    monkeypatch.setenv("NAS_GENOTYPES", str(target))
+    assert main(["zoo"]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"$NAS_GENOTYPES: {target}: not a folder"]
+    assert main(["summary", "lenet5"]) == 2
+    monkeypatch.setenv("NAS_GENOTYPES", "")  # empty: as if unset
+    assert main(["summary", "lenet5"]) == 0
 
 
 def _genotype_files(root: Path) -> list[Path]:
