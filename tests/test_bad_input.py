@@ -333,6 +333,21 @@ def test_an_output_file_that_cannot_be_written_is_one_line_naming_it(tmp_path, c
     assert list(tmp_path.iterdir()) == ([out] if where == "folder" else [])
 
 
+@pytest.mark.parametrize("command", [
+    ["score", "lenet5"], ["decode", "lenet5", "--out", "{tmp}/model.pth"],
+    ["train", "lenet5", "--out", "{tmp}/out"], ["search", "quickstart", "--runs", "{tmp}/runs"],
+], ids=lambda command: command[0])
+@pytest.mark.parametrize("seed", ["-1", str(2**32), "1.5"])
+def test_every_seed_flag_is_checked_alike(tmp_path, capsys, command, seed):
+    # nas score once took --seed -1 that nas decode refused
+    with pytest.raises(SystemExit) as exit_:
+        main([part.format(tmp=tmp_path) for part in command] + ["--seed", seed])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"nas {command[0]}: argument --seed: must be an integer"), lines
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("error", [ValueError("embedded null byte"), TypeError("a\nb"), AssertionError()])
 def test_any_unforeseen_exception_is_one_line_naming_the_input(tmp_path, capsys, monkeypatch, error):
     # the class of inputs no check foresaw: never a traceback; NAS_DEBUG=1 re-raises

@@ -65,6 +65,23 @@ class _Parser(argparse.ArgumentParser):
         return namespace, extras
 
 
+def seed_option(text: str) -> int:
+    """The argparse ``type`` of every ``--seed``: an integer in ``[0, 2**32 - 1]``
+    (:func:`nas._checks.seed`), refused as a one-line usage error otherwise.
+
+    Raises:
+        argparse.ArgumentTypeError: not an integer, or out of that range.
+    """
+    from nas import _checks
+
+    try:
+        return _checks.seed(int(text), path="--seed")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    except NasError as error:
+        raise argparse.ArgumentTypeError(error.message) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nas", description="Neural architecture search over YAML genotypes.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")

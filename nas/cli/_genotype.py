@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nas.cli import seed_option
 from nas.errors import ConfigError, NasError
 
 _PARAM_HELP = "replace a parameter default, e.g. --set width=32 --set 'depths=[1, 1, 1, 1]'"
@@ -83,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "instead of initialising",
     )
     decode.add_argument(
-        "--seed", type=int, default=0, metavar="N",
+        "--seed", type=seed_option, default=0, metavar="N",
         help="seed of the initial weights (default 0: two calls write the same weights)",
     )
     _add_max_memory(decode)
@@ -231,8 +232,6 @@ def run_decode(args: argparse.Namespace) -> int:
     from nas.build import build_model
     from nas.export import export_model
 
-    if not 0 <= args.seed < 2**32:
-        raise ConfigError(f"--seed must be in [0, 2**32), got {args.seed}")
     torch.manual_seed(args.seed)
     model = build_model(genotype, max_memory=_max_memory(args))
     if args.weights is not None:

@@ -8,6 +8,7 @@ import json
 import math
 import re
 
+from nas.cli import seed_option
 from nas.errors import ConfigError
 
 
@@ -24,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-set", dest="data_options", action="append", default=[],
                         metavar="KEY=VALUE", help="a dataset option, e.g. --data-set resolution=16")
     parser.add_argument("--batch", type=int, default=64, help="images in the batch (default 64)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds weights, inputs and the batch")
+    parser.add_argument("--seed", type=seed_option, default=0, metavar="N",
+                        help="seeds weights, inputs and the batch")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--ensemble", choices=("mean", "log"),
                         help="add the rank ensemble of the proxies over the given genotypes")

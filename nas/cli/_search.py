@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nas.cli import seed_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     search = subparsers.add_parser("search", help="run an architecture search from a run config")
@@ -23,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "default: runs/NAME/journal.log")
     search.add_argument("--name", help="run name (folder under --runs); default: the config's")
     search.add_argument("--trials", type=int, metavar="N", help="trial budget (overrides the config)")
-    search.add_argument("--seed", type=int, metavar="N",
+    search.add_argument("--seed", type=seed_option, metavar="N",
                         help="seed of the sampler and training (overrides the config's seed)")
     search.add_argument("--runs", default="runs", metavar="DIR", help="folder of run folders (default: runs)")
     search.add_argument("--devices", metavar="LIST",
@@ -118,8 +120,6 @@ def _check_flags(args: argparse.Namespace) -> None:
             _checks.number(value, path=flag, integer=True, **flag_limits(key))
     if args.devices is not None:
         parse_devices(args.devices, path="--devices")
-    if args.seed is not None:
-        _checks.seed(args.seed, path="--seed")
     if args.name is not None:
         _checks.folder_name(args.name, path="--name")
 

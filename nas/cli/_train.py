@@ -12,6 +12,7 @@ import argparse
 import sys
 from typing import Any
 
+from nas.cli import seed_option
 from nas.errors import ConfigError
 
 _PARAM_HELP = "replace a genotype parameter default, e.g. --set width=32"
@@ -67,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     train.add_argument("--threads", type=int,
                        help="CPU threads (default: torch's); 1 is fastest on a busy machine")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=seed_option, default=0, metavar="N")
     parser.add_argument("--out", required=True, type=_folder, help="output folder")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the checkpoint in --out")
