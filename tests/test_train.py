@@ -288,6 +288,24 @@ def test_nas_train_command_writes_outputs_and_resumes(
     assert [r["epoch"] for r in rows] == ["1"]
 
 
+def test_an_unavailable_device_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    digits: Dataset,
+) -> None:
+    # was 'device: CUDA is not available' with genotype.yaml, preprocessing.json, train.json in --out
+    from nas.cli import main
+    from nas.train import train_to_folder
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "run"
+    assert main(["train", "lenet5", "--device", "cuda", "--quiet", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == ["--device: CUDA is not available on this machine"]
+    with pytest.raises(ConfigError) as error:
+        train_to_folder(small_cnn(), digits, TrainConfig(**{**FAST, "device": "cuda"}), out)
+    assert error.value.path == "device"
+    assert not out.exists()
+
+
 SAME_SHAPES = "input: [1, 8, 8]\nnetwork: [conv(4), {act}, gap, linear(10)]\n"
 
 

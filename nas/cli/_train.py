@@ -102,9 +102,11 @@ def run_train(args: argparse.Namespace) -> int:
     from nas.data import load_dataset
     from nas.search._proxy import check_classifier
     from nas.train import TrainConfig, train_to_folder
+    from nas.train._config import resolve_device
 
     config = TrainConfig(**{key: getattr(args, key) for key in _CONFIG_KEYS},
                          amp={"auto": None, "on": True, "off": False}[args.amp])
+    resolve_device(args.device, path="--device")  # before the data is read and --out written
     genotype = nas.load_genotype(args.genotype)
     resolution = args.resolution if args.resolution is not None else genotype.input_shape[1]
     data = load_dataset(args.dataset, **_dataset_options(args, resolution))

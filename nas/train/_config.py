@@ -152,16 +152,20 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else the CPU; ``"cuda"`` without CUDA is an error."""
+def resolve_device(name: str, *, path: str = "device") -> torch.device:
+    """``"auto"`` → CUDA when available, else the CPU; ``"cuda"`` without CUDA is an error.
+
+    Raises:
+        ConfigError: at ``path`` (the config key, or the flag that gave ``name``).
+    """
     import torch
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("CUDA is not available on this machine", path="device")
+        raise ConfigError("CUDA is not available on this machine", path=path)
     if name not in _DEVICES:
-        raise ConfigError(f"must be one of {', '.join(_DEVICES)}, got {name!r}", path="device")
+        raise ConfigError(f"must be one of {', '.join(_DEVICES)}, got {name!r}", path=path)
     return torch.device(name)
 
 

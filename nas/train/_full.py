@@ -34,7 +34,7 @@ from nas.errors import ConfigError
 from nas.io import atomic_write_text
 from nas.preprocessing import FILE_NAME as PREPROCESSING
 from nas.preprocessing import Preprocessing
-from nas.train._config import TrainConfig
+from nas.train._config import TrainConfig, resolve_device
 from nas.train._io import save_checkpoint, write_history_csv
 from nas.train._loop import train_model
 from nas.train._result import TrainResult
@@ -63,10 +63,13 @@ def train_to_folder(
     only once the checkpoint has accepted the config, so a refused resume changes nothing.
 
     Raises:
-        ConfigError: ``out`` already holds a checkpoint and ``resume`` is false (so a finished
-            run is never overwritten by accident), or the checkpoint does not match: another
-            config, model, data (its normalisation, input shape or class names) or ``files``.
+        ConfigError: before anything is written: the config's device is not available
+            (:func:`resolve_device`), ``out`` already holds a checkpoint and ``resume`` is
+            false (so a finished run is never overwritten by accident), or the checkpoint does
+            not match: another config, model, data (its normalisation, input shape or class
+            names) or ``files``.
     """
+    resolve_device(config.device)
     folder = Path(out)
     checkpoint = folder / CHECKPOINT
     if checkpoint.exists() and not resume:
