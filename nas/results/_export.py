@@ -11,6 +11,7 @@ normalisation: for deployment tools and for training in full with ``nas train``)
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,7 +101,8 @@ def export_best(run_dir: str | Path, out: str | Path, *, onnx: bool = True,
                 export_model(genotype, path, model=model, preprocessing=preprocessing)
         except BaseException:
             for path in files:  # no part of a failed export is left behind
-                path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # (--out may be no folder): the error is the first
+                    path.unlink()
             raise
         onnx_path = next((m for m in models if m.suffix == ".onnx"), None)
         exported.append(ExportedGenotype(trial=number, seed=row["seed"] if row["is_seed"] else None,
