@@ -203,6 +203,21 @@ def test_metrics_only_when_storage_is_gone(trained_run: Path, tmp_path: Path) ->
     assert any("no Optuna storage" in n for n in frame.attrs["notes"])
 
 
+def test_best_says_when_it_reads_the_metrics_files_only(trained_run: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    # nas best fell back to the metrics files silently; nas analyze said so
+    copy = tmp_path / "digits"
+    shutil.copytree(trained_run, copy)
+    _point_storage_at(copy, "postgresql://nas:***@localhost/nas")
+    capsys.readouterr()
+    assert nas(["best", str(copy)]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: digits: storage postgresql://nas:***@localhost/nas has a masked "
+                     "password (pass storage=...); read the metrics files only"]
+    assert nas(["best", str(trained_run)]) == 0
+    assert "note: " not in capsys.readouterr().out
+
+
 def _point_storage_at(run: Path, url: str) -> None:
     info = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**info, "storage": url}))

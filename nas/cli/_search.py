@@ -75,11 +75,16 @@ def _genotype_text(record: dict[str, Any]) -> str:
 
 def _print_best(run_dir: Path, *, yaml: bool = False, storage: str | None = None) -> int:
     from nas.search import best_trials
-    from nas.search._records import read_trial_files, stored_trials
+    from nas.search._records import read_run, read_trial_files, stored_trials
+    from nas.search._storage import open_run_study
 
-    run, best = best_trials(run_dir, storage=storage)
+    notes: list[str] = []  # the storage cannot be opened: said, as nas analyze says it
+    study = open_run_study(run_dir, read_run(run_dir), storage=storage, notes=notes)
+    for note in notes:
+        print(f"note: {note}")
+    run, best = best_trials(run_dir, storage=storage, study=study)
     objectives = run["objectives"]
-    if stored_trials(run_dir, storage=storage) is None:  # the files are the records
+    if study is None or stored_trials(run_dir, study=study) is None:  # the files are the records
         _, unreadable = read_trial_files(run_dir)
         for path, why in unreadable.items():
             print(f"note: {path} is unreadable ({why}); that trial is left out")
