@@ -349,6 +349,34 @@ def test_trial_folders_the_storage_does_not_know_are_never_overwritten(nb201_run
     assert {path: path.read_bytes() for path in (run / "trials").rglob("*") if path.is_file()} == before
 
 
+@pytest.mark.parametrize("name", ["\u00b2", "+1", "9" * 20])
+def test_a_trial_folder_not_named_by_a_trial_number_is_left_out(nb201_run, tmp_path, capsys, name,
+                                                                drop_stored_records):
+    # '\u00b2' is a digit to str.isdigit but not to int(); '+1' is int() 1: a second trial 1
+    import shutil
+
+    runs = tmp_path / "runs"
+    run = runs / "nb201"
+    shutil.copytree(nb201_run, run)
+    drop_stored_records(run / "journal.log")  # the files are the records
+    shutil.copytree(run / "trials" / "0001", run / "trials" / name)
+    capsys.readouterr()
+    assert nas(["best", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"note: {run / 'trials' / name / 'metrics.json'} is unreadable (the folder's name is not a trial number)" in out
+    assert out.count("trial 1 ") <= 1
+
+
+@pytest.mark.parametrize("name", ["\u00b2", "+1", "9" * 20])
+def test_a_run_with_a_folder_not_named_by_a_trial_number_resumes(nb201_run, tmp_path, name):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(nb201_run, runs / "nb201")
+    (runs / "nb201" / "trials" / name).mkdir()
+    assert search(nb201_config(tmp_path), runs, "--resume", "--trials", "7") == 0
+
+
 def test_a_run_json_naming_objectives_no_trial_records_is_one_line(nb201_run, tmp_path, capsys):
     # not "no complete trial" (exit 1, as if the run were empty): run.json and trials disagree
     import shutil

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import ConfigError, _printable
-from nas.search._records import read_record, read_run
+from nas.search._records import read_record, read_run, trial_number
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,27 +92,16 @@ def open_study(run_dir: str | Path, *, storage: str | None = None) -> Any:
                           f"{' '.join(str(error).split())[:200]}", file=str(run_dir)) from None
 
 
-#: The most digits a trial folder's name has (the search writes ``f"{number:04d}"``).
-_MAX_TRIAL_DIGITS = 9
-
-
-def _number(name: str) -> int | None:
-    """The trial number a folder name under ``trials/`` spells (1 to 9 ASCII digits), or None:
-    ``+1``, `` 7``, ``1_0``, ``٣`` or twenty digits are not trial folders."""
-    if name.isascii() and name.isdigit() and len(name) <= _MAX_TRIAL_DIGITS:
-        return int(name)
-    return None
-
-
 def _metrics_files(run_dir: Path, notes: list[str] | None = None) -> dict[int, Path]:
     """``trials/NNNN/metrics.json`` by trial number; a folder that holds a metrics file but
-    whose name is not a trial number (:func:`_number`) is left out, with a note in ``notes``."""
+    whose name is not a trial number (:func:`~nas.search._records.trial_number`) is left out,
+    with a note in ``notes``."""
     folder = run_dir / "trials"
     if not folder.is_dir():
         return {}
     out = {}
     for child in sorted(folder.iterdir()):
-        number = _number(child.name)
+        number = trial_number(child.name)
         if number is not None:
             out[number] = child / "metrics.json"
         elif notes is not None and (child / "metrics.json").exists():

@@ -18,7 +18,7 @@ from nas.errors import ConfigError
 from nas.genotype import Genotype, load_genotype
 from nas.io import atomic_write_text
 from nas.search._config import RunConfig, load_config
-from nas.search._records import write_json
+from nas.search._records import trial_number, write_json
 from nas.search._storage import mask
 
 __all__ = ["check_trial_folders", "file_lock", "iso_time", "load_run_config", "prepare_run_dir", "write_run_info"]
@@ -105,8 +105,8 @@ def check_trial_folders(run_dir: Path, known: int) -> None:
     trials = run_dir / "trials"
     if not trials.is_dir():
         return
-    unknown = sorted(int(entry.name) for entry in os.scandir(trials)
-                     if entry.name.isdigit() and len(entry.name) <= 9 and int(entry.name) >= known)
+    numbers = (trial_number(entry.name) for entry in os.scandir(trials))
+    unknown = sorted(n for n in numbers if n is not None and n >= known)
     if unknown:
         raise ConfigError(f"holds {len(unknown)} trial folder(s) from {unknown[0]:04d} on that the run's "
                           f"storage does not know (it has {known} trials): it lost them or is another "

@@ -29,6 +29,7 @@ __all__ = [
     "read_trial_files",
     "read_trials",
     "trial_dir",
+    "trial_number",
     "write_json",
 ]
 
@@ -36,8 +37,21 @@ __all__ = [
 METRICS_SCHEMA = 1
 
 
+#: The most digits a trial folder's name has (:func:`trial_dir` writes ``f"{number:04d}"``).
+MAX_TRIAL_DIGITS = 9
+
+
 def trial_dir(run_dir: Path, number: int) -> Path:
     return run_dir / "trials" / f"{number:04d}"
+
+
+def trial_number(name: str) -> int | None:
+    """The trial number a folder name under ``trials/`` spells (1 to :data:`MAX_TRIAL_DIGITS`
+    ASCII digits), or None: ``+1``, `` 7``, ``1_0``, ``²``, ``٣`` or twenty digits are not
+    trial folders."""
+    if name.isascii() and name.isdigit() and len(name) <= MAX_TRIAL_DIGITS:
+        return int(name)
+    return None
 
 
 def _clean(value: Any) -> Any:
@@ -171,7 +185,10 @@ def read_trial_files(run_dir: str | Path) -> tuple[list[dict[str, Any]], dict[Pa
     trial number, and the damaged ones (path -> why; see :func:`read_record`)."""
     records, unreadable = [], {}
     for path in sorted((Path(run_dir) / "trials").glob("*/metrics.json")):
-        number = int(path.parent.name) if path.parent.name.isdigit() else None
+        number = trial_number(path.parent.name)
+        if number is None:  # '+1' would be read as a second trial 1
+            unreadable[path] = "the folder's name is not a trial number"
+            continue
         record, why = read_record(path, number=number)
         if record is not None:
             records.append(record)
@@ -269,11 +286,11 @@ def best_trials(run_dir: str | Path, *, storage: str | None = None,
     complete = [r for r in read_trials(run_dir, storage=storage, study=study)
                 if r["state"] == "complete" and r.get("duplicate_of") is None]
     done = [r for r in complete if all((r.get("objectives") or {}).get(o) is not None for o in objectives)]
-    if complete and not done:  # run.json and the trials disagree: not "no complete trial"
-        recorded = sorted({str(o) for r in complete for o in (r.get("objectives") or {})})
+    recorded = sorted({str(o) for r in complete for o in (r.get("objectives") or {})})
+    if recorded and not done:  # run.json and the trials disagree: not "no complete trial"
         raise ConfigError(
             f"the run's objectives ({', '.join(objectives)}) are recorded by none of its "
-            f"{len(complete)} complete trials (they record: {', '.join(recorded) or 'nothing'})",
+            f"{len(complete)} complete trials (they record: {', '.join(recorded)})",
             file=str(Path(run_dir) / "run.json"),
         )
     if not done:

@@ -691,7 +691,7 @@ def stale_trials(study: optuna.Study, *, grace: float) -> list[FrozenTrial]:
     for t in running(study):
         worker = str(t.user_attrs.get(WORKER_ATTR, ""))
         name, _, pid = worker.rpartition(":")
-        if name == host and pid.isdigit() and not _alive(int(pid)):
+        if name == host and pid.isascii() and pid.isdigit() and len(pid) <= 9 and not _alive(int(pid)):
             out.append(t)
         elif stale_ids is not None:
             # Optuna never finds a trial without a beat stale: one whose worker died between
