@@ -485,12 +485,15 @@ def parse_devices(value: Any, file: str | None = None, path: str = "devices") ->
 def check_devices(config: RunConfig, *, overridden: bool = False) -> None:
     """The devices the search's trials would train on exist here: each of ``devices``
     (``cuda:N`` below this machine's GPU count), else the training device (``cuda`` needs
-    one GPU). Checked before the run folder is made: otherwise every trial fails alike.
+    one GPU); a tabular search trains nothing and is not checked. Checked before the run
+    folder is made: otherwise every trial fails alike.
 
     Raises:
         ConfigError: naming the config file and the key (``devices`` alone when
             ``overridden``: they were given apart from the file).
     """
+    if config.tabular is not None:  # table lookups train nothing: devices only spread workers
+        return
     wanted = [(f"devices[{i}]", d) for i, d in enumerate(config.devices or ())]
     if not wanted:
         wanted = [("train.device", config.train.get("device", "auto"))]
