@@ -42,7 +42,10 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, sync: bool = True) -> N
             error of ``mkdir``, naming that folder.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise disk_full(path) if is_disk_full(error) else error from None
     try:
         _write(path, data, sync)
     except OSError as error:
