@@ -179,8 +179,9 @@ def one_line_error(capsys, argv: list[str]) -> str:
 
 @pytest.mark.parametrize("argv, fragment", [
     (["alexnet", "--phi", "1"], "declares no scaling"),
-    (["resnet18", "--depth", "0"], "depth must be a positive multiplier"),
-    (["resnet18", "--width", "-2"], "width must be a positive multiplier"),
+    (["resnet18", "--depth", "0"], "depth must be a multiplier in (0, 1000], got 0.0"),
+    (["resnet18", "--width", "-2"], "width must be a multiplier in (0, 1000], got -2.0"),
+    (["resnet18", "--width", "1e300"], "width must be a multiplier in (0, 1000], got 1e+300"),
     (["resnet18", "--phi", "60"], "over the limit of 1,000"),
     (["resnet18", "--phi", "1e6"], "out of range"),
     (["resnet18"], "give --phi"),

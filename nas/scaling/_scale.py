@@ -45,11 +45,16 @@ class Multipliers(tuple):
     resolution = property(lambda self: self[2])
 
 
+MAX_MULTIPLIER = 1000.0
+"""Largest multiplier of one axis (far past any network that fits the expansion limits; a
+larger one overflowed the widths to integers beyond 2**53)."""
+
+
 def _positive(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{name} must be a positive multiplier, got {value!r}")
+    if not 0 < value <= MAX_MULTIPLIER:  # NaN and inf fail it too
+        raise ConfigError(f"{name} must be a multiplier in (0, {MAX_MULTIPLIER:g}], got {value!r}")
     return float(value)
 
 
@@ -67,8 +72,9 @@ def multipliers(
     ``alpha**phi``, ``beta**phi``, ``gamma**phi`` (1 without ``phi``).
 
     Raises:
-        ConfigError: a zero, negative or non-finite multiplier or coefficient, or a ``phi``
-            whose powers overflow.
+        ConfigError: a multiplier or coefficient outside ``(0, MAX_MULTIPLIER]``, or a
+            ``phi`` whose powers overflow (a finite one past the genotype's limits fails
+            when the genotype is scaled, naming the limit).
     """
     if phi is not None and (isinstance(phi, bool) or not isinstance(phi, (int, float))
                             or not math.isfinite(phi)):
