@@ -423,3 +423,21 @@ def test_an_empty_argument_is_one_line_naming_it(argv, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "an empty value" in err[0] and err[0].startswith(f"nas {argv[0]}: argument "), err
+
+
+def test_a_warning_during_a_command_is_one_line(monkeypatch, capsys):
+    # a library's warning printed its source line too (matplotlib on a huge trial number)
+    import warnings
+
+    import nas.analysis
+
+    real = nas.analysis.check_memory
+
+    def warning_check(*args, **kwargs):
+        warnings.warn("first line\n    second line", UserWarning)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nas.analysis, "check_memory", warning_check)
+    assert main(["validate", "lenet5"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["warning: first line second line"], err

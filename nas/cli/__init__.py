@@ -18,6 +18,7 @@ import errno
 import importlib
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -155,9 +156,22 @@ def named_input(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      file: Any = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` for the CLI: one line, ``warning: MESSAGE``, without the source
+    line Python adds (a library's warning is no traceback either)."""
+    print(f"warning: {' '.join(str(message).split())[:300]}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.plugin:
             from nas.plugins import load_plugins
