@@ -39,6 +39,7 @@ __all__ = [
     "dataset",
     "dataset_path",
     "finite",
+    "device",
     "folder_name",
     "genotype",
     "number",
@@ -132,6 +133,26 @@ def seed(value: Any, *, path: str, file: str | None = None, span: int = 1) -> in
     """An integer in ``[0, 2**32 - span]``: ``span`` consecutive seeds (one per worker) must
     all be valid 32-bit seeds."""
     return number(value, path=path, file=file, low=0, high=MAX_SEED - span, integer=True)
+
+
+def device(value: Any, *, path: str, file: str | None = None) -> str:
+    """A torch device this machine has: ``cpu``, ``cuda`` or ``cuda:N`` (N below its GPU
+    count; torch is imported only for a CUDA name).
+
+    Raises:
+        ConfigError: another name, or a GPU this machine lacks (saying how many it has).
+    """
+    match = re.fullmatch(r"cuda(?::(\d{1,4}))?", value) if isinstance(value, str) else None
+    if value == "cpu":
+        return value
+    if match is None:
+        raise ConfigError(f"must be cpu, cuda or cuda:N, got {value!r}", file=file, path=path)
+    import torch
+
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if int(match[1] or 0) >= have:
+        raise ConfigError(f"{value}: this machine has {have} GPU{'s' * (have != 1)}", file=file, path=path)
+    return value
 
 
 # --------------------------------------------------------------------------- options by signature

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 
+from nas import _checks
 from nas.cli import seed_option
 from nas.errors import ConfigError
 
@@ -34,18 +34,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_score)
 
 
-def _check_device(name: str) -> None:
-    """``name`` is ``cpu``, or ``cuda`` / ``cuda:N`` naming a GPU this machine has."""
-    import torch
-
-    match = re.fullmatch(r"cuda(?::(\d+))?", name)
-    if name == "cpu" or (match and int(match[1] or 0) < torch.cuda.device_count()):
-        return
-    have = torch.cuda.device_count()
-    raise ConfigError(f"must be cpu, cuda or cuda:N (this machine has {have} GPU{'s' * (have != 1)}), "
-                      f"got {name!r}", path="--device")
-
-
 def run_score(args: argparse.Namespace) -> int:
     from nas.cli._genotype import parse_assignments
     from nas.genotype import load_genotype
@@ -53,7 +41,7 @@ def run_score(args: argparse.Namespace) -> int:
 
     if args.batch < 2:
         raise ConfigError(f"--batch must be at least 2, got {args.batch}")
-    _check_device(args.device)
+    _checks.device(args.device, path="--device")
     names = args.proxies or [n for n in proxy_names()
                              if args.dataset is not None or not get_proxy(n).needs_data]
     for name in names:

@@ -497,16 +497,10 @@ def check_devices(config: RunConfig, *, overridden: bool = False) -> None:
     wanted = [(f"devices[{i}]", d) for i, d in enumerate(config.devices or ())]
     if not wanted:
         wanted = [("train.device", config.train.get("device", "auto"))]
-    if not any(device.startswith("cuda") for _, device in wanted):
-        return
-    import torch
-
-    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
     for path, device in wanted:
-        index = int(device[5:]) if device.startswith("cuda:") else 0 if device == "cuda" else None
-        if index is not None and index >= have:
+        if device != "auto":
             file = None if overridden and path.startswith("devices") else config.file
-            raise _error(f"{device}: this machine has {have} GPU{'s' * (have != 1)}", file, path)
+            _checks.device(device, path=path, file=file)
 
 
 def parse_plugins(value: Any, *, base: Path, file: str | None,
