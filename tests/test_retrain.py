@@ -93,6 +93,24 @@ def test_retrain_table_has_mean_and_std_per_architecture(tmp_path: Path, digits_
     assert "## Retraining (test split)" in report and "Kendall's tau" in report
 
 
+def test_retrain_out_that_is_not_a_retrain_folder_is_refused(tmp_path: Path, digits_npz: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    # --out RUN wrote results.csv over the search's (the report step writes it too)
+    run_dir = search(tmp_path, digits_npz, "outs")
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    for out, problem in ((run_dir, "must not be the run folder"), (tmp_path, "must not be the run folder"),
+                         (run_dir / "trials" / "x", "must not be the run folder"),
+                         (other, "holds files that are not a retraining's")):
+        assert nas(["retrain", str(run_dir), "--epochs", "1", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"--out: {out}: {problem}"), err
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
+
+
 def test_retrain_needs_a_test_split(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     run_dir = run_search(tiny_config(tmp_path, "digits", trials=1), runs_dir=tmp_path / "runs",
                          progress=False).run_dir

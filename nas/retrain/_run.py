@@ -95,6 +95,24 @@ def _plan(options: RetrainOptions, train_config: Any, data: Any, config: Any) ->
             "dataset": dict(config.dataset), "select": options.select, "top": options.top}
 
 
+def _check_out(out: Path, run_dir: Path) -> None:
+    """``out`` may hold a retraining and nothing else: not the run folder, a folder holding it
+    or its ``trials/`` (their files would be overwritten or mixed with the retraining's: the
+    report step writes ``results.csv`` too), nor an existing folder with other files in it
+    (``--out /``).
+
+    Raises:
+        ConfigError: at ``--out``, naming the folder.
+    """
+    where, run = out.resolve(), run_dir.resolve()
+    if where == run or where in run.parents or (run / "trials") in (where, *where.parents):
+        raise ConfigError(f"{out}: must not be the run folder, a folder holding it or inside its "
+                          "trials/ (the default is RUN/retrain)", path="--out")
+    if where.is_dir() and not (where / "plan.json").exists() and any(where.iterdir()):
+        raise ConfigError(f"{out}: holds files that are not a retraining's (no plan.json); give a "
+                          "new or empty folder", path="--out")
+
+
 def _check_plan(out: Path, plan: dict[str, Any]) -> None:
     path = out / "plan.json"
     old, why = read_json_object(path)
@@ -176,7 +194,8 @@ def retrain(
 
     Raises:
         ConfigError: not a run folder, a tabular run, a dataset without a test split, an
-            option out of range, or a retrain folder made with another schedule.
+            option out of range, an ``out`` that is not a retrain folder (the run folder, one
+            holding it, a folder of other files), or a retrain folder made with another schedule.
     """
     started = time.time()
     most = max(4, cores())  # as a search's workers: more processes than cores slow each other
@@ -187,6 +206,7 @@ def retrain(
     overrides = dict(select=select, top=top, seeds=seeds, epochs=epochs,
                      width_multiplier=width_multiplier, subset=subset, grow=grow)
     context = _prepare(run_dir, out, device, threads, **overrides)
+    _check_out(context.out, run_dir)
     _check_plan(context.out, context.plan)
     say = log or (lambda line: None)
     plan = context.plan
