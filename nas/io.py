@@ -123,8 +123,8 @@ def read_json_object(path: str | Path) -> tuple[dict[str, Any] | None, str | Non
     if not stat.S_ISREG(mode):
         return None, "not a regular file"
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_RECORD_BYTES + 1)
+        with open(path, "rb") as handle:  # a buffer of the file's size, not of the limit
+            raw = handle.read(min(os.fstat(handle.fileno()).st_size, MAX_RECORD_BYTES) + 1)
     except OSError as error:
         return None, f"{type(error).__name__}: {error.strerror or error}"
     if len(raw) > MAX_RECORD_BYTES:
