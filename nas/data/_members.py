@@ -11,7 +11,9 @@ The contract for hostile input:
 - in an archive, links, devices and other non-regular members are skipped (never
   followed); in a folder, links to files are read (they are the user's own files) and
   links to folders are not followed;
-- at most ``limits.max_members`` members are looked at and no member may hold more than
+- at most ``limits.max_members`` members are looked at, every member header counted
+  (skipped links, devices and FIFOs, and the top folder's own entry, too), and no member
+  may hold more than
   ``limits.max_member_bytes`` bytes; the members of an archive may hold at most
   ``limits.max_expansion`` times the archive's size in all (or 1 GiB, when more), so a
   compression bomb is refused from its headers before its bulk is decompressed, even in
@@ -46,7 +48,7 @@ class Limits:
     """Bounds on the work one source may cause.
 
     Attributes:
-        max_members: Members (files and folders) looked at. Default: 5,000,000.
+        max_members: Members (files, folders, links and any other entry) looked at. Default: 5,000,000.
         max_member_bytes: Bytes in one member. Default: 256 MiB.
         max_decoded_bytes: Bytes of all decoded images together (after resizing), checked
             by the decoder. Default: 16 GiB.
@@ -155,9 +157,10 @@ def _iter_folder(
             file = Path(folder) / name
             try:
                 info = file.stat()
-                if not stat.S_ISREG(info.st_mode):
+                regular = stat.S_ISREG(info.st_mode)
+                counter.member(prefix + name, info.st_size if regular else 0)
+                if not regular:
                     continue
-                counter.member(prefix + name, info.st_size)
                 if not wanted(prefix + name):
                     continue
                 data = file.read_bytes()
@@ -179,13 +182,14 @@ def _iter_tar(
                     name = _clean(info.name, path)
                     if progress is not None:
                         progress(raw.tell())
+                    # Every header counts, before it is skipped: a tar of 300,000 FIFOs
+                    # is as much work as one of 300,000 files.
+                    counter.member(name or ".", info.size)
                     if name is None:
                         continue
                     if info.isdir():
-                        counter.member(name, 0)
                         yield Member(name, None)
                     elif info.isreg():
-                        counter.member(name, info.size)
                         if not wanted(name):
                             continue
                         file = archive.extractfile(info)
@@ -203,14 +207,13 @@ def _iter_zip(
                 name = _clean(info.filename, path)
                 if progress is not None:
                     progress(index + 1)
+                counter.member(name or ".", info.file_size)  # every entry, even skipped
                 if name is None:
                     continue
                 mode = info.external_attr >> 16
                 if info.is_dir():
-                    counter.member(name, 0)
                     yield Member(name, None)
                 elif stat.S_IFMT(mode) in (0, stat.S_IFREG):  # no type bits, or a file
-                    counter.member(name, info.file_size)
                     if not wanted(name):
                         continue
                     yield Member(name, archive.read(info))
