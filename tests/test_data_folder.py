@@ -597,3 +597,72 @@ def test_fifos_in_a_folder_count_toward_max_members(tmp_path: Path) -> None:
         os.mkfifo(root / f"{i}.png")
     with pytest.raises(ConfigError, match="more than 5 members; raise max_members"):
         load_dataset("folder", root=root, cache=False, max_members=5)
+
+
+def _png(color: tuple[int, int, int], size: tuple[int, int] = (8, 8)) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _damage_meta(change):
+    def damage(entry: Path) -> None:
+        import json
+
+        meta = json.loads((entry / "meta.json").read_text())
+        change(meta)
+        (entry / "meta.json").write_text(json.dumps(meta))
+    return damage
+
+
+def _damage_array(name: str, array: np.ndarray):
+    return lambda entry: np.save(entry / f"{name}.npy", array)
+
+
+CACHE_DAMAGE = {
+    "classes null": _damage_meta(lambda m: m.update(classes=None)),
+    "classes not strings": _damage_meta(lambda m: m.update(classes=[1, 2])),
+    "no test_folder": _damage_meta(lambda m: m.pop("test_folder")),
+    "test_folder a number": _damage_meta(lambda m: m.update(test_folder=3)),
+    "arrays without test_images": _damage_meta(lambda m: m["arrays"].remove("test_images")),
+    "five channels": _damage_array("train_images", np.zeros((6, 5, 8, 8), np.uint8)),
+    "0-d images": _damage_array("train_images", np.array(7, np.uint8)),
+    "float images": _damage_array("train_images", np.zeros((6, 3, 8, 8), np.float32)),
+    "3-d images": _damage_array("train_images", np.zeros((6, 8, 8), np.uint8)),
+    "test of another size": _damage_array("test_images", np.zeros((4, 3, 16, 16), np.uint8)),
+    "labels out of range": _damage_array("train_labels", np.array([0, 0, 0, 1, 1, 5])),
+    "negative labels": _damage_array("train_labels", np.array([0, 0, 0, 1, 1, -1])),
+    "float labels": _damage_array("train_labels", np.zeros(6, np.float64)),
+    "int32 labels": _damage_array("train_labels", np.zeros(6, np.int32)),
+    "2-d labels": _damage_array("train_labels", np.zeros((6, 1), np.int64)),
+    "too few labels": _damage_array("test_labels", np.zeros(3, np.int64)),
+    "truncated": lambda entry: (entry / "test_labels.npy").write_bytes(b"\x93NUMPY"),
+}
+
+
+@pytest.mark.parametrize("damage", list(CACHE_DAMAGE))
+def test_a_damaged_cache_entry_is_decoded_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    """A damaged entry was trusted: a TypeError or KeyError, a 5-channel image set that
+    trained, or out-of-range labels blamed on the dataset. It is a miss now: decoded again,
+    the same as a fresh decode, and written again."""
+    files = {f"{split}/{c}/{i}.png": _png((i * 40, 99 if c == "a" else 9, 7))
+             for split, n in (("train", 3), ("test", 2)) for c in "ab" for i in range(n)}
+    root = _folder_of(tmp_path / "images", files)
+    fresh = load_dataset("folder", root=root, cache=False, val_split="test")
+    cache = tmp_path / "cache"
+    _load(root, cache)
+    (entry,) = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    CACHE_DAMAGE[damage](entry)
+    calls = []
+    decode = _folder.decode_source
+    monkeypatch.setattr(_folder, "decode_source", lambda *a, **k: calls.append(1) or decode(*a, **k))
+    for expected_calls in ([1], [1]):  # decoded again once, then read from the rewritten entry
+        again = _load(root, cache)
+        assert calls == expected_calls
+        assert again.classes == fresh.classes == ("a", "b")
+        for name in ("train_images", "train_labels", "val_images", "val_labels"):
+            assert torch.equal(getattr(again, name), getattr(fresh, name)), name

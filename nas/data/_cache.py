@@ -19,7 +19,9 @@ An entry is a folder holding ``meta.json`` and one ``.npy`` per array, written i
 temporary folder next to it and renamed into place in one step, so a reader sees a whole
 entry or none; concurrent writers (search workers racing on a first load) serialise on a
 lock file, and the later ones find the entry written. Arrays are read with
-``allow_pickle=False`` as copy-on-write memory maps.
+``allow_pickle=False`` as copy-on-write memory maps, and an entry is checked whole when
+read (meta types; array dtypes, shapes and label ranges): a damaged entry is a miss,
+decoded and written again, never used.
 """
 
 from __future__ import annotations
@@ -90,12 +92,23 @@ def entry_dir(root: Path, source: str, settings: Mapping[str, Any]) -> Path:
     return root / hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
 
 
-def read_entry(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
-    """``(meta, arrays)`` of a complete entry, or ``None`` when there is none (or it is
-    unreadable, e.g. written by another format version)."""
+_IMAGES = ("train_images", "test_images")
+_LABELS = ("train_labels", "test_labels")
+
+
+def read_entry(
+    folder: Path, *, channels: int | None = None, side: int | None = None
+) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    """``(meta, arrays)`` of a complete, well-formed entry, or ``None`` when there is none.
+
+    ``None`` too (a miss: the caller decodes again and rewrites the entry) for an entry that
+    is unreadable, of another format version, or damaged in any way :func:`_valid` checks:
+    nothing read from a cache entry is trusted. ``channels`` and ``side``, when given, are
+    what the images must have (``side``: height and width).
+    """
     try:
         meta, _ = read_json_object(folder / "meta.json")  # bounded, never blocking
-        if meta is None or meta.get("format") != FORMAT:
+        if meta is None or meta.get("format") != FORMAT or not _valid_meta(meta):
             return None
         # Copy-on-write maps: nothing is read until used, the page cache is shared by every
         # worker of a search, and the arrays are writable (as torch wants them).
@@ -103,16 +116,64 @@ def read_entry(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]] | N
             name: np.load(folder / f"{name}.npy", mmap_mode="c", allow_pickle=False)
             for name in meta["arrays"]
         }
+        if not _valid_arrays(meta, arrays, channels=channels, side=side):
+            return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return meta, arrays
 
 
-def write_entry(folder: Path, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+def _valid_meta(meta: dict[str, Any]) -> bool:
+    """Whether ``meta`` has what readers use, of the types :func:`write_entry` writes:
+    ``classes`` a list of distinct non-empty strings, ``test_folder`` a string or null,
+    ``arrays`` the names of the four arrays."""
+    classes, test_folder, names = meta.get("classes"), meta.get("test_folder"), meta.get("arrays")
+    return (isinstance(classes, list) and len(classes) >= 1
+            and all(isinstance(c, str) and c for c in classes) and len(set(classes)) == len(classes)
+            and (test_folder is None or isinstance(test_folder, str))
+            and isinstance(names, list) and sorted(names) == sorted(_IMAGES + _LABELS))
+
+
+def _valid_arrays(
+    meta: dict[str, Any], arrays: dict[str, Any], *, channels: int | None, side: int | None
+) -> bool:
+    """Whether the arrays are as :func:`nas.data._folder.decode_source` makes them: images
+    C-contiguous uint8 ``[N, C, H, W]`` (``C`` 1 or 3, or ``channels``; ``H = W = side``
+    when given; train and test of one ``C, H, W``; at least one train image, and no test
+    images without a ``test_folder``), labels int64 ``[N]`` within ``[0, classes)``.
+    Reads the labels (8 bytes an image), never the images."""
+    for name in _IMAGES + _LABELS:
+        array = arrays[name]
+        if not isinstance(array, np.ndarray) or not array.flags.c_contiguous:
+            return False
+    train, test = arrays["train_images"], arrays["test_images"]
+    for images in (train, test):
+        if images.dtype != np.uint8 or images.ndim != 4 or min(images.shape[2:]) < 1:
+            return False
+    shape = train.shape[1:]
+    if shape != test.shape[1:] or shape[0] not in ((1, 3) if channels is None else (channels,)):
+        return False
+    if (side is not None and shape[1:] != (side, side)) or len(train) == 0:
+        return False
+    if meta["test_folder"] is None and len(test) != 0:
+        return False
+    for images, name in zip((train, test), _LABELS):
+        labels = arrays[name]
+        if labels.dtype != np.int64 or labels.shape != (len(images),):
+            return False
+        if labels.size and not (0 <= labels.min() and labels.max() < len(meta["classes"])):
+            return False
+    return True
+
+
+def write_entry(
+    folder: Path, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], *,
+    channels: int | None = None, side: int | None = None,
+) -> None:
     """Write an entry atomically: into a temporary sibling, then one rename.
 
-    An existing entry at ``folder`` (a concurrent writer's, or an unreadable one) is
-    replaced only when it cannot be read.
+    An existing entry at ``folder`` (a concurrent writer's, or a damaged one) is replaced
+    only when :func:`read_entry` with ``channels`` and ``side`` does not take it.
     """
     folder.parent.mkdir(parents=True, exist_ok=True)
     temporary = folder.parent / f".tmp-{folder.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -125,7 +186,7 @@ def write_entry(folder: Path, meta: Mapping[str, Any], arrays: Mapping[str, np.n
                 os.fsync(file.fileno())
         content = {**meta, "format": FORMAT, "arrays": sorted(arrays)}
         (temporary / "meta.json").write_text(json.dumps(content, indent=1) + "\n")
-        if folder.exists() and read_entry(folder) is None:
+        if folder.exists() and read_entry(folder, channels=channels, side=side) is None:
             trash = folder.parent / f".old-{folder.name}-{uuid.uuid4().hex[:8]}"
             with contextlib.suppress(OSError):
                 folder.rename(trash)
@@ -133,7 +194,7 @@ def write_entry(folder: Path, meta: Mapping[str, Any], arrays: Mapping[str, np.n
         try:
             temporary.rename(folder)
         except OSError:
-            if read_entry(folder) is None:  # not a finished entry by someone else
+            if read_entry(folder, channels=channels, side=side) is None:  # nobody else's
                 raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)

@@ -110,14 +110,12 @@ def _cached(
     fingerprint = _cache.fingerprint(source)
     entry = _cache.entry_dir(cache_root, fingerprint, settings)
     native = _cache.entry_dir(cache_root, fingerprint, {**settings, "resolution": None})
-    side = settings["resolution"]
+    expected = {"channels": 1 if settings["grayscale"] else 3, "side": settings["resolution"]}
 
     def lookup() -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
-        found = _cache.read_entry(entry)
+        found = _cache.read_entry(entry, **expected)
         if found is None and native != entry:
-            found = _cache.read_entry(native)
-            if found is not None and found[1]["train_images"].shape[-2:] != (side, side):
-                found = None
+            found = _cache.read_entry(native, **expected)
         return found
 
     found = lookup()
@@ -129,7 +127,7 @@ def _cached(
             if found is not None:
                 return found
             meta, arrays = decode_source(source, limits=limits, workers=workers, **settings)
-            _cache.write_entry(native if not meta["resized"] else entry, meta, arrays)
+            _cache.write_entry(native if not meta["resized"] else entry, meta, arrays, **expected)
     except OSError as error:  # decoding raises ConfigError: this is the cache folder
         raise ConfigError(
             f"cannot write the dataset cache: {error.strerror or error} (set $NAS_DATA, or "
