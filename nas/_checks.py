@@ -34,6 +34,7 @@ __all__ = [
     "DATASET_SOURCES",
     "MAX_SEED",
     "callable_names",
+    "check_path_given",
     "check_options",
     "cores",
     "dataset",
@@ -313,6 +314,20 @@ def resolved_path(value: str | Path, *, path: str | None, file: str | None = Non
         raise error(f"{str(value)!r}: symlink loop", file=file, path=path) from None
 
 
+def check_path_given(value: Any, key: str, *, file: str | None = None,
+                     path: str | None = None) -> None:
+    """Refuse an empty (or blank) string as the path option ``key``: ``Path('')`` is the
+    working folder, which nobody means (``cache: ''`` wrote an entry there).
+
+    Raises:
+        ConfigError: ``must be a folder path, got ''`` (``cache``) or ``must be a path, got
+            ''``, naming ``file`` and ``path`` (default ``key``).
+    """
+    if isinstance(value, str) and not value.strip():
+        kind = "folder path" if key == "cache" else "path"
+        raise ConfigError(f"must be a {kind}, got {value!r}", file=file, path=path or key)
+
+
 def dataset_path(value: str, key: str, base: Path, *, file: str | None = None,
                  path: str | None = None) -> Path:
     """A dataset path option made absolute: relative to the config's folder ``base``; a source
@@ -320,10 +335,12 @@ def dataset_path(value: str, key: str, base: Path, *, file: str | None = None,
     from there (the rule of a tabular ``table``).
 
     Raises:
-        ConfigError: naming ``path`` (default ``key``): ``~USER`` names no user
-            (:func:`user_path`), or a symlink loop on the way (:func:`resolved_path`).
+        ConfigError: naming ``path`` (default ``key``): an empty ``value`` (it would be
+            ``base`` itself), ``~USER`` names no user (:func:`user_path`), or a symlink loop
+            on the way (:func:`resolved_path`).
     """
     where = path or key
+    check_path_given(value, key, file=file, path=where)
     given = user_path(value, path=where, file=file)
     beside = resolved_path(base / given, path=where, file=file)
     if key in DATASET_SOURCES and not beside.exists() and (Path.cwd() / given).exists():

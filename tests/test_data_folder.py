@@ -666,3 +666,47 @@ def test_a_damaged_cache_entry_is_decoded_again(
         assert again.classes == fresh.classes == ("a", "b")
         for name in ("train_images", "train_labels", "val_images", "val_labels"):
             assert torch.equal(getattr(again, name), getattr(fresh, name)), name
+
+
+@pytest.mark.parametrize("layout", ["classes", "train-test"])
+def test_a_root_with_one_class_folder_is_refused(tmp_path: Path, layout: str) -> None:
+    """One class folder trained to a validation accuracy of 1.0."""
+    prefixes = ("",) if layout == "classes" else ("train/", "test/")
+    root = _folder_of(tmp_path / "images", {f"{p}a/{i}.png": _png((i * 30, 1, 2))
+                                            for p in prefixes for i in range(5)})
+    for cache in (False, tmp_path / "cache", tmp_path / "cache"):  # decoded, written, read
+        with pytest.raises(ConfigError) as error:
+            load_dataset("folder", root=root, cache=cache, test_fraction=0.2)
+        assert str(error.value) == (
+            f"{root}: only one class folder ('a'); a classifier needs at least 2")
+
+
+def test_val_root_the_same_as_root_is_refused(tmp_path: Path) -> None:
+    """val_root equal to root used the same images for training and testing."""
+    root = _folder_of(tmp_path / "images", {f"{c}/{i}.png": _png((i * 30, 1, 2))
+                                            for c in "ab" for i in range(3)})
+    os.symlink(root, tmp_path / "link")
+    for same in (root, str(root) + "/", tmp_path / "x" / ".." / "images", tmp_path / "link"):
+        (tmp_path / "x").mkdir(exist_ok=True)
+        with pytest.raises(ConfigError) as error:
+            load_dataset("folder", root=root, val_root=same, cache=False)
+        assert error.value.path == "val_root"
+        assert str(error.value).endswith("val_root: is the same source as root")
+
+
+def test_an_empty_cache_or_source_path_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cache: '' wrote a cache entry into the working folder."""
+    from nas._checks import dataset
+
+    root = _folder_of(tmp_path / "images", {f"{c}/{i}.png": _png((i * 30, 1, 2))
+                                            for c in "ab" for i in range(3)})
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^cache: must be a folder path, got ''$"):
+        load_dataset("folder", root=root, cache="")
+    with pytest.raises(ConfigError, match=r"^root: must be a path, got ' '$"):
+        load_dataset("folder", root=" ", cache=False)
+    config = tmp_path / "run.yaml"
+    with pytest.raises(ConfigError) as error:
+        dataset({"name": "folder", "root": str(root), "cache": ""}, base=tmp_path, file=str(config))
+    assert str(error.value) == f"{config}: dataset.cache: must be a folder path, got ''"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]

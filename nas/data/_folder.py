@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas._checks import user_path
+from nas._checks import check_path_given, resolved_path, user_path
 from nas.data import _cache
 from nas.data._dataset import RawData, select_rows, stratified_order
 from nas.data._decode import ChunkDecoder, is_image_name
@@ -152,6 +152,17 @@ def _holdout_test(
     return select_rows(images, train), labels[train], select_rows(images, test), labels[test]
 
 
+def _source_path(value: str | Path, key: str) -> Path:
+    """The path option ``key`` (``root``, ``val_root``, ``cache``) as a :class:`Path`.
+
+    Raises:
+        ConfigError: an empty string (``Path('')`` is the working folder, which nobody
+            means), or ``~USER`` naming no user; at ``path=key``.
+    """
+    check_path_given(value, key)
+    return user_path(value, path=key)
+
+
 def _positive(value: Any, key: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigError(f"must be a positive integer, got {value!r}", path=key)
@@ -217,24 +228,33 @@ def load_folder(
     elif cache is False or cache is None:
         cache_root = None
     else:
-        cache_root = user_path(cache, path="cache")
+        cache_root = _source_path(cache, "cache")
     settings = {
         "grayscale": bool(grayscale), "resolution": resolution,
         "workers": min(4, os.cpu_count() or 1) if decode_workers is None else decode_workers,
         "limits": Limits(max_members=max_members, max_decoded_bytes=max_decoded_bytes,
                          max_expansion=max_expansion),
     }
-    source = user_path(root, path="root")
+    source = _source_path(root, "root")
     source_kind(source)  # a missing source fails here, before any cache folder is made
+    val_source = None if val_root is None else _source_path(val_root, "val_root")
+    if val_source is not None and (
+        resolved_path(val_source, path="val_root") == resolved_path(source, path="root")
+    ):
+        raise ConfigError("is the same source as root", file=str(val_source), path="val_root")
     meta, arrays = _cached(source, cache_root, **settings)
     classes = tuple(meta["classes"])
+    if len(classes) < 2:
+        raise ConfigError(
+            f"only one class folder ({classes[0]!r}); a classifier needs at least 2",
+            file=str(source),
+        )
     x = torch.from_numpy(arrays["train_images"])
     y = torch.from_numpy(arrays["train_labels"])
     tx: torch.Tensor | None = torch.from_numpy(arrays["test_images"])
     ty: torch.Tensor | None = torch.from_numpy(arrays["test_labels"])
     if meta["test_folder"] is None:
-        if val_root is not None:
-            val_source = user_path(val_root, path="val_root")
+        if val_source is not None:
             source_kind(val_source)
             val_meta, val_arrays = _cached(val_source, cache_root, **settings)
             if val_meta["test_folder"] is not None or tuple(val_meta["classes"]) != classes:
@@ -249,7 +269,7 @@ def load_folder(
             x, y, tx, ty = _holdout_test(x, y, float(test_fraction), test_seed)
         else:
             tx = ty = None
-    elif val_root is not None:
+    elif val_source is not None:
         raise ConfigError(
             f"root already has train/ and {meta['test_folder']}/; val_root is only for a "
             "root of class folders",
