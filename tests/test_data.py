@@ -342,6 +342,11 @@ def _hostile_array_files(case: str, tmp_path: Path) -> tuple[str, dict[str, obje
             labels = _idx(labels, 0x0C, (4,), np.array([2**31 - 1, 0, 1, 0], ">i4").tobytes())
         elif case == "idx_negative_label":
             labels = _idx(labels, 0x09, (4,), bytes([255, 0, 1, 0]))
+        elif case == "idx_test_size":  # test images of another size than the train images
+            test_images = _idx(tmp_path / "test_images", 0x08, (2, 16, 16), bytes(2 * 256))
+            test_labels = _idx(tmp_path / "test_labels", 0x08, (2,), bytes([0, 1]))
+            return "idx", {"images": images, "labels": labels, "test_images": test_images,
+                           "test_labels": test_labels}, test_images
         bad = labels if "label" in case else images
         return "idx", {"images": images, "labels": labels}, bad
     path = tmp_path / "d.npz"
@@ -358,11 +363,15 @@ def _hostile_array_files(case: str, tmp_path: Path) -> tuple[str, dict[str, obje
         np.savez(path, images=np.zeros((0, 8, 8), np.uint8), labels=np.zeros(0, np.int64))
     elif case == "npz_huge_label":
         np.savez(path, images=np.zeros((4, 8, 8), np.uint8), labels=np.array([2**40, 0, 1, 0]))
+    elif case == "npz_test_size":  # named no file: 'npz: train images are (1, 8, 8) but ...'
+        np.savez(path, x_train=np.zeros((4, 8, 8), np.uint8), y_train=np.array([0, 1, 0, 1]),
+                 x_test=np.zeros((2, 16, 16), np.uint8), y_test=np.array([0, 1]))
     return "npz", {"path": path}, path
 
 
 @pytest.mark.parametrize("case", ["idx_dims_overflow", "idx_huge_label", "idx_negative_label",
-                                  "npz_claims_huge", "npz_empty", "npz_huge_label"])
+                                  "idx_test_size", "npz_claims_huge", "npz_empty",
+                                  "npz_huge_label", "npz_test_size"])
 def test_hostile_array_files_fail_in_one_line_naming_the_file(case: str, tmp_path: Path) -> None:
     source, options, bad = _hostile_array_files(case, tmp_path)
     with pytest.raises(ConfigError) as error:

@@ -167,6 +167,19 @@ def _num_classes(given: int | None, *labels: torch.Tensor, file: str) -> int:
     return given
 
 
+def _same_image_shape(train: torch.Tensor, test: torch.Tensor, *, names: tuple[str, str],
+                      file: str) -> None:
+    """Refuse test images of another ``(C, H, W)`` than the train images (``names``: what
+    the file calls them, train first), naming ``file`` (the test images' file); the check of
+    the assembled dataset would name no file."""
+    if train.shape[1:] != test.shape[1:]:
+        raise ConfigError(
+            f"train images ({names[0]}) are {tuple(train.shape[1:])} but test images "
+            f"({names[1]}) are {tuple(test.shape[1:])}",
+            file=file,
+        )
+
+
 def _under(root: str | Path | None, path: str | Path | None, key: str) -> str | Path | None:
     """``path`` (the option ``key``) read from the folder ``root`` (when both are given and
     ``path`` is relative). Raises ConfigError for a ``~USER`` naming no user."""
@@ -231,6 +244,7 @@ def load_idx(
         tx = _images_to_uint8(read_idx(test_images, max_bytes=max_bytes), layout=None,
                               file=str(test_images))
         ty = _labels(read_idx(test_labels, max_bytes=max_bytes), tx.shape[0], str(test_labels))
+        _same_image_shape(x, tx, names=("images", "test_images"), file=str(test_images))
     classes = _num_classes(num_classes, y, *([ty] if ty is not None else []), file=str(labels))
     return RawData(x, y, classes, flip=flip, test_images=tx, test_labels=ty)
 
@@ -283,5 +297,6 @@ def load_npz(
     if "x_test" in arrays and "y_test" in arrays:
         tx = _images_to_uint8(arrays["x_test"], layout=layout, file=file)
         ty = _labels(arrays["y_test"], tx.shape[0], file)
+        _same_image_shape(x, tx, names=(image_key, "x_test"), file=file)
     classes = _num_classes(num_classes, y, *([ty] if ty is not None else []), file=file)
     return RawData(x, y, classes, flip=flip, test_images=tx, test_labels=ty)
