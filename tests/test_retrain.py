@@ -87,6 +87,11 @@ def test_retrain_table_has_mean_and_std_per_architecture(tmp_path: Path, digits_
     (job / "test.json").write_text(json.dumps(dict(stale, hash="0" * 32)))
     again = retrain(run_dir)
     assert again.trained == [(table["label"][0], 1)] and len(again.skipped) == 5
+    # So is one of this genotype with a damaged field (it was the catch-all's KeyError).
+    good = json.loads((job / "test.json").read_text())
+    (job / "test.json").write_text(json.dumps({k: v for k, v in good.items() if k != "macs"}))
+    again = retrain(run_dir)
+    assert again.trained == [(table["label"][0], 1)] and len(again.skipped) == 5
     # nas analyze puts the retraining into report.md.
     assert nas(["analyze", str(run_dir)]) == 0
     report = (run_dir / "report.md").read_text()
@@ -245,3 +250,26 @@ def test_a_narrow_network_grows_at_the_granularity_of_its_widths() -> None:
     found = widen_to_macs(Candidate("trial_0002", 2, None, small, 0.2, "top"), nas.analyze(seed).macs)
     assert found is not None and all(w % 2 == 0 for w in found.genotype.params["widths"])
     assert nas.analyze(small).macs < nas.analyze(found.genotype).macs <= nas.analyze(seed).macs
+
+
+GOOD_RESULT = {"label": "a", "selected_by": "top", "trial": 3, "proxy_val_accuracy": 0.5,
+               "test_accuracy": 0.75, "training_seed": 1, "params": 10, "macs": 20,
+               "latency_s": 0.001, "hash": "h"}
+
+
+@pytest.mark.parametrize("damage", [
+    {"macs": None}, {"test_accuracy": "high"}, {"label": ["x"]}, {"latency_s": "fast"},
+    {"training_seed": {}}, {"test_accuracy": float("inf")}, {"test_accuracy": 1.5},
+    {"params": -5}, {"params": True}, {"trial": "3"}, {"latency_s": float("nan")},
+    {"proxy_val_accuracy": "x"}, {"selected_by": 1},
+], ids=repr)
+def test_a_result_with_a_damaged_field_is_not_finished(tmp_path: Path, damage: dict) -> None:
+    """A test.json of the right genotype whose fields are damaged is read as no result (the job
+    is trained again), like an unreadable one, instead of breaking the summary."""
+    from nas.retrain._run import _read_result
+
+    (tmp_path / "test.json").write_text(json.dumps(GOOD_RESULT))
+    assert _read_result(tmp_path, "h") == GOOD_RESULT
+    record = {k: v for k, v in {**GOOD_RESULT, **damage}.items() if v is not None or k != "macs"}
+    (tmp_path / "test.json").write_text(json.dumps(record))
+    assert _read_result(tmp_path, "h") is None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -298,7 +299,37 @@ def _read_result(job: Path, genotype_hash: str) -> dict[str, Any] | None:
     """The job's finished result, or None when it has none, or one of another genotype (a
     foreign or stale file: the job is trained again and the file replaced)."""
     record, _ = read_json_object(job / RESULT)  # written atomically: a damaged one is foreign
-    return record if record is not None and record.get("hash") == genotype_hash else None
+    if record is None or record.get("hash") != genotype_hash or not _is_valid_result(record):
+        return None  # damaged fields are treated like an unreadable file: the job is retrained
+    return record
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_finite(value: Any, low: float = -math.inf, high: float = math.inf) -> bool:
+    """A finite real number (not a bool) in [low, high]."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_valid_result(record: dict[str, Any]) -> bool:
+    """True when every field the summary reads has the type and range :func:`_train_one`
+    writes: ``label`` and ``selected_by`` strings, ``params``/``macs``/``training_seed``
+    non-negative integers, ``trial`` such an integer or null, ``test_accuracy`` and
+    ``proxy_val_accuracy`` null or finite (the former in [0, 1]), ``latency_s`` null or
+    finite >= 0."""
+    def optional(key: str, check: Callable[[Any], bool]) -> bool:
+        return record.get(key) is None or check(record[key])
+
+    return (isinstance(record.get("label"), str) and isinstance(record.get("selected_by"), str)
+            and all(_is_count(record.get(key)) for key in ("params", "macs", "training_seed"))
+            and optional("trial", _is_count)
+            and optional("test_accuracy", lambda v: _is_finite(v, 0.0, 1.0))
+            and optional("proxy_val_accuracy", _is_finite)
+            and optional("latency_s", lambda v: _is_finite(v, 0.0)))
 
 
 def _train_one(model: Any, candidate: Candidate, stats: Any, data: Any, train_config: Any, job: Path,
