@@ -10,7 +10,7 @@ import pytest
 import nas
 from nas.cli import main
 from nas.errors import GenotypeError
-from nas.ops import BuildContext, Example, Op, OpInfo, check_op, get, ops, primitive_table, register
+from nas.ops import BuildContext, Example, Op, OpInfo, check_op, get, names, ops, primitive_table, register
 from nas.ops._table import BEGIN, END
 
 README = Path(__file__).resolve().parents[1] / "genotypes" / "README.md"
@@ -88,6 +88,25 @@ def test_register_refuses_an_op_without_an_example():
         register(Bare)
     with pytest.raises(ValueError, match="already registered"):
         register(type(get("relu")))
+
+
+@pytest.mark.parametrize("name, error", [
+    (5, TypeError), (None, TypeError), ("has space!", ValueError), ("", ValueError),
+    ("x(y)", ValueError), ("a\nb", ValueError), ("Relu", ValueError), ("2x", ValueError),
+    ("lambda", ValueError),
+])
+def test_register_refuses_a_name_a_genotype_cannot_call(name, error):
+    class Bad(Op):
+        example = get("relu").example
+
+    Bad.name = name
+    with pytest.raises(error, match="op name") as raised:
+        register(Bad)
+    assert "\n" not in str(raised.value)
+    Bad.name, Bad.aliases = "test_good_name", ("bad alias",)
+    with pytest.raises(ValueError, match="'bad alias' is not a lowercase identifier"):
+        register(Bad)
+    assert "test_good_name" not in names()
 
 
 def test_an_argument_kind_is_a_known_name_or_a_kind():

@@ -247,6 +247,11 @@ def _write(path: Path, text: str) -> Path:
     ("from nas.ops import register, get\nregister(type(get('relu')))\n",
      "plugin 'p.py': {path}:2: ValueError: op name 'relu' is already registered"),
     ("import sys\nsys.exit(3)\n", "plugin 'p.py': {path}:2: SystemExit: 3"),
+    *((f"from nas.ops import Op, register\n@register\nclass X(Op):\n    name = {name}\n",
+       f"plugin 'p.py': {{path}}:2: {error}: ") for name, error in [
+        ("5", "TypeError"), ("None", "TypeError"), ("'has space!'", "ValueError"), ("''", "ValueError"),
+        ("'x(y)'", "ValueError"), ("'a\\nb'", "ValueError"), ("'Relu'", "ValueError"),
+        ("'if'", "ValueError")]),
 ])
 def test_a_plugin_that_fails_to_load_is_one_line_exit_2(isolated, tmp_path, monkeypatch, capsys,
                                                         source, message):

@@ -18,7 +18,9 @@ normalisation, activations, pooling and element-wise ops.
 
 from __future__ import annotations
 
+import keyword
 import math
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -284,13 +286,37 @@ _CANONICAL: dict[str, str] = {}
 _ACTIVATIONS: set[str] = set()
 
 
+#: An op name or alias: a lowercase identifier, which the genotype language parses as a call.
+OP_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _check_name(name: Any) -> None:
+    """Raise ``TypeError`` unless ``name`` is a string, ``ValueError`` unless it matches
+    :data:`OP_NAME` and is no Python keyword (``if(x)`` does not parse as a call)."""
+    if not isinstance(name, str):
+        raise TypeError(f"an op name must be a string, got {type(name).__name__} {_short(name)}")
+    if not OP_NAME.fullmatch(name) or keyword.iskeyword(name):
+        raise ValueError(f"op name {_short(name)} is not a lowercase identifier a genotype can call "
+                         "(letters a-z, digits and '_', starting with a letter; not a Python keyword)")
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def register(op: Op | type[Op]) -> Any:
     """Add an op (an instance, or a class instantiated without arguments) to the registry.
 
-    Usable as a class decorator. Raises ``ValueError`` when a name or alias is taken or the op
-    has no :attr:`Op.example`.
+    Usable as a class decorator. Raises ``TypeError`` when the name or an alias is not a
+    string, ``ValueError`` when one is not a name a genotype can call (:data:`OP_NAME`: a
+    lowercase identifier, not a Python keyword) or is taken, or the op has no
+    :attr:`Op.example`.
     """
     instance = op() if isinstance(op, type) else op
+    for key in (getattr(instance, "name", None), *getattr(instance, "aliases", ())):
+        _check_name(key)
     if not isinstance(getattr(instance, "example", None), Example):
         raise ValueError(f"op '{instance.name}' has no example (an Example of its arguments and input shapes)")
     for key in (instance.name, *instance.aliases):
