@@ -373,6 +373,15 @@ SCALE = {
     ({"seed": 2**32}, "seed"),
     ({"threads": 10_000}, "threads"),
     ({"train": {"lr": 1e300}}, "train.lr"),
+    ({"grid": {"alpha": [1e300], "beta": [1e300], "gamma": [1e300]}, "target": 1e300}, "grid.alpha"),
+    ({"grid": {"alpha": [1.0], "beta": [1.0], "gamma": [float("nan")]}}, "grid.gamma"),
+    ({"target": 1e300}, "target"),
+    ({"grid": {"alpha": {"low": 1.0, "high": float("inf"), "step": 0.1}, "beta": [1.0], "gamma": [1.0]}},
+     "grid.alpha"),
+    ({"grid": {"alpha": {"low": 1.0, "high": 2.0, "step": 1e-320}, "beta": [1.0], "gamma": [1.0]}},
+     "grid.alpha"),
+    ({"grid": {"alpha": {"low": 1.0, "high": 2.0, "step": float("inf")}, "beta": [1.0], "gamma": [1.0]}},
+     "grid.alpha"),
 ])
 def test_bad_scale_search_config(sandbox, capsys, change, where):
     file = sandbox / "work" / "scale.yaml"
@@ -382,8 +391,24 @@ def test_bad_scale_search_config(sandbox, capsys, change, where):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert err[0].startswith(f"{file}: {where}") or err[0].startswith(f"{file}: grid: "), err
-    assert where in err[0]
+    assert where in err[0] and "unexpected" not in err[0]
     assert _tree(sandbox) == before
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ([1e300], "coefficients are finite numbers in [1, 1000] (phi = 1 must not shrink the network), got 1e+300"),
+    ({"low": 1.0, "high": float("inf"), "step": 0.1}, "needs numbers 1 <= low <= high <= 1000 and a finite step > 0"),
+    ({"low": 1.0, "high": 2.0, "step": 1e-320}, "more than 1000 values"),
+])
+def test_scale_search_grid_values_are_bounded(tmp_path, spec, message):
+    from nas.errors import ConfigError
+    from nas.scaling._search import load_scale_config
+
+    file = tmp_path / "scale.yaml"
+    file.write_text(yaml.safe_dump({**SCALE, "grid": {"alpha": spec, "beta": [1.0], "gamma": [1.0]}}))
+    with pytest.raises(ConfigError) as error:
+        load_scale_config(file)
+    assert str(error.value).startswith(f"{file}: grid.alpha: {message}"), error.value
 
 
 @pytest.mark.parametrize(("flags", "where"), [

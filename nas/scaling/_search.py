@@ -65,7 +65,7 @@ from nas.errors import ConfigError, NasError
 from nas.genotype import Genotype
 from nas.io import atomic_write_text
 from nas.scaling._family import Member, family, family_table, write_family
-from nas.scaling._scale import scale
+from nas.scaling._scale import MAX_MULTIPLIER, scale
 
 __all__ = ["Candidate", "ScaleSearchConfig", "ScaleSearchResult", "load_scale_config", "run_scale_search"]
 
@@ -160,27 +160,35 @@ def _number(data: Mapping, key: str, file: str, default: Any, *, low: float, int
     return value
 
 
+def _is_coefficient(value: Any) -> bool:
+    """A number (not a bool) in [1, MAX_MULTIPLIER]: NaN and infinities fail the comparison."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 1 <= value <= MAX_MULTIPLIER
+
+
 def _grid_values(spec: Any, file: str, path: str) -> list[float]:
+    """The distinct coefficients of one grid key (a list, or ``{low, high, step}``), each a
+    number in [1, MAX_MULTIPLIER]; raises ConfigError naming ``path`` otherwise."""
     if isinstance(spec, Mapping):
         extra = set(spec) - {"low", "high", "step"}
         if extra or not {"low", "high", "step"} <= set(spec):
             raise _error("must be a list of values or {low, high, step}", file, path)
         low, high, step = (spec[k] for k in ("low", "high", "step"))
-        numbers = [low, high, step]
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in numbers) \
-                or step <= 0 or high < low:
-            raise _error(f"needs numbers low <= high and step > 0, got {dict(spec)!r}", file, path)
-        count = int(math.floor((high - low) / step + 1e-9)) + 1
-        if count > 1000:
-            raise _error(f"{count} values; at most 1000", file, path)
-        spec = [round(low + i * step, 10) for i in range(count)]
+        if not (_is_coefficient(low) and _is_coefficient(high)) or high < low \
+                or isinstance(step, bool) or not isinstance(step, (int, float)) \
+                or not 0 < step < math.inf:
+            raise _error(f"needs numbers 1 <= low <= high <= {MAX_MULTIPLIER:g} and a finite step > 0, "
+                         f"got {dict(spec)!r}", file, path)
+        steps = (high - low) / step + 1e-9  # finite or inf: compared before int() sees it
+        if steps >= 1000:
+            raise _error(f"more than 1000 values (low {low:g} to high {high:g} in steps of {step:g})",
+                         file, path)
+        spec = [round(low + i * step, 10) for i in range(int(math.floor(steps)) + 1)]
     if not isinstance(spec, list) or not spec:
         raise _error("must be a non-empty list of values or {low, high, step}", file, path)
     for value in spec:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or value < 1:
-            raise _error(f"coefficients are numbers >= 1 (phi = 1 must not shrink the network), "
-                         f"got {value!r}", file, path)
+        if not _is_coefficient(value):
+            raise _error(f"coefficients are finite numbers in [1, {MAX_MULTIPLIER:g}] (phi = 1 must "
+                         f"not shrink the network), got {value!r}", file, path)
     return [float(v) for v in dict.fromkeys(spec)]
 
 
@@ -225,6 +233,9 @@ def load_scale_config(path: str | Path) -> ScaleSearchConfig:
     if math.prod(len(v) for v in values.values()) > _MAX_GRID:
         raise _error(f"the grid has more than {_MAX_GRID:,} points", file, "grid")
     target = float(_number(data, "target", file, 2.0, low=1.0))
+    if target > MAX_MULTIPLIER:
+        raise _error(f"must be a number in [1, {MAX_MULTIPLIER:g}] (the growth of each phi step), "
+                     f"got {data['target']!r}", file, "target")
     tolerance = float(_number(data, "tolerance", file, 0.1, low=0.0))
     candidates = [Candidate(a, b, g) for a in values["alpha"] for b in values["beta"]
                   for g in values["gamma"]]
