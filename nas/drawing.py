@@ -49,12 +49,25 @@ def render(graph: nx.DiGraph, fmt: str, depth: int = 0) -> bytes:
     digraph = _digraph(layout(graph, depth))
     if fmt == "dot":
         return digraph.source.encode()
-    import graphviz
+    return _run_dot(digraph.source, fmt, graph.graph.get("name", "network"))
+
+
+def _run_dot(source: str, fmt: str, name: str) -> bytes:
+    """``dot -T fmt`` of ``source``. Raises :class:`~nas.errors.ConfigError`: no ``dot``
+    (:data:`INSTALL_DOT`), or one line naming the genotype ``name`` and the first line ``dot``
+    wrote to stderr when it fails (``communicate`` ignores the broken pipe of a ``dot`` that
+    exited before reading all its input)."""
+    import subprocess
 
     try:
-        return digraph.pipe(format=fmt)
-    except graphviz.ExecutableNotFound:
+        done = subprocess.run(["dot", f"-T{fmt}"], input=source.encode(), capture_output=True, check=False)
+    except FileNotFoundError:
         raise ConfigError(INSTALL_DOT) from None
+    if done.returncode != 0:
+        lines = done.stderr.decode(errors="replace").strip().splitlines() or [f"exit status {done.returncode}"]
+        first = lines[0] if len(lines[0]) <= 200 else lines[0][:197] + "..."
+        raise ConfigError(f"genotype {name!r}: Graphviz's dot could not draw it: {first}")
+    return done.stdout
 
 
 def format_for(out: str | Path | None, fmt: str | None) -> str:

@@ -17,6 +17,7 @@ import pytest
 import nas
 from nas.cli import main
 from nas.drawing import draw, render, to_dot
+from nas.errors import ConfigError
 from nas.genotype._draw import label_lines, layout, op_text
 
 ZOO = sorted(nas.zoo_dir().glob("*.yaml"))
@@ -173,3 +174,33 @@ def test_missing_dot_is_one_line(tmp_path: Path, capsys, monkeypatch):
     assert not (tmp_path / "g.png").exists()
     assert main(["graph", "resnet18", "--format", "mermaid"]) == 0  # text needs no program
     assert capsys.readouterr().out.startswith("flowchart TD")
+
+
+def test_a_fused_label_counts_runs_and_is_capped():
+    from nas.genotype._draw import fused_label
+
+    assert fused_label(["conv 3x3, 64", "bn", "relu"]) == "conv 3x3, 64 + bn + relu"
+    assert fused_label(["relu"] * 200 + ["bn", "bn"]) == "relu x200 + bn x2"
+    long = fused_label([f"op{i}" for i in range(1000)])
+    assert len(long) == 200 and long.endswith("...")
+
+
+DEEP = "name: deep\ninput: [1, 4, 4]\nnetwork:\n  - r: repeat(200, repeat(200, relu))\n  - flatten\n  - linear(2)\n"
+
+
+@needs_dot
+def test_a_deep_stack_of_activations_draws_as_one_counted_box(tmp_path):
+    """40,000 fused relus made a label of 280,000 characters that dot refused ("Broken pipe")."""
+    svg = draw(nas.load_genotype(DEEP), tmp_path / "deep.svg").read_text()
+    assert "relu x40000" in svg
+
+
+@needs_dot
+def test_a_failing_dot_is_one_line_naming_the_genotype():
+    from nas.drawing import _run_dot
+
+    with pytest.raises(ConfigError) as error:
+        _run_dot("digraph { a -> }", "svg", "broken")
+    text = str(error.value)
+    assert text.startswith("genotype 'broken': Graphviz's dot could not draw it: ") and "\n" not in text
+    assert "syntax error" in text

@@ -35,6 +35,7 @@ _KEY_ARGS = ("k", "s", "c")  # an op with any of these is never fused into the b
 _QUIET_KINDS = ("padding", "bool")  # argument kinds a label never shows
 _QUIET_NAMES = ("eps", "momentum")  # norm constants
 _FUSED = " + "
+_MAX_FUSED = 200  # characters of a fused box's text (a longer one is cut, ending "...")
 
 
 @dataclass
@@ -175,8 +176,24 @@ def _relative(path: str, cluster: str) -> str:
     return path[len(cluster) + 1:] if cluster and path.startswith(cluster + ".") else path
 
 
+def fused_label(parts: list[str]) -> str:
+    """The text of a box that fused ``parts`` (op texts, in order): runs of the same text
+    counted (``relu x200``), joined by ``" + "`` and cut to :data:`_MAX_FUSED` characters
+    (ending ``...``), so a deep stack of activations stays a label ``dot`` accepts."""
+    runs: list[list[Any]] = []
+    for part in parts:
+        if runs and runs[-1][0] == part:
+            runs[-1][1] += 1
+        else:
+            runs.append([part, 1])
+    text = _FUSED.join(part if count == 1 else f"{part} x{count}" for part, count in runs)
+    return text if len(text) <= _MAX_FUSED else text[:_MAX_FUSED - 3] + "..."
+
+
 def _fuse(graph: nx.DiGraph, boxes: dict[str, Box], owner: dict[str, str], outputs: set[str]) -> None:
-    """Fold shape-keeping ops without key arguments into the op box before them."""
+    """Fold shape-keeping ops without key arguments into the op box before them (its text
+    from :func:`fused_label`)."""
+    parts: dict[str, list[str]] = {}  # box key -> texts fused into it, the box's own first
     for node, data in graph.nodes(data=True):
         key = owner[node]
         box = boxes[key]
@@ -192,11 +209,13 @@ def _fuse(graph: nx.DiGraph, boxes: dict[str, Box], owner: dict[str, str], outpu
         ):
             continue
         if data["op"] != "identity":
-            before.text += _FUSED + box.text
+            parts.setdefault(owner[source], [before.text]).append(box.text)
         before.members.append(node)
         before.shape = data["shape"]
         del boxes[key]
         owner[node] = owner[source]
+    for key, texts in parts.items():
+        boxes[key].text = fused_label(texts)
 
 
 def _copy_of(key: str, box: Box) -> str | None:
