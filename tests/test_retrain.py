@@ -180,19 +180,27 @@ def test_grow_widens_to_the_largest_width_within_the_macs() -> None:
         widen_to_macs(Candidate("bare", None, None, bare, None, "top"), 10 * nas.analyze(bare).macs)
 
 
+def grow_run(tmp_path: Path, npz: Path, name: str, *, trials: int, top: int, stage1_widths: list[int],
+             seed_widths: list[int]) -> Path:
+    """A searched run retrained with ``grow``: stage 1's width searched over ``stage1_widths``
+    (stages 2 and 3 at 8), one seed of ``seed_widths``."""
+    config = tiny_config(
+        tmp_path, name, trials=trials,
+        dataset={"name": "npz", "path": str(npz), "subset": 300, "val_subset": 150},
+        train={"epochs": 1, "batch_size": 50, "lr": 0.05, "device": "cpu"},
+        retrain={"top": top, "seeds": 1, "epochs": 1, "subset": 300, "grow": True})
+    data = yaml.safe_load(config.read_text())
+    data["space"]["choices"] = {"stage1.width": {"param": "widths[0]", "choices": stage1_widths}}
+    data["space"]["seeds"] = {"seed": {"widths": seed_widths}}
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    return run_search(config, runs_dir=tmp_path / "runs", progress=False).run_dir
+
+
 def test_retrain_grow_adds_the_searched_architectures_widened_to_the_seed(tmp_path: Path,
                                                                           digits_npz: Path) -> None:
-    config = tiny_config(
-        tmp_path, "grow", trials=4,
-        dataset={"name": "npz", "path": str(digits_npz), "subset": 300, "val_subset": 150},
-        train={"epochs": 1, "batch_size": 50, "lr": 0.05, "device": "cpu"},
-        retrain={"top": 1, "seeds": 1, "epochs": 1, "subset": 300, "grow": True})
-    data = yaml.safe_load(config.read_text())
     # one searched point, [4, 8, 8], and the seed, the same but wider in stage 1
-    data["space"]["choices"] = {"stage1.width": {"param": "widths[0]", "choices": [4, 16]}}
-    data["space"]["seeds"] = {"wide": {"widths": [16, 8, 8]}}
-    config.write_text(yaml.safe_dump(data, sort_keys=False))
-    run_dir = run_search(config, runs_dir=tmp_path / "runs", progress=False).run_dir
+    run_dir = grow_run(tmp_path, digits_npz, "grow", trials=4, top=1, stage1_widths=[4, 16],
+                       seed_widths=[16, 8, 8])
     table = retrain(run_dir).table
     assert list(table["selected_by"]) == ["top", "grown", "seed"]
     top, grown, seed = (row for _, row in table.iterrows())
@@ -203,16 +211,8 @@ def test_retrain_grow_adds_the_searched_architectures_widened_to_the_seed(tmp_pa
 
 def test_retrain_grow_says_when_nothing_could_be_grown(tmp_path: Path, digits_npz: Path) -> None:
     # every searched point is at or over the seed's MACs: no grown row, and a line saying why
-    config = tiny_config(
-        tmp_path, "nogrow", trials=2,
-        dataset={"name": "npz", "path": str(digits_npz), "subset": 300, "val_subset": 150},
-        train={"epochs": 1, "batch_size": 50, "lr": 0.05, "device": "cpu"},
-        retrain={"top": 2, "seeds": 1, "epochs": 1, "subset": 300, "grow": True})
-    data = yaml.safe_load(config.read_text())
-    data["space"]["choices"] = {"stage1.width": {"param": "widths[0]", "choices": [16, 32]}}
-    data["space"]["seeds"] = {"narrow": {"widths": [16, 8, 8]}}
-    config.write_text(yaml.safe_dump(data, sort_keys=False))
-    run_dir = run_search(config, runs_dir=tmp_path / "runs", progress=False).run_dir
+    run_dir = grow_run(tmp_path, digits_npz, "nogrow", trials=2, top=2, stage1_widths=[16, 32],
+                       seed_widths=[16, 8, 8])
     lines: list[str] = []
     table = retrain(run_dir, log=lines.append).table
     assert "grown" not in set(table["selected_by"])
