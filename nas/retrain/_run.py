@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas._checks import cores
+from nas._checks import cores, finite
 from nas._threads import torch_threads
 from nas.errors import ConfigError
 from nas.io import atomic_write_text, read_json_object
@@ -309,10 +309,8 @@ def _is_count(value: Any) -> bool:
 
 
 def _is_finite(value: Any, low: float = -math.inf, high: float = math.inf) -> bool:
-    """A finite real number (not a bool) in [low, high]."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return False
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+    """A finite real number (:func:`nas._checks.finite`) in [low, high]."""
+    return finite(value) and low <= value <= high
 
 
 def _is_valid_result(record: dict[str, Any]) -> bool:
