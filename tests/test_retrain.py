@@ -112,6 +112,11 @@ def test_retrain_out_that_is_not_a_retrain_folder_is_refused(tmp_path: Path, dig
         assert nas(["retrain", str(run_dir), "--epochs", "1", "--out", str(out)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(f"--out: {out}: {problem}"), err
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    assert nas(["retrain", str(run_dir), "--epochs", "1", "--out", str(tmp_path / "loop1" / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"--out: {str(tmp_path / 'loop1' / 'x')!r}: symlink loop"], err
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
 

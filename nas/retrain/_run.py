@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas._checks import cores, finite
+from nas._checks import cores, finite, resolved_path
 from nas._threads import torch_threads
 from nas.errors import ConfigError
 from nas.io import atomic_write_text, read_json_object
@@ -105,7 +105,7 @@ def _check_out(out: Path, run_dir: Path) -> None:
     Raises:
         ConfigError: at ``--out``, naming the folder.
     """
-    where, run = out.resolve(), run_dir.resolve()
+    where, run = resolved_path(out, path="--out"), run_dir.resolve()  # run_dir was read already
     if where == run or where in run.parents or (run / "trials") in (where, *where.parents):
         raise ConfigError(f"{out}: must not be the run folder, a folder holding it or inside its "
                           "trials/ (the default is RUN/retrain)", path="--out")
