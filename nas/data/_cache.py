@@ -102,9 +102,9 @@ def read_entry(
     """``(meta, arrays)`` of a complete, well-formed entry, or ``None`` when there is none.
 
     ``None`` too (a miss: the caller decodes again and rewrites the entry) for an entry that
-    is unreadable, of another format version, or damaged in any way :func:`_valid` checks:
-    nothing read from a cache entry is trusted. ``channels`` and ``side``, when given, are
-    what the images must have (``side``: height and width).
+    is unreadable, of another format version, or damaged in any way :func:`_valid_meta` and
+    :func:`_valid_arrays` check: nothing read from a cache entry is trusted. ``channels`` and
+    ``side``, when given, are what the images must have (``side``: height and width).
     """
     try:
         meta, _ = read_json_object(folder / "meta.json")  # bounded, never blocking
