@@ -559,7 +559,6 @@ class _Replay:
     suffixes: tuple[str, ...]
     data: tuple[dict[str, Any], ...]
     inputs: tuple[tuple[int, ...], ...]
-    edges: tuple[tuple[int, int, int], ...]  # source, target (indices as inputs), port
     output: int
     calls: tuple[tuple[str, Any], ...]  # the block calls inside, as in _Expander.calls (suffixes)
     work: int
@@ -588,7 +587,7 @@ class _Replay:
             if not node.startswith(prefix):
                 return None
             index[node] = len(index)
-        suffixes, data, inputs, edges = [], [], [], []
+        suffixes, data, inputs = [], [], []
         total = peak = largest = 0
         counted = tuple(expander.counted[first:])
         skip = len(prefix)
@@ -601,8 +600,6 @@ class _Replay:
             suffixes.append(node[skip:])
             data.append(values)
             inputs.append(refs)
-            target = index[node]
-            edges.extend([(ref, target, port) for port, ref in enumerate(refs)])
             total += params
             if total > peak:
                 peak = total
@@ -616,7 +613,7 @@ class _Replay:
         open_output = index[output] >= len(sources) and expander.unresolved[-1:] == [output]
         calls = tuple((call[len(prefix):], payload) for call, payload in expander.calls[first_call:])
         return cls(
-            tuple(suffixes), tuple(data), tuple(inputs), tuple(edges), index[output], calls,
+            tuple(suffixes), tuple(data), tuple(inputs), index[output], calls,
             expander.budget.used - used, expander.deepest_nesting - nesting, expander.deepest_stack - stack,
             max(0, expander.longest_path - len(prefix)), frozenset(expander.blocks_used),
             frozenset(expander.reads), open_output, counted, tuple(map(expander.labels.__getitem__, added)),
@@ -641,18 +638,18 @@ class _Replay:
         prefix = path + "."
         names = [prefix + suffix for suffix in self.suffixes]
         self._count(expander, names)
-        nodes = [*sources, *names]
+        node = [*sources, *names].__getitem__  # an index in self.inputs -> the node's name
         _add_in_bulk(
             expander.graph,
-            [(name, {**data, "args": data["args"].copy(), "inputs": tuple([nodes[ref] for ref in refs])})
-             for name, data, refs in zip(names, self.data, self.inputs)],
-            [(nodes[source], nodes[target], port) for source, target, port in self.edges],
+            names,
+            [{**data, "args": data["args"].copy(), "inputs": tuple(map(node, refs))}
+             for data, refs in zip(self.data, self.inputs)],
         )
         expander.added.extend(names)
         expander.labels.update(zip(names, self.labels))
         expander.counted.extend(self.counted)
         expander.calls.append((prefix, self))
-        output = nodes[self.output]
+        output = node(self.output)
         if self.open_output:
             expander.unresolved.append(output)
         return output
@@ -675,30 +672,29 @@ class _Replay:
                 raise error.located(path=node)
 
 
-def _add_in_bulk(graph: nx.DiGraph, nodes: list[tuple[str, dict[str, Any]]],
-                 edges: list[tuple[str, str, int]]) -> None:
-    """Add ``nodes`` (name, data: the dict itself becomes the node's) and then ``edges``
-    (source, target, input port) to a graph expansion is building, in the order
-    ``add_node`` / ``add_edge(source, target, port=port)`` calls would give.
+def _add_in_bulk(graph: nx.DiGraph, names: list[str], data: list[dict[str, Any]]) -> None:
+    """Add nodes ``names`` (each with its ``data``: the dict itself becomes the node's) and the
+    edges into each from its ``data["inputs"]`` (port: the input's position), to a graph
+    expansion is building, in the order ``add_node(name, **data)`` then ``add_edge(source,
+    name, port=port)`` for each node would give.
 
     The one place that writes networkx's adjacency dicts (``_succ``, ``_pred``, ``_node``)
     itself, as ``add_nodes_from`` / ``add_edges_from`` do but without their per-item work
     (most of a replay's time went there). For an ``nx.DiGraph`` of plain dicts that no
-    algorithm has cached anything for yet, and node names not in it (a node's path is
-    unique in an expansion); edges between nodes in it. A networkx that lays its graphs out
-    otherwise fails ``test_add_in_bulk_leaves_the_graph_as_add_node_and_add_edge_do``."""
+    algorithm has cached anything for yet, node names not in it (a node's path is unique in
+    an expansion), and inputs already in it. A networkx that lays its graphs out otherwise
+    fails ``test_add_in_bulk_leaves_the_graph_as_add_node_and_add_edge_do``."""
     succ, pred, attributes = graph._succ, graph._pred, graph._node
-    for name, data in nodes:
+    for name, values in zip(names, data):
         succ[name] = {}
-        pred[name] = {}
-        attributes[name] = data
-    for source, target, port in edges:
-        readers = succ[source]
-        edge = readers.get(target)
-        if edge is None:
-            readers[target] = pred[target][source] = {"port": port}
-        else:  # a node that reads one source twice: one edge, the last port (as add_edge)
-            edge["port"] = port
+        sources = pred[name] = {}
+        attributes[name] = values
+        for port, source in enumerate(values["inputs"]):
+            edge = sources.get(source)
+            if edge is None:
+                succ[source][name] = sources[source] = {"port": port}
+            else:  # a node that reads one source twice: one edge, the last port (as add_edge)
+                edge["port"] = port
 
 
 def _flatten_calls(calls: Sequence[tuple[str, Any]], prefix: str, into: dict[str, str]) -> dict[str, str]:
@@ -720,22 +716,24 @@ _CALL_ITEMS = 8  # items of a list argument shown in a call's text
 def call_text(layer: Layer) -> str:
     """The call as evaluated, e.g. ``basic(128, s=2)``; lists show their first items, the
     whole at most :data:`CALL_TEXT` characters."""
-
-    def show(value: Any) -> str:
-        if isinstance(value, Layer):
-            return call_text(value)
-        if isinstance(value, (list, tuple)):
-            items = [show(v) for v in value[:_CALL_ITEMS]]
-            return "[" + ", ".join(items + (["..."] if len(value) > _CALL_ITEMS else [])) + "]"
-        if isinstance(value, float):
-            return f"{value:.4g}"
-        if isinstance(value, (bool, int, str, type(None))):
-            return str(value)
-        return "..."  # an unevaluated argument (a repeat's layers)
-
-    parts = [show(v) for v in layer.args] + [f"{k}={show(v)}" for k, v in layer.kwargs]
+    parts = [_shown(v) for v in layer.args] + [f"{k}={_shown(v)}" for k, v in layer.kwargs]
     text = f"{layer.name}({', '.join(parts)})" if parts else layer.name
     return text if len(text) <= CALL_TEXT else text[: CALL_TEXT - 3] + "..."
+
+
+def _shown(value: Any) -> str:
+    """An argument's text in :func:`call_text` (a module function: a nested recursive one
+    made a reference cycle, left for the garbage collector, at every block call)."""
+    if isinstance(value, Layer):
+        return call_text(value)
+    if isinstance(value, (list, tuple)):
+        items = [_shown(v) for v in value[:_CALL_ITEMS]]
+        return "[" + ", ".join(items + (["..."] if len(value) > _CALL_ITEMS else [])) + "]"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (bool, int, str, type(None))):
+        return str(value)
+    return "..."  # an unevaluated argument (a repeat's layers)
 
 
 def _value(argument: Any, **bindings: Any) -> Any:
