@@ -293,7 +293,8 @@ class Setting:
     """A proxy-training setting: the NB201 network at ``width`` channels in its first stage and
     ``cells`` cells per stage, trained ``epochs`` epochs on ``images`` CIFAR-10 training
     images (class-stratified) at ``resolution`` x ``resolution`` pixels, validated on 1,000
-    held-out training images at the same resolution."""
+    held-out training images at the same resolution, SGD at ``lr`` (one-cycle) in batches of
+    ``batch``."""
 
     name: str
     width: int
@@ -301,6 +302,8 @@ class Setting:
     epochs: int
     images: int
     resolution: int = 32
+    batch: int = 128
+    lr: float = 0.1
 
 
 # w8-c1-e2-n2k of the first measurement (0.038 Spearman at 3.4 s) gave way to r16-w16-c1-e8-n10k:
@@ -372,7 +375,7 @@ def _train_cell(task: tuple[int, Setting]) -> dict:
     genotype = genotype.with_input(subset.input_shape)
     torch.manual_seed(_WORK["seed"])
     model = build_model(genotype)
-    config = TrainConfig(epochs=setting.epochs, batch_size=128, lr=0.1, device="cpu", threads=1,
+    config = TrainConfig(epochs=setting.epochs, batch_size=setting.batch, lr=setting.lr, device="cpu", threads=1,
                          seed=_WORK["seed"])
     amp = native_bf16(torch.device("cpu")) if config.amp is None else config.amp
     # After every epoch, outside the training: recalibrate batch-norm statistics on a copy of

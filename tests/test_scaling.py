@@ -179,9 +179,13 @@ def one_line_error(capsys, argv: list[str]) -> str:
 
 @pytest.mark.parametrize("argv, fragment", [
     (["alexnet", "--phi", "1"], "declares no scaling"),
-    (["resnet18", "--depth", "0"], "depth must be a multiplier in (0, 1000], got 0.0"),
-    (["resnet18", "--width", "-2"], "width must be a multiplier in (0, 1000], got -2.0"),
-    (["resnet18", "--width", "1e300"], "width must be a multiplier in (0, 1000], got 1e+300"),
+    (["resnet18", "--depth", "0"], "depth must be a multiplier in [0.001, 1000], got 0.0"),
+    (["resnet18", "--width", "-2"], "width must be a multiplier in [0.001, 1000], got -2.0"),
+    (["resnet18", "--width", "1e300"], "width must be a multiplier in [0.001, 1000], got 1e+300"),
+    (["resnet18", "--width", "1e-300"], "width must be a multiplier in [0.001, 1000], got 1e-300"),
+    (["resnet18", "--resolution", "1e-9"], "resolution must be a multiplier in [0.001, 1000], got 1e-09"),
+    (["resnet18", "--alpha", "1e-300", "--phi", "1"], "alpha must be a multiplier in [0.001, 1000]"),
+    (["resnet18", "--phi", "-1000"], "1.2**-1000 is not a usable depth multiplier"),
     (["resnet18", "--phi", "60"], "over the limit of 1,000"),
     (["resnet18", "--phi", "1e6"], "out of range"),
     (["resnet18"], "give --phi"),

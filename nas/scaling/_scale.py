@@ -48,13 +48,16 @@ class Multipliers(tuple):
 MAX_MULTIPLIER = 1000.0
 """Largest multiplier of one axis (far past any network that fits the expansion limits; a
 larger one overflowed the widths to integers beyond 2**53)."""
+MIN_MULTIPLIER = 1 / MAX_MULTIPLIER
+"""Smallest multiplier of one axis (a smaller one rounds every depth, width and input size
+to its floor: ``--width 1e-300`` made a network of one-channel layers)."""
 
 
 def _positive(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{name} must be a number, got {value!r}")
-    if not 0 < value <= MAX_MULTIPLIER:  # NaN and inf fail it too
-        raise ConfigError(f"{name} must be a multiplier in (0, {MAX_MULTIPLIER:g}], got {value!r}")
+    if not MIN_MULTIPLIER <= value <= MAX_MULTIPLIER:  # NaN and inf fail it too
+        raise ConfigError(f"{name} must be a multiplier in [{MIN_MULTIPLIER:g}, {MAX_MULTIPLIER:g}], got {value!r}")
     return float(value)
 
 
@@ -72,9 +75,9 @@ def multipliers(
     ``alpha**phi``, ``beta**phi``, ``gamma**phi`` (1 without ``phi``).
 
     Raises:
-        ConfigError: a multiplier or coefficient outside ``(0, MAX_MULTIPLIER]``, or a
-            ``phi`` whose powers overflow (a finite one past the genotype's limits fails
-            when the genotype is scaled, naming the limit).
+        ConfigError: a multiplier or coefficient outside ``[MIN_MULTIPLIER, MAX_MULTIPLIER]``,
+            or a ``phi`` whose powers overflow or fall below ``MIN_MULTIPLIER`` (a finite one
+            past the genotype's limits fails when the genotype is scaled, naming the limit).
     """
     if phi is not None and (isinstance(phi, bool) or not isinstance(phi, (int, float))
                             or not math.isfinite(phi)):
@@ -95,7 +98,7 @@ def multipliers(
             value = coefficient ** phi
         except OverflowError:
             value = math.inf
-        if not math.isfinite(value) or value <= 0:
+        if not math.isfinite(value) or value < MIN_MULTIPLIER:  # a large one meets the limits
             raise ConfigError(f"phi={phi:g} is out of range: {coefficient_name}**phi = "
                               f"{coefficient:g}**{phi:g} is not a usable {name} multiplier")
         values.append(value)
