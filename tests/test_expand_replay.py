@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import pickle
 import random
 import warnings
 
@@ -279,3 +280,14 @@ def test_expansion_and_hash_leave_no_reference_cycles():
     finally:
         if enabled:
             gc.enable()
+
+
+def test_block_calls_are_flattened_when_first_read_and_pickle_as_a_dict():
+    genotype = nas.load_genotype("resnet18")
+    blocks = genotype.graph.graph["blocks"]
+    assert blocks._flat is None  # expansion leaves them to the reader (drawings)
+    assert list(blocks.items())[:3] == [("layer1.0", "basic(64)"), ("layer1.0.downsample", "shortcut(64, 1)"),
+                                        ("layer1.1", "basic(64)")]
+    assert len(blocks) == 19 and "layer4.1" in blocks and blocks == dict(blocks)
+    copied = pickle.loads(pickle.dumps(genotype.graph)).graph["blocks"]
+    assert type(copied) is dict and copied == blocks

@@ -1,13 +1,15 @@
 """Expansion: a :class:`Genotype` becomes a ``networkx.DiGraph`` of primitives.
 
 Nodes are keyed by their hierarchical path (``layer1.0.conv0``); the network input is the node
-:data:`INPUT` (``input``, whose ``op`` is ``input`` too: it is not a registered op). Every node carries ``op`` (registered name), ``args`` (all arguments, resolved),
-``shape`` (output shape without the batch dimension), ``params``, ``macs`` and ``inputs`` (the
-ordered source nodes; edges carry the same information for graph algorithms). The graph
-attribute ``outputs`` lists the output nodes, and ``blocks`` maps the path of every block
-application to the call as evaluated (``basic(128, s=2)``, at most :data:`CALL_TEXT`
-characters); drawings use it to collapse blocks. (Path parts that are numbers are the copies
-of a ``repeat`` or the items of a ``seq``: node names are identifiers.)
+:data:`INPUT` (``input``, whose ``op`` is ``input`` too: it is not a registered op). Every
+node carries ``op`` (registered name), ``args`` (all arguments, resolved), ``shape`` (output
+shape without the batch dimension), ``params``, ``macs`` and ``inputs`` (the ordered source
+nodes; edges carry the same information for graph algorithms). The graph attribute
+``outputs`` lists the output nodes, and ``blocks`` (a read-only mapping, :class:`BlockCalls`)
+maps the path of every block application to the call as evaluated (``basic(128, s=2)``, at
+most :data:`CALL_TEXT` characters); drawings use it to collapse blocks. (Path parts that are
+numbers are the copies of a ``repeat`` or the items of a ``seq``: node names are
+identifiers.)
 
 Expansion checks everything the parser could not: names, argument types, shapes, recursion,
 and the size limits (:class:`Limits`), counting as it goes so a hostile file fails fast
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -697,6 +699,41 @@ def _add_in_bulk(graph: nx.DiGraph, names: list[str], data: list[dict[str, Any]]
                 edge["port"] = port
 
 
+class BlockCalls(Mapping[str, str]):
+    """The graph attribute ``blocks``: ``path: call text`` of every block application, in the
+    order they were made. Flattened from the expansion's call list (where a replay's calls
+    are one entry) on first use: only drawings read it, and flattening every graph took a
+    thirtieth of a NAS-Bench-201 candidate's expansion and hash. Read-only; pickles (and
+    copies with :mod:`copy`) as a plain dict."""
+
+    __slots__ = ("_calls", "_flat")
+
+    def __init__(self, calls: Sequence[tuple[str, Any]]) -> None:
+        self._calls = calls
+        self._flat: dict[str, str] | None = None
+
+    def _items(self) -> dict[str, str]:
+        if self._flat is None:
+            self._flat = _flatten_calls(self._calls, "", {})
+            self._calls = ()
+        return self._flat
+
+    def __getitem__(self, path: str) -> str:
+        return self._items()[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __repr__(self) -> str:
+        return f"BlockCalls({self._items()!r})"
+
+    def __reduce__(self) -> tuple[type, tuple[dict[str, str]]]:
+        return (dict, (self._items(),))
+
+
 def _flatten_calls(calls: Sequence[tuple[str, Any]], prefix: str, into: dict[str, str]) -> dict[str, str]:
     """``into``, with ``path: text`` of every block call added, replays' calls under their
     prefixes. Linear in the calls of a successful expansion (each was charged to the work
@@ -788,7 +825,7 @@ def expand_labelled(genotype: Genotype, limits: Limits = LIMITS) -> tuple[nx.DiG
             raise GenotypeError("every output is absent", file=genotype.source, path="outputs")
     graph.graph["outputs"] = outputs
     graph.graph["name"] = genotype.name
-    graph.graph["blocks"] = _flatten_calls(expander.calls, "", {})
+    graph.graph["blocks"] = BlockCalls(expander.calls)
     outputs = set(outputs)
     for node in expander.unresolved:
         expander.resolve(node, output=node in outputs)
