@@ -529,12 +529,18 @@ def _replay_key(block: str, local: Mapping[str, Any], shapes: list[tuple]) -> tu
         return None
 
 
+_ATOMS = {int: "int", str: "str", bool: "bool", type(None): "NoneType"}  # type -> its name
+
+
 def _frozen(value: Any, budget: list[int]) -> Any:
     """A hashable, typed copy of ``value``; raises ``TypeError`` past ``budget[0]`` items or
     for a value of an unexpected kind."""
     budget[0] -= 1
     if budget[0] < 0:
         raise TypeError
+    atom = _ATOMS.get(value.__class__)  # most values: answered without the checks below
+    if atom is not None:
+        return (atom, value)
     if isinstance(value, (list, tuple)):
         return (type(value).__name__, tuple(_frozen(v, budget) for v in value))
     if isinstance(value, Layer):
