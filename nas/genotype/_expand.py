@@ -66,6 +66,18 @@ class Layer:
 
 
 _PASS_THROUGH = object()  # a join left with a single input forwards it
+_MAX_PLANS = 4096  # bodies' plans one memo (or expansion) keeps; emptied when full
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What expanding a body needs that depends only on its statements and input names: each
+    statement's name, statement and input names, in topological order (ties in written
+    order); the output's name; the work the body is charged besides its statements' own."""
+
+    steps: tuple[tuple[str, Statement, tuple[str, ...]], ...]
+    output: str
+    work: int
 
 
 class _Scope(Scope):
@@ -139,6 +151,7 @@ class _Expander:
         # op nodes whose readers-decided arguments (Op.resolve) are not settled yet (_settle)
         self.unresolved: list[str] = []
         self.replays: dict[tuple, _Replay | None] = {}
+        self.plans: dict[tuple, tuple[Sequence[Statement], _Plan]] = {}  # without a memo: _plan
         self.deepest_nesting = 0
         self.deepest_stack = 0
         self.longest_path = 0
@@ -185,13 +198,52 @@ class _Expander:
         prefix: str,
         local: Mapping[str, Any],
     ) -> tuple[str, dict[str, str | None]]:
+        plan = self._plan(statements, inputs, prefix)
+        self.budget.charge(plan.work)
+        env: dict[str, str | None] = dict(inputs)
+        for name, statement, deps in plan.steps:
+            path = prefix + name
+            sources = [env[dep] for dep in deps]
+            present = [s for s in sources if s is not None]
+            shapes = [self.nodes[s]["shape"] for s in present]
+            try:
+                value = statement.expression.evaluate(_Scope(self, local, shapes))
+                if value is not None and len(present) < len(sources):
+                    value = self._drop_absent(value, deps, sources)
+            except GenotypeError as error:
+                raise error.located(path=path)
+            if value is None:
+                env[name] = None
+            elif value is _PASS_THROUGH:
+                env[name] = present[0]
+            else:
+                env[name] = self.apply(value, present, path, local)
+        if env[plan.output] is None:
+            raise GenotypeError(f"the output node '{plan.output}' is absent", path=prefix + plan.output)
+        return env[plan.output], env  # type: ignore[return-value]
+
+    def _plan(self, statements: Sequence[Statement], inputs: Mapping[str, str], prefix: str) -> _Plan:
+        """The body's :class:`_Plan`, made once per body and input names (kept in the memo the
+        genotype's variants share, else for this expansion)."""
+        plans = self.memo.plans if self.memo is not None else self.plans
+        key = (id(statements), tuple(inputs))
+        kept = plans.get(key)
+        if kept is not None and kept[0] is statements:  # the same object: its id is not reused
+            return kept[1]
+        plan = self._make_plan(statements, inputs, prefix)
+        if len(plans) >= _MAX_PLANS:
+            plans.clear()
+        plans[key] = (statements, plan)
+        return plan
+
+    def _make_plan(self, statements: Sequence[Statement], inputs: Mapping[str, str], prefix: str) -> _Plan:
         names = self._name_statements(statements, set(inputs))
         first_input = next(iter(inputs))
         deps: dict[str, tuple[str, ...]] = {}
-        self.budget.charge(len(statements))
+        work = 2 * len(statements)  # each statement, and each step of the loop in body()
         for index, (name, statement) in enumerate(zip(names, statements)):
             if statement.inputs is not None:
-                self.budget.charge(len(statement.inputs))
+                work += len(statement.inputs)
                 deps[name] = statement.inputs
             else:
                 deps[name] = (names[index - 1],) if index else (first_input,)
@@ -201,31 +253,9 @@ class _Expander:
                     raise GenotypeError(
                         f"input '{dep}' does not exist (known: {known})", path=prefix + name
                     )
-        order = self._order(names, deps, prefix)
-        env: dict[str, str | None] = dict(inputs)
         by_name = dict(zip(names, statements))
-        for name in order:
-            self.budget.charge()
-            path = prefix + name
-            sources = [env[dep] for dep in deps[name]]
-            present = [s for s in sources if s is not None]
-            shapes = [self.nodes[s]["shape"] for s in present]
-            try:
-                value = by_name[name].expression.evaluate(_Scope(self, local, shapes))
-                if value is not None and len(present) < len(sources):
-                    value = self._drop_absent(value, deps[name], sources)
-            except GenotypeError as error:
-                raise error.located(path=path)
-            if value is None:
-                env[name] = None
-            elif value is _PASS_THROUGH:
-                env[name] = present[0]
-            else:
-                env[name] = self.apply(value, present, path, local)
-        output = "out" if "out" in by_name else names[-1]
-        if env[output] is None:
-            raise GenotypeError(f"the output node '{output}' is absent", path=prefix + output)
-        return env[output], env  # type: ignore[return-value]
+        steps = tuple((name, by_name[name], deps[name]) for name in self._order(names, deps, prefix))
+        return _Plan(steps, "out" if "out" in by_name else names[-1], work)
 
     def _drop_absent(self, value: Any, names: Sequence[str], sources: list[str | None]) -> Any:
         """Ops that join several inputs skip absent ones; with one left they pass it through."""

@@ -12,6 +12,9 @@ block expansions (``nas.genotype._expand._Replay``) under:
   ``1.0`` and ``True`` differ), so a block that reads a parameter is reused only where that
   parameter has the value it had.
 
+It also keeps each body's expansion plan (statement names, inputs and order:
+``nas.genotype._expand._Plan``), by the body object.
+
 The memo serves only genotypes whose blocks are the very objects it was first used with
 (:meth:`ExpansionMemo.serves`); anything else expands without it. It holds at most
 :data:`MAX_NODES` recorded nodes, the least recently used expansion leaving first. Pickling
@@ -42,6 +45,8 @@ class ExpansionMemo:
         self._entries: OrderedDict[Hashable, Any] = OrderedDict()
         self._nodes = 0
         self._lock = threading.Lock()
+        #: bodies' expansion plans (``nas.genotype._expand._Expander._plan``), by body
+        self.plans: dict[Hashable, Any] = {}
 
     def __reduce__(self) -> tuple[type, tuple]:
         return (ExpansionMemo, (self.max_nodes,))
