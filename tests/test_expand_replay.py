@@ -266,7 +266,7 @@ def test_a_replay_counts_parameters_as_the_full_expansion_does(max_params, monke
 
 
 def test_expansion_and_hash_leave_no_reference_cycles():
-    # garbage in cycles waits for the collector, whose scans were a sixth of a candidate's time
+    # garbage in reference cycles is freed only by the collector (call_text made one per block call)
     base = nas.load_genotype("nb201")
     gc.collect()
     enabled = gc.isenabled()
