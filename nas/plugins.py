@@ -24,6 +24,8 @@ Installed packages register through the entry-point group ``nas.plugins``
 arguments. They are loaded lazily, once per process: the first time a registry lookup misses
 (an unknown op, dataset, sampler or library file) or a command lists the registry.
 
+What a plugin prints while it loads goes to stderr (stdout is the command's output).
+
 Loading is idempotent: a file is executed once per process, whether named by its path, by its
 module name, or both (or imported by the user's own script first). Any
 problem (a missing file, an import error, a name already registered, an exception in the
@@ -33,6 +35,7 @@ problem and, for an exception in the plugin's own code, its file and line.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -108,16 +111,19 @@ def load_plugin(ref: str, *, base: Path | None = None, path: str | None = None,
     resolved = resolve_plugin(ref, base=base, path=path, file=file)
     if resolved in _LOADED:
         return resolved
-    if not Path(resolved).is_absolute() and not _module_exists(resolved):
-        raise ConfigError(f"plugin {_name(ref)}: no module of that name (and no such file)", file=file,
-                          path=path)
-    try:
-        module = _imported(resolved) or _import(resolved)
-    except BaseException as error:  # noqa: BLE001 - a plugin's code may raise anything
-        if isinstance(error, KeyboardInterrupt):
-            raise
-        raise ConfigError(f"plugin {_name(ref)}: {_where(error, resolved)}{_describe(error)}",
-                          file=file, path=path) from None
+    # What a plugin prints when imported goes to stderr: stdout is the command's output (a
+    # table, DOT text, JSON) and may be piped. Finding a dotted module runs its parents.
+    with contextlib.redirect_stdout(sys.stderr):
+        if not Path(resolved).is_absolute() and not _module_exists(resolved):
+            raise ConfigError(f"plugin {_name(ref)}: no module of that name (and no such file)", file=file,
+                              path=path)
+        try:
+            module = _imported(resolved) or _import(resolved)
+        except BaseException as error:  # noqa: BLE001 - a plugin's code may raise anything
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            raise ConfigError(f"plugin {_name(ref)}: {_where(error, resolved)}{_describe(error)}",
+                              file=file, path=path) from None
     _LOADED[resolved] = module
     return resolved
 
@@ -158,9 +164,10 @@ def load_installed() -> bool:
     for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
         where = f"entry point {point.name!r} ({point.value})"
         try:
-            loaded = point.load()
-            if callable(loaded) and not isinstance(loaded, ModuleType):
-                loaded()
+            with contextlib.redirect_stdout(sys.stderr):  # as in load_plugin
+                loaded = point.load()
+                if callable(loaded) and not isinstance(loaded, ModuleType):
+                    loaded()
         except BaseException as error:  # noqa: BLE001
             if isinstance(error, KeyboardInterrupt):
                 raise

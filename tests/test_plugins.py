@@ -265,6 +265,22 @@ def test_a_plugin_that_fails_to_load_is_one_line_exit_2(isolated, tmp_path, monk
     assert err.startswith("--plugin[0]: " + message.format(path=tmp_path / name)), err
 
 
+def test_what_a_plugin_prints_when_imported_goes_to_stderr(isolated, tmp_path, monkeypatch, capsys):
+    # stdout is the command's output (here DOT text, which may be piped to dot); a dotted
+    # module name runs its parent package while it is looked for
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "loud.py", "print('hello from loud.py')\n")
+    (tmp_path / "fake_nas_plugin_loud").mkdir()
+    _write(tmp_path / "fake_nas_plugin_loud" / "__init__.py", "print('hello from the package')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["graph", "resnet20", "--format", "dot", "--plugin", "loud.py"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("digraph") and "hello" not in out and err == "hello from loud.py\n"
+    assert main(["summary", "resnet20", "--plugin", "fake_nas_plugin_loud.missing"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines()[0] == "hello from the package"
+
+
 @pytest.mark.parametrize("ref, message", [
     ("a\0b.py", "plugin 'a\\x00b.py': not a usable path (embedded null byte)"),
     ("x" * 5000 + ".py", "not a usable path (File name too long)"),
