@@ -93,7 +93,7 @@ def test_register_refuses_an_op_without_an_example():
 @pytest.mark.parametrize("name, error", [
     (5, TypeError), (None, TypeError), ("has space!", ValueError), ("", ValueError),
     ("x(y)", ValueError), ("a\nb", ValueError), ("Relu", ValueError), ("2x", ValueError),
-    ("lambda", ValueError),
+    ("lambda", ValueError), ("repeat", ValueError), ("max", ValueError), ("cin", ValueError),
 ])
 def test_register_refuses_a_name_a_genotype_cannot_call(name, error):
     class Bad(Op):
@@ -107,6 +107,15 @@ def test_register_refuses_a_name_a_genotype_cannot_call(name, error):
     with pytest.raises(ValueError, match="'bad alias' is not a lowercase identifier"):
         register(Bad)
     assert "test_good_name" not in names()
+
+
+def test_the_language_names_ops_cannot_take_are_the_languages_own():
+    from nas.genotype._expr import MATH_FUNCTIONS
+    from nas.genotype._model import FORMS, RESERVED_NAMES
+    from nas.ops._registry import LANGUAGE_NAMES, OP_NAME
+
+    language = {*FORMS, *RESERVED_NAMES, *MATH_FUNCTIONS}
+    assert LANGUAGE_NAMES == {name for name in language if OP_NAME.fullmatch(name) and name != "in"}
 
 
 def test_an_argument_kind_is_a_known_name_or_a_kind():

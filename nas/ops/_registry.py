@@ -290,14 +290,28 @@ _ACTIVATIONS: set[str] = set()
 OP_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
+LANGUAGE_NAMES = frozenset({
+    "repeat", "seq",  # forms
+    "input", "cin", "hin", "win", "i", "required",  # the input node and shape, repeat's index, "required"
+    "abs", "ceil", "divisible", "float", "floor", "int", "len", "max", "min", "round", "sqrt", "sum",
+})
+"""Op-shaped names the genotype language gives its own meaning, ahead of ops (its forms, the
+names it binds, its math functions): an op so named could never be called. The language's own
+lists (``nas.genotype``) are checked against this one by the tests."""
+
+
 def _check_name(name: Any) -> None:
     """Raise ``TypeError`` unless ``name`` is a string, ``ValueError`` unless it matches
-    :data:`OP_NAME` and is no Python keyword (``if(x)`` does not parse as a call)."""
+    :data:`OP_NAME`, is no Python keyword (``if(x)`` does not parse as a call) and is not one of
+    :data:`LANGUAGE_NAMES`."""
     if not isinstance(name, str):
         raise TypeError(f"an op name must be a string, got {type(name).__name__} {_short(name)}")
     if not OP_NAME.fullmatch(name) or keyword.iskeyword(name):
         raise ValueError(f"op name {_short(name)} is not a lowercase identifier a genotype can call "
                          "(letters a-z, digits and '_', starting with a letter; not a Python keyword)")
+    if name in LANGUAGE_NAMES:
+        raise ValueError(f"op name {name!r} is the genotype language's own (a form, a name it binds or "
+                         "a math function): an op so named could never be called")
 
 
 def _short(value: Any) -> str:
