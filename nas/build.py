@@ -11,6 +11,13 @@ so every genotype that validates also builds, and the keys stay readable and dis
 Ops that can (:attr:`nas.ops.Op.inplace`: ReLU-like activations, sums) run in place where the
 overwritten tensor has no other reader and autograd does not need it
 (:attr:`nas.ops.Op.overwritable`), as torchvision's ResNet does.
+
+Work whose result cannot reach an output is not run (``prune``, on by default): a sum does not
+add the ``zero`` inputs it has (a cell's "none" edges), and a node that no output depends on
+then (a cell node whose every out-edge is "none") is left out of ``forward``. Its submodules
+stay in the model, so parameters, ``state_dict`` keys and their order are the genotype's
+whatever it prunes; the outputs are the same, only their dead branches' forward hooks never
+fire, their batch-norm statistics never move and their parameters get no gradient.
 """
 
 from __future__ import annotations
@@ -32,46 +39,98 @@ if TYPE_CHECKING:
 __all__ = ["build_model", "module_name", "GenotypeModule"]
 
 
-def build_model(genotype: Genotype, *, inplace: bool = True, max_memory: int = MAX_MEMORY) -> torch.nn.Module:
+def build_model(
+    genotype: Genotype, *, inplace: bool = True, max_memory: int = MAX_MEMORY, prune: bool = True
+) -> torch.nn.Module:
     """Build ``genotype`` as a ``torch.fx.GraphModule`` in training mode, float32, on the CPU.
 
     With several outputs (``outputs:`` in the genotype) ``forward`` returns a tuple.
-    ``inplace=False`` turns off in-place activations (e.g. for gradient checks). Before anything
-    is allocated, the network's parameter plus activation bytes (one sample) are checked
-    against ``max_memory`` (:func:`nas.analysis.check_memory`).
+    ``inplace=False`` turns off in-place activations (e.g. for gradient checks).
+    ``prune=False`` runs every node, dead branches included (the module docstring says what
+    pruning changes; zero-cost proxies that read every activation want all of them). Before
+    anything is allocated, the network's parameter plus activation bytes (one sample) are
+    checked against ``max_memory`` (:func:`nas.analysis.check_memory`).
 
     Raises :class:`nas.GenotypeError` when the genotype does not expand or needs more memory
     than ``max_memory``.
     """
     check_memory(genotype, max_memory)
     graph = genotype.graph
+    if prune:
+        sources_of = _live_sources(graph)
+        needed = _needed(graph, sources_of)
+    else:
+        sources_of = {node: list(data["inputs"]) for node, data in graph.nodes(data=True)}
+        needed = set(graph)
+    roots = _roots(graph, sources_of)
+    readers = _reader_counts(graph, sources_of, needed, roots)
     fx_graph = fx.Graph()
     modules: dict[str, Any] = {}
     values: dict[str, fx.Node] = {"input": fx_graph.placeholder("x")}
-    roots = alias_roots(graph)
-    readers = _reader_counts(graph, roots)
     for node, data in graph.nodes(data=True):
         if node == INPUT:
             continue
         op = ops.get(data["op"])
-        sources = list(data["inputs"])
-        may_overwrite = inplace and op.inplace
+        sources = sources_of[node]
+        may_overwrite = inplace and op.inplace and node in needed
         if may_overwrite and op.commutative:
             sources.sort(key=lambda s: not _overwritable(graph, readers, roots, s))
         context = BuildContext(inplace=may_overwrite and _overwritable(graph, readers, roots, sources[0]))
-        shapes = [graph.nodes[s]["shape"] for s in sources]
+        shapes = [graph.nodes[s]["shape"] for s in data["inputs"]]
         built = op.build(data["args"], shapes, context)
+        target = module_name(node)
+        if built is not None:
+            modules[target] = built  # also a dead node's: the parameters are the genotype's
+        if node not in needed:
+            continue
         arguments = [values[s] for s in sources]
-        if built is None:
+        if built is None or len(sources) < op.min_inputs:  # an alias, or a sum left one input
             values[node] = arguments[0]
         else:
-            target = module_name(node)
-            modules[target] = built
             single = op.max_inputs == 1
             values[node] = fx_graph.call_module(target, (arguments[0],) if single else (arguments,))
     outputs = [values[o] for o in graph.graph["outputs"]]
     fx_graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
     return GenotypeModule(modules, fx_graph, genotype)
+
+
+def _live_sources(graph: nx.DiGraph) -> dict[str, list[str]]:
+    """Each node's inputs, less a sum's ``zero`` inputs (or aliases of one) where another input
+    is left (``x + 0`` is ``x``; the zero's shape is the sum's, which the genotype checked)."""
+    zero = {node for node, root in alias_roots(graph).items() if graph.nodes[root]["op"] == "zero"}
+    sources_of: dict[str, list[str]] = {}
+    for node, data in graph.nodes(data=True):
+        sources = list(data["inputs"])
+        if data["op"] == "add" and zero.intersection(sources):
+            sources = [s for s in sources if s not in zero] or sources
+        sources_of[node] = sources
+    return sources_of
+
+
+def _needed(graph: nx.DiGraph, sources_of: dict[str, list[str]]) -> set[str]:
+    """The nodes some output depends on, through ``sources_of``."""
+    needed = set(graph.graph["outputs"])
+    pending = list(needed)
+    while pending:
+        for source in sources_of[pending.pop()]:
+            if source not in needed:
+                needed.add(source)
+                pending.append(source)
+    return needed
+
+
+def _roots(graph: nx.DiGraph, sources_of: dict[str, list[str]]) -> dict[str, str]:
+    """For every node, the node whose tensor it is (:func:`nas.analysis.alias_roots`), a sum
+    left one input (:func:`_live_sources`) being an alias of it too."""
+    roots: dict[str, str] = {}
+    for node, data in graph.nodes(data=True):
+        if node != INPUT:
+            op = ops.get(data["op"])
+            if op.alias or len(sources_of[node]) < op.min_inputs:
+                roots[node] = roots[sources_of[node][0]]
+                continue
+        roots[node] = node
+    return roots
 
 
 @functools.cache
@@ -95,11 +154,14 @@ def module_name(path: str) -> str:
     )
 
 
-def _reader_counts(graph: nx.DiGraph, roots: dict[str, str]) -> dict[str, int]:
-    """How many primitives read each node's tensor, looking through identity aliases."""
+def _reader_counts(
+    graph: nx.DiGraph, sources_of: dict[str, list[str]], needed: set[str], roots: dict[str, str]
+) -> dict[str, int]:
+    """How many of the nodes run (aliases too) and outputs read each node's tensor, looking
+    through aliases."""
     counts: dict[str, int] = {}
-    for node, data in graph.nodes(data=True):
-        for source in data["inputs"]:
+    for node in needed:
+        for source in sources_of[node]:
             root = roots[source]
             counts[root] = counts.get(root, 0) + 1
     for output in graph.graph["outputs"]:
@@ -119,7 +181,14 @@ class GenotypeModule(fx.GraphModule):
     """A network built from a genotype; ``genotype`` holds the source genotype."""
 
     def __init__(self, modules: dict[str, torch.nn.Module], graph: fx.Graph, genotype: Genotype):
-        super().__init__(_nest(modules), graph, class_name="GenotypeModule")
+        root = _nest(modules)
+        super().__init__(root, graph, class_name="GenotypeModule")
+        # fx copied only the submodules forward calls: put back the whole tree, in order, so
+        # the modules of pruned branches (build_model's prune) keep their parameters
+        for name in list(self._modules):
+            del self._modules[name]
+        for name, child in root.named_children():
+            self.add_module(name, child)
         self.genotype = genotype
 
     def extra_repr(self) -> str:

@@ -8,6 +8,7 @@ import torch
 
 import nas
 from nas.cli import main
+from nas.nb201 import nb201_params
 
 SMALL = (3, 32, 32)
 
@@ -97,3 +98,67 @@ def test_join_keeps_at_least_one_input_and_means_in_eval():
     torch.manual_seed(0)
     seen = {round((model(x) / x).mean().item(), 4) for _ in range(60)}
     assert seen <= {1.0, 2.0, 1.5} and {1.0, 2.0} <= seen  # single survivors happen; never zero
+
+
+PRUNABLE = """
+input: [3, 8, 8]
+network:
+  a: conv(4) <- in
+  dead: seq(relu, conv(4, k=3), bn) <- a
+  zeros: zero <- dead
+  gone: skip <- zeros
+  sum: add <- a, gone
+  r: relu <- sum
+  both: add <- r, a
+  out: seq(gap, linear(3)) <- both
+"""
+
+
+def _pruned_and_full(genotype):
+    torch.manual_seed(0)
+    pruned = nas.build_model(genotype)
+    full = nas.build_model(genotype, prune=False)
+    full.load_state_dict(pruned.state_dict())
+    return pruned, full
+
+
+def test_pruning_skips_dead_work_and_keeps_parameters_outputs_and_gradients():
+    # `sum` adds a zero (through an alias), so it is `a` itself (an alias: the in-place relu reading it must not
+    # overwrite `a`, which `both` reads); then nothing needs `gone` or `dead`
+    pruned, full = _pruned_and_full(nas.load_genotype(PRUNABLE))
+    assert list(pruned.state_dict()) == list(full.state_dict())
+    assert "dead" in full.code and "zeros" in full.code
+    assert "dead" not in pruned.code and "zeros" not in pruned.code and "sum" not in pruned.code
+    x = torch.randn(2, 3, 8, 8)
+    out = pruned(x)
+    expected = full(x)
+    torch.testing.assert_close(out, expected)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    for (name, a), (_, b) in zip(pruned.named_parameters(), full.named_parameters()):
+        if name.startswith("dead."):
+            assert a.grad is None and not b.grad.any(), name
+        else:
+            torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+@pytest.mark.parametrize("cell", [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|none~2|",  # node 2 dead
+    "|nor_conv_3x3~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|none~1|none~2|",  # nodes 1 and 2 dead
+    "|none~0|+|none~0|nor_conv_3x3~1|+|none~0|nor_conv_1x1~1|nor_conv_3x3~2|",  # disconnected
+])
+def test_pruned_nb201_cells_train_as_the_full_network(cell):
+    genotype = nas.load_genotype("nb201", width=4, cells=1, **nb201_params(cell)).with_input((3, 8, 8))
+    models = _pruned_and_full(genotype)
+    assert len(models[0].graph.nodes) < len(models[1].graph.nodes)
+    x, y = torch.randn(8, 3, 8, 8), torch.randint(0, 10, (8,))
+    losses = []
+    for model in models:
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for _ in range(3):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+        losses.append(loss.item())
+    assert losses[0] == losses[1]

@@ -82,7 +82,7 @@ class Network:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             # In-place activations off: hooks read activations that autograd must not overwrite.
-            model = build_model(genotype, inplace=False)
+            model = build_model(genotype, inplace=False, prune=False)
         self._model = model.to(device)
         self._initial = copy.deepcopy(self._model.state_dict())
         self.inputs = None if inputs is None else inputs.to(device)
@@ -112,7 +112,7 @@ class Network:
         structure or dtype); built again from the genotype."""
         from nas.build import build_model
 
-        model = build_model(self.genotype, inplace=False).to(self.device)
+        model = build_model(self.genotype, inplace=False, prune=False).to(self.device)
         model.load_state_dict(self._initial)
         return model
 
