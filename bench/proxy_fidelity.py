@@ -878,6 +878,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proxies", nargs="+", default=None,
                         help="zero-cost proxies to compute (default: all); cells keep the scores "
                              "of earlier runs")
+    parser.add_argument("--settings", nargs="+", default=None, choices=[s.name for s in SETTINGS],
+                        metavar="NAME", help="the trained part's settings to run and print (default: all)")
     parser.add_argument("--quick", action="store_true", help="a small sample (a smoke run)")
     parser.add_argument("--print-only", action="store_true",
                         help="compute nothing: print the tables of what the caches hold")
@@ -935,6 +937,8 @@ def main(argv: list[str] | None = None) -> int:
         run_search_part(args, table, args.cache)
     if "trained" in args.parts:
         settings = QUICK_SETTINGS if args.quick else SETTINGS
+        if args.settings and not args.quick:
+            settings = tuple(s for s in SETTINGS if s.name in args.settings)
         cells = sample[: args.trained_cells]
         # trained2: records with the TSE and recalibration scores (trained_s*.jsonl: the first
         # measurement, accuracy only).
