@@ -197,3 +197,32 @@ def test_held_parameters_go_with_the_next_attributes_in_an_rdb_storage(tmp_path)
         other.suggest_int("b", 0, 9)
         reserve(first, other, "k")  # the parameters go before the reservation
         assert second.get_trials()[1].params == other.params
+
+
+def test_an_interrupted_trial_holds_its_place_until_its_retry_is_enqueued(two):
+    """Re-queueing is two writes (fail, then enqueue the retry): a trial asked between them
+    must not take the interrupted trial's place, or the retry comes after the budget."""
+    first, second = two
+    done, running = first.ask(), first.ask()
+    first.tell(done, 1.0)
+    # mark_interrupted, stopped between its two writes
+    assert _storage.claim_fail(second, running, {UNCOUNTED_ATTR: True, _storage.REQUEUED_ATTR: True})
+    assert not _storage.budget_left(first, 2)
+    late = first.ask()
+    assert not _storage.admit(first, late, 2)  # surplus: the place is the retry's
+    second.enqueue_trial({}, user_attrs={_storage.RETRY_ATTR: running.number})
+    assert _storage.budget_left(first, 2)
+    retry = first.ask()
+    assert retry.user_attrs[_storage.RETRY_ATTR] == running.number and _storage.admit(first, retry, 2)
+    assert not _storage.budget_left(second, 2)
+
+
+def test_mark_interrupted_enqueues_the_retry_in_the_place(two):
+    first, second = two
+    done, running = first.ask(), first.ask()
+    first.tell(done, 1.0)
+    assert _storage.mark_interrupted(second, running, "interrupted")
+    assert not _storage.mark_interrupted(first, running, "interrupted")  # one retry only
+    retry = first.ask()
+    assert retry.user_attrs[_storage.RETRY_ATTR] == running.number and _storage.admit(first, retry, 2)
+    assert not _storage.admit(second, second.ask(), 2)

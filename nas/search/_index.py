@@ -30,7 +30,7 @@ class AttrIndex:
     def __init__(self, watch: Callable[[str], bool]):
         self._watch = watch
         self._next = 0  # the number of the next record to index
-        self._by_key: dict[str, list[int]] = {}
+        self._by_key: dict[str, dict[int, None]] = {}  # key -> trial ids (an ordered set)
         self.complete = True  # False if a record was skipped: readers then scan the study
 
     def feed(self, number: int, log: Mapping[str, Any]) -> None:
@@ -42,12 +42,14 @@ class AttrIndex:
         self._next = number + 1
         op = log.get("op_code")
         if op == JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE:
-            self._by_key.setdefault(f"step:{log['step']}", []).append(log["trial_id"])
+            self._by_key.setdefault(f"step:{log['step']}", {})[log["trial_id"]] = None
         elif op == JournalOperation.SET_TRIAL_USER_ATTR:
             for key in log["user_attr"]:
                 if self._watch(key):
-                    self._by_key.setdefault(key, []).append(log["trial_id"])
+                    self._by_key.setdefault(key, {})[log["trial_id"]] = None
 
     def with_key(self, key: str) -> list[int]:
-        """Ids of the trials that set ``key`` (a watched key), in log order."""
+        """Ids of the trials that set ``key`` (a watched key), each once, in the order of their
+        first record (a trial may have several: a write the storage ignored, e.g. two processes
+        failing one trial)."""
         return list(self._by_key.get(key, ()))

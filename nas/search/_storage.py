@@ -73,6 +73,9 @@ WORKER_ATTR = "nas.worker"
 HEARTBEAT_ATTR = "nas.heartbeat"
 #: A trial asked after the budget was spent: failed at once, never evaluated, not a result.
 SURPLUS_ATTR = "nas.surplus"
+#: An interrupted trial whose retry is enqueued after it fails (:func:`mark_interrupted`):
+#: until the retry exists, the budget still counts it (:func:`_counted_before`).
+REQUEUED_ATTR = "nas.requeued"
 #: Plain user attributes a finished trial carries for dashboards (optuna-dashboard lists them):
 #: its outcome (``status``: completed, duplicate, constraint, pruned, timeout, ...;
 #: ``end_reason``; ``duplicate_of``, the twin whose result a duplicate reuses), its static costs
@@ -122,7 +125,8 @@ def open_storage(url: str, *, file: str | None = None, path: str = "storage",
         if "://" in url:
             return _open_rdb(url, heartbeat or HEARTBEAT_INTERVAL)
         Path(url).parent.mkdir(parents=True, exist_ok=True)
-        index = AttrIndex(lambda key: key == UNCOUNTED_ATTR or key.startswith(("nas.rung.", "nas.reserve.")))
+        watched = (UNCOUNTED_ATTR, REQUEUED_ATTR)
+        index = AttrIndex(lambda key: key in watched or key.startswith(("nas.rung.", "nas.reserve.")))
         return JournalStorage(open_journal(url, index=index))
     except Exception as error:  # noqa: BLE001 - any failure to open is the user's URL
         if is_disk_full(error):
@@ -393,8 +397,46 @@ def _next_number(study: optuna.Study) -> int:
 def _counted_before(study: optuna.Study, number: int, budget: int) -> bool:
     """Whether fewer than ``budget`` counted trials come before trial ``number``: the budget
     rule of :func:`budget_left` and :func:`admit` (the uncounted trials are read only when
-    ``number`` itself reaches the budget; below it the answer cannot change)."""
-    return number < budget or number - sum(1 for n in _uncounted(study) if n < number) < budget
+    ``number`` itself reaches the budget; below it the answer cannot change).
+
+    An interrupted trial holds its place until its retry is enqueued (two writes: the trial
+    fails, then its retry is created): else a trial asked between the two took the place and
+    the retry came after the budget. (A process killed between the two leaves the place held,
+    as by a failed trial.)"""
+    if number < budget:
+        return True
+    uncounted = [n for n in _uncounted(study) if n < number]
+    if number - len(uncounted) >= budget:
+        return False
+    return number - len(uncounted) + len(_awaiting_retry(study, uncounted)) < budget
+
+
+def _awaiting_retry(study: optuna.Study, numbers: list[int]) -> set[int]:
+    """Those of the failed trials ``numbers`` that are re-queued (:data:`REQUEUED_ATTR`) and
+    whose retry is not created yet."""
+    from optuna.trial import TrialState
+
+    requeued = set(numbers).intersection(_numbers(study, TrialState.FAIL, REQUEUED_ATTR))
+    return requeued - _retried(study) if requeued else requeued
+
+
+def _retried(study: optuna.Study) -> set[int]:
+    """The numbers of the trials a retry was created for (:data:`RETRY_ATTR`): one query in an
+    RDB storage, else a read of the trials (a retry's attribute comes with its creation, which
+    a journal's index does not see)."""
+    import json
+
+    rdb = _rdb(study)
+    if rdb is None:
+        return {t.user_attrs[RETRY_ATTR] for t in study.get_trials(deepcopy=False) if RETRY_ATTR in t.user_attrs}
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    trial, attr = models.TrialModel, models.TrialUserAttributeModel
+    with _create_scoped_session(rdb.scoped_session) as session:
+        rows = (session.query(attr.value_json).join(trial, attr.trial_id == trial.trial_id)
+                .filter(trial.study_id == study._study_id, attr.key == RETRY_ATTR).all())
+    return {json.loads(value) for (value,) in rows}
 
 
 def budget_left(study: optuna.Study, budget: int) -> bool:
@@ -465,7 +507,7 @@ def mark_interrupted(study: optuna.Study, trial: optuna.Trial | FrozenTrial, rea
     """Fail ``trial`` as uncounted with ``reason`` and enqueue its parameters again (with its
     seed name, and ``nas.retry_of`` pointing back at it). False (and nothing enqueued) when
     another process got there first or the trial had finished."""
-    if not claim_fail(study, trial, {UNCOUNTED_ATTR: True, REASON_ATTR: reason}):
+    if not claim_fail(study, trial, {UNCOUNTED_ATTR: True, REQUEUED_ATTR: True, REASON_ATTR: reason}):
         return False
     retry: dict[str, Any] = {RETRY_ATTR: trial.number}
     if trial.user_attrs.get(SEED_ATTR):
