@@ -18,10 +18,13 @@ then (a cell node whose every out-edge is "none") is left out of ``forward``. It
 stay in the model, so parameters, ``state_dict`` keys and their order are the genotype's
 whatever it prunes; the outputs are the same, only their dead branches' forward hooks never
 fire, their batch-norm statistics never move and their parameters get no gradient.
+:func:`nas.analyze` still counts the pruned nodes' MACs, as the reference networks (e.g.
+NAS-Bench-201's) run them.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 from typing import TYPE_CHECKING, Any
 
@@ -91,7 +94,7 @@ def build_model(
             values[node] = fx_graph.call_module(target, (arguments[0],) if single else (arguments,))
     outputs = [values[o] for o in graph.graph["outputs"]]
     fx_graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
-    return GenotypeModule(modules, fx_graph, genotype)
+    return GenotypeModule(_nest(modules), fx_graph, genotype)
 
 
 def _live_sources(graph: nx.DiGraph) -> dict[str, list[str]]:
@@ -180,8 +183,8 @@ def _overwritable(graph: nx.DiGraph, readers: dict[str, int], roots: dict[str, s
 class GenotypeModule(fx.GraphModule):
     """A network built from a genotype; ``genotype`` holds the source genotype."""
 
-    def __init__(self, modules: dict[str, torch.nn.Module], graph: fx.Graph, genotype: Genotype):
-        root = _nest(modules)
+    def __init__(self, root: torch.nn.Module, graph: fx.Graph, genotype: Genotype):
+        """``root``'s children are the submodules (:func:`_nest`), ``graph`` the forward."""
         super().__init__(root, graph, class_name="GenotypeModule")
         # fx copied only the submodules forward calls: put back the whole tree, in order, so
         # the modules of pruned branches (build_model's prune) keep their parameters
@@ -191,8 +194,32 @@ class GenotypeModule(fx.GraphModule):
             self.add_module(name, child)
         self.genotype = genotype
 
+    def __reduce__(self) -> tuple[Any, tuple]:
+        """Pickled (``torch.save`` of the model) as its submodules (all of them), forward
+        graph, genotype and mode; fx's own pickling keeps only the modules forward calls."""
+        return (_restore, (self._root(), copy.deepcopy(self.graph), self.genotype, self.training))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> GenotypeModule:
+        root, graph, genotype = copy.deepcopy((self._root(), self.graph, self.genotype), memo)
+        copied = _restore(root, graph, genotype, self.training)
+        memo[id(self)] = copied
+        return copied
+
+    def _root(self) -> torch.nn.Module:
+        root = torch.nn.Module()
+        for name, child in self.named_children():
+            root.add_module(name, child)
+        return root
+
     def extra_repr(self) -> str:
         return f"genotype={self.genotype.name!r}, hash={self.genotype.hash[:12]}"
+
+
+def _restore(root: torch.nn.Module, graph: fx.Graph, genotype: Genotype, training: bool) -> GenotypeModule:
+    """A :class:`GenotypeModule` from what its ``__reduce__`` gives."""
+    module = GenotypeModule(root, graph, genotype)
+    module.training = training  # the submodules keep their own modes
+    return module
 
 
 def _nest(modules: dict[str, torch.nn.Module]) -> torch.nn.Module:

@@ -3,11 +3,15 @@ example: tests/test_ops.py)."""
 
 from __future__ import annotations
 
+import copy
+import io
+
 import pytest
 import torch
 
 import nas
 from nas.cli import main
+from nas.build import GenotypeModule
 from nas.nb201 import nb201_params
 
 SMALL = (3, 32, 32)
@@ -162,3 +166,25 @@ def test_pruned_nb201_cells_train_as_the_full_network(cell):
             optimizer.step()
         losses.append(loss.item())
     assert losses[0] == losses[1]
+
+
+def _torch_save_and_load(model):
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=False)
+
+
+@pytest.mark.parametrize("copier", [copy.deepcopy, _torch_save_and_load])
+def test_a_built_model_copies_and_saves_whole(copier):
+    """deepcopy (EMA and SWA copies, best-model snapshots) and torch.save of the model keep its
+    class, genotype, mode, every submodule (a pruned branch's too) and its outputs."""
+    cell = "|nor_conv_3x3~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|none~1|none~2|"
+    genotype = nas.load_genotype("nb201", width=4, cells=1, **nb201_params(cell)).with_input((3, 8, 8))
+    model = nas.build_model(genotype).eval()
+    x = torch.randn(2, 3, 8, 8)
+    copied = copier(model)
+    assert isinstance(copied, GenotypeModule) and copied.genotype == genotype and not copied.training
+    assert list(copied.state_dict()) == list(model.state_dict()) and copied.code == model.code
+    assert not {id(p) for p in copied.parameters()} & {id(p) for p in model.parameters()}
+    torch.testing.assert_close(copied(x), model(x))

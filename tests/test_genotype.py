@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import textwrap
 
 import pytest
@@ -252,3 +254,13 @@ def test_mobile_macro_seeds_are_the_zoo_networks():
         act="silu",
     )
     assert nas.analyze(efficientnet_b0).params == 5_288_548
+
+
+@pytest.mark.parametrize("copier", [lambda g: pickle.loads(pickle.dumps(g)), copy.deepcopy, copy.copy])
+def test_a_genotype_pickles_and_copies(copier):
+    genotype = nas.load_genotype("resnet18", width=8, classes=10).with_input((3, 32, 32))
+    copied = copier(genotype)
+    assert copied == genotype and copied.hash == genotype.hash
+    assert copied.blocks["basic"].parsed_defaults.keys() == genotype.blocks["basic"].parsed_defaults.keys()
+    with pytest.raises(TypeError):
+        copied.params["width"] = 1  # still read-only

@@ -173,6 +173,11 @@ def _dump_body(statements: tuple[Statement, ...]) -> Any:
     return [s.dump() if s.name is None else {s.name: s.dump()} for s in statements]
 
 
+def _block_def(name: str, args: tuple, inputs: tuple, nodes: tuple, doc: str, defaults: dict) -> BlockDef:
+    """A :class:`BlockDef` from its pickled fields."""
+    return BlockDef(name, args, inputs, nodes, doc, MappingProxyType(defaults))
+
+
 @dataclass(frozen=True)
 class BlockDef:
     """A parameterised sub-graph. ``args`` maps names to defaults (``ops.REQUIRED`` for none;
@@ -185,6 +190,10 @@ class BlockDef:
     doc: str = ""
     parsed_defaults: Mapping[str, Expression] = field(default_factory=dict, compare=False, repr=False)
     """Parsed expressions of the string defaults in :attr:`args` (missing ones parse on use)."""
+
+    def __reduce__(self) -> tuple[Any, tuple]:
+        """Pickled (and copied) as its fields, the read-only mapping as a dict."""
+        return (_block_def, (self.name, self.args, self.inputs, self.nodes, self.doc, dict(self.parsed_defaults)))
 
     def default_expression(self, arg: str, text: str) -> Expression:
         """The parsed default ``text`` of argument ``arg``."""
@@ -332,6 +341,12 @@ class Genotype:
         object.__setattr__(self, "blocks", MappingProxyType(dict(self.blocks)))
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
         object.__setattr__(self, "scaling", MappingProxyType(dict(self.scaling)))
+
+    def __reduce__(self) -> tuple[type, tuple]:
+        """Pickled (and copied) as its fields, the read-only mappings as dicts; the copy expands
+        again when asked, with a memo of its own."""
+        return (Genotype, (self.name, self.network, self.input, dict(self.params), dict(self.blocks),
+                           dict(self.meta), dict(self.scaling), self.outputs, self.source))
 
     # ------------------------------------------------------------------ identity
 

@@ -52,6 +52,9 @@ class _Required:
     def __repr__(self) -> str:
         return "required"
 
+    def __reduce__(self) -> str:
+        return "REQUIRED"  # pickled and copied as the one marker (found by name in this module)
+
 
 REQUIRED: Any = _Required()
 """Marker for an argument without a default."""
