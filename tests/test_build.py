@@ -165,7 +165,7 @@ def test_pruned_nb201_cells_train_as_the_full_network(cell):
             loss.backward()
             optimizer.step()
         losses.append(loss.item())
-    assert losses[0] == losses[1]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)  # bit-identical here; rounding may differ
 
 
 def _torch_save_and_load(model):
