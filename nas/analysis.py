@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import networkx as nx
     import pandas as pd
 
-__all__ = ["Stats", "NodeStats", "analyze", "check_memory", "format_bytes", "MAX_MEMORY"]
+__all__ = ["Stats", "NodeStats", "analyze", "check_memory", "depends_on_input", "format_bytes", "MAX_MEMORY"]
 
 BYTES_PER_ELEMENT = 4
 MAX_MEMORY = 4 << 30
@@ -154,6 +154,26 @@ def analyze(genotype: Genotype) -> Stats:
         peak_activation_bytes=_peak_elements(graph) * BYTES_PER_ELEMENT,
         nodes=tuple(nodes),
     )
+
+
+def depends_on_input(graph: nx.DiGraph) -> bool:
+    """Whether an output of the expanded ``graph`` can change with the network's input: False
+    when every path from the input to the outputs passes through a ``zero`` (zeros whatever
+    the values they read), e.g. a NAS-Bench-201 cell whose "none" edges cut its output off.
+    Such a network computes a constant: training it cannot learn anything."""
+    seen = set(graph.graph["outputs"])
+    pending = list(seen)
+    while pending:
+        node = pending.pop()
+        if node == INPUT:
+            return True
+        if graph.nodes[node]["op"] == "zero":
+            continue
+        for source in graph.nodes[node]["inputs"]:
+            if source not in seen:
+                seen.add(source)
+                pending.append(source)
+    return False
 
 
 def alias_roots(graph: nx.DiGraph) -> dict[str, str]:

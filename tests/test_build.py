@@ -188,3 +188,14 @@ def test_a_built_model_copies_and_saves_whole(copier):
     assert list(copied.state_dict()) == list(model.state_dict()) and copied.code == model.code
     assert not {id(p) for p in copied.parameters()} & {id(p) for p in model.parameters()}
     torch.testing.assert_close(copied(x), model(x))
+
+
+@pytest.mark.parametrize("cell, depends", [
+    ("|none~0|+|none~0|nor_conv_3x3~1|+|none~0|nor_conv_1x1~1|nor_conv_3x3~2|", False),  # 10% in the table
+    ("|none~0|+|skip_connect~0|none~1|+|none~0|none~1|nor_conv_3x3~2|", True),
+    ("|nor_conv_3x3~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|none~1|none~2|", True),
+])
+def test_depends_on_input_sees_cells_cut_off_by_none_edges(cell, depends):
+    from nas.analysis import depends_on_input
+
+    assert depends_on_input(nas.load_genotype("nb201", **nb201_params(cell)).graph) is depends

@@ -113,6 +113,25 @@ def test_constraints_prune_without_training(tmp_path):
     assert all(r["epochs"] == 0 and r["wall_time"] < 60 for r in records)
 
 
+def test_a_network_whose_output_ignores_its_input_is_not_trained(tmp_path):
+    genotype = tmp_path / "gate.yaml"
+    genotype.write_text("""\
+input: [1, 8, 8]
+params: {gate: identity, classes: 10}
+network:
+  a: conv(4) <- in
+  b: gate <- a
+  out: seq(relu, gap, linear(classes)) <- b
+""")
+    space = {"genotype": str(genotype), "choices": {"gate": {"choices": ["identity", "zero"]}},
+             "seeds": {"open": {"gate": "identity"}, "closed": {"gate": "zero"}}}
+    summary = run_search(tiny_config(tmp_path, space=space, trials=2), runs_dir=tmp_path / "runs", progress=False)
+    opened, closed = read_trials(summary.run_dir)
+    assert opened["status"] == "completed" and opened["epochs"] == 1
+    assert closed["state"] == "pruned" and closed["status"] == "constraint" and closed["epochs"] == 0
+    assert "does not depend on the input" in closed["end_reason"]
+
+
 def test_statically_infeasible_candidates_are_resampled_not_spent(tmp_path):
     # Only the all-depth-1, stage-3-width-8 networks fit under the ceiling (the seed "small"
     # with either block): 2 of the 32 points. Every trial trains or reuses a twin; none is

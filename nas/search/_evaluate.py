@@ -359,7 +359,7 @@ class _Attempt:
         return self.record.end("complete", "completed", "looked up in the NAS-Bench-201 table", values)
 
     def _trained(self, genotype: Genotype, key: str) -> TrialRecord:
-        from nas.analysis import analyze
+        from nas.analysis import analyze, depends_on_input
 
         record = self.record
         t0 = time.perf_counter()
@@ -376,6 +376,9 @@ class _Attempt:
         if violated:
             ms = (time.perf_counter() - t0) * 1000
             return record.end("pruned", "constraint", f"constraint: {violated} (checked in {ms:.0f} ms)")
+        if not depends_on_input(genotype.graph):
+            return record.end("pruned", "constraint", "the output does not depend on the input (every path "
+                              "from it passes through a zero): a constant, not trained")
         self.log.write(f"genotype {key[:12]}: {stats.params:,} params, {stats.macs:,} MACs")
         reused = self._register(key)
         if reused is not None:
