@@ -127,8 +127,8 @@ def _pruned_and_full(genotype):
 
 
 def test_pruning_skips_dead_work_and_keeps_parameters_outputs_and_gradients():
-    # `sum` adds a zero (through an alias), so it is `a` itself (an alias: the in-place relu reading it must not
-    # overwrite `a`, which `both` reads); then nothing needs `gone` or `dead`
+    # `sum` adds a zero (through an alias), so it is `a` itself, an alias: the in-place relu
+    # reading it must not overwrite `a`, which `both` reads; then nothing needs `gone` or `dead`
     pruned, full = _pruned_and_full(nas.load_genotype(PRUNABLE))
     assert list(pruned.state_dict()) == list(full.state_dict())
     assert "dead" in full.code and "zeros" in full.code
