@@ -18,6 +18,8 @@ from nas import ops
 from nas.genotype import INPUT, Genotype
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence, Set
+
     import networkx as nx
     import pandas as pd
 
@@ -161,28 +163,43 @@ def depends_on_input(graph: nx.DiGraph) -> bool:
     when every path from the input to the outputs passes through a ``zero`` (zeros whatever
     the values they read), e.g. a NAS-Bench-201 cell whose "none" edges cut its output off.
     Such a network computes a constant: training it cannot learn anything."""
-    seen = set(graph.graph["outputs"])
-    pending = list(seen)
+    zero = {node for node, data in graph.nodes(data=True) if data["op"] == "zero"}
+    return INPUT in outputs_depend_on(graph, stop=zero)
+
+
+def outputs_depend_on(
+    graph: nx.DiGraph, sources_of: Mapping[str, Sequence[str]] | None = None, *, stop: Set[str] = frozenset()
+) -> set[str]:
+    """The nodes some output depends on: the outputs and, walking back, each node's sources
+    (``sources_of``, default every node's ``inputs``); a node in ``stop`` is reached but not
+    walked through."""
+    needed = set(graph.graph["outputs"])
+    pending = list(needed)
     while pending:
         node = pending.pop()
-        if node == INPUT:
-            return True
-        if graph.nodes[node]["op"] == "zero":
+        if node in stop:
             continue
-        for source in graph.nodes[node]["inputs"]:
-            if source not in seen:
-                seen.add(source)
+        for source in graph.nodes[node]["inputs"] if sources_of is None else sources_of[node]:
+            if source not in needed:
+                needed.add(source)
                 pending.append(source)
-    return False
+    return needed
 
 
-def alias_roots(graph: nx.DiGraph) -> dict[str, str]:
+def alias_roots(graph: nx.DiGraph, sources_of: Mapping[str, Sequence[str]] | None = None) -> dict[str, str]:
     """For every node, the node whose tensor it is: itself, or for an alias (identity:
     :attr:`nas.ops.Op.alias`) the root of its input. One pass in insertion (topological)
-    order, so long identity chains stay linear."""
+    order, so long identity chains stay linear. ``sources_of``: each node's inputs where they
+    are fewer than the graph's (a sum left one input is an alias of it: ``nas.build``)."""
     roots: dict[str, str] = {}
     for node, data in graph.nodes(data=True):
-        roots[node] = roots[data["inputs"][0]] if node != INPUT and ops.get(data["op"]).alias else node
+        if node != INPUT:
+            sources = data["inputs"] if sources_of is None else sources_of[node]
+            op = ops.get(data["op"])
+            if op.alias or len(sources) < op.min_inputs:
+                roots[node] = roots[sources[0]]
+                continue
+        roots[node] = node
     return roots
 
 

@@ -34,7 +34,7 @@ import torch
 import torch.fx as fx
 
 from nas import ops
-from nas.analysis import MAX_MEMORY, alias_roots, check_memory
+from nas.analysis import MAX_MEMORY, alias_roots, check_memory, outputs_depend_on
 from nas.genotype import INPUT, Genotype
 from nas.ops import BuildContext
 
@@ -63,11 +63,11 @@ def build_model(
     graph = genotype.graph
     if prune:
         sources_of = _live_sources(graph)
-        needed = _needed(graph, sources_of)
+        needed = outputs_depend_on(graph, sources_of)
     else:
         sources_of = {node: list(data["inputs"]) for node, data in graph.nodes(data=True)}
         needed = set(graph)
-    roots = _roots(graph, sources_of)
+    roots = alias_roots(graph, sources_of)
     readers = _reader_counts(graph, sources_of, needed, roots)
     fx_graph = fx.Graph()
     modules: dict[str, Any] = {}
@@ -110,32 +110,6 @@ def _live_sources(graph: nx.DiGraph) -> dict[str, list[str]]:
             sources = [s for s in sources if s not in zero] or sources
         sources_of[node] = sources
     return sources_of
-
-
-def _needed(graph: nx.DiGraph, sources_of: dict[str, list[str]]) -> set[str]:
-    """The nodes some output depends on, through ``sources_of``."""
-    needed = set(graph.graph["outputs"])
-    pending = list(needed)
-    while pending:
-        for source in sources_of[pending.pop()]:
-            if source not in needed:
-                needed.add(source)
-                pending.append(source)
-    return needed
-
-
-def _roots(graph: nx.DiGraph, sources_of: dict[str, list[str]]) -> dict[str, str]:
-    """For every node, the node whose tensor it is (:func:`nas.analysis.alias_roots`), a sum
-    left one input (:func:`_live_sources`) being an alias of it too."""
-    roots: dict[str, str] = {}
-    for node, data in graph.nodes(data=True):
-        if node != INPUT:
-            op = ops.get(data["op"])
-            if op.alias or len(sources_of[node]) < op.min_inputs:
-                roots[node] = roots[sources_of[node][0]]
-                continue
-        roots[node] = node
-    return roots
 
 
 @functools.cache
