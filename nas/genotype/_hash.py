@@ -2,11 +2,15 @@
 
 A search hashes every candidate (deduplication), and candidates of one space share most of
 their nodes and neighbourhoods. So the text of a node's label (``op(args)shape``) and the
-digest of every label text a refinement step builds are kept across calls, in two bounded
-tables (:data:`MAX_KEPT` entries each, emptied when full; digests only of texts up to
-:data:`MAX_KEPT_TEXT` characters, so the tables' size in bytes is bounded too): a digest is a
-pure function of its text, so what a table returns is what the computation would give.
-Thread-safe (a table read while another thread empties it is a miss).
+digest of every text a refinement step builds are kept across calls, in two bounded tables
+(:data:`MAX_KEPT` entries each, emptied when full; digests only of texts up to
+:data:`MAX_KEPT_TEXT` characters, so the tables' size in bytes is bounded too). A digest is
+kept under the tuple of the strings its text is made of (the node's text, its edges' ports,
+its neighbours' texts, in the graph's order), not under the text: looking a tuple up reuses
+the strings' cached hashes, where a text would be built and hashed whole on every lookup. The
+tuple determines the text, and a digest is a pure function of its text, so what a table
+returns is what the computation would give. Thread-safe (a table read while another thread
+empties it is a miss).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ MAX_KEPT_TEXT = 1 << 10
 """Longest refinement text whose digest is kept (a node and its neighbours' labels: a few
 hundred characters in the zoo; a node with many neighbours is digested every time)."""
 
-_DIGESTS: dict[str, str] = {}
+_DIGESTS: dict[tuple[Any, ...], str] = {}  # refinement key -> digest of its text
 _LABELS: dict[tuple, str] = {}
 
 
@@ -75,30 +79,39 @@ def graph_hash(graph: nx.DiGraph, iterations: int = 4, *, labels: Mapping[str, s
             source_index = index_of[source]
             successors[source_index].append((text, target_index))
             before.append((text, source_index))
-    # most nodes have one reader and one source: nothing to sort, their text in one expression
+    # most nodes have one reader and one source: their key is five strings, their text one
+    # expression, nothing to sort; the others' key starts with their edges' ports (a tuple,
+    # so no key of one kind equals one of the other)
     single: list[tuple[int, str, int, str, int]] = []
-    several: list[tuple[int, list[tuple[str, int]], list[tuple[str, int]]]] = []
+    several: list[tuple[int, tuple[Any, ...], list[int], list[tuple[str, int]], list[tuple[str, int]]]] = []
     for index, (after, before) in enumerate(zip(successors, predecessors)):
         if len(after) == 1 and len(before) == 1:
             single.append((index, *after[0], *before[0]))
         else:
-            several.append((index, after, before))
+            edges = after + before
+            ports = (len(after), *[port for port, _ in edges])
+            several.append((index, ports, [other for _, other in edges], after, before))
     counts: list[tuple[str, int]] = []
     digests = _DIGESTS
     for _ in range(iterations):
         new = texts.copy()  # each node's entry replaced below
         for index, port, reader, source_port, source in single:
-            text = f"{texts[index]}{port}{texts[reader]}{source_port}{texts[source]}"  # one allocation
-            digest = digests.get(text)
-            new[index] = digest if digest is not None else _new_digest(text)
-        for index, after, before in several:
-            text = (
-                texts[index]
-                + "".join(sorted([port + texts[other] for port, other in after]))
-                + "".join(sorted([port + texts[other] for port, other in before]))
-            )
-            digest = digests.get(text)
-            new[index] = digest if digest is not None else _new_digest(text)
+            key = (texts[index], port, texts[reader], source_port, texts[source])
+            digest = digests.get(key)
+            if digest is None:
+                digest = _new_digest(key, f"{key[0]}{port}{key[2]}{source_port}{key[4]}")
+            new[index] = digest
+        for index, ports, others, after, before in several:
+            key = (texts[index], ports, *map(texts.__getitem__, others))
+            digest = digests.get(key)
+            if digest is None:
+                text = (
+                    texts[index]
+                    + "".join(sorted([port + texts[other] for port, other in after]))
+                    + "".join(sorted([port + texts[other] for port, other in before]))
+                )
+                digest = _new_digest(key, text)
+            new[index] = digest
         texts = new
         counts.extend(sorted(Counter(texts).items()))
     return _digest(_tuple_text(counts))
@@ -169,11 +182,12 @@ def _keep(table: dict, key: Any, value: str) -> str:
     return value
 
 
-def _new_digest(text: str) -> str:
-    """The digest of a refinement ``text`` not in the table, kept there if short enough."""
+def _new_digest(key: tuple[Any, ...], text: str) -> str:
+    """The digest of a refinement ``text`` (made of ``key``'s strings) not in the table, kept
+    there under ``key`` if the text is short enough."""
     digest = _digest(text)
     if len(text) <= MAX_KEPT_TEXT:
-        _keep(_DIGESTS, text, digest)
+        _keep(_DIGESTS, key, digest)
     return digest
 
 
