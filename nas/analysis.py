@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from nas.errors import GenotypeError
 from nas import ops
 from nas.genotype import INPUT, Genotype
+from nas.genotype._model import require_genotype
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence, Set
@@ -127,9 +128,10 @@ def _format_args(args: dict[str, Any]) -> str:
 def analyze(genotype: Genotype) -> Stats:
     """Static figures for ``genotype`` (expanding it if not yet done).
 
-    Raises :class:`nas.GenotypeError` when the genotype does not expand.
+    Raises :class:`nas.GenotypeError` when the genotype does not expand, ``TypeError`` when
+    ``genotype`` is not a :class:`~nas.Genotype`.
     """
-    graph = genotype.graph
+    graph = require_genotype(genotype).graph
     nodes = []
     for path, data in graph.nodes(data=True):
         if path == INPUT:

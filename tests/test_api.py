@@ -27,3 +27,23 @@ def test_dir_shows_the_lazily_imported_names():
     for name in (*nas.__all__, "build_model", "analyze", "scale", "Stats", "__version__"):
         assert name in names
     assert (Path(nas.__file__).parent / "py.typed").is_file()
+
+
+@pytest.mark.parametrize("value", [None, "resnet18", {"network": ["relu"]}, 3])
+@pytest.mark.parametrize("call", [nas.analyze, nas.build_model, lambda g: nas.scale(g, phi=1)],
+                         ids=["analyze", "build_model", "scale"])
+def test_a_genotype_argument_that_is_not_a_genotype_is_a_type_error_naming_it(call, value):
+    with pytest.raises(TypeError, match=rf"^genotype must be a nas.Genotype.*, got {type(value).__name__}$"):
+        call(value)
+
+
+@pytest.mark.parametrize("source", [None, 3, b"resnet18", ["resnet18"]])
+def test_load_genotype_from_an_object_of_another_type_is_a_type_error(source):
+    with pytest.raises(TypeError, match=rf"^source must be a path, YAML text, a zoo name or a mapping, "
+                                        rf"got {type(source).__name__}$"):
+        nas.load_genotype(source)
+
+
+def test_load_genotype_of_a_genotype_says_it_is_one_already():
+    with pytest.raises(TypeError, match="got Genotype$"):
+        nas.load_genotype(nas.load_genotype("resnet18"))

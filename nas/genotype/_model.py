@@ -53,7 +53,7 @@ from nas.genotype._memo import ExpansionMemo
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["Statement", "BlockDef", "Genotype", "load_genotype", "FORMS", "RESERVED_NAMES"]
+__all__ = ["Statement", "BlockDef", "Genotype", "load_genotype", "require_genotype", "FORMS", "RESERVED_NAMES"]
 
 FORMS = ("repeat", "seq")
 """Structural forms callable in expressions: ``repeat(n, first, rest)`` and ``seq(a, b, ...)``."""
@@ -498,8 +498,12 @@ def load_genotype(source: str | Path | Mapping[str, Any], /, **params: Any) -> G
     file again with other parameters reads it and its imports to check they are unchanged,
     without parsing them again, and expands through the blocks already expanded.
 
-    Raises :class:`GenotypeError` (one line: file, key path, problem) for anything wrong.
+    Raises :class:`GenotypeError` (one line: file, key path, problem) for anything wrong in
+    the genotype, and ``TypeError`` for a ``source`` of another type.
     """
+    if not isinstance(source, (str, os.PathLike, Mapping)):
+        raise TypeError(f"source must be a path, YAML text, a zoo name or a mapping, got "
+                        f"{type(source).__name__}")
     if isinstance(source, Mapping):
         genotype = _from_data(source, file=None, base=Path.cwd(), default_name="genotype", log=FileLog())
     else:
@@ -517,6 +521,19 @@ def load_genotype(source: str | Path | Mapping[str, Any], /, **params: Any) -> G
     except GenotypeError as error:
         raise error.located(file=genotype.source)
     return genotype
+
+
+def require_genotype(value: Any, name: str = "genotype") -> Genotype:
+    """``value``, checked to be a :class:`Genotype`: the public functions that take one call
+    this first, so a path, a zoo name or ``None`` fails here rather than deep inside.
+
+    Raises:
+        TypeError: naming ``name`` and the type given.
+    """
+    if not isinstance(value, Genotype):
+        hint = " (load it with nas.load_genotype)" if isinstance(value, (str, os.PathLike, Mapping)) else ""
+        raise TypeError(f"{name} must be a nas.Genotype{hint}, got {type(value).__name__}")
+    return value
 
 
 _LOADED = LoadCache()

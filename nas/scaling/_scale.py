@@ -23,6 +23,7 @@ from typing import Any
 
 from nas.errors import ConfigError, GenotypeError, NasError
 from nas.genotype import LIMITS, MATH_FUNCTIONS, Genotype
+from nas.genotype._model import require_genotype
 
 __all__ = ["DEFAULT_COEFFICIENTS", "Multipliers", "multipliers", "scale"]
 
@@ -179,7 +180,9 @@ def scale(
         GenotypeError: the genotype declares no parameter for a multiplier other than 1, a
             declared parameter is not an int or a list of ints, or the scaled network exceeds
             the size limits (:data:`nas.genotype.LIMITS`) or does not expand.
+        TypeError: ``genotype`` is not a :class:`~nas.Genotype`.
     """
+    require_genotype(genotype)
     for name, divisor in (("width_divisor", width_divisor), ("resolution_divisor", resolution_divisor)):
         if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
             raise ConfigError(f"{name} must be a positive integer, got {divisor!r}")
