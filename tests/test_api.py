@@ -47,3 +47,10 @@ def test_load_genotype_from_an_object_of_another_type_is_a_type_error(source):
 def test_load_genotype_of_a_genotype_says_it_is_one_already():
     with pytest.raises(TypeError, match="got Genotype$"):
         nas.load_genotype(nas.load_genotype("resnet18"))
+
+
+@pytest.mark.parametrize("shape", ["332", "3,32,32", None, 32])
+def test_with_input_refuses_a_shape_that_is_not_a_sequence(shape):
+    # "332" was read as the expressions '3', '3', '2': an input of (3, 3, 2) without a word.
+    with pytest.raises(TypeError, match=r"^shape must be a sequence of ints such as \(3, 32, 32\), got "):
+        nas.load_genotype("resnet18").with_input(shape)

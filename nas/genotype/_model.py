@@ -412,7 +412,13 @@ class Genotype:
         return replace(self, params=merged)
 
     def with_input(self, shape: Iterable[int]) -> Genotype:
-        """A copy whose input has shape ``(C, H, W)``."""
+        """A copy whose input has shape ``shape``, e.g. ``(C, H, W)`` (checked on expansion).
+
+        Raises:
+            TypeError: ``shape`` is not a sequence (a string such as ``"3,32,32"`` is not one).
+        """
+        if isinstance(shape, (str, bytes)) or not isinstance(shape, Iterable):
+            raise TypeError(f"shape must be a sequence of ints such as (3, 32, 32), got {shape!r}")
         return replace(self, input=tuple(shape))
 
     # ------------------------------------------------------------------ text
