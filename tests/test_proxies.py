@@ -201,6 +201,40 @@ def test_bad_requests_are_config_errors():
         P.score(nas.load_genotype(MLP), None, ["snip"])
 
 
+X4, Y2 = torch.zeros(3, 4), torch.tensor([0, 1, 0])
+
+
+@pytest.mark.parametrize("data, options, message", [
+    ((X4, Y2), {"names": "snip"}, r"names must be a list of proxy names, got the string 'snip' \(for one proxy: \['snip'\]\)"),
+    ((torch.zeros(3, 5), Y2), {}, r"images are \(5,\) but genotype 'mlp' takes \(4,\)"),
+    ((torch.zeros(3, 1, 4), Y2), {}, r"images are \(1, 4\) but genotype 'mlp' takes \(4,\)"),
+    ((X4.double(), Y2), {}, "images must be a float32 tensor, got torch.float64"),
+    ((X4, torch.tensor([0, 1, 2])), {}, r"labels must lie in \[0, 2\) \(the network's 2 classes\), got 0 to 2"),
+    ((X4, torch.tensor([0, -1, 1])), {}, r"labels must lie in \[0, 2\)"),
+    ((X4, Y2.float()), {}, r"labels must be a 1-D int64 tensor, got torch.float32 of shape \(3,\)"),
+    ((X4, Y2[:, None]), {}, r"labels must be a 1-D int64 tensor, got torch.int64 of shape \(3, 1\)"),
+    ((X4, Y2), {"seed": -1}, r"seed: must be an integer in \[0, 4294967295\], got -1"),
+    ((X4, Y2), {"seed": 2**70}, "seed: must be an integer"),
+    ((X4, Y2), {"device": "tpu"}, "device: must be cpu, cuda or cuda:N, got 'tpu'"),
+    ((X4, Y2), {"device": "cuda:99"}, "device: cuda:99: this machine has"),
+])
+def test_misused_arguments_are_one_line_config_errors_not_torch_tracebacks(data, options, message):
+    # Each failed inside torch (a conv's channel message, "Target 2 is out of bounds", an
+    # overflow unpacking the seed, no NVIDIA driver) or, for names="snip", as proxy 's'.
+    options = {"names": ["snip"], **options}
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        P.score(nas.load_genotype(MLP), data, options.pop("names"), **options)
+
+
+@pytest.mark.parametrize("batch_size", [-3, 1])
+def test_a_batch_size_below_two_is_refused_not_sliced(batch_size):
+    from nas.data import load_dataset
+
+    # batch_size=-3 took all but the last 3 images.
+    with pytest.raises(ConfigError, match=rf"^batch_size: must be an integer in \[2, inf\), got {batch_size}$"):
+        P.image_batch(load_dataset("digits", subset=200), batch_size=batch_size)
+
+
 def test_dataset_batch_is_stratified_and_normalised():
     from nas.data import load_dataset
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from nas import _checks
 from nas.errors import ConfigError
 from nas.proxies._network import Network
 from nas.proxies._registry import Proxy, Undefined, get_proxy, proxy_names
@@ -69,11 +70,13 @@ def image_batch(data: Dataset | Batch, *, batch_size: int = 64, seed: int = 0) -
         seed: Chooses the images taken from a dataset.
 
     Raises:
-        ConfigError: for anything else, or a batch of fewer than 2 images.
+        ConfigError: for anything else, a ``batch_size`` below 2, a batch of fewer than 2
+            images or images that are not float32.
     """
     from nas.data import Dataset, stratified_order
 
     if isinstance(data, Dataset):
+        _checks.number(batch_size, path="batch_size", low=2, integer=True)
         generator = torch.Generator().manual_seed(seed)
         index = stratified_order(data.train_labels, generator)[:batch_size]
         images = data.train_images[index].float().div_(255)
@@ -82,14 +85,36 @@ def image_batch(data: Dataset | Batch, *, batch_size: int = 64, seed: int = 0) -
         inputs, targets = (images - mean) / std, data.train_labels[index]
     elif isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         inputs, targets = data
-        if not inputs.is_floating_point():
-            raise ConfigError(f"images must be a float tensor, got {inputs.dtype}")
+        if inputs.dtype != torch.float32:  # the model's dtype
+            raise ConfigError(f"images must be a float32 tensor, got {inputs.dtype}")
     else:
         raise ConfigError("data must be a nas.data.Dataset or an (images, labels) pair of tensors")
     if inputs.dim() < 2 or len(inputs) < 2 or len(targets) != len(inputs):
         raise ConfigError(f"need at least 2 images with one label each, got images "
                           f"{tuple(inputs.shape)} and labels {tuple(targets.shape)}")
     return inputs, targets
+
+
+def _check_batch(genotype: Genotype, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+    """Images of the genotype's input shape and, for a classifier (an output of ``(K,)``),
+    one int64 label in ``[0, K)`` per image: what the proxies' loss reads.
+
+    Raises:
+        ConfigError: saying what does not fit.
+    """
+    if tuple(inputs.shape[1:]) != genotype.input_shape:
+        raise ConfigError(f"images are {tuple(inputs.shape[1:])} but genotype {genotype.name!r} "
+                          f"takes {genotype.input_shape} (see Genotype.with_input)")
+    graph = genotype.graph
+    output = tuple(graph.nodes[graph.graph["outputs"][0]]["shape"])
+    if len(output) != 1:
+        return
+    if targets.dim() != 1 or targets.dtype not in (torch.int64, torch.uint8):  # cross_entropy's
+        raise ConfigError(f"labels must be a 1-D int64 tensor, got {targets.dtype} of shape "
+                          f"{tuple(targets.shape)}")
+    if len(targets) and not 0 <= int(targets.min()) <= int(targets.max()) < output[0]:
+        raise ConfigError(f"labels must lie in [0, {output[0]}) (the network's {output[0]} classes), "
+                          f"got {int(targets.min())} to {int(targets.max())}")
 
 
 def _as_genotype(genotype: Genotype | str | PathLike[str]) -> Genotype:
@@ -146,10 +171,17 @@ def score(
 
     Raises:
         ConfigError: an unknown proxy name (the message lists the valid ones), a proxy that
-            needs data when ``data`` is ``None``, unusable data.
+            needs data when ``data`` is ``None``, unusable data (images not of the genotype's
+            input shape, labels not classes of its output), a seed outside ``[0, 2**32)``, a
+            device this machine lacks (:func:`nas._checks.device`).
         GenotypeError: a genotype that does not load or expand.
     """
+    if isinstance(names, str):
+        raise ConfigError(f"names must be a list of proxy names, got the string {names!r} "
+                          f"(for one proxy: [{names!r}])")
     proxies = [get_proxy(n) for n in (proxy_names() if names is None else names)]
+    _checks.seed(seed, path="seed")
+    _checks.device(str(device), path="device")
     genotype = _as_genotype(genotype)
     needy = [p.name for p in proxies if p.needs_data]
     if needy and data is None:
@@ -161,6 +193,8 @@ def score(
     dynamic = [p for p in proxies if not p.static]
     if dynamic:
         inputs, targets = (None, None) if data is None else image_batch(data, batch_size=batch_size, seed=seed)
+        if inputs is not None:
+            _check_batch(genotype, inputs, targets)
         net = Network(genotype, inputs, targets, seed=seed, device=torch.device(device))
         if not net.depends_on_input():
             for proxy in dynamic:
