@@ -333,3 +333,10 @@ def test_analyze_multi_objective_run(runs: Path, trained_run: Path, tmp_path: Pa
         assert f"| {record['trial']} |" in report
     front = pareto_front(load(run_dir))
     assert sorted(int(n) for n in front["number"]) == sorted(r["trial"] for r in pareto)
+
+
+@pytest.mark.parametrize("run_dirs", [None, 3, b"runs/x", [None]])
+def test_run_folders_of_another_type_are_a_type_error(run_dirs) -> None:
+    # load(None) failed with "'NoneType' object is not iterable"; b"runs/x" as the paths 114, 117...
+    with pytest.raises(TypeError, match="^run_dirs must be a run folder's path or a list of them, got "):
+        load(run_dirs)

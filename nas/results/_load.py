@@ -17,6 +17,7 @@ Does not write anything into the run folder.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -219,9 +220,20 @@ def _read_run(run_dir: Path, *, storage: str | None,
 
 
 def _as_dirs(run_dirs: str | Path | Iterable[str | Path]) -> list[Path]:
-    if isinstance(run_dirs, (str, Path)):
+    """``run_dirs`` (one folder or several) as paths.
+
+    Raises:
+        TypeError: ``run_dirs`` is neither a path nor an iterable of paths.
+        ConfigError: no folder is given.
+    """
+    if isinstance(run_dirs, (str, os.PathLike)):
         return [Path(run_dirs)]
-    dirs = [Path(d) for d in run_dirs]
+    items = [run_dirs] if isinstance(run_dirs, bytes) or not isinstance(run_dirs, Iterable) else list(run_dirs)
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)):
+            raise TypeError(f"run_dirs must be a run folder's path or a list of them, got "
+                            f"{type(item).__name__}")
+    dirs = [Path(d) for d in items]
     if not dirs:
         raise ConfigError("no run folder given")
     return dirs
