@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from nas.cli import main as nas
-from nas.results import COLUMNS, PARAM_PREFIX, analyze, best, export_best, load, pareto_front
+from nas.results import COLUMNS, PARAM_PREFIX, analyze, best, budget, candidates, export_best, load, pareto_front
 from nas.search import best_trials, load_config, run_search
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -340,3 +340,20 @@ def test_run_folders_of_another_type_are_a_type_error(run_dirs) -> None:
     # load(None) failed with "'NoneType' object is not iterable"; b"runs/x" as the paths 114, 117...
     with pytest.raises(TypeError, match="^run_dirs must be a run folder's path or a list of them, got "):
         load(run_dirs)
+
+
+FRAME_FUNCTIONS = [best, budget, candidates, lambda f: pareto_front(f, ["val_accuracy"], ["maximize"])]
+
+
+@pytest.mark.parametrize("function", FRAME_FUNCTIONS, ids=["best", "budget", "candidates", "pareto_front"])
+def test_a_frame_not_from_load_is_named_not_a_key_error(function, tmp_path: Path) -> None:
+    import pandas as pd
+
+    (tmp_path / "run.json").write_text(json.dumps({"name": "x", "objectives": ["val_accuracy"],
+                                                   "directions": ["maximize"]}))
+    assert len(function(load(tmp_path))) == 0
+    # A few columns of a frame failed with pandas' KeyError: 'state'; a dict with AttributeError.
+    with pytest.raises(ValueError, match=r"^frame lacks the column\(s\) .*state.* of a nas.results.load frame"):
+        function(pd.DataFrame({"val_accuracy": [0.5], "macs": [10]}))
+    with pytest.raises(TypeError, match="^frame must be a DataFrame from nas.results.load, got dict$"):
+        function({"val_accuracy": [0.5]})

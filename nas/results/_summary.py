@@ -36,9 +36,35 @@ def cost_column(frame: pd.DataFrame) -> str | None:
     return None
 
 
+#: The columns of a :func:`nas.results.load` frame that the functions here read.
+_TRIAL_COLUMNS = ("run", "number", "state", "status", "duplicate_of")
+
+
+def _check_frame(frame: Any, columns: Sequence[str] = _TRIAL_COLUMNS) -> None:
+    """Raise when ``frame`` is not a :func:`nas.results.load` frame with ``columns``.
+
+    Raises:
+        TypeError: ``frame`` is not a DataFrame.
+        ValueError: it lacks one of ``columns`` (e.g. a selection of a few columns).
+    """
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"frame must be a DataFrame from nas.results.load, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"frame lacks the column(s) {', '.join(missing)} of a nas.results.load "
+                         "frame; select rows, not columns, before passing it")
+
+
 def candidates(frame: pd.DataFrame, objectives: Sequence[str] = ()) -> pd.DataFrame:
     """Complete trials that evaluated a genotype of their own (no duplicates) and have every
-    objective in ``objectives``."""
+    objective in ``objectives``.
+
+    Raises:
+        TypeError, ValueError: ``frame`` is not a :func:`nas.results.load` frame.
+    """
+    _check_frame(frame)
     mask = (frame["state"] == "complete") & frame["duplicate_of"].isna() & (frame["status"] != "unreadable")
     for col in objectives:
         mask &= frame[col].notna() if col in frame else False
@@ -61,8 +87,11 @@ def pareto_front(frame: pd.DataFrame, objectives: Sequence[str] | None = None,
         ValueError: a direction other than those two, not one direction per objective, a
             column the frame lacks (the message lists the available ones), or no objectives
             given while the frame's runs have different ones.
+        TypeError, ValueError: ``frame`` is not a :func:`nas.results.load` frame.
     """
     from nas.search._records import direction_signs
+
+    _check_frame(frame)
 
     if isinstance(directions, str) or isinstance(objectives, str):
         raise ValueError("objectives and directions are lists, one direction per objective")
@@ -101,7 +130,12 @@ def pareto_front(frame: pd.DataFrame, objectives: Sequence[str] | None = None,
 
 def best(frame: pd.DataFrame) -> pd.DataFrame:
     """The best trial (one objective: the earliest with the best value) or the Pareto set (several),
-    over the frame's objectives; matches :func:`nas.search.best_trials` for one run."""
+    over the frame's objectives; matches :func:`nas.search.best_trials` for one run.
+
+    Raises:
+        TypeError, ValueError: ``frame`` is not a :func:`nas.results.load` frame.
+    """
+    _check_frame(frame)
     objectives = frame.attrs.get("objectives") or []
     directions = frame.attrs.get("directions") or []
     if len(objectives) > 1:
@@ -158,8 +192,14 @@ def budget(frame: pd.DataFrame) -> pd.DataFrame:
     """Where the trials and the wall time went: one row per category (trained, deduplicated,
     rejected by constraints, pruned, interrupted, failed, running or waiting) with ``trials``,
     ``wall_time`` (seconds), ``statuses`` (the end reasons counted in it); only categories that
-    occur. Unreadable trials are counted by their storage state."""
+    occur. Unreadable trials are counted by their storage state.
+
+    Raises:
+        TypeError, ValueError: ``frame`` is not a :func:`nas.results.load` frame.
+    """
     import pandas as pd
+
+    _check_frame(frame, ("state", "status", "wall_time"))
 
     states, statuses = frame["state"].astype(str).tolist(), frame["status"].astype(str).tolist()
     labels = []
