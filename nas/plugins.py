@@ -42,14 +42,16 @@ import importlib.util
 import re
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from nas.errors import ConfigError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "check_registration",
     "load_installed",
     "load_plugin",
     "load_plugins",
@@ -64,6 +66,22 @@ _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z"
 
 _LOADED: dict[str, ModuleType] = {}  # resolved reference -> module
 _INSTALLED: list[str] | None = None  # entry points loaded, once per process
+
+
+def check_registration(kind: str, name: Any, entry: Any, taken: Container[str], *,
+                       what: str = "function") -> None:
+    """The rule every registry's decorator applies (samplers, proxies, datasets): ``name`` is a
+    non-empty string not in ``taken``, and ``entry`` is callable.
+
+    Raises:
+        ValueError: naming the ``kind`` and the problem (a programming error in a plugin).
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a {kind}'s name is a non-empty string, got {name!r}")
+    if name in taken:
+        raise ValueError(f"{kind} {name!r} is already registered")
+    if not callable(entry):
+        raise ValueError(f"{kind} {name!r}: {entry!r} is not a {what}")
 
 
 def _is_path(ref: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ import nas.genotype._libraries
 import nas.genotype._model
 import nas.ops._registry
 import nas.plugins
+import nas.proxies._registry
 import nas.samplers._registry
 from nas.cli import main
 from nas.errors import ConfigError, GenotypeError
@@ -39,6 +41,7 @@ def isolated():
         (nas.ops._registry, "_ACTIVATIONS"), (nas.data._registry, "_LOADERS"),
         (nas.data._registry, "_CHECKS"), (nas.samplers._registry, "_SAMPLERS"),
         (nas.genotype._libraries, "_DIRS"), (nas.plugins, "_LOADED"),
+        (nas.proxies._registry, "_REGISTRY"),
     ]
     copies = [(module, name, getattr(module, name).copy()) for module, name in saved]
     installed = nas.plugins._INSTALLED
@@ -352,6 +355,23 @@ def test_a_failing_entry_point_names_itself(isolated, tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"plugin entry point 'broken' \(fake_nas_plugin_missing\): "
                                           r"ModuleNotFoundError"):
         nas.ops.get("no_such_op_anywhere")
+
+
+@pytest.mark.parametrize("kind, register", [
+    ("proxy", lambda name: nas.proxies.register_proxy(name, needs_data=False)),
+    ("dataset", nas.data.register_dataset),
+    ("sampler", nas.samplers.register_sampler),
+])
+@pytest.mark.parametrize("name, entry, message", [
+    (None, len, "a {kind}'s name is a non-empty string, got None"),
+    ("", len, "a {kind}'s name is a non-empty string, got ''"),
+    ("fresh_name", 3, "{kind} 'fresh_name': 3 is not a "),
+])
+def test_every_registry_refuses_a_bad_name_or_a_non_callable_alike(isolated, kind, register, name, entry,
+                                                                   message):
+    # register_proxy and register_dataset took all of these, to fail when the entry was used.
+    with pytest.raises(ValueError, match=f"^{re.escape(message.format(kind=kind))}"):
+        register(name)(entry)
 
 
 def test_config_plugins_datasets_samplers_and_libraries(isolated, tmp_path):

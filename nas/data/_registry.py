@@ -49,12 +49,14 @@ def register_dataset(
             reading them or writing anything; raises :class:`~nas.errors.ConfigError`.
 
     Raises:
-        ValueError: ``name`` is already registered (a programming error, not user input).
+        ValueError: ``name`` is not a non-empty string or is already registered, or ``loader``
+            is not callable (a programming error, not user input).
     """
 
     def add(loader: SourceLoader) -> SourceLoader:
-        if name in _LOADERS:
-            raise ValueError(f"dataset {name!r} is already registered")
+        from nas.plugins import check_registration
+
+        check_registration("dataset", name, loader, _LOADERS)
         _LOADERS[name] = loader
         if check is not None:
             _CHECKS[name] = check

@@ -57,12 +57,14 @@ def register_proxy(name: str, *, needs_data: bool, static: bool = False
     """Decorator registering ``fn`` as the proxy ``name``.
 
     Raises:
-        ValueError: if ``name`` is already registered.
+        ValueError: ``name`` is not a non-empty string or is already registered, or ``fn`` is
+            not callable.
     """
 
     def decorate(fn: Callable[[Any], float]) -> Callable[[Any], float]:
-        if name in _REGISTRY:
-            raise ValueError(f"proxy {name!r} is already registered")
+        from nas.plugins import check_registration
+
+        check_registration("proxy", name, fn, _REGISTRY)
         _REGISTRY[name] = Proxy(name, fn, needs_data, static)
         return fn
 

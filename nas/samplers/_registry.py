@@ -39,14 +39,10 @@ def register_sampler(name: str, *, multi_objective: bool = False) -> Callable[[A
     """
 
     def add(factory: Any) -> Any:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a sampler's name is a non-empty string, got {name!r}")
+        from nas.plugins import check_registration
         from nas.search._config import SAMPLERS
 
-        if name in SAMPLERS or name in _SAMPLERS:
-            raise ValueError(f"sampler {name!r} is already registered")
-        if not callable(factory):
-            raise ValueError(f"sampler {name!r}: {factory!r} is not a class or function")
+        check_registration("sampler", name, factory, {*SAMPLERS, *_SAMPLERS}, what="class or function")
         _SAMPLERS[name] = PluginSampler(name, factory, multi_objective)
         return factory
 
