@@ -257,6 +257,15 @@ def test_rank_ensemble_and_correlations():
         P.rank_ensemble(scores, method="max")
 
 
+@pytest.mark.parametrize("correlation", [P.spearman, P.kendall])
+@pytest.mark.parametrize("y", [[1.0, 2.0], [1.0, 2.0, 3.0, 4.0]])
+def test_correlations_of_unequal_lengths_say_so(correlation, y):
+    # numpy's "dimensions ... must match exactly" and scipy's "shapes are incompatible".
+    with pytest.raises(ValueError, match=rf"^x and y must be equally long \(one score per network each\), "
+                                         rf"got 3 and {len(y)}$"):
+        correlation([1.0, 2.0, 3.0], y)
+
+
 def test_cli_score_prints_scores_and_reasons(capsys, tmp_path):
     from nas.cli import main
 

@@ -58,6 +58,9 @@ def test_kendall_tau() -> None:
     assert kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0
     assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(2 / 3)
     assert kendall_tau([1, 1, 1], [1, 2, 3]) is None and kendall_tau([1], [1]) is None
+    for y in ([1, 2], [1, 2, 3, 4]):  # an IndexError, or the extra values ignored
+        with pytest.raises(ValueError, match=f"^x and y must be equally long, got 3 and {len(y)}$"):
+            kendall_tau([1, 2, 3], y)
 
 
 def test_retrain_table_has_mean_and_std_per_architecture(tmp_path: Path, digits_npz: Path) -> None:

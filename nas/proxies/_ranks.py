@@ -52,16 +52,36 @@ def rank_ensemble(scores: Mapping[str, Sequence[float]], *, method: str = "mean"
     return normalised.mean(0) if method == "mean" else np.log(normalised).sum(0)
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation of ``x`` and ``y`` (NaN ranked lowest in either)."""
+def _paired_ranks(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The :func:`ranks` of ``x`` and of ``y``, which must score the same networks.
+
+    Raises:
+        ValueError: ``x`` and ``y`` differ in length.
+    """
     a, b = ranks(x), ranks(y)
+    if len(a) != len(b):
+        raise ValueError(f"x and y must be equally long (one score per network each), got {len(a)} and {len(b)}")
+    return a, b
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation of ``x`` and ``y`` (NaN ranked lowest in either).
+
+    Raises:
+        ValueError: ``x`` and ``y`` differ in length.
+    """
+    a, b = _paired_ranks(x, y)
     if len(a) < 2 or a.std() == 0 or b.std() == 0:
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
 
 
 def kendall(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-b of ``x`` and ``y`` (NaN ranked lowest in either)."""
+    """Kendall's tau-b of ``x`` and ``y`` (NaN ranked lowest in either).
+
+    Raises:
+        ValueError: ``x`` and ``y`` differ in length.
+    """
     from scipy.stats import kendalltau
 
-    return float(kendalltau(ranks(x), ranks(y)).statistic)
+    return float(kendalltau(*_paired_ranks(x, y)).statistic)

@@ -26,8 +26,14 @@ COLUMNS = ("label", "selected_by", "trial", "proxy_val_accuracy", "test_mean", "
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
     """Kendall's tau-b of two equally long sequences (ties handled); None for fewer than two
-    pairs or when one side is constant."""
+    pairs or when one side is constant.
+
+    Raises:
+        ValueError: ``x`` and ``y`` differ in length.
+    """
     n = len(x)
+    if len(y) != n:
+        raise ValueError(f"x and y must be equally long, got {n} and {len(y)}")
     concordant = discordant = ties_x = ties_y = 0
     for i in range(n):
         for j in range(i + 1, n):
