@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from nas.errors import GenotypeError
+from nas.errors import ConfigError, GenotypeError
 from nas import ops
 from nas.genotype import INPUT, Genotype
 from nas.genotype._model import require_genotype
@@ -247,8 +247,11 @@ def check_memory(genotype: Genotype, max_memory: int = MAX_MEMORY) -> Stats:
     :attr:`Stats.memory_bytes` is at most ``max_memory`` bytes.
 
     Raises :class:`nas.GenotypeError` (one line: the figure, its parts and the limit) when it is
-    not, or when the genotype does not expand.
+    not, or when the genotype does not expand; :class:`nas.ConfigError` when ``max_memory`` is
+    not a number of bytes (``math.inf`` is: no limit).
     """
+    if isinstance(max_memory, bool) or not isinstance(max_memory, (int, float)) or not max_memory >= 0:
+        raise ConfigError(f"must be a number of bytes >= 0, got {max_memory!r}", path="max_memory")
     stats = analyze(genotype)
     if stats.memory_bytes > max_memory:
         raise GenotypeError(

@@ -199,3 +199,10 @@ def test_depends_on_input_sees_cells_cut_off_by_none_edges(cell, depends):
     from nas.analysis import depends_on_input
 
     assert depends_on_input(nas.load_genotype("nb201", **nb201_params(cell)).graph) is depends
+
+
+@pytest.mark.parametrize("max_memory", [float("nan"), -1, "4G", None, True])
+def test_a_memory_limit_that_is_not_a_number_of_bytes_is_refused(max_memory):
+    # NaN turned the limit off silently; "4G" and None failed comparing them with an int.
+    with pytest.raises(nas.ConfigError, match="^max_memory: must be a number of bytes >= 0, got "):
+        nas.build_model(nas.load_genotype("name: m\ninput: [4]\nnetwork: [linear(2)]"), max_memory=max_memory)
