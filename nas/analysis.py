@@ -164,7 +164,13 @@ def depends_on_input(graph: nx.DiGraph) -> bool:
     """Whether an output of the expanded ``graph`` can change with the network's input: False
     when every path from the input to the outputs passes through a ``zero`` (zeros whatever
     the values they read), e.g. a NAS-Bench-201 cell whose "none" edges cut its output off.
-    Such a network computes a constant: training it cannot learn anything."""
+    Such a network computes a constant: training it cannot learn anything.
+
+    Raises:
+        TypeError: ``graph`` is not an expanded genotype's graph (:attr:`Genotype.graph`).
+    """
+    if not isinstance(getattr(graph, "graph", None), dict) or "outputs" not in graph.graph or INPUT not in graph:
+        raise TypeError(f"graph must be an expanded genotype's graph (Genotype.graph), got {type(graph).__name__}")
     zero = {node for node, data in graph.nodes(data=True) if data["op"] == "zero"}
     return INPUT in outputs_depend_on(graph, stop=zero)
 

@@ -201,6 +201,19 @@ def test_depends_on_input_sees_cells_cut_off_by_none_edges(cell, depends):
     assert depends_on_input(nas.load_genotype("nb201", **nb201_params(cell)).graph) is depends
 
 
+@pytest.mark.parametrize("graph", [None, "nb201", "genotype", "digraph", "graph"])
+def test_depends_on_input_of_something_else_than_a_genotype_graph_is_a_type_error(graph):
+    import networkx as nx
+
+    from nas.analysis import depends_on_input
+
+    # A Genotype, an empty DiGraph or an undirected Graph failed with AttributeError or KeyError.
+    graph = {"genotype": nas.load_genotype("resnet18"), "digraph": nx.DiGraph(),
+             "graph": nx.Graph([(1, 2)])}.get(graph, graph)
+    with pytest.raises(TypeError, match=r"^graph must be an expanded genotype's graph \(Genotype.graph\), got "):
+        depends_on_input(graph)
+
+
 @pytest.mark.parametrize("max_memory", [float("nan"), -1, "4G", None, True])
 def test_a_memory_limit_that_is_not_a_number_of_bytes_is_refused(max_memory):
     # NaN turned the limit off silently; "4G" and None failed comparing them with an int.
