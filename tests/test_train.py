@@ -306,6 +306,37 @@ def test_an_unavailable_device_is_refused_before_anything_is_written(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("model, data, config, error, message", [
+    ("genotype", "digits", "config", TypeError,
+     r"model must be a torch.nn.Module \(build one with nas.build_model\), got Genotype"),
+    ("cnn", None, "config", TypeError, r"data must be a nas.data.Dataset \(nas.data.load_dataset\), got NoneType"),
+    ("cnn", "digits", {"epochs": 1}, TypeError, "config must be a nas.train.TrainConfig, got dict"),
+    ("3 channels", "digits", "config", ConfigError,
+     r"data: the model takes images of \(3, 8, 8\) but the dataset's are \(1, 8, 8\)"),
+    ("5 classes", "digits", "config", ConfigError, "data: the model outputs 5 scores, fewer than the dataset's 10 classes"),
+])
+def test_training_arguments_that_do_not_fit_are_refused_before_anything_is_written(
+    model, data, config, error, message, digits: Dataset, tmp_path: Path,
+) -> None:
+    # Each failed in the first step: AttributeError ('NoneType' object has no attribute 'to'),
+    # a conv's channel message, or "Target 7 is out of bounds".
+    import nas
+    from nas.train import train_to_folder
+
+    genotype = nas.load_genotype("name: g\ninput: [1, 8, 8]\nparams: {classes: 10}\n"
+                                 "network: [conv(4), relu, gap, linear(classes)]")
+    model = {"genotype": genotype, "cnn": small_cnn(),
+             "3 channels": nas.build_model(genotype.with_input((3, 8, 8))),
+             "5 classes": nas.build_model(genotype.with_params(classes=5))}[model]
+    data = digits if data == "digits" else data
+    config = TrainConfig(**FAST, epochs=1) if config == "config" else config
+    with pytest.raises(error, match=f"^{message}"):
+        train_model(model, data, config)
+    with pytest.raises(error, match=f"^{message}"):
+        train_to_folder(model, data, config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 SAME_SHAPES = "input: [1, 8, 8]\nnetwork: [conv(4), {act}, gap, linear(10)]\n"
 
 

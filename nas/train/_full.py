@@ -36,7 +36,7 @@ from nas.preprocessing import FILE_NAME as PREPROCESSING
 from nas.preprocessing import Preprocessing
 from nas.train._config import TrainConfig, resolve_device
 from nas.train._io import save_checkpoint, write_history_csv
-from nas.train._loop import train_model
+from nas.train._loop import check_training, train_model
 from nas.train._result import TrainResult
 
 __all__ = ["CHECKPOINT", "CONFIG", "METRICS", "PREPROCESSING", "WEIGHTS", "RESULT", "train_to_folder"]
@@ -67,8 +67,10 @@ def train_to_folder(
             (:func:`resolve_device`), ``out`` already holds a checkpoint and ``resume`` is
             false (so a finished run is never overwritten by accident), or the checkpoint does
             not match: another config, model, data (its normalisation, input shape or class
-            names) or ``files``.
+            names) or ``files``; a model built from a genotype that does not fit ``data``.
+        TypeError: an argument of another type (:func:`~nas.train._loop.check_training`).
     """
+    check_training(model, data, config)
     resolve_device(config.device)
     folder = Path(out)
     checkpoint = folder / CHECKPOINT

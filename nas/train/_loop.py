@@ -33,7 +33,7 @@ from nas.train._optim import make_optimizer, make_schedule
 from nas.train._result import EpochRecord, Status, TrainResult
 from nas.weights import state_dict_bytes
 
-__all__ = ["ReportFn", "evaluate", "is_out_of_memory", "train_model", "validate"]
+__all__ = ["ReportFn", "check_training", "evaluate", "is_out_of_memory", "train_model", "validate"]
 
 ReportFn = Callable[[int, float], bool]
 """``report(epoch, val_accuracy) -> stop``: called after every epoch; True ends the run as
@@ -92,6 +92,38 @@ def validate(model: nn.Module, loader: DeviceLoader, *, amp: bool = False) -> tu
     return correct.item() / n, loss.item() / n
 
 
+def check_training(model: Any, data: Any, config: Any) -> None:
+    """What :func:`train_model` and :func:`~nas.train.train_to_folder` take, checked before
+    anything runs or is written: a torch module, a :class:`~nas.data.Dataset` and a
+    :class:`TrainConfig`; a model built from a genotype must take the dataset's images and have
+    an output for each of its classes.
+
+    Raises:
+        TypeError: an argument of another type.
+        ConfigError: a genotype's model that does not fit ``data``.
+    """
+    from nas.genotype import Genotype
+
+    if not isinstance(model, nn.Module):
+        hint = " (build one with nas.build_model)" if isinstance(model, Genotype) else ""
+        raise TypeError(f"model must be a torch.nn.Module{hint}, got {type(model).__name__}")
+    if not isinstance(data, Dataset):
+        raise TypeError(f"data must be a nas.data.Dataset (nas.data.load_dataset), got {type(data).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a nas.train.TrainConfig, got {type(config).__name__}")
+    genotype = getattr(model, "genotype", None)
+    if not isinstance(genotype, Genotype):
+        return
+    if tuple(genotype.input_shape) != tuple(data.input_shape):
+        raise ConfigError(f"the model takes images of {tuple(genotype.input_shape)} but the dataset's are "
+                          f"{tuple(data.input_shape)} (build it from genotype.with_input(...))", path="data")
+    graph = genotype.graph
+    output = tuple(graph.nodes[graph.graph["outputs"][0]]["shape"])
+    if len(output) == 1 and output[0] < data.num_classes:
+        raise ConfigError(f"the model outputs {output[0]} scores, fewer than the dataset's "
+                          f"{data.num_classes} classes", path="data")
+
+
 def train_model(
     model: nn.Module,
     data: Dataset,
@@ -128,9 +160,12 @@ def train_model(
         A :class:`TrainResult`; see its ``status`` for how the run ended.
 
     Raises:
-        ConfigError: an unusable device, or a checkpoint written with a different config.
+        ConfigError: an unusable device, a checkpoint written with a different config, or a
+            model built from a genotype that does not fit ``data`` (:func:`check_training`).
+        TypeError: an argument of another type (:func:`check_training`).
     """
-    config = config or TrainConfig()
+    config = TrainConfig() if config is None else config
+    check_training(model, data, config)
     with torch_threads(config.threads):
         return _train(model, data, config, report, checkpoint, resume, on_epoch, progress)
 
