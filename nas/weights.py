@@ -56,8 +56,16 @@ def load_torchvision_weights(model: nn.Module, reference: nn.Module | dict[str, 
     """Copy every parameter and buffer of ``reference`` (a module or a ``state_dict``) into
     ``model``, a module built by :func:`nas.build_model`. Returns ``model``.
 
-    Raises :class:`nas.NasError` naming the first pair whose shapes differ, or the counts.
+    Raises :class:`nas.NasError` naming the first pair whose shapes differ, or the counts;
+    ``TypeError`` when ``model`` was not built by :func:`nas.build_model` (e.g. the two
+    arguments swapped) or ``reference`` is neither a module nor a mapping.
     """
+    from nas.build import GenotypeModule
+
+    if not isinstance(model, GenotypeModule):
+        raise TypeError(f"model must be built by nas.build_model, got {type(model).__name__}")
+    if not isinstance(reference, (nn.Module, Mapping)):
+        raise TypeError(f"reference must be a torch.nn.Module or a state_dict, got {type(reference).__name__}")
     theirs = list((reference.state_dict() if isinstance(reference, nn.Module) else reference).items())
     ours = list(genotype_tensors(model))
     if len(ours) != len(theirs):

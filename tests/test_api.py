@@ -54,3 +54,18 @@ def test_with_input_refuses_a_shape_that_is_not_a_sequence(shape):
     # "332" was read as the expressions '3', '3', '2': an input of (3, 3, 2) without a word.
     with pytest.raises(TypeError, match=r"^shape must be a sequence of ints such as \(3, 32, 32\), got "):
         nas.load_genotype("resnet18").with_input(shape)
+
+
+def test_load_torchvision_weights_names_arguments_of_the_wrong_kind():
+    import torch
+
+    ours = nas.build_model(nas.load_genotype("name: m\ninput: [4]\nnetwork: [linear(2)]"))
+    theirs = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    # Swapped, they failed with "'Sequential' object has no attribute 'genotype'"; a path
+    # as the reference with "'str' object has no attribute 'items'".
+    with pytest.raises(TypeError, match="^model must be built by nas.build_model, got Sequential$"):
+        nas.load_torchvision_weights(theirs, ours)
+    with pytest.raises(TypeError, match="^reference must be a torch.nn.Module or a state_dict, got str$"):
+        nas.load_torchvision_weights(ours, "resnet18.pth")
+    assert nas.load_torchvision_weights(ours, theirs) is ours
+    assert torch.equal(ours.state_dict()["linear0.weight"], theirs[0].weight)
