@@ -90,6 +90,13 @@ def test_register_refuses_an_op_without_an_example():
         register(type(get("relu")))
 
 
+@pytest.mark.parametrize("op", ["conv", None, int, lambda x: x])
+def test_register_refuses_what_is_not_an_op(op):
+    # Each was "an op name must be a string, got NoneType None" (and int was called).
+    with pytest.raises(TypeError, match="^register takes an Op subclass or instance, got "):
+        register(op)
+
+
 @pytest.mark.parametrize("name, error", [
     (5, TypeError), (None, TypeError), ("has space!", ValueError), ("", ValueError),
     ("x(y)", ValueError), ("a\nb", ValueError), ("Relu", ValueError), ("2x", ValueError),

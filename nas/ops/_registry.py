@@ -326,11 +326,13 @@ def _short(value: Any) -> str:
 def register(op: Op | type[Op]) -> Any:
     """Add an op (an instance, or a class instantiated without arguments) to the registry.
 
-    Usable as a class decorator. Raises ``TypeError`` when the name or an alias is not a
-    string, ``ValueError`` when one is not a name a genotype can call (:data:`OP_NAME`: a
-    lowercase identifier, not a Python keyword) or is taken, or the op has no
-    :attr:`Op.example`.
+    Usable as a class decorator. Raises ``TypeError`` when ``op`` is not an :class:`Op` (a
+    subclass or an instance) or the name or an alias is not a string, ``ValueError`` when one
+    is not a name a genotype can call (:data:`OP_NAME`: a lowercase identifier, not a Python
+    keyword) or is taken, or the op has no :attr:`Op.example`.
     """
+    if not (isinstance(op, Op) or isinstance(op, type) and issubclass(op, Op)):
+        raise TypeError(f"register takes an Op subclass or instance, got {_short(op)}")
     instance = op() if isinstance(op, type) else op
     for key in (getattr(instance, "name", None), *getattr(instance, "aliases", ())):
         _check_name(key)
