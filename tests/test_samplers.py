@@ -86,6 +86,17 @@ def test_evolution_rejects_bad_sizes():
         RegularizedEvolutionSampler(mutation_scale=0.0)
 
 
+@pytest.mark.parametrize("sampler", ["RegularizedEvolutionSampler", "LocalSearchSampler"])
+@pytest.mark.parametrize("seed", [-1, "a", 1.5, 2**32 - 1])
+def test_a_sampler_refuses_a_seed_it_cannot_use(sampler, seed):
+    import nas.samplers
+
+    # numpy's "Seed must be between 0 and 2**32 - 1" or "Cannot cast scalar from dtype('<U1')";
+    # 2**32 - 1 failed the same way at the random fallback's seed + 1.
+    with pytest.raises(ConfigError, match=r"^seed: must be an integer in \[0, 4294967294\], got "):
+        getattr(nas.samplers, sampler)(seed=seed)
+
+
 def test_evolution_is_reproducible_with_a_seed():
     def run(seed: int) -> list[dict]:
         sampler = RegularizedEvolutionSampler(population_size=5, sample_size=2, seed=seed)

@@ -13,6 +13,8 @@ import numpy as np
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.search_space import IntersectionSearchSpace
 
+from nas import _checks
+
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from optuna.study import Study
@@ -29,6 +31,10 @@ class StudyStateSampler(BaseSampler):
     """
 
     def __init__(self, *, seed: int | None = None):
+        """Raises :class:`~nas.errors.ConfigError` for a ``seed`` other than ``None`` or an
+        integer in ``[0, 2**32 - 2]`` (the random fallback takes ``seed + 1``)."""
+        if seed is not None:
+            _checks.seed(seed, path="seed", span=2)
         self._rng = np.random.RandomState(seed)
         self._random = RandomSampler(seed=None if seed is None else seed + 1)
         self._search_space = IntersectionSearchSpace()
