@@ -243,3 +243,12 @@ def test_resume_over_a_damaged_frozen_genotype_is_one_line(damage, tmp_path):
                 "huge": f"{frozen}: larger than 1048576 bytes",
                 "not_utf8": f"{file}: space.genotype: the genotype differs from the run being resumed"}
     assert result.stdout.strip().startswith(expected[damage]), result.stdout
+
+
+def test_load_run_config_takes_a_run_folder_as_a_string(tmp_path):
+    from nas.errors import ConfigError
+    from nas.search import load_run_config
+
+    # A str failed with "unsupported operand type(s) for /: 'str' and 'str'".
+    with pytest.raises(ConfigError, match=r"config\.yaml: file not found$"):
+        load_run_config(str(tmp_path))

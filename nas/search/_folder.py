@@ -126,11 +126,12 @@ def write_run_info(run_dir: Path, config: RunConfig, storage_url: str) -> None:
     })
 
 
-def load_run_config(run_dir: Path) -> RunConfig:
+def load_run_config(run_dir: str | Path) -> RunConfig:
     """The frozen config of a run folder (with its frozen genotype), its plugins loaded
     first (the genotype may use their ops)."""
     from nas.plugins import load_plugins
 
+    run_dir = Path(run_dir)
     frozen = load_yaml_file(run_dir / "config.yaml", error=ConfigError)
     plugins = frozen.get("plugins") if isinstance(frozen, dict) else None
     if isinstance(plugins, list):
