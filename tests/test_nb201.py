@@ -201,6 +201,13 @@ def test_table_errors_name_what_is_wrong(tmp_path):
         NB201Table.load(bad)
 
 
+@pytest.mark.parametrize("frame, hint", [("nb201.csv", r" \(read a file with NB201Table.load\)"), (None, "")])
+def test_a_table_of_something_else_than_a_frame_is_a_type_error(frame, hint):
+    # NB201Table("nb201.csv") failed with "'str' object has no attribute 'columns'".
+    with pytest.raises(TypeError, match=f"^frame must be a pandas DataFrame{hint}, got {type(frame).__name__}$"):
+        NB201Table(frame)
+
+
 def test_a_table_file_larger_than_any_table_is_refused_unread(tmp_path):
     # pandas would read a file of one endless header line whole: the size is checked first
     huge = tmp_path / "huge.csv"

@@ -98,7 +98,13 @@ class NB201Table:
         Raises:
             TableError: if ``index``, ``arch`` or every value column is missing, a value column
                 is not numeric, or a cell string is invalid or repeated.
+            TypeError: ``frame`` is not a DataFrame (a path is read by :meth:`load`).
         """
+        import pandas as pd
+
+        if not isinstance(frame, pd.DataFrame):
+            hint = " (read a file with NB201Table.load)" if isinstance(frame, (str, PathLike)) else ""
+            raise TypeError(f"frame must be a pandas DataFrame{hint}, got {type(frame).__name__}")
         missing = [c for c in _REQUIRED if c not in frame.columns]
         if missing:
             raise TableError(f"missing column(s) {', '.join(missing)}", file=source)
