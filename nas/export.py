@@ -23,6 +23,7 @@ from nas.analysis import MAX_MEMORY
 from nas.build import build_model
 from nas.errors import ConfigError
 from nas.genotype import Genotype
+from nas.genotype._model import require_genotype
 from nas.io import atomic_write_bytes
 from nas.preprocessing import Normalized, Preprocessing
 
@@ -38,13 +39,24 @@ def export_model(genotype: Genotype, path: str | Path, *, model: torch.nn.Module
     ``path`` with suffix ``.json`` holds the preprocessing (see the module docstring).
 
     Raises:
-        ConfigError: an unknown suffix, or ``preprocessing`` for another input shape.
+        ConfigError: an unknown suffix, ``preprocessing`` for another input shape, or a
+            ``model`` built from another network (its :attr:`Genotype.hash` differs: another
+            architecture or input shape, which the export would describe wrongly).
         GenotypeError: the network needs more than ``max_memory`` bytes
             (:func:`nas.analysis.check_memory`).
+        TypeError: ``genotype`` is not a Genotype or ``model`` not a torch module.
     """
     path = Path(path)
     if path.suffix not in FORMATS:
         raise ConfigError(f"unknown model format '{path.suffix}' (use one of {', '.join(FORMATS)})", file=str(path))
+    require_genotype(genotype)
+    if model is not None and not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    built_from = getattr(model, "genotype", None)
+    if isinstance(built_from, Genotype) and built_from.hash != genotype.hash:
+        raise ConfigError(f"the model was built from another network than genotype {genotype.name!r} "
+                          f"(hash {built_from.hash[:12]}, not {genotype.hash[:12]}; input "
+                          f"{list(built_from.input_shape)}, not {list(genotype.input_shape)})", file=str(path))
     model = (model if model is not None else build_model(genotype, max_memory=max_memory)).eval()
     if preprocessing is not None:
         if tuple(preprocessing.input_shape) != tuple(genotype.input_shape):

@@ -25,3 +25,18 @@ def test_onnx_export_runs_in_onnxruntime_with_the_models_outputs(tmp_path):
         (got,) = session.run(None, {"input": x.numpy()})
         assert got.shape == expected.shape == (batch, 10)
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_model_built_from_another_network_is_refused_not_exported(tmp_path):
+    import pytest
+
+    genotype = nas.load_genotype("name: m\ninput: [3, 8, 8]\nnetwork: [conv(4), gap, linear(2)]")
+    model = nas.build_model(genotype)
+    # Both were exported: the file then claimed a 16 x 16 input, or another architecture.
+    for other in (genotype.with_input((3, 16, 16)), nas.load_genotype("resnet20", width=8)):
+        with pytest.raises(nas.ConfigError, match=r"model\.pt: the model was built from another network than "):
+            export_model(other, tmp_path / "model.pt", model=model)
+    with pytest.raises(TypeError, match="^model must be a torch.nn.Module, got str$"):
+        export_model(genotype, tmp_path / "model.pt", model="model.pth")
+    assert not (tmp_path / "model.pt").exists()
+    assert export_model(nas.load_genotype(genotype.dump()), tmp_path / "model.pt", model=model).is_file()
