@@ -265,6 +265,17 @@ def test_measure_latency() -> None:
     assert error.value.path == "repeats"
 
 
+def test_measure_latency_of_a_genotype_model_at_another_input_shape_is_refused() -> None:
+    import nas
+
+    model = nas.build_model(nas.load_genotype("name: g\ninput: [1, 8, 8]\nnetwork: [conv(4), gap, linear(2)]"))
+    # (3, 8, 8) failed in the first pass with a conv's channel message; None with AttributeError.
+    with pytest.raises(ConfigError, match=r"^input_shape: the model takes \(1, 8, 8\), got \(3, 8, 8\)$"):
+        measure_latency(model, (3, 8, 8), device="cpu", warmup=0, repeats=1)
+    with pytest.raises(TypeError, match="^model must be a torch.nn.Module, got NoneType$"):
+        measure_latency(None, (1, 8, 8), device="cpu")
+
+
 def test_nas_train_command_writes_outputs_and_resumes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -34,8 +34,15 @@ def measure_latency(
 
     Raises:
         ConfigError: a non-positive ``batch_size`` or ``repeats``, a negative ``warmup``,
-            or an unusable device.
+            an unusable device, or an ``input_shape`` other than the genotype's of a model
+            built by :func:`nas.build_model`.
+        TypeError: ``model`` is not a torch module.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    expected = getattr(getattr(model, "genotype", None), "input_shape", None)
+    if expected is not None and tuple(input_shape) != tuple(expected):
+        raise ConfigError(f"the model takes {tuple(expected)}, got {tuple(input_shape)}", path="input_shape")
     checks = (("batch_size", batch_size, 1), ("repeats", repeats, 1), ("warmup", warmup, 0))
     for key, value, low in checks:
         if not isinstance(value, int) or value < low:
