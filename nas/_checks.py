@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import inspect
 import math
+import numbers
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -44,6 +45,7 @@ __all__ = [
     "folder_name",
     "genotype",
     "number",
+    "plain_number",
     "resolved_path",
     "seed",
     "threads",
@@ -75,6 +77,15 @@ def _describe_range(low: float | None, high: float | None, low_open: bool, high_
     return f"{left}, {right}"
 
 
+def plain_number(value: Any) -> Any:
+    """``value``, made the Python int or float it equals when it is another library's real
+    number (a NumPy scalar such as ``numpy.int64(3)``, which is no ``int``); anything else,
+    bools included, as it is."""
+    if isinstance(value, (bool, int, float)) or not isinstance(value, numbers.Real):
+        return value
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
 def finite(value: Any) -> bool:
     """Whether ``value`` is an int (not a bool) or a finite float (never raises)."""
     if isinstance(value, bool):
@@ -86,14 +97,15 @@ def number(value: Any, *, path: str, file: str | None = None, low: float | None 
            high: float | None = None, low_open: bool = False, high_open: bool = False,
            integer: bool = False) -> Any:
     """``value`` if it is a finite number (an integer when ``integer``; an integral float such
-    as ``1.0e6`` counts and is returned as an int) within the bounds; ``True`` and ``False``
-    are not numbers here.
+    as ``1.0e6`` counts and is returned as an int; a NumPy scalar is returned as the Python
+    number it equals) within the bounds; ``True`` and ``False`` are not numbers here.
 
     Raises:
         ConfigError: naming ``file`` and ``path``.
     """
     kind = "an integer" if integer else "a number"
     where = _describe_range(low, high, low_open, high_open)
+    value = plain_number(value)
     ok = finite(value)
     if ok and integer:
         ok = isinstance(value, int) or float(value).is_integer()

@@ -69,3 +69,19 @@ def test_load_torchvision_weights_names_arguments_of_the_wrong_kind():
         nas.load_torchvision_weights(ours, "resnet18.pth")
     assert nas.load_torchvision_weights(ours, theirs) is ours
     assert torch.equal(ours.state_dict()["linear0.weight"], theirs[0].weight)
+
+
+def test_numpy_scalars_are_taken_as_the_python_numbers_they_equal():
+    import numpy as np
+
+    from nas.train import TrainConfig
+
+    # Each was refused with a message denying it was a number: "params.width: expected a
+    # number, string, boolean or list, got int64", "phi must be a finite number, got
+    # np.float32(2.0)", "epochs: must be an integer in [1, 100000], got np.int64(3)".
+    g = nas.load_genotype("resnet18", width=np.int64(8), depths=[np.int64(1)] * 4)
+    assert g == nas.load_genotype("resnet18", width=8, depths=[1, 1, 1, 1])
+    b0 = nas.load_genotype("efficientnet_b0")
+    scaled = nas.scale(b0, phi=np.float32(2.0), width_divisor=np.int64(8))
+    assert scaled.dump() == nas.scale(b0, phi=2.0, width_divisor=8).dump()
+    assert TrainConfig(epochs=np.int64(3)).epochs == 3 and type(TrainConfig(epochs=np.int64(3)).epochs) is int

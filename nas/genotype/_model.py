@@ -42,6 +42,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from nas import ops
+from nas._checks import plain_number
 from nas._shipped import zoo_dir
 from nas._yaml import dump_yaml, load_yaml
 from nas.errors import GenotypeError
@@ -290,11 +291,12 @@ def _check_value(value: Any, depth: int = 0) -> None:
 
 
 def _plain(value: Any) -> Any:
+    """``value`` as YAML data: tuples become lists, NumPy scalars Python numbers."""
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     if isinstance(value, list):
         return [_plain(v) for v in value]
-    return value
+    return plain_number(value)
 
 
 def _freeze(value: Any) -> Any:
@@ -395,20 +397,21 @@ class Genotype:
         """A copy with parameter defaults replaced. Raises :class:`GenotypeError` for an
         unknown parameter or a value of another kind than the default."""
         merged = dict(self.params)
-        for key, value in params.items():
+        for key, given in params.items():
             if key not in self.params:
                 known = ", ".join(self.params) or "none"
                 raise GenotypeError(f"unknown parameter '{key}' (parameters: {known})", file=self.source)
+            value = _plain(given)
             try:
-                _check_value(_plain(value))
+                _check_value(value)
             except GenotypeError as error:
                 raise error.located(file=self.source, path=f"params.{key}")
             if not _same_kind(self.params[key], value):
                 raise GenotypeError(
-                    f"parameter '{key}' expects a value like {_plain(self.params[key])!r}, got {value!r}",
+                    f"parameter '{key}' expects a value like {_plain(self.params[key])!r}, got {given!r}",
                     file=self.source,
                 )
-            merged[key] = _freeze(_plain(value))
+            merged[key] = _freeze(value)
         return replace(self, params=merged)
 
     def with_input(self, shape: Iterable[int]) -> Genotype:

@@ -21,6 +21,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from nas._checks import plain_number
 from nas.errors import ConfigError, GenotypeError, NasError
 from nas.genotype import LIMITS, MATH_FUNCTIONS, Genotype
 from nas.genotype._model import require_genotype
@@ -55,6 +56,7 @@ to its floor: ``--width 1e-300`` made a network of one-channel layers)."""
 
 
 def _positive(value: Any, name: str) -> float:
+    value = plain_number(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{name} must be a number, got {value!r}")
     if not MIN_MULTIPLIER <= value <= MAX_MULTIPLIER:  # NaN and inf fail it too
@@ -80,6 +82,7 @@ def multipliers(
             or a ``phi`` whose powers overflow or fall below ``MIN_MULTIPLIER`` (a finite one
             past the genotype's limits fails when the genotype is scaled, naming the limit).
     """
+    phi = plain_number(phi)
     if phi is not None and (isinstance(phi, bool) or not isinstance(phi, (int, float))
                             or not math.isfinite(phi)):
         raise ConfigError(f"phi must be a finite number, got {phi!r}")
@@ -183,6 +186,7 @@ def scale(
         TypeError: ``genotype`` is not a :class:`~nas.Genotype`.
     """
     require_genotype(genotype)
+    width_divisor, resolution_divisor = plain_number(width_divisor), plain_number(resolution_divisor)
     for name, divisor in (("width_divisor", width_divisor), ("resolution_divisor", resolution_divisor)):
         if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
             raise ConfigError(f"{name} must be a positive integer, got {divisor!r}")
