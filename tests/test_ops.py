@@ -97,6 +97,18 @@ def test_register_refuses_what_is_not_an_op(op):
         register(op)
 
 
+def test_check_op_and_make_activation_refuse_arguments_of_another_type():
+    from nas.ops import make_activation
+
+    # check_op(None) failed with "'NoneType' object has no attribute 'name'",
+    # make_activation(None, ...) with "'NoneType' object is not callable".
+    with pytest.raises(TypeError, match="^op must be an op name or an Op instance, got NoneType$"):
+        check_op(None)
+    with pytest.raises(TypeError, match="^an activation is an op name or a callable making a module, got None$"):
+        make_activation(None, (3, 4, 4))
+    assert type(make_activation("relu", (3, 4, 4))).__name__ == "ReLU"
+
+
 @pytest.mark.parametrize("name, error", [
     (5, TypeError), (None, TypeError), ("has space!", ValueError), ("", ValueError),
     ("x(y)", ValueError), ("a\nb", ValueError), ("Relu", ValueError), ("2x", ValueError),

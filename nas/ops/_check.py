@@ -185,9 +185,12 @@ def check_op(
         GenotypeError: an unknown op, or an ``example`` given here that is not a call of the
             op or that its schema refuses (the op's own example failing is a problem of the
             returned :class:`OpCheck`).
+        TypeError: ``op`` is neither a name nor an :class:`~nas.ops.Op`.
     """
     import torch
 
+    if not isinstance(op, (str, Op)):
+        raise TypeError(f"op must be an op name or an Op instance, got {type(op).__name__}")
     instance = get(op) if isinstance(op, str) else op
     own_args, own_inputs, text = _own_example(instance)
     if example is not None:

@@ -388,8 +388,15 @@ def ops(*, by_name: bool = True) -> Iterator[Op]:
 def make_activation(value: Any, shape: Shape, *, inplace: bool = False) -> Any:
     """The torch module of an ``activation`` argument: for an op name, that op built for an
     input of ``shape`` (in place when ``inplace`` and the op can); for a callable,
-    ``value()`` (a module class such as ``torch.nn.Mish``, or any factory of a module)."""
+    ``value()`` (a module class such as ``torch.nn.Mish``, or any factory of a module).
+
+    Raises:
+        GenotypeError: an unknown op name.
+        TypeError: ``value`` is neither a name nor callable.
+    """
     if isinstance(value, str):
         op = get(value)
         return op.build(op.bind([], {}), [shape], BuildContext(inplace=inplace))
+    if not callable(value):
+        raise TypeError(f"an activation is an op name or a callable making a module, got {_short(value)}")
     return value()
