@@ -44,6 +44,7 @@ __all__ = [
     "device",
     "folder_name",
     "genotype",
+    "name_list",
     "number",
     "plain_number",
     "resolved_path",
@@ -116,6 +117,17 @@ def number(value: Any, *, path: str, file: str | None = None, low: float | None 
     if not ok:
         raise ConfigError(f"must be {kind} in {where}, got {value!r}", file=file, path=path)
     return value
+
+
+def name_list(value: Any, *, path: str, error: Callable[[str], Exception] = ConfigError) -> None:
+    """Refuse one string where a list of names is expected: iterating it takes its letters for
+    names (``"synflow"`` as the proxies ``'s'``, ``'y'``, ...).
+
+    Raises:
+        error: naming ``path`` and suggesting the list of one name.
+    """
+    if isinstance(value, (str, bytes)):
+        raise error(f"{path} must be a list of names, got the string {value!r} (for one: [{value!r}])")
 
 
 def known_keys(value: Mapping[str, Any], keys: Iterable[str], *, path: str,

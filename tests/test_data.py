@@ -390,3 +390,12 @@ def test_array_files_over_max_bytes_are_refused_before_reading(tmp_path: Path) -
     np.savez(tmp_path / "o.npz", images=np.array([{}, {}], dtype=object), labels=np.arange(2))
     with pytest.raises(ConfigError, match="'images' holds Python objects"):
         load_dataset("npz", path=tmp_path / "o.npz")
+
+
+def test_dataset_options_given_as_one_string_are_refused_not_spelled_out():
+    from nas.data import check_dataset_options
+
+    # "subset" was checked as the options 's', 'u', 'b', ...: "unknown option 'b'".
+    with pytest.raises(ConfigError, match=r"^options must be a list of names, got the string 'subset'"):
+        check_dataset_options("synthetic", "subset")
+    check_dataset_options("synthetic", ["subset"])

@@ -205,7 +205,7 @@ X4, Y2 = torch.zeros(3, 4), torch.tensor([0, 1, 0])
 
 
 @pytest.mark.parametrize("data, options, message", [
-    ((X4, Y2), {"names": "snip"}, r"names must be a list of proxy names, got the string 'snip' \(for one proxy: \['snip'\]\)"),
+    ((X4, Y2), {"names": "snip"}, r"names must be a list of names, got the string 'snip' \(for one: \['snip'\]\)"),
     ((torch.zeros(3, 5), Y2), {}, r"images are \(5,\) but genotype 'mlp' takes \(4,\)"),
     ((torch.zeros(3, 1, 4), Y2), {}, r"images are \(1, 4\) but genotype 'mlp' takes \(4,\)"),
     ((X4.double(), Y2), {}, "images must be a float32 tensor, got torch.float64"),

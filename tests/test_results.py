@@ -357,3 +357,12 @@ def test_a_frame_not_from_load_is_named_not_a_key_error(function, tmp_path: Path
         function(pd.DataFrame({"val_accuracy": [0.5], "macs": [10]}))
     with pytest.raises(TypeError, match="^frame must be a DataFrame from nas.results.load, got dict$"):
         function({"val_accuracy": [0.5]})
+
+
+def test_candidates_refuse_one_objective_given_as_a_string(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text(json.dumps({"name": "x", "objectives": ["val_accuracy"],
+                                                   "directions": ["maximize"]}))
+    # "val_accuracy" was taken as the columns 'v', 'a', ...: no trial has them, so none was kept.
+    with pytest.raises(ValueError, match=r"^objectives must be a list of names, got the string 'val_accuracy' "
+                                         r"\(for one: \['val_accuracy'\]\)$"):
+        candidates(load(tmp_path), "val_accuracy")

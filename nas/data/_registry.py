@@ -86,8 +86,11 @@ def check_dataset_options(name: str, options: Iterable[str]) -> None:
 
     Raises:
         ConfigError: an unknown name or option (listing the valid ones), located at
-            ``dataset`` or ``dataset.OPTION``.
+            ``dataset`` or ``dataset.OPTION``; ``options`` given as one string.
     """
+    from nas._checks import name_list
+
+    name_list(options, path="options")
     loader = _LOADERS.get(name)
     if loader is None:
         from nas.plugins import load_installed

@@ -176,9 +176,7 @@ def score(
             device this machine lacks (:func:`nas._checks.device`).
         GenotypeError: a genotype that does not load or expand.
     """
-    if isinstance(names, str):
-        raise ConfigError(f"names must be a list of proxy names, got the string {names!r} "
-                          f"(for one proxy: [{names!r}])")
+    _checks.name_list(names, path="names")
     proxies = [get_proxy(n) for n in (proxy_names() if names is None else names)]
     _checks.seed(seed, path="seed")
     _checks.device(str(device), path="device")

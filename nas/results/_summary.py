@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nas._checks import name_list
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -63,8 +65,10 @@ def candidates(frame: pd.DataFrame, objectives: Sequence[str] = ()) -> pd.DataFr
 
     Raises:
         TypeError, ValueError: ``frame`` is not a :func:`nas.results.load` frame.
+        ValueError: ``objectives`` is one string, not a list.
     """
     _check_frame(frame)
+    name_list(objectives, path="objectives", error=ValueError)
     mask = (frame["state"] == "complete") & frame["duplicate_of"].isna() & (frame["status"] != "unreadable")
     for col in objectives:
         mask &= frame[col].notna() if col in frame else False
