@@ -47,6 +47,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from nas._checks import name_list
 from nas.errors import ConfigError
 
 __all__ = [
@@ -149,7 +150,9 @@ def load_plugin(ref: str, *, base: Path | None = None, path: str | None = None,
 def load_plugins(refs: Iterable[str], *, base: Path | None = None, path: str = "plugins",
                  file: str | None = None) -> list[str]:
     """:func:`load_plugin` for each of ``refs`` in order (errors located at ``path[i]``);
-    returns the resolved references, duplicates dropped."""
+    returns the resolved references, duplicates dropped. ``refs`` given as one string is a
+    :class:`ConfigError` (its letters are no plugins)."""
+    name_list(refs, path=path)
     out: list[str] = []
     for i, ref in enumerate(refs):
         resolved = load_plugin(ref, base=base, path=f"{path}[{i}]", file=file)

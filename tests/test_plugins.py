@@ -357,6 +357,12 @@ def test_a_failing_entry_point_names_itself(isolated, tmp_path, monkeypatch):
         nas.ops.get("no_such_op_anywhere")
 
 
+def test_plugins_given_as_one_string_are_refused_not_spelled_out(isolated):
+    # run_search(config, plugins="ghost.py") loaded the letters: "plugin 'g': no module of that name".
+    with pytest.raises(ConfigError, match=r"^--plugin must be a list of names, got the string 'ghost.py'"):
+        nas.plugins.load_plugins("ghost.py", path="--plugin")
+
+
 @pytest.mark.parametrize("kind, register", [
     ("proxy", lambda name: nas.proxies.register_proxy(name, needs_data=False)),
     ("dataset", nas.data.register_dataset),
