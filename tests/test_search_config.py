@@ -252,3 +252,9 @@ def test_load_run_config_takes_a_run_folder_as_a_string(tmp_path):
     # A str failed with "unsupported operand type(s) for /: 'str' and 'str'".
     with pytest.raises(ConfigError, match=r"config\.yaml: file not found$"):
         load_run_config(str(tmp_path))
+
+
+def test_load_config_with_a_genotype_that_is_not_one_is_a_type_error():
+    # A zoo name failed deep in the space with "'str' object has no attribute 'params'".
+    with pytest.raises(TypeError, match=r"^genotype must be a nas.Genotype \(load it with nas.load_genotype\), got str$"):
+        load_config(Path(__file__).resolve().parents[1] / "search_spaces" / "quickstart.yaml", genotype="resnet18")

@@ -65,6 +65,7 @@ from nas import _checks
 from nas._yaml import load_yaml_file
 from nas.errors import ConfigError, NasError
 from nas.genotype import Genotype
+from nas.genotype._model import require_genotype
 from nas.search._keep import KeepPolicy, parse_keep
 from nas.search._proxies import PROXY_OBJECTIVE, ProxySettings, parse_proxies
 from nas.search._space import Space, parse_space
@@ -184,7 +185,10 @@ def load_config(path: str | Path, *, genotype: Genotype | None = None) -> RunCon
 
     Raises:
         ConfigError: the first problem, naming the file and the key path.
+        TypeError: ``genotype`` is given and is not a :class:`~nas.Genotype`.
     """
+    if genotype is not None:
+        require_genotype(genotype)
     path = Path(path)
     data = load_yaml_file(path, error=ConfigError)
     return parse_config(data, file=str(path), base=path.resolve().parent, genotype=genotype)
