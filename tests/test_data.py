@@ -399,3 +399,18 @@ def test_dataset_options_given_as_one_string_are_refused_not_spelled_out():
     with pytest.raises(ConfigError, match=r"^options must be a list of names, got the string 'subset'"):
         check_dataset_options("synthetic", "subset")
     check_dataset_options("synthetic", ["subset"])
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"mean": (0.5, 0.5, 0.5)}, r"mean: must be 1 finite number\(s\), one per channel, got \(0.5, 0.5, 0.5\)"),
+    ({"std": (0.0,)}, r"std: must be 1 finite number\(s\), one per channel, above 0, got \(0.0,\)"),
+    ({"std": (float("nan"),)}, "std: must be 1 finite"),
+    ({"dtype": torch.int64}, "dtype: must be a floating torch.dtype, got torch.int64"),
+    ({"dtype": "float16"}, "dtype: must be a floating torch.dtype, got 'float16'"),
+])
+def test_a_loader_refuses_statistics_and_dtypes_that_would_give_other_images(options, message):
+    # Three means made 1-channel images 3-channel, std 0 made them infinite and int64 rounded
+    # them, all silently; dtype="float16" failed inside Tensor.to.
+    images, labels = torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.zeros(4, dtype=torch.int64)
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        DeviceLoader(images, labels, batch_size=2, **{"mean": (0.5,), "std": (0.25,), **options})

@@ -44,7 +44,9 @@ class DeviceLoader:
         ``(x, y)``: ``x`` a float ``[B, C, H, W]`` tensor, ``y`` int64 ``[B]``.
 
     Raises:
-        ConfigError: a bad batch size or padding, or tensors of the wrong type or shape.
+        ConfigError: a bad batch size or padding, tensors of the wrong type or shape, a mean
+            or std not of one finite number per channel (or one for all; a std above 0), a
+            non-float dtype.
     """
 
     def __init__(
@@ -78,6 +80,13 @@ class DeviceLoader:
                 f"must be a non-negative integer, got {crop_padding!r}", path="crop_padding"
             )
         n, c, h, w = images.shape
+        for key, stats in (("mean", mean), ("std", std)):
+            values = torch.tensor(stats, dtype=torch.float64).flatten()
+            if len(values) not in (1, c) or not values.isfinite().all() or (key == "std" and not (values > 0).all()):
+                raise ConfigError(f"must be {'1 or ' * (c != 1)}{c} finite number(s), one per channel"
+                                  f"{', above 0' if key == 'std' else ''}, got {stats!r}", path=key)
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ConfigError(f"must be a floating torch.dtype, got {dtype!r}", path="dtype")
         device = images.device
         self.batch_size = batch_size
         self.shuffle, self.flip, self.drop_last = shuffle, flip, drop_last
