@@ -256,6 +256,14 @@ def test_onecycle_schedule_shape() -> None:
     assert schedule_factor(TrainConfig(schedule="constant"), 50, 100) == 1.0
 
 
+def test_evaluating_a_pair_of_tensors_instead_of_a_loader_is_a_type_error() -> None:
+    from nas.train import evaluate
+
+    # It failed with "'tuple' object has no attribute 'labels'".
+    with pytest.raises(TypeError, match="^loader must be a nas.data.DeviceLoader, got tuple$"):
+        evaluate(small_cnn(), (torch.zeros(2, 1, 8, 8), torch.zeros(2, dtype=torch.int64)))
+
+
 def test_measure_latency() -> None:
     model = small_cnn().train()
     seconds = measure_latency(model, (1, 8, 8), batch_size=4, device="cpu", warmup=1, repeats=3)

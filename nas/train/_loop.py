@@ -78,7 +78,14 @@ def evaluate(model: nn.Module, loader: DeviceLoader, *, amp: bool = False) -> fl
 @torch.no_grad()
 def validate(model: nn.Module, loader: DeviceLoader, *, amp: bool = False) -> tuple[float, float]:
     """``(top-1 accuracy in [0, 1], mean cross-entropy)`` of ``model`` (switched to eval mode)
-    over ``loader``, without autograd; the loss has no label smoothing."""
+    over ``loader``, without autograd; the loss has no label smoothing.
+
+    Raises:
+        TypeError: ``loader`` is not a :class:`~nas.data.DeviceLoader` (e.g. an
+            ``(images, labels)`` pair).
+    """
+    if not isinstance(loader, DeviceLoader):
+        raise TypeError(f"loader must be a nas.data.DeviceLoader, got {type(loader).__name__}")
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=loader.labels.device)
     loss = torch.zeros((), dtype=torch.float64, device=loader.labels.device)
