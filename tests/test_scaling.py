@@ -289,3 +289,10 @@ def test_scale_search_on_digits(tmp_path, capsys):
     assert main(["scale-search", str(tiny_config(tmp_path)), "--runs", str(runs), "--resume"]) == 0
     again = json.loads((run / "report.json").read_text())
     assert again["best"] == report["best"]
+
+
+@pytest.mark.parametrize("phis", [3, "12", None])
+def test_family_refuses_phis_that_are_not_a_list_of_numbers(phis):
+    # 3 failed as "'int' object is not iterable"; "12" made the members phi '1' and '2'
+    with pytest.raises(TypeError, match="phis must be an iterable of numbers"):
+        family(nas.load_genotype("resnet20"), phis)

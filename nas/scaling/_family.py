@@ -47,10 +47,14 @@ def family(genotype: Genotype, phis: Iterable[float], *, alpha: float = 1.2, bet
            gamma: float = 1.15, width_divisor: int = 8, resolution_divisor: int = 8) -> list[Member]:
     """``scale(genotype, phi=k, ...)`` for each ``k`` in ``phis``, with params and MACs.
 
-    Raises what :func:`nas.scaling.scale` raises, for the first member that fails.
+    Raises what :func:`nas.scaling.scale` raises, for the first member that fails;
+    ``TypeError`` when ``phis`` is not an iterable of numbers (``3`` or ``"12"``: use
+    ``range(4)`` or ``[1, 2]``).
     """
     from nas.analysis import analyze
 
+    if isinstance(phis, (str, bytes)) or not isinstance(phis, Iterable):
+        raise TypeError(f"phis must be an iterable of numbers such as range(4), got {phis!r}")
     members = []
     for phi in phis:
         scaled = scale(genotype, phi=phi, alpha=alpha, beta=beta, gamma=gamma,
