@@ -4,7 +4,9 @@ A killed process leaves either the previous file or the new one, never half of o
 is forced to disk first (``fsync``) unless the caller says the file is a copy it can lose in a
 power cut (``sync=False``). A full
 disk (``ENOSPC``, or a full quota) is an ``OSError`` whose ``filename`` is the file being
-written (:func:`disk_full`), so the command line can say which file in one line.
+written (:func:`disk_full`), so the command line can say which file in one line. Only a
+regular file (or nothing) is replaced: a folder, device, FIFO or socket at the path is an error,
+never swapped for a file.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,9 +42,11 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, sync: bool = True) -> N
         OSError: whose ``filename`` is ``path``, never the temporary file (same ``errno``, so
             the same subclass: ``IsADirectoryError`` for a folder at ``path``); for a full
             disk, :func:`disk_full` of ``path``. A parent folder that cannot be made is the
-            error of ``mkdir``, naming that folder.
+            error of ``mkdir``, naming that folder. ``path`` (or what its link points to)
+            being a device, FIFO or socket (:func:`_check_replaceable`).
     """
     path = Path(path)
+    _check_replaceable(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -54,6 +59,28 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, sync: bool = True) -> N
         if error.errno is None:
             raise
         raise OSError(error.errno, error.strerror or os.strerror(error.errno), str(path)) from None
+
+
+def _check_replaceable(path: Path) -> None:
+    """Refuse a ``path`` that is, or links to, something other than a regular file.
+
+    ``os.replace`` puts the new file in place of whatever the name held: run as root, ``--out
+    /dev/full`` replaced the device with a regular file (and ``--out /dev/stdout`` its link);
+    a folder gave ``EBUSY`` or ``EISDIR`` from the rename. A missing path, or one ``stat``
+    cannot take, is left to the write to report.
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder.
+        OSError: ``EINVAL``, ``path`` is a device, FIFO or socket; ``filename`` is ``path``.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if not stat.S_ISREG(mode):
+        raise OSError(errno.EINVAL, "not a regular file (a device, FIFO or socket is never replaced)", str(path))
 
 
 def _write(path: Path, data: bytes, sync: bool) -> None:

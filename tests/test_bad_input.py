@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -318,19 +320,28 @@ def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, capsys, command):
     ["graph", "nb201", "--format", "mermaid", "--out", "{out}"],
     ["scale", "resnet20", "--phi", "1", "--out", "{out}"],
 ], ids=lambda command: command[0])
-@pytest.mark.parametrize("where", ["folder", "proc"])
+@pytest.mark.parametrize("where", ["folder", "proc", "fifo", "link to fifo"])
 def test_an_output_file_that_cannot_be_written_is_one_line_naming_it(tmp_path, capsys, command, where):
-    # atomic writes once named their temporary file ('.x.yaml.ca06_z9z.tmp') instead of --out
-    out = tmp_path / "taken" if where == "folder" else Path("/proc/nas-test.yaml")
+    # atomic writes once named their temporary file ('.x.yaml.ca06_z9z.tmp') instead of --out,
+    # and replaced a FIFO or device with a regular file (as root, --out /dev/full replaced the device)
+    out = Path("/proc/nas-test.yaml") if where == "proc" else tmp_path / "taken"
     if where == "folder":
         out.mkdir()
-    elif not Path("/proc/self").is_dir():
+    elif where == "proc" and not Path("/proc/self").is_dir():
         pytest.skip("no /proc")
+    elif where == "fifo":
+        os.mkfifo(out)
+    elif where == "link to fifo":
+        os.mkfifo(tmp_path / "fifo")
+        out.symlink_to("fifo")
     status = main([part.format(out=out) for part in command])
     lines = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(lines) == 1 and lines[0].startswith(f"{out}: "), lines
     assert ".tmp" not in lines[0]
-    assert list(tmp_path.iterdir()) == ([out] if where == "folder" else [])
+    if where.endswith("fifo"):
+        assert "not a regular file" in lines[0] and stat.S_ISFIFO(os.stat(out).st_mode)
+    assert sorted(tmp_path.iterdir()) == sorted({"folder": [out], "proc": [], "fifo": [out],
+                                                 "link to fifo": [out, tmp_path / "fifo"]}[where])
 
 
 @pytest.mark.parametrize("command", [
