@@ -190,6 +190,21 @@ network:
     check(tmp_path, capsys, text, "cycle: a -> b -> c -> a")
 
 
+@pytest.mark.parametrize("imported", ["bad.yaml", "lib/b.yaml"], ids=["itself", "through a library"])
+def test_a_genotype_imported_by_its_own_imports_is_an_import_cycle(tmp_path, capsys, monkeypatch, imported):
+    # the genotype's own file, given as a relative path, was not on the import chain: read
+    # again as a library, it was refused for its keys ("unknown key 'input' (valid: ...)")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "b.yaml").write_text("imports: [../bad.yaml]\nblocks: {x: [relu]}\n")
+    (tmp_path / "bad.yaml").write_text(HEADER + f"imports: [{imported}]\nnetwork: [relu]\n")
+    assert main(["summary", "bad.yaml"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("bad.yaml"), lines
+    assert lines[0].startswith((f"{imported}: imports: import cycle: ",  # the file holding the import
+                                f"{tmp_path / imported}: imports: import cycle: ")), lines
+
+
 def test_input_naming_missing_node(tmp_path, capsys):
     check(tmp_path, capsys, HEADER + "network:\n  a: relu <- in\n  b: add <- a, ghost\n", "b: input 'ghost' does not exist")
 

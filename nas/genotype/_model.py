@@ -560,10 +560,16 @@ def _parse_source(source: str | Path, text_like: bool, log: FileLog) -> Genotype
             raise GenotypeError(f"no genotype '{source}' in {zoo_dir()}")
     file = str(path)
     data = log.read_yaml(path)
-    return _from_data(data, file=file, base=log.resolve(path).parent, default_name=Path(file).stem, log=log)
+    resolved = log.resolve(path)
+    return _from_data(data, file=file, base=resolved.parent, default_name=Path(file).stem, log=log,
+                      resolved=resolved)
 
 
-def _from_data(data: Any, *, file: str | None, base: Path, default_name: str, log: FileLog) -> Genotype:
+def _from_data(data: Any, *, file: str | None, base: Path, default_name: str, log: FileLog,
+               resolved: Path | None = None) -> Genotype:
+    """The genotype of parsed YAML ``data`` read from ``file`` (``None``: text or a mapping),
+    whose imports are relative to ``base``; ``resolved`` is the file's resolved path, which
+    starts the import chain, so a library importing the genotype itself is a cycle."""
     try:
         if not isinstance(data, Mapping):
             raise GenotypeError("a genotype is a mapping with at least 'network'")
@@ -589,7 +595,8 @@ def _from_data(data: Any, *, file: str | None, base: Path, default_name: str, lo
                 raise GenotypeError(f"expected a positive integer, got {item!r}", path=f"input[{index}]")
         params = _parse_params(data.get("params") or {})
         blocks: dict[str, BlockDef] = {}
-        _import_blocks(data.get("imports"), base, blocks, stack=[file or "<text>"], done=set(), log=log)
+        root = str(resolved) if resolved is not None else file or "<text>"
+        _import_blocks(data.get("imports"), base, blocks, stack=[root], done=set(), log=log)
         for block_name, block in _blocks_of(data).items():
             _add_block(blocks, BlockDef.parse(_block_name(block_name), block, f"blocks.{block_name}"), "blocks")
         scaling = _parse_scaling(data.get("scaling") or {}, params)
