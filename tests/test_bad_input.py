@@ -171,6 +171,13 @@ def test_a_library_whose_blocks_are_not_a_mapping(tmp_path, capsys, value):
     assert line == f"{library}: blocks: 'blocks' must be a mapping of names to blocks", line
 
 
+@pytest.mark.parametrize("meta", ["{1: a, b: c}", "{null: 1, a: 2}", "{true: 1}"])
+def test_meta_keys_must_be_text(tmp_path, capsys, meta):
+    # accepted, then the canonical YAML (nas scale --out, a search's genotype.yaml) sorted the
+    # keys: "unexpected TypeError: '<' not supported between instances of 'str' and 'int'"
+    check(tmp_path, capsys, HEADER + f"meta: {meta}\nnetwork: [relu]\n", "meta: a key must be text, got ")
+
+
 @pytest.mark.parametrize("key, value, message", [
     ("blocks", "[]", "'blocks' must be a mapping of names to blocks"),
     ("imports", "{}", "'imports' must be a list of files"),

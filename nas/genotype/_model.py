@@ -582,6 +582,9 @@ def _from_data(data: Any, *, file: str | None, base: Path, default_name: str, lo
         meta = data.get("meta") or {}
         if not isinstance(meta, Mapping):
             raise GenotypeError("'meta' must be a mapping", path="meta")
+        for key in meta:  # the canonical YAML sorts them (1 and 'a' do not compare)
+            if not isinstance(key, str):
+                raise GenotypeError(f"a key must be text, got {key!r}", path="meta")
         shape = data.get("input", [3, 224, 224])
         if not isinstance(shape, list) or not 1 <= len(shape) <= 3:
             raise GenotypeError("'input' must be a list [C, H, W]", path="input")
