@@ -171,6 +171,19 @@ def test_a_library_whose_blocks_are_not_a_mapping(tmp_path, capsys, value):
     assert line == f"{library}: blocks: 'blocks' must be a mapping of names to blocks", line
 
 
+@pytest.mark.parametrize("name, message", [
+    ('"a\\x1b[31mred"', "holds '\\x1b'"),
+    ('"two\\nlines"', "holds '\\n'"),
+    ('"abc\\u202edcba"', "holds '\\u202e'"),
+    ('"x\\u2028y"', "holds '\\u2028'"),
+    ("n" * 301, "longer than 300 characters"),
+], ids=["escape", "newline", "bidi override", "line separator", "long"])
+def test_a_genotype_name_is_one_printable_line(tmp_path, capsys, name, message):
+    # printed as given by nas summary, nas graph and errors: a newline split the one line, an
+    # escape sequence rewrote the terminal
+    check(tmp_path, capsys, HEADER + f"name: {name}\nnetwork: [relu]\n", ": name: ", message)
+
+
 @pytest.mark.parametrize("meta", ["{1: a, b: c}", "{null: 1, a: 2}", "{true: 1}"])
 def test_meta_keys_must_be_text(tmp_path, capsys, meta):
     # accepted, then the canonical YAML (nas scale --out, a search's genotype.yaml) sorted the

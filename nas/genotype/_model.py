@@ -34,6 +34,7 @@ import hashlib
 import keyword
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -67,8 +68,31 @@ _INPUTS = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*(\s*,\s*[A-Za-z_][A-Za-z0-9_]*)*
 MAX_IMPORT_DEPTH = 16
 MAX_NAME = 100
 """Longest name of a node, block, argument, parameter or output."""
+MAX_TITLE = 300
+"""Longest genotype ``name`` (a title, not an identifier: ``resnet20@phi=1,alpha=1.3`` grows
+with each scaling)."""
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, format (bidi), surrogates, line breaks
 MAX_IMPORTS = 64
 """Most library files one genotype may import, all levels counted."""
+
+
+def _title(name: Any) -> str:
+    """A genotype's ``name``: one line of printable text, 1 to :data:`MAX_TITLE` characters. It
+    is printed (tables, errors, DOT and Mermaid text), so no control, bidi or line-break
+    characters: a name of ``"\\x1b[2J"`` or with a newline rewrote the terminal or split a line.
+
+    Raises:
+        GenotypeError: at ``name``.
+    """
+    if not isinstance(name, str) or not name:
+        raise GenotypeError("'name' must be a non-empty string", path="name")
+    if len(name) > MAX_TITLE:
+        raise GenotypeError(f"'{name[:40]}...' is longer than {MAX_TITLE} characters", path="name")
+    for char in name:
+        if unicodedata.category(char) in _UNPRINTABLE:
+            shown = repr(name) if len(name) <= 80 else repr(name[:77]) + "..."
+            raise GenotypeError(f"must be one line of printable text; {shown} holds {char!r}", path="name")
+    return name
 
 
 def _identifier(name: Any, what: str) -> str:
@@ -576,9 +600,7 @@ def _from_data(data: Any, *, file: str | None, base: Path, default_name: str, lo
         _check_keys(data, _TOP_KEYS, None)
         if "network" not in data:
             raise GenotypeError("missing key 'network'")
-        name = data.get("name", default_name)
-        if not isinstance(name, str) or not name:
-            raise GenotypeError("'name' must be a non-empty string", path="name")
+        name = _title(data.get("name", default_name))
         meta = data.get("meta") or {}
         if not isinstance(meta, Mapping):
             raise GenotypeError("'meta' must be a mapping", path="meta")
