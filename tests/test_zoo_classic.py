@@ -10,6 +10,7 @@ network, both models are created on the ``meta`` device (no slow initialisation 
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass, field
 
 import pytest
@@ -247,6 +248,27 @@ def test_nas_zoo_reports_a_broken_file_and_lists_the_rest_without_torch(tmp_path
     assert "broken.yaml" in done.stderr and "linear" in done.stderr
     assert "lenet5" in done.stdout and "61,706" in done.stdout
     assert "no torch" in done.stdout
+
+
+@pytest.mark.parametrize("meta, where", [
+    ('{year: "2015"}', "meta.year: must be an integer, got '2015'"),
+    ("{year: [1]}", "meta.year: must be an integer"),
+    ('{family: "a\\x1b[31m"}', "meta.family: must be one line of printable text"),
+    ('{family: "two\\nlines"}', "meta.family: must be one line of printable text"),
+])
+def test_nas_zoo_reports_a_year_or_family_it_cannot_show(tmp_path, capsys, monkeypatch, meta, where):
+    # a year of "2015" beside lenet5's 1998 failed the sort ('unexpected TypeError'); a family
+    # holding an escape sequence or a newline was printed into the table
+    from nas.cli import main
+
+    shutil.copy(nas.zoo_dir() / "lenet5.yaml", tmp_path)
+    (tmp_path / "odd.yaml").write_text(f"meta: {meta}\ninput: [1, 8, 8]\nnetwork: [relu]\n")
+    monkeypatch.setenv("NAS_GENOTYPES", str(tmp_path))
+    assert main(["zoo", "--sort", "year"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.strip().startswith(f"{tmp_path / 'odd.yaml'}: {where}"), captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    assert "lenet5" in captured.out and "odd" not in captured.out
 
 
 @pytest.mark.parametrize(

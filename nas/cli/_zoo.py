@@ -10,8 +10,10 @@ import argparse
 import csv
 import io
 import sys
+from collections.abc import Mapping
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 _SORT_KEYS = ("name", "family", "year", "params", "macs")
 
@@ -47,21 +49,40 @@ def zoo_rows(folder: Path) -> tuple[list[ZooRow], list[str]]:
         try:
             genotype = load_genotype(path)
             stats = analyze(genotype)
+            family, year = _family_and_year(genotype.meta)
         except NasError as error:
-            errors.append(str(error))
+            errors.append(str(error.located(file=str(path))))
             continue
-        meta = genotype.meta
         rows.append(
             ZooRow(
                 name=genotype.name,
-                family=str(meta.get("family", "")),
-                year=meta.get("year", ""),
+                family=family,
+                year=year,
                 input="x".join(map(str, stats.input_shape)),
                 params=stats.params,
                 macs=stats.macs,
             )
         )
     return rows, errors
+
+
+def _family_and_year(meta: Mapping[str, Any]) -> tuple[str, int | str]:
+    """The zoo's columns from a genotype's free-form ``meta``: ``family`` printable text
+    (:func:`nas.genotype._model.printable_line`) and ``year`` an integer, each ``""`` when
+    left out (a year of "2015" beside 2013 failed the sort: 'unexpected TypeError').
+
+    Raises:
+        GenotypeError: at ``meta.family`` or ``meta.year``.
+    """
+    from nas.errors import GenotypeError
+    from nas.genotype._model import printable_line
+
+    family, year = meta.get("family", ""), meta.get("year", "")
+    if family != "":
+        printable_line(family, path="meta.family")
+    if year != "" and (isinstance(year, bool) or not isinstance(year, int)):
+        raise GenotypeError(f"must be an integer, got {year!r}", path="meta.year")
+    return family, year
 
 
 def _sort_key(key: str):

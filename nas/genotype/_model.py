@@ -76,23 +76,24 @@ MAX_IMPORTS = 64
 """Most library files one genotype may import, all levels counted."""
 
 
-def _title(name: Any) -> str:
-    """A genotype's ``name``: one line of printable text, 1 to :data:`MAX_TITLE` characters. It
-    is printed (tables, errors, DOT and Mermaid text), so no control, bidi or line-break
-    characters: a name of ``"\\x1b[2J"`` or with a newline rewrote the terminal or split a line.
+def printable_line(text: Any, *, path: str, limit: int = MAX_TITLE) -> str:
+    """``text`` when it is one line of printable text, 1 to ``limit`` characters: free text that
+    is printed (a genotype's name in tables, errors, DOT and Mermaid text; the zoo's family)
+    holds no control, bidi or line-break characters. A name of ``"\\x1b[2J"`` or with a
+    newline rewrote the terminal or split a line.
 
     Raises:
-        GenotypeError: at ``name``.
+        GenotypeError: at ``path``.
     """
-    if not isinstance(name, str) or not name:
-        raise GenotypeError("'name' must be a non-empty string", path="name")
-    if len(name) > MAX_TITLE:
-        raise GenotypeError(f"'{name[:40]}...' is longer than {MAX_TITLE} characters", path="name")
-    for char in name:
+    if not isinstance(text, str) or not text:
+        raise GenotypeError("must be a non-empty string", path=path)
+    if len(text) > limit:
+        raise GenotypeError(f"'{text[:40]}...' is longer than {limit} characters", path=path)
+    for char in text:
         if unicodedata.category(char) in _UNPRINTABLE:
-            shown = repr(name) if len(name) <= 80 else repr(name[:77]) + "..."
-            raise GenotypeError(f"must be one line of printable text; {shown} holds {char!r}", path="name")
-    return name
+            shown = repr(text) if len(text) <= 80 else repr(text[:77]) + "..."
+            raise GenotypeError(f"must be one line of printable text; {shown} holds {char!r}", path=path)
+    return text
 
 
 def _identifier(name: Any, what: str) -> str:
@@ -600,7 +601,7 @@ def _from_data(data: Any, *, file: str | None, base: Path, default_name: str, lo
         _check_keys(data, _TOP_KEYS, None)
         if "network" not in data:
             raise GenotypeError("missing key 'network'")
-        name = _title(data.get("name", default_name))
+        name = printable_line(data.get("name", default_name), path="name")
         meta = data.get("meta") or {}
         if not isinstance(meta, Mapping):
             raise GenotypeError("'meta' must be a mapping", path="meta")
