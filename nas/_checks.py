@@ -16,6 +16,7 @@ nothing. Imports neither torch nor Optuna at the top.
 from __future__ import annotations
 
 import ast
+import errno
 import inspect
 import math
 import numbers
@@ -324,18 +325,37 @@ def user_path(value: str | Path, *, path: str | None, file: str | None = None,
         raise error(f"{str(value)!r}: {problem}", file=file, path=path) from None
 
 
+def _shown(value: str | Path) -> str:
+    """``repr`` of a path for a message, cut to 200 characters."""
+    shown = repr(str(value))
+    return shown if len(shown) <= 200 else shown[:197] + "..."
+
+
 def resolved_path(value: str | Path, *, path: str | None, file: str | None = None,
                   error: type[NasError] = ConfigError) -> Path:
-    """``Path(value).resolve()`` (absolute, symlinks followed, ``..`` removed).
+    """``Path(value).resolve()`` (absolute, symlinks followed, ``..`` removed), a name the
+    operating system can look up.
 
     Raises:
         error: a symlink loop on the way (pathlib's ``RuntimeError`` before Python 3.13, which
-            returns the path instead: opening it then fails), naming ``file`` and ``path``.
+            returns the path instead: ``stat`` then says ``ELOOP``), or a name or part longer
+            than the system takes (``ENAMETOOLONG``: it escaped every ``exists()`` and
+            ``is_file()`` as an ``OSError`` naming the path, not the config and key), or a NUL
+            byte in it, naming ``file`` and ``path``.
     """
     try:
-        return Path(value).resolve()
+        resolved = Path(value).resolve()
+        os.stat(resolved)
     except RuntimeError:
-        raise error(f"{str(value)!r}: symlink loop", file=file, path=path) from None
+        raise error(f"{_shown(value)}: symlink loop", file=file, path=path) from None
+    except OSError as problem:
+        if problem.errno == errno.ELOOP:
+            raise error(f"{_shown(value)}: symlink loop", file=file, path=path) from None
+        if problem.errno == errno.ENAMETOOLONG:
+            raise error(f"{_shown(value)}: name too long", file=file, path=path) from None
+    except ValueError:  # a NUL byte ('unexpected ValueError' in a dataset's root)
+        raise error(f"{_shown(value)}: not a valid file name (a NUL byte)", file=file, path=path) from None
+    return resolved
 
 
 def check_path_given(value: Any, key: str, *, file: str | None = None,
@@ -421,7 +441,7 @@ def genotype(ref: Any, *, base: Path, file: str | None = None, path: str = "geno
     if not isinstance(ref, str) or not ref:
         raise ConfigError("must be a genotype file or a zoo name", file=file, path=path)
     for candidate in (base / ref, Path(ref)):
-        if candidate.is_file():
+        if resolved_path(candidate, file=file, path=path).is_file():
             try:
                 return load_genotype(candidate)
             except NasError as error:

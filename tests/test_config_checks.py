@@ -137,6 +137,15 @@ CASES = {
         "proxies_no_such_user": (config(proxies={"data": {"name": "folder", "root": f"~{NO_USER}"}}),
                                  "proxies.data.root: '~nas-no-such-user': no such user"),
     },
+    "paths_the_os_cannot_take": {  # were an OSError or ValueError naming the path, not the key
+        "space_too_long": (config(space="s" * 5000), "space: "),
+        "space_part_too_long": (config(space="s/" * 3000), "space: "),
+        "genotype_too_long": (config(space__genotype="g" * 5000 + ".yaml"), "space.genotype: "),
+        "root_too_long": (config(dataset={"name": "folder", "root": "r" * 5000}), "dataset.root: "),
+        "root_nul": (config(dataset={"name": "folder", "root": "a\0b"}), "dataset.root: "),
+        "cache_nul": (config(dataset={"name": "folder", "root": ".", "cache": "a\0b"}), "dataset.cache: "),
+        "table_too_long": (config(tabular={"table": "t" * 5000}, dataset=None, train=None), "tabular.table: "),
+    },
     "dataset_offline": {
         "cifar10": (config(dataset="cifar10"), "dataset.root"),
         "mnist_subset": (config(dataset={"name": "mnist", "subset": 100}), "dataset.root"),

@@ -275,7 +275,7 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     space_data, space_file, space_base = data["space"], file, base
     if isinstance(space_data, str):
         space_path = base / space_data
-        if not space_path.is_file():
+        if not _checks.resolved_path(space_path, file=file, path="space").is_file():
             raise _error(f"no space file {space_data!r} (relative to {base})", file, "space")
         loaded = load_yaml_file(space_path, error=ConfigError)
         space_data = loaded.get("space", loaded) if isinstance(loaded, Mapping) else loaded
@@ -619,7 +619,8 @@ def _parse_tabular(value: Any, file: str, base: Path) -> dict[str, Any]:
     if not isinstance(table, str):
         raise _error("must be a file path", file, "tabular.table")
     candidates = [base / table, Path.cwd() / table]
-    found = next((p for p in candidates if p.is_file()), None)
+    found = next((p for p in candidates if _checks.resolved_path(p, file=file, path="tabular.table").is_file()),
+                 None)
     if found is None:
         raise _error(f"no table file {table!r} (relative to {base} or the working folder)",
                      file, "tabular.table")
