@@ -212,6 +212,16 @@ def test_cli_family(tmp_path, capsys):
     assert table in out
 
 
+def test_cli_family_whose_folder_cannot_be_written_prints_only_the_error(tmp_path, capsys):
+    # the table was printed, as for a family written, before the one-line error
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    assert main(["scale", "resnet20", "--family", "1", "--out", str(taken)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip() == f"{taken}: exists and is not a folder"
+
+
 # --------------------------------------------------------------------------- nas scale-search
 
 TINY = """

@@ -74,10 +74,10 @@ def run_scale(args: argparse.Namespace) -> int:
     genotype = load(args)
     if args.family is not None:
         members = family(genotype, range(args.family + 1), **_options(args))
+        paths = write_family(members, args.out) if args.out else []  # first: a failure prints no table
         print(f"{genotype.name}: alpha {args.alpha:g}, beta {args.beta:g}, gamma {args.gamma:g}")
         print(family_table(members))
         if args.out:
-            paths = write_family(members, args.out)
             print(f"wrote {len(paths)} genotypes to {args.out}")
         return 0
     scaled = scale(genotype, phi=args.phi, **explicit, **_options(args))
