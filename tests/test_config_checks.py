@@ -391,6 +391,8 @@ SCALE = {
      "grid.alpha"),
     ({"grid": {"alpha": {"low": 1.0, "high": 2.0, "step": float("inf")}, "beta": [1.0], "gamma": [1.0]}},
      "grid.alpha"),
+    # a candidate too large to build was named 'GENOTYPE.yaml: grid: ...', the config's key in the genotype
+    ({"width_divisor": 10**9, "grid": {"alpha": [1.0], "beta": [1.2], "gamma": [1.0]}, "target": 1.44}, "grid"),
 ])
 def test_bad_scale_search_config(sandbox, capsys, change, where):
     file = sandbox / "work" / "scale.yaml"

@@ -262,6 +262,8 @@ def load_scale_config(path: str | Path) -> ScaleSearchConfig:
         try:
             config.run_config(candidate)
         except NasError as error:
+            if error.file not in (None, file):  # the genotype's file: this config's grid scaled it
+                raise _error(error.message, file, "grid") from None
             raise error.located(file=file, path="grid") from None
     return config
 
