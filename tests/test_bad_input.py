@@ -184,6 +184,19 @@ def test_a_genotype_name_is_one_printable_line(tmp_path, capsys, name, message):
     check(tmp_path, capsys, HEADER + f"name: {name}\nnetwork: [relu]\n", ": name: ", message)
 
 
+@pytest.mark.parametrize("scaling, message", [
+    ("{depth: [s], width: [s]}", "scaling.width: parameter 's' is already scaled by depth"),
+    ("{depth: [s, s]}", "scaling.depth: parameter 's' is listed twice"),
+    ("{depth: [[s]]}", "scaling.depth: '['s']' is not a parameter"),
+    ("{width: [{s: 1}]}", "scaling.width: '{'s': 1}' is not a parameter"),
+], ids=["two ways", "twice", "a list", "a mapping"])
+def test_scaling_names_each_parameter_once(tmp_path, capsys, scaling, message):
+    # under depth and width, nas scale --depth 3 --width 4 gave s * 4 (the depth lost); a list
+    # or mapping for a name was 'unexpected TypeError: unhashable type'
+    text = HEADER + f"params: {{s: 2}}\nscaling: {scaling}\nnetwork: ['repeat(s, relu)']\n"
+    check(tmp_path, capsys, text, message)
+
+
 @pytest.mark.parametrize("meta", ["{1: a, b: c}", "{null: 1, a: 2}", "{true: 1}"])
 def test_meta_keys_must_be_text(tmp_path, capsys, meta):
     # accepted, then the canonical YAML (nas scale --out, a search's genotype.yaml) sorted the

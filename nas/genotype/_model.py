@@ -695,9 +695,19 @@ def _parse_params(raw: Any) -> dict[str, Any]:
 
 
 def _parse_scaling(raw: Any, params: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """``scaling``: for each of depth, width and resolution, the parameters it multiplies.
+
+    A parameter is scaled by one of them, once: listed under two, the last applied replaced
+    the other's result (``depth: [s], width: [s]`` scaled by ``--depth 3 --width 4`` gave ``s *
+    4``, the depth lost).
+
+    Raises:
+        GenotypeError: at ``scaling`` or ``scaling.KEY``.
+    """
     if not isinstance(raw, Mapping):
         raise GenotypeError("'scaling' must be a mapping", path="scaling")
-    scaling = {}
+    scaling: dict[str, tuple[str, ...]] = {}
+    scaled_by: dict[str, str] = {}
     for key, names in raw.items():
         if key not in ("depth", "width", "resolution"):
             raise GenotypeError(f"unknown key '{key}' (valid: depth, width, resolution)", path="scaling")
@@ -705,8 +715,13 @@ def _parse_scaling(raw: Any, params: Mapping[str, Any]) -> dict[str, tuple[str, 
         if not isinstance(names, list):
             raise GenotypeError("expected a list of parameter names", path=f"scaling.{key}")
         for name in names:
-            if name not in params:
+            if not isinstance(name, str) or name not in params:
                 raise GenotypeError(f"'{name}' is not a parameter", path=f"scaling.{key}")
+            if name in scaled_by:
+                where = "listed twice" if scaled_by[name] == key else f"already scaled by {scaled_by[name]}"
+                raise GenotypeError(f"parameter '{name}' is {where}; a parameter scales one way, once",
+                                    path=f"scaling.{key}")
+            scaled_by[name] = key
         scaling[key] = tuple(names)
     return scaling
 
