@@ -93,6 +93,9 @@ CASES = {
         "prescreen_huge": (config(proxies={"prescreen": {"proxy": ["params"], "candidates": 10**9, "top": 1}}),
                            "proxies.prescreen.candidates"),
         "proxy_batch_huge": (config(proxies={"batch": 10**6}), "proxies.batch"),
+        "proxy_name_a_list": (config(proxies={"record": [["naswot"]]}), "proxies.record[0]: unknown proxy"),
+        "proxy_name_a_mapping": (config(proxies={"prescreen": {"proxy": [{"a": 1}], "candidates": 4, "top": 1}}),
+                                 "proxies.prescreen.proxy[0]: unknown proxy"),
     },
     "retrain": {
         "train_lr": (config(retrain={"train": {"lr": "x"}}), "retrain.train.lr"),

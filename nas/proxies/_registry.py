@@ -80,9 +80,10 @@ def get_proxy(name: str) -> Proxy:
     """The proxy registered as ``name``.
 
     Raises:
-        ConfigError: for an unknown name, listing the valid ones.
+        ConfigError: for an unknown name or one that is not a string (a list or mapping from
+            YAML was 'unexpected TypeError: unhashable type'), listing the valid ones.
     """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown proxy {name!r}; valid: {', '.join(_REGISTRY)}") from None
+    proxy = _REGISTRY.get(name) if isinstance(name, str) else None
+    if proxy is None:
+        raise ConfigError(f"unknown proxy {name!r}; valid: {', '.join(_REGISTRY)}")
+    return proxy
