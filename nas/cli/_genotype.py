@@ -91,16 +91,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     decode.set_defaults(run=run_decode)
 
 
-def parse_assignments(items: list[str]) -> dict[str, Any]:
-    """``["a=1", "b=[1, 2]"]`` → ``{"a": 1, "b": [1, 2]}``; values are read as YAML."""
+def parse_assignments(items: list[str], flag: str = "--set") -> dict[str, Any]:
+    """``["a=1", "b=[1, 2]"]`` → ``{"a": 1, "b": [1, 2]}``; values are read as YAML. Errors
+    name ``flag``, the option the items came from (``--data-set`` was reported as ``--set``)."""
     from nas._yaml import load_yaml
 
     params = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
-        params[key.strip()] = load_yaml(value, error=ConfigError, file=f"--set {key.strip()}")
+            raise ConfigError(f"{flag} expects KEY=VALUE, got '{item}'")
+        params[key.strip()] = load_yaml(value, error=ConfigError, file=f"{flag} {key.strip()}")
     return params
 
 

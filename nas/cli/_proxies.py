@@ -50,7 +50,9 @@ def run_score(args: argparse.Namespace) -> int:
     if args.dataset is not None:
         from nas.data import load_dataset
 
-        data = load_dataset(args.dataset, **parse_assignments(args.data_options))
+        data = load_dataset(args.dataset, **parse_assignments(args.data_options, "--data-set"))
+    elif args.data_options:  # options of no dataset: never silently ignored
+        raise ConfigError("a dataset option needs --dataset NAME", path="--data-set")
     genotypes = [load_genotype(f) for f in args.files]
     results = [score(g, data, names, seed=args.seed, device=args.device, batch_size=args.batch)
                for g in genotypes]

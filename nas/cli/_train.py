@@ -85,7 +85,7 @@ def _folder(text: str) -> str:
 def _dataset_options(args: argparse.Namespace, resolution: int) -> dict[str, Any]:
     from nas.cli._genotype import parse_assignments
 
-    options = parse_assignments(args.data_options)
+    options = parse_assignments(args.data_options, "--data-option")
     for key in ("root", "resolution", "subset", "val_split"):  # options with a flag of their own
         if key in options:
             flag = "--" + key.replace("_", "-")
