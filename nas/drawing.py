@@ -30,6 +30,11 @@ INSTALL_DOT = (
     "--format dot or mermaid need no program"
 )
 
+DOT_SECONDS = 30.0
+"""Longest ``dot`` may take to draw one picture: its layout is superlinear in the boxes and
+far worse in crossing edges (a 20 KB genotype of 100 nodes each adding all earlier ones ran
+for minutes); past it the drawing is refused, not waited for."""
+
 _FILL = {"input": "#e8e8e8", "op": "#ffffff", "block": "#dbe9f6", "output": "#fde7c8"}
 _WRAP = 44  # characters of a label line before it wraps (at a comma or a " + ")
 
@@ -54,15 +59,20 @@ def render(graph: nx.DiGraph, fmt: str, depth: int = 0) -> bytes:
 
 def _run_dot(source: str, fmt: str, name: str) -> bytes:
     """``dot -T fmt`` of ``source``. Raises :class:`~nas.errors.ConfigError`: no ``dot``
-    (:data:`INSTALL_DOT`), or one line naming the genotype ``name`` and the first line ``dot``
-    wrote to stderr when it fails (``communicate`` ignores the broken pipe of a ``dot`` that
-    exited before reading all its input)."""
+    (:data:`INSTALL_DOT`), ``dot`` still drawing after :data:`DOT_SECONDS` (it is killed), or
+    one line naming the genotype ``name`` and the first line ``dot`` wrote to stderr when it
+    fails (``communicate`` ignores the broken pipe of a ``dot`` that exited before reading all
+    its input)."""
     import subprocess
 
     try:
-        done = subprocess.run(["dot", f"-T{fmt}"], input=source.encode(), capture_output=True, check=False)
+        done = subprocess.run(["dot", f"-T{fmt}"], input=source.encode(), capture_output=True, check=False,
+                              timeout=DOT_SECONDS)
     except FileNotFoundError:
         raise ConfigError(INSTALL_DOT) from None
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"genotype {name!r}: Graphviz's dot did not finish drawing it in {DOT_SECONDS:g} s; "
+                          "draw fewer boxes (a smaller --depth) or write --format dot or mermaid") from None
     if done.returncode != 0:
         lines = done.stderr.decode(errors="replace").strip().splitlines() or [f"exit status {done.returncode}"]
         first = lines[0] if len(lines[0]) <= 200 else lines[0][:197] + "..."

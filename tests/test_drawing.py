@@ -10,6 +10,7 @@ import html
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -174,6 +175,22 @@ def test_missing_dot_is_one_line(tmp_path: Path, capsys, monkeypatch):
     assert not (tmp_path / "g.png").exists()
     assert main(["graph", "resnet18", "--format", "mermaid"]) == 0  # text needs no program
     assert capsys.readouterr().out.startswith("flowchart TD")
+
+
+def test_a_dot_that_does_not_finish_is_killed_and_one_line(tmp_path: Path, capsys, monkeypatch):
+    # dot's layout of a 20 KB genotype (100 nodes, each adding all earlier ones) ran for minutes;
+    # a stand-in dot that never finishes is stopped at DOT_SECONDS
+    fake = tmp_path / "bin" / "dot"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(60)\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake.parent))
+    monkeypatch.setattr("nas.drawing.DOT_SECONDS", 0.5)
+    assert main(["graph", "resnet18", "--out", str(tmp_path / "g.svg")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("genotype 'resnet18': Graphviz's dot did not finish drawing it in 0.5 s; draw fewer "
+                   "boxes (a smaller --depth) or write --format dot or mermaid"), err
+    assert not (tmp_path / "g.svg").exists()
 
 
 def test_a_fused_label_counts_runs_and_is_capped():
