@@ -198,6 +198,11 @@ CASES = {
         "genotype_missing": (config(space__genotype="nowhere/net.yaml"), "space.genotype"),
         "constraint_min_over_max": (config(space__constraints={"params": {"min": 10, "max": 1}}),
                                     "space.constraints.params"),
+        # nas retrain writes OUT/SEED/: these escaped OUT or shared a searched trial's folder
+        "seed_name_escapes": (config(space__seeds={"../../x": {}}), "space.seeds.../../x: must be a folder name"),
+        "seed_name_a_number": (config(space__seeds={1: {}}), "space.seeds.1: must be a folder name"),
+        "seed_name_a_trial": (config(space__seeds={"trial_0003": {}}), "space.seeds.trial_0003: 'trial_0003' is"),
+        "seed_name_grown": (config(space__seeds={"tiny_grown": {}}), "space.seeds.tiny_grown: 'tiny_grown' is"),
     },
 }
 

@@ -52,6 +52,8 @@ _CHOICE_KEYS = ("param", "int", "float", "choices", "step", "log", "per_stage", 
 # Largest bound of an int or float choice: Optuna holds parameters as float64, exact up to 2**53.
 _MAX_BOUND = 2**53
 _TARGET = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?$")
+# Labels nas retrain gives other rows (nas.retrain._select): a searched trial, a grown network.
+_RETRAIN_LABELS = re.compile(r"trial_\d+|.*_grown")
 
 
 def _plain(value: Any) -> Any:
@@ -354,6 +356,7 @@ def parse_space(data: Any, *, file: str | None = None, base: Path | None = None,
     seeds: dict[str, dict[str, Any]] = {}
     for name, params in seeds_data.items():
         where = f"space.seeds.{name}"
+        _seed_name(name, file=file, path=where)
         if params is None:
             params = {}
         if not isinstance(params, Mapping):
@@ -367,6 +370,22 @@ def parse_space(data: Any, *, file: str | None = None, base: Path | None = None,
         seeds[str(name)] = values
     return Space(genotype=genotype, choices=space.choices, seeds=seeds,
                  constraints=space.constraints, file=file)
+
+
+def _seed_name(name: Any, *, file: str | None, path: str) -> str:
+    """A seed's name: a folder name (:func:`nas._checks.folder_name`), since ``nas retrain``
+    writes ``OUT/NAME/``, and none of the labels it gives other rows (``trial_12``,
+    ``X_grown``). A seed named ``../../x`` was retrained outside ``OUT``; one named
+    ``trial_0003`` shared trial 3's folder.
+
+    Raises:
+        ConfigError: naming ``file`` and ``path``.
+    """
+    _checks.folder_name(name, file=file, path=path)
+    if _RETRAIN_LABELS.fullmatch(name):
+        raise ConfigError(f"{name!r} is the kind of name nas retrain gives a searched trial or a "
+                          "grown network (trial_N, NAME_grown); rename the seed", file=file, path=path)
+    return name
 
 
 def _parse_constraints(data: Any, file: str | None) -> dict[str, tuple[float | None, float | None]]:
