@@ -52,6 +52,8 @@ _CHOICE_KEYS = ("param", "int", "float", "choices", "step", "log", "per_stage", 
 # Largest bound of an int or float choice: Optuna holds parameters as float64, exact up to 2**53.
 _MAX_BOUND = 2**53
 _TARGET = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?$")
+MAX_SEEDS = 1_000
+"""Most seeds a space names: each is expanded when the config is read (40,000 took 36 s)."""
 # Labels nas retrain gives other rows (nas.retrain._select): a searched trial, a grown network.
 _RETRAIN_LABELS = re.compile(r"trial_\d+|.*_grown")
 
@@ -353,6 +355,8 @@ def parse_space(data: Any, *, file: str | None = None, base: Path | None = None,
     seeds_data = data.get("seeds") or {}
     if not isinstance(seeds_data, Mapping):
         raise ConfigError("must be a mapping of seed names to parameter sets", file=file, path="space.seeds")
+    if len(seeds_data) > MAX_SEEDS:
+        raise ConfigError(f"more than {MAX_SEEDS:,} seeds", file=file, path="space.seeds")
     seeds: dict[str, dict[str, Any]] = {}
     for name, params in seeds_data.items():
         where = f"space.seeds.{name}"
