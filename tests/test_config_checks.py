@@ -203,6 +203,10 @@ CASES = {
         "seed_name_a_number": (config(space__seeds={1: {}}), "space.seeds.1: must be a folder name"),
         "seed_name_a_trial": (config(space__seeds={"trial_0003": {}}), "space.seeds.trial_0003: 'trial_0003' is"),
         "seed_name_grown": (config(space__seeds={"tiny_grown": {}}), "space.seeds.tiny_grown: 'tiny_grown' is"),
+        # 4,096 stages of one per_stage choice: 15 s and 860 MB a trial for a tiny network
+        "choices_too_many": (config(space__params={"widths": [4] * 1001, "depths": [1, 1, 1]},
+                                    space__choices={"w": {"param": "widths", "per_stage": True, "int": [4, 8]}}),
+                             "space.choices.w: more than 1,000 choices"),
         # each seed is expanded when the config is read: 40,000 (600 KB) took 36 s
         "seeds_too_many": (config(space__seeds={f"s{i}": {} for i in range(1001)}), "space.seeds: more than 1,000"),
     },

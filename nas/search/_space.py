@@ -52,6 +52,9 @@ _CHOICE_KEYS = ("param", "int", "float", "choices", "step", "log", "per_stage", 
 # Largest bound of an int or float choice: Optuna holds parameters as float64, exact up to 2**53.
 _MAX_BOUND = 2**53
 _TARGET = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?$")
+MAX_CHOICES = 1_000
+"""Most labels a space samples per trial, each stage of a per_stage choice counted (a per_stage
+choice over a 4,096-element list made every trial of a tiny network take 15 s and 860 MB)."""
 MAX_SEEDS = 1_000
 """Most seeds a space names: each is expanded when the config is read (40,000 took 36 s)."""
 # Labels nas retrain gives other rows (nas.retrain._select): a searched trial, a grown network.
@@ -464,6 +467,9 @@ def _parse_choices(data: Any, genotype: Genotype, file: str | None) -> list[Choi
                     ((f"stage{i + 1}.{name}" if name in per_stage and name != label else name), allowed)
                     for name, allowed in when)
                 targets.append((f"stage{i + 1}.{label}", i, stage_when))
+        if len(choices) + len(targets) > MAX_CHOICES:
+            raise ConfigError(f"more than {MAX_CHOICES:,} choices (each stage of a per_stage choice "
+                              "counts)", file=file, path=where)
         for stage_label, stage_index, stage_when in targets:
             if any(c.label == stage_label for c in choices):
                 raise ConfigError(f"label {stage_label!r} is defined twice", file=file, path=where)
