@@ -230,6 +230,16 @@ def test_nas_zoo_lists_every_genotype_and_writes_csv(tmp_path, capsys):
     assert "6,624,904" in printed and "1.498" in printed
 
 
+def test_nas_zoo_csv_that_cannot_be_written_prints_only_the_error(tmp_path, capsys):
+    # the table was printed, as for a CSV written, before the one-line error
+    from nas.cli import main
+
+    (tmp_path / "taken").mkdir()
+    assert main(["zoo", "--csv", str(tmp_path / "taken")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip() == f"{tmp_path / 'taken'}: is a folder, not a file"
+
+
 def test_nas_zoo_reports_a_broken_file_and_lists_the_rest_without_torch(tmp_path):
     import os
     import shutil

@@ -128,13 +128,14 @@ def run_zoo(args: argparse.Namespace) -> int:
     folder = zoo_dir()
     rows, errors = zoo_rows(folder)
     rows.sort(key=_sort_key(args.sort))
+    if args.csv:  # first: a --csv that cannot be written prints only its error
+        from nas.io import atomic_write_text
+
+        atomic_write_text(args.csv, format_csv(rows))
     for error in errors:
         print(error, file=sys.stderr)
     print(format_table(rows))
     print(f"\n{len(rows)} genotypes in {folder}" + (f", {len(errors)} failed to load" if errors else ""))
     if args.csv:
-        from nas.io import atomic_write_text
-
-        atomic_write_text(args.csv, format_csv(rows))
         print(f"wrote {args.csv}")
     return 1 if errors else 0
