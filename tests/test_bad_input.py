@@ -184,6 +184,12 @@ def test_a_genotype_name_is_one_printable_line(tmp_path, capsys, name, message):
     check(tmp_path, capsys, HEADER + f"name: {name}\nnetwork: [relu]\n", ": name: ", message)
 
 
+@pytest.mark.parametrize("params", ['{s: "a\\x1b[2Jb"}', '{s: [ok, "two\\nlines"]}'], ids=["escape", "newline in a list"])
+def test_a_text_parameter_is_one_printable_line(tmp_path, capsys, params):
+    # printed as given in nas search's trial lines and nas best (name(s=...))
+    check(tmp_path, capsys, HEADER + f"params: {params}\nnetwork: [relu]\n", "params.s: must be one line of printable text")
+
+
 @pytest.mark.parametrize("scaling, message", [
     ("{depth: [s], width: [s]}", "scaling.width: parameter 's' is already scaled by depth"),
     ("{depth: [s, s]}", "scaling.depth: parameter 's' is listed twice"),

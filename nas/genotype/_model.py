@@ -89,11 +89,20 @@ def printable_line(text: Any, *, path: str, limit: int = MAX_TITLE) -> str:
         raise GenotypeError("must be a non-empty string", path=path)
     if len(text) > limit:
         raise GenotypeError(f"'{text[:40]}...' is longer than {limit} characters", path=path)
+    _check_printable(text, path=path)
+    return text
+
+
+def _check_printable(text: str, *, path: str | None = None) -> None:
+    """Refuse ``text`` holding a control, bidi (format), surrogate or line-break character.
+
+    Raises:
+        GenotypeError: at ``path``, showing the text (cut) and the character.
+    """
     for char in text:
         if unicodedata.category(char) in _UNPRINTABLE:
             shown = repr(text) if len(text) <= 80 else repr(text[:77]) + "..."
             raise GenotypeError(f"must be one line of printable text; {shown} holds {char!r}", path=path)
-    return text
 
 
 def _identifier(name: Any, what: str) -> str:
@@ -300,7 +309,8 @@ def _check_keys(data: Mapping, allowed: tuple[str, ...], where: str | None) -> N
 
 
 def _check_value(value: Any, depth: int = 0) -> None:
-    """Parameter values are plain data: numbers, strings, booleans, null and lists of them."""
+    """Parameter values are plain data: numbers, strings (printable, one line), booleans, null
+    and lists of them."""
     if depth > 8:
         raise GenotypeError("value nested too deeply")
     if isinstance(value, list):
@@ -310,6 +320,8 @@ def _check_value(value: Any, depth: int = 0) -> None:
             _check_value(item, depth + 1)
     elif not isinstance(value, (int, float, str, bool, type(None))):
         raise GenotypeError(f"expected a number, string, boolean or list, got {type(value).__name__}")
+    elif isinstance(value, str):  # printed in trial lines and tables (nas search, nas best)
+        _check_printable(value)
     elif isinstance(value, (int, float)) and not isinstance(value, bool) and not abs(value) <= 2**53:
         # compared, never converted: float(10**400) overflows; nan and inf compare false
         raise GenotypeError(f"{show_number(value)} is not a finite number within 2**53")
