@@ -312,17 +312,24 @@ DATASET_SOURCES = ("root", "val_root")
 
 def user_path(value: str | Path, *, path: str | None, file: str | None = None,
               error: type[NasError] = ConfigError) -> Path:
-    """``Path(value)`` with a leading ``~`` or ``~USER`` expanded (:meth:`Path.expanduser`).
+    """``Path(value)`` with a leading ``~`` or ``~USER`` expanded (:meth:`Path.expanduser`), a
+    name the operating system can look up (:func:`_check_lookup`).
 
     Raises:
         error: ``~USER`` names no user, or ``~`` has no home folder (pathlib's
-            ``RuntimeError``), naming ``file`` and ``path`` (the key).
+            ``RuntimeError``), or a name no file can have (too long, a NUL byte: ``nas train
+            --root`` of 5,000 characters was 'NAME: name too long' without the flag), naming
+            ``file`` and ``path`` (the key).
     """
     try:
-        return Path(value).expanduser()
+        expanded = Path(value).expanduser()
     except RuntimeError:
         problem = "no home folder" if Path(value).parts[0] == "~" else "no such user"
         raise error(f"{str(value)!r}: {problem}", file=file, path=path) from None
+    except ValueError:  # a NUL byte in ~USER
+        expanded = Path(value)
+    _check_lookup(expanded, value, loops=False, path=path, file=file, error=error)
+    return expanded
 
 
 def _shown(value: str | Path) -> str:
@@ -331,30 +338,43 @@ def _shown(value: str | Path) -> str:
     return shown if len(shown) <= 200 else shown[:197] + "..."
 
 
-def resolved_path(value: str | Path, *, path: str | None, file: str | None = None,
-                  error: type[NasError] = ConfigError) -> Path:
-    """``Path(value).resolve()`` (absolute, symlinks followed, ``..`` removed), a name the
-    operating system can look up.
+def _check_lookup(target: Path, value: str | Path, *, loops: bool, path: str | None, file: str | None,
+                  error: type[NasError]) -> None:
+    """Refuse ``target`` (shown as ``value``) when the system cannot look it up: a name or part
+    longer than it takes (``ENAMETOOLONG``, which escapes every ``exists()`` and ``is_file()``
+    as an ``OSError``), a NUL byte, or (``loops``) a symlink loop. A missing file is fine.
 
     Raises:
-        error: a symlink loop on the way (pathlib's ``RuntimeError`` before Python 3.13, which
-            returns the path instead: ``stat`` then says ``ELOOP``), or a name or part longer
-            than the system takes (``ENAMETOOLONG``: it escaped every ``exists()`` and
-            ``is_file()`` as an ``OSError`` naming the path, not the config and key), or a NUL
-            byte in it, naming ``file`` and ``path``.
+        error: naming ``file`` and ``path``.
     """
     try:
-        resolved = Path(value).resolve()
-        os.stat(resolved)
-    except RuntimeError:
-        raise error(f"{_shown(value)}: symlink loop", file=file, path=path) from None
+        os.stat(target)
     except OSError as problem:
-        if problem.errno == errno.ELOOP:
+        if loops and problem.errno == errno.ELOOP:
             raise error(f"{_shown(value)}: symlink loop", file=file, path=path) from None
         if problem.errno == errno.ENAMETOOLONG:
             raise error(f"{_shown(value)}: name too long", file=file, path=path) from None
     except ValueError:  # a NUL byte ('unexpected ValueError' in a dataset's root)
         raise error(f"{_shown(value)}: not a valid file name (a NUL byte)", file=file, path=path) from None
+
+
+def resolved_path(value: str | Path, *, path: str | None, file: str | None = None,
+                  error: type[NasError] = ConfigError) -> Path:
+    """``Path(value).resolve()`` (absolute, symlinks followed, ``..`` removed), a name the
+    operating system can look up (:func:`_check_lookup`).
+
+    Raises:
+        error: a symlink loop on the way (pathlib's ``RuntimeError`` before Python 3.13, which
+            returns the path instead: ``stat`` then says ``ELOOP``), a name or part longer than
+            the system takes, or a NUL byte, naming ``file`` and ``path``.
+    """
+    try:
+        resolved = Path(value).resolve()
+    except RuntimeError:
+        raise error(f"{_shown(value)}: symlink loop", file=file, path=path) from None
+    except ValueError:
+        resolved = Path(value)
+    _check_lookup(resolved, value, loops=True, path=path, file=file, error=error)
     return resolved
 
 

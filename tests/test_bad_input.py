@@ -472,13 +472,16 @@ def test_a_network_whose_head_does_not_fit_the_classes_is_refused_before_trainin
     # a batch of 100,000 images was read whole (a run config's proxies.batch stops at 4,096)
     (["score", "lenet5", "--proxy", "params", "--batch", "100000"], "--batch: must be an integer in [2, 4096]"),
     (["score", "lenet5", "--proxy", "params", "--batch", "1"], "--batch: must be an integer in [2, 4096]"),
+    # a name the system cannot look up was 'NAME: name too long' or 'unexpected ValueError', no flag named
+    (["train", "lenet5", "--out", "{tmp}/o", "--dataset", "folder", "--root", "r" * 5000], "root: 'rrrr"),
+    (["train", "lenet5", "--out", "{tmp}/o", "--dataset", "cifar10", "--root", "r\0"], "root: 'r\\x00': not a valid"),
     # scored without the data, the option ignored
     (["score", "lenet5", "--proxy", "params", "--data-set", "resolution=16"], "--data-set: a dataset option needs"),
     # the next two were named '--set expects KEY=VALUE'
     (["score", "lenet5", "--dataset", "digits", "--data-set", "resolution"], "--data-set expects KEY=VALUE"),
     (["train", "lenet5", "--out", "{tmp}/o", "--data-option", "seed"], "--data-option expects KEY=VALUE"),
 ], ids=["score-device", "train-data-option", "train-resolution-0", "retrain-workers", "score-batch-huge",
-        "score-batch-1", "score-data-set-alone",
+        "score-batch-1", "train-root-too-long", "train-root-nul", "score-data-set-alone",
         "score-data-set-no-value", "train-data-option-no-value"])
 def test_an_argument_out_of_range_is_one_line_never_ignored(tmp_path, capsys, argv, line):
     assert main([part.format(tmp=tmp_path) for part in argv]) == 2
