@@ -486,9 +486,11 @@ SIDE_FILES = {  # case: (file under the run folder, the call, what it must print
     "plan_list": ("retrain/plan.json", "from nas.retrain._run import _check_plan as f\n"
                   "try:\n    f(run / 'retrain', {})\nexcept ConfigError as e:\n    print(e)",
                   "{run}/retrain/plan.json: unreadable: not a JSON object (list)"),
-    "job_fifo": ("retrain/job/job.json", "from nas.retrain._run import _claim as f; "
-                 "f(run / 'retrain' / 'job', 'h'); print((run / 'retrain/job/job.json').read_text())",
-                 '{"hash": "h"}'),
+    # a FIFO is never replaced by an atomic write (nas.io): the claim says so, naming the file
+    "job_fifo": ("retrain/job/job.json", "from nas.retrain._run import _claim as f\n"
+                 "try:\n    f(run / 'retrain' / 'job', 'h')\nexcept OSError as e:\n    print(e)",
+                 "[Errno 22] not a regular file (a device, FIFO or socket is never replaced): "
+                 "'{run}/retrain/job/job.json'"),
     "result_deep": ("retrain/job/test.json", "from nas.retrain._run import _read_result as f; "
                     "print(f(run / 'retrain' / 'job', 'h'))", "None"),
     "preprocessing_fifo": ("trial_0001.json", "from nas.preprocessing import Preprocessing\n"
