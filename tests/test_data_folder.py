@@ -710,3 +710,19 @@ def test_an_empty_cache_or_source_path_is_refused(tmp_path: Path, monkeypatch: p
         dataset({"name": "folder", "root": str(root), "cache": ""}, base=tmp_path, file=str(config))
     assert str(error.value) == f"{config}: dataset.cache: must be a folder path, got ''"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]
+
+
+def test_folder_names_that_are_not_utf8_are_read_and_cached(tmp_path: Path) -> None:
+    """A class folder named in Latin-1 (bytes that are not UTF-8) crashed the cache key:
+    'UnicodeEncodeError: surrogates not allowed'."""
+    root = _folder_of(tmp_path / "images", {f"{c}/{i}.png": _png((i * 30, 1, 2))
+                                            for c in "ab" for i in range(3)})
+    latin = Path(os.fsdecode(os.fsencode(root) + b"/caf\xe9"))
+    latin.mkdir()
+    for i in range(3):
+        (latin / f"{i}.png").write_bytes(_png((i * 30, 200, 2)))
+    fresh = load_dataset("folder", root=root, cache=False)
+    for _ in range(2):  # decoded and written, then read
+        data = load_dataset("folder", root=root, cache=tmp_path / "cache")
+        assert data.classes == fresh.classes == ("a", "b", "caf\udce9")
+        assert torch.equal(data.train_images, fresh.train_images)

@@ -58,7 +58,9 @@ def fingerprint(path: Path) -> str:
     if path.is_dir():
         for folder, dirs, files in os.walk(path):
             dirs.sort()
-            digest.update(f"{Path(folder).relative_to(path).as_posix()}/\n".encode())  # empty ones too
+            # Names as bytes, as the file system holds them: a name that is not UTF-8 (a
+            # Latin-1 or Shift-JIS folder name) decodes to surrogates, which .encode() refuses.
+            digest.update(os.fsencode(f"{Path(folder).relative_to(path).as_posix()}/\n"))  # empty ones too
             for name in sorted(files):
                 file = Path(folder) / name
                 try:
@@ -68,7 +70,7 @@ def fingerprint(path: Path) -> str:
                 if not stat.S_ISREG(info.st_mode):  # never read: FIFOs, devices
                     continue
                 relative = file.relative_to(path).as_posix()
-                digest.update(f"{relative}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+                digest.update(os.fsencode(f"{relative}\0{info.st_size}\0{info.st_mtime_ns}\n"))
         return "d" + digest.hexdigest()
     size = path.stat().st_size
     with open(path, "rb") as file:
