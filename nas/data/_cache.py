@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.data._members import walk_folder
 from nas.io import read_json_object
 
 __all__ = ["FORMAT", "entry_dir", "fingerprint", "locked", "read_entry", "write_entry"]
@@ -56,12 +57,11 @@ def fingerprint(path: Path) -> str:
     """A hex digest of ``path``'s content (see the module docstring for what is read)."""
     digest = hashlib.blake2b(digest_size=20)
     if path.is_dir():
-        for folder, dirs, files in os.walk(path):
-            dirs.sort()
+        for folder, files in walk_folder(path):  # an unlistable folder: the read reports it
             # Names as bytes, as the file system holds them: a name that is not UTF-8 (a
             # Latin-1 or Shift-JIS folder name) decodes to surrogates, which .encode() refuses.
             digest.update(os.fsencode(f"{Path(folder).relative_to(path).as_posix()}/\n"))  # empty ones too
-            for name in sorted(files):
+            for name in files:
                 file = Path(folder) / name
                 try:
                     info = file.stat()

@@ -36,7 +36,7 @@ from typing import Literal
 
 from nas.errors import ConfigError
 
-__all__ = ["Limits", "Member", "iter_members", "progress_total", "source_kind"]
+__all__ = ["Limits", "Member", "iter_members", "progress_total", "source_kind", "walk_folder"]
 
 SourceKind = Literal["folder", "tar", "zip"]
 _Wanted = Callable[[str], bool]
@@ -143,17 +143,51 @@ class _Counter:
             )
 
 
+def walk_folder(
+    root: Path, onerror: Callable[[OSError], None] | None = None
+) -> Iterator[tuple[Path, list[str]]]:
+    """``(folder, names)`` for ``root`` and every folder below it, ``names`` (sorted) being
+    the folder's entries that are not folders: files, links (links to folders too: they are
+    never followed), FIFOs, devices.
+
+    Folders come in :func:`os.walk`'s top-down order with sorted names, but from a loop, not
+    recursion: a tree nested thousands deep is walked (``os.walk`` raised RecursionError).
+    A folder that cannot be listed is passed to ``onerror`` and skipped (``None``: skipped
+    silently, as ``os.walk`` does).
+    """
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        subfolders, names = [], []
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    try:
+                        is_folder = entry.is_dir(follow_symlinks=False)
+                    except OSError:
+                        is_folder = False
+                    (subfolders if is_folder else names).append(entry.name)
+        except OSError as error:
+            if onerror is not None:
+                onerror(error)
+            continue
+        yield folder, sorted(names)
+        stack.extend(folder / name for name in sorted(subfolders, reverse=True))
+
+
 def _iter_folder(
     root: Path, counter: _Counter, progress: Callable[[int], None] | None, wanted: _Wanted
 ) -> Iterator[Member]:
-    for folder, dirs, files in os.walk(root):  # does not follow links to folders
-        dirs.sort()
-        relative = Path(folder).relative_to(root).as_posix()
+    def unreadable(error: OSError) -> None:
+        raise ConfigError(f"cannot read: {error.strerror or error}", file=str(error.filename))
+
+    for folder, files in walk_folder(root, unreadable):
+        relative = folder.relative_to(root).as_posix()
         prefix = "" if relative == "." else relative + "/"
         if prefix:
             counter.member(prefix, 0)
             yield Member(prefix.rstrip("/"), None)
-        for name in sorted(files):
+        for name in files:
             file = Path(folder) / name
             try:
                 info = file.stat()
