@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.data._members import walk_folder
+from nas.data._members import Limits, walk_folder
 from nas.io import read_json_object
 
 __all__ = ["FORMAT", "entry_dir", "fingerprint", "locked", "read_entry", "write_entry"]
@@ -53,11 +53,17 @@ SAMPLES = 16
 _BLOCK = 1 << 20
 
 
-def fingerprint(path: Path) -> str:
-    """A hex digest of ``path``'s content (see the module docstring for what is read)."""
+def fingerprint(path: Path, max_members: int = Limits.max_members) -> str:
+    """A hex digest of ``path``'s content (see the module docstring for what is read).
+
+    Raises:
+        ConfigError: a folder of more than ``max_members`` entries (before they are listed
+            or looked at: the read would refuse it too).
+    """
     digest = hashlib.blake2b(digest_size=20)
     if path.is_dir():
-        for folder, files in walk_folder(path):  # an unlistable folder: the read reports it
+        # An unlistable folder is left out: the read reports it.
+        for folder, files in walk_folder(path, max_members):
             # Names as bytes, as the file system holds them: a name that is not UTF-8 (a
             # Latin-1 or Shift-JIS folder name) decodes to surrogates, which .encode() refuses.
             digest.update(os.fsencode(f"{Path(folder).relative_to(path).as_posix()}/\n"))  # empty ones too

@@ -107,7 +107,7 @@ def _cached(
     workers = settings.pop("workers")
     if cache_root is None:
         return decode_source(source, limits=limits, workers=workers, **settings)
-    fingerprint = _cache.fingerprint(source)
+    fingerprint = _cache.fingerprint(source, limits.max_members)
     entry = _cache.entry_dir(cache_root, fingerprint, settings)
     native = _cache.entry_dir(cache_root, fingerprint, {**settings, "resolution": None})
     expected = {"channels": 1 if settings["grayscale"] else 3, "side": settings["resolution"]}

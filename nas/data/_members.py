@@ -113,6 +113,14 @@ def _clean(name: str, source: Path) -> str | None:
     return "/".join(kept) if kept else None
 
 
+def too_many_members(source: Path, max_members: int) -> ConfigError:
+    """The error for a source of more than ``max_members`` members."""
+    return ConfigError(
+        f"more than {max_members:,} members; raise max_members if this is intended",
+        file=str(source),
+    )
+
+
 class _Counter:
     def __init__(self, source: Path, limits: Limits, archive_bytes: int | None = None):
         self.source, self.limits, self.count, self.total = source, limits, 0, 0
@@ -130,11 +138,7 @@ class _Counter:
                 file=str(self.source),
             )
         if self.count > self.limits.max_members:
-            raise ConfigError(
-                f"more than {self.limits.max_members:,} members; raise max_members if this "
-                "is intended",
-                file=str(self.source),
-            )
+            raise too_many_members(self.source, self.limits.max_members)
         if size > self.limits.max_member_bytes:
             raise ConfigError(
                 f"member {name!r} holds {size:,} bytes, more than max_member_bytes "
@@ -144,7 +148,7 @@ class _Counter:
 
 
 def walk_folder(
-    root: Path, onerror: Callable[[OSError], None] | None = None
+    root: Path, max_entries: int, onerror: Callable[[OSError], None] | None = None
 ) -> Iterator[tuple[Path, list[str]]]:
     """``(folder, names)`` for ``root`` and every folder below it, ``names`` (sorted) being
     the folder's entries that are not folders: files, links (links to folders too: they are
@@ -154,7 +158,12 @@ def walk_folder(
     recursion: a tree nested thousands deep is walked (``os.walk`` raised RecursionError).
     A folder that cannot be listed is passed to ``onerror`` and skipped (``None``: skipped
     silently, as ``os.walk`` does).
+
+    Raises:
+        ConfigError: more than ``max_entries`` entries below ``root``, as they are listed (a
+            folder of ten million files is neither listed whole nor walked to its end).
     """
+    entries_seen = 0
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -162,6 +171,9 @@ def walk_folder(
         try:
             with os.scandir(folder) as entries:
                 for entry in entries:
+                    entries_seen += 1
+                    if entries_seen > max_entries:
+                        raise too_many_members(root, max_entries)
                     try:
                         is_folder = entry.is_dir(follow_symlinks=False)
                     except OSError:
@@ -181,7 +193,7 @@ def _iter_folder(
     def unreadable(error: OSError) -> None:
         raise ConfigError(f"cannot read: {error.strerror or error}", file=str(error.filename))
 
-    for folder, files in walk_folder(root, unreadable):
+    for folder, files in walk_folder(root, counter.limits.max_members, unreadable):
         relative = folder.relative_to(root).as_posix()
         prefix = "" if relative == "." else relative + "/"
         if prefix:
