@@ -22,7 +22,7 @@ from nas.errors import ConfigError, NasError
 from nas.genotype import INPUT
 
 __all__ = ["load_torchvision_weights", "genotype_tensors", "load_state_dict_file", "load_torch_file",
-           "check_finite", "state_dict_bytes", "MAX_TORCH_FILE_BYTES"]
+           "check_tensors", "state_dict_bytes", "MAX_TORCH_FILE_BYTES"]
 
 #: Largest file :func:`load_torch_file` reads when its caller knows no tighter bound.
 MAX_TORCH_FILE_BYTES = 8 << 30
@@ -120,18 +120,58 @@ def load_torch_file(path: str | Path, *, max_bytes: int = MAX_TORCH_FILE_BYTES,
         raise ConfigError(f"not {what} saved by torch.save: {reason}", file=name) from None
 
 
+def _dtype_kind(tensor: torch.Tensor) -> str:
+    """``"floating-point"``, ``"complex"``, ``"boolean"`` or ``"integer"``: dtypes of one kind
+    copy into each other without losing what the values mean."""
+    if tensor.is_floating_point():
+        return "floating-point"
+    if tensor.is_complex():
+        return "complex"
+    return "boolean" if tensor.dtype == torch.bool else "integer"
+
+
+def _not_plain(tensor: torch.Tensor) -> str | None:
+    """What makes ``tensor`` other than a dense tensor holding its values (``None``: nothing)."""
+    if tensor.is_meta:
+        return "a meta tensor (a shape without values)"
+    if tensor.is_quantized:
+        return "a quantized tensor"
+    if tensor.layout != torch.strided:
+        return f"a {str(tensor.layout).removeprefix('torch.')} tensor"
+    return None
+
+
 @torch.no_grad()
-def check_finite(state: Mapping[str, Any], *, file: str, path: str = "") -> None:
-    """Refuse a ``state_dict`` one of whose floating-point tensors holds NaN or an infinity
-    (a model that would only ever output NaN); ``path`` prefixes the key in the error.
+def check_tensors(state: Mapping[str, Any], *, file: str, path: str = "",
+                  like: Mapping[str, torch.Tensor] | None = None) -> None:
+    """Refuse a ``state_dict`` holding a tensor a model cannot take: not a dense tensor of
+    values (sparse, meta, quantized: loading it, or reading its values, failed with
+    'unexpected NotImplementedError'), of another kind of dtype than the tensor of the same
+    key in ``like`` (the model's ``state_dict``: complex weights lost their imaginary part
+    with a warning, integer or boolean weights loaded as numbers), or a floating-point
+    tensor holding NaN or an infinity (a model that would only ever output NaN). ``path``
+    prefixes the key in the error.
 
     Raises:
         ConfigError: naming ``file`` and the first such tensor's key.
     """
     for key, tensor in state.items():
-        if (isinstance(tensor, torch.Tensor) and (tensor.is_floating_point() or tensor.is_complex())
-                and not bool(torch.isfinite(tensor).all())):
-            raise ConfigError("holds NaN or infinite values", file=file, path=f"{path}{key}")
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        where = f"{path}{key}"
+        problem = _not_plain(tensor)
+        if problem is not None:
+            raise ConfigError(f"is {problem}, not a dense tensor of values", file=file, path=where)
+        own = like.get(key) if like is not None else None
+        if isinstance(own, torch.Tensor) and _dtype_kind(own) != _dtype_kind(tensor):
+            raise ConfigError(
+                f"holds {str(tensor.dtype).removeprefix('torch.')} values ({_dtype_kind(tensor)}); "
+                f"the model's tensor holds {str(own.dtype).removeprefix('torch.')} "
+                f"({_dtype_kind(own)})",
+                file=file, path=where,
+            )
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ConfigError("holds NaN or infinite values", file=file, path=where)
 
 
 @torch.no_grad()
@@ -144,8 +184,9 @@ def load_state_dict_file(model: nn.Module, path: str | Path, *, max_bytes: int) 
 
     Raises :class:`ConfigError` (one line naming the file) when the file cannot be read or is
     not a ``state_dict``, when its keys or shapes differ from the model's (the first few
-    missing, unexpected and mismatched keys are named), or when a tensor holds NaN or an
-    infinity (:func:`check_finite`, naming its key).
+    missing, unexpected and mismatched keys are named), or when a tensor is not dense, of
+    another kind of dtype than the model's, or holds NaN or an infinity
+    (:func:`check_tensors`, naming its key).
     """
     name = str(path)
     state = load_torch_file(path, max_bytes=max_bytes, what="a state_dict")
@@ -172,7 +213,7 @@ def load_state_dict_file(model: nn.Module, path: str | Path, *, max_bytes: int) 
         )
     if problems:
         raise ConfigError("does not match the genotype: " + "; ".join(problems), file=name)
-    check_finite(state, file=name)
+    check_tensors(state, file=name, like=own)
     try:
         model.load_state_dict(dict(state), strict=True)
     except RuntimeError as error:  # e.g. a dtype that cannot be copied

@@ -371,6 +371,41 @@ def test_decode_seed_and_weights(tmp_path, monkeypatch, capsys):
         "a.pth: " + result.stderr.split(": ", 1)[1].strip()] and "file (4, 3, 3, 3)" in result.stderr
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ("to_sparse", "is a sparse_coo tensor, not a dense tensor of values"),
+    ("meta", "is a meta tensor (a shape without values), not a dense tensor of values"),
+    ("quantized", "is a quantized tensor, not a dense tensor of values"),
+    ("complex", "holds complex64 values (complex); the model's tensor holds float32 (floating-point)"),
+    ("bool", "holds bool values (boolean); the model's tensor holds float32 (floating-point)"),
+])
+def test_decode_refuses_weights_a_model_cannot_take(tmp_path, monkeypatch, capsys, change, message):
+    """Sparse and meta tensors were 'unexpected NotImplementedError' / 'RuntimeError'; complex
+    weights were written with a warning (imaginary parts discarded), boolean ones as 0 and 1."""
+    import warnings
+
+    import torch
+
+    from nas.cli import main as nas
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(HEADER + "network: ['conv(4)', bn, relu, gap, 'linear(3)']\n")
+    assert nas(["decode", "net.yaml", "--out", "a.pth"]) == 0
+    state = torch.load(tmp_path / "a.pth", weights_only=True)
+    weight = state["conv0.weight"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # quantized tensors are deprecated
+        state["conv0.weight"] = {
+            "to_sparse": weight.to_sparse, "meta": lambda: weight.to("meta"),
+            "quantized": lambda: torch.quantize_per_tensor(weight, 0.1, 0, torch.qint8),
+            "complex": lambda: weight.to(torch.complex64), "bool": lambda: weight > 0,
+        }[change]()
+    torch.save(state, tmp_path / "bad.pth")
+    capsys.readouterr()
+    assert nas(["decode", "net.yaml", "--out", "model.pth", "--weights", "bad.pth"]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"bad.pth: conv0.weight: {message}"]
+    assert not (tmp_path / "model.pth").exists()
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_decode_refuses_weights_that_are_not_finite(tmp_path, monkeypatch, capsys, value):
     # was written (exit 0): a model that only ever outputs NaN

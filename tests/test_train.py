@@ -187,6 +187,12 @@ def test_resume_continues_exactly_where_the_checkpoint_left_off(
     (lambda s: s.update(step_losses=[None]), "step_losses[0]"),
     (lambda s: s.update(config=5), "config"),
     (lambda s: s["model"]["1.running_var"].fill_(float("inf")), "model.1.running_var"),
+    # tensors a model cannot take: 'unexpected NotImplementedError', or loaded with a warning
+    (lambda s: s["model"].update({"0.weight": s["model"]["0.weight"].to_sparse()}), "model.0.weight"),
+    (lambda s: s["model"].update({"0.weight": s["model"]["0.weight"].to("meta")}), "model.0.weight"),
+    (lambda s: s["model"].update({"0.weight": s["model"]["0.weight"].to(torch.complex64)}),
+     "model.0.weight"),
+    (lambda s: s["model"].update({"0.weight": s["model"]["0.weight"].to(torch.int64)}), "model.0.weight"),
 ])
 def test_a_damaged_checkpoint_entry_is_named(damage, where: str, digits: Dataset,
                                              tmp_path: Path) -> None:

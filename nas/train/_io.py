@@ -17,7 +17,7 @@ import torch
 from nas.errors import ConfigError
 from nas.io import atomic_write_bytes, atomic_write_text
 from nas.train._result import EpochRecord
-from nas.weights import MAX_TORCH_FILE_BYTES, check_finite, load_torch_file
+from nas.weights import MAX_TORCH_FILE_BYTES, check_tensors, load_torch_file
 
 __all__ = ["checkpoint_history", "load_checkpoint", "save_checkpoint", "write_history_csv"]
 
@@ -51,10 +51,12 @@ def load_checkpoint(path: str | Path, *, max_bytes: int = MAX_TORCH_FILE_BYTES) 
     return state
 
 
-def checkpoint_history(state: Mapping[str, Any], *, file: str) -> list[EpochRecord]:
+def checkpoint_history(state: Mapping[str, Any], *, file: str,
+                       like: Mapping[str, torch.Tensor] | None = None) -> list[EpochRecord]:
     """The epochs of a loaded checkpoint after checking every entry resuming reads: the
-    entries of :data:`_RESUME_ENTRIES` present with their types, the model's tensors finite
-    (:func:`nas.weights.check_finite`), ``config`` and ``step_losses`` of their types when
+    entries of :data:`_RESUME_ENTRIES` present with their types, the model's tensors dense,
+    finite and of the dtype kinds of ``like`` (the model's ``state_dict``, when given;
+    :func:`nas.weights.check_tensors`), ``config`` and ``step_losses`` of their types when
     present, each ``history`` entry a dict of
     :class:`EpochRecord` fields (integers ``epoch`` and ``steps``, finite numbers, ``val_loss``
     a number or None) and each step loss a number.
@@ -71,7 +73,7 @@ def checkpoint_history(state: Mapping[str, Any], *, file: str) -> list[EpochReco
         elif not isinstance(state[key], kind):
             raise ConfigError(f"expected a {kind.__name__}, got {type(state[key]).__name__}",
                               file=file, path=key)
-    check_finite(state["model"], file=file, path="model.")
+    check_tensors(state["model"], file=file, path="model.", like=like)
     for i, value in enumerate(state.get("step_losses", ())):
         if not isinstance(value, float):  # NaN is a real step loss: the epoch then stopped
             _checks.number(value, file=file, path=f"step_losses[{i}]")

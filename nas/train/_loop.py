@@ -421,7 +421,7 @@ class _Attempt:
     def _restore(self, path: Path) -> list[EpochRecord]:
         # The model, the optimizer's state (AdamW: two more copies of it) and small things.
         state = load_checkpoint(path, max_bytes=4 * state_dict_bytes(self.model) + (64 << 20))
-        history = checkpoint_history(state, file=str(path))
+        history = checkpoint_history(state, file=str(path), like=self.model.state_dict())
         saved = state.get("config", {})
         for key, value in dataclasses.asdict(self.config).items():
             if key not in _RESUMABLE_CHANGES and key in saved and saved[key] != value:
