@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import pickle
 import warnings
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -88,24 +89,44 @@ def _listing(keys: list[str]) -> str:
     return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
 
 
+def _unpacked_bytes(raw: bytes) -> int:
+    """The bytes the records of ``raw``, a file in ``torch.save``'s zip format, hold
+    uncompressed, as its central directory declares them (torch allocates each record at its
+    declared size and refuses data beyond it); ``0`` for anything else (the legacy format
+    stores tensors uncompressed; a damaged file is torch.load's to report)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError):
+        return 0
+
+
 def load_torch_file(path: str | Path, *, max_bytes: int = MAX_TORCH_FILE_BYTES,
                     what: str = "a checkpoint") -> Any:
     """The object ``torch.save`` wrote to ``path``, read with ``torch.load(weights_only=True)``
     (tensors, numbers, strings, lists and dicts only: no code runs).
 
     The file is read whole first (:func:`nas._yaml.read_bounded`: a regular file of at most
-    ``max_bytes`` bytes, so a FIFO, a device or a huge file is refused before any work), and
+    ``max_bytes`` bytes, so a FIFO, a device or a huge file is refused before any work), its
+    records may hold at most ``max_bytes`` bytes uncompressed (torch reads deflated records:
+    a 1 MB file inflating to gigabytes is refused from its central directory), and
     torch's warnings are silenced, so the only output is the error.
 
     Raises:
-        ConfigError: one line naming the file: not a regular file, too large, or not ``what``
-            saved by ``torch.save`` (a pickle that would run code, a truncated or foreign
-            file; whatever torch raises while decoding it).
+        ConfigError: one line naming the file: not a regular file, too large (packed or
+            unpacked), or not ``what`` saved by ``torch.save`` (a pickle that would run code,
+            a truncated or foreign file; whatever torch raises while decoding it).
     """
     from nas._yaml import read_bounded
 
     name = str(path)
     raw = read_bounded(path, limit=max_bytes, error=ConfigError)
+    unpacked = _unpacked_bytes(raw)
+    if unpacked > max_bytes:
+        raise ConfigError(
+            f"its records hold {unpacked:,} bytes uncompressed, more than {max_bytes:,} "
+            "(a compression bomb?)", file=name,
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": not one line

@@ -602,3 +602,21 @@ def test_bf16_training_validates_in_float32_unless_asked(digits: Dataset, amp_va
     assert in_float32[1] != pytest.approx(in_bf16[1], rel=1e-6)  # bf16 does change the loss
     expected = in_bf16 if amp_validation else in_float32
     assert (result.final_val_accuracy, result.history[-1].val_loss) == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_checkpoint_inflating_past_its_bound_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """torch.load inflates deflated records: a 1 MB file of 1 GB of zeros took 1 GB of memory
+    within a 250 MB bound (nas decode --weights, resuming, nas best --export)."""
+    import zipfile
+
+    plain, bomb = tmp_path / "plain.pt", tmp_path / "bomb.pt"
+    torch.save({"model": {"w": torch.zeros(1 << 20)}}, plain)  # 4 MiB
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        for name in source.namelist():
+            out.writestr(name, source.read(name))
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(ConfigError) as error:
+        load_checkpoint(bomb, max_bytes=1 << 20)
+    assert str(error.value).startswith(f"{bomb}: its records hold 4,19")
+    assert str(error.value).endswith(" bytes uncompressed, more than 1,048,576 (a compression bomb?)")
+    assert torch.equal(load_checkpoint(bomb, max_bytes=8 << 20)["model"]["w"], torch.zeros(1 << 20))
