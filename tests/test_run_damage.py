@@ -87,6 +87,44 @@ def test_repair_of_a_journal_without_a_complete_record(tmp_path):
     assert journal.read_bytes() == b""
 
 
+FOREIGN = {
+    "csv": b"a,b,c\n1,2,3\n4,5,6",
+    "object_without_op_code": b'{"hello": 1}\nnot json at all',
+    "one_line_of_text": b"hello",
+    "zip": b"PK\x03\x04\x14\x00" + bytes(range(256)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOREIGN))
+def test_a_file_that_is_not_a_journal_is_never_cut(tmp_path, capsys, case):
+    """The repair cut a file without a complete record back to nothing: nas search --storage
+    results.csv emptied the CSV (and wrote a journal into it)."""
+    from nas.errors import ConfigError
+
+    journal = tmp_path / "notes.txt"
+    journal.write_bytes(FOREIGN[case])
+    with pytest.raises(ConfigError) as error:
+        repair_journal(journal)
+    assert str(error.value) == (
+        f"{journal}: not a journal: it holds no Optuna record and does not begin like one; left "
+        "as it is (give this run's journal.log, or the path of a new file)")
+    assert journal.read_bytes() == FOREIGN[case]
+    if TABLE.is_file():
+        capsys.readouterr()
+        assert search(nb201_config(tmp_path), tmp_path / "runs", "--storage", str(journal)) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            str(error.value).replace(": not a journal", ": --storage: not a journal")]
+        assert journal.read_bytes() == FOREIGN[case]
+
+
+@pytest.mark.parametrize("start", [b"", b"\x00" * 64, b'{"op_co', b'{"op_code": 0, "stu'])
+def test_a_journal_torn_in_its_first_record_is_still_cut(tmp_path, start):
+    journal = tmp_path / "journal.log"
+    journal.write_bytes(start + b"\x00" * 16)
+    assert repair_journal(journal, announce=False) == len(start) + 16
+    assert journal.read_bytes() == b""
+
+
 @needs_table
 @pytest.mark.parametrize("damage", ["cut", "nul_padded"])
 def test_torn_journal_resume_completes_the_exact_budget(tmp_path, capsys, damage):

@@ -8,8 +8,9 @@ record onto it, and from then on the journal no longer parses: every finished re
 lost. So:
 
 - :func:`repair_journal` (called when the storage is opened) cuts the file back to the end of
-  its last complete record (a line ending in a newline that parses as a JSON object) and says
-  how many bytes it dropped, in one line on stderr;
+  its last complete record (a line ending in a newline that parses as a JSON object with an
+  ``op_code``) and says how many bytes it dropped, in one line on stderr; a file with no
+  record that does not begin like one is another program's, refused and never cut;
 - :class:`SafeJournalBackend` checks, under the journal's lock, that the file ends with a
   newline before every append (and repairs it if not), and when an append fails (``ENOSPC``)
   it cuts off what it half wrote and raises :func:`nas.io.disk_full` naming the file.
@@ -58,10 +59,34 @@ def check_record_lengths(path: str | Path, *, limit: int = MAX_RECORD_BYTES) -> 
 
 
 def _is_record(line: bytes) -> bool:
+    """Whether ``line`` is an Optuna journal record: a JSON object with an integer op_code."""
     try:
-        return isinstance(json.loads(line), dict)
+        record = json.loads(line)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError
         return False
+    return isinstance(record, dict) and isinstance(record.get("op_code"), int)
+
+
+#: How every record Optuna (and :class:`SafeJournalBackend`) appends begins.
+_RECORD_START = b'{"op_code"'
+
+
+def _check_torn_first_record(path: Path) -> None:
+    """Raise unless ``path``, which holds no complete record, can be a journal whose first
+    append was cut: a prefix of a record (``{"op_code"...``), or nothing, in NUL padding.
+
+    Raises:
+        ConfigError: naming ``path``: another program's file (a CSV, notes, a model given as
+            ``--storage``), which cutting back to its last complete record would empty.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(4096).lstrip(b"\x00").split(b"\x00", 1)[0][: len(_RECORD_START)]
+    if not _RECORD_START.startswith(head) and not head.startswith(_RECORD_START):
+        raise ConfigError(
+            "not a journal: it holds no Optuna record and does not begin like one; left as it "
+            "is (give this run's journal.log, or the path of a new file)",
+            file=str(path),
+        )
 
 
 def _last_newline(handle, end: int) -> int:
@@ -100,6 +125,10 @@ def repair_journal(path: str | Path, *, announce: bool = True) -> int:
 
     The caller must hold the journal's lock (or know no other process writes). When bytes are
     dropped and ``announce`` is true, one line on stderr says how many and where.
+
+    Raises:
+        ConfigError: the file holds no record and does not begin like one: another
+            program's file, never cut (:func:`_check_torn_first_record`).
     """
     path = Path(path)
     if not path.is_file():
@@ -108,6 +137,8 @@ def repair_journal(path: str | Path, *, announce: bool = True) -> int:
     keep = complete_length(path)
     if keep == size:
         return 0
+    if keep == 0:
+        _check_torn_first_record(path)
     with open(path, "r+b") as handle:
         handle.truncate(keep)
         handle.flush()

@@ -131,6 +131,8 @@ def open_storage(url: str, *, file: str | None = None, path: str = "storage",
     except Exception as error:  # noqa: BLE001 - any failure to open is the user's URL
         if is_disk_full(error):
             raise
+        if isinstance(error, ConfigError) and "://" not in url:  # a file that is not a journal
+            raise error.located(path=path) from None
         message = " ".join(str(error).split())[:300]
         if "://" not in url and not isinstance(error, OSError) and Path(url).is_file():
             # the file opened; Optuna's replay of its records failed (a record it does not know)
