@@ -289,6 +289,18 @@ DAMAGED = {
     "other_trial": b'{"trial": 9, "state": "complete", "objectives": {"table_accuracy": 99.9}}',
     "history_of_numbers": b'{"trial": 3, "state": "complete", "objectives": {}, "history": [1]}',
     "directory": None,
+    # numbers the writer never writes (NaN and infinities are stored as null): an infinite
+    # accuracy ranked first; integers beyond float range were 'unexpected OverflowError'
+    "objective_infinite": b'{"trial": 3, "state": "complete", "objectives": {"table_accuracy": Infinity}}',
+    "objective_nan": b'{"trial": 3, "state": "complete", "objectives": {"table_accuracy": NaN}}',
+    "objective_beyond_float": b'{"trial": 3, "state": "complete", "objectives": {"table_accuracy": 1'
+                              + b"0" * 400 + b"}}",
+    "static_beyond_float": b'{"trial": 3, "state": "complete", "objectives": {}, "static": {"params": 1'
+                           + b"0" * 400 + b"}}",
+    "value_a_bool": b'{"trial": 3, "state": "complete", "objectives": {}, "values": [true]}',
+    "wall_time_infinite": b'{"trial": 3, "state": "complete", "objectives": {}, "wall_time": -Infinity}',
+    "history_value_text": b'{"trial": 3, "state": "complete", "objectives": {}, '
+                          b'"history": [{"epoch": "one", "val_accuracy": 0.5}]}',
 }
 
 

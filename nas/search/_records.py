@@ -118,14 +118,40 @@ def _record_problem(data: Any, number: int | None) -> str | None:
         return f"state {data['state']!r} is not one of {', '.join(_STATES)}"
     if number is not None and data["trial"] != number:
         return f"'trial' is {data['trial']}, not the folder's {number}"
+    numbers = [(key, data[key]) for key, kinds in _METRICS_TYPES.items()
+               if key in data and (int in kinds or float in kinds)]
     for key in ("objectives", "static"):
-        for name, value in (data.get(key) or {}).items():
-            if _type_problem(value, (*_NUMBER, None)):
-                return f"{key}.{name} is {type(value).__name__}"
-    if any(_type_problem(v, (*_NUMBER, None)) for v in data.get("values") or ()):
-        return "'values' holds a non-number"
-    if any(not isinstance(h, dict) for h in data.get("history") or ()):
-        return "'history' holds a non-object"
+        numbers += [(f"{key}.{name}", value) for name, value in (data.get(key) or {}).items()]
+    numbers += [(f"values[{i}]", value) for i, value in enumerate(data.get("values") or ())]
+    for i, entry in enumerate(data.get("history") or ()):
+        if not isinstance(entry, dict):
+            return f"history[{i}] is {type(entry).__name__}, not an object"
+        numbers += [(f"history[{i}].{name}", value) for name, value in entry.items()]
+    for where, value in numbers:
+        problem = _number_problem(value)
+        if problem:
+            return f"{where} {problem}"
+    return None
+
+
+#: The largest integer a record may hold: readers turn numbers into floats (tables, plots,
+#: rankings), exact up to 2**53 (10**400 raised OverflowError in nas analyze and nas best --export).
+_MAX_INTEGER = 2**53
+
+
+def _number_problem(value: Any) -> str | None:
+    """Why ``value`` is neither null nor a usable number (a finite float, or an int that is not
+    a bool within 2**53), or None. The writer stores NaN and infinities as null, so a record
+    holding them (Python's json reads ``NaN`` and ``Infinity``) is not one it wrote: an
+    infinite accuracy ranked first in nas best."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, _NUMBER):
+        return f"is {type(value).__name__}, not a number"
+    if isinstance(value, int) and abs(value) > _MAX_INTEGER:
+        return "is an integer beyond 2**53"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"is {value!r}, not a finite number"
     return None
 
 
