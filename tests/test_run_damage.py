@@ -299,6 +299,7 @@ DAMAGED = {
                            + b"0" * 400 + b"}}",
     "value_a_bool": b'{"trial": 3, "state": "complete", "objectives": {}, "values": [true]}',
     "wall_time_infinite": b'{"trial": 3, "state": "complete", "objectives": {}, "wall_time": -Infinity}',
+    "genotype_text_a_number": b'{"trial": 3, "state": "complete", "objectives": {}, "genotype": {"text": 5}}',
     "history_value_text": b'{"trial": 3, "state": "complete", "objectives": {}, '
                           b'"history": [{"epoch": "one", "val_accuracy": 0.5}]}',
 }

@@ -90,7 +90,7 @@ _METRICS_TYPES: dict[str, tuple[Any, ...]] = {
 }
 _GENOTYPE_TYPES: dict[str, tuple[Any, ...]] = {
     "name": (str, None), "hash": (str, None), "path": (str, None), "params": (dict, None),
-    "input": (list, None), "cell": (str, None), "cell_key": (str, None),
+    "input": (list, None), "cell": (str, None), "cell_key": (str, None), "text": (str, None),
 }
 _STATES = ("complete", "pruned", "fail")
 
