@@ -93,9 +93,13 @@ class Preprocessing:
                  for i, v in enumerate(data["input"])]
         mean, std = ([number(v, file=file, path=f"{key}[{i}]") for i, v in enumerate(data[key])]
                      for key in ("mean", "std"))
+        for i, name in enumerate(data["classes"]):
+            if not isinstance(name, str):  # str() made {'a': 1} a class name
+                raise ConfigError(f"must be a class name (a string), got {type(name).__name__}",
+                                  file=file, path=f"classes[{i}]")
         try:
             return cls(input_shape=tuple(shape), mean=tuple(map(float, mean)),  # type: ignore[arg-type]
-                       std=tuple(map(float, std)), classes=tuple(str(v) for v in data["classes"]),
+                       std=tuple(map(float, std)), classes=tuple(data["classes"]),
                        dataset=str(data.get("dataset", "")))
         except ConfigError as error:
             raise error.located(file=file) from None

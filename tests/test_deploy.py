@@ -158,14 +158,18 @@ def test_kept_weights_that_are_not_a_regular_file_are_damage_not_missing(kept_ru
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("input_, where, problem", [
-    ([1, 100000, 100000], "input", "the weights were trained at [1, 100000, 100000]"),
-    (None, "input", "missing or not a list"),
-    ([1, 8.5, 8], "input[1]", "must be an integer"),
+@pytest.mark.parametrize("key, value, where, problem", [
+    ("input", [1, 100000, 100000], "input", "the weights were trained at [1, 100000, 100000]"),
+    ("input", None, "input", "missing or not a list"),
+    ("input", [1, 8.5, 8], "input[1]", "must be an integer"),
+    # class names that label no score, or are not names, were exported (str() of a dict)
+    ("classes", ["a"], "classes", "names 1 classes, the trial's network outputs (10,)"),
+    ("classes", [str(i) for i in range(11)], "classes", "names 11 classes"),
+    ("classes", [{"a": 1}] * 10, "classes[0]", "must be a class name (a string), got dict"),
 ])
 def test_a_damaged_weights_json_is_named_and_nothing_is_exported(kept_run: Path, tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture,
-                                                                  input_, where: str, problem: str) -> None:
+                                                                  capsys: pytest.CaptureFixture, key: str,
+                                                                  value, where: str, problem: str) -> None:
     # was 'OUT/trial_0000.onnx: the preprocessing is for input ...', with trial_0000.yaml left behind
     import shutil
 
@@ -173,7 +177,7 @@ def test_a_damaged_weights_json_is_named_and_nothing_is_exported(kept_run: Path,
     shutil.copytree(kept_run, run)
     for meta in run.glob("trials/*/weights.json"):
         data = json.loads(meta.read_text())
-        data.pop("input") if input_ is None else data.update(input=input_)
+        data.pop(key) if value is None else data.update({key: value})
         meta.write_text(json.dumps(data))
     capsys.readouterr()
     assert nas(["best", str(run), "--export", str(tmp_path / "out")]) == 2

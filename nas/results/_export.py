@@ -117,7 +117,8 @@ def _trained(genotype: Genotype, weights: Path | None) -> tuple[nn.Module, Prepr
 
     Raises:
         ConfigError: naming the file: the weights do not fit the genotype, or ``weights.json``
-            is unreadable or is for another input shape (naming its key ``input``).
+            is unreadable or is for another input shape (naming its key ``input``) or another
+            number of classes (``classes``).
     """
     from nas.build import build_model
     from nas.preprocessing import Preprocessing
@@ -134,4 +135,8 @@ def _trained(genotype: Genotype, weights: Path | None) -> tuple[nn.Module, Prepr
         raise ConfigError(f"the weights were trained at {list(preprocessing.input_shape)}, the "
                           f"trial's genotype takes {list(genotype.input_shape)}",
                           file=str(meta), path="input")
+    outputs = tuple(genotype.graph.nodes[genotype.graph.graph["outputs"][0]]["shape"])
+    if outputs != (len(preprocessing.classes),):  # the exported class names label its scores
+        raise ConfigError(f"names {len(preprocessing.classes):,} classes, the trial's network "
+                          f"outputs {outputs}", file=str(meta), path="classes")
     return model, preprocessing
