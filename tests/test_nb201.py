@@ -355,3 +355,44 @@ def test_config_rejects_unknown_columns_in_one_line(tmp_path, capsys, tabular, w
     if "unknown column" in fragment:
         assert err.endswith("valid columns are cifar10_test, cifar100_test, cifar10_valid")
     assert not (tmp_path / "runs").exists()
+
+
+def _damage_table(text: str, damage: str) -> str:
+    lines = text.splitlines()
+    fields = lines[3].split(",")  # the row of index 2; columns index, arch, 3 values, note
+    if damage in ("nan", "inf", "abc"):
+        fields[4] = "" if damage == "nan" else damage  # cifar10_valid
+    elif damage == "empty_arch":
+        fields[1] = ""
+    lines[3] = ",".join(fields)
+    if damage == "header_only":
+        lines = lines[:1]
+    elif damage == "too_many_columns":
+        lines[0] += "".join(f",m{i}_x" for i in range(1000))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    ("nan", "column cifar10_valid: line 4 (index 2) holds nan (1 such rows); every value must be "
+            "a finite number"),
+    ("inf", "column cifar10_valid: line 4 (index 2) holds inf (1 such rows)"),
+    ("abc", "column cifar10_valid is not numeric: line 4 (index 2) holds 'abc'"),
+    ("empty_arch", "line 4 (index 2): arch is empty, not a cell string"),
+    ("header_only", "holds no cells (a header without rows)"),
+])
+def test_a_damaged_table_is_one_line_before_the_run_folder_is_made(tmp_path, capsys, damage, fragment):
+    """The config check read the header only: a table with a non-numeric cell, an empty arch or
+    no rows failed every trial ('internal error: TableError'), spending the budget; NaN was
+    'unexpected ValueError' from Optuna."""
+    from nas.cli import main
+
+    path = _tabular_config(tmp_path, {"objective": "cifar10_valid"})
+    table = tmp_path / "t.csv"
+    table.write_text(_damage_table(table.read_text(), damage))
+    with pytest.raises(TableError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        make_nb201_objective(table, "cifar10_valid")
+    assert main(["search", str(path), "--runs", str(tmp_path / "runs"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "tabular.table: " in err[0] and fragment in err[0], err
+    assert err[0].startswith((str(table), str(path)))
+    assert not (tmp_path / "runs" / "nb201").exists()

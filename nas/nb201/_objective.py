@@ -85,7 +85,8 @@ class NB201Objective:
         prefix: prefix of the edge parameter names when used as an Optuna objective.
 
     Raises:
-        TableError: for an unknown column (the message lists the valid ones).
+        TableError: for an unknown column (the message lists the valid ones), or one holding
+            NaN or an infinity (:meth:`NB201Table.check_finite`).
     """
 
     def __init__(self, table: NB201Table, column: str, *, report: Sequence[str] = (),
@@ -93,6 +94,8 @@ class NB201Objective:
         self.table = table
         self.column = table.column(column)
         self.report = tuple(table.column(c) for c in report)
+        for name in (self.column, *self.report):
+            table.check_finite(name)
         self.prefix = prefix
         self._accuracies = table.values(self.column)
         self._reported = {c: table.values(c) for c in self.report}

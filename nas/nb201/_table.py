@@ -96,8 +96,9 @@ class NB201Table:
         """Wrap a frame with the columns of the CSV file (see the module docstring).
 
         Raises:
-            TableError: if ``index``, ``arch`` or every value column is missing, a value column
-                is not numeric, or a cell string is invalid or repeated.
+            TableError: if ``index``, ``arch`` or every value column is missing, there is no
+                row, a value column is not numeric or an arch is empty (naming the first such
+                row), or a cell string is repeated.
             TypeError: ``frame`` is not a DataFrame (a path is read by :meth:`load`).
         """
         import pandas as pd
@@ -112,6 +113,8 @@ class NB201Table:
         if not columns:
             raise TableError("missing value columns: none named <dataset>_<metric> "
                              "(e.g. cifar10_test)", file=source)
+        if frame.empty:
+            raise TableError("holds no cells (a header without rows)", file=source)
         self._source = source
         self._frame = frame.reset_index(drop=True)
         self._values: dict[str, np.ndarray] = {}
@@ -119,13 +122,44 @@ class NB201Table:
             try:
                 self._values[column] = self._frame[column].to_numpy(dtype=float)
             except (TypeError, ValueError):
-                raise TableError(f"column {column} is not numeric", file=source) from None
+                import pandas as pd
+
+                numbers = pd.to_numeric(self._frame[column], errors="coerce")
+                rows = np.flatnonzero(numbers.isna() & self._frame[column].notna())
+                where = (f": {self._where(int(rows[0]))} holds "
+                         f"{str(self._frame[column][rows[0]])[:50]!r}" if rows.size else "")
+                raise TableError(f"column {column} is not numeric{where}", file=source) from None
         arch = self._frame["arch"].tolist()
+        for row, text in enumerate(arch):
+            if not isinstance(text, str):  # an empty cell: NaN, which no lookup finds
+                raise TableError(f"{self._where(row)}: arch is empty, not a cell string",
+                                 file=source)
         self._row = {text: row for row, text in enumerate(arch)}
         if len(self._row) != len(arch):
             raise TableError("the table lists a cell string twice", file=source)
         self._cells: list[Cell] | None = None
         self._keys: list[str] | None = None
+
+    def _where(self, row: int) -> str:
+        """Row ``row`` as a user finds it: its line in the CSV file (the header is line 1, and
+        no cell string holds a line break) and its ``index``."""
+        return f"line {row + 2} (index {str(self._frame['index'][row])[:20]})"
+
+    def check_finite(self, column: str) -> None:
+        """Refuse a ``column`` holding NaN (an empty cell) or an infinity: a search would record
+        it as a trial's value (Optuna refused NaN: 'unexpected ValueError'; an infinity was
+        stored as null, so no trial recorded the objective).
+
+        Raises:
+            TableError: naming the file, the column and the first such row.
+        """
+        values = self._values[self.column(column)]
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            row = int(bad[0])
+            raise TableError(f"column {self.column(column)}: {self._where(row)} holds "
+                             f"{values[row]} ({bad.size:,} such rows); every value must be a "
+                             "finite number", file=self._source)
 
     @classmethod
     def load(cls, path: str | PathLike[str]) -> NB201Table:

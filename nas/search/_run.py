@@ -63,6 +63,22 @@ class SearchSummary:
     prescreen: Mapping[str, Any] | None = None
 
 
+def _check_table(config: RunConfig) -> None:
+    """Load a tabular run's table as every worker will (the config check reads its header
+    only).
+
+    Raises:
+        ConfigError: naming the table file (and the row) and the config key ``tabular.table``.
+    """
+    from nas.nb201 import make_nb201_objective
+
+    tabular = config.tabular
+    try:
+        make_nb201_objective(tabular["table"], tabular["objective"], report=tabular["report"])
+    except ConfigError as error:
+        raise error.located(path="tabular.table") from None
+
+
 def run_search(
     config: RunConfig | str | Path,
     *,
@@ -130,6 +146,8 @@ def run_search(
         open_storage(storage_url, file=config.file, path=storage_path)  # fail before the folder
     if config.tabular is None:
         load_run_dataset(config)  # a bad dataset: one line now, not a failure in every trial
+    else:  # likewise a damaged table (every trial failed with 'internal error: TableError')
+        _check_table(config)
     fresh = not run_dir.exists()
     prepare_run_dir(config, run_dir, resume=resume)
     try:
