@@ -379,11 +379,12 @@ def _damage_table(text: str, damage: str) -> str:
     ("abc", "column cifar10_valid is not numeric: line 4 (index 2) holds 'abc'"),
     ("empty_arch", "line 4 (index 2): arch is empty, not a cell string"),
     ("header_only", "holds no cells (a header without rows)"),
+    ("too_many_columns", "its header names more than 1,000 columns"),
 ])
 def test_a_damaged_table_is_one_line_before_the_run_folder_is_made(tmp_path, capsys, damage, fragment):
     """The config check read the header only: a table with a non-numeric cell, an empty arch or
     no rows failed every trial ('internal error: TableError'), spending the budget; NaN was
-    'unexpected ValueError' from Optuna."""
+    'unexpected ValueError' from Optuna; 200,000 columns took minutes in pandas."""
     from nas.cli import main
 
     path = _tabular_config(tmp_path, {"objective": "cifar10_valid"})

@@ -33,6 +33,10 @@ _REQUIRED = ("index", "arch")
 MAX_TABLE_BYTES = 256 << 20
 """Largest table file read: the benchmark's 15,625 cells with every metric of its datasets
 take a few dozen megabytes (a larger file would be read whole into memory by pandas)."""
+MAX_COLUMNS = 1_000
+"""Most columns a table file's header may name: the benchmark's metrics are a few dozen, and
+pandas reads a header of 200,000 names in 20 s."""
+_MAX_HEADER_BYTES = 1 << 20
 _COLUMN = re.compile(r"^[a-z][a-z0-9]*_[a-z][a-z0-9]*$")
 
 
@@ -49,7 +53,8 @@ def read_columns(path: str | PathLike[str]) -> tuple[str, ...]:
     """The value columns of the CSV file at ``path``, from its header alone.
 
     Raises:
-        TableError: if the file is missing or unreadable, or lacks ``index`` and ``arch``.
+        TableError: if the file is missing or unreadable, lacks ``index`` and ``arch``, or
+            names more than :data:`MAX_COLUMNS` columns.
     """
     import pandas as pd
 
@@ -60,6 +65,7 @@ def read_columns(path: str | PathLike[str]) -> tuple[str, ...]:
     if size > MAX_TABLE_BYTES:
         raise TableError(f"{size:,} bytes: larger than a NAS-Bench-201 table (at most {MAX_TABLE_BYTES:,})",
                          file=str(path))
+    _check_header(path)
     try:
         names = list(pd.read_csv(path, nrows=0).columns)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
@@ -68,6 +74,23 @@ def read_columns(path: str | PathLike[str]) -> tuple[str, ...]:
     if missing:
         raise TableError(f"missing column(s) {', '.join(missing)}", file=str(path))
     return value_columns(names)
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a header line of more than :data:`MAX_COLUMNS` columns (counted as its commas,
+    before pandas parses it) or longer than 1 MiB.
+
+    Raises:
+        TableError: naming the file.
+    """
+    try:
+        with open(path, "rb") as handle:
+            header = handle.readline(_MAX_HEADER_BYTES + 1)
+    except OSError as error:
+        raise TableError(f"cannot read the table: {error.strerror or error}", file=str(path)) from None
+    if len(header) > _MAX_HEADER_BYTES or header.count(b",") >= MAX_COLUMNS:
+        raise TableError(f"its header names more than {MAX_COLUMNS:,} columns (or is longer than "
+                         f"{_MAX_HEADER_BYTES:,} bytes): not a NAS-Bench-201 table", file=str(path))
 
 
 def resolve_column(name: Any, columns: Sequence[str], *, file: str | None = None) -> str:
@@ -171,7 +194,7 @@ class NB201Table:
         import pandas as pd
 
         path = Path(path)
-        names = (*_REQUIRED, *read_columns(path))
+        names = {*_REQUIRED, *read_columns(path)}  # a set: a header of 200,000 names took minutes
         try:
             frame = pd.read_csv(path, usecols=lambda c: c in names)
         except (ValueError, OSError, pd.errors.ParserError) as exc:
