@@ -414,3 +414,22 @@ def test_a_loader_refuses_statistics_and_dtypes_that_would_give_other_images(opt
     images, labels = torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.zeros(4, dtype=torch.int64)
     with pytest.raises(ConfigError, match=f"^{message}"):
         DeviceLoader(images, labels, batch_size=2, **{"mean": (0.5,), "std": (0.25,), **options})
+
+
+@pytest.mark.parametrize("images, labels, message", [
+    # an image of no pixels was 'unexpected RuntimeError' in training
+    (np.zeros((20, 0, 8), np.uint8), np.arange(20) % 2,
+     "npz: source images must be a uint8 tensor [N, C, H, W] of at least one pixel, got "
+     "torch.uint8 with shape (20, 1, 0, 8)"),
+    # one class trained to a validation accuracy of 1.0
+    (np.zeros((20, 8, 8), np.uint8), np.zeros(20, np.int64),
+     "npz: all 20 training images have label 0; a classifier needs at least 2 classes"),
+])
+def test_images_without_pixels_or_labels_of_one_class_are_refused(tmp_path: Path, images, labels,
+                                                                  message: str) -> None:
+    np.savez(tmp_path / "d.npz", images=images, labels=labels)
+    with pytest.raises(ConfigError) as error:
+        load_dataset("npz", path=tmp_path / "d.npz")
+    assert str(error.value) == message
+    with pytest.raises(ConfigError, match="at least 2 classes"):
+        load_dataset("synthetic", num_images=20, num_classes=1)

@@ -142,10 +142,11 @@ def _check_split(
     name: str, split: str, images: torch.Tensor, labels: torch.Tensor, num_classes: int
 ) -> None:
     _check_num_classes(name, num_classes)
-    if images.dtype != torch.uint8 or images.dim() != 4:
+    if images.dtype != torch.uint8 or images.dim() != 4 or 0 in images.shape[1:]:
+        # an image of no pixels (a height of 0) was 'unexpected RuntimeError' in training
         raise ConfigError(
-            f"{split} images must be a uint8 tensor [N, C, H, W], got {images.dtype} "
-            f"with shape {tuple(images.shape)}",
+            f"{split} images must be a uint8 tensor [N, C, H, W] of at least one pixel, got "
+            f"{images.dtype} with shape {tuple(images.shape)}",
             path=name,
         )
     if labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
@@ -160,6 +161,19 @@ def _check_split(
             f"[{int(labels.min())}, {int(labels.max())}]",
             path=name,
         )
+
+
+def _check_two_classes(name: str, labels: torch.Tensor) -> None:
+    """Refuse training labels of one class: every model scores 1.0 on them (an npz or idx
+    file whose labels are all 0 trained to a validation accuracy of 1.0).
+
+    Raises:
+        ConfigError: at ``path=name``, naming the one label.
+    """
+    found = torch.unique(labels)
+    if found.numel() == 1:
+        raise ConfigError(f"all {labels.numel():,} training images have label {int(found[0])}; a "
+                          "classifier needs at least 2 classes", path=name)
 
 
 def stratified_order(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -275,6 +289,7 @@ def prepare(
     subset, val_subset, resolution = checked["subset"], checked["val_subset"], checked["resolution"]
     seed = checked["seed"]
     _check_split(name, "source", raw.images, raw.labels, raw.num_classes)
+    _check_two_classes(name, raw.labels)
     generator = torch.Generator().manual_seed(seed)
     if val_split == "test":
         if raw.test_images is None or raw.test_labels is None:
