@@ -728,37 +728,59 @@ def test_folder_names_that_are_not_utf8_are_read_and_cached(tmp_path: Path) -> N
         assert torch.equal(data.train_images, fresh.train_images)
 
 
-def _nest(top: Path, depth: int) -> Path:
-    """``top/d/d/.../d`` ``depth`` folders deep (made from inside, so no call sees the whole
-    path); returns the deepest."""
+@pytest.fixture
+def nest():
+    """``nest(top, depth)`` makes ``top/d/d/.../d``, ``depth`` folders deep (from inside, so no
+    call sees the whole path), and returns the deepest. The chains are removed afterwards from
+    the bottom up: shutil.rmtree recurses once per level, and pytest's own cleanup of such a
+    tree raised RecursionError."""
+    made: list[tuple[Path, int]] = []
+
+    def make(top: Path, depth: int) -> Path:
+        made.append((top, depth))
+        here = os.getcwd()
+        try:
+            os.chdir(top)
+            for _ in range(depth):
+                os.mkdir("d")
+                os.chdir("d")
+        finally:
+            os.chdir(here)
+        return top.joinpath(*["d"] * depth)
+
+    yield make
     here = os.getcwd()
     try:
-        os.chdir(top)
-        for _ in range(depth):
-            os.mkdir("d")
-            os.chdir("d")
+        for top, depth in made:
+            os.chdir(top)
+            for _ in range(depth):
+                os.chdir("d")
+            for name in os.listdir("."):
+                os.unlink(name)
+            for _ in range(depth):
+                os.chdir("..")
+                os.rmdir("d")
     finally:
         os.chdir(here)
-    return top.joinpath(*["d"] * depth)
 
 
-def test_a_folder_nested_thousands_deep_is_walked(tmp_path: Path) -> None:
+def test_a_folder_nested_thousands_deep_is_walked(tmp_path: Path, nest) -> None:
     """os.walk recursed once per level: 1,500 nested folders were 'unexpected RecursionError'
     in the cache key and in the read."""
     root = _folder_of(tmp_path / "images", {f"{c}/{i}.png": _png((i * 30, 1, 2))
                                             for c in "ab" for i in range(3)})
-    (_nest(root / "a", 1500) / "deep.png").write_bytes(_png((9, 9, 9)))
+    (nest(root / "a", 1500) / "deep.png").write_bytes(_png((9, 9, 9)))
     for cache in (False, tmp_path / "cache", tmp_path / "cache"):  # decoded, written, read
         data = load_dataset("folder", root=root, cache=cache, test_fraction=0)
         assert len(data.train_images) + len(data.val_images) == 7
 
 
-def test_a_folder_that_cannot_be_listed_is_one_line_not_left_out(tmp_path: Path) -> None:
+def test_a_folder_that_cannot_be_listed_is_one_line_not_left_out(tmp_path: Path, nest) -> None:
     """os.walk skipped a folder it could not list, and its images silently: here one past
     the system's path length limit, whose listing fails with ENAMETOOLONG."""
     root = _folder_of(tmp_path / "images", {f"{c}/{i}.png": _png((i * 30, 1, 2))
                                             for c in "ab" for i in range(3)})
-    deepest = _nest(root / "a", 2100)  # 4,200 characters: past PATH_MAX (4,096)
+    deepest = nest(root / "a", 2100)  # 4,200 characters: past PATH_MAX (4,096)
     for cache in (False, tmp_path / "cache"):
         with pytest.raises(ConfigError) as error:
             load_dataset("folder", root=root, cache=cache)
