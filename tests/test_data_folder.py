@@ -804,3 +804,26 @@ def test_the_cache_key_of_a_folder_stops_at_max_members(tmp_path: Path) -> None:
             load_dataset("folder", root=root, cache=cache, max_members=20)
         assert str(again.value) == str(error.value)
     assert load_dataset("folder", root=root, cache=tmp_path / "cache", max_members=49).classes == ("a", "b")
+
+
+def test_sixteen_bit_gray_images_are_scaled_not_clipped(tmp_path: Path) -> None:
+    """Pillow's convert clips 16-bit values at 255: a 16-bit scan (values up to 65,535)
+    decoded to a white square."""
+    from PIL import Image
+
+    def sixteen_bit(values: list[int]) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(np.array([values] * 2, np.uint16)).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    root = _folder_of(tmp_path / "images", {
+        "a/0.png": sixteen_bit([0, 257, 32896, 65535]), "a/1.png": sixteen_bit([65535] * 4),
+        "b/0.png": sixteen_bit([1000, 2000, 3000, 4000]), "b/1.png": sixteen_bit([0] * 4),
+    })
+    for grayscale, channels in ((True, 1), (False, 3)):
+        data = load_dataset("folder", root=root, cache=False, grayscale=grayscale, test_fraction=0,
+                            val_fraction=0.25, seed=0)
+        images = torch.cat([data.train_images, data.val_images])
+        assert images.shape[1] == channels
+        rows = {tuple(image[0, 0].tolist()) for image in images}
+        assert rows == {(0, 1, 128, 255), (255,) * 4, (4, 8, 12, 16), (0,) * 4}

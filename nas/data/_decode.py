@@ -4,8 +4,9 @@
 chunks (in ``workers`` forked processes when it is positive, so nothing is re-imported,
 while this process goes on reading),  and
 returns one uint8 ``[N, C, H, W]`` array, each image where the caller places it. Every image is
-converted to RGB (or gray) and, when ``resolution`` is set, resized to ``resolution x
-resolution`` (bilinear, as Pillow antialiases when shrinking).
+converted to RGB (or gray; 16-bit gray scaled to 8 bits, 65,535 to 255) and, when
+``resolution`` is set, resized to ``resolution x resolution`` (bilinear, as Pillow
+antialiases when shrinking).
 
 Contract: a file Pillow cannot read is a :class:`~nas.errors.ConfigError` naming the
 member; so is an image over Pillow's decompression-bomb bound, images of different sizes
@@ -78,6 +79,9 @@ def _decode(
                         # JPEG: decode at the smallest 1/2, 1/4 or 1/8 scale still at least
                         # `resolution` on each side (much faster for large photographs).
                         image.draft(mode, (resolution, resolution))
+                    if _sixteen_bit(image):  # Pillow's convert clips 16-bit values at 255
+                        # 0..65,535 to 0..255, rounded
+                        image = image.convert("I").point(lambda v: v / 257 + 0.5).convert("L")
                     if image.mode != mode:
                         image = image.convert(mode)
                     if resolution is not None and image.size != (resolution, resolution):
@@ -103,6 +107,14 @@ def _decode(
             out[i] = pixels
     assert out is not None  # chunks are never empty
     return out, resized
+
+
+def _sixteen_bit(image: object) -> bool:
+    """Whether ``image`` (a Pillow image) holds 16-bit gray values: mode ``I;16*``, or ``I``
+    as older Pillows open a 16-bit grayscale PNG. Converted as they are, every value from 255
+    to 65,535 became white (a 16-bit scan decoded to a white square)."""
+    mode = image.mode  # type: ignore[attr-defined]
+    return mode.startswith("I;16") or (mode == "I" and image.format == "PNG")  # type: ignore[attr-defined]
 
 
 def _size(shape: tuple[int, ...]) -> str:
