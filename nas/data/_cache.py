@@ -45,9 +45,12 @@ from nas.io import read_json_object
 
 __all__ = ["FORMAT", "entry_dir", "fingerprint", "locked", "read_entry", "write_entry"]
 
-#: Version of the entry format and of the layout rules (nas.data._layout); part of every key.
+#: Version of the entry format, the layout rules (nas.data._layout) and the decoding
+#: (nas.data._decode); part of every key.
 #: 2: an empty train/ or a test/ alone is an error (1 took them for class folders).
-FORMAT = 2
+#: 3: 16-bit gray images are scaled to 8 bits (2 clipped them at 255: entries of such images
+#: decoded by 2 are white).
+FORMAT = 3
 FULL_HASH_BYTES = 256 << 20
 SAMPLES = 16
 _BLOCK = 1 << 20
