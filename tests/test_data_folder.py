@@ -827,3 +827,22 @@ def test_sixteen_bit_gray_images_are_scaled_not_clipped(tmp_path: Path) -> None:
         assert images.shape[1] == channels
         rows = {tuple(image[0, 0].tolist()) for image in images}
         assert rows == {(0, 1, 128, 255), (255,) * 4, (4, 8, 12, 16), (0,) * 4}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "link_loop"])
+def test_a_root_that_is_no_folder_or_file_is_named_for_what_it_is(tmp_path: Path, kind: str) -> None:
+    """A FIFO, a device or a symlink loop was 'image folder or archive not found'."""
+    root = tmp_path / "images.tar"
+    if kind == "fifo":
+        os.mkfifo(root)
+    elif kind == "device":
+        root = Path("/dev/null")
+    else:
+        root.symlink_to(root)
+    message = {"fifo": "not a folder or a regular file (a FIFO, a device or a socket)",
+               "device": "not a folder or a regular file (a FIFO, a device or a socket)",
+               "link_loop": "cannot read: Too many levels of symbolic links"}[kind]
+    with pytest.raises(ConfigError) as error:
+        load_dataset("folder", root=root, cache=tmp_path / "cache")
+    assert str(error.value) == f"{root}: {message}"
+    assert not (tmp_path / "cache").exists()

@@ -80,12 +80,20 @@ def source_kind(path: Path) -> SourceKind:
     """``"folder"``, ``"tar"`` or ``"zip"`` for an existing folder or archive.
 
     Raises:
-        ConfigError: the path does not exist, or is a file of another kind.
+        ConfigError: the path does not exist, cannot be looked at (a symlink loop), is neither
+            a folder nor a regular file, or is a file of another kind.
     """
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError("image folder or archive not found", file=str(path)) from None
+    except OSError as error:  # a symlink loop, a permission: not 'not found'
+        raise ConfigError(f"cannot read: {error.strerror or error}", file=str(path)) from None
+    if stat.S_ISDIR(mode):
         return "folder"
-    if not path.is_file():
-        raise ConfigError("image folder or archive not found", file=str(path))
+    if not stat.S_ISREG(mode):  # read, a FIFO would block and /dev/zero never end
+        raise ConfigError("not a folder or a regular file (a FIFO, a device or a socket)",
+                          file=str(path))
     name = path.name.lower()
     if name.endswith(".zip"):
         return "zip"
