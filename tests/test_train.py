@@ -535,6 +535,13 @@ def _bn_input_stats(batches: list[torch.Tensor], features: nn.Module) -> tuple[t
     return torch.stack(means).mean(0), torch.stack(variances).mean(0)
 
 
+def test_recalibrate_batchnorm_refuses_one_tensor_for_its_batches() -> None:
+    # iterating a [16, 1, 8, 8] tensor fed the model single images: "expected 4D input" from torch
+    model = small_cnn()
+    with pytest.raises(TypeError, match=r"one tensor of shape \(16, 1, 8, 8\) \(for one batch: \[batch\]\)"):
+        recalibrate_batchnorm(model, torch.randn(16, 1, 8, 8))
+
+
 def test_recalibrate_batchnorm_matches_a_hand_computation() -> None:
     torch.manual_seed(0)
     model = small_cnn().eval()

@@ -44,7 +44,14 @@ def recalibrate_batchnorm(
     Returns:
         The number of batches used. With no batches, or no batch norm that tracks running
         statistics, nothing changes and the result is 0.
+
+    Raises:
+        TypeError: ``batches`` is one tensor (iterating it would feed single images: for one
+            batch, pass ``[batch]``).
     """
+    if isinstance(batches, torch.Tensor):
+        raise TypeError(f"batches must be an iterable of batches, got one tensor of shape {tuple(batches.shape)} "
+                        "(for one batch: [batch])")
     norms = [
         m for m in model.modules()
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
