@@ -281,3 +281,16 @@ def test_cli_score_prints_scores_and_reasons(capsys, tmp_path):
     assert "need images" in capsys.readouterr().err
     assert main(["score", files[0], "--proxy", "bogus"]) == 2
     assert capsys.readouterr().err.strip().endswith("macs")
+
+
+@pytest.mark.parametrize("text", [
+    "name: bn_vector\ninput: [3, 8, 8]\nnetwork:\n  - conv(4)\n  - relu\n  - gap\n  - bn\n  - linear(2)\n",
+    "name: bn_1x1\ninput: [3, 8, 8]\nnetwork:\n  - conv(4, k=8, s=8, p=0)\n  - bn\n  - relu\n  - gap\n  - linear(2)\n",
+], ids=["vector", "1x1"])
+def test_meco_of_a_batch_norm_on_one_value_per_channel_is_nan_with_a_reason(text):
+    # MeCo reads one image in training mode: a batch norm of a vector (or a 1 x 1 map) cannot
+    # run on it. It raised torch's ValueError, an internal error in every search trial.
+    data = (torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 0, 1]))
+    scores = P.score(nas.load_genotype(text), data, ["meco", "naswot"], seed=SEED)
+    assert math.isnan(scores["meco"].value) and "one value per channel" in scores["meco"].reason
+    assert scores["naswot"].defined

@@ -145,11 +145,18 @@ def meco(net: Network) -> float:
 
     As in the authors' code: every leaf module with a spatial output, the first image of the
     batch alone (one forward pass, training mode), undefined correlations (a constant channel)
-    set to 0, modules with one channel skipped.
+    set to 0, modules with one channel skipped. Undefined when a batch norm would see one value
+    per channel (a vector, or a 1 x 1 map, of that one image), which training mode cannot
+    normalise.
     """
     model = net.fresh()
     inputs, _ = net.batch()
     values: list[torch.Tensor] = []
+
+    def one_value(module: nn.Module, args: tuple) -> None:
+        # torch refuses it ("Expected more than 1 value per channel when training")
+        if module.training and args[0].numel() == args[0].shape[1]:
+            raise Undefined("a batch norm sees one value per channel of the one image MeCo reads")
 
     def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
         if not isinstance(output, torch.Tensor) or output.dim() < 3 or output.shape[1] < 2:
@@ -158,8 +165,14 @@ def meco(net: Network) -> float:
         corr = torch.nan_to_num(torch.corrcoef(fea), nan=0.0, posinf=0.0, neginf=0.0)
         values.append(torch.linalg.eigvalsh(corr)[0])
 
-    with hooks(_leaves(model), hook), torch.no_grad():
-        model(inputs[:1])
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    handles = [m.register_forward_pre_hook(one_value) for m in norms]
+    try:
+        with hooks(_leaves(model), hook), torch.no_grad():
+            model(inputs[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
     if not values:
         raise Undefined("the network has no module with a multi-channel spatial output")
     return float(sum(values))
