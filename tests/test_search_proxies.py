@@ -241,3 +241,28 @@ def test_prescreen_and_tabular_trials_score_on_the_runs_threads(tmp_path, monkey
         assert torch.get_num_threads() == 2  # the in-process worker restored torch's setting
     finally:
         torch.set_num_threads(before)
+
+
+def test_sampling_candidates_stops_once_a_small_space_is_exhausted(tmp_path, monkeypatch):
+    # Two distinct candidates asked for 400: it drew 20,000 times (50 per candidate asked,
+    # about 40 s) before the first trial; now it stops 150 fruitless draws after the second.
+    import nas.search._study as study_module
+
+    data = {"name": "two", "space": {"genotype": str(ROOT / "genotypes" / "search" / "resnet_cifar.yaml"),
+                                     "params": {"widths": [4, 8, 8], "depths": [1, 1, 1]},
+                                     "choices": {"block": {"choices": ["cifar_basic", "basic_se"]}}},
+            "dataset": {"name": "digits", "subset": 200, "val_subset": 100}, "trials": 2}
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(data))
+    config = load_config(path)
+    draws = []
+    equivalence_key = study_module.equivalence_key
+
+    def counting(config):
+        key = equivalence_key(config)
+        return lambda params: draws.append(params) or key(params)
+
+    monkeypatch.setattr(study_module, "equivalence_key", counting)
+    candidates = sample_candidates(config, 400, seed=0)
+    assert sorted(v["block"] for v in candidates) == ["basic_se", "cifar_basic"]
+    assert len(draws) <= 200
