@@ -171,6 +171,22 @@ def test_isomorphic_genotypes_are_not_trained_twice(tmp_path):
     assert second["genotype"]["hash"] == first["genotype"]["hash"]
 
 
+def test_a_worker_stops_when_its_trials_only_repeat_evaluated_candidates(tmp_path, capsys):
+    # A space of one network and a timeout alone: every trial after the first reused its result,
+    # some 30 a second, until the timeout (500 trial folders in 15 s; a timeout of a day, a
+    # million). The worker stops after 100 of them in a row (MAX_DUPLICATES).
+    config = tiny_config(tmp_path, trials=None, timeout=30)
+    data = yaml.safe_load(config.read_text())
+    data["space"]["choices"] = {"block": {"choices": ["cifar_basic"]}}
+    data["space"]["seeds"] = {}
+    config.write_text(yaml.safe_dump(data))
+    summary = run_search(config, runs_dir=tmp_path / "runs", progress=False)
+    records = read_trials(summary.run_dir)
+    assert len(records) == 1 + 100
+    assert [r["status"] for r in records[1:]] == ["duplicate"] * 100
+    assert "the space looks exhausted" in capsys.readouterr().err
+
+
 BLOWUP = """\
 name: blowup
 input: [1, 8, 8]

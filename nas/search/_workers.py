@@ -150,6 +150,10 @@ def worker_loop(config: RunConfig, run_dir: Path, storage_url: str, *, index: in
 #: fault) before it stops: else it would fail trial after trial at once until the budget or
 #: the timeout is spent.
 MAX_INTERNAL_ERRORS = 5
+#: Trials in a row one worker may end as duplicates (an evaluated candidate's result reused)
+#: before it stops: a space whose every candidate was evaluated would otherwise be proposed
+#: again, some 30 trials a second, until the trial budget or the timeout is spent.
+MAX_DUPLICATES = 100
 
 
 def _ask_evaluate_tell(config: RunConfig, run_dir: Path, storage_url: str, *, index: int,
@@ -176,7 +180,7 @@ def _ask_evaluate_tell(config: RunConfig, run_dir: Path, storage_url: str, *, in
     evaluator.rejected = getattr(sampler, "rejected", None)  # a FeasibleSampler's, per trial
     study = open_study(config, storage_url, create=False, sampler=sampler, heartbeat=config.heartbeat,
                        shared_with=shared_with)
-    internal_errors = 0
+    internal_errors = duplicates = 0
     while True:
         if deadline is not None and time.time() >= deadline:
             return
@@ -211,6 +215,11 @@ def _ask_evaluate_tell(config: RunConfig, run_dir: Path, storage_url: str, *, in
             raise NasError(f"{internal_errors} trials in a row ended in an internal error, the last "
                            f"{record.end_reason.removeprefix('internal error: ')}; stopping (a bug in nas: its "
                            f"traceback is in trials/{trial.number:04d}/metrics.json)", file=str(run_dir))
+        duplicates = duplicates + 1 if record.duplicate_of is not None else 0
+        if duplicates >= MAX_DUPLICATES:
+            print(f"worker {index}: its last {duplicates} trials repeated evaluated candidates "
+                  "(the space looks exhausted); it stops", file=sys.stderr)
+            return
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, record: TrialRecord) -> None:
