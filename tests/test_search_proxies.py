@@ -129,6 +129,27 @@ def test_trained_run_records_data_dependent_proxies(tmp_path):
         assert r["proxies"]["synflow"] is not None
 
 
+@pytest.mark.parametrize("tabular", [False, pytest.param(True, marks=needs_table)])
+def test_proxy_images_the_networks_cannot_take_are_refused_before_the_run_folder(tmp_path, capsys, tabular):
+    # 32 x 32 colour images for networks of 8 x 8 gray digits (or 16 x 16 for 32 x 32 cells):
+    # every trial failed with this line, after the run folder was made.
+    from tests.test_search import tiny_config
+
+    if tabular:
+        path = nb201_config(tmp_path, trials=2, proxies={
+            "record": ["naswot"], "data": {"name": "synthetic", "resolution": 16}})
+        network = "(3, 32, 32)"
+    else:
+        path = tiny_config(tmp_path, trials=2, proxies={
+            "record": ["naswot"], "data": {"name": "synthetic", "resolution": 32}})
+        network = "(1, 8, 8)"
+    assert main(["search", str(path), "--runs", str(tmp_path / "runs"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"{path}: proxies.data: proxy images are {'(3, 16, 16)' if tabular else '(3, 32, 32)'} " \
+                  f"but the network takes {network}"
+    assert not (tmp_path / "runs").exists()
+
+
 @needs_table
 @pytest.mark.parametrize("proxies, where, fragment", [
     ({"record": ["nope"]}, "proxies.record[0]", "unknown proxy 'nope'; valid: "),

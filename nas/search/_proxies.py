@@ -259,13 +259,22 @@ class TrialScorer:
         """
         from nas.proxies import score
 
-        batch = self.batch()
-        if batch is not None and tuple(batch[0].shape[1:]) != tuple(genotype.input_shape):
-            raise ConfigError(f"proxy images are {tuple(batch[0].shape[1:])} but the network "
-                              f"takes {tuple(genotype.input_shape)}", file=self.config.file,
-                              path="proxies.data")
-        return score(genotype, batch, list(names or self.settings.record), seed=self.config.seed,
+        self.check_images(genotype.input_shape)
+        return score(genotype, self.batch(), list(names or self.settings.record), seed=self.config.seed,
                      batch_size=self.settings.batch)
+
+    def check_images(self, input_shape: Sequence[int]) -> None:
+        """Refuse proxy images (loaded first, when a proxy reads images) of another shape than
+        ``input_shape``, the networks' input.
+
+        Raises:
+            ConfigError: naming ``proxies.data``.
+        """
+        batch = self.batch()
+        if batch is not None and tuple(batch[0].shape[1:]) != tuple(input_shape):
+            raise ConfigError(f"proxy images are {tuple(batch[0].shape[1:])} but the network "
+                              f"takes {tuple(input_shape)}", file=self.config.file,
+                              path="proxies.data")
 
     def violated(self, scores: Mapping[str, Any]) -> str | None:
         """The first constraint ``scores`` break (an undefined score breaks any), else None."""

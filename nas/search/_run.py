@@ -25,7 +25,7 @@ from nas.search._evaluate import load_run_dataset
 from nas.search._folder import (RESUMABLE, check_trial_folders, freeze, load_run_config, prepare_run_dir,
                                 write_run_info)
 from nas.search._progress import Progress
-from nas.search._proxies import run_prescreen
+from nas.search._proxies import TrialScorer, run_prescreen
 from nas.search._records import best_trials
 from nas.search._storage import (
     check_frozen_config,
@@ -145,9 +145,13 @@ def run_search(
     if "://" in storage_url:
         open_storage(storage_url, file=config.file, path=storage_path)  # fail before the folder
     if config.tabular is None:
-        load_run_dataset(config)  # a bad dataset: one line now, not a failure in every trial
+        data = load_run_dataset(config)  # a bad dataset: one line now, not a failure in every trial
+        input_shape = data.input_shape
     else:  # likewise a damaged table (every trial failed with 'internal error: TableError')
         _check_table(config)
+        input_shape = config.space.genotype.input_shape
+    if config.proxies is not None and config.proxies.data is not None:
+        TrialScorer(config).check_images(input_shape)  # likewise images the networks cannot take
     fresh = not run_dir.exists()
     prepare_run_dir(config, run_dir, resume=resume)
     try:
