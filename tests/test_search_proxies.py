@@ -129,24 +129,33 @@ def test_trained_run_records_data_dependent_proxies(tmp_path):
         assert r["proxies"]["synflow"] is not None
 
 
-@pytest.mark.parametrize("tabular", [False, pytest.param(True, marks=needs_table)])
-def test_proxy_images_the_networks_cannot_take_are_refused_before_the_run_folder(tmp_path, capsys, tabular):
-    # 32 x 32 colour images for networks of 8 x 8 gray digits (or 16 x 16 for 32 x 32 cells):
-    # every trial failed with this line, after the run folder was made.
+SYNTHETIC_3 = {"name": "synthetic", "num_classes": 3, "shape": [1, 8, 8], "num_images": 300}
+
+
+@pytest.mark.parametrize("case, message", [
+    ("shape", "proxy images are (3, 32, 32) but the network takes (1, 8, 8)"),
+    ("labels", "proxy images are labelled 0 to 9 but the networks have 3 classes"),
+    pytest.param("tabular", "proxy images are (3, 16, 16) but the network takes (3, 32, 32)",
+                 marks=needs_table),
+])
+def test_proxy_images_the_networks_cannot_take_are_refused_before_the_run_folder(tmp_path, capsys, case,
+                                                                                  message):
+    # 32 x 32 colour images for networks of 8 x 8 gray digits, digits' 10 classes for networks
+    # of 3, 16 x 16 images for 32 x 32 cells: every trial failed with such a line, after the
+    # run folder was made.
     from tests.test_search import tiny_config
 
-    if tabular:
+    if case == "tabular":
         path = nb201_config(tmp_path, trials=2, proxies={
             "record": ["naswot"], "data": {"name": "synthetic", "resolution": 16}})
-        network = "(3, 32, 32)"
-    else:
+    elif case == "shape":
         path = tiny_config(tmp_path, trials=2, proxies={
             "record": ["naswot"], "data": {"name": "synthetic", "resolution": 32}})
-        network = "(1, 8, 8)"
+    else:
+        path = tiny_config(tmp_path, trials=2, dataset=SYNTHETIC_3,
+                           proxies={"record": ["snip"], "data": {"name": "digits"}})
     assert main(["search", str(path), "--runs", str(tmp_path / "runs"), "--no-progress"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err == f"{path}: proxies.data: proxy images are {'(3, 16, 16)' if tabular else '(3, 32, 32)'} " \
-                  f"but the network takes {network}"
+    assert capsys.readouterr().err.strip() == f"{path}: proxies.data: {message}"
     assert not (tmp_path / "runs").exists()
 
 

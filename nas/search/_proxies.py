@@ -263,17 +263,25 @@ class TrialScorer:
         return score(genotype, self.batch(), list(names or self.settings.record), seed=self.config.seed,
                      batch_size=self.settings.batch)
 
-    def check_images(self, input_shape: Sequence[int]) -> None:
+    def check_images(self, input_shape: Sequence[int], classes: int | None = None) -> None:
         """Refuse proxy images (loaded first, when a proxy reads images) of another shape than
-        ``input_shape``, the networks' input.
+        ``input_shape``, the networks' input, or (given ``classes``) labelled beyond the
+        networks' classes.
 
         Raises:
             ConfigError: naming ``proxies.data``.
         """
         batch = self.batch()
-        if batch is not None and tuple(batch[0].shape[1:]) != tuple(input_shape):
-            raise ConfigError(f"proxy images are {tuple(batch[0].shape[1:])} but the network "
+        if batch is None:
+            return
+        images, labels = batch
+        if tuple(images.shape[1:]) != tuple(input_shape):
+            raise ConfigError(f"proxy images are {tuple(images.shape[1:])} but the network "
                               f"takes {tuple(input_shape)}", file=self.config.file,
+                              path="proxies.data")
+        if classes is not None and len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < classes:
+            raise ConfigError(f"proxy images are labelled {int(labels.min())} to {int(labels.max())} "
+                              f"but the networks have {classes} classes", file=self.config.file,
                               path="proxies.data")
 
     def violated(self, scores: Mapping[str, Any]) -> str | None:

@@ -146,12 +146,12 @@ def run_search(
         open_storage(storage_url, file=config.file, path=storage_path)  # fail before the folder
     if config.tabular is None:
         data = load_run_dataset(config)  # a bad dataset: one line now, not a failure in every trial
-        input_shape = data.input_shape
+        input_shape, classes = data.input_shape, data.num_classes
     else:  # likewise a damaged table (every trial failed with 'internal error: TableError')
         _check_table(config)
-        input_shape = config.space.genotype.input_shape
+        input_shape, classes = config.space.genotype.input_shape, None
     if config.proxies is not None and config.proxies.data is not None:
-        TrialScorer(config).check_images(input_shape)  # likewise images the networks cannot take
+        TrialScorer(config).check_images(input_shape, classes)  # likewise images the networks cannot take
     fresh = not run_dir.exists()
     prepare_run_dir(config, run_dir, resume=resume)
     try:
