@@ -117,10 +117,26 @@ def disk_full(path: str | Path) -> OSError:
 @contextlib.contextmanager
 def try_file_lock(path: str | Path) -> Iterator[bool]:
     """An exclusive ``flock`` on ``path`` (created if absent) without waiting: yields True
-    holding the lock, or False when another process holds it."""
+    holding the lock, or False when another process holds it.
+
+    Raises:
+        OSError: ``EINVAL`` naming ``path`` when it is not a regular file: opening a FIFO
+            for writing waits for a reader (a FIFO at a retrain job's ``.lock`` hung
+            ``nas retrain`` forever), so it is opened without blocking and refused.
+    """
     import fcntl
 
-    with open(path, "a") as handle:
+    not_a_file = OSError(errno.EINVAL, "not a regular file (a lock file must be one)", str(path))
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as error:
+        if error.errno == errno.ENXIO:  # a FIFO without a reader, a socket
+            raise not_a_file from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise not_a_file
+    with open(fd, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -542,6 +542,11 @@ SIDE_FILES = {  # case: (file under the run folder, the call, what it must print
                  "try:\n    f(run / 'retrain' / 'job', 'h')\nexcept OSError as e:\n    print(e)",
                  "[Errno 22] not a regular file (a device, FIFO or socket is never replaced): "
                  "'{run}/retrain/job/job.json'"),
+    # opening a FIFO to write waits for a reader: the job lock hung nas retrain forever
+    "lock_fifo": ("retrain/job/.lock", "from nas.io import try_file_lock\n"
+                  "try:\n    with try_file_lock(run / 'retrain' / 'job' / '.lock'): pass\n"
+                  "except OSError as e:\n    print(e)",
+                  "[Errno 22] not a regular file (a lock file must be one): '{run}/retrain/job/.lock'"),
     "result_deep": ("retrain/job/test.json", "from nas.retrain._run import _read_result as f; "
                     "print(f(run / 'retrain' / 'job', 'h'))", "None"),
     "preprocessing_fifo": ("trial_0001.json", "from nas.preprocessing import Preprocessing\n"
