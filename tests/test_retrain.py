@@ -281,3 +281,25 @@ def test_a_result_with_a_damaged_field_is_not_finished(tmp_path: Path, damage: d
     record = {k: v for k, v in {**GOOD_RESULT, **damage}.items() if v is not None or k != "macs"}
     (tmp_path / "test.json").write_text(json.dumps(record))
     assert _read_result(tmp_path, "h") is None
+
+
+def test_a_retrain_folder_of_another_run_is_refused_not_overwritten(tmp_path: Path) -> None:
+    """--out holding another run's retraining of the same schedule: a label there that was
+    another genotype is refused before anything is written (its finished jobs were deleted
+    as stale and trained again, its results.csv replaced)."""
+    from nas.retrain._run import _FIXED, _check_plan
+
+    plan = {**{key: 1 for key in _FIXED},
+            "architectures": [{"label": "small", "hash": "s"}, {"label": "trial_0002", "hash": "a"}]}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    before = (tmp_path / "plan.json").read_text()
+    _check_plan(tmp_path, plan)  # the same retraining again: resumed
+    _check_plan(tmp_path, {**plan, "architectures": plan["architectures"][:1]})  # fewer: fine
+    (tmp_path / "plan.json").write_text(before)
+    other = {**plan, "architectures": [{"label": "small", "hash": "s"}, {"label": "trial_0002", "hash": "b"}]}
+    with pytest.raises(ConfigError, match="^.*plan.json: architectures: .* retrained trial_0002 as another "
+                                          "genotype .*use another --out$"):
+        _check_plan(tmp_path, other)
+    assert (tmp_path / "plan.json").read_text() == before
+    (tmp_path / "plan.json").write_text(json.dumps({**plan, "architectures": [["x"], {"label": ["y"]}, 3]}))
+    _check_plan(tmp_path, other)  # damaged entries name no label: nothing of it to keep

@@ -115,6 +115,15 @@ def _check_out(out: Path, run_dir: Path) -> None:
 
 
 def _check_plan(out: Path, plan: dict[str, Any]) -> None:
+    """Write ``plan`` to ``out/plan.json`` when the retraining already there (if any) is this
+    one: the same schedule (:data:`_FIXED`), and no label of it naming another genotype.
+
+    A label that was another genotype there is another run's retraining (or another space's):
+    its finished jobs would be deleted as stale and trained again, its table overwritten.
+
+    Raises:
+        ConfigError: naming ``plan.json`` and the key.
+    """
     path = out / "plan.json"
     old, why = read_json_object(path)
     if why is not None:
@@ -124,6 +133,13 @@ def _check_plan(out: Path, plan: dict[str, Any]) -> None:
             if json.loads(json.dumps(plan[key])) != old.get(key):
                 raise ConfigError(f"this retraining differs from the one in {out} ({key}: "
                                   f"{old.get(key)!r} there); use another --out", file=str(path), path=key)
+        hashes = {a["label"]: a["hash"] for a in plan.get("architectures", [])}
+        for entry in old.get("architectures") or []:
+            label = entry.get("label") if isinstance(entry, dict) else None
+            if isinstance(label, str) and label in hashes and entry.get("hash") != hashes[label]:
+                raise ConfigError(f"{out} retrained {label} as another genotype (another run's "
+                                  "retraining?); its results are kept: use another --out",
+                                  file=str(path), path="architectures")
     atomic_write_text(path, json.dumps(plan, indent=2) + "\n")
 
 
