@@ -115,9 +115,10 @@ def disk_full(path: str | Path) -> OSError:
 
 
 @contextlib.contextmanager
-def try_file_lock(path: str | Path) -> Iterator[bool]:
+def try_file_lock(path: str | Path, *, wait: bool = False) -> Iterator[bool]:
     """An exclusive ``flock`` on ``path`` (created if absent) without waiting: yields True
-    holding the lock, or False when another process holds it.
+    holding the lock, or False when another process holds it. With ``wait``, waits until the
+    other process releases it (or dies) and yields True.
 
     Raises:
         OSError: ``EINVAL`` naming ``path`` when it is not a regular file: opening a FIFO
@@ -138,7 +139,7 @@ def try_file_lock(path: str | Path) -> Iterator[bool]:
         raise not_a_file
     with open(fd, "a") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             yield False
             return

@@ -303,3 +303,34 @@ def test_a_retrain_folder_of_another_run_is_refused_not_overwritten(tmp_path: Pa
     assert (tmp_path / "plan.json").read_text() == before
     (tmp_path / "plan.json").write_text(json.dumps({**plan, "architectures": [["x"], {"label": ["y"]}, 3]}))
     _check_plan(tmp_path, other)  # damaged entries name no label: nothing of it to keep
+
+
+def test_a_job_another_retrain_holds_is_waited_for_not_left_out(tmp_path: Path) -> None:
+    """Two nas retrain calls on one folder: the last pass waits for a job the other call is
+    training and reads its result (the call that finished first printed and wrote a table
+    without the other's jobs)."""
+    import fcntl
+    import threading
+    from types import SimpleNamespace
+
+    from nas.retrain._run import _read_result, _work
+
+    job = tmp_path / "a" / "seed0"
+    job.mkdir(parents=True)
+    other = open(job / ".lock", "a")  # flock locks per open file: as another process would
+    fcntl.flock(other, fcntl.LOCK_EX)
+
+    def finish() -> None:  # the other call writes its result, then lets go of the job
+        time.sleep(0.5)
+        (job / "test.json").write_text(json.dumps({**GOOD_RESULT, "hash": "h"}))
+        other.close()
+
+    candidate = SimpleNamespace(label="a", genotype=SimpleNamespace(hash="h"))  # training it would fail
+    context = SimpleNamespace(base=SimpleNamespace(threads=1), jobs=lambda: [(candidate, 0, job)])
+    thread = threading.Thread(target=finish)
+    thread.start()
+    try:
+        _work(context, lambda line: None, progress=False, wait=True)
+        assert _read_result(job, "h") is not None
+    finally:
+        thread.join()

@@ -241,7 +241,9 @@ def retrain(
     finally:
         for helper in helpers:
             helper.join()
-    _work(context, say, progress=progress)  # anything a helper left (it died): train it here
+    # anything a helper left (it died): train it here; wait for a job another nas retrain on
+    # this folder is training, so the table lists every job (it left out the other's jobs)
+    _work(context, say, progress=progress, wait=True)
     results = [_read_result(job, c.genotype.hash) for c, _, job in context.jobs()]
     trained = [(c.label, s) for c, s, _ in context.jobs() if (c.label, s) not in skipped]
     table = _table.summarise([r for r in results if r is not None])
@@ -251,8 +253,9 @@ def retrain(
                           elapsed=time.time() - started)
 
 
-def _work(context: _Context, say: Callable[[str], None], *, progress: bool) -> None:
-    """Train every job that is neither finished nor locked by another process."""
+def _work(context: _Context, say: Callable[[str], None], *, progress: bool, wait: bool = False) -> None:
+    """Train every job that is neither finished nor locked by another process; with ``wait``,
+    a locked job is waited for, then trained if that process left it unfinished."""
     import torch
 
     import nas
@@ -263,7 +266,7 @@ def _work(context: _Context, say: Callable[[str], None], *, progress: bool) -> N
             if _read_result(job, candidate.genotype.hash) is not None:
                 continue
             job.mkdir(parents=True, exist_ok=True)
-            with try_file_lock(job / ".lock") as mine:
+            with try_file_lock(job / ".lock", wait=wait) as mine:
                 if not mine or _read_result(job, candidate.genotype.hash) is not None:
                     continue
                 _claim(job, candidate.genotype.hash)
