@@ -353,6 +353,24 @@ def test_damaged_run_json_is_one_line(nb201_run, tmp_path, capsys):
             assert len(err) == 1 and err[0].startswith(f"{run / 'run.json'}: unreadable"), err
 
 
+@pytest.mark.parametrize("name", ["../../escaped", "a|b<i>x</i>\n# \x1b[2J", "x" * 5000, ""])
+def test_a_run_json_name_a_search_never_writes_is_one_line(nb201_run, tmp_path, capsys, name):
+    """run.json's name is checked as a search checks it (a folder name): nas analyze names its
+    best-NAME.svg by it ('../../escaped' wrote outside --out) and report.md shows it (an escape
+    sequence and Markdown were copied in)."""
+    import shutil
+
+    run = tmp_path / "nb201"
+    shutil.copytree(nb201_run, run)
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "name": name}))
+    for command in (["best", str(run)], ["analyze", str(run), "--out", str(tmp_path / "a" / "b" / "o")]):
+        assert nas(command) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"{run / 'run.json'}: name: must be a folder name"), err
+    assert not (tmp_path / "escaped.svg").exists() and not (tmp_path / "a").exists()
+
+
 @pytest.mark.parametrize("record", [b'{"op_code": 99, "worker_id": "x"}\n',
                                     b'{"op_code": 4, "worker_id": "x", "trial_id": "a"}\n'])
 def test_a_journal_record_optuna_cannot_replay_is_one_line_naming_the_journal(nb201_run, tmp_path, capsys,

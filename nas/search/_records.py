@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nas._checks import folder_name
 from nas.errors import ConfigError
 from nas.io import MAX_RECORD_BYTES, atomic_write_text, read_json_object
 
@@ -177,8 +178,10 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
 
     Raises:
         ConfigError: ``run_dir`` is not a run folder, or its run.json is unreadable or lacks
-            a list of objectives with one direction ("maximize" or "minimize") each, or a
-            plugin of the run cannot be loaded.
+            a list of objectives with one direction ("maximize" or "minimize") each, or names
+            the run otherwise than a search does (:func:`nas._checks.folder_name`: a name of
+            '../../x' made nas analyze write its best-NAME.svg outside --out, an escape
+            sequence went into report.md), or a plugin of the run cannot be loaded.
     """
     path = Path(run_dir) / "run.json"
     data, why = read_json_object(path)
@@ -196,6 +199,8 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     for key in ("name", "study_name", "storage"):
         if _type_problem(data.get(key), (str, None)):
             raise ConfigError(f"unreadable: {key!r} is {type(data[key]).__name__}", file=str(path))
+    if data.get("name") is not None:  # a search names its run so; nas analyze names files by it
+        folder_name(data["name"], file=str(path), path="name")
     plugins = data.get("plugins") or []
     if not isinstance(plugins, list):
         raise ConfigError(f"unreadable: 'plugins' is {type(plugins).__name__}", file=str(path))
