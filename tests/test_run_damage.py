@@ -302,6 +302,8 @@ DAMAGED = {
     "genotype_text_a_number": b'{"trial": 3, "state": "complete", "objectives": {}, "genotype": {"text": 5}}',
     "history_value_text": b'{"trial": 3, "state": "complete", "objectives": {}, '
                           b'"history": [{"epoch": "one", "val_accuracy": 0.5}]}',
+    # a seed's name is a folder name: HTML in it went into report.md as given
+    "seed_html": b'{"trial": 3, "state": "complete", "objectives": {}, "seed": "<img src=x onerror=y>"}',
 }
 
 

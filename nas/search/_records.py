@@ -119,6 +119,11 @@ def _record_problem(data: Any, number: int | None) -> str | None:
         return f"state {data['state']!r} is not one of {', '.join(_STATES)}"
     if number is not None and data["trial"] != number:
         return f"'trial' is {data['trial']}, not the folder's {number}"
+    if data.get("seed") is not None:  # a seed's name is a folder name (the space checks it)
+        try:
+            folder_name(data["seed"], path="seed")
+        except ConfigError as error:  # HTML in it went into nas analyze's report.md
+            return str(error)
     numbers = [(key, data[key]) for key, kinds in _METRICS_TYPES.items()
                if key in data and (int in kinds or float in kinds)]
     for key in ("objectives", "static"):
