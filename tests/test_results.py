@@ -366,3 +366,16 @@ def test_candidates_refuse_one_objective_given_as_a_string(tmp_path: Path) -> No
     with pytest.raises(ValueError, match=r"^objectives must be a list of names, got the string 'val_accuracy' "
                                          r"\(for one: \['val_accuracy'\]\)$"):
         candidates(load(tmp_path), "val_accuracy")
+
+
+def test_report_choices_from_a_damaged_record_show_as_written() -> None:
+    """A parameter holding HTML or a Markdown image (a hand-edited metrics.json) is shown as
+    text in report.md, not rendered (it went in as given); a search's own values are unchanged."""
+    import pandas as pd
+
+    from nas.results._report import PARAM_PREFIX, _choices
+
+    row = pd.Series({f"{PARAM_PREFIX}block": "<img src=x onerror=y> ![t](http://e/p.png)",
+                     f"{PARAM_PREFIX}depths": "[1, 2]", f"{PARAM_PREFIX}stage3.width": 8, "number": 3})
+    assert _choices(row) == ("block=&lt;img src=x onerror=y&gt; ![t]\\(http://e/p.png), depths=[1, 2], "
+                             "stage3.width=8")

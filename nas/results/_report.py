@@ -86,11 +86,18 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def _inert(text: str) -> str:
+    """``text`` from a run folder, made to show as written in Markdown: no HTML tag (``<`` and
+    ``>`` as entities) and no link or image (``](`` escaped); a search's own values hold none."""
+    return text.replace("<", "&lt;").replace(">", "&gt;").replace("](", "]\\(")
+
+
 def _choices(row: pd.Series) -> str:
+    """The trial's parameters, ``name=value, ...`` (a damaged record's HTML or links made inert)."""
     parts = []
     for key, value in row.items():
         if str(key).startswith(PARAM_PREFIX) and not _missing(value):
-            parts.append(f"{key[len(PARAM_PREFIX):]}={value}")
+            parts.append(_inert(f"{key[len(PARAM_PREFIX):]}={value}"))
     return ", ".join(parts)
 
 
