@@ -379,3 +379,23 @@ def test_report_choices_from_a_damaged_record_show_as_written() -> None:
                      f"{PARAM_PREFIX}depths": "[1, 2]", f"{PARAM_PREFIX}stage3.width": 8, "number": 3})
     assert _choices(row) == ("block=&lt;img src=x onerror=y&gt; ![t]\\(http://e/p.png), depths=[1, 2], "
                              "stage3.width=8")
+
+
+def test_many_runs_plot_with_a_legend_that_fits(tmp_path: Path) -> None:
+    """nas analyze of 30 runs: the legends name the first few runs (61 entries were taller than
+    the figure: its axes collapsed to zero, with one matplotlib warning per plot)."""
+    import warnings
+
+    import pandas as pd
+
+    from nas.results._plots import plot_history, plot_tradeoff
+
+    frame = pd.DataFrame([
+        {"run": f"r{run}", "number": n, "state": "complete", "status": "completed", "duplicate_of": None,
+         "is_seed": n == 0, "seed": "s" if n == 0 else None, "val_accuracy": 0.5 + n / 10, "macs": 100 + n}
+        for run in range(30) for n in range(2)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert plot_tradeoff(frame, tmp_path / "t.png", "val_accuracy", "macs") is not None
+        assert plot_history(frame, tmp_path / "h.png", ["val_accuracy"], ["maximize"]) is not None
+    assert [str(w.message) for w in caught] == []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,15 @@ if TYPE_CHECKING:
 __all__ = ["plot_curves", "plot_history", "plot_importances", "plot_tradeoff"]
 
 _STATE_COLORS = {"complete": "tab:blue", "pruned": "tab:orange", "fail": "tab:red"}
+#: Runs a legend names (two entries each); the others are drawn unnamed: 30 runs' 61 entries
+#: were taller than the figure, collapsing its axes (three matplotlib warnings, empty plots).
+_LEGEND_RUNS = 5
+
+
+def _legend(ax: Any, runs: int, loc: str) -> None:
+    """The legend, saying when it names only the first :data:`_LEGEND_RUNS` of ``runs``."""
+    title = f"first {_LEGEND_RUNS} of {runs} runs" if runs > _LEGEND_RUNS else None
+    ax.legend(fontsize=8, loc=loc, title=title, title_fontsize=8)
 
 
 def _figure(rows: int = 1, cols: int = 1, *, size: tuple[float, float] = (7.0, 4.5)) -> Figure:
@@ -58,19 +67,20 @@ def plot_history(frame: pd.DataFrame, path: Path, objectives: Sequence[str],
                 continue
             color = f"C{k}"
             name = f"{run}: " if len(runs) > 1 else ""
+            named = k < _LEGEND_RUNS
             ax.scatter(part["number"], part[col], s=12, alpha=0.6, color=color,
-                       label=f"{name}trial")
+                       label=f"{name}trial" if named else None)
             values = part[col].to_numpy(dtype=float)
             best = np.maximum.accumulate(values) if direction == "maximize" else np.minimum.accumulate(values)
             ax.step(part["number"], best, where="post", color=color, linewidth=2,
-                    label=f"{name}best so far")
+                    label=f"{name}best so far" if named else None)
             seeds = part[part["is_seed"]]
             ax.scatter(seeds["number"], seeds[col], marker="*", s=90, color=color,
                        edgecolors="black", linewidths=0.6, zorder=3)
         ax.set_xlabel("trial")
         ax.set_ylabel(_label(col))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        _legend(ax, len(runs), "best")
     axes[0].set_title("Optimisation history (stars: seeds)")
     return _save(fig, path)
 
@@ -87,14 +97,17 @@ def plot_tradeoff(frame: pd.DataFrame, path: Path, accuracy: str, cost: str) -> 
         return None
     fig = _figure()
     ax = fig.subplots()
-    for k, run in enumerate(dict.fromkeys(done["run"])):
+    runs = list(dict.fromkeys(done["run"]))
+    for k, run in enumerate(runs):
         part = done[done["run"] == run]
         color = f"C{k}"
-        label = run if done["run"].nunique() > 1 else "trial"
-        ax.scatter(part[cost].astype(float), part[accuracy], s=14, alpha=0.5, color=color, label=label)
+        label = run if len(runs) > 1 else "trial"
+        named = k < _LEGEND_RUNS
+        ax.scatter(part[cost].astype(float), part[accuracy], s=14, alpha=0.5, color=color,
+                   label=label if named else None)
         front = _front_2d(part, accuracy, cost)
         ax.step(front[cost].astype(float), front[accuracy], where="post", color=color, linewidth=1.8,
-                label=f"{run + ': ' if label == run else ''}Pareto front")
+                label=f"{run + ': ' if label == run else ''}Pareto front" if named else None)
         ax.scatter(front[cost].astype(float), front[accuracy], s=28, color=color, edgecolors="black",
                    linewidths=0.6, zorder=3)
         seeds = part[part["is_seed"]]
@@ -110,7 +123,7 @@ def plot_tradeoff(frame: pd.DataFrame, path: Path, accuracy: str, cost: str) -> 
     ax.set_ylabel(_label(accuracy))
     ax.set_title(f"{_label(accuracy).capitalize()} vs {_label(cost)}")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="lower right")
+    _legend(ax, len(runs), "lower right")
     return _save(fig, path)
 
 
