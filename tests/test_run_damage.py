@@ -567,6 +567,11 @@ SIDE_FILES = {  # case: (file under the run folder, the call, what it must print
                   "try:\n    with try_file_lock(run / 'retrain' / 'job' / '.lock'): pass\n"
                   "except OSError as e:\n    print(e)",
                   "[Errno 22] not a regular file (a lock file must be one): '{run}/retrain/job/.lock'"),
+    # not JSON, but read first the same way: nas analyze (importances) opened a FIFO journal
+    "journal_fifo": ("journal.log", "from nas.search._journal import check_record_lengths\n"
+                     "try:\n    check_record_lengths(run / 'journal.log')\n"
+                     "except ConfigError as e:\n    print(e)",
+                     "{run}/journal.log: not a regular file (a journal is one)"),
     "result_deep": ("retrain/job/test.json", "from nas.retrain._run import _read_result as f; "
                     "print(f(run / 'retrain' / 'job', 'h'))", "None"),
     "preprocessing_fifo": ("trial_0001.json", "from nas.preprocessing import Preprocessing\n"

@@ -48,7 +48,11 @@ def check_record_lengths(path: str | Path, *, limit: int = MAX_RECORD_BYTES) -> 
     """Raise :class:`~nas.errors.ConfigError` naming ``path`` when one of its lines is longer
     than ``limit`` bytes. Optuna replays a journal a whole line at a time (a 1 GB line of
     garbage took 3.2 GB and 20 s to be skipped), so lines are measured first, reading at most
-    ``limit + 1`` bytes at a time (a real record is a few kilobytes)."""
+    ``limit + 1`` bytes at a time (a real record is a few kilobytes). A path that exists and
+    is not a regular file is refused the same way: opening a FIFO to read waits for a writer
+    (a FIFO journal.log hung nas analyze, so nas retrain's report step, forever)."""
+    if Path(path).exists() and not Path(path).is_file():
+        raise ConfigError("not a regular file (a journal is one)", file=str(path))
     with open(path, "rb") as handle:
         offset = 0
         while line := handle.readline(limit + 1):
