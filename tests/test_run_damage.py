@@ -567,6 +567,15 @@ SIDE_FILES = {  # case: (file under the run folder, the call, what it must print
                   "try:\n    with try_file_lock(run / 'retrain' / 'job' / '.lock'): pass\n"
                   "except OSError as e:\n    print(e)",
                   "[Errno 22] not a regular file (a lock file must be one): '{run}/retrain/job/.lock'"),
+    # the same for the search's weights lock and a dataset cache entry's lock (waited for)
+    "weights_lock_fifo": (".weights.lock", "from nas.search._folder import file_lock\n"
+                          "try:\n    with file_lock(run / '.weights.lock'): pass\n"
+                          "except OSError as e:\n    print(e)",
+                          "[Errno 22] not a regular file (a lock file must be one): '{run}/.weights.lock'"),
+    "cache_lock_fifo": (".entry.lock", "from nas.data._cache import locked\n"
+                        "try:\n    with locked(run / 'entry'): pass\n"
+                        "except OSError as e:\n    print(e)",
+                        "[Errno 22] not a regular file (a lock file must be one): '{run}/.entry.lock'"),
     # not JSON, but read first the same way: nas analyze (importances) opened a FIFO journal
     "journal_fifo": ("journal.log", "from nas.search._journal import check_record_lengths\n"
                      "try:\n    check_record_lengths(run / 'journal.log')\n"

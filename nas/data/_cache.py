@@ -27,7 +27,6 @@ decoded and written again, never used.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -213,11 +212,11 @@ def write_entry(
 
 @contextlib.contextmanager
 def locked(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock for ``folder``'s entry (released when the process dies)."""
+    """Hold an exclusive lock for ``folder``'s entry (released when the process dies), waited
+    for (:func:`nas.io.try_file_lock`: an ``OSError`` naming the lock file when it is not a
+    regular file; a FIFO there hung the dataset's load)."""
+    from nas.io import try_file_lock
+
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with try_file_lock(folder.parent / f".{folder.name}.lock", wait=True):
+        yield

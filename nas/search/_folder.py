@@ -142,15 +142,13 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
 
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` (created if absent) for the ``with`` block."""
-    import fcntl
+    """An exclusive ``flock`` on ``path`` (created if absent) for the ``with`` block, waited
+    for (:func:`nas.io.try_file_lock`: an ``OSError`` naming ``path`` when it is not a regular
+    file; a FIFO there hung the search)."""
+    from nas.io import try_file_lock
 
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with try_file_lock(path, wait=True):
+        yield
 
 
 def iso_time(seconds: float) -> str:
