@@ -161,6 +161,8 @@ def meco(net: Network) -> float:
     def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
         if not isinstance(output, torch.Tensor) or output.dim() < 3 or output.shape[1] < 2:
             return
+        if output[0].numel() < 2 * output.shape[1]:  # one position: no correlation (its 0 adds nothing)
+            return
         fea = output[0].detach().reshape(output.shape[1], -1).to(torch.float64)
         corr = torch.nan_to_num(torch.corrcoef(fea), nan=0.0, posinf=0.0, neginf=0.0)
         values.append(torch.linalg.eigvalsh(corr)[0])
