@@ -399,3 +399,12 @@ def test_many_runs_plot_with_a_legend_that_fits(tmp_path: Path) -> None:
         assert plot_tradeoff(frame, tmp_path / "t.png", "val_accuracy", "macs") is not None
         assert plot_history(frame, tmp_path / "h.png", ["val_accuracy"], ["maximize"]) is not None
     assert [str(w.message) for w in caught] == []
+
+
+def test_the_retrain_section_keeps_its_markdown_but_no_control_characters(tmp_path: Path) -> None:
+    # an escape sequence in a damaged retrain.md was copied into report.md as it was
+    from nas.results._report import _retrain_section
+
+    (tmp_path / "retrain").mkdir()
+    (tmp_path / "retrain" / "retrain.md").write_text("\x1b[2J## Retrained\n| a\tb |\n![plot](retrain/x.png)\n")
+    assert _retrain_section([tmp_path], tmp_path) == ["\ufffd[2J## Retrained", "| a\tb |", "![plot](retrain/x.png)", ""]

@@ -5,6 +5,7 @@ Markdown report that states the answers in sentences (layout of the report in :f
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,16 +328,22 @@ def _importance_section(values: Mapping[str, Mapping[str, Mapping[str, float]]],
 
 def _retrain_section(dirs: Sequence[Path], out: Path) -> list[str]:
     """The section ``nas retrain`` wrote (``RUN/retrain/retrain.md``), for a report written
-    into that run folder; its links are relative to the run folder."""
+    into that run folder; its links are relative to the run folder. Control characters (an
+    escape sequence in a damaged file, which a terminal showing the report would obey) become
+    U+FFFD; the section's own Markdown is kept."""
     lines: list[str] = []
     for run_dir in dirs:
         path = run_dir / "retrain" / "retrain.md"
         if path.is_file() and out.resolve() == run_dir.resolve():
             try:
-                lines += read_text(path, limit=MAX_RECORD_BYTES, error=ConfigError).splitlines() + [""]
+                text = read_text(path, limit=MAX_RECORD_BYTES, error=ConfigError)
             except ConfigError:  # damaged: the report goes on without the section
                 continue
+            lines += _CONTROLS.sub("\ufffd", text).splitlines() + [""]
     return lines
+
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 and C1 controls but tab and newline
 
 
 def _default_out(dirs: Sequence[Path]) -> Path:
