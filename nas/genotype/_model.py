@@ -428,6 +428,13 @@ class Genotype:
 
         return evaluate_input(self)
 
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The (first) output's shape, e.g. ``(classes,)`` for a classifier (expands the
+        genotype if not yet done; raises :class:`GenotypeError` when it does not expand)."""
+        graph = self.graph
+        return tuple(graph.nodes[graph.graph["outputs"][0]]["shape"])
+
     # ------------------------------------------------------------------ variation
 
     def with_params(self, **params: Any) -> Genotype:

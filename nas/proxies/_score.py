@@ -105,8 +105,7 @@ def _check_batch(genotype: Genotype, inputs: torch.Tensor, targets: torch.Tensor
     if tuple(inputs.shape[1:]) != genotype.input_shape:
         raise ConfigError(f"images are {tuple(inputs.shape[1:])} but genotype {genotype.name!r} "
                           f"takes {genotype.input_shape} (see Genotype.with_input)")
-    graph = genotype.graph
-    output = tuple(graph.nodes[graph.graph["outputs"][0]]["shape"])
+    output = genotype.output_shape
     if len(output) != 1:
         return
     if targets.dim() != 1 or targets.dtype not in (torch.int64, torch.uint8):  # cross_entropy's

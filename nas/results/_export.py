@@ -135,7 +135,7 @@ def _trained(genotype: Genotype, weights: Path | None) -> tuple[nn.Module, Prepr
         raise ConfigError(f"the weights were trained at {list(preprocessing.input_shape)}, the "
                           f"trial's genotype takes {list(genotype.input_shape)}",
                           file=str(meta), path="input")
-    outputs = tuple(genotype.graph.nodes[genotype.graph.graph["outputs"][0]]["shape"])
+    outputs = genotype.output_shape
     if outputs != (len(preprocessing.classes),):  # the exported class names label its scores
         raise ConfigError(f"names {len(preprocessing.classes):,} classes, the trial's network "
                           f"outputs {outputs}", file=str(meta), path="classes")

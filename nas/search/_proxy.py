@@ -49,8 +49,7 @@ def check_classifier(genotype: Genotype, num_classes: int) -> Genotype:
     Raises:
         GenotypeError: another output shape, naming the genotype's file.
     """
-    graph = genotype.graph
-    shape = tuple(graph.nodes[graph.graph["outputs"][0]]["shape"])
+    shape = genotype.output_shape
     if shape != (num_classes,):
         raise GenotypeError(
             f"the network outputs {shape}, not one score for each of the dataset's {num_classes} "

@@ -124,8 +124,7 @@ def check_training(model: Any, data: Any, config: Any) -> None:
     if tuple(genotype.input_shape) != tuple(data.input_shape):
         raise ConfigError(f"the model takes images of {tuple(genotype.input_shape)} but the dataset's are "
                           f"{tuple(data.input_shape)} (build it from genotype.with_input(...))", path="data")
-    graph = genotype.graph
-    output = tuple(graph.nodes[graph.graph["outputs"][0]]["shape"])
+    output = genotype.output_shape
     if len(output) == 1 and output[0] < data.num_classes:
         raise ConfigError(f"the model outputs {output[0]} scores, fewer than the dataset's "
                           f"{data.num_classes} classes", path="data")
