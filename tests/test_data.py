@@ -97,6 +97,20 @@ def test_torchvision_dataset_without_files_offline_says_where_to_put_them(
     assert str(tmp_path) in message and "put" in message
 
 
+def test_reachability_check_is_bounded_when_the_name_lookup_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the socket's timeout does not cover the name lookup: a resolver that does not answer
+    # must not hold a config check (which asks whether CIFAR-10 could be downloaded) for long
+    import socket
+    import time
+
+    import nas.data._sources as sources
+
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: time.sleep(30))
+    started = time.monotonic()
+    assert sources._reachable.__wrapped__("https://unanswered.invalid/x.tar.gz", timeout=0.2) is False
+    assert time.monotonic() - started < 10  # a guard against the hang, not a timing target
+
+
 def test_torchvision_class_names_travel_with_the_data(tmp_path: Path) -> None:
     import struct
 

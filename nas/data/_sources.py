@@ -152,13 +152,26 @@ def offline() -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _reachable(url: str, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to ``url``'s host opens within ``timeout`` seconds."""
+    """Whether a TCP connection to ``url``'s host opens within ``timeout`` seconds, the name
+    lookup included (the socket's timeout does not cover it, and a resolver that does not
+    answer holds the lookup for as long as its own settings say: it is left to finish in a
+    daemon thread)."""
+    import threading
+
+    opened: list[bool] = []
+    thread = threading.Thread(target=lambda: opened.append(_connects(url, timeout)), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(opened) and opened[0]
+
+
+def _connects(url: str, timeout: float) -> bool:
     import socket
     from urllib.parse import urlparse
 
     parts = urlparse(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         with socket.create_connection((parts.hostname or "", port), timeout=timeout):
             return True
     except (OSError, ValueError):
