@@ -119,6 +119,30 @@ def test_storage_flag_that_cannot_be_opened(tmp_path, capsys):
     assert "--storage" in err and "secret" not in err
 
 
+def test_storage_server_that_never_answers_is_given_up_on(tmp_path, capsys, monkeypatch):
+    # the server accepts the connection and never says a word: without a connect timeout the
+    # search waited forever
+    pytest.importorskip("psycopg", reason="PostgreSQL's driver is in the dev extra")
+    import socket
+    import time
+
+    from nas.search import _storage
+
+    monkeypatch.setattr(_storage, "CONNECT_TIMEOUT", 2)
+    file = tmp_path / "ok.yaml"
+    file.write_text(yaml.safe_dump(base()))
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # the kernel completes the handshake; nobody ever reads or writes
+        started = time.monotonic()
+        status = main(["search", str(file), "--runs", str(tmp_path / "runs"), "--no-progress",
+                       "--storage", f"postgresql://nas@127.0.0.1:{silent.getsockname()[1]}/nas"])
+        assert time.monotonic() - started < 60  # a guard against the hang, not a timing target
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1
+    assert "--storage" in err and "cannot open storage" in err
+
+
 def test_cli_subprocess_prints_one_line(tmp_path):
     file = tmp_path / "bad.yaml"
     file.write_text(yaml.safe_dump(set_key(base(), "space/seeds/r", {"depths": [9, 9, 9]})))

@@ -212,9 +212,20 @@ def normalize_url(url: str) -> str:
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
+    """Engine options for a search's storage: SQLite waits up to 60 s for a lock; a server is
+    pinged before a pooled connection is reused and given :data:`CONNECT_TIMEOUT` seconds to
+    accept a new one."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 60}}
+    if _is_server(url):
+        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
     return {"pool_pre_ping": True}
+
+
+def _is_server(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).get_backend_name() in ("postgresql", "mysql")
 
 
 def _read_engine_kwargs(url: str) -> dict[str, Any]:
@@ -229,7 +240,7 @@ def _read_engine_kwargs(url: str) -> dict[str, Any]:
         if database in ("", ":memory:") or not Path(database).is_file():
             raise ConfigError(f"no SQLite database at {database or '(none)'}")
         return _engine_kwargs(url)
-    if backend in ("postgresql", "mysql"):
+    if _is_server(url):
         return {"connect_args": {"connect_timeout": READ_CONNECT_TIMEOUT}}
     return {}
 
@@ -967,6 +978,10 @@ def check_frozen_config(study: optuna.Study, frozen: Mapping[str, Any], *,
 # --------------------------------------------------------------------------- reading a run
 
 
+#: Seconds a search's worker waits for a database server to accept a connection: a server
+#: that accepts and never answers held the worker forever (more than a read's: workers
+#: starting at once may find a busy server).
+CONNECT_TIMEOUT = 30
 #: Seconds a read (``nas best``, ``nas analyze``, ``nas.results.load``) waits for a database
 #: server to accept the connection: a run folder's ``run.json`` may name a host that is gone.
 READ_CONNECT_TIMEOUT = 10
