@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "disk_full", "is_disk_full", "try_file_lock",
+__all__ = ["atomic_write_bytes", "atomic_write_text", "disk_full", "is_disk_full", "open_append", "try_file_lock",
            "read_json_object", "MAX_RECORD_BYTES"]
 
 #: The largest JSON file of a run folder read (``metrics.json``, ``run.json``: a real one is a
@@ -114,6 +114,41 @@ def disk_full(path: str | Path) -> OSError:
     return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
+def open_append(path: str | Path) -> int:
+    """A descriptor of ``path`` (created if absent) opened to append, never following a
+    symbolic link and never blocking: the way every lock and log of a run folder is opened.
+
+    A link planted at a lock or a log (dangling or not) made the write land at its target,
+    outside the run (``O_CREAT`` created the target of a dangling one); a FIFO opened for
+    writing waits for a reader.
+
+    Raises:
+        OSError: ``ELOOP`` naming ``path`` when it is a symbolic link (``O_NOFOLLOW``; where
+            the OS has no such flag, a link found by ``lstat`` first); ``EINVAL`` naming
+            ``path`` when it is not a regular file (a FIFO, a socket, a device); the error
+            of ``os.open`` otherwise (``IsADirectoryError`` for a folder).
+    """
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    link = OSError(errno.ELOOP, "a symbolic link (a file of a run folder is never written through one)",
+                   str(path))
+    not_a_file = OSError(errno.EINVAL, "not a regular file (a lock or log file must be one)", str(path))
+    if not nofollow and os.path.islink(path):
+        raise link
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | os.O_CLOEXEC | nofollow
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as error:
+        if error.errno == errno.ENXIO:  # a FIFO without a reader, a socket
+            raise not_a_file from None
+        if error.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):  # EMLINK: FreeBSD
+            raise link from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise not_a_file
+    return fd
+
+
 @contextlib.contextmanager
 def try_file_lock(path: str | Path, *, wait: bool = False) -> Iterator[bool]:
     """An exclusive ``flock`` on ``path`` (created if absent) without waiting: yields True
@@ -121,23 +156,14 @@ def try_file_lock(path: str | Path, *, wait: bool = False) -> Iterator[bool]:
     other process releases it (or dies) and yields True.
 
     Raises:
-        OSError: ``EINVAL`` naming ``path`` when it is not a regular file: opening a FIFO
-            for writing waits for a reader (a FIFO at a retrain job's ``.lock`` hung
-            ``nas retrain`` forever), so it is opened without blocking and refused.
+        OSError: from :func:`open_append`, naming ``path``: ``ELOOP`` when it is a symbolic
+            link (a dangling link at a retrain job's ``.lock`` created an empty file at its
+            target, outside the run), ``EINVAL`` when it is not a regular file (a FIFO at a
+            retrain job's ``.lock`` hung ``nas retrain`` forever).
     """
     import fcntl
 
-    not_a_file = OSError(errno.EINVAL, "not a regular file (a lock file must be one)", str(path))
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
-    except OSError as error:
-        if error.errno == errno.ENXIO:  # a FIFO without a reader, a socket
-            raise not_a_file from None
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise not_a_file
-    with open(fd, "a") as handle:
+    with open(open_append(path), "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -566,16 +566,16 @@ SIDE_FILES = {  # case: (file under the run folder, the call, what it must print
     "lock_fifo": ("retrain/job/.lock", "from nas.io import try_file_lock\n"
                   "try:\n    with try_file_lock(run / 'retrain' / 'job' / '.lock'): pass\n"
                   "except OSError as e:\n    print(e)",
-                  "[Errno 22] not a regular file (a lock file must be one): '{run}/retrain/job/.lock'"),
+                  "[Errno 22] not a regular file (a lock or log file must be one): '{run}/retrain/job/.lock'"),
     # the same for the search's weights lock and a dataset cache entry's lock (waited for)
     "weights_lock_fifo": (".weights.lock", "from nas.search._folder import file_lock\n"
                           "try:\n    with file_lock(run / '.weights.lock'): pass\n"
                           "except OSError as e:\n    print(e)",
-                          "[Errno 22] not a regular file (a lock file must be one): '{run}/.weights.lock'"),
+                          "[Errno 22] not a regular file (a lock or log file must be one): '{run}/.weights.lock'"),
     "cache_lock_fifo": (".entry.lock", "from nas.data._cache import locked\n"
                         "try:\n    with locked(run / 'entry'): pass\n"
                         "except OSError as e:\n    print(e)",
-                        "[Errno 22] not a regular file (a lock file must be one): '{run}/.entry.lock'"),
+                        "[Errno 22] not a regular file (a lock or log file must be one): '{run}/.entry.lock'"),
     # not JSON, but read first the same way: nas analyze (importances) opened a FIFO journal
     "journal_fifo": ("journal.log", "from nas.search._journal import check_record_lengths\n"
                      "try:\n    check_record_lengths(run / 'journal.log')\n"
@@ -659,3 +659,71 @@ def test_best_yaml_over_a_damaged_genotype_file_is_one_line(nb201_run, tmp_path,
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-500:]
     assert lines[0].startswith(str(run / "trials")) and "genotype.yaml: " in lines[0]
+
+
+# --- a symbolic link planted in a run folder: never followed by a write -----------------------
+
+def _lock(path: Path) -> None:
+    from nas.io import try_file_lock
+
+    with try_file_lock(path):
+        pass
+
+
+def _weights_lock(path: Path) -> None:
+    from nas.search._folder import file_lock
+
+    with file_lock(path):
+        pass
+
+
+def _cache_lock(path: Path) -> None:
+    from nas.data._cache import locked
+
+    with locked(path.parent / path.name[1:-len(".lock")]):
+        pass
+
+
+def _trial_log(path: Path) -> None:
+    from nas.search._evaluate import TrialLog
+
+    TrialLog(path).write("epoch 1")
+
+
+def _journal(path: Path) -> None:
+    from nas.search._storage import open_storage
+
+    open_storage(str(path), file="run.yaml")
+
+
+PLANTED_LINKS = {  # case: (file under the run folder, what writes it)
+    "retrain_job_lock": ("retrain/small/seed0/.lock", _lock),
+    "weights_lock": (".weights.lock", _weights_lock),
+    "cache_lock": (".entry.lock", _cache_lock),
+    "trial_log": ("trials/0001/log.txt", _trial_log),
+    "journal": ("journal.log", _journal),
+}
+
+
+@pytest.mark.parametrize("target", ["dangling", "file"])
+@pytest.mark.parametrize("case", sorted(PLANTED_LINKS))
+def test_a_symlink_in_a_run_folder_is_never_written_through(tmp_path, case, target, capsys):
+    """A lock, log or journal of a run folder that is a symbolic link is one line naming it, and
+    nothing is written at its target: a dangling link at a retrain job's .lock made nas retrain
+    create an empty file at the target, outside the run (O_CREAT followed the link)."""
+    from nas.cli import os_error_message
+    from nas.errors import ConfigError
+
+    name, write = PLANTED_LINKS[case]
+    outside = tmp_path / "outside"
+    if target == "file":
+        outside.write_text("theirs\n")
+    path = tmp_path / "run" / name
+    path.parent.mkdir(parents=True)
+    path.symlink_to(outside)
+    with pytest.raises((OSError, ConfigError)) as error:
+        write(path)
+    message = str(error.value) if isinstance(error.value, ConfigError) else os_error_message(error.value)
+    assert str(path) in message and "symbolic link" in message and "\n" not in message, message
+    assert path.is_symlink()
+    assert (outside.read_text() == "theirs\n") if target == "file" else not os.path.lexists(outside)

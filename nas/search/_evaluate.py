@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import NasError
-from nas.io import atomic_write_text, is_disk_full
+from nas.io import atomic_write_text, is_disk_full, open_append
 from nas.search._config import RunConfig
 from nas.search._folder import iso_time
 from nas.search._keep import BestEpoch, WeightKeeper
@@ -159,7 +159,7 @@ class TrialLog:
     def write(self, line: str) -> None:
         stamp = _dt.datetime.now().strftime("%H:%M:%S")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as handle:
+        with open(open_append(self.path), "a", encoding="utf-8") as handle:  # never through a link
             handle.write(f"{stamp} {line.rstrip()}\n")
 
 

@@ -146,9 +146,14 @@ def open_storage(url: str, *, file: str | None = None, path: str = "storage",
 def _check_journal_path(url: str, *, file: str | None, path: str) -> None:
     """A journal is a regular file, or none yet: a FIFO would block the open and a device
     (``/dev/zero``) would be read without end, so both are refused before Optuna opens them,
-    as is a file with a line too long to be a record (``check_record_lengths``)."""
+    as is a file with a line too long to be a record (``check_record_lengths``). A symbolic
+    link is refused too, dangling or not: every append (and Optuna's creation of a missing
+    journal) went through it, to a file outside the run folder."""
     import stat
 
+    if os.path.islink(url):
+        raise ConfigError(f"journal {url!r} is a symbolic link (never followed: give the journal's own "
+                          "path)", file=file, path=path)
     try:
         mode = os.stat(url).st_mode
     except FileNotFoundError:
