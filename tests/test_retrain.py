@@ -334,3 +334,47 @@ def test_a_job_another_retrain_holds_is_waited_for_not_left_out(tmp_path: Path) 
         assert _read_result(job, "h") is not None
     finally:
         thread.join()
+
+
+def test_a_job_another_retrain_trained_is_not_counted_as_this_calls(
+        tmp_path: Path, digits_npz: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two nas retrain calls on one folder: the job the other call trained (this one waited for
+    its lock) is reported as the other's, not in "retrained N models"."""
+    import fcntl
+    import threading
+
+    from nas.retrain import _run
+
+    run_dir = search(tmp_path, digits_npz, "shared")
+    threads = []
+
+    def check_plan(out: Path, plan: dict) -> None:  # then the other call takes small/seed0
+        real_check_plan(out, plan)
+        job = out / "small" / "seed0"
+        job.mkdir(parents=True)
+        other = open(job / ".lock", "a")  # flock locks per open file: as another process would
+        fcntl.flock(other, fcntl.LOCK_EX)
+        small = next(a["hash"] for a in plan["architectures"] if a["label"] == "small")
+
+        def finish() -> None:  # the other call trains it, then lets go of it
+            time.sleep(0.5)
+            (job / "job.json").write_text(json.dumps({"hash": small, "call": "other"}))
+            (job / "test.json").write_text(json.dumps({**GOOD_RESULT, "label": "small", "hash": small}))
+            other.close()
+
+        threads.append(threading.Thread(target=finish))
+        threads[-1].start()
+
+    real_check_plan = _run._check_plan
+    monkeypatch.setattr(_run, "_check_plan", check_plan)
+    try:
+        assert nas(["retrain", str(run_dir), "--top", "1", "--seeds", "1", "--epochs", "1",
+                    "--subset", "100", "--quiet"]) == 0
+    finally:
+        for thread in threads:
+            thread.join()
+    out = capsys.readouterr().out
+    assert "retrained 1 models, 1 trained meanwhile by another nas retrain on this folder, 0 already done" in out
+    monkeypatch.setattr(_run, "_check_plan", real_check_plan)
+    summary = retrain(run_dir, top=1, seeds=1, epochs=1, subset=100)
+    assert summary.trained == [] and summary.by_others == [] and len(summary.skipped) == 2

@@ -559,7 +559,7 @@ SIDE_FILES = {  # case: (file under the run folder, the call, what it must print
                   "{run}/retrain/plan.json: unreadable: not a JSON object (list)"),
     # a FIFO is never replaced by an atomic write (nas.io): the claim says so, naming the file
     "job_fifo": ("retrain/job/job.json", "from nas.retrain._run import _claim as f\n"
-                 "try:\n    f(run / 'retrain' / 'job', 'h')\nexcept OSError as e:\n    print(e)",
+                 "try:\n    f(run / 'retrain' / 'job', 'h', 'c')\nexcept OSError as e:\n    print(e)",
                  "[Errno 22] not a regular file (a device, FIFO or socket is never replaced): "
                  "'{run}/retrain/job/job.json'"),
     # opening a FIFO to write waits for a reader: the job lock hung nas retrain forever

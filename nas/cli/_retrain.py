@@ -55,6 +55,8 @@ def run_retrain(args: argparse.Namespace) -> int:
     if args.out is None:
         report = analyze(args.run_dir)
         print(f"report: {report.out / 'report.md'}")
-    print(f"retrained {len(summary.trained)} models, {len(summary.skipped)} already done, in "
+    others = (f", {len(summary.by_others)} trained meanwhile by another nas retrain on this folder"
+              if summary.by_others else "")
+    print(f"retrained {len(summary.trained)} models{others}, {len(summary.skipped)} already done, in "
           f"{summary.elapsed:.0f} s; outputs in {summary.out}")
     return 0

@@ -8,6 +8,8 @@ Layout of ``runs/NAME/retrain/`` (every file written atomically)::
     LABEL/seedS/             nas.train.train_to_folder's files (checkpoint.pt, metrics.csv,
                              model.pth, preprocessing.json, result.json, train.json), plus
         job.json             the genotype hash the job trains (files of another are deleted)
+                             and the call that claimed it (its ``call``: the jobs a call trained
+                             are told from those another call on the folder trained meanwhile)
         model.onnx, model.json   the trained model: takes [0, 1] images, normalises inside
         test.json            the result, written last: a job with test.json (of its genotype
                              hash) is finished
@@ -26,6 +28,7 @@ import dataclasses
 import json
 import math
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +61,10 @@ class RetrainSummary:
         table: One row per architecture (:data:`nas.retrain._table.COLUMNS`).
         tau: Kendall's tau between proxy validation accuracy and mean test accuracy (None
             with fewer than two architectures that have both).
-        trained, skipped: (label, training seed) jobs trained by this call, and found finished.
+        trained, skipped: (label, training seed) jobs trained by this call (its processes:
+            ``workers``), and found finished.
+        by_others: Jobs another call on the folder trained while this one ran (this call
+            waited for them).
         elapsed: Seconds this call took.
     """
 
@@ -68,6 +74,7 @@ class RetrainSummary:
     trained: list[tuple[str, int]]
     skipped: list[tuple[str, int]]
     elapsed: float
+    by_others: list[tuple[str, int]] = dataclasses.field(default_factory=list)
 
 
 def _test_dataset(config: Any, options: RetrainOptions, file: str) -> Any:
@@ -153,13 +160,14 @@ class _Context:
     data: Any  # Dataset
     preprocessing: Any
     grow: bool
+    call: str  # this call's id, written to job.json by the jobs it claims (_claim)
 
     def jobs(self) -> list[tuple[Candidate, int, Path]]:
         return [(c, s, self.out / c.label / f"seed{s}") for c in self.candidates for s in range(self.seeds)]
 
 
 def _prepare(run_dir: Path, out: str | Path | None, device: str | None, threads: int | None,
-             **overrides: Any) -> _Context:
+             call: str, **overrides: Any) -> _Context:
     from nas.preprocessing import Preprocessing
     from nas.search import load_run_config
     from nas.search._records import read_run
@@ -182,7 +190,8 @@ def _prepare(run_dir: Path, out: str | Path | None, device: str | None, threads:
     plan["architectures"] = [{"label": c.label, "trial": c.trial, "seed": c.seed,
                               "selected_by": c.selected_by, "hash": c.genotype.hash} for c in candidates]
     return _Context(out=out, plan=plan, candidates=candidates, seeds=options.seeds, base=base,
-                    data=data, preprocessing=Preprocessing.from_dataset(data), grow=options.grow)
+                    data=data, preprocessing=Preprocessing.from_dataset(data), grow=options.grow,
+                    call=call)
 
 
 def retrain(
@@ -222,7 +231,8 @@ def retrain(
     run_dir = Path(run_dir)
     overrides = dict(select=select, top=top, seeds=seeds, epochs=epochs,
                      width_multiplier=width_multiplier, subset=subset, grow=grow)
-    context = _prepare(run_dir, out, device, threads, **overrides)
+    call = uuid.uuid4().hex
+    context = _prepare(run_dir, out, device, threads, call, **overrides)
     _check_out(context.out, run_dir)
     _check_plan(context.out, context.plan)
     say = log or (lambda line: None)
@@ -235,7 +245,7 @@ def retrain(
     for candidate in context.candidates:
         atomic_write_text(context.out / candidate.label / "genotype.yaml", candidate.genotype.dump())
     skipped = [(c.label, s) for c, s, job in context.jobs() if _read_result(job, c.genotype.hash) is not None]
-    helpers = _start_helpers(workers - 1, run_dir, out, device, threads, overrides)
+    helpers = _start_helpers(workers - 1, run_dir, out, device, threads, call, overrides)
     try:
         _work(context, say, progress=progress)
     finally:
@@ -245,12 +255,15 @@ def retrain(
     # this folder is training, so the table lists every job (it left out the other's jobs)
     _work(context, say, progress=progress, wait=True)
     results = [_read_result(job, c.genotype.hash) for c, _, job in context.jobs()]
-    trained = [(c.label, s) for c, s, _ in context.jobs() if (c.label, s) not in skipped]
+    done = [((c.label, s), job) for (c, s, job), result in zip(context.jobs(), results)
+            if result is not None and (c.label, s) not in skipped]
+    trained = [key for key, job in done if _claimed_by(job) == call]
+    by_others = [key for key, job in done if _claimed_by(job) != call]
     table = _table.summarise([r for r in results if r is not None])
     _table.write_outputs(table, plan, context.out)
     tau, _ = _table.tau_of(table)
     return RetrainSummary(out=context.out, table=table, tau=tau, trained=trained, skipped=skipped,
-                          elapsed=time.time() - started)
+                          elapsed=time.time() - started, by_others=by_others)
 
 
 def _work(context: _Context, say: Callable[[str], None], *, progress: bool, wait: bool = False) -> None:
@@ -269,7 +282,7 @@ def _work(context: _Context, say: Callable[[str], None], *, progress: bool, wait
             with try_file_lock(job / ".lock", wait=wait) as mine:
                 if not mine or _read_result(job, candidate.genotype.hash) is not None:
                     continue
-                _claim(job, candidate.genotype.hash)
+                _claim(job, candidate.genotype.hash, context.call)
                 torch.manual_seed(seed)
                 model = nas.build_model(candidate.genotype)
                 record = _train_one(model, candidate, nas.analyze(candidate.genotype), context.data,
@@ -282,36 +295,43 @@ def _work(context: _Context, say: Callable[[str], None], *, progress: bool, wait
                 + f" ({record['epochs']} epochs, {record['train_time']:.0f} s)")
 
 
-def _start_helpers(count: int, run_dir: Path, out: Any, device: Any, threads: Any,
+def _start_helpers(count: int, run_dir: Path, out: Any, device: Any, threads: Any, call: str,
                    overrides: dict[str, Any]) -> list[Any]:
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    helpers = [context.Process(target=_helper, args=(str(run_dir), out, device, threads, overrides),
+    helpers = [context.Process(target=_helper, args=(str(run_dir), out, device, threads, call, overrides),
                                name=f"nas-retrain-{i + 1}", daemon=True) for i in range(count)]
     for helper in helpers:
         helper.start()
     return helpers
 
 
-def _helper(run_dir: str, out: Any, device: Any, threads: Any, overrides: dict[str, Any]) -> None:
+def _helper(run_dir: str, out: Any, device: Any, threads: Any, call: str, overrides: dict[str, Any]) -> None:
     from nas.search._workers import die_with_parent
 
     die_with_parent()  # a killed retrain leaves no helper training on behind it
-    context = _prepare(Path(run_dir), out, device, threads, **overrides)
+    context = _prepare(Path(run_dir), out, device, threads, call, **overrides)
     _work(context, lambda line: print(line, flush=True), progress=False)
 
 
-def _claim(job: Path, genotype_hash: str) -> None:
-    """Mark ``job`` as training ``genotype_hash``; files a job of another genotype left there
-    (a checkpoint it could resume from, its result) are deleted first."""
+def _claim(job: Path, genotype_hash: str, call: str) -> None:
+    """Mark ``job`` as training ``genotype_hash`` for the call ``call``; files a job of another
+    genotype left there (a checkpoint it could resume from, its result) are deleted first."""
     marker = job / "job.json"
     data, _ = read_json_object(marker)
     old = data.get("hash") if data is not None else None
     if old != genotype_hash:
         for name in ("test.json", "checkpoint.pt", "model.pth", "result.json", "metrics.csv"):
             (job / name).unlink(missing_ok=True)
-    atomic_write_text(marker, json.dumps({"hash": genotype_hash}) + "\n")
+    atomic_write_text(marker, json.dumps({"hash": genotype_hash, "call": call}) + "\n")
+
+
+def _claimed_by(job: Path) -> str | None:
+    """The call that last claimed ``job`` (:func:`_claim`), or None when unknown."""
+    data, _ = read_json_object(job / "job.json")
+    call = data.get("call") if data is not None else None
+    return call if isinstance(call, str) else None
 
 
 def _read_result(job: Path, genotype_hash: str) -> dict[str, Any] | None:
