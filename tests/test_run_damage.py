@@ -390,6 +390,7 @@ def test_a_journal_record_optuna_cannot_replay_is_one_line_naming_the_journal(nb
 
 
 @pytest.mark.parametrize("damage", ["journal_deleted", "journal_emptied", "journal_cut_in_its_header",
+                                    "journal_torn_over_lines_in_its_header",
                                     "config_lost_too"])
 def test_trial_folders_the_storage_does_not_know_are_never_overwritten(nb201_run, tmp_path, capsys, damage):
     # a new study in the folder would number its trials from 0 and write over trials/0000...
@@ -406,17 +407,23 @@ def test_trial_folders_the_storage_does_not_know_are_never_overwritten(nb201_run
         journal.write_bytes(b"")
     elif damage == "journal_cut_in_its_header":
         journal.write_bytes(journal.read_bytes()[:journal.read_bytes().index(b"\n") + 40])
+    elif damage == "journal_torn_over_lines_in_its_header":  # Optuna cannot read past it: cut at open
+        journal.write_bytes(journal.read_bytes()[:journal.read_bytes().index(b"\n") + 40] + b"\n\x00\n")
     else:
         for name in ("journal.log", "config.yaml", "run.json"):
             (run / name).unlink()
+    kept = journal.read_bytes() if journal.exists() else None
     resume = () if damage == "config_lost_too" else ("--resume",)
     assert search(nb201_config(tmp_path), runs, *resume) == 2
     err = capsys.readouterr().err.strip().splitlines()
     if damage == "config_lost_too":
         assert len(err) == 1 and f"run folder {run} holds trials/ but no config.yaml" in err[0], err
-    else:
-        assert err[-1].startswith(f"{run / 'trials'}: holds 6 trial folder(s) from 0000 on that the run's "
-                                  "storage does not know (it has 0 trials)"), err
+    else:  # one line: a torn record is not cut (nor said) by a search that refuses to run
+        assert len(err) == 1 and err[0].startswith(
+            f"{run / 'trials'}: holds 6 trial folder(s) from 0000 on that the run's storage does "
+            "not know (it has 0 trials)"), err
+        if damage == "journal_cut_in_its_header":
+            assert journal.read_bytes() == kept
     assert {path: path.read_bytes() for path in (run / "trials").rglob("*") if path.is_file()} == before
 
 

@@ -7,10 +7,15 @@ the data reached it). Optuna's reader skips such a tail, but its next append wou
 record onto it, and from then on the journal no longer parses: every finished result in it is
 lost. So:
 
-- :func:`repair_journal` (called when the storage is opened) cuts the file back to the end of
-  its last complete record (a line ending in a newline that parses as a JSON object with an
-  ``op_code``) and says how many bytes it dropped, in one line on stderr; a file with no
-  record that does not begin like one is another program's, refused and never cut;
+- :func:`repair_journal` cuts the file back to the end of its last complete record (a line
+  ending in a newline that parses as a JSON object with an ``op_code``) and says how many
+  bytes it dropped, in one line on stderr; a file with no record that does not begin like one
+  is another program's, refused and never cut;
+- the repair waits for the first append (:func:`open_journal`): a command that refuses to run
+  after opening the storage (a resumed run whose trial folders the journal lost) leaves the
+  journal as it was and prints only its refusal. Only a tail Optuna cannot read past (torn
+  lines that end with a newline) is cut when the storage is opened, and said at the first
+  append;
 - :class:`SafeJournalBackend` checks, under the journal's lock, that the file ends with a
   newline before every append (and repairs it if not), and when an append fails (``ENOSPC``)
   it cuts off what it half wrote and raises :func:`nas.io.disk_full` naming the file.
@@ -149,9 +154,13 @@ def repair_journal(path: str | Path, *, announce: bool = True) -> int:
         os.fsync(handle.fileno())
     dropped = size - keep
     if announce:
-        print(f"{path}: repaired a torn last record: dropped {dropped} byte(s) after the last "
-              "complete record", file=sys.stderr)
+        _announce(path, dropped)
     return dropped
+
+
+def _announce(path: str | Path, dropped: int) -> None:
+    print(f"{path}: repaired a torn last record: dropped {dropped} byte(s) after the last "
+          "complete record", file=sys.stderr)
 
 
 class SafeJournalBackend(JournalFileBackend):
@@ -163,6 +172,7 @@ class SafeJournalBackend(JournalFileBackend):
     def __init__(self, *args: object, **kwargs: object):
         super().__init__(*args, **kwargs)
         self.index: AttrIndex | None = None
+        self.dropped = 0  # bytes of a torn tail cut at open, not yet said (open_journal)
         self._held_logs: dict[int, list[dict]] = {}  # thread id -> its held records
 
     def hold(self) -> None:
@@ -193,6 +203,9 @@ class SafeJournalBackend(JournalFileBackend):
             try:
                 if not _ends_with_newline(path):
                     repair_journal(path)
+                if self.dropped:
+                    _announce(path, self.dropped)
+                    self.dropped = 0
                 _append(path, data)
             except OSError as error:
                 if is_disk_full(error):
@@ -230,9 +243,18 @@ def _ends_with_newline(path: str) -> bool:
 
 
 def open_journal(path: str, *, index: AttrIndex | None = None) -> JournalFileBackend:
-    """The journal backend for ``path``, repaired first under its lock (see the module
-    docstring), with ``index`` fed the records it reads. Creates an empty journal when there
-    is none."""
+    """The journal backend for ``path``, with ``index`` fed the records it reads. Creates an
+    empty journal when there is none.
+
+    A torn last record is left for the first append to cut (and say): Optuna's reader skips a
+    tail without a newline, and a command that refuses to run after reading the storage then
+    changes nothing. A torn tail holding a newline (which Optuna's reader would take for a
+    record) is cut now, under the lock, and said at the first append.
+
+    Raises:
+        ConfigError: the file holds no record and does not begin like one (another
+            program's, never cut).
+    """
     lock = JournalFileOpenLock(path)
     try:
         backend = SafeJournalBackend(path, lock_obj=lock)
@@ -242,5 +264,15 @@ def open_journal(path: str, *, index: AttrIndex | None = None) -> JournalFileBac
             raise disk_full(path) from None
         raise
     with get_lock_file(lock):
-        repair_journal(path)
+        keep, size = complete_length(path), os.path.getsize(path)
+        if keep == 0 and size:
+            _check_torn_first_record(Path(path))
+        if keep < size and _has_newline_after(path, keep):
+            backend.dropped = repair_journal(path, announce=False)
     return backend
+
+
+def _has_newline_after(path: str, offset: int) -> bool:
+    """Whether ``path`` holds a newline at or after byte ``offset``."""
+    with open(path, "rb") as handle:
+        return _last_newline(handle, handle.seek(0, os.SEEK_END)) >= offset

@@ -30,6 +30,7 @@ from nas.search._records import best_trials
 from nas.search._storage import (
     check_frozen_config,
     enqueue_seeds,
+    name_metrics,
     open_storage,
     open_study,
     quiet_optuna,
@@ -158,9 +159,12 @@ def run_search(
         study = open_study(config, storage_url, create=True, storage_path=storage_path,
                            heartbeat=config.heartbeat)
         data, genotype_text = freeze(config)
+        # the reads before the first write (the frozen config stored in a new study): a refused
+        # resume leaves the storage as it was (a torn journal uncut: nas.search._journal)
+        check_trial_folders(run_dir, len(study.get_trials(deepcopy=False)))
         check_frozen_config(study, {"config": data, "genotype": genotype_text},
                             resumable=RESUMABLE, file=config.file)
-        check_trial_folders(run_dir, len(study.get_trials(deepcopy=False)))
+        name_metrics(study, config)
     except ConfigError:
         if fresh:  # a refused join leaves no folder behind
             shutil.rmtree(run_dir, ignore_errors=True)

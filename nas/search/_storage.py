@@ -47,6 +47,7 @@ __all__ = [
     "set_user_attrs",
     "tell",
     "open_storage",
+    "name_metrics",
     "open_study",
     "quiet_optuna",
     "writes_held",
@@ -263,7 +264,8 @@ def mask(url: str) -> str:
 def open_study(config: RunConfig, storage_url: str, *, create: bool, sampler: Any = None,
                storage_path: str = "storage", heartbeat: int | None = None,
                shared_with: optuna.Study | None = None) -> optuna.Study:
-    """The run's study (named after the run) in ``storage_url``; ``create`` makes it if absent.
+    """The run's study (named after the run) in ``storage_url``; ``create`` makes it if absent
+    (an existing study is loaded without writing to the storage).
     ``heartbeat``: see :func:`open_storage`. ``shared_with``: a study of this process whose
     open storage is used (a journal is then replayed once per process, not once per study).
 
@@ -281,17 +283,27 @@ def open_study(config: RunConfig, storage_url: str, *, create: bool, sampler: An
         storage = open_storage(storage_url, file=config.file, path=storage_path, heartbeat=heartbeat)
     kwargs = {"study_name": config.name, "storage": storage, "sampler": sampler,
               "pruner": make_pruner(config)}
-    if not create:
-        return optuna.load_study(**kwargs)
-    study = optuna.create_study(directions=config.directions, load_if_exists=True, **kwargs)
+    try:  # read first: a run that is refused after this (its checks) has written nothing
+        study = optuna.load_study(**kwargs)
+    except KeyError:
+        if not create:
+            raise
+        study = optuna.create_study(directions=config.directions, load_if_exists=True, **kwargs)
     if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in config.directions]:
         raise ConfigError(f"study {config.name!r} in this storage has other objectives",
                           file=config.file, path="objectives")
-    if study.metric_names != list(config.objectives):  # dashboards name the objectives
+    return study
+
+
+def name_metrics(study: optuna.Study, config: RunConfig) -> None:
+    """Name the study's objectives after the config's (dashboards show them), when they are
+    not named so already."""
+    import optuna
+
+    if study.metric_names != list(config.objectives):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(list(config.objectives))
-    return study
 
 
 def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
