@@ -177,6 +177,9 @@ CASES = {
         "wrong_type": (config(pruner={"name": "median", "n_warmup_steps": "x"}), "pruner.n_warmup_steps"),
         "refused_value": (config(pruner={"name": "median", "n_startup_trials": -1}), "pruner"),
         "hyperband_resource": (config(pruner={"name": "hyperband", "max_resource": "lots"}), "pruner"),
+        # Optuna prunes a trial at a rung until more than bootstrap_count trials reached it
+        "hyperband_bootstrap_at_budget": (config(trials=3, pruner={"name": "hyperband", "bootstrap_count": 3}),
+                                          "pruner.bootstrap_count"),
         "halving_nan": (config(pruner={"name": "halving", "reduction": float("nan")}), "pruner.reduction"),
         "halving_late_rung": (config(pruner={"name": "halving", "rungs": [5]}), "pruner.rungs"),
         "halving_unordered": (config(train__epochs=3, pruner={"name": "halving", "rungs": [2, 1]}),
@@ -339,6 +342,20 @@ def test_bad_search_flags(sandbox, capsys, flags, where):
     assert nas(["search", str(file), "--runs", str(sandbox / "work" / "runs"), *flags]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"{where}: "), err
+    assert _tree(sandbox) == before
+
+
+def test_a_trials_flag_at_or_under_hyperbands_bootstrap_count_is_refused(sandbox, capsys):
+    """--trials 3 with bootstrap_count: 5 would prune every trial (Optuna's rule): one line at the
+    config's key, naming the flag."""
+    file = sandbox / "work" / "ok.yaml"
+    file.write_text(yaml.safe_dump(config(trials=10, pruner={"name": "hyperband", "bootstrap_count": 5})))
+    before = _tree(sandbox)
+    assert nas(["search", str(file), "--runs", str(sandbox / "work" / "runs"), "--trials", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"{file}: pruner.bootstrap_count: 5 is not below the trial budget (--trials: 5): Optuna's "
+                   "hyperband prunes a trial at a rung until more than bootstrap_count trials reached it, "
+                   "so every trial would be pruned"], err
     assert _tree(sandbox) == before
 
 

@@ -157,6 +157,20 @@ def test_report_can_prune(digits: Dataset) -> None:
     assert calls == [(r.epoch, r.val_accuracy) for r in result.history]
 
 
+def test_a_stop_asked_after_the_last_epoch_leaves_the_run_completed(digits: Dataset) -> None:
+    """Optuna's pruners may ask to prune at the last report (hyperband with epochs: 1 pruned
+    every trial): the run trained every epoch, so it is completed, with its result."""
+    calls: list[int] = []
+
+    def report(epoch: int, accuracy: float) -> bool:
+        calls.append(epoch)
+        return True
+
+    result = train_model(small_cnn(), digits, TrainConfig(epochs=1, **FAST), report=report)
+    assert result.status == "completed" and result.epochs == 1 and calls == [1]
+    assert result.final_val_accuracy == result.history[-1].val_accuracy
+
+
 def test_resume_continues_exactly_where_the_checkpoint_left_off(
     digits: Dataset, tmp_path: Path
 ) -> None:

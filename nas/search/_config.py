@@ -227,6 +227,9 @@ def with_overrides(config: RunConfig, *, name: str | None = None, trials: int | 
             changes["plugins"] = merged
     if not changes:
         return config
+    if "trials" in changes:
+        _check_bootstrap(config.pruner, config.pruner_options, changes["trials"], config.file,
+                         budget="--trials")
     if "workers" in changes and "seed" not in changes:
         _checks.seed(config.seed, path="seed", file=config.file, span=changes["workers"])
     data = dict(config.data)
@@ -346,6 +349,7 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     _check_pruner_options(pruner, pruner_options, file, epochs=train.get("epochs"))
 
     trials = _number(data, "trials", file, None, integer=True)
+    _check_bootstrap(pruner, pruner_options, trials, file)
     timeout = _number(data, "timeout", file, None)
     if trials is None and timeout is None:
         raise _error("give a budget: trials, timeout or both", file, "trials")
@@ -575,6 +579,24 @@ def _check_pruner_options(pruner: str, options: Mapping[str, Any], file: str, *,
             _checks.number(value, path=where, file=file, low=1, high=1_000_000, integer=True)
         else:
             raise _error(f"unknown key {key!r}; valid: rungs, reduction, min_trials", file, where)
+
+
+def _check_bootstrap(pruner: str, options: Mapping[str, Any], trials: Any, file: str | None, *,
+                     budget: str = "trials") -> None:
+    """Refuse a hyperband ``bootstrap_count`` that is not below the trial budget: Optuna prunes
+    a trial at a rung while at most ``bootstrap_count`` trials (itself included) reached it, so
+    with ``trials`` or fewer trials every trial is pruned at its first rung.
+
+    Raises:
+        ConfigError: at ``pruner.bootstrap_count``, naming the budget (``budget``: where it
+            was given).
+    """
+    count = options.get("bootstrap_count")
+    if (pruner == "hyperband" and isinstance(count, int) and not isinstance(count, bool)
+            and isinstance(trials, int) and count >= trials):
+        raise _error(f"{count} is not below the trial budget ({budget}: {trials}): Optuna's hyperband "
+                     "prunes a trial at a rung until more than bootstrap_count trials reached it, so "
+                     "every trial would be pruned", file, "pruner.bootstrap_count")
 
 
 def _check_storage(storage: Any, file: str | None) -> None:

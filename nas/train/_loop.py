@@ -37,7 +37,9 @@ __all__ = ["ReportFn", "check_training", "evaluate", "is_out_of_memory", "train_
 
 ReportFn = Callable[[int, float], bool]
 """``report(epoch, val_accuracy) -> stop``: called after every epoch; True ends the run as
-``"pruned"``."""
+``"pruned"``, except after the last epoch: a run that trained every epoch is ``"completed"``
+whatever the callback says (Optuna's pruners may ask to prune at the last report: hyperband
+with ``epochs: 1`` threw away every finished trial)."""
 
 # Steps between checks that the running loss is finite; each check synchronises the device.
 _NAN_CHECK_EVERY = 16
@@ -153,7 +155,8 @@ def train_model(
         data: Train and validation splits (:func:`nas.data.load_dataset`).
         config: Training options. Default: ``TrainConfig()``.
         report: Called as ``report(epoch, val_accuracy)`` after each epoch (1-based);
-            returning True stops the run with status ``"pruned"``.
+            returning True stops the run with status ``"pruned"`` (after the last epoch
+            it changes nothing: the run completed).
         checkpoint: Save the model, optimizer, schedule and RNG states here after every
             epoch (atomically; ``state_dict`` data only).
         resume: Continue from ``checkpoint`` if the file exists. The checkpoint's config
@@ -339,7 +342,8 @@ class _Attempt:
                         bar.set_postfix(
                             loss=f"{record.train_loss:.3f}", val=f"{record.val_accuracy:.4f}"
                         )
-                    if report is not None and report(epoch, record.val_accuracy):
+                    asked = report is not None and report(epoch, record.val_accuracy)
+                    if asked and epoch < self.config.epochs:  # after the last epoch: completed
                         reason = f"stopped by the report callback after epoch {epoch}"
                         return history, "pruned", reason
                     if self._out_of_time() and epoch < self.config.epochs:
