@@ -423,7 +423,10 @@ SCALE = {
     ({"grid": {"alpha": {"low": 1.0, "high": 2.0, "step": float("inf")}, "beta": [1.0], "gamma": [1.0]}},
      "grid.alpha"),
     # a candidate too large to build was named 'GENOTYPE.yaml: grid: ...', the config's key in the genotype
-    ({"width_divisor": 10**9, "grid": {"alpha": [1.0], "beta": [1.2], "gamma": [1.0]}, "target": 1.44}, "grid"),
+    ({"width_divisor": 65536, "grid": {"alpha": [1.0], "beta": [1.2], "gamma": [1.0]}, "target": 1.44}, "grid"),
+    # a divisor past any usable width: at its key (10**23 was named at the genotype's widths)
+    ({"width_divisor": 10**23}, "width_divisor"),
+    ({"resolution_divisor": 10**9}, "resolution_divisor"),
 ])
 def test_bad_scale_search_config(sandbox, capsys, change, where):
     file = sandbox / "work" / "scale.yaml"

@@ -189,6 +189,11 @@ def one_line_error(capsys, argv: list[str]) -> str:
     (["resnet18", "--phi", "60"], "over the limit of 1,000"),
     (["resnet18", "--phi", "1e6"], "out of range"),
     (["resnet18"], "give --phi"),
+    # a divisor is reported at its flag: 10**23 was named at the genotype's params.widths
+    (["resnet18", "--phi", "1", "--width-divisor", str(10**23)],
+     "--width-divisor: must be an integer in [1, 65536], got 100000000000000000000000"),
+    (["resnet18", "--phi", "1", "--resolution-divisor", str(10**23)], "--resolution-divisor: must be"),
+    (["resnet18", "--family", "1", "--width-divisor", "0"], "--width-divisor: must be"),
     (["resnet18", "--family", "3", "--phi", "1"], "--family"),
 ])
 def test_cli_bad_input(capsys, argv, fragment):

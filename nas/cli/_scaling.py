@@ -53,8 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _options(args: argparse.Namespace) -> dict:
+    """The scaling options of ``nas scale``; a divisor out of range is refused at its flag."""
+    from nas.scaling._scale import check_divisor
+
     return {"alpha": args.alpha, "beta": args.beta, "gamma": args.gamma,
-            "width_divisor": args.width_divisor, "resolution_divisor": args.resolution_divisor}
+            "width_divisor": check_divisor(args.width_divisor, path="--width-divisor"),
+            "resolution_divisor": check_divisor(args.resolution_divisor, path="--resolution-divisor")}
 
 
 def run_scale(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from nas._checks import plain_number
+from nas._checks import number, plain_number
 from nas.errors import ConfigError, GenotypeError, NasError
 from nas.genotype import LIMITS, MATH_FUNCTIONS, Genotype
 from nas.genotype._model import require_genotype
@@ -53,6 +53,22 @@ larger one overflowed the widths to integers beyond 2**53)."""
 MIN_MULTIPLIER = 1 / MAX_MULTIPLIER
 """Smallest multiplier of one axis (a smaller one rounds every depth, width and input size
 to its floor: ``--width 1e-300`` made a network of one-channel layers)."""
+
+
+MAX_DIVISOR = 1 << 16
+"""Largest width or resolution divisor. Every scaled width (input side) is a multiple of it,
+so at least it: a larger one makes layers of more channels (images of more pixels a side) than
+any network within the size limits uses, and one past 2**53 made widths the genotype cannot
+hold (reported at the genotype's parameter, not at the divisor)."""
+
+
+def check_divisor(value: Any, *, path: str, file: str | None = None) -> int:
+    """``value`` as a divisor: an integer from 1 to :data:`MAX_DIVISOR`.
+
+    Raises:
+        ConfigError: naming ``file`` and ``path`` (the flag or key it came from).
+    """
+    return number(value, path=path, file=file, low=1, high=MAX_DIVISOR, integer=True)
 
 
 def _positive(value: Any, name: str) -> float:
@@ -179,17 +195,16 @@ def scale(
         b3 = nas.scale(nas.load_genotype("efficientnet_b0"), phi=3)   # ~2**3 times the MACs
 
     Raises:
-        ConfigError: a zero, negative or non-finite multiplier, coefficient or divisor.
+        ConfigError: a zero, negative or non-finite multiplier or coefficient, or a divisor
+            that is not an integer from 1 to :data:`MAX_DIVISOR` (:func:`check_divisor`).
         GenotypeError: the genotype declares no parameter for a multiplier other than 1, a
             declared parameter is not an int or a list of ints, or the scaled network exceeds
             the size limits (:data:`nas.genotype.LIMITS`) or does not expand.
         TypeError: ``genotype`` is not a :class:`~nas.Genotype`.
     """
     require_genotype(genotype)
-    width_divisor, resolution_divisor = plain_number(width_divisor), plain_number(resolution_divisor)
-    for name, divisor in (("width_divisor", width_divisor), ("resolution_divisor", resolution_divisor)):
-        if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {divisor!r}")
+    width_divisor = check_divisor(width_divisor, path="width_divisor")
+    resolution_divisor = check_divisor(resolution_divisor, path="resolution_divisor")
     d, w, r = multipliers(phi=phi, alpha=alpha, beta=beta, gamma=gamma, depth=depth, width=width,
                           resolution=resolution)
     if not genotype.scaling:

@@ -65,7 +65,7 @@ from nas.errors import ConfigError, NasError
 from nas.genotype import Genotype
 from nas.io import atomic_write_text
 from nas.scaling._family import Member, family, family_table, write_family
-from nas.scaling._scale import MAX_MULTIPLIER, scale
+from nas.scaling._scale import MAX_MULTIPLIER, check_divisor, scale
 
 __all__ = ["Candidate", "ScaleSearchConfig", "ScaleSearchResult", "load_scale_config", "run_scale_search"]
 
@@ -253,8 +253,9 @@ def load_scale_config(path: str | Path) -> ScaleSearchConfig:
     config = ScaleSearchConfig(
         file=file, name=name, genotype=genotype, candidates=tuple(candidates), dataset=dataset,
         resolution=resolution, target=target, tolerance=tolerance,
-        width_divisor=_number(data, "width_divisor", file, 8, low=1, integer=True),
-        resolution_divisor=_number(data, "resolution_divisor", file, 8, low=1, integer=True),
+        width_divisor=check_divisor(data.get("width_divisor", 8), path="width_divisor", file=file),
+        resolution_divisor=check_divisor(data.get("resolution_divisor", 8), path="resolution_divisor",
+                                         file=file),
         family=family_size, data=frozen,
     )
     # Validate every candidate's genotype and search config now, before any training.
