@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "disk_full", "is_disk_full", "open_append", "try_file_lock",
+__all__ = ["atomic_write_bytes", "atomic_write_text", "disk_full", "is_disk_full", "make_folder", "open_append",
+           "try_file_lock",
            "read_json_object", "MAX_RECORD_BYTES"]
 
 #: The largest JSON file of a run folder read (``metrics.json``, ``run.json``: a real one is a
@@ -129,8 +130,7 @@ def open_append(path: str | Path) -> int:
             of ``os.open`` otherwise (``IsADirectoryError`` for a folder).
     """
     nofollow = getattr(os, "O_NOFOLLOW", 0)
-    link = OSError(errno.ELOOP, "a symbolic link (a file of a run folder is never written through one)",
-                   str(path))
+    link = _link_error(path)
     not_a_file = OSError(errno.EINVAL, "not a regular file (a lock or log file must be one)", str(path))
     if not nofollow and os.path.islink(path):
         raise link
@@ -147,6 +147,38 @@ def open_append(path: str | Path) -> int:
         os.close(fd)
         raise not_a_file
     return fd
+
+
+def _link_error(path: str | Path) -> OSError:
+    return OSError(errno.ELOOP, "a symbolic link (a run folder's files are never written through one)",
+                   str(path))
+
+
+def make_folder(path: str | Path, *, root: str | Path) -> Path:
+    """``path``, a folder inside ``root``, made where missing, never entered through a symbolic
+    link below ``root`` (``root`` itself may be one: a run folder the user linked). A link
+    planted at a folder of a run (a retrain job's, a trial's) made every file written there
+    land at its target, outside the run.
+
+    Raises:
+        OSError: ``ELOOP`` naming the first folder below ``root`` that is a symbolic link;
+            ``EEXIST`` naming one that is a file; the error of ``mkdir`` otherwise.
+        ValueError: ``path`` is not inside ``root``.
+    """
+    root, path = Path(root), Path(path)
+    parts = path.relative_to(root).parts
+    root.mkdir(parents=True, exist_ok=True)
+    folder = root
+    for part in parts:
+        folder = folder / part
+        try:
+            folder.mkdir()  # never follows a link at ``folder``, dangling or not
+        except FileExistsError:
+            if folder.is_symlink():
+                raise _link_error(folder) from None
+            if not folder.is_dir():
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(folder)) from None
+    return path
 
 
 @contextlib.contextmanager

@@ -691,10 +691,10 @@ def _cache_lock(path: Path) -> None:
         pass
 
 
-def _trial_log(path: Path) -> None:
+def _trial_log(path: Path) -> None:  # RUN/trials/NNNN/log.txt
     from nas.search._evaluate import TrialLog
 
-    TrialLog(path).write("epoch 1")
+    TrialLog(path, root=path.parents[2]).write("epoch 1")
 
 
 def _journal(path: Path) -> None:
@@ -734,3 +734,59 @@ def test_a_symlink_in_a_run_folder_is_never_written_through(tmp_path, case, targ
     assert str(path) in message and "symbolic link" in message and "\n" not in message, message
     assert path.is_symlink()
     assert (outside.read_text() == "theirs\n") if target == "file" else not os.path.lexists(outside)
+
+
+def _retrain_job(path: Path) -> None:
+    from types import SimpleNamespace
+
+    from nas.retrain._run import _work
+
+    candidate = SimpleNamespace(label="small", genotype=SimpleNamespace(hash="h"))  # training it would fail
+    context = SimpleNamespace(base=SimpleNamespace(threads=1), jobs=lambda: [(candidate, 0, path)])
+    _work(context, lambda line: None, progress=False)
+
+
+PLANTED_FOLDERS = {  # case: (folder under the run folder, what writes into it)
+    "retrain_job": ("retrain/small/seed0", _retrain_job),
+    "retrain_label": ("retrain/small", lambda path: _retrain_job(path / "seed0")),
+    "trial": ("trials/0001", lambda path: _trial_log(path / "log.txt")),
+    "trials": ("trials", lambda path: _trial_log(path / "0001" / "log.txt")),
+}
+
+
+@pytest.mark.parametrize("target", ["dangling", "folder"])
+@pytest.mark.parametrize("case", sorted(PLANTED_FOLDERS))
+def test_a_symlinked_folder_in_a_run_folder_is_never_entered(tmp_path, case, target):
+    """A folder of a run that is a symbolic link is one line naming it: a retrain job's or a
+    trial's files were written at the link's target, outside the run."""
+    from nas.cli import os_error_message
+
+    name, write = PLANTED_FOLDERS[case]
+    outside = tmp_path / "outside"
+    if target == "folder":
+        outside.mkdir()
+    path = tmp_path / "run" / name
+    path.parent.mkdir(parents=True)
+    path.symlink_to(outside, target_is_directory=True)
+    with pytest.raises(OSError) as error:
+        write(path)
+    message = os_error_message(error.value)
+    assert message == f"{path}: a symbolic link (a run folder's files are never written through one)"
+    assert (list(outside.iterdir()) == []) if target == "folder" else not os.path.lexists(outside)
+
+
+@pytest.mark.parametrize("target", ["dangling", "file"])
+def test_a_plot_replaces_a_symlink_never_writes_through_it(tmp_path, target):
+    """nas analyze's plots are written atomically: a link at a plot's name is replaced (savefig
+    wrote the PNG at its target, outside the run)."""
+    from nas.results._plots import _figure, _save
+
+    outside = tmp_path / "outside.png"
+    if target == "file":
+        outside.write_bytes(b"theirs")
+    path = tmp_path / "run" / "history.png"
+    path.parent.mkdir()
+    path.symlink_to(outside)
+    _save(_figure(), path)
+    assert not path.is_symlink() and path.read_bytes().startswith(b"\x89PNG")
+    assert (outside.read_bytes() == b"theirs") if target == "file" else not os.path.lexists(outside)

@@ -40,8 +40,15 @@ def _figure(rows: int = 1, cols: int = 1, *, size: tuple[float, float] = (7.0, 4
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, format="png")
+    """Write ``fig`` as a PNG at ``path`` atomically (:mod:`nas.io`: a link at ``path`` is
+    replaced, never written through; savefig wrote to its target, outside the run)."""
+    import io
+
+    from nas.io import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=110, format="png")
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

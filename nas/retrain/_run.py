@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from nas._checks import cores, finite, resolved_path
 from nas._threads import torch_threads
 from nas.errors import ConfigError
-from nas.io import atomic_write_text, read_json_object
+from nas.io import atomic_write_text, make_folder, read_json_object
 from nas.retrain._options import RetrainOptions, resolve
 from nas.retrain._select import Candidate, select_candidates
 from nas.retrain import _table
@@ -243,7 +243,8 @@ def retrain(
         say("grow: no searched architecture widens within the seeds' MACs (each is at or over them, "
             "or its next rounded width is)")
     for candidate in context.candidates:
-        atomic_write_text(context.out / candidate.label / "genotype.yaml", candidate.genotype.dump())
+        folder = make_folder(context.out / candidate.label, root=context.out)
+        atomic_write_text(folder / "genotype.yaml", candidate.genotype.dump())
     skipped = [(c.label, s) for c, s, job in context.jobs() if _read_result(job, c.genotype.hash) is not None]
     helpers = _start_helpers(workers - 1, run_dir, out, device, threads, call, overrides)
     try:
@@ -278,7 +279,7 @@ def _work(context: _Context, say: Callable[[str], None], *, progress: bool, wait
         for candidate, seed, job in context.jobs():
             if _read_result(job, candidate.genotype.hash) is not None:
                 continue
-            job.mkdir(parents=True, exist_ok=True)
+            make_folder(job, root=job.parent.parent)  # never through a link: out/LABEL/seedS
             with try_file_lock(job / ".lock", wait=wait) as mine:
                 if not mine or _read_result(job, candidate.genotype.hash) is not None:
                     continue

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import NasError
-from nas.io import atomic_write_text, is_disk_full, open_append
+from nas.io import atomic_write_text, is_disk_full, make_folder, open_append
 from nas.search._config import RunConfig
 from nas.search._folder import iso_time
 from nas.search._keep import BestEpoch, WeightKeeper
@@ -151,14 +151,16 @@ class TrialRecord:
 
 class TrialLog:
     """The trial's ``log.txt``: timestamped lines, appended and flushed one by one (not synced
-    to disk: a log is for reading, the record is the result; a crash costs its last lines)."""
+    to disk: a log is for reading, the record is the result; a crash costs its last lines).
+    Each line makes the trial's folder if missing, inside ``root`` (the run folder), never
+    through a symbolic link (:func:`nas.io.make_folder`)."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, *, root: Path):
+        self.path, self.root = path, root
 
     def write(self, line: str) -> None:
         stamp = _dt.datetime.now().strftime("%H:%M:%S")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(self.path.parent, root=self.root)
         with open(open_append(self.path), "a", encoding="utf-8") as handle:  # never through a link
             handle.write(f"{stamp} {line.rstrip()}\n")
 
@@ -288,7 +290,7 @@ class _Attempt:
 
     def __init__(self, evaluator: Evaluator, study: optuna.Study, trial: optuna.Trial):
         self.ev, self.config, self.study, self.trial = evaluator, evaluator.config, study, trial
-        self.log = TrialLog(trial_dir(evaluator.run_dir, trial.number) / "log.txt")
+        self.log = TrialLog(trial_dir(evaluator.run_dir, trial.number) / "log.txt", root=evaluator.run_dir)
         self.record = TrialRecord(
             run=self.config.name, trial=trial.number, worker=evaluator.worker,
             seed=trial.user_attrs.get(SEED_ATTR), retry_of=trial.user_attrs.get(RETRY_ATTR),
