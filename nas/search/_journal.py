@@ -1,5 +1,5 @@
-"""The journal file (``runs/NAME/journal.log``) kept whole: repaired on open, never appended
-to after a torn record, and a full disk reported by path.
+"""The journal file (``runs/NAME/journal.log``) kept whole: repaired before its first append,
+never appended to after a torn record, and a full disk reported by path.
 
 A crash or a full disk in the middle of Optuna's append can leave a last record that is cut
 short (no final newline) or padded with NUL bytes (a file system that extended the file before

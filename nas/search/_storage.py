@@ -106,8 +106,9 @@ def open_storage(url: str, *, file: str | None = None, path: str = "storage",
     an RDB storage gets Optuna's heartbeat (every ``heartbeat`` seconds, default
     :data:`HEARTBEAT_INTERVAL`; stale after :data:`GRACE_BEATS` missed beats).
 
-    A journal file is repaired first when its last record is torn (:mod:`nas.search._journal`),
-    and its appends never follow a torn record.
+    A journal file's torn last record is cut before its first append (when it is opened if
+    Optuna cannot read past it: :func:`nas.search._journal.open_journal`), so its appends
+    never follow a torn record.
 
     Raises:
         OSError: the disk is full (``filename`` is the journal).
