@@ -350,6 +350,18 @@ def test_resume_needs_the_same_config(tmp_path):
     assert sum(summary.counts.values()) == 2
 
 
+def test_halving_at_the_last_epoch_prunes_no_finished_trial(tmp_path):
+    """With epochs: 1 halving's default rung is the last epoch: the trials below the cut had
+    finished their training, so they are complete (they were pruned, then said to be by the
+    log while completed)."""
+    config = tiny_config(tmp_path, trials=4, pruner={"name": "halving", "reduction": 2, "min_trials": 2},
+                         train={"epochs": 1, "batch_size": 50, "lr": 0.05, "device": "cpu"})
+    summary = run_search(config, runs_dir=tmp_path / "runs", progress=False)
+    records = read_trials(summary.run_dir)
+    assert [r["status"] for r in records] == ["completed"] * 4
+    assert not [p for p in summary.run_dir.glob("trials/*/log.txt") if "halving:" in p.read_text()]
+
+
 def test_multi_objective_halving_and_pareto(tmp_path):
     config = tiny_config(tmp_path, trials=4, objectives=["val_accuracy", "params"],
                          sampler="nsga2", pruner={"name": "halving", "rungs": [1], "reduction": 2,

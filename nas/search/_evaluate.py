@@ -495,6 +495,7 @@ class _Attempt:
             return record.end("fail", "build_error", f"build failed: {one_line(error)}")
 
         best_epoch = BestEpoch(model) if self.ev.keeper is not None else None
+        self.epochs = train_config.epochs  # a finished trial is never pruned (_report)
         try:
             result = train_model(model, self.ev.data(), train_config, report=self._report,
                                  on_epoch=best_epoch)
@@ -529,13 +530,15 @@ class _Attempt:
 
     def _report(self, epoch: int, accuracy: float) -> bool:
         """Training's per-epoch callback: log, store the accuracy as the trial's intermediate
-        value, and tell whether to stop (pruning or halving)."""
+        value, and tell whether to stop (pruning or halving). After the last epoch the trial
+        has finished: Optuna's pruner still sees the value (later trials compete with it),
+        and nothing is pruned (:data:`nas.train.ReportFn`)."""
         self.log.write(f"epoch {epoch}: val_accuracy {accuracy:.4f}")
         config, trial, halving = self.config, self.trial, self.ev.halving
         report_value(self.study, trial, epoch, accuracy)
         if config.pruner in ("median", "hyperband") and not config.multi_objective:
             return trial.should_prune()
-        if halving is not None and epoch in halving.rungs:
+        if halving is not None and epoch in halving.rungs and epoch < self.epochs:
             others = rung_values(self.study, epoch, trial.number)
             if not halving.keep(accuracy, others):
                 self.log.write(f"halving: below the top 1/{halving.reduction:g} of "
