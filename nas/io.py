@@ -20,9 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "disk_full", "is_disk_full", "make_folder", "open_append",
-           "try_file_lock",
-           "read_json_object", "MAX_RECORD_BYTES"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "disk_full", "is_disk_full", "make_folder",
+           "open_append", "try_file_lock", "read_json_object", "MAX_RECORD_BYTES"]
 
 #: The largest JSON file of a run folder read (``metrics.json``, ``run.json``: a real one is a
 #: few kilobytes).
