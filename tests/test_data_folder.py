@@ -806,27 +806,40 @@ def test_the_cache_key_of_a_folder_stops_at_max_members(tmp_path: Path) -> None:
     assert load_dataset("folder", root=root, cache=tmp_path / "cache", max_members=49).classes == ("a", "b")
 
 
-def test_sixteen_bit_gray_images_are_scaled_not_clipped(tmp_path: Path) -> None:
-    """Pillow's convert clips 16-bit values at 255: a 16-bit scan (values up to 65,535)
-    decoded to a white square."""
+def _gray_image(values: list[float], dtype: type, fmt: str) -> bytes:
+    """A 4x2 gray image of ``values`` (one row, twice) as Pillow saves it in ``fmt``."""
     from PIL import Image
 
-    def sixteen_bit(values: list[int]) -> bytes:
-        buffer = io.BytesIO()
-        Image.fromarray(np.array([values] * 2, np.uint16)).save(buffer, "PNG")
-        return buffer.getvalue()
+    buffer = io.BytesIO()
+    Image.fromarray(np.array([values] * 2, dtype)).save(buffer, fmt)
+    return buffer.getvalue()
 
-    root = _folder_of(tmp_path / "images", {
-        "a/0.png": sixteen_bit([0, 257, 32896, 65535]), "a/1.png": sixteen_bit([65535] * 4),
-        "b/0.png": sixteen_bit([1000, 2000, 3000, 4000]), "b/1.png": sixteen_bit([0] * 4),
-    })
+
+def _first_rows(root: Path) -> set[tuple[int, ...]]:
+    """The first row of the first channel of every image of the folder ``root``, the same
+    whether it is read as gray or as RGB (which repeats the gray channel)."""
+    rows = []
     for grayscale, channels in ((True, 1), (False, 3)):
         data = load_dataset("folder", root=root, cache=False, grayscale=grayscale, test_fraction=0,
                             val_fraction=0.25, seed=0)
         images = torch.cat([data.train_images, data.val_images])
         assert images.shape[1] == channels
-        rows = {tuple(image[0, 0].tolist()) for image in images}
-        assert rows == {(0, 1, 128, 255), (255,) * 4, (4, 8, 12, 16), (0,) * 4}
+        rows.append({tuple(image[0, 0].tolist()) for image in images})
+    assert rows[0] == rows[1]
+    return rows[0]
+
+
+def test_sixteen_bit_gray_images_are_scaled_not_clipped(tmp_path: Path) -> None:
+    """Pillow's convert clips 16-bit values at 255: a 16-bit scan (values up to 65,535)
+    decoded to a white square."""
+    def sixteen_bit(values: list[int]) -> bytes:
+        return _gray_image(values, np.uint16, "PNG")
+
+    root = _folder_of(tmp_path / "images", {
+        "a/0.png": sixteen_bit([0, 257, 32896, 65535]), "a/1.png": sixteen_bit([65535] * 4),
+        "b/0.png": sixteen_bit([1000, 2000, 3000, 4000]), "b/1.png": sixteen_bit([0] * 4),
+    })
+    assert _first_rows(root) == {(0, 1, 128, 255), (255,) * 4, (4, 8, 12, 16), (0,) * 4}
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device", "link_loop"])
@@ -846,3 +859,34 @@ def test_a_root_that_is_no_folder_or_file_is_named_for_what_it_is(tmp_path: Path
         load_dataset("folder", root=root, cache=tmp_path / "cache")
     assert str(error.value) == f"{root}: {message}"
     assert not (tmp_path / "cache").exists()
+
+
+def test_float_and_sixteen_bit_pgm_images_are_scaled_by_their_rule(tmp_path: Path) -> None:
+    """Pillow's convert truncates floats (an image of floats in [0, 1] decoded black) and
+    clips a 16-bit PGM, which it opens in the 32-bit mode I, at 255 (white)."""
+    pgm = b"P5 4 2 65535\n" + np.array([[0, 257, 32896, 65535]] * 2, ">u2").tobytes()
+    root = _folder_of(tmp_path / "images", {
+        "a/0.tif": _gray_image([0, 0.5, 1, 0.25], np.float32, "TIFF"),
+        "a/1.tif": _gray_image([1.0] * 4, np.float32, "TIFF"),
+        "b/0.pgm": pgm, "b/1.pgm": b"P5 4 2 65535\n" + bytes(16),
+    })
+    assert _first_rows(root) == {(0, 128, 255, 64), (255,) * 4, (0, 1, 128, 255), (0,) * 4}
+
+
+@pytest.mark.parametrize("values, dtype, problem", [
+    ([0, 1000, 70000, 2**31 - 1], np.int32,
+     "is a 32-bit integer image (mode I), which has no standard white level"),
+    ([0, 0.5, 255, 1], np.float32,
+     "is a 32-bit float image (mode F) with values from 0 to 255; float images are read from [0, 1]"),
+    ([0, float("nan"), 1, 1], np.float32, "is a 32-bit float image (mode F) with values from nan"),
+])
+def test_images_of_a_mode_with_no_rule_are_refused_naming_the_mode(
+    tmp_path: Path, values: list[float], dtype: type, problem: str
+) -> None:
+    plain = _gray_image([0, 1, 2, 3], np.uint8, "PNG")
+    root = _folder_of(tmp_path / "images", {"a/0.png": plain, "a/1.tif": _gray_image(values, dtype, "TIFF"),
+                                            "b/0.png": plain})
+    with pytest.raises(ConfigError) as error:
+        load_dataset("folder", root=root, cache=False, decode_workers=0)
+    assert str(error.value).startswith(f"{root}: a/1.tif: {problem}")
+    assert "\n" not in str(error.value)

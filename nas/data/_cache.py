@@ -49,7 +49,9 @@ __all__ = ["FORMAT", "entry_dir", "fingerprint", "locked", "read_entry", "write_
 #: 2: an empty train/ or a test/ alone is an error (1 took them for class folders).
 #: 3: 16-bit gray images are scaled to 8 bits (2 clipped them at 255: entries of such images
 #: decoded by 2 are white).
-FORMAT = 3
+#: 4: 16-bit PGM images are scaled like 16-bit PNG (3 clipped them: white), float images are
+#: read from [0, 1] (3 truncated them: black), 32-bit integer images are refused.
+FORMAT = 4
 FULL_HASH_BYTES = 256 << 20
 SAMPLES = 16
 _BLOCK = 1 << 20

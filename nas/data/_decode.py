@@ -4,13 +4,16 @@
 chunks (in ``workers`` forked processes when it is positive, so nothing is re-imported,
 while this process goes on reading),  and
 returns one uint8 ``[N, C, H, W]`` array, each image where the caller places it. Every image is
-converted to RGB (or gray; 16-bit gray scaled to 8 bits, 65,535 to 255) and, when
-``resolution`` is set, resized to ``resolution x resolution`` (bilinear, as Pillow
-antialiases when shrinking).
+converted to RGB (or gray) and, when ``resolution`` is set, resized to
+``resolution x resolution`` (bilinear, as Pillow antialiases when shrinking). Gray images of
+more than 8 bits are read by one rule a mode (:func:`_eight_bit`): 16-bit gray is scaled to 8
+bits (65,535 to 255), 32-bit float gray must lie in [0, 1] (1.0 to 255), and 32-bit integer
+gray, which has no standard white level, is refused.
 
 Contract: a file Pillow cannot read is a :class:`~nas.errors.ConfigError` naming the
 member; so is an image over Pillow's decompression-bomb bound, images of different sizes
-when no resolution is set, and decoded pixels beyond ``max_decoded_bytes`` in all (a chunk's
+when no resolution is set, an image of a mode with no rule (32-bit integers, floats outside
+[0, 1]), and decoded pixels beyond ``max_decoded_bytes`` in all (a chunk's
 pixels are checked before they are allocated). Memory is bounded by bytes as well as counts:
 a chunk holds at most 1,024 images and at most 64 MiB of encoded bytes (or one larger
 image alone).
@@ -25,6 +28,7 @@ import warnings
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 import numpy as np
 
@@ -79,14 +83,14 @@ def _decode(
                         # JPEG: decode at the smallest 1/2, 1/4 or 1/8 scale still at least
                         # `resolution` on each side (much faster for large photographs).
                         image.draft(mode, (resolution, resolution))
-                    if _sixteen_bit(image):  # Pillow's convert clips 16-bit values at 255
-                        # 0..65,535 to 0..255, rounded
-                        image = image.convert("I").point(lambda v: v / 257 + 0.5).convert("L")
+                    image = _eight_bit(image)
                     if image.mode != mode:
                         image = image.convert(mode)
                     if resolution is not None and image.size != (resolution, resolution):
                         image = image.resize((resolution, resolution), Image.BILINEAR)
                     pixels = np.asarray(image, dtype=np.uint8)
+            except _NoRule as error:
+                return name, str(error)
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
                     Image.DecompressionBombWarning) as error:
                 if isinstance(error, Image.UnidentifiedImageError):  # its text: an object address
@@ -109,12 +113,47 @@ def _decode(
     return out, resized
 
 
-def _sixteen_bit(image: object) -> bool:
-    """Whether ``image`` (a Pillow image) holds 16-bit gray values: mode ``I;16*``, or ``I``
-    as older Pillows open a 16-bit grayscale PNG. Converted as they are, every value from 255
-    to 65,535 became white (a 16-bit scan decoded to a white square)."""
-    mode = image.mode  # type: ignore[attr-defined]
-    return mode.startswith("I;16") or (mode == "I" and image.format == "PNG")  # type: ignore[attr-defined]
+class _NoRule(ValueError):
+    """An image of a mode with no rule to read it as 8 bits; its text is the problem."""
+
+
+#: Formats that store at most 16 bits a gray value, which Pillow may open in the 32-bit mode
+#: ``I`` (older Pillows: 16-bit PNG; Pillow opens a PGM of maxval over 255 as ``I``, scaled to
+#: 0..65,535).
+_SIXTEEN_BIT_FORMATS = frozenset({"PNG", "PPM"})
+
+
+def _eight_bit(image: Any) -> Any:
+    """``image`` (a Pillow image) with 8-bit values, ready for ``convert``; other modes as
+    they are. Pillow's own conversion clips at 255 (a 16-bit scan or a 32-bit TIFF decoded to
+    a white square) and truncates floats (an image of floats in [0, 1] decoded black), so:
+
+    - 16-bit gray (mode ``I;16*``, or ``I`` from a format of at most 16 bits): 0..65,535 to
+      0..255, rounded;
+    - 32-bit float gray (mode ``F``): values in [0, 1] (the convention of float images, and
+      of this project's ``.npz`` images) to 0..255, rounded;
+    - 32-bit integer gray (mode ``I`` from any other format, such as TIFF): no rule, as its
+      white level may be 255, 65,535 or 2**31 - 1.
+
+    Raises:
+        _NoRule: a 32-bit integer image, or a float image with a value outside [0, 1] (or
+            not finite), naming the mode.
+    """
+    from PIL import Image
+
+    mode = image.mode
+    if mode.startswith("I;16") or (mode == "I" and image.format in _SIXTEEN_BIT_FORMATS):
+        return image.convert("I").point(lambda v: v / 257 + 0.5).convert("L")
+    if mode == "I":
+        raise _NoRule("is a 32-bit integer image (mode I), which has no standard white level "
+                      "(255? 65,535? 2**31 - 1?); save it with 8 or 16 bits a value")
+    if mode == "F":
+        values = np.asarray(image)
+        if values.size and not (np.isfinite(values).all() and 0 <= values.min() and values.max() <= 1):
+            raise _NoRule(f"is a 32-bit float image (mode F) with values from {values.min():g} to "
+                          f"{values.max():g}; float images are read from [0, 1] (1.0 as 255)")
+        return Image.fromarray(np.rint(values * 255.0).astype(np.uint8))
+    return image
 
 
 def _size(shape: tuple[int, ...]) -> str:
