@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nas._zip import unpacked_bytes
 from nas.errors import ConfigError, NasError
 from nas.genotype import INPUT
 
@@ -96,7 +97,7 @@ def _unpacked_bytes(raw: bytes) -> int:
     stores tensors uncompressed; a damaged file is torch.load's to report)."""
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            return sum(info.file_size for info in archive.infolist())
+            return unpacked_bytes(archive)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError):
         return 0
 

@@ -447,3 +447,65 @@ def test_images_without_pixels_or_labels_of_one_class_are_refused(tmp_path: Path
     assert str(error.value) == message
     with pytest.raises(ConfigError, match="at least 2 classes"):
         load_dataset("synthetic", num_images=20, num_classes=1)
+
+
+def _npz_with(path: Path, extra: dict[str, bytes], compression: int = 8) -> Path:
+    """An .npz of 4 blank 8x8 images and their labels, plus the members ``extra``
+    (``compression``: a zipfile method, 8 being deflate)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for key, array in (("images", np.zeros((4, 8, 8), np.uint8)), ("labels", np.arange(4) % 2)):
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            archive.writestr(f"{key}.npy", buffer.getvalue())
+        for name, data in extra.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _npy_header(shape: tuple[int, ...]) -> bytes:
+    """The .npy header of a uint8 array of ``shape`` (its data is the caller's)."""
+    import io
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    return header.getvalue()
+
+
+@pytest.mark.parametrize("name", ["junk", "extra"])
+def test_npz_members_count_inflated_and_unused_ones_are_never_read(tmp_path: Path, name: str) -> None:
+    """max_bytes bounded only the headers of NAME.npy members: np.load inflated every other
+    member whole (a 32 KB file held 32 MB of zeros named 'junk'; a 1 MB one, 1 GB) and read
+    'extra', an array without the suffix, past the header check."""
+    import tracemalloc
+
+    data = (_npy_header((32 << 20,)) if name == "extra" else b"") + bytes(32 << 20)
+    path = _npz_with(tmp_path / "d.npz", {name: data})
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ConfigError, match=r"^\S+d.npz: its members hold 33,5[\d,]+ bytes uncompressed: "
+                                          r"more than max_bytes \(1,048,576\) \(a compression bomb\?\)$"):
+        load_dataset("npz", path=path, max_bytes=1 << 20)
+    tracemalloc.start()
+    try:
+        assert load_dataset("npz", path=path).num_classes == 2  # within 16 GiB: 'name' is not read
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+
+
+def test_an_npz_array_over_its_members_size_or_not_deflated_is_refused(tmp_path: Path) -> None:
+    import zipfile
+
+    # 100 MB by its header, under max_bytes, over 100 bytes of data: allocated, then EOF
+    path = _npz_with(tmp_path / "claims.npz", {"x_train.npy": _npy_header((100, 1000, 1000)) + bytes(100),
+                                               "y_train.npy": b""})
+    with pytest.raises(ConfigError, match=r"^\S+claims.npz: array 'x_train' says \(100, 1000, 1000\) of "
+                                          r"uint8, 100,000,000 bytes, but its member holds 228$"):
+        load_dataset("npz", path=path)
+    path = _npz_with(tmp_path / "bzip2.npz", {}, compression=zipfile.ZIP_BZIP2)
+    with pytest.raises(ConfigError, match=r"^\S+bzip2.npz: cannot read .npz file: member 'images.npy' "
+                                          r"is compressed with bzip2, which is not read"):
+        load_dataset("npz", path=path)

@@ -890,3 +890,30 @@ def test_images_of_a_mode_with_no_rule_are_refused_naming_the_mode(
         load_dataset("folder", root=root, cache=False, decode_workers=0)
     assert str(error.value).startswith(f"{root}: a/1.tif: {problem}")
     assert "\n" not in str(error.value)
+
+
+def test_a_zip_member_larger_than_it_declares_is_read_a_chunk_at_a_time(tmp_path: Path) -> None:
+    """zipfile's read() inflates a member whole before it cuts it to its declared size: a
+    member declaring 100 bytes over 64 MB of deflated zeros took 64 MB of memory (a 1 MB
+    one, 1 GB), past every bound the central directory was checked against."""
+    import struct
+    import tracemalloc
+
+    plain = _gray_image([0, 1, 2, 3], np.uint8, "PNG")
+    archive = tmp_path / "x.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as writer:
+        for name, data in (("a/0.png", plain), ("b/0.png", plain), ("a/1.png", bytes(64 << 20))):
+            writer.writestr(name, data)
+    raw = bytearray(archive.read_bytes())
+    central = raw.rfind(b"PK\x01\x02")  # the last member's entry: its size, at offset 24, to 100
+    struct.pack_into("<I", raw, central + 24, 100)
+    archive.write_bytes(bytes(raw))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError) as error:
+            load_dataset("folder", root=archive, cache=False, decode_workers=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(error.value) == f"{archive}: cannot read the zip archive: Bad CRC-32 for file 'a/1.png'"
+    assert peak < 16 << 20

@@ -11,12 +11,14 @@ import gzip
 import math
 import zipfile
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from nas._checks import user_path
+from nas._zip import open_member, unpacked_bytes
 from nas.data._dataset import MAX_CLASSES, RawData
 from nas.data._registry import register_dataset
 from nas.errors import ConfigError
@@ -86,29 +88,72 @@ def read_idx(path: str | Path, *, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarra
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
 
-def _check_npz_members(file: str, max_bytes: int) -> None:
-    """Read the header of every array of an ``.npz`` file (never the data) and refuse an
-    object array or arrays over ``max_bytes`` in all, before NumPy allocates them."""
-    total = 0
-    with zipfile.ZipFile(file) as archive:
-        for info in archive.infolist():
-            if not info.filename.endswith(".npy"):
-                continue
-            key = info.filename[:-4]
-            with archive.open(info) as member:
-                version = np.lib.format.read_magic(member)
-                if version not in ((1, 0), (2, 0), (3, 0)):
-                    raise ValueError(f"array {key!r}: unknown .npy version {version}")
-                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                               else np.lib.format.read_array_header_2_0)
-                shape, _, dtype = read_header(member)
-            if dtype.hasobject:
-                raise ConfigError(f"array {key!r} holds Python objects, which are never "
-                                  "unpickled (allow_pickle=False)", file=file)
-            total += math.prod(shape) * dtype.itemsize
-            if total > max_bytes:
-                raise ConfigError(f"arrays up to {key!r} {tuple(shape)} of {dtype} take {total:,} "
-                                  f"bytes: more than max_bytes ({max_bytes:,})", file=file)
+def _npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype of the ``.npy`` member ``info`` (its header alone is read)."""
+    key = info.filename[:-4]
+    with open_member(archive, info) as member:
+        version = np.lib.format.read_magic(member)
+        if version not in ((1, 0), (2, 0), (3, 0)):
+            raise ValueError(f"array {key!r}: unknown .npy version {version}")
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(member)
+    return tuple(shape), dtype
+
+
+def _npz_arrays(archive: zipfile.ZipFile, file: str, max_bytes: int) -> dict[str, zipfile.ZipInfo]:
+    """The arrays of the ``.npz`` file ``archive`` (read from ``file``) by name: its members
+    ``NAME.npy``. All its members together may hold at most ``max_bytes`` bytes uncompressed, as
+    its directory declares them (a megabyte of zeros inflating to a gigabyte is refused from
+    it, before anything is inflated).
+
+    Raises:
+        ConfigError: naming ``file``, for members over ``max_bytes``.
+    """
+    unpacked = unpacked_bytes(archive)
+    if unpacked > max_bytes:
+        raise ConfigError(f"its members hold {unpacked:,} bytes uncompressed: more than max_bytes "
+                          f"({max_bytes:,}) (a compression bomb?)", file=file)
+    return {info.filename[:-4]: info for info in archive.infolist() if info.filename.endswith(".npy")}
+
+
+def _read_npy(archive: zipfile.ZipFile, info: zipfile.ZipInfo, file: str) -> np.ndarray:
+    """The array in the member ``info``, checked from its header before it is allocated: no
+    Python objects (never unpickled), no more data than the member declares (a header claiming
+    gigabytes over a few bytes). Read through :func:`nas._zip.open_member`, which refuses bytes
+    beyond the declared size.
+
+    Raises:
+        ConfigError: naming ``file``, for an array of objects or over its member's size.
+        ValueError, OSError, zipfile.BadZipFile, zlib.error: for a damaged member.
+    """
+    key = info.filename[:-4]
+    shape, dtype = _npy_header(archive, info)
+    if dtype.hasobject:
+        raise ConfigError(f"array {key!r} holds Python objects, which are never unpickled "
+                          "(allow_pickle=False)", file=file)
+    size = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+    if size > info.file_size:
+        raise ConfigError(f"array {key!r} says {shape} of {dtype}, {size:,} bytes, but its "
+                          f"member holds {info.file_size:,}", file=file)
+    with open_member(archive, info) as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
+
+
+def _pick_npz_arrays(names: Iterable[str], file: str) -> tuple[str, ...]:
+    """The arrays the loader reads of an ``.npz`` file holding ``names``: images and labels
+    (the first pair of :data:`_NPZ_KEYS` it holds), then ``x_test`` and ``y_test`` if it holds
+    both.
+
+    Raises:
+        ConfigError: naming ``file``, when it holds no pair of images and labels.
+    """
+    held = set(names)
+    for pair in _NPZ_KEYS:
+        if held.issuperset(pair):
+            return pair + (("x_test", "y_test") if held.issuperset(("x_test", "y_test")) else ())
+    raise ConfigError("expected arrays x_train/y_train or images/labels, found "
+                      f"{', '.join(sorted(held)) or 'none'}", file=file)
 
 
 def _images_to_uint8(array: np.ndarray, *, layout: str | None, file: str) -> torch.Tensor:
@@ -264,8 +309,9 @@ def load_npz(
     max_bytes: int = MAX_ARRAY_BYTES,
 ) -> RawData:
     """Arrays from a NumPy ``.npz`` file (a relative ``path`` is read from the folder ``root``
-    when it is given). Arrays over ``max_bytes`` in all (by their headers) or holding Python
-    objects are refused before any is read.
+    when it is given). Members over ``max_bytes`` in all (uncompressed, as the file declares
+    them), an array over its member's declared size (by its header) or holding Python objects
+    are refused before any array is read; members the loader does not use are never read.
 
     The file holds ``x_train``/``y_train`` (and optionally ``x_test``/``y_test``), or
     ``images``/``labels``. Images are uint8 (or floats in [0, 1]) shaped ``[N, H, W]``,
@@ -274,23 +320,16 @@ def load_npz(
     """
     file = str(_under(root, path, "path"))
     try:
-        _check_npz_members(file, max_bytes)
-        with np.load(file, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
+        with zipfile.ZipFile(file) as archive:
+            members = _npz_arrays(archive, file, max_bytes)
+            arrays = {key: _read_npy(archive, members[key], file)
+                      for key in _pick_npz_arrays(members, file)}
     except MemoryError:
         raise ConfigError("cannot read .npz file: its arrays take more memory than this machine "
                           "can allocate", file=file) from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise ConfigError(f"cannot read .npz file: {error}", file=file) from None
-    for image_key, label_key in _NPZ_KEYS:
-        if image_key in arrays and label_key in arrays:
-            break
-    else:
-        raise ConfigError(
-            "expected arrays x_train/y_train or images/labels, found "
-            f"{', '.join(sorted(arrays)) or 'none'}",
-            file=file,
-        )
+    image_key, label_key = next(pair for pair in _NPZ_KEYS if pair[0] in arrays)
     x = _images_to_uint8(arrays[image_key], layout=layout, file=file)
     y = _labels(arrays[label_key], x.shape[0], file)
     tx = ty = None

@@ -17,7 +17,10 @@ The contract for hostile input:
   ``limits.max_member_bytes`` bytes; the members of an archive may hold at most
   ``limits.max_expansion`` times the archive's size in all (or 1 GiB, when more), so a
   compression bomb is refused from its headers before its bulk is decompressed, even in
-  members that are skipped unread; past any bound, an error.
+  members that are skipped unread; past any bound, an error;
+- a zip member is read by :func:`nas._zip.read_member`: a chunk at a time and never beyond
+  its declared size (a member that lies about it costs no more than it says), and only if
+  stored or deflated.
 
 Empty folders are reported too (``Member.data is None``), so that an empty class folder can
 be told apart from a missing one. This module knows nothing of images or classes.
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from nas._zip import read_member
 from nas.errors import ConfigError
 
 __all__ = ["Limits", "Member", "iter_members", "progress_total", "source_kind", "walk_folder"]
@@ -270,7 +274,7 @@ def _iter_zip(
                 elif stat.S_IFMT(mode) in (0, stat.S_IFREG):  # no type bits, or a file
                     if not wanted(name):
                         continue
-                    yield Member(name, archive.read(info))
+                    yield Member(name, read_member(archive, info))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
             RuntimeError, NotImplementedError) as error:  # the last two: encrypted, unknown compression
         raise ConfigError(f"cannot read the zip archive: {error}", file=str(path)) from None
