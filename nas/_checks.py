@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DATASET_PATHS",
     "DATASET_SOURCES",
+    "MAX_BATCH",
     "MAX_SEED",
+    "batch_size",
     "callable_names",
     "check_path_given",
     "check_options",
@@ -56,6 +58,9 @@ __all__ = [
 
 #: Seeds lie in ``[0, MAX_SEED)`` (NumPy's and Optuna's samplers take 32-bit seeds).
 MAX_SEED = 2**32
+#: Most images in the batch a zero-cost proxy reads, a bound on its memory: the one bound of
+#: ``nas.proxies.score``'s ``batch_size``, ``nas score --batch`` and a run's ``proxies.batch``.
+MAX_BATCH = 4_096
 
 _FOLDER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,99}")
 
@@ -118,6 +123,16 @@ def number(value: Any, *, path: str, file: str | None = None, low: float | None 
     if not ok:
         raise ConfigError(f"must be {kind} in {where}, got {value!r}", file=file, path=path)
     return value
+
+
+def batch_size(value: Any, *, path: str, file: str | None = None) -> int:
+    """``value`` as the images of a zero-cost proxy's batch: an integer in ``[2, MAX_BATCH]``
+    (a proxy needs two images to compare; see :data:`MAX_BATCH`).
+
+    Raises:
+        ConfigError: naming ``file`` and ``path``.
+    """
+    return number(value, path=path, file=file, low=2, high=MAX_BATCH, integer=True)
 
 
 def name_list(value: Any, *, path: str, error: Callable[[str], Exception] = ConfigError) -> None:

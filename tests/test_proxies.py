@@ -226,13 +226,26 @@ def test_misused_arguments_are_one_line_config_errors_not_torch_tracebacks(data,
         P.score(nas.load_genotype(MLP), data, options.pop("names"), **options)
 
 
-@pytest.mark.parametrize("batch_size", [-3, 1])
-def test_a_batch_size_below_two_is_refused_not_sliced(batch_size):
+@pytest.mark.parametrize("batch_size", [-3, 1, 4097, 10**9, True, 2.5])
+def test_a_batch_size_outside_two_to_max_batch_is_refused_not_sliced(batch_size):
     from nas.data import load_dataset
 
-    # batch_size=-3 took all but the last 3 images.
-    with pytest.raises(ConfigError, match=rf"^batch_size: must be an integer in \[2, inf\), got {batch_size}$"):
-        P.image_batch(load_dataset("digits", subset=200), batch_size=batch_size)
+    # batch_size=-3 took all but the last 3 images; 10**9 took the whole training split (the
+    # bound nas score --batch and proxies.batch had, the API had not); True was 2 images.
+    data = load_dataset("digits", subset=200)
+    message = rf"^batch_size: must be an integer in \[2, 4096\], got {batch_size}$"
+    with pytest.raises(ConfigError, match=message):
+        P.image_batch(data, batch_size=batch_size)
+    for given in (data, (X4, Y2)):  # checked whatever the data, even a prepared batch
+        with pytest.raises(ConfigError, match=message):
+            P.score(nas.load_genotype(MLP), given, ["naswot"], batch_size=batch_size)
+
+
+def test_a_prepared_batch_over_max_batch_is_refused():
+    images, labels = torch.zeros(4097, 4), torch.zeros(4097, dtype=torch.int64)
+    with pytest.raises(ConfigError, match=r"^need 2 to 4,096 images with one label each, got images \(4097, 4\)"):
+        P.score(nas.load_genotype(MLP), (images, labels), ["naswot"])
+    assert P.score(nas.load_genotype(MLP), (images[:4096], labels[:4096]), ["naswot"])  # scored
 
 
 def test_dataset_batch_is_stratified_and_normalised():

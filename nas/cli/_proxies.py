@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(e.g. digits, cifar10); without it only synflow, zen, params, macs")
     parser.add_argument("--data-set", dest="data_options", action="append", default=[],
                         metavar="KEY=VALUE", help="a dataset option, e.g. --data-set resolution=16")
-    parser.add_argument("--batch", type=int, default=64, help="images in the batch, 2 to 4,096 (default 64)")
+    parser.add_argument("--batch", type=int, default=64, help=f"images in the batch, 2 to {_checks.MAX_BATCH:,} (default 64)")
     parser.add_argument("--seed", type=seed_option, default=0, metavar="N",
                         help="seeds weights, inputs and the batch")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -39,9 +39,7 @@ def run_score(args: argparse.Namespace) -> int:
     from nas.genotype import load_genotype
     from nas.proxies import get_proxy, proxy_names, rank_ensemble, score
 
-    from nas.search._proxies import MAX_BATCH  # the bound of a run config's proxies.batch
-
-    _checks.number(args.batch, path="--batch", low=2, high=MAX_BATCH, integer=True)
+    _checks.batch_size(args.batch, path="--batch")
     _checks.device(args.device, path="--device")
     names = args.proxies or [n for n in proxy_names()
                              if args.dataset is not None or not get_proxy(n).needs_data]

@@ -66,17 +66,19 @@ def image_batch(data: Dataset | Batch, *, batch_size: int = 64, seed: int = 0) -
         data: A :class:`nas.data.Dataset` (a seeded, class-stratified sample of
             ``batch_size`` training images, normalised with the dataset's mean and std), or
             an ``(images, labels)`` pair already prepared (used as it is).
-        batch_size: Images taken from a dataset.
+        batch_size: Images taken from a dataset, 2 to :data:`nas._checks.MAX_BATCH` (4,096:
+            the bound of ``nas score --batch`` and a run's ``proxies.batch``).
         seed: Chooses the images taken from a dataset.
 
     Raises:
-        ConfigError: for anything else, a ``batch_size`` below 2, a batch of fewer than 2
-            images or images that are not float32.
+        ConfigError: for anything else, a ``batch_size`` that is not an integer in
+            ``[2, MAX_BATCH]`` (checked whatever ``data`` is), a batch of fewer than 2 or
+            more than ``MAX_BATCH`` images or images that are not float32.
     """
     from nas.data import Dataset, stratified_order
 
+    batch_size = _checks.batch_size(batch_size, path="batch_size")
     if isinstance(data, Dataset):
-        _checks.number(batch_size, path="batch_size", low=2, integer=True)
         generator = torch.Generator().manual_seed(seed)
         index = stratified_order(data.train_labels, generator)[:batch_size]
         images = data.train_images[index].float().div_(255)
@@ -89,8 +91,8 @@ def image_batch(data: Dataset | Batch, *, batch_size: int = 64, seed: int = 0) -
             raise ConfigError(f"images must be a float32 tensor, got {inputs.dtype}")
     else:
         raise ConfigError("data must be a nas.data.Dataset or an (images, labels) pair of tensors")
-    if inputs.dim() < 2 or len(inputs) < 2 or len(targets) != len(inputs):
-        raise ConfigError(f"need at least 2 images with one label each, got images "
+    if inputs.dim() < 2 or not 2 <= len(inputs) <= _checks.MAX_BATCH or len(targets) != len(inputs):
+        raise ConfigError(f"need 2 to {_checks.MAX_BATCH:,} images with one label each, got images "
                           f"{tuple(inputs.shape)} and labels {tuple(targets.shape)}")
     return inputs, targets
 
@@ -163,7 +165,8 @@ def score(
         names: Proxies to compute (default: all registered), in the order given.
         seed: Seeds the initial weights and any random input.
         device: ``"cpu"``, ``"cuda"``...
-        batch_size: Images taken when ``data`` is a dataset.
+        batch_size: Images taken when ``data`` is a dataset, 2 to
+            :data:`nas._checks.MAX_BATCH` (4,096).
 
     Returns:
         ``{name: ProxyScore}`` in the order of ``names``.
@@ -171,14 +174,16 @@ def score(
     Raises:
         ConfigError: an unknown proxy name (the message lists the valid ones), a proxy that
             needs data when ``data`` is ``None``, unusable data (images not of the genotype's
-            input shape, labels not classes of its output), a seed outside ``[0, 2**32)``, a
-            device this machine lacks (:func:`nas._checks.device`).
+            input shape, labels not classes of its output, more than ``MAX_BATCH`` images), a
+            ``batch_size`` not an integer in ``[2, MAX_BATCH]``, a seed outside ``[0, 2**32)``,
+            a device this machine lacks (:func:`nas._checks.device`).
         GenotypeError: a genotype that does not load or expand.
     """
     _checks.name_list(names, path="names")
     proxies = [get_proxy(n) for n in (proxy_names() if names is None else names)]
     _checks.seed(seed, path="seed")
     _checks.device(str(device), path="device")
+    batch_size = _checks.batch_size(batch_size, path="batch_size")
     genotype = _as_genotype(genotype)
     needy = [p.name for p in proxies if p.needs_data]
     if needy and data is None:

@@ -114,8 +114,6 @@ def _names(value: Any, file: str, where: str) -> tuple[str, ...]:
 
 MAX_COUNT = 1_000_000
 """Most candidates a pre-screen scores or keeps: a bound on its work."""
-MAX_BATCH = 4_096
-"""Most images in the batch a zero-cost proxy reads: a bound on its memory."""
 
 
 def _count(value: Any, low: int, file: str, where: str, high: int = MAX_COUNT) -> int:
@@ -201,7 +199,7 @@ def parse_proxies(value: Any, *, objectives: Sequence[str], file: str, base: Pat
             if isinstance(data.get(key), str):
                 data[key] = str(_checks.dataset_path(data[key], key, base, file=file,
                                                      path=f"proxies.data.{key}"))
-    batch = _count(value.get("batch", 64), 2, file, "proxies.batch", MAX_BATCH)
+    batch = _count(value.get("batch", 64), 2, file, "proxies.batch", _checks.MAX_BATCH)
     settings = ProxySettings(tuple(dict.fromkeys(record)), data, batch, constraints, screen)
     if data is None and not trained and settings.needs_data:
         raise ConfigError("a tabular run has no dataset: give proxies.data for the proxies "
