@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DATASET_PATHS",
     "DATASET_SOURCES",
+    "LATENCY_BOUNDS",
     "MAX_BATCH",
     "MAX_SEED",
     "batch_size",
@@ -61,6 +62,9 @@ MAX_SEED = 2**32
 #: Most images in the batch a zero-cost proxy reads, a bound on its memory: the one bound of
 #: ``nas.proxies.score``'s ``batch_size``, ``nas score --batch`` and a run's ``proxies.batch``.
 MAX_BATCH = 4_096
+#: The settings of one latency measurement (``nas.train.measure_latency``, a run's
+#: ``latency`` section): ``{name: (lowest, highest)}``, the highest bounding its work.
+LATENCY_BOUNDS = {"batch_size": (1, 1024), "repeats": (1, 1000), "warmup": (0, 1000)}
 
 _FOLDER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,99}")
 

@@ -293,6 +293,22 @@ def test_measure_latency() -> None:
     assert error.value.path == "repeats"
 
 
+@pytest.mark.parametrize("key, value, message", [
+    # a batch of 10**9 images failed allocating 256 GB (a torch traceback); 10**9 passes ran for
+    # days: a run's latency section stopped at 1,024 and 1,000; True was a batch of bools
+    ("batch_size", 10**9, "must be an integer in [1, 1024], got 1000000000"),
+    ("batch_size", True, "must be an integer in [1, 1024], got True"),
+    ("repeats", 10**9, "must be an integer in [1, 1000], got 1000000000"),
+    ("repeats", True, "must be an integer in [1, 1000], got True"),
+    ("warmup", 10**9, "must be an integer in [0, 1000], got 1000000000"),
+    ("warmup", 1.5, "must be an integer in [0, 1000], got 1.5"),
+])
+def test_measure_latency_settings_have_a_run_configs_bounds(key: str, value: object, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        measure_latency(small_cnn(), (1, 8, 8), device="cpu", **{"warmup": 0, "repeats": 1, key: value})
+    assert str(error.value) == f"{key}: {message}"
+
+
 def test_measure_latency_of_a_genotype_model_at_another_input_shape_is_refused() -> None:
     import nas
 

@@ -95,7 +95,6 @@ _KEYS = ("name", "doc", "space", "dataset", "train", "width_multiplier", "object
          "pruner", "trials", "timeout", "seed", "storage", "workers", "threads", "dedup", "latency", "tabular",
          "keep_weights", "retrain", "proxies", "devices", "trials_per_device", "heartbeat", "plugins")
 _LATENCY_KEYS = {"batch_size": 1, "repeats": 20, "warmup": 5}
-_LATENCY_MAX = {"batch_size": 1024, "repeats": 1000, "warmup": 1000}  # bound one measurement's work
 _TABULAR_KEYS = ("table", "objective", "report", "dataset")
 #: The column a tabular run optimises by default: NAS-Bench-201's published protocol selects on
 #: validation accuracy and reports test accuracy.
@@ -371,10 +370,9 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     for key, value in latency.items():
         if key not in _LATENCY_KEYS:
             raise _error(f"unknown key {key!r}; valid: {', '.join(_LATENCY_KEYS)}", file, f"latency.{key}")
-        low = 0 if key == "warmup" else 1
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= _LATENCY_MAX[key]:
-            raise _error(f"must be an integer from {low} to {_LATENCY_MAX[key]:,}, got {value!r}", file,
-                         f"latency.{key}")
+        low, high = _checks.LATENCY_BOUNDS[key]
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise _error(f"must be an integer from {low} to {high:,}, got {value!r}", file, f"latency.{key}")
     latency = {**_LATENCY_KEYS, **latency}
     keep = None if tabular is not None else parse_keep(data.get("keep_weights"), file=file)
     from nas.retrain._options import parse_retrain

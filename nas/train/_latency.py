@@ -8,6 +8,7 @@ import time
 import torch
 from torch import nn
 
+from nas import _checks
 from nas.errors import ConfigError
 from nas.train._config import resolve_device
 
@@ -33,7 +34,9 @@ def measure_latency(
     restored afterwards.
 
     Raises:
-        ConfigError: a non-positive ``batch_size`` or ``repeats``, a negative ``warmup``,
+        ConfigError: a ``batch_size``, ``repeats`` or ``warmup`` that is not an integer
+            within :data:`nas._checks.LATENCY_BOUNDS` (a batch of 1 to 1,024 images, 1 to
+            1,000 timed and 0 to 1,000 untimed passes: a run's ``latency`` section's bounds),
             an unusable device, or an ``input_shape`` other than the genotype's of a model
             built by :func:`nas.build_model`.
         TypeError: ``model`` is not a torch module.
@@ -43,10 +46,10 @@ def measure_latency(
     expected = getattr(getattr(model, "genotype", None), "input_shape", None)
     if expected is not None and tuple(input_shape) != tuple(expected):
         raise ConfigError(f"the model takes {tuple(expected)}, got {tuple(input_shape)}", path="input_shape")
-    checks = (("batch_size", batch_size, 1), ("repeats", repeats, 1), ("warmup", warmup, 0))
-    for key, value, low in checks:
-        if not isinstance(value, int) or value < low:
-            raise ConfigError(f"must be an integer >= {low}, got {value!r}", path=key)
+    given = {"batch_size": batch_size, "repeats": repeats, "warmup": warmup}
+    for key, (low, high) in _checks.LATENCY_BOUNDS.items():
+        given[key] = _checks.number(given[key], path=key, low=low, high=high, integer=True)
+    batch_size, repeats, warmup = given["batch_size"], given["repeats"], given["warmup"]
     target = resolve_device(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device=target, memory_format=memory_format)
