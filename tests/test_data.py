@@ -275,6 +275,22 @@ def test_augmentation_is_seeded_and_varies_across_epochs() -> None:
     assert not torch.equal(first[0], other[0])
 
 
+@pytest.mark.parametrize("option, value, message", [
+    # True was a batch of 1 image; crop_padding=True failed in F.pad (a TypeError), 10**6
+    # allocating 5 PB; seeds failed in manual_seed (2**70: an OverflowError, 1.5) or were taken
+    ("batch_size", True, "batch_size: must be an integer in [1, inf), got True"),
+    ("crop_padding", True, "crop_padding: must be an integer in [0, 6], got True"),
+    ("crop_padding", 10**6, "crop_padding: must be an integer in [0, 6], got 1000000"),
+    ("seed", 2**70, f"seed: must be an integer in [0, 4294967295], got {2**70}"),
+    ("seed", 1.5, "seed: must be an integer in [0, 4294967295], got 1.5"),
+    ("seed", -1, "seed: must be an integer in [0, 4294967295], got -1"),
+])
+def test_loader_sizes_and_seeds_are_checked_integers(option: str, value: object, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        next(iter(_loader(_images(), **{option: value})))
+    assert str(error.value) == message
+
+
 def test_channels_last_batches_and_bad_arguments() -> None:
     x, _ = next(iter(_loader(_images(), channels_last=True, crop_padding=1)))
     assert x.is_contiguous(memory_format=torch.channels_last)

@@ -241,6 +241,15 @@ def test_a_batch_size_outside_two_to_max_batch_is_refused_not_sliced(batch_size)
             P.score(nas.load_genotype(MLP), given, ["naswot"], batch_size=batch_size)
 
 
+@pytest.mark.parametrize("seed", [True, 1.5, 2**70])
+def test_an_image_batch_seed_is_checked(seed):
+    from nas.data import load_dataset
+
+    # each failed in torch's manual_seed (2**70: an OverflowError traceback)
+    with pytest.raises(ConfigError, match=r"^seed: must be an integer in \[0, 4294967295\], got "):
+        P.image_batch(load_dataset("digits", subset=200), seed=seed)
+
+
 def test_a_prepared_batch_over_max_batch_is_refused():
     images, labels = torch.zeros(4097, 4), torch.zeros(4097, dtype=torch.int64)
     with pytest.raises(ConfigError, match=r"^need 2 to 4,096 images with one label each, got images \(4097, 4\)"):

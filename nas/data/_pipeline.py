@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from nas import _checks
 from nas.errors import ConfigError
 
 __all__ = ["DeviceLoader"]
@@ -30,7 +31,7 @@ class DeviceLoader:
         mean, std: Per-channel statistics on the 0..1 scale used to normalise.
         shuffle: Visit the images in a new random order each epoch.
         crop_padding: Random crop after zero-padding each side by this many pixels
-            (``0``: no crop).
+            (``0``: no crop), at most the image's larger side.
         flip: Flip each image horizontally with probability 1/2.
         drop_last: Leave out the last, smaller batch.
         seed: Seed of the loader's own ``torch.Generator`` (order, crops, flips). The
@@ -44,7 +45,8 @@ class DeviceLoader:
         ``(x, y)``: ``x`` a float ``[B, C, H, W]`` tensor, ``y`` int64 ``[B]``.
 
     Raises:
-        ConfigError: a bad batch size or padding, tensors of the wrong type or shape, a mean
+        ConfigError: a batch size, padding or seed that is not an integer in its range
+            (bools are not), tensors of the wrong type or shape, a mean
             or std not of one finite number per channel (or one for all; a std above 0), a
             non-float dtype.
     """
@@ -73,13 +75,13 @@ class DeviceLoader:
             raise ConfigError(
                 f"need one label per image, got {tuple(labels.shape)} for {images.shape[0]}"
             )
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"must be a positive integer, got {batch_size!r}", path="batch_size")
-        if not isinstance(crop_padding, int) or crop_padding < 0:
-            raise ConfigError(
-                f"must be a non-negative integer, got {crop_padding!r}", path="crop_padding"
-            )
         n, c, h, w = images.shape
+        batch_size = _checks.number(batch_size, path="batch_size", low=1, integer=True)
+        # Padded wider than the image, a crop may hold none of it, and the padded copy of the
+        # split (kept on the device) grows with the padding's square: bounded at 9 times.
+        crop_padding = _checks.number(crop_padding, path="crop_padding", low=0, high=max(h, w),
+                                      integer=True)
+        seed = _checks.seed(seed, path="seed")
         for key, stats in (("mean", mean), ("std", std)):
             values = torch.tensor(stats, dtype=torch.float64).flatten()
             if len(values) not in (1, c) or not values.isfinite().all() or (key == "std" and not (values > 0).all()):

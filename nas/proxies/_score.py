@@ -72,12 +72,14 @@ def image_batch(data: Dataset | Batch, *, batch_size: int = 64, seed: int = 0) -
 
     Raises:
         ConfigError: for anything else, a ``batch_size`` that is not an integer in
-            ``[2, MAX_BATCH]`` (checked whatever ``data`` is), a batch of fewer than 2 or
+            ``[2, MAX_BATCH]`` or a seed outside ``[0, 2**32)`` (checked whatever ``data``
+            is), a batch of fewer than 2 or
             more than ``MAX_BATCH`` images or images that are not float32.
     """
     from nas.data import Dataset, stratified_order
 
     batch_size = _checks.batch_size(batch_size, path="batch_size")
+    seed = _checks.seed(seed, path="seed")
     if isinstance(data, Dataset):
         generator = torch.Generator().manual_seed(seed)
         index = stratified_order(data.train_labels, generator)[:batch_size]
