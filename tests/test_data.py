@@ -195,6 +195,21 @@ def test_image_folder(tmp_path: Path) -> None:
     assert sorted(torch.cat([data.train_labels, data.val_labels]).tolist()) == [0] * 5 + [1] * 5
 
 
+@pytest.mark.parametrize("options, message", [
+    # 10**9 classes failed allocating their templates (19 GB, a torch traceback); 400,000
+    # took 4.9 GB of templates for 4,096 images; a 2**70 seed was an OverflowError traceback
+    ({"num_classes": 10**9}, "num_classes: 1,000,000,000 class templates of [3, 32, 32] are "
+     "12,288,000,000,000 bytes; at most 1,048,576 classes and 4,294,967,296 bytes"),
+    ({"num_classes": 400_000}, "num_classes: 400,000 class templates of [3, 32, 32] are "
+     "4,915,200,000 bytes; at most 1,048,576 classes and 4,294,967,296 bytes"),
+    ({"data_seed": 2**70}, f"data_seed: must be an integer in [0, 4294967295], got {2**70}"),
+])
+def test_synthetic_classes_and_seed_are_bounded(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_dataset("synthetic", **options)
+    assert str(error.value) == message
+
+
 def test_synthetic_is_seeded() -> None:
     a = load_dataset("synthetic", num_images=64, shape=(3, 16, 16), data_seed=1)
     b = load_dataset("synthetic", num_images=64, shape=(3, 16, 16), data_seed=1)

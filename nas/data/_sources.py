@@ -15,8 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nas import _checks
 from nas._checks import user_path
-from nas.data._dataset import RawData
+from nas.data._dataset import MAX_CLASSES, RawData
 from nas.data._registry import register_dataset
 from nas.errors import ConfigError
 
@@ -227,7 +228,8 @@ for _name in _TORCHVISION:
     _register_torchvision(_name)
 
 
-#: The most image bytes the synthetic source makes (4 GiB).
+#: The most bytes the synthetic source makes (4 GiB) of images (uint8), and apart of class
+#: templates (one float32 image a class).
 MAX_SYNTHETIC_BYTES = 4 << 30
 
 
@@ -239,10 +241,17 @@ def _check_synthetic(*, num_images: int = 4096, num_classes: int = 10,
     for key, value in (("num_images", num_images), ("num_classes", num_classes)):
         if value < 1:
             raise ConfigError(f"must be a positive integer, got {value!r}", path=key)
-    size = (num_images + test_images) * shape[0] * shape[1] * shape[2]
+    _checks.seed(data_seed, path="data_seed")
+    pixels = shape[0] * shape[1] * shape[2]
+    size = (num_images + test_images) * pixels
     if size > MAX_SYNTHETIC_BYTES:
         raise ConfigError(f"{num_images + test_images} images of {list(shape)} are {size:,} bytes; "
                           f"at most {MAX_SYNTHETIC_BYTES:,}", path="num_images")
+    templates = num_classes * pixels * 4  # one float32 template a class
+    if num_classes > MAX_CLASSES or templates > MAX_SYNTHETIC_BYTES:
+        raise ConfigError(f"{num_classes:,} class templates of {list(shape)} are {templates:,} bytes; "
+                          f"at most {MAX_CLASSES:,} classes and {MAX_SYNTHETIC_BYTES:,} bytes",
+                          path="num_classes")
 
 
 @register_dataset("synthetic", check=_check_synthetic)
@@ -259,7 +268,9 @@ def load_synthetic(
 
     Every class has a smooth random template; an image is its class template shifted by up
     to an eighth of the image and plus Gaussian pixel noise of standard deviation ``noise``
-    (0..255 scale). ``test_images`` more images form an official test split.
+    (0..255 scale). ``test_images`` more images form an official test split. The images and
+    the templates are each bounded by :data:`MAX_SYNTHETIC_BYTES`, the classes by
+    :data:`~nas.data._dataset.MAX_CLASSES`; ``data_seed`` is a 32-bit seed.
     """
     _check_synthetic(num_images=num_images, num_classes=num_classes, shape=shape,
                      test_images=test_images)
