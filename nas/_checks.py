@@ -48,6 +48,7 @@ __all__ = [
     "device",
     "folder_name",
     "genotype",
+    "max_processes",
     "name_list",
     "number",
     "plain_number",
@@ -164,6 +165,13 @@ def known_keys(value: Mapping[str, Any], keys: Iterable[str], *, path: str,
 def cores() -> int:
     """The machine's CPU cores (``os.cpu_count()``, at least 1)."""
     return os.cpu_count() or 1
+
+
+def max_processes() -> int:
+    """Worker processes allowed on this machine: its cores, and at least 4 (a worker trains,
+    decodes or retrains one thing at a time; more processes than cores only slow each other
+    down, and thousands exhaust the OS)."""
+    return max(4, cores())
 
 
 def threads(value: Any, *, path: str, file: str | None = None) -> int | None:

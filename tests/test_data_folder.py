@@ -917,3 +917,15 @@ def test_a_zip_member_larger_than_it_declares_is_read_a_chunk_at_a_time(tmp_path
         tracemalloc.stop()
     assert str(error.value) == f"{archive}: cannot read the zip archive: Bad CRC-32 for file 'a/1.png'"
     assert peak < 16 << 20
+
+
+@pytest.mark.parametrize("over", [1, 10**6])
+def test_decode_workers_are_bounded_before_any_process_starts(tmp_path: Path, over: int) -> None:
+    """decode_workers had no upper bound: the decoder forks its pool all at once, so 10**6 was a
+    fork bomb (the source was read first: here, not found)."""
+    from nas._checks import max_processes
+
+    workers = max_processes() + over
+    with pytest.raises(ConfigError) as error:
+        load_dataset("folder", root=tmp_path / "missing", decode_workers=workers)
+    assert str(error.value) == f"decode_workers: must be an integer in [0, {max_processes()}], got {workers}"

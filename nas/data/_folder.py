@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas._checks import check_path_given, resolved_path, user_path
+from nas._checks import check_path_given, max_processes, number, resolved_path, user_path
 from nas.data import _cache
 from nas.data._dataset import RawData, select_rows, stratified_order
 from nas.data._decode import ChunkDecoder, is_image_name
@@ -201,7 +201,7 @@ def load_folder(
         cache: ``True`` for the default cache folder, a folder, or ``False`` to decode on
             every load.
         decode_workers: Decoding processes besides the one reading the source (``0``:
-            decode while reading). Default: one per CPU core, at most 4 (the reading
+            decode while reading), at most :func:`nas._checks.max_processes`. Default: one per CPU core, at most 4 (the reading
             process mostly waits for them: on 2 busy cores, 2 decoded CIFAR-10 in 0.66-0.72
             of the time of none, 1 in 0.84-1.01; ``bench/data_load.py``).
         max_members, max_decoded_bytes, max_expansion: Bounds on the work a source may cause
@@ -215,12 +215,9 @@ def load_folder(
     for key, value in (("max_members", max_members), ("max_decoded_bytes", max_decoded_bytes),
                        ("max_expansion", max_expansion)):
         _positive(value, key)
-    if decode_workers is not None and (
-        not isinstance(decode_workers, int) or isinstance(decode_workers, bool) or decode_workers < 0
-    ):
-        raise ConfigError(
-            f"must be a non-negative integer, got {decode_workers!r}", path="decode_workers"
-        )
+    if decode_workers is not None:  # forked all at once: 10**6 was a fork bomb
+        decode_workers = number(decode_workers, path="decode_workers", low=0,
+                                high=max_processes(), integer=True)
     if not isinstance(test_fraction, (int, float)) or not 0 <= test_fraction < 1:
         raise ConfigError(f"must lie in [0, 1), got {test_fraction!r}", path="test_fraction")
     if cache is True:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas._checks import cores, finite, resolved_path
+from nas._checks import finite, max_processes, resolved_path
 from nas._threads import torch_threads
 from nas.errors import ConfigError
 from nas.io import atomic_write_text, make_folder, read_json_object
@@ -224,7 +224,7 @@ def retrain(
             holding it, a folder of other files), or a retrain folder made with another schedule.
     """
     started = time.time()
-    most = max(4, cores())  # as a search's workers: more processes than cores slow each other
+    most = max_processes()  # as a search's workers
     if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= most:
         raise ConfigError(f"must be an integer from 1 to {most} on this machine, got {workers!r}",
                           path="--workers")

@@ -237,17 +237,11 @@ def with_overrides(config: RunConfig, *, name: str | None = None, trials: int | 
     return dataclasses.replace(config, data=data, **changes)
 
 
-def _max_workers() -> int:
-    """Worker processes allowed on this machine: its cores, and at least 4 (a worker trains one
-    model at a time; more processes than cores only slow each other down)."""
-    return max(4, _checks.cores())
-
-
 # Bounds of the run's numbers (nas._checks.number); the upper ones turn typos into errors.
 _LIMITS: dict[str, dict[str, Any]] = {
     "trials": {"low": 1, "high": 1_000_000},
     "timeout": {"low": 0.0, "high": 1e7, "low_open": True},  # seconds: about 115 days
-    "workers": {"low": 1, "high": _max_workers()},
+    "workers": {"low": 1, "high": _checks.max_processes()},
     "width_multiplier": {"low": 0.0, "high": 16.0, "low_open": True},
     "trials_per_device": {"low": 1, "high": 64},
     "heartbeat": {"low": 1, "high": 3600},  # seconds between a running trial's heartbeats
