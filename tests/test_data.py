@@ -437,6 +437,15 @@ def test_array_files_over_max_bytes_are_refused_before_reading(tmp_path: Path) -
         load_dataset("npz", path=tmp_path / "o.npz")
 
 
+@pytest.mark.parametrize("max_bytes", [True, -1, 1.5, "1000"])
+def test_read_idx_max_bytes_is_a_checked_integer(tmp_path: Path, max_bytes: object) -> None:
+    # True was a bound of 1 byte, -1 and 1.5 bounds no file met ("more than max_bytes (1.5)"),
+    # "1000" a TypeError comparing it
+    images = _idx(tmp_path / "images", 0x08, (4, 8, 8), bytes(4 * 64))
+    with pytest.raises(ConfigError, match=rf"^max_bytes: must be an integer in \[0, inf\), got "):
+        read_idx(images, max_bytes=max_bytes)
+
+
 def test_dataset_options_given_as_one_string_are_refused_not_spelled_out():
     from nas.data import check_dataset_options
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nas._checks import user_path
+from nas._checks import number, user_path
 from nas._zip import open_member, unpacked_bytes
 from nas.data._dataset import MAX_CLASSES, RawData
 from nas.data._registry import register_dataset
@@ -48,8 +48,10 @@ def read_idx(path: str | Path, *, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarra
     at most one byte past the data is read (a gzip bomb or a huge file costs no more).
 
     Raises:
-        ConfigError: the file is missing, not a regular file, truncated, too large or not IDX.
+        ConfigError: the file is missing, not a regular file, truncated, too large or not IDX;
+            a ``max_bytes`` that is not a non-negative integer.
     """
+    max_bytes = number(max_bytes, path="max_bytes", low=0, integer=True)
     file = Path(path)
     name = str(file)
     if not file.is_file():
