@@ -174,6 +174,12 @@ def check_tensors(state: Mapping[str, Any], *, file: str, path: str = "",
     tensor holding NaN or an infinity (a model that would only ever output NaN). ``path``
     prefixes the key in the error.
 
+    Values are read only once the shape is known to fit: a tensor of another shape than the
+    one of its key in ``like`` (or, for a key ``like`` lacks, holding more elements than its
+    storage: a view whose zero strides repeat one number, ``torch.zeros(1).expand(10**11)``,
+    saves in a few bytes) is refused from its shape, so the work is bounded by the model and
+    the file.
+
     Raises:
         ConfigError: naming ``file`` and the first such tensor's key.
     """
@@ -185,6 +191,14 @@ def check_tensors(state: Mapping[str, Any], *, file: str, path: str = "",
         if problem is not None:
             raise ConfigError(f"is {problem}, not a dense tensor of values", file=file, path=where)
         own = like.get(key) if like is not None else None
+        if isinstance(own, torch.Tensor) and own.shape != tensor.shape:
+            raise ConfigError(f"has shape {tuple(tensor.shape)}; the model's tensor has "
+                              f"{tuple(own.shape)}", file=file, path=where)
+        stored = tensor.untyped_storage().nbytes() // max(tensor.element_size(), 1)
+        if own is None and tensor.numel() > stored:
+            raise ConfigError(f"holds {tensor.numel():,} elements over a storage of {stored:,} "
+                              "(a view repeating its values), not a tensor of its own values",
+                              file=file, path=where)
         if isinstance(own, torch.Tensor) and _dtype_kind(own) != _dtype_kind(tensor):
             raise ConfigError(
                 f"holds {str(tensor.dtype).removeprefix('torch.')} values ({_dtype_kind(tensor)}); "

@@ -406,6 +406,19 @@ def test_decode_refuses_weights_a_model_cannot_take(tmp_path, monkeypatch, capsy
     assert not (tmp_path / "model.pth").exists()
 
 
+def test_a_tensor_repeating_one_number_is_refused_from_its_shape():
+    # zero strides over a storage of one element: reading its values allocated 10**12 of them
+    import torch
+
+    from nas.errors import ConfigError
+    from nas.weights import check_tensors
+
+    with pytest.raises(ConfigError, match=r"^w\.pth: k: holds 1,000,000,000,000 elements over a storage of 1 "):
+        check_tensors({"k": torch.zeros(1).expand(10**12)}, file="w.pth")
+    with pytest.raises(ConfigError, match=r"^w\.pth: k: has shape \(1000000000000,\); the model's tensor has \(3,\)$"):
+        check_tensors({"k": torch.zeros(1).expand(10**12)}, file="w.pth", like={"k": torch.zeros(3)})
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_decode_refuses_weights_that_are_not_finite(tmp_path, monkeypatch, capsys, value):
     # was written (exit 0): a model that only ever outputs NaN
