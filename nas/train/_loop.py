@@ -28,7 +28,7 @@ from nas.data import Dataset, DeviceLoader
 from nas.errors import ConfigError
 from nas.train._batchnorm import recalibrate_batchnorm
 from nas.train._config import TrainConfig, resolve_device
-from nas.train._io import checkpoint_history, load_checkpoint, save_checkpoint
+from nas.train._io import check_training_state, checkpoint_history, load_checkpoint, save_checkpoint
 from nas.train._optim import make_optimizer, make_schedule
 from nas.train._result import EpochRecord, Status, TrainResult
 from nas.weights import state_dict_bytes
@@ -435,10 +435,11 @@ class _Attempt:
                 )
         if state.get("batch_size") != self.batch_size:
             raise ConfigError(
-                f"checkpoint was written at batch size {state.get('batch_size')}, "
+                f"checkpoint was written at batch size {state.get('batch_size')!r}, "
                 f"not {self.batch_size}",
                 file=str(path),
             )
+        check_training_state(state, file=str(path), optimizer=self.optimizer, schedule=self.schedule)
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
