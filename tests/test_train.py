@@ -192,6 +192,12 @@ def test_resume_continues_exactly_where_the_checkpoint_left_off(
 @pytest.mark.parametrize("damage, where", [
     (lambda s: s["history"][0].update(val_accuracy="x"), "history[0].val_accuracy"),
     (lambda s: s["history"][0].update(epoch=1.5), "history[0].epoch"),
+    # epochs out of order, or more than the training's: resumed, the result counted them all
+    # ('best val accuracy ... after 5 epochs' of 2), its history numbered them as saved
+    (lambda s: s["history"][0].update(epoch=10**30), "history[0].epoch"),
+    (lambda s: s["history"][0].update(epoch=-3), "history[0].epoch"),
+    (lambda s: s.update(history=[{**s["history"][0], "epoch": e} for e in (1, 2, 3)]), "history"),
+    (lambda s: s.update(history=s["history"] * 2), "history[1].epoch"),
     (lambda s: s["history"][0].pop("lr"), "history[0].lr"),
     (lambda s: s["history"][0].update(bogus=1), "history[0].bogus"),
     (lambda s: s.update(history=["x"]), "history[0]"),

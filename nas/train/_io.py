@@ -61,7 +61,7 @@ def checkpoint_history(state: Mapping[str, Any], *, file: str,
     :func:`nas.weights.check_tensors`), ``config`` and ``step_losses`` of their types when
     present, each ``history`` entry a dict of
     :class:`EpochRecord` fields (integers ``epoch`` and ``steps``, finite numbers, ``val_loss``
-    a number or None) and each step loss a number.
+    a number or None), the ``i``-th with ``epoch`` ``i + 1``, and each step loss a number.
 
     Raises:
         ConfigError: naming ``file`` and the key path (``history[0].val_accuracy``).
@@ -91,6 +91,9 @@ def checkpoint_history(state: Mapping[str, Any], *, file: str,
             elif not (name == "val_loss" and (entry[name] is None or isinstance(entry[name], float))):
                 _checks.number(entry[name], file=file, path=f"{where}.{name}",
                                integer=name in ("epoch", "steps"))
+        if entry["epoch"] != i + 1:  # resuming starts at len(history) + 1
+            raise ConfigError(f"must be {i + 1} (the epochs are recorded in order from 1), got "
+                              f"{entry['epoch']!r}", file=file, path=f"{where}.epoch")
         records.append(EpochRecord(**entry))
     return records
 

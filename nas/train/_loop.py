@@ -425,6 +425,9 @@ class _Attempt:
         # The model, the optimizer's state (AdamW: two more copies of it) and small things.
         state = load_checkpoint(path, max_bytes=4 * state_dict_bytes(self.model) + (64 << 20))
         history = checkpoint_history(state, file=str(path), like=self.model.state_dict())
+        if len(history) > self.config.epochs:  # "completed" with a history of more epochs
+            raise ConfigError(f"records {len(history)} epochs, more than the {self.config.epochs} "
+                              "of this training", file=str(path), path="history")
         saved = state.get("config", {})
         for key, value in dataclasses.asdict(self.config).items():
             if key not in _RESUMABLE_CHANGES and key in saved and saved[key] != value:
