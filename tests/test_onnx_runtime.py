@@ -40,3 +40,24 @@ def test_a_model_built_from_another_network_is_refused_not_exported(tmp_path):
         export_model(genotype, tmp_path / "model.pt", model="model.pth")
     assert not (tmp_path / "model.pt").exists()
     assert export_model(nas.load_genotype(genotype.dump()), tmp_path / "model.pt", model=model).is_file()
+
+
+def test_adaptive_pooling_to_a_size_that_does_not_divide_the_input_exports(tmp_path):
+    # was 'unexpected SymbolicValueError: Unsupported: ONNX export of operator
+    # adaptive_avg_pool2d, output size that are not factor of input size' after the exporter
+    # printed its graph (AlexNet's 6 x 6 at any input but multiples of 6)
+    import onnxruntime
+
+    genotype = nas.load_genotype("name: m\ninput: [3, 11, 7]\nnetwork: ['conv(4)', 'adaptive_avgpool(5)', "
+                                 "flatten, 'linear(3)']")
+    torch.manual_seed(0)
+    model = nas.build_model(genotype).eval()
+    path = export_model(genotype, tmp_path / "model.onnx", model=model)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(2, 3, 11, 7)
+    with torch.no_grad():
+        expected = model(x).numpy()
+        pooled = torch.nn.functional.adaptive_avg_pool2d(model.conv0(x), 5)  # torch's own operator
+        np.testing.assert_allclose(model.adaptive_avgpool0(model.conv0(x)).numpy(), pooled.numpy(), atol=1e-6)
+    (got,) = session.run(None, {"input": x.numpy()})
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

@@ -5,7 +5,7 @@ Every module here is scriptable, traceable by ``torch.fx`` and exportable to ONN
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -116,6 +116,39 @@ class GlobalAvgPool2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+def adaptive_bins(size: int, out: int) -> List[Tuple[int, int]]:
+    """The ``(start, end)`` of each of ``out`` bins over ``size`` positions, as
+    ``adaptive_avg_pool2d`` takes them (``floor(i * size / out)`` to ``ceil((i + 1) * size /
+    out)``: neighbouring bins overlap when ``out`` does not divide ``size``)."""
+    return [((i * size) // out, -((-(i + 1) * size) // out)) for i in range(out)]
+
+
+class AdaptiveAvgPool2d(nn.Module):
+    """``F.adaptive_avg_pool2d`` to ``size`` for a fixed input ``(H, W)``, computed as the mean
+    of each row bin, then of each column bin (the mean over a rectangle). The ONNX exporter
+    refuses torch's operator when the output size does not divide the input size
+    (AlexNet's 6 x 6 from 11 x 11); these slices and means export at any size."""
+
+    def __init__(self, size: Tuple[int, int], input_size: Tuple[int, int]):
+        super().__init__()
+        self.size = size
+        self.rows = adaptive_bins(input_size[0], size[0])
+        self.cols = adaptive_bins(input_size[1], size[1])
+
+    def forward(self, x: Tensor) -> Tensor:
+        rows: List[Tensor] = []
+        for start, end in self.rows:
+            rows.append(x[:, :, start:end].mean(dim=2, keepdim=True))
+        x = torch.cat(rows, dim=2)
+        cols: List[Tensor] = []
+        for start, end in self.cols:
+            cols.append(x[:, :, :, start:end].mean(dim=3, keepdim=True))
+        return torch.cat(cols, dim=3)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.size}"
 
 
 class DropPath(nn.Module):

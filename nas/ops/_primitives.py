@@ -383,9 +383,16 @@ class AdaptiveAvgPool(Op):
         return OpInfo((channels, *_pair(args["size"])))
 
     def build(self, args, shapes, context):
+        """torch's module when the size divides the input's; else one ONNX can export
+        (:class:`nas.ops._modules.AdaptiveAvgPool2d`), computing the same."""
         from torch import nn
 
-        return nn.AdaptiveAvgPool2d(_pair(args["size"]))
+        from nas.ops._modules import AdaptiveAvgPool2d
+
+        size, (height, width) = _pair(args["size"]), _feature_map(self.name, shapes[0])[1:]
+        if height % size[0] == 0 and width % size[1] == 0:
+            return nn.AdaptiveAvgPool2d(size)
+        return AdaptiveAvgPool2d(size, (height, width))
 
 
 @register
