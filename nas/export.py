@@ -21,7 +21,7 @@ import torch
 
 from nas.analysis import MAX_MEMORY
 from nas.build import build_model
-from nas.errors import ConfigError
+from nas.errors import ConfigError, NasError
 from nas.genotype import Genotype
 from nas.genotype._model import require_genotype
 from nas.io import atomic_write_bytes
@@ -41,7 +41,10 @@ def export_model(genotype: Genotype, path: str | Path, *, model: torch.nn.Module
     Raises:
         ConfigError: an unknown suffix, ``preprocessing`` for another input shape, or a
             ``model`` built from another network (its :attr:`Genotype.hash` differs: another
-            architecture or input shape, which the export would describe wrongly).
+            architecture or input shape, which the export would describe wrongly), or the
+            format's exporter cannot convert the model (a plugin's op TorchScript cannot
+            compile: one line naming ``path``, the exporter's first line and the other
+            formats; nothing is written).
         GenotypeError: the network needs more than ``max_memory`` bytes
             (:func:`nas.analysis.check_memory`).
         TypeError: ``genotype`` is not a Genotype or ``model`` not a torch module.
@@ -64,11 +67,36 @@ def export_model(genotype: Genotype, path: str | Path, *, model: torch.nn.Module
                               f"genotype takes {list(genotype.input_shape)}", file=str(path))
         if path.suffix != ".pth":
             model = Normalized(model, preprocessing).eval()
+    try:
+        data = _serialise(model, genotype, path.suffix, preprocessing)
+    except (NasError, MemoryError, RecursionError):
+        raise
+    except Exception as error:  # noqa: BLE001 - an exporter refusing a module (a plugin's op)
+        text = (str(error).strip().splitlines() or [""])[0][:200]
+        others = ", ".join(f for f in FORMATS if f != path.suffix)
+        raise ConfigError(f"the {_FORMAT_NAMES[path.suffix]} exporter cannot convert this model "
+                          f"({type(error).__name__}{': ' + text if text else ''}); another format "
+                          f"may work ({others})", file=str(path)) from None
+    atomic_write_bytes(path, data)
+    if preprocessing is not None:
+        preprocessing.write(path.with_suffix(".json"), genotype=genotype.name,
+                            normalisation="inside the graph (.onnx, .pt, .pt2); apply "
+                            "(x - mean) / std yourself with the .pth state_dict")
+    return path
+
+
+_FORMAT_NAMES = {".onnx": "ONNX", ".pt": "TorchScript", ".pt2": "torch.export", ".pth": "state_dict"}
+
+
+def _serialise(model: torch.nn.Module, genotype: Genotype, suffix: str,
+               preprocessing: Preprocessing | None) -> bytes:
+    """The bytes of ``model`` (in eval mode, built from ``genotype``) in the format of
+    ``suffix``, the exporters' warnings silenced; whatever an exporter raises propagates."""
     example = torch.rand(2, *genotype.input_shape)  # batch 2: a batch of 1 would be specialised
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporters warn about deprecations that are not the user's
-        if path.suffix == ".onnx":
+        if suffix == ".onnx":
             torch.onnx.export(
                 model, (example,), buffer, dynamo=False, input_names=["input"],
                 output_names=[f"output{i}" if i else "output" for i in range(_outputs(genotype))],
@@ -76,20 +104,15 @@ def export_model(genotype: Genotype, path: str | Path, *, model: torch.nn.Module
             )
             if preprocessing is not None:
                 buffer = _with_metadata(buffer.getvalue(), preprocessing.metadata())
-        elif path.suffix == ".pt":
+        elif suffix == ".pt":
             torch.jit.save(torch.jit.script(model), buffer)
-        elif path.suffix == ".pt2":
+        elif suffix == ".pt2":
             batch = torch.export.Dim("batch", min=1, max=1 << 16)
             program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
             torch.export.save(program, buffer)
         else:
             torch.save(model.state_dict(), buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-    if preprocessing is not None:
-        preprocessing.write(path.with_suffix(".json"), genotype=genotype.name,
-                            normalisation="inside the graph (.onnx, .pt, .pt2); apply "
-                            "(x - mean) / std yourself with the .pth state_dict")
-    return path
+    return buffer.getvalue()
 
 
 def _with_metadata(data: bytes, props: dict[str, str]) -> io.BytesIO:

@@ -61,3 +61,42 @@ def test_adaptive_pooling_to_a_size_that_does_not_divide_the_input_exports(tmp_p
         np.testing.assert_allclose(model.adaptive_avgpool0(model.conv0(x)).numpy(), pooled.numpy(), atol=1e-6)
     (got,) = session.run(None, {"input": x.numpy()})
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+class _Unscriptable(torch.nn.Module):
+    def forward(self, x):
+        return x * sum([1 for _ in range(2)], 0)  # a comprehension TorchScript cannot compile
+
+
+def test_a_module_an_exporter_cannot_convert_is_one_line_naming_the_file(tmp_path):
+    # was 'unexpected RuntimeError: Arguments for call are not valid. (an input nas does not
+    # check, or a bug ...)' naming the genotype, for a plugin's op TorchScript cannot compile
+    import pytest
+
+    from nas.ops import Example, Op, OpInfo, register
+    from nas.ops import _registry
+
+    class Unscriptable(Op):
+        """An op whose module TorchScript cannot compile."""
+
+        name = "test_unscriptable"
+        example = Example()
+
+        def infer(self, args, shapes):
+            return OpInfo(shapes[0])
+
+        def build(self, args, shapes, context):
+            return _Unscriptable()
+
+    register(Unscriptable)
+    try:
+        genotype = nas.load_genotype("name: m\ninput: [3, 4, 4]\nnetwork: [test_unscriptable]")
+        with pytest.raises(nas.ConfigError) as error:
+            export_model(genotype, tmp_path / "model.pt")
+        assert str(error.value).startswith(f"{tmp_path / 'model.pt'}: the TorchScript exporter cannot convert "
+                                           "this model (RuntimeError: "), str(error.value)
+        assert str(error.value).endswith("another format may work (.onnx, .pt2, .pth)")
+        assert not (tmp_path / "model.pt").exists()
+        assert export_model(genotype, tmp_path / "model.pt2").is_file()
+    finally:
+        del _registry._REGISTRY["test_unscriptable"], _registry._CANONICAL["test_unscriptable"]
