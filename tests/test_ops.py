@@ -193,3 +193,19 @@ def test_the_docs_table_is_the_registry_table(capsys):
     printed = capsys.readouterr().out
     assert printed == primitive_table()  # with any plugin ops other tests registered
     assert printed.startswith(documented)
+
+
+def test_a_case_too_large_to_check_is_not_built():
+    """conv(10**9) was built (an allocation of hundreds of GB, 'build raised RuntimeError') and
+    conv(512) on (512, 256, 256) run, 154 G multiply-accumulates per sample: hours on a CPU.
+    Cases beyond the bounds are reported from their static figures, not built."""
+    pytest.importorskip("torch")
+    report = check_op("conv", example=f"conv({10**9})", shapes=[(8, 9, 9)])
+    assert report.shapes[0].too_large == "73,000,000,000 parameters, more than 25,000,000"
+    assert report.shapes[0].measured is None and not report.ok
+    assert report.problems == ("every input shape tried is refused or too large to check; pass "
+                               "smaller shapes or arguments",)
+    report = check_op("conv", example="conv(512)", shapes=[(512, 256, 256), (8, 9, 9)])
+    assert report.shapes[0].too_large == "154,618,822,656 MACs per sample, more than 1,000,000,000"
+    assert report.ok and report.shapes[1].measured is not None
+    assert "not run, too large to check (154,618,822,656 MACs" in report.lines()[1]

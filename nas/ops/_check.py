@@ -43,13 +43,21 @@ DEFAULT_SHAPES: tuple[Shape, ...] = ((8, 9, 9), (16, 12, 10), (24, 1, 1), (32,))
 
 _BATCH = 2
 
+#: The largest case :func:`check_op` builds and runs (per sample; two builds, forward and
+#: backward at batch :data:`_BATCH`): ``conv(4096, k=3)`` on ``(4096, 64, 64)`` would need
+#: 1.2 GB of weights and 618 G multiply-accumulates per sample, hours on a CPU.
+_MAX_PARAMS = 25_000_000
+_MAX_MACS = 1_000_000_000
+_MAX_ELEMENTS = 16_000_000
+
 
 @dataclass(frozen=True)
 class ShapeCheck:
     """The check on one set of input shapes.
 
     ``static`` is what the static rule derived (``None`` when it refused the shapes, with the
-    reason in ``refused``); ``measured`` is what the torch module did (shape, params, MACs
+    reason in ``refused``); ``too_large`` says why the case was not built (beyond the
+    bounds of :func:`_too_large`); ``measured`` is what the torch module did (shape, params, MACs
     per sample); ``problems`` lists each disagreement in words (empty: the contract holds).
     """
 
@@ -58,6 +66,7 @@ class ShapeCheck:
     measured: OpInfo | None = None
     refused: str | None = None
     problems: tuple[str, ...] = ()
+    too_large: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,7 @@ class OpCheck:
                 continue
             s = check.static
             verdict = "ok" if not check.problems else "; ".join(check.problems)
+            verdict = f"not run, too large to check ({check.too_large})" if check.too_large else verdict
             out.append(f"  {inputs} -> {_fmt(s.shape)}, params {s.params:,}, MACs {s.macs:,}: {verdict}")
         out.extend(f"  {problem}" for problem in self.problems)
         out.append(f"{self.op}: {'keeps its contract' if self.ok else 'BREAKS its contract'}")
@@ -223,11 +233,34 @@ def check_op(
         except Exception as error:  # noqa: BLE001 - a plugin's rule may raise anything
             results.append(ShapeCheck(inputs, problems=(f"static rule raised {_describe(error)}",)))
             continue
-        results.append(_check_shape(instance, args, inputs, static, generator))
+        too_large = _too_large(static, inputs)
+        results.append(ShapeCheck(inputs, static, too_large=too_large) if too_large
+                       else _check_shape(instance, args, inputs, static, generator))
     problems: tuple[str, ...] = ()
     if results and all(r.refused for r in results):
         problems = ("the static rule refuses every input shape tried; pass shapes it accepts",)
+    elif results and all(r.refused or r.too_large for r in results):
+        problems = ("every input shape tried is refused or too large to check; pass smaller "
+                    "shapes or arguments",)
     return OpCheck(instance.name, text, args, tuple(results), problems)
+
+
+def _too_large(static: Any, inputs: tuple[Shape, ...]) -> str | None:
+    """Why the case of ``inputs`` is too large to build and run, from its static figures
+    (``None``: it is not): more than :data:`_MAX_PARAMS` parameters, :data:`_MAX_MACS`
+    multiply-accumulates per sample, or :data:`_MAX_ELEMENTS` elements in an input or the
+    output. A static rule's figures that are no numbers are :func:`_check_shape`'s to report."""
+    import math
+
+    if not isinstance(static, OpInfo):
+        return None
+    sizes = [math.prod(shape) for shape in (*inputs, tuple(static.shape))]
+    for figure, value, limit in (("parameters", static.params, _MAX_PARAMS),
+                                 ("MACs per sample", static.macs, _MAX_MACS),
+                                 ("elements in a tensor", max(sizes), _MAX_ELEMENTS)):
+        if isinstance(value, (int, float)) and value > limit:
+            return f"{value:,} {figure}, more than {limit:,}"
+    return None
 
 
 def _describe(error: BaseException) -> str:
