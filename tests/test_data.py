@@ -101,14 +101,24 @@ def test_reachability_check_is_bounded_when_the_name_lookup_hangs(monkeypatch: p
     # the socket's timeout does not cover the name lookup: a resolver that does not answer
     # must not hold a config check (which asks whether CIFAR-10 could be downloaded) for long
     import socket
+    import threading
     import time
 
     import nas.data._sources as sources
 
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: time.sleep(30))
+    released = threading.Event()  # set at the end, so the lookup's thread ends quietly
+
+    def unanswered(*args: object, **kwargs: object) -> None:
+        released.wait(30)
+        raise socket.gaierror("no answer")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unanswered)
     started = time.monotonic()
-    assert sources._reachable.__wrapped__("https://unanswered.invalid/x.tar.gz", timeout=0.2) is False
-    assert time.monotonic() - started < 10  # a guard against the hang, not a timing target
+    try:
+        assert sources._reachable.__wrapped__("https://unanswered.invalid/x.tar.gz", timeout=0.2) is False
+        assert time.monotonic() - started < 10  # a guard against the hang, not a timing target
+    finally:
+        released.set()
 
 
 def test_torchvision_class_names_travel_with_the_data(tmp_path: Path) -> None:
