@@ -293,8 +293,10 @@ class Setting:
     """A proxy-training setting: the NB201 network at ``width`` channels in its first stage and
     ``cells`` cells per stage, trained ``epochs`` epochs on ``images`` CIFAR-10 training
     images (class-stratified) at ``resolution`` x ``resolution`` pixels, validated on 1,000
-    held-out training images at the same resolution, SGD at ``lr`` (one-cycle) in batches of
-    ``batch``."""
+    held-out training images at the same resolution, ``optimizer`` (``TrainConfig``'s: SGD
+    with Nesterov momentum by default) at peak ``lr`` on ``schedule`` in batches of ``batch``,
+    with ``weight_decay`` and ``label_smoothing``. The defaults are the first settings'
+    recipe, so their cached records stay valid."""
 
     name: str
     width: int
@@ -304,6 +306,19 @@ class Setting:
     resolution: int = 32
     batch: int = 128
     lr: float = 0.1
+    optimizer: str = "sgd"
+    schedule: str = "onecycle"
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+
+    def train_config(self, seed: int):
+        """The run's :class:`nas.train.TrainConfig` (CPU, one thread)."""
+        from nas.train import TrainConfig
+
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch, lr=self.lr,
+                           optimizer=self.optimizer, schedule=self.schedule,
+                           weight_decay=self.weight_decay, label_smoothing=self.label_smoothing,
+                           device="cpu", threads=1, seed=seed)
 
 
 # w8-c1-e2-n2k of the first measurement (0.038 Spearman at 3.4 s) gave way to r16-w16-c1-e8-n10k:
@@ -338,8 +353,11 @@ TRAINED_SCORES = (
 )
 
 
-def _init_trained(arches: dict[int, str], cifar: str, seed: int,
+def _init_trained(arches: dict[int, str], cifar: str, seed: int, train_seed: int,
                   settings: Sequence[Setting]) -> None:
+    """A worker's data: the training subset and held-out images chosen with ``seed``; the
+    weights' initialisation, data order and augmentation of every run seeded with
+    ``train_seed``."""
     import torch
 
     from nas.data import load_dataset
@@ -351,7 +369,7 @@ def _init_trained(arches: dict[int, str], cifar: str, seed: int,
         data[resolution] = load_dataset("folder", root=cifar, subset=images, val_subset=1000,
                                         resolution=None if resolution == 32 else resolution,
                                         seed=seed)
-    _WORK.update(arches=arches, data=data, seed=seed)
+    _WORK.update(arches=arches, data=data, seed=train_seed)
 
 
 def _train_cell(task: tuple[int, Setting]) -> dict:
@@ -362,7 +380,7 @@ def _train_cell(task: tuple[int, Setting]) -> dict:
 
     from nas.build import build_model
     from nas.data import DeviceLoader
-    from nas.train import TrainConfig, recalibrate_batchnorm, train_model, validate
+    from nas.train import recalibrate_batchnorm, train_model, validate
     from nas.train._loop import native_bf16
 
     index, setting = task
@@ -375,8 +393,7 @@ def _train_cell(task: tuple[int, Setting]) -> dict:
     genotype = genotype.with_input(subset.input_shape)
     torch.manual_seed(_WORK["seed"])
     model = build_model(genotype)
-    config = TrainConfig(epochs=setting.epochs, batch_size=setting.batch, lr=setting.lr, device="cpu", threads=1,
-                         seed=_WORK["seed"])
+    config = setting.train_config(_WORK["seed"])
     amp = native_bf16(torch.device("cpu")) if config.amp is None else config.amp
     # After every epoch, outside the training: recalibrate batch-norm statistics on a copy of
     # the buffers, validate, and put the buffers back (training is unchanged; its CPU time is
@@ -403,7 +420,8 @@ def _train_cell(task: tuple[int, Setting]) -> dict:
     history = result.history
     steps = result.step_losses
     return {
-        "index": index, "setting": setting.name, "status": result.status,
+        "index": index, "setting": setting.name, "train_seed": _WORK["seed"],
+        "status": result.status,
         "val_accuracy": result.best_val_accuracy, "final_accuracy": result.final_val_accuracy,
         "val_loss": history[-1].val_loss if history else None,
         "recal_accuracy": max(a for a, _ in recal) if recal else None,
@@ -436,7 +454,7 @@ def run_trained(args, table, cells: list[int], settings: Sequence[Setting], cach
         started = time.perf_counter()
         with multiprocessing.get_context("fork").Pool(
             args.workers, initializer=_init_trained,
-            initargs=(arches, str(args.cifar), args.seed, tuple(settings)),
+            initargs=(arches, str(args.cifar), args.seed, args.train_seed, tuple(settings)),
         ) as pool:
             for n, record in enumerate(pool.imap(_train_cell, todo, chunksize=1), 1):
                 append(cache, record)
@@ -862,6 +880,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timing-cells", type=int, default=20, help="cells of the timing part")
     parser.add_argument("--timing-threads", type=int, default=1, help="torch threads when timing")
     parser.add_argument("--trained-cells", type=int, default=40, help="cells proxy-trained")
+    parser.add_argument("--trained-offset", type=int, default=0,
+                        help="cells of the sample skipped before the trained part's (another, "
+                             "disjoint set of cells to confirm a setting on)")
+    parser.add_argument("--train-seed", type=int, default=None,
+                        help="the trained part's seed of initialisation, data order and "
+                             "augmentation (default: --seed, which also picks the cells and the "
+                             "training images); its own cache file")
     parser.add_argument("--search-seeds", type=int, default=50, help="seeds per search row")
     parser.add_argument("--search-budget", type=int, default=150, help="queries per search run")
     parser.add_argument("--search-rows", nargs="+", default=None, help="search rows to run")
@@ -884,6 +909,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--print-only", action="store_true",
                         help="compute nothing: print the tables of what the caches hold")
     args = parser.parse_args(argv)
+    if args.train_seed is None:
+        args.train_seed = args.seed
     from nas.proxies import get_proxy, proxy_names
 
     args.proxies = args.proxies or list(proxy_names())
@@ -939,17 +966,21 @@ def main(argv: list[str] | None = None) -> int:
         settings = QUICK_SETTINGS if args.quick else SETTINGS
         if args.settings and not args.quick:
             settings = tuple(s for s in SETTINGS if s.name in args.settings)
-        cells = sample[: args.trained_cells]
+        cells = sample[args.trained_offset: args.trained_offset + args.trained_cells]
         # trained2: records with the TSE and recalibration scores (trained_s*.jsonl: the first
-        # measurement, accuracy only).
-        cache = args.cache / f"trained2_s{args.seed}.jsonl"
+        # measurement, accuracy only); _t: another training seed than the sample's.
+        seeds = f"s{args.seed}" + ("" if args.train_seed == args.seed else f"_t{args.train_seed}")
+        cache = args.cache / f"trained2_{seeds}.jsonl"
         runs = run_trained(args, table, cells, settings, cache)
         zero = read_cache(args.cache / f"zero_b{args.batch}_s{args.seed}.jsonl")
         rows = trained_rows(settings, runs, cells)
         rows += hybrid_rows(settings, runs, zero, cells)
-        print_table(f"Proxy training with the project's loop (nas.train.train_model, SGD lr 0.1 "
-                    f"one-cycle, batch 128, 1 CPU thread), validated on 1,000 held-out CIFAR-10 "
-                    f"training images; the first {args.trained_cells} cells of the sample; +bnr = "
+        print_table(f"Proxy training with the project's loop (nas.train.train_model, each "
+                    f"setting's recipe: SGD lr 0.1 one-cycle, batch 128 unless its Setting says "
+                    f"otherwise; 1 CPU thread), validated on 1,000 held-out CIFAR-10 "
+                    f"training images; cells {args.trained_offset}-"
+                    f"{args.trained_offset + len(cells) - 1} of the sample, training seed "
+                    f"{args.train_seed}; +bnr = "
                     f"batch-norm statistics recalibrated on {RECAL_BATCHES} batches of 128 before "
                     f"each validation; TSE = sum of training step losses (Ru et al. 2021); load "
                     f"average {os.getloadavg()[0]:.1f} now", rows, table, cells)
