@@ -55,11 +55,15 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 if __package__ in (None, ""):  # run as a script from a checkout: make `nas` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+if TYPE_CHECKING:
+    from nas.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -311,7 +315,7 @@ class Setting:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
 
-    def train_config(self, seed: int):
+    def train_config(self, seed: int) -> TrainConfig:
         """The run's :class:`nas.train.TrainConfig` (CPU, one thread)."""
         from nas.train import TrainConfig
 
