@@ -102,6 +102,11 @@ def _unpacked_bytes(raw: bytes) -> int:
         return 0
 
 
+#: How a file ``torch.save`` wrote begins: a zip archive (its format since torch 1.6), or a
+#: pickle (protocol 2 or later: the legacy format).
+_TORCH_FORMATS = (b"PK\x03\x04", b"\x80")
+
+
 def load_torch_file(path: str | Path, *, max_bytes: int = MAX_TORCH_FILE_BYTES,
                     what: str = "a checkpoint") -> Any:
     """The object ``torch.save`` wrote to ``path``, read with ``torch.load(weights_only=True)``
@@ -128,6 +133,10 @@ def load_torch_file(path: str | Path, *, max_bytes: int = MAX_TORCH_FILE_BYTES,
             f"its records hold {unpacked:,} bytes uncompressed, more than {max_bytes:,} "
             "(a compression bomb?)", file=name,
         )
+    if not raw.startswith(_TORCH_FORMATS):
+        start = f"starts with {raw[:12]!r}" if raw else "is empty"
+        raise ConfigError(f"not {what} saved by torch.save: neither a zip archive (its format) nor a "
+                          f"pickle (its legacy format); the file {start}", file=name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": not one line
@@ -138,7 +147,7 @@ def load_torch_file(path: str | Path, *, max_bytes: int = MAX_TORCH_FILE_BYTES,
             "weights_only loading refuses)", file=name,
         ) from None
     except Exception as error:  # noqa: BLE001 - any failure to decode is the file's
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        reason = " ".join(str(error).split()).split(". ")[0][:200] or type(error).__name__  # its first sentence
         raise ConfigError(f"not {what} saved by torch.save: {reason}", file=name) from None
 
 

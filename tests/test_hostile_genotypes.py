@@ -355,7 +355,8 @@ def test_decode_seed_and_weights(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     for weights, fragment in [
         ("a.pth", "conv0.weight: file (4, 3, 3, 3), model (5, 3, 3, 3)"),
-        ("text.pth", "not a state_dict"),
+        ("text.pth", "not a state_dict saved by torch.save: neither a zip archive (its format) nor a pickle "
+                     "(its legacy format); the file starts with b'not a checkp'"),
         ("/dev/zero", "not a regular file"),
         ("missing.pth", "file not found"),
     ]:
