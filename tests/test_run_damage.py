@@ -389,6 +389,24 @@ def test_a_journal_record_optuna_cannot_replay_is_one_line_naming_the_journal(nb
     assert len(err) == 1 and err[0].startswith(f"{journal}: damaged journal: Optuna cannot replay"), err
 
 
+@pytest.mark.parametrize("name", ["trials", "trials/0001"])
+def test_a_symlinked_trials_folder_is_refused_before_the_study_is_written(nb201_run, tmp_path, capsys, name):
+    # found at the first trial's first log line, it left the trial Optuna had just made running
+    import shutil
+
+    runs = tmp_path / "runs"
+    run = runs / "nb201"
+    shutil.copytree(nb201_run, run)
+    outside = tmp_path / "outside"
+    shutil.move(run / name, outside)
+    (run / name).symlink_to(outside, target_is_directory=True)
+    journal = (run / "journal.log").read_bytes()
+    assert search(nb201_config(tmp_path), runs, "--resume", "--trials", "12") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"{run / name}: a symbolic link (a run folder's files are never written through one)"]
+    assert (run / "journal.log").read_bytes() == journal
+
+
 @pytest.mark.parametrize("damage", ["journal_deleted", "journal_emptied", "journal_cut_in_its_header",
                                     "journal_torn_over_lines_in_its_header",
                                     "config_lost_too"])

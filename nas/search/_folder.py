@@ -99,10 +99,22 @@ def check_trial_folders(run_dir: Path, known: int) -> None:
     trial folder of ``run_dir``: its storage lost them (a journal deleted, emptied or cut
     short) or is another run's, and the next trials would overwrite them.
 
+    A trials folder, or a trial's folder, that is a symbolic link is refused here too, before
+    the study is written to: found at the first trial's first log line
+    (:func:`nas.io.make_folder`), the trial Optuna had just made stayed running until a
+    resume re-queued it.
+
     Raises:
-        ConfigError: naming the trials folder and the first unknown trial.
+        ConfigError: naming the trials folder and the first unknown trial, or the link.
     """
     trials = run_dir / "trials"
+    linked = [trials] if trials.is_symlink() else []
+    if not linked and trials.is_dir():
+        linked = [Path(entry.path) for entry in os.scandir(trials)
+                  if entry.is_symlink() and trial_number(entry.name) is not None]
+    if linked:
+        raise ConfigError("a symbolic link (a run folder's files are never written through one)",
+                          file=str(min(linked)))
     if not trials.is_dir():
         return
     numbers = (trial_number(entry.name) for entry in os.scandir(trials))
