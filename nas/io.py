@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "disk_full", "is_disk_full", "make_folder",
-           "open_append", "try_file_lock", "read_json_object", "MAX_RECORD_BYTES"]
+           "open_append", "try_file_lock", "read_json_object", "LINK_REFUSED", "MAX_RECORD_BYTES"]
 
 #: The largest JSON file of a run folder read (``metrics.json``, ``run.json``: a real one is a
 #: few kilobytes).
@@ -148,9 +148,13 @@ def open_append(path: str | Path) -> int:
     return fd
 
 
+#: Why a symbolic link at a file or folder of a run is refused (:func:`open_append`,
+#: :func:`make_folder`, ``nas.search._folder.check_trial_folders``).
+LINK_REFUSED = "a symbolic link (a run folder's files are never written through one)"
+
+
 def _link_error(path: str | Path) -> OSError:
-    return OSError(errno.ELOOP, "a symbolic link (a run folder's files are never written through one)",
-                   str(path))
+    return OSError(errno.ELOOP, LINK_REFUSED, str(path))
 
 
 def make_folder(path: str | Path, *, root: str | Path) -> Path:

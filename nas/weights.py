@@ -127,16 +127,16 @@ def load_torch_file(path: str | Path, *, max_bytes: int = MAX_TORCH_FILE_BYTES,
 
     name = str(path)
     raw = read_bounded(path, limit=max_bytes, error=ConfigError)
+    if not raw.startswith(_TORCH_FORMATS):
+        start = f"starts with {raw[:12]!r}" if raw else "is empty"
+        raise ConfigError(f"not {what} saved by torch.save: neither a zip archive (its format) nor a "
+                          f"pickle (its legacy format); the file {start}", file=name)
     unpacked = _unpacked_bytes(raw)
     if unpacked > max_bytes:
         raise ConfigError(
             f"its records hold {unpacked:,} bytes uncompressed, more than {max_bytes:,} "
             "(a compression bomb?)", file=name,
         )
-    if not raw.startswith(_TORCH_FORMATS):
-        start = f"starts with {raw[:12]!r}" if raw else "is empty"
-        raise ConfigError(f"not {what} saved by torch.save: neither a zip archive (its format) nor a "
-                          f"pickle (its legacy format); the file {start}", file=name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": not one line

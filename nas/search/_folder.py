@@ -107,18 +107,19 @@ def check_trial_folders(run_dir: Path, known: int) -> None:
     Raises:
         ConfigError: naming the trials folder and the first unknown trial, or the link.
     """
+    from nas.io import LINK_REFUSED
+
     trials = run_dir / "trials"
-    linked = [trials] if trials.is_symlink() else []
-    if not linked and trials.is_dir():
-        linked = [Path(entry.path) for entry in os.scandir(trials)
-                  if entry.is_symlink() and trial_number(entry.name) is not None]
-    if linked:
-        raise ConfigError("a symbolic link (a run folder's files are never written through one)",
-                          file=str(min(linked)))
+    if trials.is_symlink():
+        raise ConfigError(LINK_REFUSED, file=str(trials))
     if not trials.is_dir():
         return
-    numbers = (trial_number(entry.name) for entry in os.scandir(trials))
-    unknown = sorted(n for n in numbers if n is not None and n >= known)
+    folders = [(entry, number) for entry in os.scandir(trials)
+               if (number := trial_number(entry.name)) is not None]
+    linked = sorted(entry.path for entry, _ in folders if entry.is_symlink())
+    if linked:
+        raise ConfigError(LINK_REFUSED, file=linked[0])
+    unknown = sorted(number for _, number in folders if number >= known)
     if unknown:
         raise ConfigError(f"holds {len(unknown)} trial folder(s) from {unknown[0]:04d} on that the run's "
                           f"storage does not know (it has {known} trials): it lost them or is another "

@@ -229,10 +229,13 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     return {"pool_pre_ping": True}
 
 
+_SERVER_BACKENDS = ("postgresql", "mysql")  # a database behind a connection, with its timeout
+
+
 def _is_server(url: str) -> bool:
     from sqlalchemy.engine import make_url
 
-    return make_url(url).get_backend_name() in ("postgresql", "mysql")
+    return make_url(url).get_backend_name() in _SERVER_BACKENDS
 
 
 def _read_engine_kwargs(url: str) -> dict[str, Any]:
@@ -247,7 +250,7 @@ def _read_engine_kwargs(url: str) -> dict[str, Any]:
         if database in ("", ":memory:") or not Path(database).is_file():
             raise ConfigError(f"no SQLite database at {database or '(none)'}")
         return _engine_kwargs(url)
-    if _is_server(url):
+    if backend in _SERVER_BACKENDS:
         return {"connect_args": {"connect_timeout": READ_CONNECT_TIMEOUT}}
     return {}
 
