@@ -273,7 +273,7 @@ def load_synthetic(
     :data:`~nas.data._dataset.MAX_CLASSES`; ``data_seed`` is a 32-bit seed.
     """
     _check_synthetic(num_images=num_images, num_classes=num_classes, shape=shape,
-                     test_images=test_images)
+                     test_images=test_images, noise=noise, data_seed=data_seed)
     c, h, w = shape
     generator = torch.Generator().manual_seed(data_seed)
     coarse = torch.rand(num_classes, c, max(2, h // 8), max(2, w // 8), generator=generator)
