@@ -95,3 +95,26 @@ def test_the_memo_is_bounded_and_not_pickled():
     memo.keep(("big",), (), "too big", 6)
     assert memo.find(("big",), lambda names: ()) is None
     assert pickle.loads(pickle.dumps(memo)).find(("key", 3), lambda names: ()) is None
+
+
+def test_expansion_and_hash_pause_the_collector_and_restore_it(monkeypatch):
+    import gc
+
+    from nas._gc import gc_paused
+
+    seen = []
+    real = _expand.expand_labelled
+    monkeypatch.setattr(_expand, "expand_labelled", lambda g: (seen.append(gc.isenabled()), real(g))[1])
+    assert gc.isenabled()
+    genotype = nas.load_genotype("nb201")
+    assert genotype.hash and seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():  # already disabled: left disabled
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(ZeroDivisionError), gc_paused():
+        1 / 0
+    assert gc.isenabled()

@@ -409,17 +409,21 @@ class Genotype:
         """A hex digest equal for genotypes whose primitive graphs are isomorphic
         (Weisfeiler-Lehman over op, arguments and shapes; edges labelled by input port where
         input order matters)."""
+        from nas._gc import gc_paused
         from nas.genotype._hash import graph_hash
 
         graph, labels = self._expansion
-        return graph_hash(graph, labels=labels)
+        with gc_paused():
+            return graph_hash(graph, labels=labels)
 
     @cached_property
     def _expansion(self) -> tuple[nx.DiGraph, dict[str, str]]:
         """The graph and its nodes' hash labels, made together (``expand_labelled``)."""
+        from nas._gc import gc_paused
         from nas.genotype._expand import expand_labelled
 
-        return expand_labelled(self)
+        with gc_paused():
+            return expand_labelled(self)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -1,0 +1,36 @@
+"""The cyclic garbage collector paused for a block of work, and resumed after it."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["gc_paused"]
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No automatic collection inside the block; the collector is enabled again after it,
+    however it ends, unless it was already disabled when the block began.
+
+    For work that allocates thousands of containers that outlive it and makes no reference
+    cycles, such as expanding a genotype and hashing its graph: the collector starts a pass
+    after every 700 net container allocations and scans the young survivors each time (about
+    15% of a NAS-Bench-201 candidate's time, sampled with py-spy). Paused through the
+    expansion and the hash, the survivors are scanned once, after the block: a candidate's
+    median time fell 3-4% and its mean 6-9% (``bench/genotype_speed.py``'s loop, 600 cells).
+    Nothing is left uncollected: the next pass after the block collects as usual. Mercurial's
+    ``util.nogc`` does the same for the same reason.
+
+    The collector's switch is global: another thread's allocations in the meantime are not
+    collected either until the block ends, and a ``gc.disable()`` made by another thread
+    inside the block is undone when the block ends."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
