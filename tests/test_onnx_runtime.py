@@ -4,6 +4,7 @@ extra declares onnxruntime for this), at the exported batch size and another (dy
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import nas
@@ -28,8 +29,6 @@ def test_onnx_export_runs_in_onnxruntime_with_the_models_outputs(tmp_path):
 
 
 def test_a_model_built_from_another_network_is_refused_not_exported(tmp_path):
-    import pytest
-
     genotype = nas.load_genotype("name: m\ninput: [3, 8, 8]\nnetwork: [conv(4), gap, linear(2)]")
     model = nas.build_model(genotype)
     # Both were exported: the file then claimed a 16 x 16 input, or another architecture.
@@ -42,6 +41,7 @@ def test_a_model_built_from_another_network_is_refused_not_exported(tmp_path):
     assert export_model(nas.load_genotype(genotype.dump()), tmp_path / "model.pt", model=model).is_file()
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_adaptive_pooling_to_a_size_that_does_not_divide_the_input_exports(tmp_path):
     # was 'unexpected SymbolicValueError: Unsupported: ONNX export of operator
     # adaptive_avg_pool2d, output size that are not factor of input size' after the exporter
@@ -61,6 +61,14 @@ def test_adaptive_pooling_to_a_size_that_does_not_divide_the_input_exports(tmp_p
         np.testing.assert_allclose(model.adaptive_avgpool0(model.conv0(x)).numpy(), pooled.numpy(), atol=1e-6)
     (got,) = session.run(None, {"input": x.numpy()})
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    # another input size, as torch's own module takes any: was the 11 x 7 input's bins, silently
+    bigger = torch.randn(2, 3, 22, 9)
+    scripted = torch.jit.load(export_model(genotype, tmp_path / "model.pt", model=model))
+    with torch.no_grad():
+        features = model.conv0(bigger)
+        pooled = torch.nn.functional.adaptive_avg_pool2d(features, 5)
+        np.testing.assert_allclose(model.adaptive_avgpool0(features).numpy(), pooled.numpy(), atol=1e-6)
+        np.testing.assert_allclose(scripted(bigger).numpy(), model(bigger).numpy(), atol=1e-6)
 
 
 class _Unscriptable(torch.nn.Module):
@@ -71,8 +79,6 @@ class _Unscriptable(torch.nn.Module):
 def test_a_module_an_exporter_cannot_convert_is_one_line_naming_the_file(tmp_path):
     # was 'unexpected RuntimeError: Arguments for call are not valid. (an input nas does not
     # check, or a bug ...)' naming the genotype, for a plugin's op TorchScript cannot compile
-    import pytest
-
     from nas.ops import Example, Op, OpInfo, register
     from nas.ops import _registry
 

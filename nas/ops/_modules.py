@@ -129,15 +129,19 @@ class AdaptiveAvgPool2d(nn.Module):
     """``F.adaptive_avg_pool2d`` to ``size`` for a fixed input ``(H, W)``, computed as the mean
     of each row bin, then of each column bin (the mean over a rectangle). The ONNX exporter
     refuses torch's operator when the output size does not divide the input size
-    (AlexNet's 6 x 6 from 11 x 11); these slices and means export at any size."""
+    (AlexNet's 6 x 6 from 11 x 11); these slices and means export at any size. An input of
+    another size goes to torch's operator (the slices hold for ``input_size`` only)."""
 
     def __init__(self, size: Tuple[int, int], input_size: Tuple[int, int]):
         super().__init__()
         self.size = size
+        self.input_size = input_size
         self.rows = adaptive_bins(input_size[0], size[0])
         self.cols = adaptive_bins(input_size[1], size[1])
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-2] != self.input_size[0] or x.shape[-1] != self.input_size[1]:
+            return F.adaptive_avg_pool2d(x, self.size)
         rows: List[Tensor] = []
         for start, end in self.rows:
             rows.append(x[:, :, start:end].mean(dim=2, keepdim=True))
