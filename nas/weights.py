@@ -179,9 +179,10 @@ def check_tensors(state: Mapping[str, Any], *, file: str, path: str = "",
     values (sparse, meta, quantized: loading it, or reading its values, failed with
     'unexpected NotImplementedError'), of another kind of dtype than the tensor of the same
     key in ``like`` (the model's ``state_dict``: complex weights lost their imaginary part
-    with a warning, integer or boolean weights loaded as numbers), or a floating-point
-    tensor holding NaN or an infinity (a model that would only ever output NaN). ``path``
-    prefixes the key in the error.
+    with a warning, integer or boolean weights loaded as numbers), a floating-point
+    tensor holding NaN or an infinity, or a batch norm's ``running_var`` holding a negative
+    value (both: a model that would only ever output NaN). ``path`` prefixes the key in the
+    error.
 
     Values are read only once the shape is known to fit: a tensor of another shape than the
     one of its key in ``like`` (or, for a key ``like`` lacks, holding more elements than its
@@ -217,6 +218,9 @@ def check_tensors(state: Mapping[str, Any], *, file: str, path: str = "",
             )
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise ConfigError("holds NaN or infinite values", file=file, path=where)
+        if key.rpartition(".")[2] == "running_var" and tensor.is_floating_point() and bool((tensor < 0).any()):
+            raise ConfigError("holds a negative batch-norm variance (every output after it would be NaN)",
+                              file=file, path=where)
 
 
 @torch.no_grad()

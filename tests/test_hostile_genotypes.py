@@ -437,3 +437,25 @@ def test_decode_refuses_weights_that_are_not_finite(tmp_path, monkeypatch, capsy
     assert nas(["decode", "net.yaml", "--out", "model.pth", "--weights", "bad.pth"]) == 2
     assert capsys.readouterr().err.splitlines() == ["bad.pth: conv0.weight: holds NaN or infinite values"]
     assert not (tmp_path / "model.pth").exists()
+
+
+def test_decode_refuses_a_negative_batch_norm_variance(tmp_path, monkeypatch, capsys):
+    # was written (exit 0): every output NaN (the square root of a negative variance)
+    import torch
+
+    from nas.cli import main as nas
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(HEADER + "network: ['conv(4)', bn, relu, gap, 'linear(3)']\n")
+    assert nas(["decode", "net.yaml", "--out", "a.pth"]) == 0
+    state = torch.load(tmp_path / "a.pth", weights_only=True)
+    state["bn0.running_var"][1] = -0.5
+    torch.save(state, tmp_path / "bad.pth")
+    capsys.readouterr()
+    assert nas(["decode", "net.yaml", "--out", "model.pth", "--weights", "bad.pth"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "bad.pth: bn0.running_var: holds a negative batch-norm variance (every output after it would be NaN)"
+    ]
+    state["bn0.running_var"][1] = 0.0  # zero is a variance (eps keeps it finite)
+    torch.save(state, tmp_path / "zero.pth")
+    assert nas(["decode", "net.yaml", "--out", "model.pth", "--weights", "zero.pth"]) == 0
