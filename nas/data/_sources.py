@@ -7,6 +7,7 @@ scikit-learn are imported inside the loaders, so importing :mod:`nas.data` stays
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,6 +232,7 @@ for _name in _TORCHVISION:
 #: The most bytes the synthetic source makes (4 GiB) of images (uint8), and apart of class
 #: templates (one float32 image a class).
 MAX_SYNTHETIC_BYTES = 4 << 30
+_SYNTHETIC_CHUNK = 1 << 22  # pixel values made at a time (16 MiB a float32 copy)
 
 
 def _check_synthetic(*, num_images: int = 4096, num_classes: int = 10,
@@ -280,15 +282,25 @@ def load_synthetic(
     templates = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False) * 255
     total = num_images + test_images
     labels = torch.randint(0, num_classes, (total,), generator=generator)
-    images = templates[labels]
     shifts = torch.randint(-(h // 8), h // 8 + 1, (total, 2), generator=generator)
-    rows = (torch.arange(h) + shifts[:, :1]).clamp(0, h - 1)
-    cols = (torch.arange(w) + shifts[:, 1:]).clamp(0, w - 1)
-    index = torch.arange(total)[:, None, None]
-    shifted = images.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]]
-    images = shifted.permute(0, 3, 1, 2)
-    images = images + noise * torch.randn(images.shape, generator=generator)
-    pixels = images.round().clamp(0, 255).to(torch.uint8).contiguous()
+    pixels = torch.empty((total, c, h, w), dtype=torch.uint8)
+    # in chunks of images, so the float32 work (a few copies) is bounded by a chunk, not by the
+    # data set: one draw over all images needed ~16 bytes a pixel beside the 1 kept. Chunks
+    # of a multiple of 16 values, the last of at least 16, draw the noise one call draws.
+    unit = 16 // math.gcd(c * h * w, 16)  # the fewest images of a multiple of 16 values
+    step = max(unit, _SYNTHETIC_CHUNK // (c * h * w) // unit * unit)
+    bounds = [*range(0, total, step), total]
+    if len(bounds) > 2 and (total - bounds[-2]) * c * h * w < 16:
+        del bounds[-2]
+    for start, end in zip(bounds, bounds[1:]):
+        part = slice(start, end)
+        rows = (torch.arange(h) + shifts[part, :1]).clamp(0, h - 1)
+        cols = (torch.arange(w) + shifts[part, 1:]).clamp(0, w - 1)
+        index = torch.arange(len(rows))[:, None, None]
+        shifted = templates[labels[part]].permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]]
+        images = torch.randn((len(rows), c, h, w), generator=generator).mul_(noise)
+        images += shifted.permute(0, 3, 1, 2)
+        pixels[part] = images.round_().clamp_(0, 255)
     return RawData(
         images=pixels[:num_images],
         labels=labels[:num_images],
