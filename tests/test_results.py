@@ -368,6 +368,16 @@ def test_candidates_refuse_one_objective_given_as_a_string(tmp_path: Path) -> No
         candidates(load(tmp_path), "val_accuracy")
 
 
+def test_candidates_refuse_a_column_the_frame_lacks(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text(json.dumps({"name": "x", "objectives": ["val_accuracy"],
+                                                   "directions": ["maximize"]}))
+    frame = load(tmp_path)
+    # a misspelt objective kept no trial, silently (pareto_front named it)
+    with pytest.raises(ValueError, match=r"^unknown column 'val_acuracy'; available: .*val_accuracy"):
+        candidates(frame, ["val_accuracy", "val_acuracy"])
+    assert candidates(frame, ["val_accuracy"]).empty
+
+
 def test_report_choices_from_a_damaged_record_show_as_written() -> None:
     """A parameter holding HTML or a Markdown image (a hand-edited metrics.json) is shown as
     text in report.md, not rendered (it went in as given); a search's own values are unchanged."""

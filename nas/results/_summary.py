@@ -65,14 +65,22 @@ def candidates(frame: pd.DataFrame, objectives: Sequence[str] = ()) -> pd.DataFr
 
     Raises:
         TypeError, ValueError: ``frame`` is not a :func:`nas.results.load` frame.
-        ValueError: ``objectives`` is one string, not a list.
+        ValueError: ``objectives`` is one string, not a list, or names a column the frame
+            lacks (the message lists the available ones).
     """
     _check_frame(frame)
     name_list(objectives, path="objectives", error=ValueError)
+    _check_columns(frame, objectives)
     mask = (frame["state"] == "complete") & frame["duplicate_of"].isna() & (frame["status"] != "unreadable")
     for col in objectives:
-        mask &= frame[col].notna() if col in frame else False
+        mask &= frame[col].notna()
     return frame[mask]
+
+
+def _check_columns(frame: pd.DataFrame, names: Sequence[str]) -> None:
+    missing = [name for name in names if name not in frame.columns]
+    if missing:
+        raise ValueError(f"unknown column {missing[0]!r}; available: {', '.join(map(str, frame.columns))}")
 
 
 def pareto_front(frame: pd.DataFrame, objectives: Sequence[str] | None = None,
@@ -109,9 +117,7 @@ def pareto_front(frame: pd.DataFrame, objectives: Sequence[str] | None = None,
     if len(signs) != len(objectives):
         raise ValueError(f"{len(objectives)} objectives but {len(signs)} directions: give one "
                          "direction per objective")
-    missing = [o for o in objectives if o not in frame.columns]
-    if missing:
-        raise ValueError(f"unknown column {missing[0]!r}; available: {', '.join(map(str, frame.columns))}")
+    _check_columns(frame, objectives)
     import pandas as pd
 
     for col in objectives:
