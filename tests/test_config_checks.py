@@ -115,6 +115,8 @@ CASES = {
                                       "train.bn_recalibration_batches"),
         "bn_recalibration_fraction": (config(train__bn_recalibration_batches=2.5),
                                       "train.bn_recalibration_batches"),
+        # wider than the dataset's 8 x 8 images: every trial failed in training (exit 1)
+        "crop_padding_wider_than_images": (config(train__crop_padding=9), "train.crop_padding"),
     },
     "dataset": {
         "unknown_name": (config(dataset="imagenet22k"), "dataset"),

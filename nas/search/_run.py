@@ -148,6 +148,10 @@ def run_search(
     if config.tabular is None:
         data = load_run_dataset(config)  # a bad dataset: one line now, not a failure in every trial
         input_shape, classes = data.input_shape, data.num_classes
+        try:  # likewise training options its images cannot take
+            config.train_config().check_images(input_shape)
+        except ConfigError as error:
+            raise error.located(file=config.file) from None
     else:  # likewise a damaged table (every trial failed with 'internal error: TableError')
         _check_table(config)
         input_shape, classes = config.space.genotype.input_shape, None
