@@ -120,6 +120,16 @@ def test_retrain_out_that_is_not_a_retrain_folder_is_refused(tmp_path: Path, dig
     assert nas(["retrain", str(run_dir), "--epochs", "1", "--out", str(tmp_path / "loop1" / "x")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"--out: {str(tmp_path / 'loop1' / 'x')!r}: symlink loop"], err
+    # RUN/retrain, the default, planted as a link: the retraining was written at its target
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run_dir / "retrain").symlink_to(elsewhere)
+    assert nas(["retrain", str(run_dir), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"{run_dir / 'retrain'}: a symbolic link (a run folder's files are never written "
+                   "through one)"], err
+    assert not any(elsewhere.iterdir())
+    (run_dir / "retrain").unlink()
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
 

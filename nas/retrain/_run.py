@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from nas._checks import finite, max_processes, resolved_path
 from nas._threads import torch_threads
 from nas.errors import ConfigError
-from nas.io import atomic_write_text, make_folder, read_json_object
+from nas.io import LINK_REFUSED, atomic_write_text, make_folder, read_json_object
 from nas.retrain._options import RetrainOptions, resolve
 from nas.retrain._select import Candidate, select_candidates
 from nas.retrain import _table
@@ -185,7 +185,11 @@ def _prepare(run_dir: Path, out: str | Path | None, device: str | None, threads:
     candidates = select_candidates(run_dir, config, select=options.select, top=options.top,
                                    input_shape=data.input_shape, num_classes=data.num_classes,
                                    width_multiplier=options.width_multiplier, grow=options.grow)
-    out = Path(out) if out is not None else run_dir / "retrain"
+    if out is None:  # RUN/retrain is the run's: never written through a link planted there
+        out = run_dir / "retrain"
+        if out.is_symlink():
+            raise ConfigError(LINK_REFUSED, file=str(out))
+    out = Path(out)
     plan = _plan(options, base, data, config)
     plan["architectures"] = [{"label": c.label, "trial": c.trial, "seed": c.seed,
                               "selected_by": c.selected_by, "hash": c.genotype.hash} for c in candidates]
