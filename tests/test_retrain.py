@@ -134,6 +134,21 @@ def test_retrain_out_that_is_not_a_retrain_folder_is_refused(tmp_path: Path, dig
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
 
 
+def test_a_retrain_crop_padding_wider_than_the_images_is_refused_before_training(
+        tmp_path: Path, digits_npz: Path, capsys: pytest.CaptureFixture) -> None:
+    # every job failed in training, after the selection and the plan were written
+    config = tiny_config(tmp_path, "pad", trials=1, keep_weights=False,
+                         dataset={"name": "npz", "path": str(digits_npz), "subset": 100, "val_subset": 50},
+                         train={"epochs": 1, "batch_size": 50, "device": "cpu"},
+                         retrain={"top": 1, "seeds": 1, "epochs": 1, "train": {"crop_padding": 9}})
+    run_dir = run_search(config, runs_dir=tmp_path / "runs", progress=False).run_dir
+    capsys.readouterr()
+    assert nas(["retrain", str(run_dir)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"{run_dir / 'config.yaml'}: retrain.train.crop_padding: must be an integer in [0, 8], got 9"]
+    assert not (run_dir / "retrain").exists()
+
+
 def test_retrain_needs_a_test_split(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     run_dir = run_search(tiny_config(tmp_path, "digits", trials=1), runs_dir=tmp_path / "runs",
                          progress=False).run_dir

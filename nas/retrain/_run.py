@@ -182,6 +182,10 @@ def _prepare(run_dir: Path, out: str | Path | None, device: str | None, threads:
         changes["threads"] = threads
     base = config.train_config().replace(**{**dict(options.train), **changes})
     data = _test_dataset(config, options, str(run_dir / "config.yaml"))
+    try:  # retrain.train may set what the search's train did not
+        base.check_images(data.input_shape, path="retrain.train" if "crop_padding" in options.train else "train")
+    except ConfigError as error:
+        raise error.located(file=str(run_dir / "config.yaml")) from None
     candidates = select_candidates(run_dir, config, select=options.select, top=options.top,
                                    input_shape=data.input_shape, num_classes=data.num_classes,
                                    width_multiplier=options.width_multiplier, grow=options.grow)
