@@ -41,6 +41,7 @@ __all__ = [
     "callable_names",
     "check_path_given",
     "check_options",
+    "crop_padding",
     "cores",
     "dataset",
     "dataset_path",
@@ -138,6 +139,18 @@ def batch_size(value: Any, *, path: str, file: str | None = None) -> int:
         ConfigError: naming ``file`` and ``path``.
     """
     return number(value, path=path, file=file, low=2, high=MAX_BATCH, integer=True)
+
+
+def crop_padding(value: Any, *, image: tuple[int, ...], path: str, file: str | None = None) -> int:
+    """``value`` as the padding of a random crop of ``image`` ``(H, W)``-sized images: an
+    integer from 0 to the image's larger side. Padded wider than the image, a crop may hold
+    none of it, and the padded copy of the split (kept on the device) grows with the
+    padding's square: bounded at 9 times.
+
+    Raises:
+        ConfigError: naming ``file`` and ``path``.
+    """
+    return number(value, path=path, file=file, low=0, high=max(image), integer=True)
 
 
 def name_list(value: Any, *, path: str, error: Callable[[str], Exception] = ConfigError) -> None:

@@ -77,10 +77,7 @@ class DeviceLoader:
             )
         n, c, h, w = images.shape
         batch_size = _checks.number(batch_size, path="batch_size", low=1, integer=True)
-        # Padded wider than the image, a crop may hold none of it, and the padded copy of the
-        # split (kept on the device) grows with the padding's square: bounded at 9 times.
-        crop_padding = _checks.number(crop_padding, path="crop_padding", low=0, high=max(h, w),
-                                      integer=True)
+        crop_padding = _checks.crop_padding(crop_padding, image=(h, w), path="crop_padding")
         seed = _checks.seed(seed, path="seed")
         for key, stats in (("mean", mean), ("std", std)):
             values = torch.tensor(stats, dtype=torch.float64).flatten()

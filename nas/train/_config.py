@@ -153,15 +153,14 @@ class TrainConfig:
 
     def check_images(self, input_shape: tuple[int, ...] | list[int], *, path: str = "train") -> None:
         """Refuse, before any training, what images of ``input_shape`` ``(C, H, W)`` cannot
-        take: a ``crop_padding`` wider than the image (the bound the training loader,
-        :class:`nas.data.DeviceLoader`, enforces when it is built).
+        take: a ``crop_padding`` wider than the image (:func:`nas._checks.crop_padding`, the
+        bound the training loader, :class:`nas.data.DeviceLoader`, enforces when it is built).
 
         Raises:
             ConfigError: at ``path.crop_padding``.
         """
         if self.augment and self.crop_padding is not None:
-            _checks.number(self.crop_padding, path=f"{path}.crop_padding", low=0, high=max(input_shape[1:]),
-                           integer=True)
+            _checks.crop_padding(self.crop_padding, image=tuple(input_shape[1:]), path=f"{path}.crop_padding")
 
 
 def resolve_device(name: str, *, path: str = "device") -> torch.device:
