@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas import ops
 from nas._checks import plain_number
+from nas._gc import gc_paused
 from nas._shipped import zoo_dir
 from nas._yaml import dump_yaml, load_yaml
 from nas.errors import GenotypeError
@@ -409,7 +410,6 @@ class Genotype:
         """A hex digest equal for genotypes whose primitive graphs are isomorphic
         (Weisfeiler-Lehman over op, arguments and shapes; edges labelled by input port where
         input order matters)."""
-        from nas._gc import gc_paused
         from nas.genotype._hash import graph_hash
 
         graph, labels = self._expansion
@@ -419,7 +419,6 @@ class Genotype:
     @cached_property
     def _expansion(self) -> tuple[nx.DiGraph, dict[str, str]]:
         """The graph and its nodes' hash labels, made together (``expand_labelled``)."""
-        from nas._gc import gc_paused
         from nas.genotype._expand import expand_labelled
 
         with gc_paused():
