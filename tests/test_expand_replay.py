@@ -207,11 +207,13 @@ def test_add_in_bulk_leaves_the_graph_as_add_node_and_add_edge_do():
     # _add_in_bulk writes networkx's private adjacency dicts: this fails if networkx keeps
     # anything else for a node or an edge, or lays these out differently
     # (b reads a twice: one edge, the last port)
-    nodes = [("a", {"op": "relu", "inputs": ("s",)}), ("b", {"op": "add", "inputs": ("s", "a", "a")})]
+    nodes = [("a", {"op": "relu", "args": {}, "inputs": ("s",)}),
+             ("b", {"op": "add", "args": {}, "inputs": ("s", "a", "a")})]
     bulk, public = nx.DiGraph(), nx.DiGraph()
     for graph in (bulk, public):
         graph.add_node("s", op="input")
-    _expand._add_in_bulk(bulk, [name for name, _ in nodes], [data for _, data in nodes])
+    templates = [{**data, "inputs": ("stale",)} for _, data in nodes]  # a replay's, other names
+    _expand._add_in_bulk(bulk, [name for name, _ in nodes], templates, [data["inputs"] for _, data in nodes])
     for node, data in nodes:
         public.add_node(node, **data)
         for port, source in enumerate(data["inputs"]):

@@ -102,8 +102,9 @@ class _Scope(Scope):
         if name in params:
             self.expander.reads.add(name)
             return params[name]
-        if self.expander.callable_name(name):
-            return Layer(self.expander.callable_name(name))
+        callee = self.expander.callable_name(name)
+        if callee:
+            return Layer(callee)
         if name in MATH_FUNCTIONS:
             raise GenotypeError(f"'{name}' is a function; call it")
         raise GenotypeError(f"unknown name '{name}': not an argument, parameter, op or block")
@@ -677,12 +678,7 @@ class _Replay:
         names = [prefix + suffix for suffix in self.suffixes]
         self._count(expander, names)
         node = [*sources, *names].__getitem__  # an index in self.inputs -> the node's name
-        _add_in_bulk(
-            expander.graph,
-            names,
-            [{**data, "args": data["args"].copy(), "inputs": tuple(map(node, refs))}
-             for data, refs in zip(self.data, self.inputs)],
-        )
+        _add_in_bulk(expander.graph, names, self.data, [tuple(map(node, refs)) for refs in self.inputs])
         expander.added.extend(names)
         expander.labels.update(zip(names, self.labels))
         expander.counted.extend(self.counted)
@@ -710,11 +706,12 @@ class _Replay:
                 raise error.located(path=node)
 
 
-def _add_in_bulk(graph: nx.DiGraph, names: list[str], data: list[dict[str, Any]]) -> None:
-    """Add nodes ``names`` (each with its ``data``: the dict itself becomes the node's) and the
-    edges into each from its ``data["inputs"]`` (port: the input's position), to a graph
-    expansion is building, in the order ``add_node(name, **data)`` then ``add_edge(source,
-    name, port=port)`` for each node would give.
+def _add_in_bulk(graph: nx.DiGraph, names: list[str], data: Sequence[Mapping[str, Any]],
+                 inputs: list[tuple[str, ...]]) -> None:
+    """Add nodes ``names``, each with a copy of its ``data`` (its ``args`` copied too) whose
+    ``inputs`` are its ``inputs``, and the edges into each from those inputs (port: the
+    input's position), to a graph expansion is building, in the order ``add_node(name,
+    **data)`` then ``add_edge(source, name, port=port)`` for each node would give.
 
     The one place that writes networkx's adjacency dicts (``_succ``, ``_pred``, ``_node``)
     itself, as ``add_nodes_from`` / ``add_edges_from`` do but without their per-item work
@@ -723,14 +720,16 @@ def _add_in_bulk(graph: nx.DiGraph, names: list[str], data: list[dict[str, Any]]
     an expansion), and inputs already in it. A networkx that lays its graphs out otherwise
     fails ``test_add_in_bulk_leaves_the_graph_as_add_node_and_add_edge_do``."""
     succ, pred, attributes = graph._succ, graph._pred, graph._node
-    for name, values in zip(names, data):
+    for name, template, sources in zip(names, data, inputs):
+        values = attributes[name] = template.copy()
+        values["args"] = template["args"].copy()
+        values["inputs"] = sources
         succ[name] = {}
-        sources = pred[name] = {}
-        attributes[name] = values
-        for port, source in enumerate(values["inputs"]):
-            edge = sources.get(source)
+        edges = pred[name] = {}
+        for port, source in enumerate(sources):
+            edge = edges.get(source)
             if edge is None:
-                succ[source][name] = sources[source] = {"port": port}
+                succ[source][name] = edges[source] = {"port": port}
             else:  # a node that reads one source twice: one edge, the last port (as add_edge)
                 edge["port"] = port
 
@@ -815,10 +814,11 @@ def _value(argument: Any, **bindings: Any) -> Any:
 
 def evaluate_input(genotype: Genotype) -> tuple[int, ...]:
     """The genotype's input shape with expressions evaluated against its parameters."""
-    expander = _Expander(genotype, LIMITS)
+    expander = None  # made for the first expression (most inputs are numbers)
     shape = []
     for index, item in enumerate(genotype.input):
         if isinstance(item, str):
+            expander = expander or _Expander(genotype, LIMITS)
             try:
                 item = parse_expression(item).evaluate(_Scope(expander, {}, None))
             except GenotypeError as error:
