@@ -373,6 +373,20 @@ def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, capsys, command):
 @pytest.mark.parametrize("command", [
     ["graph", "nb201", "--format", "mermaid", "--out", "{out}"],
     ["scale", "resnet20", "--phi", "1", "--out", "{out}"],
+    ["decode", "lenet5", "--out", "{out}"],
+], ids=lambda command: command[0])
+def test_an_output_file_written_as_a_folder_is_refused(tmp_path, capsys, command):
+    # Path() drops a trailing '/': --out model.onnx/ wrote the file model.onnx
+    out = f"{tmp_path}/model.onnx/"
+    status = main([part.format(out=out) for part in command])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and lines == [f"--out: '{out}' names a folder (it ends in '/'); give a file name"]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [
+    ["graph", "nb201", "--format", "mermaid", "--out", "{out}"],
+    ["scale", "resnet20", "--phi", "1", "--out", "{out}"],
 ], ids=lambda command: command[0])
 @pytest.mark.parametrize("where", ["folder", "proc", "fifo", "link to fifo"])
 def test_an_output_file_that_cannot_be_written_is_one_line_naming_it(tmp_path, capsys, command, where):

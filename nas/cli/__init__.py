@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
-from nas.errors import NasError
+from nas.errors import ConfigError, NasError
 
 # Modules are imported when the parser is built; keep their top level free of heavy imports
 # (torch, pandas, optuna): `nas summary` must start quickly.
@@ -81,6 +81,19 @@ def seed_option(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
     except NasError as error:
         raise argparse.ArgumentTypeError(error.message) from None
+
+
+def output_file(text: str, flag: str = "--out") -> Path:
+    """The path of an option that names a file to write. ``Path`` drops a trailing separator,
+    so ``--out model.onnx/`` (a folder, as the shell and ``open`` read it) wrote the file
+    ``model.onnx``.
+
+    Raises:
+        ConfigError: ``text`` ends in a path separator.
+    """
+    if text.endswith(tuple(filter(None, (os.sep, os.altsep)))):
+        raise ConfigError(f"'{text}' names a folder (it ends in '{text[-1]}'); give a file name", path=flag)
+    return Path(text)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,10 +9,9 @@ import argparse
 import json
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
-from nas.cli import seed_option
+from nas.cli import output_file, seed_option
 from nas.errors import ConfigError, NasError
 
 _PARAM_HELP = "replace a parameter default, e.g. --set width=32 --set 'depths=[1, 1, 1, 1]'"
@@ -201,15 +200,16 @@ def run_graph(args: argparse.Namespace) -> int:
 
     if args.depth < 0:
         raise ConfigError(f"--depth must be >= 0, got {args.depth}")
+    out = output_file(args.out) if args.out is not None else None
     fmt = format_for(args.out, args.format)
     if args.out is None and fmt == "png" and sys.stdout.isatty():
         raise ConfigError("PNG is binary: give --out FILE.png (or redirect standard output)")
     genotype = load(args)
     data = render(genotype.graph, fmt, args.depth)
-    if args.out:
+    if out is not None:
         from nas.io import atomic_write_bytes
 
-        atomic_write_bytes(Path(args.out), data)
+        atomic_write_bytes(out, data)
         print(f"wrote {args.out}")
     elif fmt == "png":
         sys.stdout.flush()
@@ -221,7 +221,7 @@ def run_graph(args: argparse.Namespace) -> int:
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    out = Path(args.out)
+    out = output_file(args.out)
     if out.suffix not in (".onnx", ".pt", ".pt2", ".pth"):
         raise ConfigError(f"--out must end in .onnx, .pt, .pt2 or .pth, got '{out.name}'")
     genotype = load(args)

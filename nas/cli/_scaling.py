@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nas.cli import output_file
 from nas.errors import ConfigError
 
 _MAX_FAMILY = 20
@@ -84,13 +85,14 @@ def run_scale(args: argparse.Namespace) -> int:
         if args.out:
             print(f"wrote {len(paths)} genotypes to {args.out}")
         return 0
+    out = output_file(args.out) if args.out else None
     scaled = scale(genotype, phi=args.phi, **explicit, **_options(args))
-    if not args.out:
+    if out is None:
         sys.stdout.write(scaled.dump())
         return 0
     from nas.analysis import analyze
 
-    atomic_write_text(args.out, scaled.dump())
+    atomic_write_text(out, scaled.dump())
     stats = analyze(scaled)
     print(f"wrote {args.out}: {scaled.name}, input {'x'.join(map(str, scaled.input_shape))}, "
           f"{stats.params:,} params, {stats.macs / 1e9:.4g} GMACs")
