@@ -389,6 +389,25 @@ def test_a_journal_record_optuna_cannot_replay_is_one_line_naming_the_journal(nb
     assert len(err) == 1 and err[0].startswith(f"{journal}: damaged journal: Optuna cannot replay"), err
 
 
+def test_a_journal_line_that_is_not_json_is_named_by_its_number(nb201_run, tmp_path, capsys):
+    # Optuna's message located the fault inside the line ('line 1 column 30'), never the line
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(nb201_run, runs / "nb201")
+    journal = runs / "nb201" / "journal.log"
+    lines = journal.read_bytes().split(b"\n")
+    lines[5] = lines[5][:20] + b"@@garbage"
+    journal.write_bytes(b"\n".join(lines))
+    byte = sum(len(line) + 1 for line in lines[:5])
+    expected = f"{journal}: damaged journal: line 6 (byte {byte:,}) is not a record; Optuna cannot replay"
+    assert search(nb201_config(tmp_path), runs, "--resume") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(expected), err
+    assert nas(["best", str(runs / "nb201")]) == 0
+    assert f"cannot read storage ({expected}" in capsys.readouterr().out  # notes go with the answer
+
+
 @pytest.mark.parametrize("name", ["trials", "trials/0001"])
 def test_a_symlinked_trials_folder_is_refused_before_the_study_is_written(nb201_run, tmp_path, capsys, name):
     # found at the first trial's first log line, it left the trial Optuna had just made running

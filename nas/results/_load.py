@@ -84,13 +84,13 @@ def open_study(run_dir: str | Path, *, storage: str | None = None) -> Any:
     url = storage or info.get("storage") or "journal.log"
     if "://" not in url and not Path(url).is_absolute():
         url = str(run_dir / url)
-    from nas.search._storage import load_study
+    from nas.search._storage import load_study, read_failure
 
     try:
         return load_study(url, info.get("study_name") or info.get("name") or run_dir.name)
     except Exception as error:  # noqa: BLE001
-        raise ConfigError(f"cannot open the study's storage {url!r}: {type(error).__name__}: "
-                          f"{' '.join(str(error).split())[:200]}", file=str(run_dir)) from None
+        raise ConfigError(f"cannot open the study's storage {url!r}: {read_failure(error)}",
+                          file=str(run_dir)) from None
 
 
 def _metrics_files(run_dir: Path, notes: list[str] | None = None) -> dict[int, Path]:

@@ -42,7 +42,7 @@ from nas.errors import ConfigError
 from nas.io import MAX_RECORD_BYTES, disk_full, is_disk_full
 from nas.search._index import AttrIndex
 
-__all__ = ["SafeJournalBackend", "check_record_lengths", "complete_length", "open_journal",
+__all__ = ["SafeJournalBackend", "check_record_lengths", "complete_length", "damage", "open_journal",
            "repair_journal"]
 
 # How much of the file's end is read at a time while looking for the last complete record.
@@ -65,6 +65,26 @@ def check_record_lengths(path: str | Path, *, limit: int = MAX_RECORD_BYTES) -> 
                 raise ConfigError(f"the journal line at byte {offset:,} is longer than {limit:,} "
                                   "bytes: not a record of this program (damaged?)", file=str(path))
             offset += len(line)
+
+
+def damage(path: str | Path, error: BaseException) -> ConfigError:
+    """The error for a journal Optuna failed to replay with ``error``: naming ``path`` and,
+    where one is, the first complete line that is not a record (``line 6 (byte 1,234)``), as
+    Optuna's own message locates the fault inside that line (``line 1 column 30``).
+
+    Call after :func:`check_record_lengths`, which bounds the lines read here."""
+    where = ""
+    with open(path, "rb") as handle:
+        offset = 0
+        for number, line in enumerate(handle, 1):
+            if line.endswith(b"\n") and not _is_record(line):  # a torn last line is skipped
+                where = f"line {number} (byte {offset:,}) is not a record; "
+                break
+            offset += len(line)
+    message = " ".join(str(error).split())[:200]
+    return ConfigError(f"damaged journal: {where}Optuna cannot replay its records "
+                       f"({type(error).__name__}: {message}); the trials' own files (trials/NNNN) "
+                       "are untouched", file=str(path))
 
 
 def _is_record(line: bytes) -> bool:

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas.errors import ConfigError
+from nas.errors import ConfigError, NasError
 
 if TYPE_CHECKING:
     import optuna
@@ -138,9 +138,9 @@ def open_storage(url: str, *, file: str | None = None, path: str = "storage",
         message = " ".join(str(error).split())[:300]
         if "://" not in url and not isinstance(error, OSError) and Path(url).is_file():
             # the file opened; Optuna's replay of its records failed (a record it does not know)
-            raise ConfigError(f"damaged journal: Optuna cannot replay its records ({type(error).__name__}: "
-                              f"{message}); the trials' own files (trials/NNNN) are untouched",
-                              file=url) from None
+            from nas.search._journal import damage
+
+            raise damage(url, error) from None
         raise ConfigError(f"cannot open storage {mask(url)!r}: {type(error).__name__}: {message}",
                           file=file, path=path) from None
 
@@ -1015,7 +1015,8 @@ def load_study(url: str, name: str) -> optuna.Study:
     nothing).
 
     Raises:
-        ConfigError: an SQLite URL naming no existing file."""
+        ConfigError: an SQLite URL naming no existing file; a journal Optuna cannot replay
+            (naming its first line that is not a record)."""
     import optuna
 
     quiet_optuna()
@@ -1028,11 +1029,22 @@ def load_study(url: str, name: str) -> optuna.Study:
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-        from nas.search._journal import check_record_lengths
+        from nas.search._journal import check_record_lengths, damage
 
         check_record_lengths(url)
-        storage = JournalStorage(JournalFileBackend(url, lock_obj=JournalFileOpenLock(url)))
+        try:
+            storage = JournalStorage(JournalFileBackend(url, lock_obj=JournalFileOpenLock(url)))
+        except (ValueError, KeyError, TypeError) as error:  # a record Optuna cannot replay
+            raise damage(url, error) from None
     return optuna.load_study(study_name=name, storage=storage)
+
+
+def read_failure(error: Exception) -> str:
+    """Why a storage could not be read, in one line: this program's errors as they read (they
+    name the file and the fault), another library's with its type, at most 200 characters."""
+    if isinstance(error, NasError):
+        return str(error)
+    return f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
 
 
 def open_run_study(run_dir: Path, info: Mapping[str, Any], *, storage: str | None,
@@ -1052,9 +1064,7 @@ def open_run_study(run_dir: Path, info: Mapping[str, Any], *, storage: str | Non
     try:
         return load_study(url, info.get("study_name") or info.get("name") or run_dir.name)
     except Exception as error:  # noqa: BLE001 - any storage failure: fall back to the files
-        message = " ".join(str(error).split())[:200]
-        notes.append(f"{run_dir.name}: cannot read storage ({type(error).__name__}: {message}); "
-                     "read the metrics files only")
+        notes.append(f"{run_dir.name}: cannot read storage ({read_failure(error)}); read the metrics files only")
         return None
 
 
