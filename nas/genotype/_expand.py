@@ -163,6 +163,8 @@ class _Expander:
         # parameters read by the block being expanded (its replay is valid where they are equal)
         self.reads: set[str] = set()
         self.memo = genotype._memo if genotype._memo.serves(genotype.blocks) else None
+        # the limits in the memo's keys: their values (a Limits hashes in Python, every time)
+        self.memo_limits = tuple(vars(limits).values())
         self.typed_params: dict[str, Any] = {}
         # static rules already run in this expansion: (op, arguments, input shapes) -> OpInfo
         self.inferred: dict[tuple, ops.OpInfo] = {}
@@ -450,7 +452,7 @@ class _Expander:
         key = _replay_key(block.name, local, shapes)
         replay = self.replays.get(key) if key is not None else None
         if replay is None and key is not None and self.memo is not None:
-            replay = self.memo.find((key, self.limits), self._typed_values)
+            replay = self.memo.find((key, self.memo_limits), self._typed_values)
         if replay is not None and replay.fits(self, path):
             self.reads |= replay.reads
             return replay.apply(self, sources, path)
@@ -509,7 +511,7 @@ class _Expander:
         names = tuple(sorted(replay.reads))
         values = self._typed_values(names)
         if values is not None and self.memo is not None:
-            self.memo.keep((key, self.limits), tuple(zip(names, values)), replay, len(replay.suffixes))
+            self.memo.keep((key, self.memo_limits), tuple(zip(names, values)), replay, len(replay.suffixes))
 
     def form(self, layer: Layer, sources: list[str], path: str, local: Mapping[str, Any]) -> str:
         if layer.kwargs and layer.name == "seq":

@@ -186,7 +186,9 @@ def _new_digest(key: tuple[Any, ...], text: str) -> str:
     """The digest of a refinement ``text`` (made of ``key``'s strings) not in the table, kept
     there under ``key`` if the text is short enough. (:func:`_digest` and :func:`_keep`
     written out: a NAS-Bench-201 candidate makes ~280 new texts.)"""
-    digest = hashlib.blake2b(text.encode("ascii"), digest_size=16).hexdigest()
+    blake = _BLAKE2B.copy()
+    blake.update(text.encode("ascii"))
+    digest = blake.hexdigest()
     if len(text) <= MAX_KEPT_TEXT:
         if len(_DIGESTS) >= MAX_KEPT:
             _DIGESTS.clear()
@@ -194,5 +196,11 @@ def _new_digest(key: tuple[Any, ...], text: str) -> str:
     return digest
 
 
+_BLAKE2B = hashlib.blake2b(digest_size=16)  # copied: cheaper than parsing the size each time
+
+
 def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode("ascii"), digest_size=16).hexdigest()
+    """networkx's digest of a WL text: ``blake2b(text.encode("ascii"), digest_size=16)``."""
+    blake = _BLAKE2B.copy()
+    blake.update(text.encode("ascii"))
+    return blake.hexdigest()

@@ -75,10 +75,11 @@ class ExpansionMemo:
             current = values(names)
             if current is None:
                 continue
+            entry = (key, names, current)
             with self._lock:
-                found = self._entries.get((key, names, current))
+                found = self._entries.get(entry)
                 if found is not None:
-                    self._entries.move_to_end((key, names, current))
+                    self._entries.move_to_end(entry)
                     return found[0]
         return None
 
