@@ -453,6 +453,8 @@ class _Expander:
         replay = self.replays.get(key) if key is not None else None
         if replay is None and key is not None and self.memo is not None:
             replay = self.memo.find((key, self.memo_limits), self._typed_values)
+            if replay is not None:  # later calls with this key find it without the memo
+                self.replays[key] = replay
         if replay is not None and replay.fits(self, path):
             self.reads |= replay.reads
             return replay.apply(self, sources, path)
