@@ -175,8 +175,8 @@ def test_the_counts_text_is_the_tuples_str(counts):
 def test_hash_tables_keep_label_texts_apart():
     # equal values of other types or signs would share a kept label if the key ignored them
     for args in ({"x": 1}, {"x": 1.0}, {"x": True}, {"x": 0.0}, {"x": -0.0}, {"x": (1, 2)}, {"x": [1, 2]}):
-        assert _hash._label("op", args, (4, 8, 8), "") == _hash._label_text("op", args, (4, 8, 8), "")
-    assert _hash._label("op", {"x": 1}, (4.0, 8, 8), "out0") == "op(x=1)(4.0, 8, 8)out0"
+        assert _hash.node_label("op", args, (4, 8, 8)) == _hash._label_text("op", args, (4, 8, 8))
+    assert _hash.node_label("op", {"x": 1}, (4.0, 8, 8)) == "op(x=1)(4.0, 8, 8)"
 
 
 def test_hash_is_the_same_from_empty_and_from_full_tables(monkeypatch):

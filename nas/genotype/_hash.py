@@ -5,8 +5,8 @@ their nodes and neighbourhoods. So the text of a node's label (``op(args)shape``
 digest of every text a refinement step builds are kept across calls, in two bounded tables
 (:data:`MAX_KEPT` entries each, emptied when full; digests only of texts up to
 :data:`MAX_KEPT_TEXT` characters, so the tables' size in bytes is bounded too). A digest is
-kept under the tuple of the strings its text is made of (the node's text, its edges' ports,
-its neighbours' texts, in the graph's order), not under the text: looking a tuple up reuses
+kept under the tuple of the strings its text is made of (the node's text, its edges' ports
+unless they are all empty, its neighbours' texts, in the graph's order), not under the text: looking a tuple up reuses
 the strings' cached hashes, where a text would be built and hashed whole on every lookup. The
 tuple determines the text, and a digest is a pure function of its text, so what a table
 returns is what the computation would give. Thread-safe (a table read while another thread
@@ -49,44 +49,48 @@ def graph_hash(graph: nx.DiGraph, iterations: int = 4, *, labels: Mapping[str, s
     ``labels``: every node's :func:`node_label`, when the caller has them (expansion makes
     them as it adds nodes: :func:`nas.genotype._expand.expand_labelled`); they must be what
     :func:`node_label` gives for the node's data now."""
-    position: dict[str, int] = {}
-    for index, node in enumerate(graph.graph.get("outputs", [])):
-        position.setdefault(node, index)
-    index_of: dict[str, int] = {}
-    texts: list[str] = []  # each node's label, then each refinement's digest
-    ordered: dict[str, bool] = {}  # op -> its edges carry their port
-    ported: list[bool] = []
-    for index, (node, data) in enumerate(graph._node.items()):
-        index_of[node] = index
-        op = data["op"]
-        marker = f"out{position[node]}" if node in position else ""
-        if labels is None:
-            texts.append(_label(op, data["args"], data["shape"], marker))
-        else:
-            texts.append(labels[node] + marker)
-        if op not in ordered:
-            ordered[op] = op != "input" and not ops.get(op).commutative
-        ported.append(ordered[op])
+    nodes = graph._node
+    index_of = dict(zip(nodes, range(len(nodes))))
+    if labels is None:
+        texts = [node_label(data["op"], data["args"], data["shape"]) for data in nodes.values()]
+    else:
+        texts = list(map(labels.__getitem__, nodes))  # each node's label, then its digests
+    marked: set[str] = set()
+    for position, node in enumerate(graph.graph.get("outputs", [])):
+        if node not in marked:  # an output's label ends in outN, N its first place in outputs
+            marked.add(node)
+            texts[index_of[node]] += f"out{position}"
+    ops_of = [data["op"] for data in nodes.values()]
+    ordered = {op: op != "input" and not ops.get(op).commutative for op in set(ops_of)}
+    ported = list(map(ordered.__getitem__, ops_of))  # whether a node's edges carry their port
     # neighbours by index, each with the port text its edge contributes
     successors: list[list[tuple[str, int]]] = [[] for _ in texts]
     predecessors: list[list[tuple[str, int]]] = [[] for _ in texts]
-    # networkx's own predecessor dicts, read (what graph.in_edges(data="port") iterates)
+    # networkx's own predecessor dicts, read (what graph.in_edges(data="port") iterates); an
+    # edge into a node whose inputs commute contributes no port (nor reads it)
     for target, sources in graph._pred.items():
         target_index = index_of[target]
         before = predecessors[target_index]
-        for source, data in sources.items():
-            text = str(data.get("port")) if ported[target_index] else ""
-            source_index = index_of[source]
-            successors[source_index].append((text, target_index))
-            before.append((text, source_index))
-    # most nodes have one reader and one source: their key is five strings, their text one
-    # expression, nothing to sort; the others' key starts with their edges' ports (a tuple,
-    # so no key of one kind equals one of the other)
-    single: list[tuple[int, str, int, str, int]] = []
+        if ported[target_index]:
+            for source, data in sources.items():
+                text = str(data.get("port"))
+                source_index = index_of[source]
+                successors[source_index].append((text, target_index))
+                before.append((text, source_index))
+        else:
+            for source in sources:
+                source_index = index_of[source]
+                successors[source_index].append(("", target_index))
+                before.append(("", source_index))
+    # most nodes have one reader and one source, and no port on either edge: their key is
+    # three strings (theirs, their reader's, their source's), their text the three joined,
+    # nothing to sort; the others' key starts with their edges' ports (a tuple, so no key of
+    # one kind equals one of the other)
+    single: list[tuple[int, int, int]] = []
     several: list[tuple[int, tuple[Any, ...], list[int], list[tuple[str, int]], list[tuple[str, int]]]] = []
     for index, (after, before) in enumerate(zip(successors, predecessors)):
-        if len(after) == 1 and len(before) == 1:
-            single.append((index, *after[0], *before[0]))
+        if len(after) == 1 and len(before) == 1 and not after[0][0] and not before[0][0]:
+            single.append((index, after[0][1], before[0][1]))
         else:
             edges = after + before
             ports = (len(after), *[port for port, _ in edges])
@@ -95,11 +99,11 @@ def graph_hash(graph: nx.DiGraph, iterations: int = 4, *, labels: Mapping[str, s
     digests = _DIGESTS
     for _ in range(iterations):
         new = texts.copy()  # each node's entry replaced below
-        for index, port, reader, source_port, source in single:
-            key = (texts[index], port, texts[reader], source_port, texts[source])
+        for index, reader, source in single:
+            key = (texts[index], texts[reader], texts[source])
             digest = digests.get(key)
             if digest is None:
-                digest = _new_digest(key, f"{key[0]}{port}{key[2]}{source_port}{key[4]}")
+                digest = _new_digest(key, "".join(key))
             new[index] = digest
         for index, ports, others, after, before in several:
             key = (texts[index], ports, *map(texts.__getitem__, others))
@@ -128,23 +132,18 @@ def _tuple_text(counts: list[tuple[str, int]]) -> str:
 def node_label(op: str, args: Mapping[str, Any], shape: Any) -> str:
     """A node's label in the hash: ``op(k=v,...)shape``, arguments sorted by name, values as
     ``repr`` (an output's adds its ``outN``)."""
-    return _label(op, args, shape, "")
-
-
-def _label(op: str, args: Mapping[str, Any], shape: Any, marker: str) -> str:
-    """``op(k=v,...)shape`` plus ``marker``, arguments sorted by name, values as ``repr``."""
-    key = _label_key(op, args, shape, marker)
+    key = _label_key(op, args, shape)
     if key is None:
-        return _label_text(op, args, shape, marker)
+        return _label_text(op, args, shape)
     label = _LABELS.get(key)
     if label is None:
-        label = _keep(_LABELS, key, _label_text(op, args, shape, marker))
+        label = _keep(_LABELS, key, _label_text(op, args, shape))
     return label
 
 
-def _label_text(op: str, args: dict[str, Any], shape: Any, marker: str) -> str:
+def _label_text(op: str, args: Mapping[str, Any], shape: Any) -> str:
     text = ",".join([f"{k}={args[k]!r}" for k in sorted(args)])
-    return f"{op}({text}){shape}{marker}"
+    return f"{op}({text}){shape}"
 
 
 # equal values of one of these types have equal repr (but 0.0 and -0.0, kept out of keys; a NaN
@@ -153,14 +152,14 @@ _EXACT = frozenset({int, str, bool, float, type(None)})
 _INTEGER = frozenset({int})
 
 
-def _label_key(op: str, args: dict[str, Any], shape: Any, marker: str) -> tuple | None:
+def _label_key(op: str, args: Mapping[str, Any], shape: Any) -> tuple | None:
     """A key equal only for equal label texts, or ``None`` where the values do not say their
     text: arguments other than numbers, strings, booleans and None, a float zero, a shape
     other than a tuple of integers. Types are part of the key (``1``, ``1.0``, ``True``)."""
     key = exact_key(args)
     if key is None or not (shape.__class__ is tuple and _INTEGER.issuperset(map(type, shape))):
         return None
-    return (op, shape, marker, *key)
+    return (op, shape, *key)
 
 
 def exact_key(args: Mapping[str, Any]) -> tuple | None:
