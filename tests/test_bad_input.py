@@ -52,6 +52,23 @@ def test_python_tag(tmp_path, capsys):
     check(tmp_path, capsys, "network: !!python/object/apply:os.system ['true']\n", "tag", "not allowed")
 
 
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("!!bool abc", "line 2: invalid YAML: !!bool cannot be 'abc'"),  # was KeyError
+        ("!!timestamp abc", "line 2: invalid YAML: !!timestamp cannot be 'abc'"),  # was AttributeError
+        ("!!timestamp 2001-13-45", "line 2: invalid YAML: !!timestamp cannot be '2001-13-45' (month must be"),
+        ("!!int ''", "line 2: invalid YAML: !!int cannot be ''"),  # was IndexError
+        ("!!float ''", "line 2: invalid YAML: !!float cannot be ''"),
+        ("!!set [1]", "line 2: invalid YAML: expected a mapping node, but found sequence"),  # was TypeError
+        ("!!map [relu]", "line 2: invalid YAML: expected a mapping node, but found sequence"),
+    ],
+)
+def test_a_core_tag_on_a_value_it_cannot_take(tmp_path, capsys, value, message):
+    # PyYAML's safe constructors raise KeyError, AttributeError, IndexError or TypeError there
+    check(tmp_path, capsys, HEADER + f"params: {{a: {value}}}\nnetwork: [relu]\n", message)
+
+
 def test_duplicate_key(tmp_path, capsys):
     check(tmp_path, capsys, HEADER + "params: {a: 1, a: 2}\nnetwork: [relu]\n", "duplicate key 'a'")
 
