@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from nas.cli import main
+from nas.genotype import load_genotype as nas_load
 
 HEADER = "input: [3, 32, 32]\n"
 
@@ -234,6 +235,22 @@ def test_meta_keys_must_be_text(tmp_path, capsys, meta):
 ])
 def test_an_empty_section_of_the_wrong_type(tmp_path, capsys, key, value, message):
     check(tmp_path, capsys, HEADER + f"{key}: {value}\nnetwork: [relu]\n", f": {key}: {message}")
+
+
+@pytest.mark.parametrize("call", ["maxpool(3, d=2, p=2)", "maxpool(2, d=2, p=2)", "maxpool([3, 1], d=3, p=[3, 0])"])
+def test_a_dilated_max_pooling_pads_at_most_half_the_kernel_itself(tmp_path, capsys, call):
+    # torch's rule is half the kernel, not of the dilated window: these passed every check and
+    # failed in the first forward ('pad should be smaller than or equal to half of kernel size')
+    check(tmp_path, capsys, HEADER + f"network: ['{call}']\n", "maxpool0: maxpool: padding", "is more than half the kernel")
+
+
+def test_a_dilated_max_pooling_that_torch_runs_is_accepted():
+    import torch
+
+    from nas.build import build_model
+
+    genotype = nas_load(HEADER + "network: ['maxpool(3, d=2, p=1)', 'maxpool([3, 2], d=[1, 3], p=[1, 1])']\n")
+    assert build_model(genotype)(torch.zeros(2, 3, 32, 32)).shape[1:] == genotype.output_shape
 
 
 def test_cycle(tmp_path, capsys):

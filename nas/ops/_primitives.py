@@ -60,10 +60,11 @@ def _spatial(
     op: Op, shape: Shape, kernel, stride, padding, dilation=1, ceil_mode=False
 ) -> tuple[int, int]:
     """Output height and width of ``op``'s sliding window; a pooling op (:attr:`Op.pooling`)
-    may pad at most half its kernel."""
+    may pad at most half its kernel, dilation left out (torch's rule: ``maxpool(3, d=2, p=2)``
+    fails in its first forward)."""
     _, height, width = _feature_map(op.name, shape)
     k, s, p, d = _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
-    if op.pooling and any(pi * 2 > ki * di for pi, ki, di in zip(p, k, d)):
+    if op.pooling and any(pi * 2 > ki for pi, ki in zip(p, k)):
         raise GenotypeError(f"{op.name}: padding {padding} is more than half the kernel {kernel}")
     return (
         _window_out(op.name, height, k[0], s[0], p[0], d[0], ceil_mode),
