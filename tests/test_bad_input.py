@@ -253,6 +253,15 @@ def test_a_dilated_max_pooling_that_torch_runs_is_accepted():
     assert build_model(genotype)(torch.zeros(2, 3, 32, 32)).shape[1:] == genotype.output_shape
 
 
+def test_a_local_response_norm_window_is_at_most_what_its_channels_need(tmp_path, capsys):
+    # torch pads the channels by size - 1 in every forward: lrn(size=1000000000) validated, then
+    # nas score tried to allocate 512 GB (and a smaller size could take the machine's memory)
+    check(tmp_path, capsys, HEADER + "network: ['lrn(size=1000000000)']\n",
+          "lrn0: lrn: size 1000000000 is more than max(5, 2C - 1) = 5 for 3 input channels")
+    check(tmp_path, capsys, HEADER + "network: ['conv(16)', 'lrn(32)']\n", "lrn0: lrn: size 32 is more than")
+    nas_load(HEADER + "network: ['conv(16)', 'lrn(31)', 'conv(1)', lrn]\n")  # 2C - 1, and the default 5
+
+
 def test_cycle(tmp_path, capsys):
     text = HEADER + """
 network:
