@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from nas.cli import main
+from nas.errors import GenotypeError
 from nas.genotype import load_genotype as nas_load
 
 HEADER = "input: [3, 32, 32]\n"
@@ -260,6 +261,38 @@ def test_a_local_response_norm_window_is_at_most_what_its_channels_need(tmp_path
           "lrn0: lrn: size 1000000000 is more than max(5, 2C - 1) = 5 for 3 input channels")
     check(tmp_path, capsys, HEADER + "network: ['conv(16)', 'lrn(32)']\n", "lrn0: lrn: size 32 is more than")
     nas_load(HEADER + "network: ['conv(16)', 'lrn(31)', 'conv(1)', lrn]\n")  # 2C - 1, and the default 5
+
+
+def test_with_params_takes_a_subclass_of_a_plain_type_as_that_type():
+    # an IntEnum, an int with its own repr, numpy.float64 in a list and numpy.str_ passed every
+    # check, then dump() (the canonical YAML, equality, nas scale) raised yaml's RepresenterError
+    import enum
+
+    import numpy as np
+
+    class Width(enum.IntEnum):
+        NARROW = 8
+
+    class Loud(int):
+        def __repr__(self) -> str:
+            return "loud"
+
+    genotype = nas_load(HEADER + "params: {w: 8, l: [0.5], act: relu}\nnetwork: ['conv(w)', 'dropout(l[0])', act]\n")
+    for key, value, plain in [("w", Width.NARROW, 8), ("w", Loud(8), 8), ("l", [np.float64(0.25)], (0.25,)),
+                              ("act", np.str_("relu6"), "relu6")]:
+        variant = genotype.with_params(**{key: value})
+        assert variant.params[key] == plain and type(variant.params[key]) is type(plain)
+        assert f"{key}: {plain if key != 'l' else '[0.25]'}" in variant.dump()
+        assert variant.hash == genotype.with_params(**{key: plain}).hash
+
+
+def test_with_params_refuses_a_list_that_holds_itself():
+    # was a RecursionError
+    genotype = nas_load(HEADER + "params: {l: [1]}\nnetwork: [relu]\n")
+    looped: list = [1]
+    looped.append(looped)
+    with pytest.raises(GenotypeError, match=r"params\.l: value nested too deeply"):
+        genotype.with_params(l=looped)
 
 
 def test_cycle(tmp_path, capsys):

@@ -90,7 +90,7 @@ def printable_line(text: Any, *, path: str, limit: int = MAX_TITLE) -> str:
     if len(text) > limit:
         raise GenotypeError(f"'{text[:40]}...' is longer than {limit} characters", path=path)
     _check_printable(text, path=path)
-    return text
+    return str.__str__(text)  # a str, also for a subclass (numpy.str_): YAML dumps no other
 
 
 def _check_printable(text: str, *, path: str | None = None) -> None:
@@ -327,13 +327,29 @@ def _check_value(value: Any, depth: int = 0) -> None:
         raise GenotypeError(f"{show_number(value)} is not a finite number within 2**53")
 
 
-def _plain(value: Any) -> Any:
-    """``value`` as YAML data: tuples become lists, NumPy scalars Python numbers."""
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return plain_number(value)
+_MAX_PLAIN_DEPTH = 100  # lists in lists _plain walks (a value deeper than YAML's 64 levels is refused)
+_EXACT = {int: int.__int__, float: float.__float__, str: str.__str__}  # a subclass's value, as the type itself
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as YAML data: tuples become lists, NumPy scalars Python numbers, and a
+    subclass of int, float or str (an ``IntEnum``, ``numpy.float64``, ``numpy.str_``) the
+    built-in type (YAML's safe dumper represents no other, and the hash label shows its repr).
+
+    Raises:
+        GenotypeError: lists nested more than 100 levels (a list that holds itself).
+    """
+    if isinstance(value, (tuple, list)):
+        if depth >= _MAX_PLAIN_DEPTH:
+            raise GenotypeError("value nested too deeply")
+        return [_plain(v, depth + 1) for v in value]
+    value = plain_number(value)
+    kind = type(value)
+    if kind not in _EXACT and kind is not bool:
+        for base, exact in _EXACT.items():
+            if isinstance(value, base):
+                return exact(value)
+    return value
 
 
 def _freeze(value: Any) -> Any:
@@ -449,8 +465,8 @@ class Genotype:
             if key not in self.params:
                 known = ", ".join(self.params) or "none"
                 raise GenotypeError(f"unknown parameter '{key}' (parameters: {known})", file=self.source)
-            value = _plain(given)
             try:
+                value = _plain(given)
                 _check_value(value)
             except GenotypeError as error:
                 raise error.located(file=self.source, path=f"params.{key}")
