@@ -295,6 +295,17 @@ def test_with_params_refuses_a_list_that_holds_itself():
         genotype.with_params(l=looped)
 
 
+@pytest.mark.parametrize("text, where", [
+    ("blocks:\n  b:\n    inputs: [in, 1]\n    nodes: [relu]\nnetwork: [b]\n", "blocks.b.inputs: input 1 is not a valid name"),
+    ("blocks:\n  b:\n    inputs: [x-y]\n    nodes: [relu]\nnetwork: [b]\n", "blocks.b.inputs: input 'x-y' is not a valid name"),
+    ("outputs: [relu0, 1]\nnetwork: [relu]\n", "outputs: output 1 is not a valid name"),
+    ("blocks:\n  2b: [relu]\nnetwork: [relu]\n", "blocks.2b: block name '2b' is not a valid name"),
+])
+def test_a_name_that_is_no_identifier_is_located_at_its_key(tmp_path, capsys, text, where):
+    # were 'bad.yaml: input 1 is not a valid name', without the key path
+    check(tmp_path, capsys, HEADER + text, f"bad.yaml: {where}")
+
+
 def test_cycle(tmp_path, capsys):
     text = HEADER + """
 network:

@@ -267,7 +267,10 @@ class BlockDef:
             raise GenotypeError("'inputs' must be a non-empty list of names", path=f"{where}.inputs")
         for item in inputs:
             if item != "in":
-                _identifier(item, "input")
+                try:
+                    _identifier(item, "input")
+                except GenotypeError as error:
+                    raise error.located(path=f"{where}.inputs")
         if len(set(inputs)) != len(inputs):
             raise GenotypeError("duplicate input name", path=f"{where}.inputs")
         nodes = _parse_body(data["nodes"], f"{where}.nodes")
@@ -669,7 +672,10 @@ def _from_data(data: Any, *, file: str | None, base: Path, default_name: str, lo
         if outputs is not None:
             if not isinstance(outputs, list) or not outputs:
                 raise GenotypeError("'outputs' must be a non-empty list of node names", path="outputs")
-            outputs = tuple(_identifier(o, "output") for o in outputs)
+            try:
+                outputs = tuple(_identifier(o, "output") for o in outputs)
+            except GenotypeError as error:
+                raise error.located(path="outputs")
         network = _parse_body(data["network"], "network")
         for param in params:
             if param in blocks:
@@ -705,7 +711,10 @@ def _blocks_of(data: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _block_name(name: Any) -> str:
-    _identifier(name, "block name")
+    try:
+        _identifier(name, "block name")
+    except GenotypeError as error:
+        raise error.located(path=f"blocks.{name}"[:200])
     if name in RESERVED_NAMES or ops.canonical_name(name) or name in FORMS or name in MATH_FUNCTIONS:
         raise GenotypeError(f"block name '{name}' is taken by a built-in", path=f"blocks.{name}")
     return name
