@@ -306,6 +306,18 @@ def test_a_name_that_is_no_identifier_is_located_at_its_key(tmp_path, capsys, te
     check(tmp_path, capsys, HEADER + text, f"bad.yaml: {where}")
 
 
+def test_an_integer_given_to_a_float_argument_builds_and_exports(tmp_path, capsys, monkeypatch):
+    # bn(momentum=0), lrn(k=1), dropout(0) and drop_path(0) validated, then the TorchScript
+    # export failed ('batch_norm(...) float momentum'): their modules held ints
+    monkeypatch.chdir(tmp_path)
+    network = "['conv(4)', 'bn(eps=1, momentum=0)', 'lrn(3, alpha=0, k=1)', 'dropout(0)', 'drop_path(0)', gap]"
+    (tmp_path / "net.yaml").write_text(HEADER + f"network: {network}\n")
+    assert main(["decode", "net.yaml", "--out", "net.pt"]) == 0, capsys.readouterr().err
+    genotype = nas_load(str(tmp_path / "net.yaml"))
+    assert genotype.graph.nodes["bn0"]["args"]["momentum"] == 0  # the graph (and its hash) as written
+    assert type(genotype.graph.nodes["bn0"]["args"]["momentum"]) is int
+
+
 def test_cycle(tmp_path, capsys):
     text = HEADER + """
 network:
