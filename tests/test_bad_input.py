@@ -318,6 +318,25 @@ def test_an_integer_given_to_a_float_argument_builds_and_exports(tmp_path, capsy
     assert type(genotype.graph.nodes["bn0"]["args"]["momentum"]) is int
 
 
+def test_meta_given_in_a_mapping_holds_yaml_data_only():
+    # load_genotype(mapping) took any object in meta; dump() then raised yaml's RepresenterError
+    # (or RecursionError for a list 5,000 deep)
+    deep: list = [1]
+    for _ in range(5000):
+        deep = [deep]
+    import numpy as np
+
+    for value, message in [(object(), "meta.a: expected YAML data"), ({"b": {1, 2j}}, "meta.a: expected YAML data"),
+                           ([np.float64(1.0)], "meta.a: expected YAML data .* got float64"),
+                           (deep, "meta.a: nested deeper than 64 levels")]:
+        with pytest.raises(GenotypeError, match=message):
+            nas_load({"network": ["relu"], "meta": {"a": value}})
+    import datetime
+
+    data = {"when": datetime.date(2015, 12, 10), "blob": b"x", "tags": {"a"}, "n": [1, {"k": None}]}
+    assert "when: 2015-12-10" in nas_load({"network": ["relu"], "meta": data}).dump()  # what YAML reads
+
+
 def test_cycle(tmp_path, capsys):
     text = HEADER + """
 network:

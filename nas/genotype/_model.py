@@ -30,6 +30,7 @@ through op-valued parameters are checked when the genotype is expanded.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import keyword
 import os
@@ -650,6 +651,7 @@ def _from_data(data: Any, *, file: str | None, base: Path, default_name: str, lo
         for key in meta:  # the canonical YAML sorts them (1 and 'a' do not compare)
             if not isinstance(key, str):
                 raise GenotypeError(f"a key must be text, got {key!r}", path="meta")
+            _check_meta(meta[key], f"meta.{key}")
         shape = data.get("input", [3, 224, 224])
         if not isinstance(shape, list) or not 1 <= len(shape) <= 3:
             raise GenotypeError("'input' must be a list [C, H, W]", path="input")
@@ -694,6 +696,34 @@ def _from_data(data: Any, *, file: str | None, base: Path, default_name: str, lo
         )
     except GenotypeError as error:
         raise error.located(file=file)
+
+
+_META_SCALARS = frozenset({str, int, float, bool, type(None), bytes, datetime.date, datetime.datetime})
+_MAX_META_DEPTH = 64  # as nas._yaml.MAX_DEPTH
+
+
+def _check_meta(value: Any, path: str) -> None:
+    """``value`` is data YAML reads and the canonical dump writes (what a file's ``meta``
+    holds): scalars, dates, bytes, and sets, lists and dicts of them, at most 64 levels deep,
+    of exactly these types (YAML's safe dumper represents no subclass). A mapping given to
+    :func:`load_genotype` may hold anything; dumping another object failed.
+
+    Raises:
+        GenotypeError: at ``path`` (``meta.KEY``).
+    """
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        kind = type(item)
+        if depth > _MAX_META_DEPTH:
+            raise GenotypeError(f"nested deeper than {_MAX_META_DEPTH} levels", path=path)
+        if kind is dict:
+            pending.extend((v, depth + 1) for v in (*item.keys(), *item.values()))
+        elif kind in (list, tuple, set):
+            pending.extend((v, depth + 1) for v in item)
+        elif kind not in _META_SCALARS:
+            raise GenotypeError(f"expected YAML data (text, numbers, dates, lists, mappings), got "
+                                f"{type(item).__name__}", path=path)
 
 
 def _blocks_of(data: Mapping[str, Any]) -> Mapping[str, Any]:
