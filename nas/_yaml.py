@@ -76,7 +76,25 @@ class _StrictComposer:
         finally:
             self._depth -= 1
 
+    def construct_object(self, node, deep=False):  # type: ignore[no-untyped-def]
+        """PyYAML's, with the errors its safe constructors raise for a core tag on a value it
+        cannot take (``!!bool abc``: ``KeyError``; ``!!timestamp abc``: ``AttributeError``;
+        ``!!int ''``: ``IndexError``) made a ``ConstructorError`` at the value's line."""
+        try:
+            return SafeConstructor.construct_object(self, node, deep=deep)
+        except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError) as problem:
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            value = node.value
+            shown = "this value" if not isinstance(value, str) else repr(value) if len(value) <= 40 \
+                else repr(value[:37]) + "..."
+            detail = f" ({problem})" if isinstance(problem, ValueError) else ""
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{tag} cannot be {shown}{detail}", node.start_mark
+            ) from None
+
     def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
+        if not isinstance(node, yaml.MappingNode):  # SafeConstructor's error: "expected a mapping node"
+            return SafeConstructor.construct_mapping(self, node, deep=deep)
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)

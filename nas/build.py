@@ -82,7 +82,7 @@ def build_model(
             sources.sort(key=lambda s: not _overwritable(graph, readers, roots, s))
         context = BuildContext(inplace=may_overwrite and _overwritable(graph, readers, roots, sources[0]))
         shapes = [graph.nodes[s]["shape"] for s in data["inputs"]]
-        built = op.build(data["args"], shapes, context)
+        built = op.build(op.build_args(data["args"]), shapes, context)
         target = module_name(node)
         if built is not None:
             modules[target] = built  # also a dead node's: the parameters are the genotype's

@@ -114,11 +114,13 @@ def draw(genotype: Genotype, out: str | Path, *, fmt: str | None = None, depth: 
 def _digraph(drawing: Drawing):
     """The Graphviz graph of a drawing. Open blocks are not drawn as Graphviz clusters: inside
     clusters ``dot`` ignores ``ordering=out`` and shuffles branches (Inception's came out 3, 2,
-    4, 1); boxes carry their full path instead."""
+    4, 1); boxes carry their full path instead. The name and labels are drawn as written
+    (``graphviz.escape``): a backslash is no DOT escape (one ending a name escaped the closing
+    quote), ``<...>`` no HTML label."""
     import graphviz
 
     dot = graphviz.Digraph(
-        drawing.name,
+        graphviz.escape(drawing.name),
         graph_attr={"rankdir": "TB", "ordering": "out", "ranksep": "0.22", "nodesep": "0.18", "margin": "0.1"},
         node_attr={
             "shape": "box", "style": "rounded,filled", "fontname": "Helvetica", "fontsize": "10",
@@ -128,7 +130,7 @@ def _digraph(drawing: Drawing):
     )
     for box in drawing.boxes:
         first, shape = label_lines(box)
-        dot.node(box.id, f"{_wrap(first)}\n{shape}", fillcolor=_FILL[box.kind])
+        dot.node(box.id, graphviz.escape(f"{_wrap(first)}\n{shape}"), fillcolor=_FILL[box.kind])
     for a, b in drawing.edges:
         dot.edge(a, b)
     return dot

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from nas.cli import main
+from nas.errors import GenotypeError
+from nas.genotype import load_genotype as nas_load
 
 HEADER = "input: [3, 32, 32]\n"
 
@@ -50,6 +52,23 @@ def test_a_key_longer_than_yaml_allows(tmp_path, capsys):
 
 def test_python_tag(tmp_path, capsys):
     check(tmp_path, capsys, "network: !!python/object/apply:os.system ['true']\n", "tag", "not allowed")
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("!!bool abc", "line 2: invalid YAML: !!bool cannot be 'abc'"),  # was KeyError
+        ("!!timestamp abc", "line 2: invalid YAML: !!timestamp cannot be 'abc'"),  # was AttributeError
+        ("!!timestamp 2001-13-45", "line 2: invalid YAML: !!timestamp cannot be '2001-13-45' (month must be"),
+        ("!!int ''", "line 2: invalid YAML: !!int cannot be ''"),  # was IndexError
+        ("!!float ''", "line 2: invalid YAML: !!float cannot be ''"),
+        ("!!set [1]", "line 2: invalid YAML: expected a mapping node, but found sequence"),  # was TypeError
+        ("!!map [relu]", "line 2: invalid YAML: expected a mapping node, but found sequence"),
+    ],
+)
+def test_a_core_tag_on_a_value_it_cannot_take(tmp_path, capsys, value, message):
+    # PyYAML's safe constructors raise KeyError, AttributeError, IndexError or TypeError there
+    check(tmp_path, capsys, HEADER + f"params: {{a: {value}}}\nnetwork: [relu]\n", message)
 
 
 def test_duplicate_key(tmp_path, capsys):
@@ -217,6 +236,105 @@ def test_meta_keys_must_be_text(tmp_path, capsys, meta):
 ])
 def test_an_empty_section_of_the_wrong_type(tmp_path, capsys, key, value, message):
     check(tmp_path, capsys, HEADER + f"{key}: {value}\nnetwork: [relu]\n", f": {key}: {message}")
+
+
+@pytest.mark.parametrize("call", ["maxpool(3, d=2, p=2)", "maxpool(2, d=2, p=2)", "maxpool([3, 1], d=3, p=[3, 0])"])
+def test_a_dilated_max_pooling_pads_at_most_half_the_kernel_itself(tmp_path, capsys, call):
+    # torch's rule is half the kernel, not of the dilated window: these passed every check and
+    # failed in the first forward ('pad should be smaller than or equal to half of kernel size')
+    check(tmp_path, capsys, HEADER + f"network: ['{call}']\n", "maxpool0: maxpool: padding", "is more than half the kernel")
+
+
+def test_a_dilated_max_pooling_that_torch_runs_is_accepted():
+    import torch
+
+    from nas.build import build_model
+
+    genotype = nas_load(HEADER + "network: ['maxpool(3, d=2, p=1)', 'maxpool([3, 2], d=[1, 3], p=[1, 1])']\n")
+    assert build_model(genotype)(torch.zeros(2, 3, 32, 32)).shape[1:] == genotype.output_shape
+
+
+def test_a_local_response_norm_window_is_at_most_what_its_channels_need(tmp_path, capsys):
+    # torch pads the channels by size - 1 in every forward: lrn(size=1000000000) validated, then
+    # nas score tried to allocate 512 GB (and a smaller size could take the machine's memory)
+    check(tmp_path, capsys, HEADER + "network: ['lrn(size=1000000000)']\n",
+          "lrn0: lrn: size 1000000000 is more than max(5, 2C - 1) = 5 for 3 input channels")
+    check(tmp_path, capsys, HEADER + "network: ['conv(16)', 'lrn(32)']\n", "lrn0: lrn: size 32 is more than")
+    nas_load(HEADER + "network: ['conv(16)', 'lrn(31)', 'conv(1)', lrn]\n")  # 2C - 1, and the default 5
+
+
+def test_with_params_takes_a_subclass_of_a_plain_type_as_that_type():
+    # an IntEnum, an int with its own repr, numpy.float64 in a list and numpy.str_ passed every
+    # check, then dump() (the canonical YAML, equality, nas scale) raised yaml's RepresenterError
+    import enum
+
+    import numpy as np
+
+    class Width(enum.IntEnum):
+        NARROW = 8
+
+    class Loud(int):
+        def __repr__(self) -> str:
+            return "loud"
+
+    genotype = nas_load(HEADER + "params: {w: 8, l: [0.5], act: relu}\nnetwork: ['conv(w)', 'dropout(l[0])', act]\n")
+    for key, value, plain in [("w", Width.NARROW, 8), ("w", Loud(8), 8), ("l", [np.float64(0.25)], (0.25,)),
+                              ("act", np.str_("relu6"), "relu6")]:
+        variant = genotype.with_params(**{key: value})
+        assert variant.params[key] == plain and type(variant.params[key]) is type(plain)
+        assert f"{key}: {plain if key != 'l' else '[0.25]'}" in variant.dump()
+        assert variant.hash == genotype.with_params(**{key: plain}).hash
+
+
+def test_with_params_refuses_a_list_that_holds_itself():
+    # was a RecursionError
+    genotype = nas_load(HEADER + "params: {l: [1]}\nnetwork: [relu]\n")
+    looped: list = [1]
+    looped.append(looped)
+    with pytest.raises(GenotypeError, match=r"params\.l: value nested too deeply"):
+        genotype.with_params(l=looped)
+
+
+@pytest.mark.parametrize("text, where", [
+    ("blocks:\n  b:\n    inputs: [in, 1]\n    nodes: [relu]\nnetwork: [b]\n", "blocks.b.inputs: input 1 is not a valid name"),
+    ("blocks:\n  b:\n    inputs: [x-y]\n    nodes: [relu]\nnetwork: [b]\n", "blocks.b.inputs: input 'x-y' is not a valid name"),
+    ("outputs: [relu0, 1]\nnetwork: [relu]\n", "outputs: output 1 is not a valid name"),
+    ("blocks:\n  2b: [relu]\nnetwork: [relu]\n", "blocks.2b: block name '2b' is not a valid name"),
+])
+def test_a_name_that_is_no_identifier_is_located_at_its_key(tmp_path, capsys, text, where):
+    # were 'bad.yaml: input 1 is not a valid name', without the key path
+    check(tmp_path, capsys, HEADER + text, f"bad.yaml: {where}")
+
+
+def test_an_integer_given_to_a_float_argument_builds_and_exports(tmp_path, capsys, monkeypatch):
+    # bn(momentum=0), lrn(k=1), dropout(0) and drop_path(0) validated, then the TorchScript
+    # export failed ('batch_norm(...) float momentum'): their modules held ints
+    monkeypatch.chdir(tmp_path)
+    network = "['conv(4)', 'bn(eps=1, momentum=0)', 'lrn(3, alpha=0, k=1)', 'dropout(0)', 'drop_path(0)', gap]"
+    (tmp_path / "net.yaml").write_text(HEADER + f"network: {network}\n")
+    assert main(["decode", "net.yaml", "--out", "net.pt"]) == 0, capsys.readouterr().err
+    genotype = nas_load(str(tmp_path / "net.yaml"))
+    assert genotype.graph.nodes["bn0"]["args"]["momentum"] == 0  # the graph (and its hash) as written
+    assert type(genotype.graph.nodes["bn0"]["args"]["momentum"]) is int
+
+
+def test_meta_given_in_a_mapping_holds_yaml_data_only():
+    # load_genotype(mapping) took any object in meta; dump() then raised yaml's RepresenterError
+    # (or RecursionError for a list 5,000 deep)
+    deep: list = [1]
+    for _ in range(5000):
+        deep = [deep]
+    import numpy as np
+
+    for value, message in [(object(), "meta.a: expected YAML data"), ({"b": {1, 2j}}, "meta.a: expected YAML data"),
+                           ([np.float64(1.0)], "meta.a: expected YAML data .* got float64"),
+                           (deep, "meta.a: nested deeper than 64 levels")]:
+        with pytest.raises(GenotypeError, match=message):
+            nas_load({"network": ["relu"], "meta": {"a": value}})
+    import datetime
+
+    data = {"when": datetime.date(2015, 12, 10), "blob": b"x", "tags": {"a"}, "n": [1, {"k": None}]}
+    assert "when: 2015-12-10" in nas_load({"network": ["relu"], "meta": data}).dump()  # what YAML reads
 
 
 def test_cycle(tmp_path, capsys):

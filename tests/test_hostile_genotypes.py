@@ -197,6 +197,15 @@ def test_a_long_imports_list_is_refused_before_any_lookup(tmp_path):
             "bad.yaml: imports: more than 64 files listed")
 
 
+def test_the_bytes_all_imports_hold_are_capped(tmp_path):
+    # 64 libraries of 1 MiB each (the per-file and per-list caps) took minutes and 1.4 GB to parse
+    for index in range(6):
+        (tmp_path / f"lib{index}.yaml").write_text("blocks: {}\n" + "# padding\n" * 100_000)
+    imports = ", ".join(f"lib{index}.yaml" for index in range(6))
+    refused(tmp_path, HEADER + f"imports: [{imports}]\nnetwork: [relu]\n",
+            "bad.yaml: imports: cannot import 'lib4.yaml': the genotype and its imports hold more than 4 MiB")
+
+
 def test_an_import_through_a_symlink_loop(tmp_path):
     (tmp_path / "loop1.yaml").symlink_to("loop2.yaml")
     (tmp_path / "loop2.yaml").symlink_to("loop1.yaml")

@@ -149,8 +149,12 @@ def layout(graph: nx.DiGraph, depth: int = 0) -> Drawing:
         a, b = by_key[owner[source]], by_key[owner[target]]
         if a != b:
             edges[(a, b)] = None
-    used = {box.cluster for box in ordered}
-    kept = {path: c for path, c in clusters.items() if any(u == path or u.startswith(path + ".") for u in used)}
+    used: set[str] = set()  # the clusters holding a box, and the clusters around them
+    for path in {box.cluster for box in ordered}:
+        while path and path not in used:  # each cluster walked once: linear in the clusters
+            used.add(path)
+            path = clusters[path].parent
+    kept = {path: c for path, c in clusters.items() if path in used}
     return Drawing(graph.graph.get("name", "network"), ordered, list(edges), kept)
 
 
@@ -354,13 +358,14 @@ def to_mermaid(graph: nx.DiGraph, depth: int = 0) -> str:
     members: dict[str, list[Box]] = {}
     for box in drawing.boxes:
         members.setdefault(box.cluster, []).append(box)
+    number = {path: index for index, path in enumerate(drawing.clusters)}
 
     def emit(path: str, indent: str) -> None:
         for box in members.get(path, []):
             first, shape = label_lines(box, in_cluster=True)
             lines.append(f'{indent}{box.id}["{_mermaid_text(first)}<br/>{shape}"]')
         for index, child in enumerate(children.get(path, [])):
-            cluster_id = f"c{list(drawing.clusters).index(child)}"
+            cluster_id = f"c{number[child]}"
             lines.append(f'{indent}subgraph {cluster_id}["{_mermaid_text(drawing.clusters[child].label)}"]')
             emit(child, indent + "  ")
             lines.append(f"{indent}end")

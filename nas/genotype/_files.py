@@ -24,14 +24,19 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
-from nas._yaml import load_yaml_bytes, read_bounded
+from nas._yaml import MAX_FILE_BYTES, load_yaml_bytes, read_bounded
 from nas.errors import GenotypeError
 
-__all__ = ["FileLog", "LoadCache", "MAX_ENTRIES"]
+__all__ = ["FileLog", "LoadCache", "MAX_ENTRIES", "MAX_LOAD_BYTES"]
 
 MAX_ENTRIES = 16
 """Most parsed genotypes kept (each with its expansion memo: up to nas.genotype._memo.MAX_NODES
 recorded nodes, a few MB)."""
+
+
+MAX_LOAD_BYTES = 4 * MAX_FILE_BYTES
+"""Most bytes one load reads, the genotype and all its imports together: each file may hold
+MAX_FILE_BYTES and a genotype may import 64 of them, which took minutes and GBs to parse."""
 
 
 def exists(path: Path) -> bool:
@@ -59,10 +64,11 @@ def _digest(raw: bytes) -> bytes:
 class FileLog:
     """The file-system questions a load asked, with their answers (in order)."""
 
-    __slots__ = ("answers",)
+    __slots__ = ("answers", "bytes_read")
 
     def __init__(self) -> None:
         self.answers: list[tuple[str, Path, Any]] = []
+        self.bytes_read = 0
 
     def exists(self, path: Path) -> bool:
         answer = exists(path)
@@ -75,8 +81,14 @@ class FileLog:
         return answer
 
     def read_yaml(self, path: Path) -> Any:
-        """The parsed YAML of ``path`` (:func:`nas._yaml.load_yaml_bytes`); errors name it."""
+        """The parsed YAML of ``path`` (:func:`nas._yaml.load_yaml_bytes`); errors name it.
+        Refused before parsing when the files this log has read hold more than
+        :data:`MAX_LOAD_BYTES` in all."""
         raw = read_bounded(path, error=GenotypeError)
+        self.bytes_read += len(raw)
+        if self.bytes_read > MAX_LOAD_BYTES:
+            raise GenotypeError(f"the genotype and its imports hold more than {MAX_LOAD_BYTES >> 20} MiB in all",
+                                file=str(path))
         self.answers.append(("read", path, _digest(raw)))
         return load_yaml_bytes(raw, file=str(path), error=GenotypeError)
 

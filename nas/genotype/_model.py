@@ -30,6 +30,7 @@ through op-valued parameters are checked when the genotype is expanded.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import keyword
 import os
@@ -91,7 +92,7 @@ def printable_line(text: Any, *, path: str, limit: int = MAX_TITLE) -> str:
     if len(text) > limit:
         raise GenotypeError(f"'{text[:40]}...' is longer than {limit} characters", path=path)
     _check_printable(text, path=path)
-    return text
+    return str.__str__(text)  # a str, also for a subclass (numpy.str_): YAML dumps no other
 
 
 def _check_printable(text: str, *, path: str | None = None) -> None:
@@ -268,7 +269,10 @@ class BlockDef:
             raise GenotypeError("'inputs' must be a non-empty list of names", path=f"{where}.inputs")
         for item in inputs:
             if item != "in":
-                _identifier(item, "input")
+                try:
+                    _identifier(item, "input")
+                except GenotypeError as error:
+                    raise error.located(path=f"{where}.inputs")
         if len(set(inputs)) != len(inputs):
             raise GenotypeError("duplicate input name", path=f"{where}.inputs")
         nodes = _parse_body(data["nodes"], f"{where}.nodes")
@@ -328,13 +332,29 @@ def _check_value(value: Any, depth: int = 0) -> None:
         raise GenotypeError(f"{show_number(value)} is not a finite number within 2**53")
 
 
-def _plain(value: Any) -> Any:
-    """``value`` as YAML data: tuples become lists, NumPy scalars Python numbers."""
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return plain_number(value)
+_MAX_PLAIN_DEPTH = 100  # lists in lists _plain walks (a value deeper than YAML's 64 levels is refused)
+_EXACT = {int: int.__int__, float: float.__float__, str: str.__str__}  # a subclass's value, as the type itself
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as YAML data: tuples become lists, NumPy scalars Python numbers, and a
+    subclass of int, float or str (an ``IntEnum``, ``numpy.float64``, ``numpy.str_``) the
+    built-in type (YAML's safe dumper represents no other, and the hash label shows its repr).
+
+    Raises:
+        GenotypeError: lists nested more than 100 levels (a list that holds itself).
+    """
+    if isinstance(value, (tuple, list)):
+        if depth >= _MAX_PLAIN_DEPTH:
+            raise GenotypeError("value nested too deeply")
+        return [_plain(v, depth + 1) for v in value]
+    value = plain_number(value)
+    kind = type(value)
+    if kind not in _EXACT and kind is not bool:
+        for base, exact in _EXACT.items():
+            if isinstance(value, base):
+                return exact(value)
+    return value
 
 
 def _freeze(value: Any) -> Any:
@@ -448,8 +468,8 @@ class Genotype:
             if key not in self.params:
                 known = ", ".join(self.params) or "none"
                 raise GenotypeError(f"unknown parameter '{key}' (parameters: {known})", file=self.source)
-            value = _plain(given)
             try:
+                value = _plain(given)
                 _check_value(value)
             except GenotypeError as error:
                 raise error.located(file=self.source, path=f"params.{key}")
@@ -630,6 +650,7 @@ def _from_data(data: Any, *, file: str | None, base: Path, default_name: str, lo
         for key in meta:  # the canonical YAML sorts them (1 and 'a' do not compare)
             if not isinstance(key, str):
                 raise GenotypeError(f"a key must be text, got {key!r}", path="meta")
+            _check_meta(meta[key], f"meta.{key}")
         shape = data.get("input", [3, 224, 224])
         if not isinstance(shape, list) or not 1 <= len(shape) <= 3:
             raise GenotypeError("'input' must be a list [C, H, W]", path="input")
@@ -652,7 +673,10 @@ def _from_data(data: Any, *, file: str | None, base: Path, default_name: str, lo
         if outputs is not None:
             if not isinstance(outputs, list) or not outputs:
                 raise GenotypeError("'outputs' must be a non-empty list of node names", path="outputs")
-            outputs = tuple(_identifier(o, "output") for o in outputs)
+            try:
+                outputs = tuple(_identifier(o, "output") for o in outputs)
+            except GenotypeError as error:
+                raise error.located(path="outputs")
         network = _parse_body(data["network"], "network")
         for param in params:
             if param in blocks:
@@ -673,6 +697,34 @@ def _from_data(data: Any, *, file: str | None, base: Path, default_name: str, lo
         raise error.located(file=file)
 
 
+_META_SCALARS = frozenset({str, int, float, bool, type(None), bytes, datetime.date, datetime.datetime})
+_MAX_META_DEPTH = 64  # as nas._yaml.MAX_DEPTH
+
+
+def _check_meta(value: Any, path: str) -> None:
+    """``value`` is data YAML reads and the canonical dump writes (what a file's ``meta``
+    holds): scalars, dates, bytes, and sets, lists and dicts of them, at most 64 levels deep,
+    of exactly these types (YAML's safe dumper represents no subclass). A mapping given to
+    :func:`load_genotype` may hold anything; dumping another object failed.
+
+    Raises:
+        GenotypeError: at ``path`` (``meta.KEY``).
+    """
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        kind = type(item)
+        if depth > _MAX_META_DEPTH:
+            raise GenotypeError(f"nested deeper than {_MAX_META_DEPTH} levels", path=path)
+        if kind is dict:
+            pending.extend((v, depth + 1) for v in (*item.keys(), *item.values()))
+        elif kind in (list, tuple, set):
+            pending.extend((v, depth + 1) for v in item)
+        elif kind not in _META_SCALARS:
+            raise GenotypeError(f"expected YAML data (text, numbers, dates, lists, mappings), got "
+                                f"{type(item).__name__}", path=path)
+
+
 def _blocks_of(data: Mapping[str, Any]) -> Mapping[str, Any]:
     """The ``blocks`` of a genotype or library file: a mapping, empty when left out or null.
 
@@ -688,7 +740,10 @@ def _blocks_of(data: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _block_name(name: Any) -> str:
-    _identifier(name, "block name")
+    try:
+        _identifier(name, "block name")
+    except GenotypeError as error:
+        raise error.located(path=f"blocks.{name}"[:200])
     if name in RESERVED_NAMES or ops.canonical_name(name) or name in FORMS or name in MATH_FUNCTIONS:
         raise GenotypeError(f"block name '{name}' is taken by a built-in", path=f"blocks.{name}")
     return name

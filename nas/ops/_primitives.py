@@ -60,10 +60,11 @@ def _spatial(
     op: Op, shape: Shape, kernel, stride, padding, dilation=1, ceil_mode=False
 ) -> tuple[int, int]:
     """Output height and width of ``op``'s sliding window; a pooling op (:attr:`Op.pooling`)
-    may pad at most half its kernel."""
+    may pad at most half its kernel, dilation left out (torch's rule: ``maxpool(3, d=2, p=2)``
+    fails in its first forward)."""
     _, height, width = _feature_map(op.name, shape)
     k, s, p, d = _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
-    if op.pooling and any(pi * 2 > ki * di for pi, ki, di in zip(p, k, d)):
+    if op.pooling and any(pi * 2 > ki for pi, ki in zip(p, k)):
         raise GenotypeError(f"{op.name}: padding {padding} is more than half the kernel {kernel}")
     return (
         _window_out(op.name, height, k[0], s[0], p[0], d[0], ceil_mode),
@@ -216,7 +217,10 @@ class LocalResponseNorm(Op):
     """Local response normalisation across channels; torch's alpha is divided by size (AlexNet's 1e-4 is ``alpha=5e-4``).
 
     The divisor is ``(k + alpha/size * sum of squares) ** beta``: ``k`` > 0 and ``alpha`` >= 0
-    keep its base positive (else a zero or negative base gives infinities or NaN)."""
+    keep its base positive (else a zero or negative base gives infinities or NaN). ``size`` is
+    at most ``max(5, 2C - 1)`` for ``C`` input channels: a window of ``2C - 1`` spans every
+    channel from each one, and torch pads the channels by ``size - 1`` in every forward (a size
+    of 10**9 allocated hundreds of GB)."""
 
     name = "lrn"
     args = (
@@ -228,7 +232,12 @@ class LocalResponseNorm(Op):
     example = Example({"size": 3})
 
     def infer(self, args, shapes):
-        return OpInfo(_feature_map(self.name, shapes[0]))
+        channels = _feature_map(self.name, shapes[0])[0]
+        widest = max(5, 2 * channels - 1)
+        if args["size"] > widest:
+            raise GenotypeError(f"lrn: size {args['size']} is more than max(5, 2C - 1) = {widest} for "
+                                f"{channels} input channels (a window of 2C - 1 spans every channel)")
+        return OpInfo(shapes[0])
 
     def build(self, args, shapes, context):
         from torch import nn

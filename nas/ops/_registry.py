@@ -159,6 +159,10 @@ KINDS: dict[str, Kind] = {
 }
 
 
+FLOAT_KINDS = frozenset({"float", "positive", "non_negative", "prob", "fraction"})
+"""The built-in kinds whose values are floats (an integer is accepted, and built as a float)."""
+
+
 @dataclass(frozen=True)
 class Example:
     """A small valid use of an op: its arguments and the shapes of its inputs (batch left out).
@@ -260,6 +264,15 @@ class Op:
             else:
                 bound[arg.name] = arg.default
         return bound
+
+    def build_args(self, args: dict[str, Any]) -> dict[str, Any]:
+        """``args`` as :meth:`build` gets them: an integer given to an argument of a float kind
+        (:data:`FLOAT_KINDS`: ``bn(momentum=0)``, ``dropout(0)``) made a float, as torch's
+        modules hold it (TorchScript refused the int). The graph keeps the value as written,
+        so its hash is unchanged."""
+        converted = {arg.name: float(args[arg.name]) for arg in self.args
+                     if arg.kind in FLOAT_KINDS and type(args.get(arg.name)) is int}
+        return {**args, **converted} if converted else args
 
     def check_inputs(self, count: int) -> None:
         if count < self.min_inputs or (self.max_inputs is not None and count > self.max_inputs):
