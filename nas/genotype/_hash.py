@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Mapping
+from operator import itemgetter
 from typing import Any
 
 import networkx as nx
@@ -87,14 +88,14 @@ def graph_hash(graph: nx.DiGraph, iterations: int = 4, *, labels: Mapping[str, s
     # nothing to sort; the others' key starts with their edges' ports (a tuple, so no key of
     # one kind equals one of the other)
     single: list[tuple[int, int, int]] = []
-    several: list[tuple[int, tuple[Any, ...], list[int], list[tuple[str, int]], list[tuple[str, int]]]] = []
+    several: list[tuple[int, tuple[Any, ...], itemgetter, list[tuple[str, int]], list[tuple[str, int]]]] = []
     for index, (after, before) in enumerate(zip(successors, predecessors)):
         if len(after) == 1 and len(before) == 1 and not after[0][0] and not before[0][0]:
             single.append((index, after[0][1], before[0][1]))
-        else:
+        else:  # keyed by its edges' ports and (its text, its neighbours' texts): a pair
             edges = after + before
             ports = (len(after), *[port for port, _ in edges])
-            several.append((index, ports, [other for _, other in edges], after, before))
+            several.append((index, ports, itemgetter(index, *[other for _, other in edges]), after, before))
     counts: list[tuple[str, int]] = []
     digests = _DIGESTS
     for _ in range(iterations):
@@ -105,8 +106,8 @@ def graph_hash(graph: nx.DiGraph, iterations: int = 4, *, labels: Mapping[str, s
             if digest is None:
                 digest = _new_digest(key, "".join(key))
             new[index] = digest
-        for index, ports, others, after, before in several:
-            key = (texts[index], ports, *map(texts.__getitem__, others))
+        for index, ports, gather, after, before in several:
+            key = (ports, gather(texts))
             digest = digests.get(key)
             if digest is None:
                 text = (
