@@ -651,3 +651,15 @@ def test_a_warning_during_a_command_is_one_line(monkeypatch, capsys):
     assert main(["validate", "lenet5"]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["warning: first line second line"], err
+
+
+def test_a_deleted_current_folder_is_one_line(tmp_path):
+    # os.getcwd() raised FileNotFoundError: 'no such file or folder', naming nothing
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = ("import os, sys; from nas.cli import main; os.chdir(sys.argv[1]); os.rmdir(sys.argv[1]); "
+            "sys.exit(main(['validate', 'resnet20']))")
+    result = subprocess.run([sys.executable, "-c", code, str(gone)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "the current folder no longer exists (it was deleted): change to another one"]

@@ -186,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        os.getcwd()
+    except FileNotFoundError:  # relative paths, zoo names and caches all start from it
+        print("the current folder no longer exists (it was deleted): change to another one", file=sys.stderr)
+        return 2
+    try:
         if args.plugin:
             from nas.plugins import load_plugins
 
