@@ -91,3 +91,16 @@ def test_refused_at_evaluation(text, message):
     scope = DictScope(width=64, depths=[3, 4, 6, 3])
     with pytest.raises(GenotypeError, match=message):
         parse_expression(text).evaluate(scope)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("int(x=3)", "int(): got an unexpected keyword argument 'x'"),
+    ("round(1, 2, 3)", "round(): takes from 1 to 2 positional arguments but 3 were given"),
+    ("sqrt(1, 2)", "sqrt(): takes exactly one argument (2 given)"),
+    ("min()", "min(): min() of nothing"),
+])
+def test_a_math_call_error_names_the_function_as_written(text, message):
+    # Python's message named the function it called: '_round() takes ...', 'math.sqrt() takes ...'
+    with pytest.raises(GenotypeError) as error:
+        parse_expression(text).evaluate(DictScope())
+    assert error.value.message == message

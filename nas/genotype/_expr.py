@@ -622,6 +622,14 @@ def call_math(name: str, args: list[Any], kwargs: Mapping[str, Any]) -> Any:
     try:
         return bounded(function(*args, **kwargs))
     except (TypeError, ValueError, ArithmeticError) as error:
-        raise GenotypeError(f"{name}(): {error}") from None
+        # Python names the function it called: '_round() takes ...', 'math.sqrt() takes ...'
+        text = str(error)
+        callee = _PYTHON_CALLEE.match(text)
+        if callee is not None and callee.group(1) != name:
+            text = text[callee.end():]
+        raise GenotypeError(f"{name}(): {text}") from None
     except GenotypeError as error:
         raise GenotypeError(f"{name}(): {error.message}") from None
+
+
+_PYTHON_CALLEE = re.compile(r"([\w.]+)\(\) ")
