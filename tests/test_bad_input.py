@@ -286,6 +286,19 @@ def test_with_params_takes_a_subclass_of_a_plain_type_as_that_type():
         assert variant.hash == genotype.with_params(**{key: plain}).hash
 
 
+def test_a_mapping_s_params_are_taken_as_with_params_takes_them():
+    # load_genotype(mapping) refused numpy.int64(8) ('expected a number ..., got int64') that
+    # with_params took as 8
+    import numpy as np
+
+    text = HEADER + "params: {w: 8, l: [0.5]}\nnetwork: ['conv(w)', 'dropout(l[0])']\n"
+    data = {"input": [3, 32, 32], "params": {"w": np.int64(8), "l": (np.float64(0.5),)},
+            "network": ["conv(w)", "dropout(l[0])"]}
+    genotype = nas_load(data)
+    assert genotype.params == {"w": 8, "l": (0.5,)} and type(genotype.params["w"]) is int
+    assert genotype.hash == nas_load(text).hash
+
+
 def test_with_params_refuses_a_list_that_holds_itself():
     # was a RecursionError
     genotype = nas_load(HEADER + "params: {l: [1]}\nnetwork: [relu]\n")

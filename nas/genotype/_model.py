@@ -764,6 +764,7 @@ def _parse_params(raw: Any) -> dict[str, Any]:
             _identifier(key, "parameter")
             if key in RESERVED_NAMES or ops.canonical_name(key) or key in FORMS or key in MATH_FUNCTIONS:
                 raise GenotypeError(f"parameter name '{key}' is taken by a built-in")
+            value = _plain(value)  # as with_params takes it (a mapping may hold NumPy numbers)
             _check_value(value)
         except GenotypeError as error:
             raise error.located(path=f"params.{key}")
