@@ -248,9 +248,10 @@ def format_bytes(count: float) -> str:
     return f"{int(count)} B"
 
 
-def check_memory(genotype: Genotype, max_memory: int = MAX_MEMORY) -> Stats:
-    """Static figures for ``genotype`` (:func:`analyze`) after checking that
-    :attr:`Stats.memory_bytes` is at most ``max_memory`` bytes.
+def check_memory(genotype: Genotype, max_memory: int = MAX_MEMORY, *, batch: int = 1) -> Stats:
+    """Static figures for ``genotype`` (:func:`analyze`) after checking that training a batch of
+    ``batch`` samples fits in ``max_memory`` bytes: :attr:`Stats.memory_bytes` for one sample,
+    the parameters plus ``batch`` times the input and activations for more.
 
     Raises :class:`nas.GenotypeError` (one line: the figure, its parts and the limit) when it is
     not, or when the genotype does not expand; :class:`nas.ConfigError` when ``max_memory`` is
@@ -259,12 +260,13 @@ def check_memory(genotype: Genotype, max_memory: int = MAX_MEMORY) -> Stats:
     if isinstance(max_memory, bool) or not isinstance(max_memory, (int, float)) or not max_memory >= 0:
         raise ConfigError(f"must be a number of bytes >= 0, got {max_memory!r}", path="max_memory")
     stats = analyze(genotype)
-    if stats.memory_bytes > max_memory:
+    per_sample = stats.input_bytes + stats.activation_bytes
+    if stats.param_bytes + batch * per_sample > max_memory:
+        what = "per sample" if batch == 1 else f"per sample, times a batch of {batch:,}"
         raise GenotypeError(
-            f"needs {format_bytes(stats.memory_bytes)} of memory (parameters "
-            f"{format_bytes(stats.param_bytes)}, input and activations "
-            f"{format_bytes(stats.input_bytes + stats.activation_bytes)} per sample in training), "
-            f"over the limit of {format_bytes(max_memory)} "
+            f"needs {format_bytes(stats.param_bytes + batch * per_sample)} of memory (parameters "
+            f"{format_bytes(stats.param_bytes)}, input and activations {format_bytes(per_sample)} "
+            f"{what} in training), over the limit of {format_bytes(max_memory)} "
             "(raise it with --max-memory)",
             file=genotype.source,
         )

@@ -316,3 +316,16 @@ def test_meco_of_a_batch_norm_on_one_value_per_channel_is_nan_with_a_reason(text
     scores = P.score(nas.load_genotype(text), data, ["meco", "naswot"], seed=SEED)
     assert math.isnan(scores["meco"].value) and "one value per channel" in scores["meco"].reason
     assert scores["naswot"].defined
+
+
+def test_the_largest_batch_a_proxy_runs_is_checked_against_the_memory_limit():
+    # the check counted one sample: a network near the limit ran a batch of 64 (or 4,096) and
+    # was left to the operating system's out-of-memory killer
+    stats = nas.analyze(nas.load_genotype("resnet20"))
+    per_sample = stats.input_bytes + stats.activation_bytes
+    images = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
+    for data, batch in ((None, 16), (images, 64)):
+        limit = stats.param_bytes + batch * per_sample
+        P.score("resnet20", data, ["zen"], max_memory=limit)
+        with pytest.raises(nas.GenotypeError, match=f"per sample, times a batch of {batch} in training"):
+            P.score("resnet20", data, ["zen"], max_memory=limit - 1)

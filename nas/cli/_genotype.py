@@ -16,8 +16,8 @@ from nas.errors import ConfigError, NasError
 
 _PARAM_HELP = "replace a parameter default, e.g. --set width=32 --set 'depths=[1, 1, 1, 1]'"
 _MEMORY_HELP = (
-    "refuse networks whose parameters plus activations (one sample, training) need more than "
-    "SIZE: bytes, or with K, M, G, T (powers of 1024); default 4G"
+    "refuse networks whose parameters plus activations in training (of one sample; nas score: "
+    "of its largest batch) need more than SIZE: bytes, or with K, M, G, T (powers of 1024); default 4G"
 )
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([KMGT]?)(?:i?B)?\s*\Z", re.IGNORECASE)
 

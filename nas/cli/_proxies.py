@@ -9,6 +9,7 @@ import math
 
 from nas import _checks
 from nas.cli import seed_option
+from nas.cli._genotype import _add_max_memory, _max_memory
 from nas.errors import ConfigError
 
 
@@ -31,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ensemble", choices=("mean", "log"),
                         help="add the rank ensemble of the proxies over the given genotypes")
     parser.add_argument("--json", action="store_true", help="one JSON object per genotype")
+    _add_max_memory(parser)
     parser.set_defaults(run=run_score)
 
 
@@ -53,8 +55,8 @@ def run_score(args: argparse.Namespace) -> int:
     elif args.data_options:  # options of no dataset: never silently ignored
         raise ConfigError("a dataset option needs --dataset NAME", path="--data-set")
     genotypes = [load_genotype(f) for f in args.files]
-    results = [score(g, data, names, seed=args.seed, device=args.device, batch_size=args.batch)
-               for g in genotypes]
+    results = [score(g, data, names, seed=args.seed, device=args.device, batch_size=args.batch,
+                     max_memory=_max_memory(args)) for g in genotypes]
     ensemble = None
     if args.ensemble:
         ensemble = rank_ensemble({n: [r[n].value for r in results] for n in names},

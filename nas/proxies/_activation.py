@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from nas.proxies._network import Network, first_output, hooks, weighted_layers
+from nas.proxies._network import RANDOM_BATCH, Network, first_output, hooks, weighted_layers
 from nas.proxies._registry import Undefined, register_proxy
 
 __all__: list[str] = []
@@ -102,7 +102,7 @@ def zen(net: Network) -> float:
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
                 m.weight.fill_(1.0)
                 m.bias.zero_()
-    shape = (16, *net.input_shape)
+    shape = (RANDOM_BATCH, *net.input_shape)
     x = torch.randn(shape, generator=generator, device=net.device)
     x2 = x + 0.01 * torch.randn(shape, generator=generator, device=net.device)
     features: list[torch.Tensor] = []

@@ -24,7 +24,7 @@ from nas.proxies._registry import Undefined
 if TYPE_CHECKING:
     from nas.genotype import Genotype
 
-__all__ = ["Network", "weighted_layers", "first_output", "hooks"]
+__all__ = ["RANDOM_BATCH", "Network", "weighted_layers", "first_output", "hooks"]
 
 #: Module types whose ``weight`` the pruning-at-init saliencies read (as the reference
 #: implementations do: convolutions and fully connected layers).
@@ -57,6 +57,10 @@ def hooks(modules: list[nn.Module], hook) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+RANDOM_BATCH = 16
+"""Random inputs a data-free proxy runs at once (zen's two batches of Gaussian images)."""
 
 
 class Network:

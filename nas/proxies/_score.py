@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from nas import _checks
+from nas.analysis import MAX_MEMORY, check_memory
 from nas.errors import ConfigError
-from nas.proxies._network import Network
+from nas.proxies._network import RANDOM_BATCH, Network
 from nas.proxies._registry import Proxy, Undefined, get_proxy, proxy_names
 
 if TYPE_CHECKING:
@@ -151,6 +152,7 @@ def score(
     seed: int = 0,
     device: str | torch.device = "cpu",
     batch_size: int = 64,
+    max_memory: float = MAX_MEMORY,
 ) -> dict[str, ProxyScore]:
     """Score one genotype with the named proxies.
 
@@ -169,6 +171,8 @@ def score(
         device: ``"cpu"``, ``"cuda"``...
         batch_size: Images taken when ``data`` is a dataset, 2 to
             :data:`nas._checks.MAX_BATCH` (4,096).
+        max_memory: Bytes the proxies' largest batch may need in training
+            (:func:`nas.analysis.check_memory`): the image batch, or 16 random inputs (zen).
 
     Returns:
         ``{name: ProxyScore}`` in the order of ``names``.
@@ -179,7 +183,8 @@ def score(
             input shape, labels not classes of its output, more than ``MAX_BATCH`` images), a
             ``batch_size`` not an integer in ``[2, MAX_BATCH]``, a seed outside ``[0, 2**32)``,
             a device this machine lacks (:func:`nas._checks.device`).
-        GenotypeError: a genotype that does not load or expand.
+        GenotypeError: a genotype that does not load or expand, or whose largest batch
+            needs more than ``max_memory`` bytes.
     """
     _checks.name_list(names, path="names")
     proxies = [get_proxy(n) for n in (proxy_names() if names is None else names)]
@@ -199,6 +204,8 @@ def score(
         inputs, targets = (None, None) if data is None else image_batch(data, batch_size=batch_size, seed=seed)
         if inputs is not None:
             _check_batch(genotype, inputs, targets)
+        largest = max(RANDOM_BATCH, 0 if inputs is None else len(inputs))
+        check_memory(genotype, max_memory, batch=largest)
         net = Network(genotype, inputs, targets, seed=seed, device=torch.device(device))
         if not net.depends_on_input():
             for proxy in dynamic:
