@@ -5,11 +5,11 @@ their nodes and neighbourhoods. So the text of a node's label (``op(args)shape``
 digest of every text a refinement step builds are kept across calls, in two bounded tables
 (:data:`MAX_KEPT` entries each, emptied when full; digests only of texts up to
 :data:`MAX_KEPT_TEXT` characters, so the tables' size in bytes is bounded too). A digest is
-kept under the tuple of the strings its text is made of (the node's text, its edges' ports
-unless they are all empty, its neighbours' texts, in the graph's order), not under the text: looking a tuple up reuses
-the strings' cached hashes, where a text would be built and hashed whole on every lookup. The
-tuple determines the text, and a digest is a pure function of its text, so what a table
-returns is what the computation would give. Thread-safe (a table read while another thread
+kept under the strings its text is made of (the node's text and its neighbours', in the
+graph's order, and its edges' ports unless they are all empty), not under the text: looking
+a tuple up reuses the strings' cached hashes, where a text would be built and hashed whole on
+every lookup. The key determines the text, and a digest is a pure function of its text, so
+what a table returns is what the computation would give. Thread-safe (a table read while another thread
 empties it is a miss).
 """
 
@@ -85,14 +85,14 @@ def graph_hash(graph: nx.DiGraph, iterations: int = 4, *, labels: Mapping[str, s
                 before.append(("", source_index))
     # most nodes have one reader and one source, and no port on either edge: their key is
     # three strings (theirs, their reader's, their source's), their text the three joined,
-    # nothing to sort; the others' key starts with their edges' ports (a tuple, so no key of
-    # one kind equals one of the other)
+    # nothing to sort; the others' key is a pair, their edges' ports and the texts of the node
+    # and its neighbours (so no key of one kind equals one of the other)
     single: list[tuple[int, int, int]] = []
     several: list[tuple[int, tuple[Any, ...], itemgetter, list[tuple[str, int]], list[tuple[str, int]]]] = []
     for index, (after, before) in enumerate(zip(successors, predecessors)):
         if len(after) == 1 and len(before) == 1 and not after[0][0] and not before[0][0]:
             single.append((index, after[0][1], before[0][1]))
-        else:  # keyed by its edges' ports and (its text, its neighbours' texts): a pair
+        else:
             edges = after + before
             ports = (len(after), *[port for port, _ in edges])
             several.append((index, ports, itemgetter(index, *[other for _, other in edges]), after, before))
