@@ -164,6 +164,20 @@ def name_list(value: Any, *, path: str, error: Callable[[str], Exception] = Conf
         raise error(f"{path} must be a list of names, got the string {value!r} (for one: [{value!r}])")
 
 
+def section(value: Any, *, path: str, file: str | None = None, what: str = "a mapping") -> Mapping[str, Any]:
+    """A config section that must be a mapping; ``None`` (the key given empty or not at all)
+    is an empty one. Any other value is refused, empty ones too (``0``, ``""``, ``false``).
+
+    Raises:
+        ConfigError: ``must be WHAT``, naming ``file`` and ``path``.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"must be {what}", file=file, path=path)
+    return value
+
+
 def known_keys(value: Mapping[str, Any], keys: Iterable[str], *, path: str,
                file: str | None = None) -> None:
     """Raise :class:`ConfigError` at ``PATH.KEY`` for the first key of the config section

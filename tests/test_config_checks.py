@@ -215,6 +215,22 @@ CASES = {
         # each seed is expanded when the config is read: 40,000 (600 KB) took 36 s
         "seeds_too_many": (config(space__seeds={f"s{i}": {} for i in range(1001)}), "space.seeds: more than 1,000"),
     },
+    # a section that must be a mapping: a list or number was 'unexpected AttributeError', and
+    # an empty value of another type (0, "", false) was taken as an empty section
+    "sections": {
+        "proxy_constraints_a_list": (config(proxies={"constraints": [1]}), "proxies.constraints: must be a mapping"),
+        "proxy_constraints_a_number": (config(proxies={"constraints": 5}), "proxies.constraints: must be a mapping"),
+        "proxy_constraints_zero": (config(proxies={"constraints": 0}), "proxies.constraints: must be a mapping"),
+        "train_zero": (config(train=0), "train: must be a mapping"),
+        "latency_empty_text": (config(latency=""), "latency: must be a mapping"),
+        "space_params_false": (config(space__params=False), "space.params: must be a mapping"),
+        "space_choices_zero": (config(space__choices=0), "space.choices: must be a mapping"),
+        "space_constraints_empty_text": (config(space__constraints=""), "space.constraints: must be a mapping"),
+        "space_seeds_zero": (config(space__seeds=0), "space.seeds: must be a mapping"),
+        "retrain_train_zero": (config(retrain={"train": 0}), "retrain.train: must be a mapping"),
+        "sampler_options_false": (config(sampler={"name": "tpe", "options": False}),
+                                  "sampler.options: must be a mapping"),
+    },
 }
 
 FLAT = {f"{group}.{case}": value for group, cases in CASES.items() for case, value in cases.items()}
