@@ -178,6 +178,18 @@ def section(value: Any, *, path: str, file: str | None = None, what: str = "a ma
     return value
 
 
+def text_keys(value: Mapping[Any, Any], *, what: str, path: str, file: str | None = None) -> None:
+    """Refuse a key of ``value`` that is not text where keys name parameters or options
+    (YAML reads ``1: 2`` as the number 1; passed on as ``**value`` it was a TypeError).
+
+    Raises:
+        ConfigError: ``WHAT must be text, got KEY``, naming ``file`` and ``path``.
+    """
+    for key in value:
+        if not isinstance(key, str):
+            raise ConfigError(f"{what} must be text, got {key!r}", file=file, path=path)
+
+
 def known_keys(value: Mapping[str, Any], keys: Iterable[str], *, path: str,
                file: str | None = None) -> None:
     """Raise :class:`ConfigError` at ``PATH.KEY`` for the first key of the config section
@@ -482,6 +494,7 @@ def dataset(value: Any, *, base: Path, file: str | None = None, path: str = "dat
     if not isinstance(value, Mapping) or not isinstance(value.get("name"), str):
         raise ConfigError("must be a dataset name or a mapping with 'name' and options",
                           file=file, path=path)
+    text_keys(value, what="an option name", path=path, file=file)
     out = dict(value)
     for key in DATASET_PATHS:  # relative to the config file, like every path in it
         if isinstance(out.get(key), str):

@@ -230,6 +230,14 @@ CASES = {
         "retrain_train_zero": (config(retrain={"train": 0}), "retrain.train: must be a mapping"),
         "sampler_options_false": (config(sampler={"name": "tpe", "options": False}),
                                   "sampler.options: must be a mapping"),
+    },    # a key that names a parameter or option must be text: 1: 2 was 'unexpected TypeError:
+    # keywords must be strings'
+    "keys_not_text": {
+        "space_params": (config(space__params={"widths": [4, 8, 8], "depths": [1, 1, 1], 1: 2}),
+                         "space.params: a parameter name must be text, got 1"),
+        "dataset_option": (config(dataset={"name": "digits", 7: 1}), "dataset: an option name must be text, got 7"),
+        "dataset_option_null": (config(dataset={"name": "digits", None: 1}),
+                                "dataset: an option name must be text, got None"),
     },
 }
 
@@ -445,6 +453,9 @@ SCALE = {
     # a divisor past any usable width: at its key (10**23 was named at the genotype's widths)
     ({"width_divisor": 10**23}, "width_divisor"),
     ({"resolution_divisor": 10**9}, "resolution_divisor"),
+    # was 'unexpected TypeError: keywords must be strings'
+    ({"params": {1: 2}}, "params: a parameter name must be text, got 1"),
+    ({"dataset": {"name": "digits", "resolution": 8, 7: 1}}, "dataset: an option name must be text, got 7"),
 ])
 def test_bad_scale_search_config(sandbox, capsys, change, where):
     file = sandbox / "work" / "scale.yaml"

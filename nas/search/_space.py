@@ -346,6 +346,7 @@ def parse_space(data: Any, *, file: str | None = None, base: Path | None = None,
         genotype = _checks.genotype(data["genotype"], base=base, file=file, path="space.genotype")
     fixed = _checks.section(data.get("params"), path="space.params", file=file,
                             what="a mapping of parameter values")
+    _checks.text_keys(fixed, what="a parameter name", path="space.params", file=file)
     for key, value in fixed.items():
         try:
             genotype = genotype.with_params(**{key: value})
