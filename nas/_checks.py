@@ -502,12 +502,10 @@ def dataset(value: Any, *, base: Path, file: str | None = None, path: str = "dat
     options = {k: v for k, v in out.items() if k != "name"}
     try:
         check_dataset(out["name"], **options)
-    except NasError as error:
+    except NasError as error:  # at "dataset", "dataset.OPTION" or "OPTION": under path
         error.file = error.file or file
-        if error.path is None:
-            error.path = path
-        elif not error.path.startswith(path):
-            error.path = f"{path}.{error.path}"
+        where = "" if error.path in (None, "dataset") else error.path.removeprefix("dataset.")
+        error.path = f"{path}.{where}" if where else path
         raise
     return out
 

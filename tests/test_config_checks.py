@@ -238,6 +238,19 @@ CASES = {
         "dataset_option": (config(dataset={"name": "digits", 7: 1}), "dataset: an option name must be text, got 7"),
         "dataset_option_null": (config(dataset={"name": "digits", None: 1}),
                                 "dataset: an option name must be text, got None"),
+    },    # the proxies' images were checked only when the search loaded them, in a line without the
+    # config file or the key ('subset: must be an integer ...', 'dataset: unknown dataset ...')
+    "proxy_data": {
+        "unknown_name": (config(proxies={"record": ["naswot"], "data": {"name": "nosuch"}}),
+                         "proxies.data: unknown dataset 'nosuch'"),
+        "unknown_option": (config(proxies={"record": ["naswot"], "data": {"name": "digits", "subsett": 3}}),
+                           "proxies.data.subsett: unknown option"),
+        "negative_subset": (config(proxies={"record": ["naswot"], "data": {"name": "digits", "subset": -5}}),
+                            "proxies.data.subset: "),
+        "missing_file": (config(proxies={"record": ["naswot"], "data": {"name": "npz", "path": "nope.npz"}}),
+                         "proxies.data.path: "),
+        "option_not_text": (config(proxies={"record": ["naswot"], "data": {"name": "digits", 1: 2}}),
+                            "proxies.data: an option name must be text, got 1"),
     },
 }
 

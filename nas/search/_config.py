@@ -378,6 +378,8 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     dataset: dict[str, Any] = {"name": "digits"}
     if tabular is None:  # last of the file's checks: it loads torch (seconds), the others do not
         dataset = _checks.dataset(data.get("dataset", "digits"), base=base, file=file)
+    if proxies is not None and proxies.data is not None:  # the proxies' images: likewise
+        _checks.dataset(dict(proxies.data), base=base, file=file, path="proxies.data")
     config = RunConfig(
         file=file, name=name, space=space, dataset=dataset, train=dict(train),
         width_multiplier=float(width), objectives=tuple(objectives), sampler=sampler,
