@@ -117,6 +117,9 @@ CASES = {
                                       "train.bn_recalibration_batches"),
         # wider than the dataset's 8 x 8 images: every trial failed in training (exit 1)
         "crop_padding_wider_than_images": (config(train__crop_padding=9), "train.crop_padding"),
+        # every trial failed: 'ValueError: Nesterov momentum requires a momentum and zero dampening'
+        "nesterov_without_momentum": (config(train__momentum=0), "train.momentum"),
+        "retrain_nesterov_without_momentum": (config(retrain={"train": {"momentum": 0}}), "retrain.train.momentum"),
     },
     "dataset": {
         "unknown_name": (config(dataset="imagenet22k"), "dataset"),

@@ -289,6 +289,7 @@ def test_history_csv(digits: Dataset, tmp_path: Path) -> None:
         ({"lr": 0}, "lr"),
         ({"lr": float("nan")}, "lr"),
         ({"momentum": 1.0}, "momentum"),
+        ({"momentum": 0}, "momentum"),  # Nesterov (the default) needs one: torch refused it in training
         ({"label_smoothing": -0.1}, "label_smoothing"),
         ({"grad_clip": 0}, "grad_clip"),
         ({"time_limit": -1}, "time_limit"),
@@ -305,6 +306,14 @@ def test_config_errors_name_the_key(changes: dict[str, object], key: str) -> Non
     with pytest.raises(ConfigError) as error:
         TrainConfig(**changes)  # type: ignore[arg-type]
     assert error.value.path == key
+
+
+def test_momentum_zero_is_plain_sgd_or_adamw_not_nesterov() -> None:
+    assert TrainConfig(momentum=0, nesterov=False).momentum == 0
+    assert TrainConfig(momentum=0, optimizer="adamw").momentum == 0
+    with pytest.raises(ConfigError, match="nesterov: false") as error:
+        TrainConfig.from_dict({"momentum": 0.0})
+    assert error.value.path == "train.momentum"
 
 
 def test_config_from_dict() -> None:
