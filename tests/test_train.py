@@ -59,14 +59,21 @@ def small_cnn(seed: int = 0, classes: int = 10) -> nn.Module:
 class OutOfMemoryAbove(nn.Module):
     """A small CNN that raises like CUDA does when a batch exceeds ``limit`` images."""
 
-    def __init__(self, limit: int, error: type[Exception] = torch.cuda.OutOfMemoryError):
+    def __init__(self, limit: int, error: type[Exception] = torch.cuda.OutOfMemoryError,
+                 message: str = "CUDA out of memory. Tried to allocate 2.00 GiB"):
         super().__init__()
-        self.limit, self.error, self.net = limit, error, small_cnn()
+        self.limit, self.error, self.message, self.net = limit, error, message, small_cnn()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and x.shape[0] > self.limit:
-            raise self.error("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise self.error(self.message)
         return self.net(x)
+
+
+#: What torch raises when the CPU's allocator fails (a process under ``ulimit -v``, a machine
+#: without overcommit): no "out of memory" in it.
+CPU_OUT_OF_MEMORY = ("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+                     "memory: you tried to allocate 4194304 bytes. Error code 12 (Cannot allocate memory)")
 
 
 def test_small_cnn_learns_digits(digits: Dataset) -> None:
@@ -137,6 +144,18 @@ def test_out_of_memory_twice_ends_with_oom(digits: Dataset, error: type[Exceptio
     result = train_model(model, digits, TrainConfig(epochs=1, **{**FAST, "batch_size": 64}))
     assert result.status == "oom" and result.batch_size == 32
     assert "batch size 32" in result.reason and result.epochs == 0
+
+
+@pytest.mark.parametrize("error, message", [(RuntimeError, CPU_OUT_OF_MEMORY), (MemoryError, "")])
+def test_out_of_memory_on_the_cpu_retries_at_half_the_batch(digits: Dataset, error: type[Exception],
+                                                            message: str) -> None:
+    # was no out-of-memory: 'nas train' ended in 'unexpected RuntimeError: ... DefaultCPUAllocator:
+    # can't allocate memory', a search's trial failed (5 in a row stop a worker)
+    config = TrainConfig(epochs=1, **{**FAST, "batch_size": 64})
+    result = train_model(OutOfMemoryAbove(32, error, message), digits, config)
+    assert result.status == "completed" and result.batch_size == 32
+    result = train_model(OutOfMemoryAbove(16, error, message), digits, config)
+    assert result.status == "oom" and "batch size 32" in result.reason
 
 
 def test_other_errors_propagate(digits: Dataset) -> None:
