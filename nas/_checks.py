@@ -164,6 +164,32 @@ def name_list(value: Any, *, path: str, error: Callable[[str], Exception] = Conf
         raise error(f"{path} must be a list of names, got the string {value!r} (for one: [{value!r}])")
 
 
+def section(value: Any, *, path: str, file: str | None = None, what: str = "a mapping") -> Mapping[str, Any]:
+    """A config section that must be a mapping; ``None`` (the key given empty or not at all)
+    is an empty one. Any other value is refused, empty ones too (``0``, ``""``, ``false``).
+
+    Raises:
+        ConfigError: ``must be WHAT``, naming ``file`` and ``path``.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"must be {what}", file=file, path=path)
+    return value
+
+
+def text_keys(value: Mapping[Any, Any], *, what: str, path: str, file: str | None = None) -> None:
+    """Refuse a key of ``value`` that is not text where keys name parameters or options
+    (YAML reads ``1: 2`` as the number 1; passed on as ``**value`` it was a TypeError).
+
+    Raises:
+        ConfigError: ``WHAT must be text, got KEY``, naming ``file`` and ``path``.
+    """
+    for key in value:
+        if not isinstance(key, str):
+            raise ConfigError(f"{what} must be text, got {key!r}", file=file, path=path)
+
+
 def known_keys(value: Mapping[str, Any], keys: Iterable[str], *, path: str,
                file: str | None = None) -> None:
     """Raise :class:`ConfigError` at ``PATH.KEY`` for the first key of the config section
@@ -468,6 +494,7 @@ def dataset(value: Any, *, base: Path, file: str | None = None, path: str = "dat
     if not isinstance(value, Mapping) or not isinstance(value.get("name"), str):
         raise ConfigError("must be a dataset name or a mapping with 'name' and options",
                           file=file, path=path)
+    text_keys(value, what="an option name", path=path, file=file)
     out = dict(value)
     for key in DATASET_PATHS:  # relative to the config file, like every path in it
         if isinstance(out.get(key), str):
@@ -475,12 +502,10 @@ def dataset(value: Any, *, base: Path, file: str | None = None, path: str = "dat
     options = {k: v for k, v in out.items() if k != "name"}
     try:
         check_dataset(out["name"], **options)
-    except NasError as error:
+    except NasError as error:  # at "dataset", "dataset.OPTION" or "OPTION": under path
         error.file = error.file or file
-        if error.path is None:
-            error.path = path
-        elif not error.path.startswith(path):
-            error.path = f"{path}.{error.path}"
+        where = "" if error.path in (None, "dataset") else error.path.removeprefix("dataset.")
+        error.path = f"{path}.{where}" if where else path
         raise
     return out
 

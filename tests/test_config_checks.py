@@ -117,6 +117,9 @@ CASES = {
                                       "train.bn_recalibration_batches"),
         # wider than the dataset's 8 x 8 images: every trial failed in training (exit 1)
         "crop_padding_wider_than_images": (config(train__crop_padding=9), "train.crop_padding"),
+        # every trial failed: 'ValueError: Nesterov momentum requires a momentum and zero dampening'
+        "nesterov_without_momentum": (config(train__momentum=0), "train.momentum"),
+        "retrain_nesterov_without_momentum": (config(retrain={"train": {"momentum": 0}}), "retrain.train.momentum"),
     },
     "dataset": {
         "unknown_name": (config(dataset="imagenet22k"), "dataset"),
@@ -214,6 +217,43 @@ CASES = {
                              "space.choices.w: more than 1,000 choices"),
         # each seed is expanded when the config is read: 40,000 (600 KB) took 36 s
         "seeds_too_many": (config(space__seeds={f"s{i}": {} for i in range(1001)}), "space.seeds: more than 1,000"),
+    },
+    # a section that must be a mapping: a list or number was 'unexpected AttributeError', and
+    # an empty value of another type (0, "", false) was taken as an empty section
+    "sections": {
+        "proxy_constraints_a_list": (config(proxies={"constraints": [1]}), "proxies.constraints: must be a mapping"),
+        "proxy_constraints_a_number": (config(proxies={"constraints": 5}), "proxies.constraints: must be a mapping"),
+        "proxy_constraints_zero": (config(proxies={"constraints": 0}), "proxies.constraints: must be a mapping"),
+        "train_zero": (config(train=0), "train: must be a mapping"),
+        "latency_empty_text": (config(latency=""), "latency: must be a mapping"),
+        "space_params_false": (config(space__params=False), "space.params: must be a mapping"),
+        "space_choices_zero": (config(space__choices=0), "space.choices: must be a mapping"),
+        "space_constraints_empty_text": (config(space__constraints=""), "space.constraints: must be a mapping"),
+        "space_seeds_zero": (config(space__seeds=0), "space.seeds: must be a mapping"),
+        "retrain_train_zero": (config(retrain={"train": 0}), "retrain.train: must be a mapping"),
+        "sampler_options_false": (config(sampler={"name": "tpe", "options": False}),
+                                  "sampler.options: must be a mapping"),
+    },    # a key that names a parameter or option must be text: 1: 2 was 'unexpected TypeError:
+    # keywords must be strings'
+    "keys_not_text": {
+        "space_params": (config(space__params={"widths": [4, 8, 8], "depths": [1, 1, 1], 1: 2}),
+                         "space.params: a parameter name must be text, got 1"),
+        "dataset_option": (config(dataset={"name": "digits", 7: 1}), "dataset: an option name must be text, got 7"),
+        "dataset_option_null": (config(dataset={"name": "digits", None: 1}),
+                                "dataset: an option name must be text, got None"),
+    },    # the proxies' images were checked only when the search loaded them, in a line without the
+    # config file or the key ('subset: must be an integer ...', 'dataset: unknown dataset ...')
+    "proxy_data": {
+        "unknown_name": (config(proxies={"record": ["naswot"], "data": {"name": "nosuch"}}),
+                         "proxies.data: unknown dataset 'nosuch'"),
+        "unknown_option": (config(proxies={"record": ["naswot"], "data": {"name": "digits", "subsett": 3}}),
+                           "proxies.data.subsett: unknown option"),
+        "negative_subset": (config(proxies={"record": ["naswot"], "data": {"name": "digits", "subset": -5}}),
+                            "proxies.data.subset: "),
+        "missing_file": (config(proxies={"record": ["naswot"], "data": {"name": "npz", "path": "nope.npz"}}),
+                         "proxies.data.path: "),
+        "option_not_text": (config(proxies={"record": ["naswot"], "data": {"name": "digits", 1: 2}}),
+                            "proxies.data: an option name must be text, got 1"),
     },
 }
 
@@ -429,6 +469,9 @@ SCALE = {
     # a divisor past any usable width: at its key (10**23 was named at the genotype's widths)
     ({"width_divisor": 10**23}, "width_divisor"),
     ({"resolution_divisor": 10**9}, "resolution_divisor"),
+    # was 'unexpected TypeError: keywords must be strings'
+    ({"params": {1: 2}}, "params: a parameter name must be text, got 1"),
+    ({"dataset": {"name": "digits", "resolution": 8, 7: 1}}, "dataset: an option name must be text, got 7"),
 ])
 def test_bad_scale_search_config(sandbox, capsys, change, where):
     file = sandbox / "work" / "scale.yaml"

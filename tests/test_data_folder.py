@@ -668,6 +668,42 @@ def test_a_damaged_cache_entry_is_decoded_again(
             assert torch.equal(getattr(again, name), getattr(fresh, name)), name
 
 
+@pytest.mark.parametrize("kind", ["fifo", "folder", "link to a fifo"])
+def test_an_entry_array_that_is_not_a_regular_file_is_a_miss_never_a_wait(tmp_path: Path, kind: str) -> None:
+    """np.load opened a FIFO in an entry (a shared cache folder) and waited for a writer forever."""
+    import signal
+
+    root = _folder_of(tmp_path / "images", {f"{c}/{i}.png": _png((i * 40, 9, 7)) for c in "ab" for i in range(3)})
+    cache = tmp_path / "cache"
+    fresh = _load(root, cache)
+    (entry,) = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    target = entry / "train_images.npy"
+    target.unlink()
+    if kind == "folder":
+        target.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        os.mkfifo(tmp_path / "fifo")
+        target.symlink_to(tmp_path / "fifo")
+
+    class Hung(BaseException):  # not an OSError, which a cache read takes for a miss
+        pass
+
+    def hung(*_: object) -> None:
+        raise Hung("the load waited on the FIFO")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(30)
+    try:
+        again = _load(root, cache)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert torch.equal(again.train_images, fresh.train_images)
+    assert (entry / "train_images.npy").is_file()  # the entry was written again
+
+
 @pytest.mark.parametrize("layout", ["classes", "train-test"])
 def test_a_root_with_one_class_folder_is_refused(tmp_path: Path, layout: str) -> None:
     """One class folder trained to a validation accuracy of 1.0."""

@@ -59,14 +59,21 @@ def small_cnn(seed: int = 0, classes: int = 10) -> nn.Module:
 class OutOfMemoryAbove(nn.Module):
     """A small CNN that raises like CUDA does when a batch exceeds ``limit`` images."""
 
-    def __init__(self, limit: int, error: type[Exception] = torch.cuda.OutOfMemoryError):
+    def __init__(self, limit: int, error: type[Exception] = torch.cuda.OutOfMemoryError,
+                 message: str = "CUDA out of memory. Tried to allocate 2.00 GiB"):
         super().__init__()
-        self.limit, self.error, self.net = limit, error, small_cnn()
+        self.limit, self.error, self.message, self.net = limit, error, message, small_cnn()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and x.shape[0] > self.limit:
-            raise self.error("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise self.error(self.message)
         return self.net(x)
+
+
+#: What torch raises when the CPU's allocator fails (a process under ``ulimit -v``, a machine
+#: without overcommit): no "out of memory" in it.
+CPU_OUT_OF_MEMORY = ("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+                     "memory: you tried to allocate 4194304 bytes. Error code 12 (Cannot allocate memory)")
 
 
 def test_small_cnn_learns_digits(digits: Dataset) -> None:
@@ -137,6 +144,18 @@ def test_out_of_memory_twice_ends_with_oom(digits: Dataset, error: type[Exceptio
     result = train_model(model, digits, TrainConfig(epochs=1, **{**FAST, "batch_size": 64}))
     assert result.status == "oom" and result.batch_size == 32
     assert "batch size 32" in result.reason and result.epochs == 0
+
+
+@pytest.mark.parametrize("error, message", [(RuntimeError, CPU_OUT_OF_MEMORY), (MemoryError, "")])
+def test_out_of_memory_on_the_cpu_retries_at_half_the_batch(digits: Dataset, error: type[Exception],
+                                                            message: str) -> None:
+    # was no out-of-memory: 'nas train' ended in 'unexpected RuntimeError: ... DefaultCPUAllocator:
+    # can't allocate memory', a search's trial failed (5 in a row stop a worker)
+    config = TrainConfig(epochs=1, **{**FAST, "batch_size": 64})
+    result = train_model(OutOfMemoryAbove(32, error, message), digits, config)
+    assert result.status == "completed" and result.batch_size == 32
+    result = train_model(OutOfMemoryAbove(16, error, message), digits, config)
+    assert result.status == "oom" and "batch size 32" in result.reason
 
 
 def test_other_errors_propagate(digits: Dataset) -> None:
@@ -289,6 +308,7 @@ def test_history_csv(digits: Dataset, tmp_path: Path) -> None:
         ({"lr": 0}, "lr"),
         ({"lr": float("nan")}, "lr"),
         ({"momentum": 1.0}, "momentum"),
+        ({"momentum": 0}, "momentum"),  # Nesterov (the default) needs one: torch refused it in training
         ({"label_smoothing": -0.1}, "label_smoothing"),
         ({"grad_clip": 0}, "grad_clip"),
         ({"time_limit": -1}, "time_limit"),
@@ -305,6 +325,14 @@ def test_config_errors_name_the_key(changes: dict[str, object], key: str) -> Non
     with pytest.raises(ConfigError) as error:
         TrainConfig(**changes)  # type: ignore[arg-type]
     assert error.value.path == key
+
+
+def test_momentum_zero_is_plain_sgd_or_adamw_not_nesterov() -> None:
+    assert TrainConfig(momentum=0, nesterov=False).momentum == 0
+    assert TrainConfig(momentum=0, optimizer="adamw").momentum == 0
+    with pytest.raises(ConfigError, match="nesterov: false") as error:
+        TrainConfig.from_dict({"momentum": 0.0})
+    assert error.value.path == "train.momentum"
 
 
 def test_config_from_dict() -> None:

@@ -123,11 +123,12 @@ def read_entry(
         if meta is None or meta.get("format") != FORMAT or not _valid_meta(meta):
             return None
         # Copy-on-write maps: nothing is read until used, the page cache is shared by every
-        # worker of a search, and the arrays are writable (as torch wants them).
-        arrays = {
-            name: np.load(folder / f"{name}.npy", mmap_mode="c", allow_pickle=False)
-            for name in meta["arrays"]
-        }
+        # worker of a search, and the arrays are writable (as torch wants them). Regular files
+        # only: opening a FIFO waits for a writer forever.
+        files = {name: folder / f"{name}.npy" for name in meta["arrays"]}
+        if not all(stat.S_ISREG(os.stat(path).st_mode) for path in files.values()):
+            return None
+        arrays = {name: np.load(path, mmap_mode="c", allow_pickle=False) for name, path in files.items()}
         if not _valid_arrays(meta, arrays, channels=channels, side=side):
             return None
     except (OSError, ValueError, KeyError, TypeError):

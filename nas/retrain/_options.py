@@ -78,9 +78,7 @@ def parse_retrain(value: Any, *, file: str | None) -> dict[str, Any]:
                           path="retrain.width_multiplier")
     if not isinstance(value.get("grow", False), bool):
         raise ConfigError(f"must be true or false, got {value['grow']!r}", file=file, path="retrain.grow")
-    train = value.get("train", {}) or {}
-    if not isinstance(train, Mapping):
-        raise ConfigError("must be a mapping of training options", file=file, path="retrain.train")
+    _checks.section(value.get("train"), path="retrain.train", file=file, what="a mapping of training options")
     return dict(value)
 
 

@@ -274,6 +274,7 @@ def _load_base(data: Mapping, file: str, base: Path) -> Genotype:
     params = data.get("params") or {}
     if not isinstance(params, Mapping):
         raise _error("must be a mapping of parameter values", file, "params")
+    _checks.text_keys(params, what="a parameter name", path="params", file=file)
     try:
         genotype = genotype.with_params(**params)
         genotype.graph  # noqa: B018 - the base must expand

@@ -297,9 +297,7 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     else:
         objectives_default = ["val_accuracy"]
 
-    train = data.get("train", {}) or {}
-    if not isinstance(train, Mapping):
-        raise _error("must be a mapping of training options", file, "train")
+    train = _checks.section(data.get("train"), path="train", file=file, what="a mapping of training options")
     if tabular is None:
         _check_train(train, file)
 
@@ -358,9 +356,7 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     dedup = data.get("dedup", True)
     if not isinstance(dedup, bool):
         raise _error("must be true or false", file, "dedup")
-    latency = data.get("latency", {}) or {}
-    if not isinstance(latency, Mapping):
-        raise _error("must be a mapping", file, "latency")
+    latency = _checks.section(data.get("latency"), path="latency", file=file)
     for key, value in latency.items():
         if key not in _LATENCY_KEYS:
             raise _error(f"unknown key {key!r}; valid: {', '.join(_LATENCY_KEYS)}", file, f"latency.{key}")
@@ -382,6 +378,8 @@ def parse_config(data: Any, *, file: str, base: Path, genotype: Genotype | None 
     dataset: dict[str, Any] = {"name": "digits"}
     if tabular is None:  # last of the file's checks: it loads torch (seconds), the others do not
         dataset = _checks.dataset(data.get("dataset", "digits"), base=base, file=file)
+    if proxies is not None and proxies.data is not None:  # the proxies' images: likewise
+        _checks.dataset(dict(proxies.data), base=base, file=file, path="proxies.data")
     config = RunConfig(
         file=file, name=name, space=space, dataset=dataset, train=dict(train),
         width_multiplier=float(width), objectives=tuple(objectives), sampler=sampler,
@@ -535,9 +533,7 @@ def _named(value: Any, valid: tuple[str, ...], file: str, key: str, *,
     elif isinstance(value, Mapping) and isinstance(value.get("name"), str):
         options = {k: v for k, v in value.items() if k != "name"}
         name = value["name"]
-        extra = options.pop("options", None) or {}
-        if not isinstance(extra, Mapping):
-            raise _error("must be a mapping", file, f"{key}.options")
+        extra = _checks.section(options.pop("options", None), path=f"{key}.options", file=file)
         options.update(extra)
     else:
         raise _error(f"must be a name ({', '.join(valid)}) or a mapping with 'name'", file, key)

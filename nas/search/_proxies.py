@@ -144,7 +144,8 @@ def parse_proxies(value: Any, *, objectives: Sequence[str], file: str, base: Pat
         if objective.startswith(PROXY_OBJECTIVE):
             record += _names(objective[len(PROXY_OBJECTIVE):], file, f"objectives[{i}]")
     constraints: dict[str, dict[str, float]] = {}
-    for name, bounds in (value.get("constraints") or {}).items():
+    bounded = _checks.section(value.get("constraints"), path="proxies.constraints", file=file)
+    for name, bounds in bounded.items():
         where = f"proxies.constraints.{name}"
         _names(name, file, where)
         if not isinstance(bounds, Mapping) or not bounds or set(bounds) - {"min", "max"}:

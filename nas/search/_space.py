@@ -344,20 +344,19 @@ def parse_space(data: Any, *, file: str | None = None, base: Path | None = None,
         if "genotype" not in data:
             raise ConfigError("missing key 'genotype'", file=file, path="space.genotype")
         genotype = _checks.genotype(data["genotype"], base=base, file=file, path="space.genotype")
-    fixed = data.get("params") or {}
-    if not isinstance(fixed, Mapping):
-        raise ConfigError("must be a mapping of parameter values", file=file, path="space.params")
+    fixed = _checks.section(data.get("params"), path="space.params", file=file,
+                            what="a mapping of parameter values")
+    _checks.text_keys(fixed, what="a parameter name", path="space.params", file=file)
     for key, value in fixed.items():
         try:
             genotype = genotype.with_params(**{key: value})
         except NasError as error:
             raise ConfigError(error.message, file=file, path=f"space.params.{key}") from None
-    choices = _parse_choices(data.get("choices") or {}, genotype, file)
+    choices = _parse_choices(data.get("choices"), genotype, file)
     space = Space(genotype=genotype, choices=tuple(choices), file=file,
-                  constraints=_parse_constraints(data.get("constraints") or {}, file))
-    seeds_data = data.get("seeds") or {}
-    if not isinstance(seeds_data, Mapping):
-        raise ConfigError("must be a mapping of seed names to parameter sets", file=file, path="space.seeds")
+                  constraints=_parse_constraints(data.get("constraints"), file))
+    seeds_data = _checks.section(data.get("seeds"), path="space.seeds", file=file,
+                                 what="a mapping of seed names to parameter sets")
     if len(seeds_data) > MAX_SEEDS:
         raise ConfigError(f"more than {MAX_SEEDS:,} seeds", file=file, path="space.seeds")
     seeds: dict[str, dict[str, Any]] = {}
@@ -396,8 +395,7 @@ def _seed_name(name: Any, *, file: str | None, path: str) -> str:
 
 
 def _parse_constraints(data: Any, file: str | None) -> dict[str, tuple[float | None, float | None]]:
-    if not isinstance(data, Mapping):
-        raise ConfigError("must be a mapping", file=file, path="space.constraints")
+    data = _checks.section(data, path="space.constraints", file=file)
     out: dict[str, tuple[float | None, float | None]] = {}
     for metric, bounds in data.items():
         where = f"space.constraints.{metric}"
@@ -419,8 +417,7 @@ def _parse_constraints(data: Any, file: str | None) -> dict[str, tuple[float | N
 
 
 def _parse_choices(data: Any, genotype: Genotype, file: str | None) -> list[Choice]:
-    if not isinstance(data, Mapping):
-        raise ConfigError("must be a mapping of labels to distributions", file=file, path="space.choices")
+    data = _checks.section(data, path="space.choices", file=file, what="a mapping of labels to distributions")
     choices: list[Choice] = []
     per_stage: dict[str, int] = {}  # base label -> number of stages
     for label, spec in data.items():

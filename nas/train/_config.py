@@ -126,6 +126,9 @@ class TrainConfig:
             _bool(self, key, optional=False)
         for key in ("flip", "amp", "channels_last"):
             _bool(self, key, optional=True)
+        if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:  # torch refuses it
+            raise ConfigError("Nesterov momentum needs a momentum above 0; for plain SGD set "
+                              "nesterov: false", path="momentum")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], *, path: str = "train") -> TrainConfig:

@@ -56,10 +56,12 @@ class _Stop(Exception):
 
 
 def is_out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` is a device out-of-memory error (CUDA's, or any backend's
-    ``RuntimeError`` saying "out of memory")."""
-    return isinstance(error, torch.cuda.OutOfMemoryError) or (
-        isinstance(error, RuntimeError) and "out of memory" in str(error)
+    """Whether ``error`` is a device out-of-memory error: CUDA's, any backend's
+    ``RuntimeError`` saying "out of memory", the CPU allocator's ("can't allocate memory"),
+    or Python's ``MemoryError``."""
+    return isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)) or (
+        isinstance(error, RuntimeError)
+        and any(text in str(error) for text in ("out of memory", "can't allocate memory"))
     )
 
 
