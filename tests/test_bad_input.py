@@ -676,3 +676,10 @@ def test_a_deleted_current_folder_is_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "the current folder no longer exists (it was deleted): change to another one"]
+
+
+def test_an_input_size_over_the_limit_is_named_with_the_limit(capsys):
+    # 'expected a positive integer, got 100000' named no limit
+    assert main(["summary", "resnet20", "--input", "3,100000,100000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith("input[1]: expected an integer in [1, 65,536], got 100000"), err

@@ -432,6 +432,8 @@ def _hostile_array_files(case: str, tmp_path: Path) -> tuple[str, dict[str, obje
         np.savez(path, images=np.zeros((0, 8, 8), np.uint8), labels=np.zeros(0, np.int64))
     elif case == "npz_huge_label":
         np.savez(path, images=np.zeros((4, 8, 8), np.uint8), labels=np.array([2**40, 0, 1, 0]))
+    elif case == "npz_uint64_label":  # was reported as [-1, 0]: the conversion to int64 wrapped
+        np.savez(path, images=np.zeros((4, 8, 8), np.uint8), labels=np.array([2**64 - 1, 0, 1, 0], np.uint64))
     elif case == "npz_test_size":  # named no file: 'npz: train images are (1, 8, 8) but ...'
         np.savez(path, x_train=np.zeros((4, 8, 8), np.uint8), y_train=np.array([0, 1, 0, 1]),
                  x_test=np.zeros((2, 16, 16), np.uint8), y_test=np.array([0, 1]))
@@ -440,12 +442,14 @@ def _hostile_array_files(case: str, tmp_path: Path) -> tuple[str, dict[str, obje
 
 @pytest.mark.parametrize("case", ["idx_dims_overflow", "idx_huge_label", "idx_negative_label",
                                   "idx_test_size", "npz_claims_huge", "npz_empty",
-                                  "npz_huge_label", "npz_test_size"])
+                                  "npz_huge_label", "npz_uint64_label", "npz_test_size"])
 def test_hostile_array_files_fail_in_one_line_naming_the_file(case: str, tmp_path: Path) -> None:
     source, options, bad = _hostile_array_files(case, tmp_path)
     with pytest.raises(ConfigError) as error:
         load_dataset(source, **options)
     assert error.value.file == str(bad) and "\n" not in str(error.value)
+    if case == "npz_uint64_label":
+        assert f"got [0, {2**64 - 1:,}]" in error.value.message
 
 
 def test_array_files_over_max_bytes_are_refused_before_reading(tmp_path: Path) -> None:

@@ -191,6 +191,9 @@ def _labels(array: np.ndarray, count: int, file: str) -> torch.Tensor:
             f"labels must be {count} integers, got {array.dtype} with shape {array.shape}",
             file=file,
         )
+    if array.size and (array.min() < 0 or array.max() >= MAX_CLASSES):  # before int64 wraps a uint64
+        raise ConfigError(f"labels must lie in [0, {MAX_CLASSES:,}), got [{int(array.min()):,}, "
+                          f"{int(array.max()):,}]", file=file)
     return torch.from_numpy(array.astype(np.int64))
 
 

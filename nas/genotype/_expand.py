@@ -54,6 +54,9 @@ class Limits:
 
 LIMITS = Limits()
 
+MAX_INPUT_SIZE = 1 << 16
+"""Largest size of an input dimension (channels, height, width)."""
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -827,8 +830,9 @@ def evaluate_input(genotype: Genotype) -> tuple[int, ...]:
                 item = parse_expression(item).evaluate(_Scope(expander, {}, None))
             except GenotypeError as error:
                 raise error.located(file=genotype.source, path=f"input[{index}]")
-        if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= 1 << 16:
-            raise GenotypeError(f"expected a positive integer, got {item!r}", file=genotype.source, path=f"input[{index}]")
+        if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= MAX_INPUT_SIZE:
+            raise GenotypeError(f"expected an integer in [1, {MAX_INPUT_SIZE:,}], got {item!r}",
+                                file=genotype.source, path=f"input[{index}]")
         shape.append(item)
     return tuple(shape)
 
