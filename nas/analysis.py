@@ -79,6 +79,11 @@ class Stats:
         least: parameter, input and activation bytes (float32)."""
         return self.param_bytes + self.input_bytes + self.activation_bytes
 
+    def training_bytes(self, batch: int) -> int:
+        """What training a batch of ``batch`` samples needs at least: the parameters, and
+        ``batch`` times the input and activation bytes (float32; :attr:`memory_bytes` for 1)."""
+        return self.param_bytes + batch * (self.input_bytes + self.activation_bytes)
+
     @property
     def output_shape(self) -> tuple[int, ...]:
         """Shape of the (first) output, without the batch dimension."""
@@ -261,10 +266,10 @@ def check_memory(genotype: Genotype, max_memory: int = MAX_MEMORY, *, batch: int
         raise ConfigError(f"must be a number of bytes >= 0, got {max_memory!r}", path="max_memory")
     stats = analyze(genotype)
     per_sample = stats.input_bytes + stats.activation_bytes
-    if stats.param_bytes + batch * per_sample > max_memory:
+    if stats.training_bytes(batch) > max_memory:
         what = "per sample" if batch == 1 else f"per sample, times a batch of {batch:,}"
         raise GenotypeError(
-            f"needs {format_bytes(stats.param_bytes + batch * per_sample)} of memory (parameters "
+            f"needs {format_bytes(stats.training_bytes(batch))} of memory (parameters "
             f"{format_bytes(stats.param_bytes)}, input and activations {format_bytes(per_sample)} "
             f"{what} in training), over the limit of {format_bytes(max_memory)} "
             "(raise it with --max-memory)",

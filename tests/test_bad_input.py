@@ -683,3 +683,16 @@ def test_an_input_size_over_the_limit_is_named_with_the_limit(capsys):
     assert main(["summary", "resnet20", "--input", "3,100000,100000"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].endswith("input[1]: expected an integer in [1, 65,536], got 100000"), err
+
+
+def test_a_batch_the_machine_cannot_hold_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    # nas train with depths=[1000, 1000, 1000] needed 96 GiB at batch 128: the out-of-memory
+    # killer (or oneDNN's 'could not create a primitive') ended it
+    monkeypatch.setattr("nas.train._memory.available_memory", lambda: 1 << 20)
+    out = tmp_path / "out"
+    assert main(["train", "lenet5", "--dataset", "digits", "--epochs", "1", "--device", "cpu",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "training at batch size 128 needs at least" in err[0], err
+    assert err[0].endswith("more than the 1.0 MiB this machine has available: lower the batch size")
+    assert not out.exists()

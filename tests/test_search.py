@@ -216,6 +216,17 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path):
     assert all(r["state"] == "fail" and "NaN" in r["end_reason"] for r in records)
 
 
+def test_a_batch_the_machine_cannot_hold_fails_its_trial_before_training(tmp_path, monkeypatch):
+    # on the CPU the out-of-memory killer ended the search (and met the candidate again on
+    # --resume); the estimate is checked against the memory the kernel reports available
+    monkeypatch.setattr("nas.train._memory.available_memory", lambda: 100_000)
+    summary = run_search(tiny_config(tmp_path, trials=2), runs_dir=tmp_path / "runs", progress=False)
+    records = read_trials(summary.run_dir)
+    assert len(records) == 2 and {r["status"] for r in records} == {"oom"}
+    assert all(r["state"] == "fail" and "training at batch size 50 needs at least" in r["end_reason"]
+               and "lower the batch size" in r["end_reason"] and not r.get("epochs") for r in records)
+
+
 def test_two_workers_share_one_journal(tmp_path):
     config = tiny_config(tmp_path, trials=6, workers=2)
     summary = run_search(config, runs_dir=tmp_path / "runs", progress=False)

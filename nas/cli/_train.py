@@ -103,10 +103,11 @@ def run_train(args: argparse.Namespace) -> int:
     from nas.search._proxy import check_classifier
     from nas.train import TrainConfig, train_to_folder
     from nas.train._config import resolve_device
+    from nas.train._memory import check_training_memory
 
     config = TrainConfig(**{key: getattr(args, key) for key in _CONFIG_KEYS},
                          amp={"auto": None, "on": True, "off": False}[args.amp])
-    resolve_device(args.device, path="--device")  # before the data is read and --out written
+    device = resolve_device(args.device, path="--device")  # before the data is read and --out written
     genotype = nas.load_genotype(args.genotype)
     resolution = args.resolution if args.resolution is not None else genotype.input_shape[1]
     data = load_dataset(args.dataset, **_dataset_options(args, resolution))
@@ -116,6 +117,7 @@ def run_train(args: argparse.Namespace) -> int:
     if params:
         genotype = genotype.with_params(**params)
     genotype = check_classifier(genotype.with_input(data.input_shape), data.num_classes)
+    check_training_memory(genotype, min(config.batch_size, len(data.train_labels)), device)
     model = nas.build_model(genotype)
     result = train_to_folder(model, data, config, args.out, resume=args.resume,
                              progress=not args.quiet, files={"genotype.yaml": genotype.dump()})
