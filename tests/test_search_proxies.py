@@ -129,6 +129,19 @@ def test_trained_run_records_data_dependent_proxies(tmp_path):
         assert r["proxies"]["synflow"] is not None
 
 
+def test_a_proxy_batch_the_machine_cannot_hold_fails_its_trial_before_scoring(tmp_path, monkeypatch):
+    # scoring (batch 16 here; up to 4,096) ran before the training check: the out-of-memory
+    # killer would end the search there
+    from tests.test_search import tiny_config
+
+    monkeypatch.setattr("nas.train._memory.available_memory", lambda: 100_000)
+    config = tiny_config(tmp_path, trials=2, proxies={"record": ["naswot"], "batch": 16})
+    summary = run_search(config, runs_dir=tmp_path / "runs", progress=False)
+    records = read_trials(summary.run_dir)
+    assert len(records) == 2 and {r["status"] for r in records} == {"proxy_error"}
+    assert all("training at batch size 16 needs at least" in r["end_reason"] for r in records)
+
+
 SYNTHETIC_3 = {"name": "synthetic", "num_classes": 3, "shape": [1, 8, 8], "num_images": 300}
 
 
