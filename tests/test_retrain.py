@@ -101,6 +101,18 @@ def test_retrain_table_has_mean_and_std_per_architecture(tmp_path: Path, digits_
     assert "## Retraining (test split)" in report and "Kendall's tau" in report
 
 
+def test_a_batch_the_machine_cannot_hold_fails_its_job_before_training(tmp_path: Path, digits_npz: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # on the CPU the out-of-memory killer would end the retrain; the job ends as oom instead
+    run_dir = search(tmp_path, digits_npz, "tiny")
+    monkeypatch.setattr("nas.train._memory.available_memory", lambda: 100_000)
+    summary = retrain(run_dir)
+    assert (summary.table["failed"] == 2).all()
+    result = json.loads((summary.out / summary.table["label"][0] / "seed1" / "test.json").read_text())
+    assert result["status"] == "oom" and result["epochs"] == 0 and result["test_accuracy"] is None
+    assert result["reason"].startswith("training at batch size") and "lower the batch size" in result["reason"]
+
+
 def test_retrain_out_that_is_not_a_retrain_folder_is_refused(tmp_path: Path, digits_npz: Path,
                                                              capsys: pytest.CaptureFixture) -> None:
     # --out RUN wrote results.csv over the search's (the report step writes it too)

@@ -382,10 +382,18 @@ def _train_one(model: Any, candidate: Candidate, stats: Any, data: Any, train_co
                preprocessing: Any, *, progress: bool) -> dict[str, Any]:
     import torch
 
+    from nas.errors import GenotypeError
     from nas.export import export_model
-    from nas.train import measure_latency, train_to_folder
+    from nas.train import TrainResult, measure_latency, train_to_folder
+    from nas.train._config import resolve_device
+    from nas.train._memory import check_training_memory
 
-    result = train_to_folder(model, data, train_config, job, resume=True, progress=progress)
+    try:  # on the CPU, the out-of-memory killer would end the retrain (and its helpers' jobs)
+        check_training_memory(candidate.genotype, min(train_config.batch_size, len(data.train_labels)),
+                              resolve_device(train_config.device))
+        result = train_to_folder(model, data, train_config, job, resume=True, progress=progress)
+    except GenotypeError as error:
+        result = TrainResult(status="oom", reason=error.message, best_val_accuracy=None, final_val_accuracy=None)
     ok = result.status == "completed"
     latency = None
     if ok:
