@@ -107,7 +107,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(**{key: getattr(args, key) for key in _CONFIG_KEYS},
                          amp={"auto": None, "on": True, "off": False}[args.amp])
-    device = resolve_device(args.device, path="--device")  # before the data is read and --out written
+    resolve_device(args.device, path="--device")  # before the data is read and --out written
     genotype = nas.load_genotype(args.genotype)
     resolution = args.resolution if args.resolution is not None else genotype.input_shape[1]
     data = load_dataset(args.dataset, **_dataset_options(args, resolution))
@@ -117,7 +117,7 @@ def run_train(args: argparse.Namespace) -> int:
     if params:
         genotype = genotype.with_params(**params)
     genotype = check_classifier(genotype.with_input(data.input_shape), data.num_classes)
-    check_training_memory(genotype, min(config.batch_size, len(data.train_labels)), device)
+    check_training_memory(genotype, config, data)
     model = nas.build_model(genotype)
     result = train_to_folder(model, data, config, args.out, resume=args.resume,
                              progress=not args.quiet, files={"genotype.yaml": genotype.dump()})

@@ -385,12 +385,10 @@ def _train_one(model: Any, candidate: Candidate, stats: Any, data: Any, train_co
     from nas.errors import GenotypeError
     from nas.export import export_model
     from nas.train import TrainResult, measure_latency, train_to_folder
-    from nas.train._config import resolve_device
     from nas.train._memory import check_training_memory
 
     try:  # on the CPU, the out-of-memory killer would end the retrain (and its helpers' jobs)
-        check_training_memory(candidate.genotype, min(train_config.batch_size, len(data.train_labels)),
-                              resolve_device(train_config.device))
+        check_training_memory(candidate.genotype, train_config, data)
         result = train_to_folder(model, data, train_config, job, resume=True, progress=progress)
     except GenotypeError as error:
         result = TrainResult(status="oom", reason=error.message, best_val_accuracy=None, final_val_accuracy=None)

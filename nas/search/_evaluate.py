@@ -476,7 +476,6 @@ class _Attempt:
 
         from nas.build import build_model
         from nas.train import measure_latency, train_model
-        from nas.train._config import resolve_device
         from nas.train._memory import check_training_memory
 
         config, record = self.config, self.record
@@ -491,8 +490,7 @@ class _Attempt:
         except NasError as error:  # pragma: no cover - validated when loaded
             return record.end("fail", "config", str(error))
         try:
-            batch = min(train_config.batch_size, len(self.ev.data().train_labels))  # as training takes it
-            check_training_memory(genotype, batch, resolve_device(train_config.device))
+            check_training_memory(genotype, train_config, self.ev.data())
         except NasError as error:  # on the CPU, the out-of-memory killer would end the search
             return record.end("fail", "oom", str(error))
         try:

@@ -256,7 +256,7 @@ class TrialScorer:
         Raises:
             ConfigError: when the images do not fit the genotype's input.
             GenotypeError: when the proxies' largest batch needs more memory than the machine
-                has available (:func:`nas.train._memory.check_training_memory`; on the CPU the
+                has available (:func:`nas.train._memory.check_batch_memory`; on the CPU the
                 out-of-memory killer would end the search), rather than the 4 GiB default of
                 :func:`nas.proxies.score`, which a search has no flag to raise.
         """
@@ -264,10 +264,10 @@ class TrialScorer:
 
         from nas.proxies import score
         from nas.proxies._network import RANDOM_BATCH
-        from nas.train._memory import check_training_memory
+        from nas.train._memory import check_batch_memory
 
         self.check_images(genotype.input_shape)
-        check_training_memory(genotype, max(RANDOM_BATCH, self.settings.batch), torch.device("cpu"))
+        check_batch_memory(genotype, max(RANDOM_BATCH, self.settings.batch), torch.device("cpu"))
         return score(genotype, self.batch(), list(names or self.settings.record), seed=self.config.seed,
                      batch_size=self.settings.batch, max_memory=math.inf)
 

@@ -17,9 +17,11 @@ from nas.errors import GenotypeError
 if TYPE_CHECKING:
     import torch
 
+    from nas.data import Dataset
     from nas.genotype import Genotype
+    from nas.train._config import TrainConfig
 
-__all__ = ["available_memory", "check_training_memory"]
+__all__ = ["available_memory", "check_batch_memory", "check_training_memory"]
 
 
 def available_memory() -> int | None:
@@ -35,9 +37,10 @@ def available_memory() -> int | None:
     return None
 
 
-def check_training_memory(genotype: Genotype, batch_size: int, device: torch.device) -> None:
-    """Refuse training ``genotype`` at ``batch_size`` on ``device`` when it is the CPU and the
-    batch's estimate exceeds :func:`available_memory` (see the module docstring).
+def check_batch_memory(genotype: Genotype, batch_size: int, device: torch.device) -> None:
+    """Refuse running ``genotype`` in training on a batch of ``batch_size`` on ``device`` when
+    it is the CPU and the batch's estimate exceeds :func:`available_memory` (see the module
+    docstring).
 
     Raises:
         GenotypeError: one line: the estimate, the batch size and the memory available.
@@ -56,3 +59,16 @@ def check_training_memory(genotype: Genotype, batch_size: int, device: torch.dev
             f"than the {format_bytes(available)} this machine has available: lower the batch size",
             file=genotype.source,
         )
+
+
+def check_training_memory(genotype: Genotype, config: TrainConfig, data: Dataset) -> None:
+    """:func:`check_batch_memory` at the batch and on the device training ``genotype`` with
+    ``config`` on ``data`` takes: ``config.batch_size``, or every training image if fewer.
+
+    Raises:
+        GenotypeError: see :func:`check_batch_memory`.
+        ConfigError: ``config.device`` is not available (:func:`resolve_device`).
+    """
+    from nas.train._config import resolve_device
+
+    check_batch_memory(genotype, min(config.batch_size, len(data.train_labels)), resolve_device(config.device))
